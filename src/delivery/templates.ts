@@ -1,0 +1,249 @@
+// Email templates: one table of strings per locale, no template engine. Each
+// kind is a subject and paragraphs with {placeholders}; the same table yields
+// the plain text and a small HTML version in which every value is escaped.
+import type { Locale } from "../domain/types.ts";
+import type { MessageKind, MessagePayload, RenderedMessage } from "./types.ts";
+
+interface Template {
+  subject: string;
+  /** Paragraphs; a paragraph whose placeholder has no value is left out. */
+  paragraphs: string[];
+  /** Variables the message is useless without; "a|b" means either. */
+  required: string[];
+}
+
+type Table = Record<MessageKind, Template>;
+
+const en: Table = {
+  verify_email: {
+    subject: "Confirm your email address for {product}",
+    paragraphs: [
+      "Welcome to {product}. To finish creating your account, confirm your email address by opening this link:",
+      "{link}",
+      "This link expires in {expiresIn}.",
+      "If you did not create an account, you can ignore this email.",
+    ],
+    required: ["link"],
+  },
+  signup_existing: {
+    subject: "Someone tried to create a {product} account with your address",
+    paragraphs: [
+      "Someone tried to create a {product} account with this email address, but you already have an account.",
+      "If it was you, sign in or reset your password.",
+      "If it was not you, you can ignore this email: your account has not changed.",
+    ],
+    required: [],
+  },
+  password_reset: {
+    subject: "Reset your {product} password",
+    paragraphs: [
+      "We received a request to reset the password of your {product} account.",
+      "To choose a new password, open this link: {link}",
+      "Reset code: {code}",
+      "This request expires in {expiresIn}.",
+      "If you did not ask to reset your password, ignore this email: your password stays the same.",
+    ],
+    required: ["link|code"],
+  },
+  email_change_code: {
+    subject: "Confirm your new email address for {product}",
+    paragraphs: [
+      "Enter this code to confirm your new email address for {product}:",
+      "{code}",
+      "The code expires in {expiresIn}.",
+      "If you did not ask to change your email address, ignore this email: your account stays as it is.",
+    ],
+    required: ["code"],
+  },
+  email_changed_notice: {
+    subject: "Your {product} email address was changed",
+    paragraphs: [
+      "The email address of your {product} account was just changed.",
+      "The new address is {email}.",
+      "If you did not make this change, reset your password right away and contact support.",
+    ],
+    required: [],
+  },
+  password_changed_notice: {
+    subject: "Your {product} password was changed",
+    paragraphs: [
+      "The password of your {product} account was just changed.",
+      "If you made this change, there is nothing else to do.",
+      "If you did not, reset your password right away and contact support.",
+    ],
+    required: [],
+  },
+  invitation: {
+    subject: "You are invited to {product}",
+    paragraphs: [
+      "You have been invited to create an account on {product}. Open this link to accept the invitation:",
+      "{link}",
+      "The invitation expires in {expiresIn}.",
+      "If you were not expecting this invitation, you can ignore this email.",
+    ],
+    required: ["link"],
+  },
+};
+
+const fr: Table = {
+  verify_email: {
+    subject: "Confirmez votre adresse e-mail pour {product}",
+    paragraphs: [
+      "Bienvenue sur {product}. Pour terminer la création de votre compte, confirmez votre adresse e-mail en ouvrant ce lien :",
+      "{link}",
+      "Ce lien expire dans {expiresIn}.",
+      "Si vous n’avez pas créé de compte, vous pouvez ignorer ce message.",
+    ],
+    required: ["link"],
+  },
+  signup_existing: {
+    subject: "Quelqu’un a tenté de créer un compte {product} avec votre adresse",
+    paragraphs: [
+      "Quelqu’un a tenté de créer un compte {product} avec cette adresse e-mail, mais vous avez déjà un compte.",
+      "Si c’était vous, connectez-vous ou réinitialisez votre mot de passe.",
+      "Si ce n’était pas vous, vous pouvez ignorer ce message : votre compte n’a pas changé.",
+    ],
+    required: [],
+  },
+  password_reset: {
+    subject: "Réinitialisez votre mot de passe {product}",
+    paragraphs: [
+      "Nous avons reçu une demande de réinitialisation du mot de passe de votre compte {product}.",
+      "Pour choisir un nouveau mot de passe, ouvrez ce lien : {link}",
+      "Code de réinitialisation : {code}",
+      "Cette demande expire dans {expiresIn}.",
+      "Si vous n’avez pas demandé à réinitialiser votre mot de passe, ignorez ce message : votre mot de passe reste le même.",
+    ],
+    required: ["link|code"],
+  },
+  email_change_code: {
+    subject: "Confirmez votre nouvelle adresse e-mail pour {product}",
+    paragraphs: [
+      "Saisissez ce code pour confirmer votre nouvelle adresse e-mail sur {product} :",
+      "{code}",
+      "Le code expire dans {expiresIn}.",
+      "Si vous n’avez pas demandé à changer d’adresse e-mail, ignorez ce message : votre compte reste inchangé.",
+    ],
+    required: ["code"],
+  },
+  email_changed_notice: {
+    subject: "L’adresse e-mail de votre compte {product} a été modifiée",
+    paragraphs: [
+      "L’adresse e-mail de votre compte {product} vient d’être modifiée.",
+      "La nouvelle adresse est {email}.",
+      "Si vous n’êtes pas à l’origine de ce changement, réinitialisez votre mot de passe immédiatement et contactez le support.",
+    ],
+    required: [],
+  },
+  password_changed_notice: {
+    subject: "Le mot de passe de votre compte {product} a été modifié",
+    paragraphs: [
+      "Le mot de passe de votre compte {product} vient d’être modifié.",
+      "Si c’est vous, vous n’avez rien d’autre à faire.",
+      "Sinon, réinitialisez votre mot de passe immédiatement et contactez le support.",
+    ],
+    required: [],
+  },
+  invitation: {
+    subject: "Vous êtes invité(e) sur {product}",
+    paragraphs: [
+      "Vous avez été invité(e) à créer un compte sur {product}. Ouvrez ce lien pour accepter l’invitation :",
+      "{link}",
+      "L’invitation expire dans {expiresIn}.",
+      "Si vous n’attendiez pas cette invitation, vous pouvez ignorer ce message.",
+    ],
+    required: ["link"],
+  },
+};
+
+const TABLES: Record<Locale, Table> = { en, fr };
+
+// [unit in minutes, singular, plural]; days only from 2 days, so a day reads "24 hours".
+const UNITS: Record<Locale, Array<[size: number, one: string, many: string]>> = {
+  en: [[1440, "day", "days"], [60, "hour", "hours"], [1, "minute", "minutes"]],
+  fr: [[1440, "jour", "jours"], [60, "heure", "heures"], [1, "minute", "minutes"]],
+};
+
+/** "24 hours" / "24 heures": the largest unit that divides the duration exactly. */
+function humanDuration(minutes: number, locale: Locale): string {
+  const whole = Math.ceil(minutes);
+  for (const [size, one, many] of UNITS[locale]) {
+    if (whole % size === 0 && whole >= (size === 1440 ? 2 * size : size)) {
+      const n = whole / size;
+      return `${n} ${n === 1 ? one : many}`;
+    }
+  }
+  return `${whole} ${UNITS[locale][2]![2]}`;
+}
+
+/** j***@example.com: enough for the owner to recognise, little for anyone else. */
+function maskEmail(email: string): string {
+  const at = email.lastIndexOf("@");
+  if (at <= 0) return "***";
+  return `${email.slice(0, 1)}***${email.slice(at)}`;
+}
+
+function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** "fr-CA" → "fr"; anything unsupported → "en". */
+function resolveLocale(locale: string): Locale {
+  const base = String(locale ?? "").toLowerCase().split(/[-_]/)[0] ?? "";
+  return Object.hasOwn(TABLES, base) ? (base as Locale) : "en";
+}
+
+const PLACEHOLDER = /\{(\w+)\}/g;
+
+/** Replaces placeholders; null when a value is missing (the paragraph is dropped). */
+function fill(template: string, values: Record<string, string | undefined>, render: (name: string, value: string) => string, literal: (s: string) => string): string | null {
+  let out = "";
+  let last = 0;
+  for (const match of template.matchAll(PLACEHOLDER)) {
+    const value = values[match[1]!];
+    if (value === undefined || value === "") return null;
+    out += literal(template.slice(last, match.index)) + render(match[1]!, value);
+    last = match.index + match[0].length;
+  }
+  return out + literal(template.slice(last));
+}
+
+function htmlValue(name: string, value: string): string {
+  const escaped = escapeHtml(value);
+  // Only web links become clickable; anything else (a javascript: URL) stays text.
+  if (name === "link" && /^https?:\/\//i.test(value)) return `<a href="${escaped}">${escaped}</a>`;
+  if (name === "code") return `<strong style="font-size:1.5em;letter-spacing:0.15em">${escaped}</strong>`;
+  return escaped;
+}
+
+export function renderMessage(payload: MessagePayload, context: { productName: string }): RenderedMessage {
+  const locale = resolveLocale(payload.locale);
+  const table = TABLES[locale];
+  const template = Object.hasOwn(table, payload.kind) ? table[payload.kind] : undefined;
+  if (!template) throw new Error(`no template for message kind "${payload.kind}"`);
+  const vars = payload.variables ?? {};
+  for (const need of template.required) {
+    if (!need.split("|").some((name) => vars[name])) throw new Error(`message "${payload.kind}" needs the variable ${need}`);
+  }
+  const minutes = Number(vars.expiresInMinutes);
+  const values: Record<string, string | undefined> = {
+    ...vars,
+    product: context.productName,
+    expiresIn: vars.expiresIn || (minutes > 0 ? humanDuration(minutes, locale) : undefined),
+    email: vars.maskedEmail || (vars.newEmail ? maskEmail(vars.newEmail) : undefined),
+  };
+  const same = (s: string) => s;
+  const raw = (_name: string, value: string) => value;
+  // A subject is one header line: never let a value break it.
+  const subject = (fill(template.subject, values, raw, same) ?? "").replace(/[\r\n]+/g, " ");
+  const text = template.paragraphs.map((p) => fill(p, values, raw, same)).filter((p) => p !== null);
+  const html = template.paragraphs.map((p) => fill(p, values, htmlValue, escapeHtml)).filter((p) => p !== null);
+  return {
+    subject,
+    text: `${text.join("\n\n")}\n\n— ${context.productName}\n`,
+    html:
+      `<!doctype html><html lang="${locale}"><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>` +
+      `<body style="font-family:sans-serif;line-height:1.5">${html.map((p) => `<p>${p}</p>`).join("")}` +
+      `<p>— ${escapeHtml(context.productName)}</p></body></html>`,
+  };
+}

@@ -1,0 +1,316 @@
+// The outbox worker against the embedded SQLite store and a real SMTP server
+// (smtp-server) on a local port: delivery, retries, give-up, restarts and leases.
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { SMTPServer } from "smtp-server";
+import { openSqlDatabase, type SqlDatabase } from "../../src/store/sql/database.ts";
+import { migrateToLatest } from "../../src/store/sql/migrations.ts";
+import { createSqlStores } from "../../src/store/sql/stores.ts";
+import type { DurableStores, OutboxMessage } from "../../src/domain/ports.ts";
+import { createSmtpTransport } from "../../src/delivery/mail-transport.ts";
+import { createOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from "../../src/delivery/outbox-worker.ts";
+import type { MailTransport, MessagePayload } from "../../src/delivery/types.ts";
+
+interface Received {
+  envelopeTo: string[];
+  to: string;
+  subject: string;
+  text: string;
+}
+
+/** Enough MIME for nodemailer's output: headers, multipart/alternative, QP/base64 parts. */
+function parseMail(raw: string): Omit<Received, "envelopeTo"> {
+  const split = (s: string) => {
+    const at = s.indexOf("\r\n\r\n");
+    const headers = new Map<string, string>();
+    for (const line of s.slice(0, at).replace(/\r\n[ \t]+/g, " ").split("\r\n")) {
+      const colon = line.indexOf(":");
+      headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
+    }
+    return { headers, body: s.slice(at + 4) };
+  };
+  const decode = (part: { headers: Map<string, string>; body: string }) => {
+    const encoding = (part.headers.get("content-transfer-encoding") ?? "7bit").toLowerCase();
+    if (encoding === "base64") return Buffer.from(part.body, "base64").toString("utf8");
+    if (encoding === "quoted-printable") {
+      const bytes = part.body.replace(/=\r\n/g, "").replace(/=([0-9A-F]{2})/gi, (_m, h: string) => `%${h}`);
+      return decodeURIComponent(bytes.replace(/%(?![0-9A-F]{2})/gi, "%25"));
+    }
+    return part.body;
+  };
+  const top = split(raw);
+  const boundary = /boundary="?([^";]+)"?/.exec(top.headers.get("content-type") ?? "")?.[1];
+  const parts = boundary ? top.body.split(`--${boundary}`).slice(1, -1).map((p) => split(p.replace(/^\r\n/, ""))) : [top];
+  const plain = parts.find((p) => (p.headers.get("content-type") ?? "text/plain").startsWith("text/plain"));
+  return { to: top.headers.get("to") ?? "", subject: top.headers.get("subject") ?? "", text: plain ? decode(plain) : "" };
+}
+
+interface Smtp {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A real SMTP server collecting into `inbox`; `rejectRecipients` answers 550 to every RCPT TO. */
+function startSmtp(inbox: Received[], port = 0, rejectRecipients = false): Promise<Smtp> {
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    closeTimeout: 100,
+    onRcptTo(address, _session, callback) {
+      if (!rejectRecipients) return callback();
+      callback(Object.assign(new Error(`No such user ${address.address}`), { responseCode: 550 }));
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.on("end", () => {
+        inbox.push({ envelopeTo: session.envelope.rcptTo.map((r) => r.address), ...parseMail(Buffer.concat(chunks).toString("utf8")) });
+        callback();
+      });
+    },
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      resolve({
+        port: (server.server.address() as AddressInfo).port,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+/** A port nobody listens on (taken from the OS, then released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+let t: number;
+let database: SqlDatabase;
+let stores: DurableStores;
+let inbox: Received[];
+const cleanup: Array<() => Promise<void>> = [];
+
+beforeEach(async () => {
+  t = Date.UTC(2025, 0, 1);
+  inbox = [];
+  database = openSqlDatabase({ sqlitePath: ":memory:" });
+  await migrateToLatest(database.db);
+  stores = createSqlStores(database);
+});
+
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+  await database.close();
+});
+
+function payload(to: string, link = "https://id.example.com/verify?t=tok-1"): MessagePayload {
+  return { kind: "verify_email", to, locale: "en", variables: { link, expiresInMinutes: "1440" } };
+}
+
+async function enqueue(id: string, p: MessagePayload | string): Promise<OutboxMessage> {
+  const message: OutboxMessage = {
+    id,
+    tenantId: "tenant-1", // no tenant row: the outbox only keeps the ids
+    accountId: `account-${id}`,
+    kind: typeof p === "string" ? "verify_email" : p.kind,
+    payloadSealed: typeof p === "string" ? p : JSON.stringify(p),
+    createdAt: t,
+  };
+  await stores.outbox.enqueue([message]);
+  return message;
+}
+
+function transportTo(port: number): MailTransport {
+  const transport = createSmtpTransport(`smtp://127.0.0.1:${port}`, "Acme ID <no-reply@acme.test>");
+  cleanup.push(() => transport.close());
+  return transport;
+}
+
+function worker(transport: MailTransport, overrides: Partial<OutboxWorkerOptions> = {}): OutboxWorker {
+  const w = createOutboxWorker({
+    outbox: stores.outbox,
+    openPayload: async (m) => JSON.parse(m.payloadSealed) as MessagePayload,
+    transport,
+    productName: "Acme ID",
+    now: () => t,
+    owner: "worker-a",
+    backoffMs: (attempt) => attempt * 10_000,
+    ...overrides,
+  });
+  cleanup.push(() => w.stop());
+  return w;
+}
+
+const row = (id: string) => database.db.selectFrom("outbox").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+
+describe("outbox worker over SQLite and SMTP", () => {
+  it("delivers a queued message exactly once, with the right subject and body to the right address", async () => {
+    const smtp = await startSmtp(inbox);
+    cleanup.push(() => smtp.close());
+    const w = worker(transportTo(smtp.port));
+    await enqueue("m1", payload("jane@example.com"));
+
+    // Two passes asked for at once do not overlap: one sends, the other finds nothing.
+    const counts = await Promise.all([w.runOnce(), w.runOnce()]);
+    expect(counts.sort()).toEqual([0, 1]);
+    expect(await w.runOnce()).toBe(0);
+
+    expect(inbox).toHaveLength(1);
+    expect(inbox[0]!.envelopeTo).toEqual(["jane@example.com"]);
+    expect(inbox[0]!.to).toBe("jane@example.com");
+    expect(inbox[0]!.subject).toBe("Confirm your email address for Acme ID");
+    expect(inbox[0]!.text).toContain("https://id.example.com/verify?t=tok-1");
+    expect(inbox[0]!.text).toContain("24 hours");
+
+    const sent = await row("m1");
+    expect(sent).toMatchObject({ status: "sent", payload: null, attempts: 1, lock_owner: null });
+    expect(Number(sent.sent_at)).toBe(t);
+  });
+
+  it("one bad message does not stop the others", async () => {
+    const smtp = await startSmtp(inbox);
+    cleanup.push(() => smtp.close());
+    const errors: unknown[] = [];
+    const w = worker(transportTo(smtp.port), { onError: (e) => errors.push(e) });
+    await enqueue("bad-json", "{not json");
+    await enqueue("no-link", { kind: "verify_email", to: "x@example.com", locale: "en", variables: {} });
+    await enqueue("good", payload("good@example.com"));
+
+    expect(await w.runOnce()).toBe(1);
+    expect(inbox.map((m) => m.to)).toEqual(["good@example.com"]);
+    expect(errors).toHaveLength(2);
+    // Unreadable now may be readable later (a key store outage): retried.
+    expect(await row("bad-json")).toMatchObject({ status: "pending", attempts: 1 });
+    // A message that cannot be rendered will never be: given up at once.
+    expect(await row("no-link")).toMatchObject({ status: "failed", attempts: 1, payload: null });
+  });
+
+  it("retries after the SMTP server was down, and delivers once when it is back", async () => {
+    const port = await freePort();
+    const errors: unknown[] = [];
+    const w = worker(transportTo(port), { onError: (e) => errors.push(e) });
+    await enqueue("m1", payload("jane@example.com"));
+
+    expect(await w.runOnce()).toBe(0);
+    expect(errors).toHaveLength(1);
+    const failed = await row("m1");
+    expect(failed).toMatchObject({ status: "pending", attempts: 1, lock_owner: null });
+    expect(Number(failed.next_attempt_at)).toBe(t + 10_000);
+    expect(failed.last_error).toBeTruthy();
+    expect(failed.payload).not.toBeNull();
+
+    const smtp = await startSmtp(inbox, port);
+    cleanup.push(() => smtp.close());
+    expect(await w.runOnce()).toBe(0); // not due yet
+    expect(inbox).toHaveLength(0);
+
+    t += 10_000;
+    expect(await w.runOnce()).toBe(1);
+    t += 3_600_000;
+    expect(await w.runOnce()).toBe(0);
+    expect(inbox).toHaveLength(1);
+    expect(inbox[0]!.to).toBe("jane@example.com");
+    expect(await row("m1")).toMatchObject({ status: "sent", attempts: 2, payload: null });
+  });
+
+  it("gives up after maxAttempts: status failed, payload dropped, last error kept without the address", async () => {
+    const smtp = await startSmtp(inbox, 0, true);
+    cleanup.push(() => smtp.close());
+    const w = worker(transportTo(smtp.port), { maxAttempts: 3 });
+    await enqueue("m1", payload("jane@example.com"));
+
+    for (let i = 0; i < 3; i++) {
+      expect(await w.runOnce()).toBe(0);
+      t += 3_600_000;
+    }
+    const given = await row("m1");
+    expect(given).toMatchObject({ status: "failed", attempts: 3, payload: null, lock_owner: null });
+    expect(given.last_error).toMatch(/550/);
+    expect(given.last_error).not.toContain("jane@example.com");
+
+    t += 24 * 3_600_000;
+    expect(await w.runOnce()).toBe(0);
+    expect((await row("m1")).attempts).toBe(3);
+    expect(inbox).toHaveLength(0);
+  });
+
+  it("a message queued before a restart is delivered once by the next process", async () => {
+    const smtp = await startSmtp(inbox);
+    cleanup.push(() => smtp.close());
+    await enqueue("m1", payload("jane@example.com"));
+
+    const first = worker(transportTo(smtp.port), { owner: "process-1" });
+    first.start();
+    await first.stop(); // shut down before its first pass ran
+    expect(inbox).toHaveLength(0);
+    expect(await row("m1")).toMatchObject({ status: "pending", attempts: 0 });
+
+    const second = worker(transportTo(smtp.port), { owner: "process-2" });
+    expect(await second.runOnce()).toBe(1);
+    expect(await second.runOnce()).toBe(0);
+    expect(inbox).toHaveLength(1);
+  });
+
+  it("a message leased by a dead worker waits for the lease to expire, then is delivered once", async () => {
+    const smtp = await startSmtp(inbox);
+    cleanup.push(() => smtp.close());
+    await enqueue("m1", payload("jane@example.com"));
+    // The dead worker leased the message and vanished before sending.
+    const leased = await stores.outbox.claimDue({ now: t, limit: 10, owner: "dead", leaseMs: 60_000 });
+    expect(leased.map((m) => m.id)).toEqual(["m1"]);
+
+    const w = worker(transportTo(smtp.port), { owner: "alive", leaseMs: 60_000 });
+    expect(await w.runOnce()).toBe(0);
+    t += 59_999;
+    expect(await w.runOnce()).toBe(0);
+    expect(inbox).toHaveLength(0);
+
+    t += 1;
+    expect(await w.runOnce()).toBe(1);
+    // The dead worker coming back cannot undo or repeat it.
+    await stores.outbox.markFailed("m1", "dead", "late", t + 1000);
+    await stores.outbox.markSent("m1", "dead", t);
+    t += 3_600_000;
+    expect(await w.runOnce()).toBe(0);
+    expect(inbox).toHaveLength(1);
+    expect(await row("m1")).toMatchObject({ status: "sent", attempts: 1 });
+  });
+
+  it("drops a message whose payload can no longer be opened, without retry", async () => {
+    const smtp = await startSmtp(inbox);
+    cleanup.push(() => smtp.close());
+    const openPayload = vi.fn(async () => undefined);
+    const w = worker(transportTo(smtp.port), { openPayload });
+    await enqueue("m1", payload("jane@example.com"));
+
+    expect(await w.runOnce()).toBe(0);
+    expect(await row("m1")).toMatchObject({ status: "failed", attempts: 1, payload: null, last_error: "payload can no longer be opened" });
+    t += 24 * 3_600_000;
+    expect(await w.runOnce()).toBe(0);
+    expect(openPayload).toHaveBeenCalledTimes(1);
+    expect(inbox).toHaveLength(0);
+  });
+
+  it("the started loop sends on its own and wakes early when nudged", async () => {
+    const smtp = await startSmtp(inbox);
+    cleanup.push(() => smtp.close());
+    const w = worker(transportTo(smtp.port), { pollIntervalMs: 60_000 });
+    await enqueue("m1", payload("one@example.com"));
+    w.start();
+    await vi.waitFor(() => expect(inbox).toHaveLength(1));
+
+    // The next poll is a minute away; a nudge sends the new message now.
+    await enqueue("m2", payload("two@example.com"));
+    w.nudge();
+    await vi.waitFor(() => expect(inbox).toHaveLength(2));
+    await w.stop();
+    expect(inbox.map((m) => m.to)).toEqual(["one@example.com", "two@example.com"]);
+  });
+});

@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { renderMessage } from "../../src/delivery/templates.ts";
+import { MessageKind, type MessagePayload } from "../../src/delivery/types.ts";
+import { SUPPORTED_LOCALES, type Locale } from "../../src/domain/types.ts";
+
+const variables = {
+  link: "https://id.example.com/verify?t=abc123",
+  code: "482913",
+  newEmail: "jane.doe@example.org",
+  expiresInMinutes: "1440",
+};
+
+function payload(kind: MessageKind, locale: string, vars: Record<string, string> = variables): MessagePayload {
+  return { kind, to: "jane@example.com", locale: locale as Locale, variables: vars };
+}
+
+const context = { productName: "Acme ID" };
+
+/** What each kind must show the reader. */
+const expected: Record<MessageKind, string[]> = {
+  verify_email: [variables.link],
+  signup_existing: [],
+  password_reset: [variables.link, variables.code],
+  email_change_code: [variables.code],
+  email_changed_notice: ["j***@example.org"],
+  password_changed_notice: [],
+  invitation: [variables.link],
+};
+
+describe("renderMessage", () => {
+  for (const kind of Object.values(MessageKind)) {
+    for (const locale of SUPPORTED_LOCALES) {
+      it(`renders ${kind} in ${locale}`, () => {
+        const m = renderMessage(payload(kind, locale), context);
+        expect(m.subject.trim()).not.toBe("");
+        expect(m.text.trim()).not.toBe("");
+        expect(m.html).toContain("<p>");
+        expect(m.subject).toContain("Acme ID");
+        expect(m.html).toContain(`lang="${locale}"`);
+        for (const value of expected[kind]) {
+          expect(m.text).toContain(value);
+          expect(m.html).toContain(value);
+        }
+        expect(m.text).not.toMatch(/\{\w+\}/); // no placeholder left behind
+        expect(m.html).not.toContain("newEmail");
+      });
+    }
+  }
+
+  it("links are clickable in HTML and expiry is human text", () => {
+    const en = renderMessage(payload("verify_email", "en"), context);
+    expect(en.html).toContain(`<a href="${variables.link}">`);
+    expect(en.text).toContain("24 hours");
+    const fr = renderMessage(payload("verify_email", "fr"), context);
+    expect(fr.text).toContain("24 heures");
+    expect(renderMessage(payload("invitation", "en", { link: variables.link, expiresIn: "7 days" }), context).text).toContain("7 days");
+    expect(renderMessage(payload("password_reset", "en", { link: variables.link, expiresInMinutes: "60" }), context).text).toContain("1 hour");
+  });
+
+  it("says what to do when the person did not ask", () => {
+    expect(renderMessage(payload("signup_existing", "en"), context).text).toMatch(/if it was you, sign in or reset your password/i);
+    expect(renderMessage(payload("password_reset", "en"), context).text).toMatch(/if you did not ask/i);
+    expect(renderMessage(payload("signup_existing", "fr"), context).text).toMatch(/connectez-vous ou réinitialisez/);
+  });
+
+  it("escapes variables in HTML", () => {
+    const evil = "<script>alert(1)</script>";
+    for (const kind of Object.values(MessageKind)) {
+      const m = renderMessage(payload(kind, "en", { link: `https://x.test/?q=${evil}`, code: evil, newEmail: `${evil}@x.test`, maskedEmail: evil, expiresIn: evil }), { productName: evil });
+      expect(m.html).not.toContain("<script>");
+      expect(m.html).toContain("&#60;script&#62;");
+    }
+  });
+
+  it("does not make a javascript: link clickable", () => {
+    const m = renderMessage(payload("verify_email", "en", { link: "javascript:alert(1)" }), context);
+    expect(m.html).not.toContain("href=");
+  });
+
+  it("keeps the subject on one line", () => {
+    const m = renderMessage(payload("verify_email", "en"), { productName: "Acme\r\nBcc: x@y.z" });
+    expect(m.subject).not.toMatch(/[\r\n]/);
+  });
+
+  it("falls back to English for an unknown locale, and uses the base language of a regional one", () => {
+    const en = renderMessage(payload("verify_email", "en"), context);
+    expect(renderMessage(payload("verify_email", "de"), context)).toEqual(en);
+    expect(renderMessage(payload("verify_email", ""), context)).toEqual(en);
+    expect(renderMessage(payload("verify_email", "fr-CA"), context)).toEqual(renderMessage(payload("verify_email", "fr"), context));
+  });
+
+  it("leaves out a paragraph whose optional value is missing", () => {
+    const m = renderMessage(payload("verify_email", "en", { link: variables.link }), context);
+    expect(m.text).not.toMatch(/expires/);
+    const codeOnly = renderMessage(payload("password_reset", "en", { code: "123456" }), context);
+    expect(codeOnly.text).toContain("123456");
+    expect(codeOnly.text).not.toMatch(/open this link/);
+    const notice = renderMessage(payload("email_changed_notice", "en", {}), context);
+    expect(notice.text).toMatch(/was just changed/);
+    expect(notice.text).not.toMatch(/new address/);
+  });
+
+  it("refuses a message without its link or code, or of an unknown kind", () => {
+    expect(() => renderMessage(payload("verify_email", "en", {}), context)).toThrow(/link/);
+    expect(() => renderMessage(payload("email_change_code", "en", { link: "https://x" }), context)).toThrow(/code/);
+    expect(() => renderMessage(payload("nope" as MessageKind, "en"), context)).toThrow(/kind/);
+    expect(() => renderMessage(payload("constructor" as MessageKind, "en"), context)).toThrow(/kind/);
+  });
+});
