@@ -1,0 +1,153 @@
+// The storage ports the domain depends on. Adapters live in src/store/*; each
+// method's comment states its error contract. One contract suite
+// (test/contract) runs against every implementation.
+import type { AccountState, OneTimeToken, Role, SessionRecord, Tenant } from "./types.ts";
+
+/** An account row as stored: personal fields sealed under the account's data key. */
+export interface StoredAccount {
+  id: string;
+  tenantId: string;
+  role: Role;
+  state: AccountState;
+  locale: string;
+  emailVerified: boolean;
+  profileSealed: string;
+  passwordHash: string | null;
+  plan: string;
+  planExpiresAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface StoredIdentity {
+  id: string;
+  tenantId: string;
+  accountId: string;
+  kind: number;
+  lookupHash: string;
+  valueSealed: string;
+  verifiedAt: number | null;
+  createdAt: number;
+}
+
+/** A message to deliver, sealed under the recipient account's data key. */
+export interface OutboxMessage {
+  id: string;
+  tenantId: string;
+  accountId: string;
+  kind: string;
+  payloadSealed: string;
+  createdAt: number;
+}
+
+export interface ClaimedMessage extends OutboxMessage {
+  attempts: number;
+}
+
+/** Thrown by AccountStore.createAccount when the identity's (tenant, kind, lookup) already exists. */
+export class DuplicateIdentityError extends Error {
+  constructor() {
+    super("identity already exists");
+    this.name = "DuplicateIdentityError";
+  }
+}
+
+export interface TenantStore {
+  /** The tenant, or undefined. */
+  get(id: string): Promise<Tenant | undefined>;
+  /** Creates the tenant if no tenant has its id; never overwrites. */
+  ensure(tenant: Tenant): Promise<void>;
+}
+
+export interface AccountStore {
+  /**
+   * Creates an account with its wrapped data key and first identity, and queues
+   * messages, in one transaction. Throws DuplicateIdentityError (and writes
+   * nothing) when the identity exists.
+   */
+  createAccount(input: { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; messages: OutboxMessage[] }): Promise<void>;
+  /** The identity with this blind index in the tenant, with its account and wrapped key; undefined if none. */
+  findByIdentity(tenantId: string, kind: number, lookupHash: string): Promise<{ identity: StoredIdentity; account: StoredAccount; wrappedKey: string } | undefined>;
+  /** The account and its wrapped data key, or undefined when it does not exist in this tenant. */
+  getAccount(tenantId: string, accountId: string): Promise<{ account: StoredAccount; wrappedKey: string } | undefined>;
+  /** The account's identities, oldest first. */
+  listIdentities(accountId: string): Promise<StoredIdentity[]>;
+  /**
+   * Marks the identity verified and moves the account to `state` (and email_verified),
+   * atomically. Returns false when the identity does not exist.
+   */
+  markIdentityVerified(input: { identityId: string; accountId: string; at: number; state: AccountState }): Promise<boolean>;
+  /** Replaces the password hash (after a rehash or a change). */
+  setPasswordHash(accountId: string, passwordHash: string, at: number): Promise<void>;
+}
+
+export interface OutboxStore {
+  /** Queues messages (outside an account creation). */
+  enqueue(messages: OutboxMessage[]): Promise<void>;
+  /**
+   * Leases up to `limit` due messages to `owner` for `leaseMs`. A message is
+   * never leased to two owners at once; an expired lease can be taken over.
+   */
+  claimDue(input: { now: number; limit: number; owner: string; leaseMs: number }): Promise<ClaimedMessage[]>;
+  /** Records a successful delivery and drops the payload. */
+  markSent(id: string, owner: string, at: number): Promise<void>;
+  /** Records a failed attempt; `nextAttemptAt` null means give up (status "failed"). */
+  markFailed(id: string, owner: string, error: string, nextAttemptAt: number | null): Promise<void>;
+}
+
+export interface SessionStore {
+  /** Stores a new session under the hash of its token; it disappears after ttlMs. */
+  create(tokenHash: string, session: SessionRecord, ttlMs: number): Promise<void>;
+  /** The live session, or undefined (unknown, expired or revoked). */
+  get(accountId: string, tokenHash: string): Promise<SessionRecord | undefined>;
+  /** Ends the session; false when it was not there (already ended). */
+  delete(accountId: string, tokenHash: string): Promise<boolean>;
+  /** The account's live sessions with their token hashes. */
+  listForAccount(accountId: string): Promise<Array<{ tokenHash: string; session: SessionRecord }>>;
+  /** Ends every session of the account except `keepTokenHash`; returns the ended token hashes. */
+  deleteAllForAccount(accountId: string, keepTokenHash?: string): Promise<string[]>;
+}
+
+export interface TokenStore {
+  /** Stores a single-use token under its hash until ttlMs passes. */
+  put(tokenHash: string, token: OneTimeToken, ttlMs: number): Promise<void>;
+  /** Returns and deletes the token atomically: two concurrent takes never both succeed. */
+  take(tokenHash: string): Promise<OneTimeToken | undefined>;
+  /** Returns the token without using it. */
+  peek(tokenHash: string): Promise<OneTimeToken | undefined>;
+}
+
+export interface RateLimitResult {
+  allowed: boolean;
+  /** When not allowed: milliseconds until the next attempt can succeed. */
+  retryAfterMs: number;
+}
+
+export interface RateLimiter {
+  /** Counts one attempt against `key` in the fixed window; allowed while within `limit`. */
+  consume(key: string, limit: number, windowMs: number): Promise<RateLimitResult>;
+}
+
+/** Tells every instance (and worker) that sessions ended, so caches drop them at once. */
+export interface InvalidationBus {
+  publish(tokenHashes: string[]): Promise<void>;
+  subscribe(onInvalidate: (tokenHashes: string[]) => void): Promise<void>;
+}
+
+/** Everything ephemeral: Redis in production, in-process for the embedded default. */
+export interface EphemeralStores {
+  sessions: SessionStore;
+  tokens: TokenStore;
+  rateLimiter: RateLimiter;
+  invalidation: InvalidationBus;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DurableStores {
+  tenants: TenantStore;
+  accounts: AccountStore;
+  outbox: OutboxStore;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

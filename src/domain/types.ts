@@ -1,0 +1,87 @@
+// Records the domain works with, independent of storage and wire formats.
+
+export const Role = { USER: 1, ADMIN: 2, SUPER_ADMIN: 3 } as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+export const AccountState = { PENDING_VERIFICATION: 1, PENDING_ACTIVATION: 2, ACTIVE: 3, DEACTIVATED: 4 } as const;
+export type AccountState = (typeof AccountState)[keyof typeof AccountState];
+
+export const IdentityKind = { EMAIL: 1, PHONE: 2, GUEST: 3, OIDC: 4 } as const;
+export type IdentityKind = (typeof IdentityKind)[keyof typeof IdentityKind];
+
+export const AssuranceLevel = { AAL1: 1, AAL2: 2 } as const;
+export type AssuranceLevel = (typeof AssuranceLevel)[keyof typeof AssuranceLevel];
+
+export const SUPPORTED_LOCALES = ["en", "fr"] as const;
+export type Locale = (typeof SUPPORTED_LOCALES)[number];
+
+/** The personal fields of an account, stored encrypted under its data key. */
+export interface Profile {
+  email: string;
+  displayName: string;
+  pronouns: string;
+  customAttributes: Record<string, unknown>;
+  pushTokens: Array<{ deviceId: string; platform: string; token: string; createdAt: number }>;
+}
+
+export interface TenantSettings {
+  inviteOnly: boolean;
+  manualActivation: boolean;
+  passwordMinLength: number;
+  sessionIdleTimeoutMs: number;
+  sessionAbsoluteLifetimeMs: number;
+  linkBaseUrl: string;
+  defaultLocale: Locale;
+  validateRequiresApiKey: boolean;
+  signInPerIpLimit: number;
+  signInPerAccountLimit: number;
+  unverifiedRetentionMs: number;
+}
+
+export interface Tenant {
+  id: string;
+  name: string;
+  settings: TenantSettings;
+  createdAt: number;
+}
+
+export interface Account {
+  id: string;
+  tenantId: string;
+  role: Role;
+  state: AccountState;
+  locale: Locale;
+  emailVerified: boolean;
+  profile: Profile;
+  plan: string;
+  planExpiresAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A live session as kept in the ephemeral store (compact: it is read on every request). */
+export interface SessionRecord {
+  sessionId: string;
+  accountId: string;
+  tenantId: string;
+  role: Role;
+  assurance: AssuranceLevel;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Idle expiry: lastSeenAt + idle timeout, capped by absoluteExpiresAt. */
+  expiresAt: number;
+  absoluteExpiresAt: number;
+  userAgent: string;
+  ip: string;
+}
+
+/** Purposes of single-use out-of-band tokens; a token only works for its own purpose. */
+export type TokenPurpose = "verify_email" | "reset_password" | "change_email" | "invitation";
+
+export interface OneTimeToken {
+  purpose: TokenPurpose;
+  tenantId: string;
+  accountId: string;
+  identityId: string;
+  expiresAt: number;
+}

@@ -1,0 +1,162 @@
+// One port for everything: gRPC (HTTP/2), gRPC-Web and Connect (HTTP/1.1 and
+// HTTP/2), plus /healthz, /readyz and /metrics. In plaintext, the first bytes
+// of each connection decide: the HTTP/2 preface goes to the h2c server, anything
+// else to the HTTP/1.1 server. Under TLS, ALPN decides.
+import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { readFileSync } from "node:fs";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import net, { type Socket } from "node:net";
+import type { Config } from "../config.ts";
+import { file_identity_v1_account_service } from "../../gen/identity/v1/account_service_pb.js";
+import { file_identity_v1_admin_service } from "../../gen/identity/v1/admin_service_pb.js";
+import { file_identity_v1_identity_service } from "../../gen/identity/v1/identity_service_pb.js";
+import { file_identity_v1_session_service } from "../../gen/identity/v1/session_service_pb.js";
+import { registerAccountService } from "../services/account-service.ts";
+import { registerAdminService } from "../services/admin-service.ts";
+import { registerIdentityService } from "../services/identity-service.ts";
+import { registerSessionService } from "../services/session-service.ts";
+import { errorInterceptor } from "./errors.ts";
+import { installFastPath } from "./fast-path.ts";
+import { registerHealth } from "./health.ts";
+import type { Logger } from "./logger.ts";
+import type { Metrics } from "./metrics.ts";
+import { registerReflection } from "./reflection.ts";
+import { contextValuesFor } from "./request-context.ts";
+import type { Runtime } from "./wiring.ts";
+
+export const SERVED_FILES = [file_identity_v1_identity_service, file_identity_v1_session_service, file_identity_v1_account_service, file_identity_v1_admin_service];
+const SERVICE_NAMES = SERVED_FILES.flatMap((f) => f.services.map((s) => s.typeName));
+
+/** Largest request body accepted, before decoding (a 10 KB password is refused by rules, not by size). */
+const READ_MAX_BYTES = 64 * 1024;
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export interface HttpServer {
+  /** Starts listening; resolves with the bound port. */
+  listen(): Promise<number>;
+  /** Stops accepting, lets in-flight calls finish for up to graceMs, then closes every connection. */
+  close(graceMs: number): Promise<void>;
+}
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+export function createHttpServer(deps: { config: Config; runtime: Runtime; log: Logger; metrics: Metrics }): HttpServer {
+  const { config, runtime, log, metrics } = deps;
+  const routes = (router: ConnectRouter) => {
+    registerIdentityService(router, runtime.app);
+    registerSessionService(router, runtime.app);
+    registerAccountService(router, runtime.app);
+    registerAdminService(router);
+    registerHealth(router, () => runtime.ready(), SERVICE_NAMES);
+    registerReflection(router, SERVED_FILES);
+  };
+  const connectHandler = connectNodeAdapter({
+    routes,
+    interceptors: [metrics.interceptor, errorInterceptor((error, procedure) => log.error({ err: error, procedure }, "unexpected error"))],
+    contextValues: contextValuesFor(config.trustedProxies),
+    readMaxBytes: READ_MAX_BYTES,
+    // Connect-Web callers may omit the Connect-Protocol-Version header.
+    requireConnectProtocolHeader: false,
+  });
+
+  const corsOrigins = new Set(config.corsOrigins);
+  const allowHeaders = [...connectCors.allowedHeaders, "Authorization", "X-Tenant-Id"].join(", ");
+  const exposeHeaders = [...connectCors.exposedHeaders, "Retry-After"].join(", ");
+
+  /** Answers CORS; true when the request was a preflight and is finished. */
+  function handleCors(req: AnyRequest, res: AnyResponse): boolean {
+    const origin = req.headers.origin;
+    if (typeof origin !== "string" || !(corsOrigins.has(origin) || corsOrigins.has("*"))) return false;
+    res.setHeader("Access-Control-Allow-Origin", origin);
+    res.setHeader("Vary", "Origin");
+    res.setHeader("Access-Control-Expose-Headers", exposeHeaders);
+    if (req.method !== "OPTIONS") return false;
+    res.setHeader("Access-Control-Allow-Methods", connectCors.allowedMethods.join(", "));
+    res.setHeader("Access-Control-Allow-Headers", allowHeaders);
+    res.setHeader("Access-Control-Max-Age", "7200");
+    (res as ServerResponse).writeHead(204).end();
+    return true;
+  }
+
+  function plain(res: AnyResponse, status: number, body: string, type = "text/plain; charset=utf-8") {
+    (res as ServerResponse).writeHead(status, { "content-type": type, "cache-control": "no-store" });
+    res.end(body);
+  }
+
+  let shuttingDown = false;
+  const onRequest = (req: AnyRequest, res: AnyResponse) => {
+    if (handleCors(req, res)) return;
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "GET" && path === "/healthz") return plain(res, 200, "ok\n");
+    if (req.method === "GET" && path === "/readyz") {
+      if (shuttingDown) return plain(res, 503, "shutting down\n");
+      void runtime.ready().then((ok) => plain(res, ok ? 200 : 503, ok ? "ready\n" : "a backend is unavailable\n"));
+      return;
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      void metrics.registry.metrics().then((body) => plain(res, 200, body, metrics.registry.contentType));
+      return;
+    }
+    connectHandler(req as never, res as never);
+  };
+
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<Socket>();
+  const h2Options = { settings: { maxConcurrentStreams: 1000 } };
+  const tls = config.tlsCertFile && config.tlsKeyFile ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } : undefined;
+  const h2 = tls ? http2.createSecureServer({ ...h2Options, ...tls, allowHTTP1: true }, onRequest) : http2.createServer(h2Options, onRequest);
+  installFastPath(h2, { sessions: runtime.app.sessions, metrics, log });
+  h2.on("session", (session: Http2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const h1 = tls ? undefined : http.createServer({ keepAliveTimeout: 5000 }, onRequest);
+
+  // Plaintext: route each connection by its first bytes.
+  const front = tls
+    ? undefined
+    : net.createServer((socket) => {
+        sockets.add(socket);
+        socket.once("close", () => sockets.delete(socket));
+        socket.once("error", () => socket.destroy());
+        const route = (first: Buffer) => {
+          socket.pause();
+          socket.unshift(first);
+          const isH2 = first.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)).equals(HTTP2_PREFACE.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)));
+          (isH2 ? h2 : h1!).emit("connection", socket);
+          socket.resume();
+        };
+        socket.once("data", route);
+      });
+  const listener: net.Server = front ?? (h2 as unknown as net.Server);
+  if (tls) h2.on("connection", (socket: Socket) => { sockets.add(socket); socket.once("close", () => sockets.delete(socket)); });
+
+  return {
+    listen() {
+      return new Promise((resolve, reject) => {
+        listener.once("error", reject);
+        listener.listen(config.port, config.host, () => {
+          listener.off("error", reject);
+          resolve((listener.address() as net.AddressInfo).port);
+        });
+      });
+    },
+    async close(graceMs) {
+      shuttingDown = true;
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const session of sessions) session.close(); // GOAWAY: in-flight streams finish
+      h1?.closeIdleConnections();
+      const deadline = Date.now() + graceMs;
+      while ((sessions.size > 0 || sockets.size > 0) && Date.now() < deadline) {
+        h1?.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,131 @@
+// Wires everything once: stores, keys, domain, delivery. Nothing else
+// constructs these; tests build a runtime through the same function.
+import { randomBytes, randomUUID } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Config } from "../config.ts";
+import { createKeyring, type Keyring } from "../crypto/keyring.ts";
+import { createPasswordHasher } from "../crypto/passwords.ts";
+import { createLogTransport, createSmtpTransport } from "../delivery/mail-transport.ts";
+import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
+import type { MailTransport } from "../delivery/types.ts";
+import { createAccounts } from "../domain/accounts.ts";
+import { createIdentityFlows } from "../domain/identity.ts";
+import type { DurableStores, EphemeralStores } from "../domain/ports.ts";
+import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
+import { createTenants } from "../domain/tenants.ts";
+import { createMemoryStores } from "../store/memory/stores.ts";
+import { createRedisStores } from "../store/redis/stores.ts";
+import { openSqlDatabase } from "../store/sql/database.ts";
+import { migrateToLatest } from "../store/sql/migrations.ts";
+import { createSqlStores } from "../store/sql/stores.ts";
+import type { App } from "../services/app.ts";
+import type { Logger } from "./logger.ts";
+
+export interface Runtime {
+  app: App;
+  durable: DurableStores;
+  ephemeral: EphemeralStores;
+  outboxWorker: OutboxWorker;
+  /** True when every backend answers. */
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  now?: () => number;
+  /** Overrides the mail transport built from SMTP_URL (tests). */
+  mailTransport?: MailTransport;
+  sessionCache?: SessionCacheOptions;
+  /** Run migrations on open (the default); a cluster's workers skip it after the primary ran them. */
+  migrate?: boolean;
+  /** Start the outbox worker loop (default true). */
+  deliver?: boolean;
+}
+
+/** Development keys for the embedded mode, generated once and kept in the data directory. */
+function developmentKeys(dataDir: string, log: Logger): { kek: Buffer; blind: Buffer } {
+  const path = join(dataDir, "dev-keys.json");
+  if (!existsSync(path)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(path, JSON.stringify({ kek: randomBytes(32).toString("base64"), blind: randomBytes(32).toString("base64") }), { mode: 0o600 });
+    log.warn({ path }, "generated development encryption keys; set KEY_ENCRYPTION_KEYS and BLIND_INDEX_KEY in production");
+  }
+  chmodSync(path, 0o600);
+  const keys = JSON.parse(readFileSync(path, "utf8")) as { kek: string; blind: string };
+  return { kek: Buffer.from(keys.kek, "base64"), blind: Buffer.from(keys.blind, "base64") };
+}
+
+function keyringFor(config: Config, log: Logger): Keyring {
+  if (config.keyEncryptionKeys && config.blindIndexKey) return createKeyring(config.keyEncryptionKeys, config.blindIndexKey);
+  const dev = developmentKeys(config.dataDir, log);
+  return createKeyring(config.keyEncryptionKeys ?? [{ id: "dev", key: dev.kek }], config.blindIndexKey ?? dev.blind);
+}
+
+export async function createRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
+  const now = options.now ?? Date.now;
+  const embedded = config.mysqlUrl === undefined;
+  const database = openSqlDatabase({ mysqlUrl: config.mysqlUrl, sqlitePath: join(config.dataDir, "identity.sqlite") });
+  if (options.migrate !== false) {
+    const applied = await migrateToLatest(database.db);
+    if (applied.length > 0) log.info({ applied }, "database migrated");
+  }
+  const durable = createSqlStores(database);
+  const ephemeral = config.redisUrl ? createRedisStores(config.redisUrl, { now }) : createMemoryStores({ now });
+  const keyring = keyringFor(config, log);
+  const tenants = createTenants(durable.tenants, now);
+  await tenants.ensureDefault(now());
+
+  const sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now, ...(options.sessionCache ? { cache: options.sessionCache } : {}) });
+  await sessions.listen();
+  const accounts = createAccounts({ accounts: durable.accounts, keyring });
+
+  const transport =
+    options.mailTransport ??
+    (config.smtpUrl
+      ? createSmtpTransport(config.smtpUrl, config.mailFrom)
+      : createLogTransport((line, fields) => log.info({ mail: fields }, line)));
+  if (!config.smtpUrl && !options.mailTransport) log.warn("SMTP_URL is not set: messages are written to this log (development only)");
+  const outboxWorker = createOutboxWorker({
+    outbox: durable.outbox,
+    openPayload: (message) => accounts.openMessage(message),
+    transport,
+    productName: "Identity",
+    now,
+    owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    onError: (error, message) => log.warn({ err: error, messageId: message?.id, kind: message?.kind }, "message delivery failed"),
+  });
+  if (options.deliver !== false) outboxWorker.start();
+
+  const identity = createIdentityFlows({
+    durable,
+    ephemeral,
+    tenants,
+    keyring,
+    passwords: createPasswordHasher(config.passwordPepper),
+    sessions,
+    now,
+    publicUrl: config.publicUrl,
+    verificationLinkTtlMs: config.verificationLinkTtlMs,
+    onMessageQueued: () => outboxWorker.nudge(),
+  });
+  if (embedded) log.warn({ dataDir: config.dataDir }, "running on the embedded SQLite database and in-process store: for development only");
+
+  return {
+    app: { identity, sessions, accounts, tenants },
+    durable,
+    ephemeral,
+    outboxWorker,
+    async ready() {
+      const [sql, redis] = await Promise.all([durable.ping(), ephemeral.ping()]);
+      return sql && redis;
+    },
+    async close() {
+      await outboxWorker.stop();
+      await transport.close();
+      await ephemeral.close();
+      await durable.close();
+    },
+  };
+}

@@ -1,0 +1,12 @@
+// The domain facade services call: built once in src/server/wiring.ts.
+import type { Accounts } from "../domain/accounts.ts";
+import type { IdentityFlows } from "../domain/identity.ts";
+import type { Sessions } from "../domain/sessions.ts";
+import type { Tenants } from "../domain/tenants.ts";
+
+export interface App {
+  identity: IdentityFlows;
+  sessions: Sessions;
+  accounts: Accounts;
+  tenants: Tenants;
+}

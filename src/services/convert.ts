@@ -1,0 +1,46 @@
+// Domain → proto translation, shared by every service. Responses are built
+// from explicit fields only: hashes, keys and ciphertexts never reach the wire.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { JsonObject } from "@bufbuild/protobuf";
+import { AccountSchema, type Account as AccountMessage } from "../../gen/identity/v1/common_pb.js";
+import type { Account } from "../domain/types.ts";
+
+export function accountToProto(account: Account): AccountMessage {
+  return create(AccountSchema, {
+    id: account.id,
+    tenantId: account.tenantId,
+    role: account.role,
+    state: account.state,
+    email: account.profile.email,
+    emailVerified: account.emailVerified,
+    displayName: account.profile.displayName,
+    pronouns: account.profile.pronouns,
+    locale: account.locale,
+    customAttributes: account.profile.customAttributes as JsonObject,
+    pushTokens: account.profile.pushTokens.map((t) => ({ deviceId: t.deviceId, platform: t.platform, token: t.token, createTime: timestampFromMs(t.createdAt) })),
+    subscription: { plan: account.plan, ...(account.planExpiresAt === null ? {} : { expireTime: timestampFromMs(account.planExpiresAt) }) },
+    createTime: timestampFromMs(account.createdAt),
+    updateTime: timestampFromMs(account.updatedAt),
+  });
+}
+
+/** Keeps only the Account fields named in a mask's paths (snake_case, as in FieldMask). */
+export function pickAccountFields(message: AccountMessage, paths: readonly string[]): AccountMessage {
+  const picked = create(AccountSchema, { id: message.id });
+  const allowed: Record<string, keyof AccountMessage> = {
+    id: "id", tenant_id: "tenantId", role: "role", state: "state", email: "email", email_verified: "emailVerified",
+    display_name: "displayName", pronouns: "pronouns", locale: "locale", custom_attributes: "customAttributes",
+    push_tokens: "pushTokens", subscription: "subscription", create_time: "createTime", update_time: "updateTime",
+  };
+  for (const path of paths) {
+    const key = allowed[path];
+    if (key) (picked as unknown as Record<string, unknown>)[key] = message[key];
+  }
+  return picked;
+}
+
+export const ACCOUNT_FIELD_PATHS = [
+  "id", "tenant_id", "role", "state", "email", "email_verified", "display_name", "pronouns", "locale",
+  "custom_attributes", "push_tokens", "subscription", "create_time", "update_time",
+] as const;

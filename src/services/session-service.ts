@@ -1,0 +1,62 @@
+// identity.v1.SessionService: translate proto ⇄ domain, nothing else.
+// ValidateSession over gRPC is also served by the fast path (src/server/fast-path.ts),
+// which must answer exactly like the handler here.
+import type { ConnectRouter } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { SessionService, ValidateSessionResponseSchema, type ValidateSessionResponse } from "../../gen/identity/v1/session_service_pb.js";
+import { invalidArgument, unauthenticated } from "../domain/errors.ts";
+import type { SessionRecord } from "../domain/types.ts";
+import { bearerToken, requestMeta, tenantOf } from "../server/request-context.ts";
+import type { App } from "./app.ts";
+import { ACCOUNT_FIELD_PATHS, accountToProto, pickAccountFields } from "./convert.ts";
+
+export function validateResponse(session: SessionRecord): ValidateSessionResponse {
+  return create(ValidateSessionResponseSchema, {
+    accountId: session.accountId,
+    tenantId: session.tenantId,
+    role: session.role,
+    assuranceLevel: session.assurance,
+    expireTime: timestampFromMs(session.expiresAt),
+    sessionId: session.sessionId,
+  });
+}
+
+export function registerSessionService(router: ConnectRouter, app: App): void {
+  router.service(SessionService, {
+    async signIn(req, ctx) {
+      const paths = req.profileMask?.paths ?? [];
+      const unknown = paths.find((p) => !(ACCOUNT_FIELD_PATHS as readonly string[]).includes(p));
+      if (unknown !== undefined) throw invalidArgument("profile_mask", `unknown account field "${unknown}"`);
+      switch (req.method.case) {
+        case "emailPassword": {
+          const { token, session, account } = await app.identity.signInWithPassword({
+            tenantId: tenantOf(ctx),
+            email: req.method.value.email,
+            password: req.method.value.password,
+            meta: requestMeta(ctx),
+          });
+          return {
+            sessionToken: token,
+            accountId: account.id,
+            expireTime: timestampFromMs(session.expiresAt),
+            ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(account), paths) } : {}),
+          };
+        }
+        default:
+          throw invalidArgument("method", "a sign-in method is required (email_password)");
+      }
+    },
+    async signOut(_req, ctx) {
+      const token = bearerToken(ctx.requestHeader);
+      if (token === undefined) throw unauthenticated("SESSION_REQUIRED", "a session token is required (authorization: Bearer <token>)");
+      await app.sessions.end(token);
+      return {};
+    },
+    async validateSession(req) {
+      if (req.sessionToken === "") throw invalidArgument("session_token", "is required");
+      const { session } = await app.sessions.validate(req.sessionToken);
+      return validateResponse(session);
+    },
+  });
+}

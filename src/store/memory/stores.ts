@@ -1,0 +1,141 @@
+// In-process ephemeral stores for the embedded development default and unit
+// tests. Same contracts as the Redis stores (test/contract proves it); state
+// lives in this process only, so the embedded mode runs a single worker.
+import { EventEmitter } from "node:events";
+import type { EphemeralStores, SessionStore, TokenStore, RateLimiter, InvalidationBus } from "../../domain/ports.ts";
+import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
+
+class ExpiringMap<V> {
+  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  private readonly now: () => number;
+  constructor(now: () => number) {
+    this.now = now;
+  }
+
+  set(key: string, value: V, ttlMs: number): void {
+    this.entries.set(key, { value, expiresAt: this.now() + ttlMs });
+  }
+  get(key: string): V | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+  delete(key: string): boolean {
+    const existed = this.get(key) !== undefined;
+    this.entries.delete(key);
+    return existed;
+  }
+  /** Drops expired entries so an idle development server does not grow without bound. */
+  sweep(): void {
+    const t = this.now();
+    for (const [key, entry] of this.entries) if (entry.expiresAt <= t) this.entries.delete(key);
+  }
+}
+
+function sessionStore(now: () => number): { store: SessionStore; sweep: () => void } {
+  const sessions = new ExpiringMap<SessionRecord>(now);
+  const byAccount = new Map<string, Set<string>>();
+  const key = (accountId: string, tokenHash: string) => `${accountId}:${tokenHash}`;
+  const store: SessionStore = {
+    async create(tokenHash, session, ttlMs) {
+      sessions.set(key(session.accountId, tokenHash), structuredClone(session), ttlMs);
+      const index = byAccount.get(session.accountId) ?? new Set<string>();
+      index.add(tokenHash);
+      byAccount.set(session.accountId, index);
+    },
+    async get(accountId, tokenHash) {
+      const session = sessions.get(key(accountId, tokenHash));
+      return session && structuredClone(session);
+    },
+    async delete(accountId, tokenHash) {
+      byAccount.get(accountId)?.delete(tokenHash);
+      return sessions.delete(key(accountId, tokenHash));
+    },
+    async listForAccount(accountId) {
+      const live: Array<{ tokenHash: string; session: SessionRecord }> = [];
+      for (const tokenHash of byAccount.get(accountId) ?? []) {
+        const session = sessions.get(key(accountId, tokenHash));
+        if (session) live.push({ tokenHash, session: structuredClone(session) });
+        else byAccount.get(accountId)?.delete(tokenHash);
+      }
+      return live;
+    },
+    async deleteAllForAccount(accountId, keepTokenHash) {
+      const ended: string[] = [];
+      for (const tokenHash of [...(byAccount.get(accountId) ?? [])]) {
+        if (tokenHash === keepTokenHash) continue;
+        if (sessions.delete(key(accountId, tokenHash))) ended.push(tokenHash);
+        byAccount.get(accountId)?.delete(tokenHash);
+      }
+      return ended;
+    },
+  };
+  return { store, sweep: () => sessions.sweep() };
+}
+
+function tokenStore(now: () => number): { store: TokenStore; sweep: () => void } {
+  const tokens = new ExpiringMap<OneTimeToken>(now);
+  const store: TokenStore = {
+    async put(tokenHash, token, ttlMs) {
+      tokens.set(tokenHash, structuredClone(token), ttlMs);
+    },
+    async take(tokenHash) {
+      const token = tokens.get(tokenHash);
+      tokens.delete(tokenHash);
+      return token;
+    },
+    async peek(tokenHash) {
+      const token = tokens.get(tokenHash);
+      return token && structuredClone(token);
+    },
+  };
+  return { store, sweep: () => tokens.sweep() };
+}
+
+function rateLimiter(now: () => number): { store: RateLimiter; sweep: () => void } {
+  const counters = new ExpiringMap<{ count: number }>(now);
+  const store: RateLimiter = {
+    async consume(key, limit, windowMs) {
+      const t = now();
+      const window = Math.floor(t / windowMs);
+      const counterKey = `${key}:${windowMs}:${window}`;
+      const counter = counters.get(counterKey) ?? { count: 0 };
+      counter.count += 1;
+      counters.set(counterKey, counter, (window + 1) * windowMs - t);
+      return counter.count <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: (window + 1) * windowMs - t };
+    },
+  };
+  return { store, sweep: () => counters.sweep() };
+}
+
+function invalidationBus(): InvalidationBus {
+  const events = new EventEmitter();
+  return {
+    async publish(tokenHashes) {
+      if (tokenHashes.length > 0) events.emit("invalidate", tokenHashes);
+    },
+    async subscribe(onInvalidate) {
+      events.on("invalidate", onInvalidate);
+    },
+  };
+}
+
+export function createMemoryStores(options: { now: () => number }): EphemeralStores {
+  const sessions = sessionStore(options.now);
+  const tokens = tokenStore(options.now);
+  const limiter = rateLimiter(options.now);
+  const sweeper = setInterval(() => [sessions, tokens, limiter].forEach((s) => s.sweep()), 60_000);
+  sweeper.unref();
+  return {
+    sessions: sessions.store,
+    tokens: tokens.store,
+    rateLimiter: limiter.store,
+    invalidation: invalidationBus(),
+    ping: async () => true,
+    close: async () => clearInterval(sweeper),
+  };
+}

@@ -1,0 +1,146 @@
+// Ephemeral stores on Redis. Keys carry {hash tags}: everything about one
+// account's sessions shares a slot, so multi-key updates stay atomic (Lua)
+// under Redis Cluster too.
+import { Redis } from "ioredis";
+import type { EphemeralStores, InvalidationBus, RateLimiter, SessionStore, TokenStore } from "../../domain/ports.ts";
+import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
+
+const INVALIDATION_CHANNEL = "identity:sessions:invalidated";
+
+const sessionKey = (accountId: string, tokenHash: string) => `sess:{${accountId}}:${tokenHash}`;
+const sessionIndexKey = (accountId: string) => `sess:{${accountId}}`;
+
+// KEYS: session, index. ARGV: json, ttlMs, tokenHash.
+const CREATE_SESSION = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], '1')
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`;
+
+// KEYS: session, index. ARGV: tokenHash.
+const DELETE_SESSION = `
+redis.call('HDEL', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])`;
+
+// KEYS: index. ARGV: session key prefix, hash to keep ('' for none).
+const DELETE_ALL_SESSIONS = `
+local ended = {}
+for _, h in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if h ~= ARGV[2] then
+    if redis.call('DEL', ARGV[1] .. h) == 1 then table.insert(ended, h) end
+    redis.call('HDEL', KEYS[1], h)
+  end
+end
+return ended`;
+
+// KEYS: counter. ARGV: windowMs.
+const COUNT_ATTEMPT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+
+function sessionStore(redis: Redis): SessionStore {
+  return {
+    async create(tokenHash, session, ttlMs) {
+      await redis.eval(CREATE_SESSION, 2, sessionKey(session.accountId, tokenHash), sessionIndexKey(session.accountId), JSON.stringify(session), Math.max(1, Math.ceil(ttlMs)), tokenHash);
+    },
+    async get(accountId, tokenHash) {
+      const raw = await redis.get(sessionKey(accountId, tokenHash));
+      return raw === null ? undefined : (JSON.parse(raw) as SessionRecord);
+    },
+    async delete(accountId, tokenHash) {
+      return (await redis.eval(DELETE_SESSION, 2, sessionKey(accountId, tokenHash), sessionIndexKey(accountId), tokenHash)) === 1;
+    },
+    async listForAccount(accountId) {
+      const hashes = await redis.hkeys(sessionIndexKey(accountId));
+      if (hashes.length === 0) return [];
+      const values = await redis.mget(hashes.map((h) => sessionKey(accountId, h)));
+      const live: Array<{ tokenHash: string; session: SessionRecord }> = [];
+      const gone: string[] = [];
+      hashes.forEach((tokenHash, i) => {
+        const raw = values[i];
+        if (raw) live.push({ tokenHash, session: JSON.parse(raw) as SessionRecord });
+        else gone.push(tokenHash);
+      });
+      if (gone.length > 0) await redis.hdel(sessionIndexKey(accountId), ...gone); // expired ones
+      return live;
+    },
+    async deleteAllForAccount(accountId, keepTokenHash) {
+      return (await redis.eval(DELETE_ALL_SESSIONS, 1, sessionIndexKey(accountId), `sess:{${accountId}}:`, keepTokenHash ?? "")) as string[];
+    },
+  };
+}
+
+function tokenStore(redis: Redis): TokenStore {
+  const key = (hash: string) => `tok:{${hash}}`;
+  return {
+    async put(tokenHash, token, ttlMs) {
+      await redis.set(key(tokenHash), JSON.stringify(token), "PX", Math.max(1, Math.ceil(ttlMs)));
+    },
+    async take(tokenHash) {
+      const raw = await redis.getdel(key(tokenHash));
+      return raw === null ? undefined : (JSON.parse(raw) as OneTimeToken);
+    },
+    async peek(tokenHash) {
+      const raw = await redis.get(key(tokenHash));
+      return raw === null ? undefined : (JSON.parse(raw) as OneTimeToken);
+    },
+  };
+}
+
+/** Fixed windows numbered from the injected clock, so tests move time instead of sleeping. */
+function rateLimiter(redis: Redis, now: () => number): RateLimiter {
+  return {
+    async consume(key, limit, windowMs) {
+      const t = now();
+      const window = Math.floor(t / windowMs);
+      const count = Number(await redis.eval(COUNT_ATTEMPT, 1, `rl:{${key}}:${windowMs}:${window}`, windowMs));
+      return count <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: (window + 1) * windowMs - t };
+    },
+  };
+}
+
+function invalidationBus(redis: Redis): { bus: InvalidationBus; close: () => Promise<void> } {
+  let subscriber: Redis | undefined;
+  return {
+    bus: {
+      async publish(tokenHashes) {
+        if (tokenHashes.length > 0) await redis.publish(INVALIDATION_CHANNEL, tokenHashes.join(","));
+      },
+      async subscribe(onInvalidate) {
+        subscriber ??= redis.duplicate();
+        subscriber.on("message", (channel: string, message: string) => {
+          if (channel === INVALIDATION_CHANNEL) onInvalidate(message.split(","));
+        });
+        await subscriber.subscribe(INVALIDATION_CHANNEL);
+      },
+    },
+    close: async () => {
+      subscriber?.disconnect();
+    },
+  };
+}
+
+export function createRedisStores(url: string, options: { now: () => number }): EphemeralStores {
+  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, lazyConnect: false });
+  // ioredis retries connecting by itself; errors surface on commands and through ping().
+  redis.on("error", () => {});
+  const invalidation = invalidationBus(redis);
+  return {
+    sessions: sessionStore(redis),
+    tokens: tokenStore(redis),
+    rateLimiter: rateLimiter(redis, options.now),
+    invalidation: invalidation.bus,
+    async ping() {
+      try {
+        return (await redis.ping()) === "PONG";
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      await invalidation.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

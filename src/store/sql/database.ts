@@ -1,0 +1,67 @@
+// Opens the durable store: MySQL/MariaDB/TiDB through mysql2, or the embedded
+// SQLite file. Only this folder imports database drivers.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Kysely, MysqlDialect, sql } from "kysely";
+import { createPool } from "mysql2";
+import type { Database } from "./schema.ts";
+import { createNodeSqliteDialect } from "./sqlite-dialect.ts";
+
+export type SqlDialectName = "mysql" | "sqlite";
+
+export interface SqlDatabase {
+  readonly db: Kysely<Database>;
+  readonly dialect: SqlDialectName;
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface SqlOptions {
+  mysqlUrl?: string | undefined;
+  /** Embedded SQLite file path (or ":memory:") when mysqlUrl is not set. */
+  sqlitePath?: string | undefined;
+  poolSize?: number;
+}
+
+export function openSqlDatabase(options: SqlOptions): SqlDatabase {
+  if (options.mysqlUrl) {
+    const pool = createPool({
+      uri: options.mysqlUrl.replace(/^mariadb:/, "mysql:"),
+      connectionLimit: options.poolSize ?? 10,
+      // Times are BIGINT epoch ms; keep them numbers (safe below 2^53).
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      charset: "utf8mb4",
+    });
+    return wrap(new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), "mysql");
+  }
+  const path = options.sqlitePath ?? ":memory:";
+  if (path !== ":memory:") mkdirSync(join(path, ".."), { recursive: true });
+  return wrap(new Kysely<Database>({ dialect: createNodeSqliteDialect(path) }), "sqlite");
+}
+
+function wrap(db: Kysely<Database>, dialect: SqlDialectName): SqlDatabase {
+  return {
+    db,
+    dialect,
+    async ping() {
+      try {
+        await sql`select 1`.execute(db);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close: () => db.destroy(),
+  };
+}
+
+/** True when a driver error is a unique-key violation (MySQL 1062, SQLite constraint). */
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { errno?: number; code?: string; errcode?: number; message?: string } | null;
+  if (!e) return false;
+  if (e.errno === 1062 || e.code === "ER_DUP_ENTRY") return true;
+  // node:sqlite reports SQLITE_CONSTRAINT_UNIQUE (2067) / PRIMARYKEY (1555) as errcode.
+  return e.errcode === 2067 || e.errcode === 1555 || /UNIQUE constraint failed/.test(e.message ?? "");
+}

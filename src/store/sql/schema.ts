@@ -1,0 +1,72 @@
+// Table shapes as Kysely sees them. Times are epoch milliseconds (BIGINT) and
+// booleans 0/1 so one set of queries serves MySQL/MariaDB/TiDB and SQLite.
+// Encrypted columns hold base64url AES-GCM ciphertext; *_hash columns hold hex digests.
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  settings: string;
+  created_at: number;
+}
+
+export interface AccountsTable {
+  id: string;
+  tenant_id: string;
+  role: number;
+  state: number;
+  locale: string;
+  email_verified: number;
+  /** Encrypted JSON of the Profile under the account's data key. */
+  profile: string;
+  password_hash: string | null;
+  plan: string;
+  plan_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Wrapped data keys, apart from the data they protect (erasure destroys the key). */
+export interface AccountKeysTable {
+  account_id: string;
+  tenant_id: string;
+  wrapped_key: string;
+  created_at: number;
+}
+
+export interface IdentitiesTable {
+  id: string;
+  tenant_id: string;
+  account_id: string;
+  kind: number;
+  /** Blind index (HMAC) of the normalized value; unique per tenant and kind. */
+  lookup_hash: string;
+  /** Encrypted value under the account's data key. */
+  value: string;
+  verified_at: number | null;
+  created_at: number;
+}
+
+export interface OutboxTable {
+  id: string;
+  tenant_id: string;
+  account_id: string;
+  kind: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  locked_until: number;
+  lock_owner: string | null;
+  last_error: string | null;
+  /** Encrypted message (recipient, locale, variables) under the account's data key; cleared once sent. */
+  payload: string | null;
+  created_at: number;
+  sent_at: number | null;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  accounts: AccountsTable;
+  account_keys: AccountKeysTable;
+  identities: IdentitiesTable;
+  outbox: OutboxTable;
+}

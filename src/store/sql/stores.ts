@@ -1,0 +1,269 @@
+// The durable stores over Kysely: one implementation for MySQL/MariaDB/TiDB and SQLite.
+import type { Selectable, Transaction } from "kysely";
+import {
+  DuplicateIdentityError,
+  type AccountStore,
+  type ClaimedMessage,
+  type DurableStores,
+  type OutboxMessage,
+  type OutboxStore,
+  type StoredAccount,
+  type StoredIdentity,
+  type TenantStore,
+} from "../../domain/ports.ts";
+import type { AccountState, Role, Tenant } from "../../domain/types.ts";
+import { isUniqueViolation, type SqlDatabase } from "./database.ts";
+import type { AccountsTable, Database, IdentitiesTable } from "./schema.ts";
+
+function toAccount(row: Selectable<AccountsTable>): StoredAccount {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    role: row.role as Role,
+    state: row.state as AccountState,
+    locale: row.locale,
+    emailVerified: Number(row.email_verified) === 1,
+    profileSealed: row.profile,
+    passwordHash: row.password_hash,
+    plan: row.plan,
+    planExpiresAt: row.plan_expires_at === null ? null : Number(row.plan_expires_at),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function toIdentity(row: Selectable<IdentitiesTable>): StoredIdentity {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    accountId: row.account_id,
+    kind: Number(row.kind),
+    lookupHash: row.lookup_hash,
+    valueSealed: row.value,
+    verifiedAt: row.verified_at === null ? null : Number(row.verified_at),
+    createdAt: Number(row.created_at),
+  };
+}
+
+async function insertMessages(db: Transaction<Database> | SqlDatabase["db"], messages: OutboxMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  await db
+    .insertInto("outbox")
+    .values(
+      messages.map((m) => ({
+        id: m.id,
+        tenant_id: m.tenantId,
+        account_id: m.accountId,
+        kind: m.kind,
+        status: "pending",
+        attempts: 0,
+        next_attempt_at: m.createdAt,
+        locked_until: 0,
+        lock_owner: null,
+        last_error: null,
+        payload: m.payloadSealed,
+        created_at: m.createdAt,
+        sent_at: null,
+      })),
+    )
+    .execute();
+}
+
+function tenantStore({ db }: SqlDatabase): TenantStore {
+  return {
+    async get(id) {
+      const row = await db.selectFrom("tenants").selectAll().where("id", "=", id).executeTakeFirst();
+      if (!row) return undefined;
+      return { id: row.id, name: row.name, settings: JSON.parse(row.settings), createdAt: Number(row.created_at) } satisfies Tenant;
+    },
+    async ensure(tenant) {
+      try {
+        await db
+          .insertInto("tenants")
+          .values({ id: tenant.id, name: tenant.name, settings: JSON.stringify(tenant.settings), created_at: tenant.createdAt })
+          .execute();
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error; // another instance created it first
+      }
+    },
+  };
+}
+
+function accountStore({ db }: SqlDatabase): AccountStore {
+  return {
+    async createAccount({ account, wrappedKey, identity, messages }) {
+      try {
+        await db.transaction().execute(async (trx) => {
+          // The identity goes first: its unique index is what two concurrent sign-ups race on.
+          await trx
+            .insertInto("identities")
+            .values({
+              id: identity.id,
+              tenant_id: identity.tenantId,
+              account_id: identity.accountId,
+              kind: identity.kind,
+              lookup_hash: identity.lookupHash,
+              value: identity.valueSealed,
+              verified_at: identity.verifiedAt,
+              created_at: identity.createdAt,
+            })
+            .execute();
+          await trx
+            .insertInto("accounts")
+            .values({
+              id: account.id,
+              tenant_id: account.tenantId,
+              role: account.role,
+              state: account.state,
+              locale: account.locale,
+              email_verified: account.emailVerified ? 1 : 0,
+              profile: account.profileSealed,
+              password_hash: account.passwordHash,
+              plan: account.plan,
+              plan_expires_at: account.planExpiresAt,
+              created_at: account.createdAt,
+              updated_at: account.updatedAt,
+            })
+            .execute();
+          await trx
+            .insertInto("account_keys")
+            .values({ account_id: account.id, tenant_id: account.tenantId, wrapped_key: wrappedKey, created_at: account.createdAt })
+            .execute();
+          await insertMessages(trx, messages);
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new DuplicateIdentityError();
+        throw error;
+      }
+    },
+
+    async findByIdentity(tenantId, kind, lookupHash) {
+      const identity = await db
+        .selectFrom("identities")
+        .selectAll()
+        .where("tenant_id", "=", tenantId)
+        .where("kind", "=", kind)
+        .where("lookup_hash", "=", lookupHash)
+        .executeTakeFirst();
+      if (!identity) return undefined;
+      const found = await this.getAccount(tenantId, identity.account_id);
+      return found && { identity: toIdentity(identity), ...found };
+    },
+
+    async getAccount(tenantId, accountId) {
+      const row = await db
+        .selectFrom("accounts")
+        .innerJoin("account_keys", "account_keys.account_id", "accounts.id")
+        .selectAll("accounts")
+        .select("account_keys.wrapped_key")
+        .where("accounts.id", "=", accountId)
+        .where("accounts.tenant_id", "=", tenantId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const { wrapped_key, ...account } = row;
+      return { account: toAccount(account), wrappedKey: wrapped_key };
+    },
+
+    async listIdentities(accountId) {
+      const rows = await db.selectFrom("identities").selectAll().where("account_id", "=", accountId).orderBy("created_at").execute();
+      return rows.map(toIdentity);
+    },
+
+    async markIdentityVerified({ identityId, accountId, at, state }) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable("identities")
+          .set({ verified_at: at })
+          .where("id", "=", identityId)
+          .where("account_id", "=", accountId)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 0) return false;
+        await trx.updateTable("accounts").set({ state, email_verified: 1, updated_at: at }).where("id", "=", accountId).execute();
+        return true;
+      });
+    },
+
+    async setPasswordHash(accountId, passwordHash, at) {
+      await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
+    },
+  };
+}
+
+function outboxStore({ db }: SqlDatabase): OutboxStore {
+  return {
+    enqueue: (messages) => insertMessages(db, messages),
+
+    async claimDue({ now, limit, owner, leaseMs }) {
+      const candidates = await db
+        .selectFrom("outbox")
+        .select("id")
+        .where("status", "=", "pending")
+        .where("next_attempt_at", "<=", now)
+        .where("locked_until", "<=", now)
+        .orderBy("next_attempt_at")
+        .limit(limit)
+        .execute();
+      const claimed: ClaimedMessage[] = [];
+      for (const { id } of candidates) {
+        // A conditional update is the lease: whoever changes the row owns it.
+        const result = await db
+          .updateTable("outbox")
+          .set({ locked_until: now + leaseMs, lock_owner: owner })
+          .where("id", "=", id)
+          .where("status", "=", "pending")
+          .where("locked_until", "<=", now)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) continue;
+        const row = await db.selectFrom("outbox").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+        if (row.payload === null) continue;
+        claimed.push({
+          id: row.id,
+          tenantId: row.tenant_id,
+          accountId: row.account_id,
+          kind: row.kind,
+          payloadSealed: row.payload,
+          createdAt: Number(row.created_at),
+          attempts: Number(row.attempts),
+        });
+      }
+      return claimed;
+    },
+
+    async markSent(id, owner, at) {
+      await db
+        .updateTable("outbox")
+        .set((eb) => ({ status: "sent", sent_at: at, payload: null, locked_until: 0, lock_owner: null, attempts: eb("attempts", "+", 1) }))
+        .where("id", "=", id)
+        .where("lock_owner", "=", owner)
+        .execute();
+    },
+
+    async markFailed(id, owner, error, nextAttemptAt) {
+      await db
+        .updateTable("outbox")
+        .set((eb) => ({
+          status: nextAttemptAt === null ? "failed" : "pending",
+          next_attempt_at: nextAttemptAt ?? 0,
+          last_error: error.slice(0, 500),
+          locked_until: 0,
+          lock_owner: null,
+          attempts: eb("attempts", "+", 1),
+          // A message given up on keeps no personal data.
+          ...(nextAttemptAt === null ? { payload: null } : {}),
+        }))
+        .where("id", "=", id)
+        .where("lock_owner", "=", owner)
+        .execute();
+    },
+  };
+}
+
+export function createSqlStores(database: SqlDatabase): DurableStores {
+  return {
+    tenants: tenantStore(database),
+    accounts: accountStore(database),
+    outbox: outboxStore(database),
+    ping: () => database.ping(),
+    close: () => database.close(),
+  };
+}
