@@ -12,7 +12,7 @@ const EMAIL_MAX_LENGTH = 254;
 const MIN_PASSWORD_SCORE = 3;
 
 // A pragmatic address shape: one @, a dot-separated domain, no spaces or controls.
-const EMAIL_SHAPE = /^[^\s@"<>()[\]\\,;:]+@(?=.{1,253}$)(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+[\p{L}]{2,63}$/u;
+const EMAIL_SHAPE = /^[^\s@"<>()[\]\\,;:\p{Cc}\p{Cf}]+@(?=.{1,253}$)(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+[\p{L}]{2,63}$/u;
 
 /** The form used for blind indexes and delivery: NFKC, trimmed, lower case. */
 export function normalizeEmail(field: string, raw: string): string {
