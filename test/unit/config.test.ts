@@ -1,0 +1,176 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+const key = (bytes = 32) => randomBytes(bytes).toString("base64");
+
+/** A complete non-embedded environment (MySQL + Redis + keys). */
+function server(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    MYSQL_URL: "mysql://user:pw@db:3306/identity",
+    REDIS_URL: "redis://cache:6379",
+    KEY_ENCRYPTION_KEYS: `k1:${key()}`,
+    BLIND_INDEX_KEY: key(),
+    ...extra,
+  };
+}
+
+/** Calls loadConfig and returns the ConfigError it throws (fails when it does not throw one). */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig(${JSON.stringify(env)}) did not throw`);
+}
+
+describe("loadConfig defaults", () => {
+  it("uses the embedded development defaults on an empty environment", () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8080);
+    expect(config.host).toBe("127.0.0.1");
+    expect(config.tlsCertFile).toBeUndefined();
+    expect(config.tlsKeyFile).toBeUndefined();
+    expect(config.mysqlUrl).toBeUndefined();
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.workers).toBe(1);
+    expect(config.keyEncryptionKeys).toBeUndefined();
+    expect(config.blindIndexKey).toBeUndefined();
+    expect(config.logLevel).toBe("info");
+    expect(config.corsOrigins).toEqual([]);
+  });
+
+  it("treats empty strings as unset", () => {
+    const config = loadConfig({ PORT: "", MYSQL_URL: "", REDIS_URL: "", HOST: "", LOG_LEVEL: "" });
+    expect(config.port).toBe(8080);
+    expect(config.host).toBe("127.0.0.1");
+    expect(config.mysqlUrl).toBeUndefined();
+    expect(config.logLevel).toBe("info");
+  });
+
+  it("stays single-worker when embedded even if WORKERS is set", () => {
+    expect(loadConfig({ WORKERS: "8" }).workers).toBe(1);
+  });
+
+  it("listens on all interfaces with TLS and keeps an explicit HOST", () => {
+    const tls = loadConfig({ TLS_CERT_FILE: "/c.pem", TLS_KEY_FILE: "/k.pem" });
+    expect(tls.host).toBe("0.0.0.0");
+    expect(tls.tlsCertFile).toBe("/c.pem");
+    expect(tls.tlsKeyFile).toBe("/k.pem");
+    expect(loadConfig({ HOST: "::1" }).host).toBe("::1");
+  });
+
+  it("accepts valid PORT boundaries", () => {
+    expect(loadConfig({ PORT: "0" }).port).toBe(0);
+    expect(loadConfig({ PORT: "65535" }).port).toBe(65535);
+  });
+
+  it("uses MySQL and Redis when both are set, with WORKERS honoured", () => {
+    const config = loadConfig(server({ WORKERS: "3" }));
+    expect(config.mysqlUrl).toBe("mysql://user:pw@db:3306/identity");
+    expect(config.redisUrl).toBe("redis://cache:6379");
+    expect(config.workers).toBe(3);
+    expect(loadConfig(server({ MYSQL_URL: "mariadb://db/identity", REDIS_URL: "rediss://cache" })).mysqlUrl).toBe("mariadb://db/identity");
+  });
+
+  it("returns a frozen object", () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(config.port).toBe(8080);
+  });
+});
+
+describe("loadConfig rejects invalid variables, naming them", () => {
+  const cases: Array<[string, Record<string, string | undefined>, string]> = [
+    ["PORT=abc", { PORT: "abc" }, "PORT"],
+    ["PORT=70000", { PORT: "70000" }, "PORT"],
+    ["PORT=-1", { PORT: "-1" }, "PORT"],
+    ["PORT=80.5", { PORT: "80.5" }, "PORT"],
+    ["MYSQL_URL=not-a-url", { MYSQL_URL: "not-a-url" }, "MYSQL_URL"],
+    ["MYSQL_URL=http://x", { MYSQL_URL: "http://x" }, "MYSQL_URL"],
+    ["MYSQL_URL=http://x with REDIS_URL and keys", server({ MYSQL_URL: "http://x" }), "MYSQL_URL"],
+    ["MYSQL_URL=not-a-url with REDIS_URL and keys", server({ MYSQL_URL: "not-a-url" }), "MYSQL_URL"],
+    ["REDIS_URL=http://x", { REDIS_URL: "http://x" }, "REDIS_URL"],
+    ["REDIS_URL=mysql://x with MYSQL_URL and keys", server({ REDIS_URL: "mysql://x" }), "REDIS_URL"],
+    ["REDIS_URL without MYSQL_URL", { REDIS_URL: "redis://cache:6379" }, "MYSQL_URL"],
+    ["MYSQL_URL without REDIS_URL", { MYSQL_URL: "mysql://db/identity" }, "REDIS_URL"],
+    ["TLS_CERT_FILE without TLS_KEY_FILE", { TLS_CERT_FILE: "/c.pem" }, "TLS_KEY_FILE"],
+    ["TLS_KEY_FILE without TLS_CERT_FILE", { TLS_KEY_FILE: "/k.pem" }, "TLS_CERT_FILE"],
+    ["KEY_ENCRYPTION_KEYS with a 16-byte key", { KEY_ENCRYPTION_KEYS: `k1:${key(16)}` }, "KEY_ENCRYPTION_KEYS"],
+    ["KEY_ENCRYPTION_KEYS bare 16-byte key", { KEY_ENCRYPTION_KEYS: key(16) }, "KEY_ENCRYPTION_KEYS"],
+    ["duplicate key ids", { KEY_ENCRYPTION_KEYS: `k1:${key()},k1:${key()}` }, "KEY_ENCRYPTION_KEYS"],
+    ["invalid key id", { KEY_ENCRYPTION_KEYS: `bad id!:${key()}` }, "KEY_ENCRYPTION_KEYS"],
+    ["BLIND_INDEX_KEY with a 16-byte key", { BLIND_INDEX_KEY: key(16) }, "BLIND_INDEX_KEY"],
+    ["LOG_LEVEL=loud", { LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    ["MAIL_FROM without @", { MAIL_FROM: "Identity <no-reply>" }, "MAIL_FROM"],
+    ["MAIL_FROM with a header injection", { MAIL_FROM: "a@b.example\r\nBcc: x@y.example" }, "MAIL_FROM"],
+    ["PUBLIC_URL=ftp://x", { PUBLIC_URL: "ftp://x" }, "PUBLIC_URL"],
+    ["SMTP_URL=http://x", { SMTP_URL: "http://x" }, "SMTP_URL"],
+    ["WORKERS=0 on servers", server({ WORKERS: "0" }), "WORKERS"],
+    ["TRUSTED_PROXIES=11", { TRUSTED_PROXIES: "11" }, "TRUSTED_PROXIES"],
+  ];
+
+  it.each(cases)("%s", (_name, env, variable) => {
+    const error = configError(env);
+    expect(error.name).toBe("ConfigError");
+    // The message leads with the variable at fault: "invalid configuration: PORT must be ...".
+    expect(error.message.startsWith(`invalid configuration: ${variable} `), error.message).toBe(true);
+  });
+
+  it("requires KEY_ENCRYPTION_KEYS when MYSQL_URL and REDIS_URL are set", () => {
+    expect(configError(server({ KEY_ENCRYPTION_KEYS: undefined })).message).toMatch(/^invalid configuration: KEY_ENCRYPTION_KEYS /);
+    expect(configError(server({ KEY_ENCRYPTION_KEYS: "" })).message).toMatch(/^invalid configuration: KEY_ENCRYPTION_KEYS /);
+  });
+
+  it("requires BLIND_INDEX_KEY when MYSQL_URL and REDIS_URL are set", () => {
+    expect(configError(server({ BLIND_INDEX_KEY: undefined })).message).toMatch(/^invalid configuration: BLIND_INDEX_KEY /);
+    expect(configError(server({ BLIND_INDEX_KEY: "" })).message).toMatch(/^invalid configuration: BLIND_INDEX_KEY /);
+  });
+
+  it("does not require keys in embedded mode", () => {
+    expect(() => loadConfig({})).not.toThrow();
+  });
+});
+
+describe("KEY_ENCRYPTION_KEYS parsing", () => {
+  it('parses "k1:<b64>,k2:<b64>" in order', () => {
+    const k1 = randomBytes(32);
+    const k2 = randomBytes(32);
+    const config = loadConfig(server({ KEY_ENCRYPTION_KEYS: `k1:${k1.toString("base64")},k2:${k2.toString("base64")}` }));
+    const keys = config.keyEncryptionKeys ?? [];
+    expect(keys.map((k) => k.id)).toEqual(["k1", "k2"]);
+    expect(keys[0]?.key.equals(k1)).toBe(true);
+    expect(keys[1]?.key.equals(k2)).toBe(true);
+  });
+
+  it("keeps the listed order (the first wraps new keys) and trims spaces", () => {
+    const a = randomBytes(32);
+    const b = randomBytes(32);
+    const config = loadConfig({ KEY_ENCRYPTION_KEYS: `new: ${a.toString("base64")} ,old:${b.toString("base64")}` });
+    expect(config.keyEncryptionKeys?.map((k) => k.id)).toEqual(["new", "old"]);
+    expect(config.keyEncryptionKeys?.[0]?.key.equals(a)).toBe(true);
+  });
+
+  it("keeps key ids verbatim (case-sensitive)", () => {
+    const config = loadConfig({ KEY_ENCRYPTION_KEYS: `Prod_2025-A:${key()},prod_2025-a:${key()}` });
+    expect(config.keyEncryptionKeys?.map((k) => k.id)).toEqual(["Prod_2025-A", "prod_2025-a"]);
+  });
+
+  it('gives a bare key the id "k1"', () => {
+    const k = randomBytes(32);
+    const config = loadConfig({ KEY_ENCRYPTION_KEYS: k.toString("base64") });
+    expect(config.keyEncryptionKeys).toHaveLength(1);
+    expect(config.keyEncryptionKeys?.[0]?.id).toBe("k1");
+    expect(config.keyEncryptionKeys?.[0]?.key.equals(k)).toBe(true);
+  });
+
+  it("decodes BLIND_INDEX_KEY", () => {
+    const k = randomBytes(32);
+    expect(loadConfig({ BLIND_INDEX_KEY: k.toString("base64") }).blindIndexKey?.equals(k)).toBe(true);
+  });
+});

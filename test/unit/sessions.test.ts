@@ -1,0 +1,422 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { hashSecret } from "../../src/crypto/keyring.ts";
+import { DomainError } from "../../src/domain/errors.ts";
+import { isId, newId } from "../../src/domain/ids.ts";
+import type { SessionStore } from "../../src/domain/ports.ts";
+import { createSessions, type SessionCacheOptions, type Sessions } from "../../src/domain/sessions.ts";
+import { DEFAULT_TENANT_ID, DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
+import {
+  AccountState,
+  AssuranceLevel,
+  Role,
+  type Account,
+  type SessionRecord,
+  type TenantSettings,
+} from "../../src/domain/types.ts";
+import { createMemoryStores } from "../../src/store/memory/stores.ts";
+import type { EphemeralStores } from "../../src/domain/ports.ts";
+
+const START = Date.UTC(2025, 0, 15, 12, 0, 0);
+const SECOND = 1000;
+const HOUR = 3_600_000;
+const META = { ip: "203.0.113.7", userAgent: "vitest/4" };
+
+let clock = START;
+const now = () => clock;
+let stores: EphemeralStores;
+
+beforeEach(() => {
+  clock = START;
+  stores = createMemoryStores({ now });
+});
+
+afterEach(async () => {
+  await stores.close();
+});
+
+function account(overrides: Partial<Account> = {}): Account {
+  return {
+    id: newId(clock),
+    tenantId: DEFAULT_TENANT_ID,
+    role: Role.USER,
+    state: AccountState.ACTIVE,
+    locale: "en",
+    emailVerified: true,
+    profile: { email: "ann@example.com", displayName: "Ann", pronouns: "", customAttributes: {}, pushTokens: [] },
+    plan: "free",
+    planExpiresAt: null,
+    createdAt: clock,
+    updatedAt: clock,
+    ...overrides,
+  };
+}
+
+function settings(overrides: Partial<TenantSettings> = {}): TenantSettings {
+  return { ...DEFAULT_TENANT_SETTINGS, ...overrides };
+}
+
+function sessions(cache?: SessionCacheOptions, on: EphemeralStores = stores): Sessions {
+  return createSessions({ store: on.sessions, invalidation: on.invalidation, now, cache });
+}
+
+async function expectUnauthenticated(promise: Promise<unknown>): Promise<DomainError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DomainError);
+  expect((error as DomainError).kind).toBe("unauthenticated");
+  return error as DomainError;
+}
+
+describe("issue", () => {
+  it('returns a token "<accountId>.<43 chars>" and the session record', async () => {
+    const s = sessions();
+    const acct = account({ role: Role.ADMIN });
+    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const [prefix, secret, ...rest] = token.split(".");
+    expect(rest).toEqual([]);
+    expect(prefix).toBe(acct.id);
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(session).toMatchObject({
+      accountId: acct.id,
+      tenantId: DEFAULT_TENANT_ID,
+      role: Role.ADMIN,
+      assurance: AssuranceLevel.AAL1,
+      createdAt: START,
+      lastSeenAt: START,
+      ip: META.ip,
+      userAgent: META.userAgent,
+    });
+    expect(isId(session.sessionId)).toBe(true);
+  });
+
+  it("stores only the token hash", async () => {
+    const s = sessions();
+    const acct = account();
+    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    expect(await stores.sessions.get(acct.id, hashSecret(token))).toEqual(session);
+    expect(await stores.sessions.get(acct.id, token)).toBeUndefined();
+  });
+
+  it("issues a different token each time", async () => {
+    const s = sessions();
+    const acct = account();
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    expect(a.token).not.toBe(b.token);
+    expect(a.session.sessionId).not.toBe(b.session.sessionId);
+  });
+
+  it("expires at now + idle timeout when that comes first", async () => {
+    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 30 * 24 * HOUR }), META, AssuranceLevel.AAL1);
+    expect(session.expiresAt).toBe(START + HOUR);
+    expect(session.absoluteExpiresAt).toBe(START + 30 * 24 * HOUR);
+  });
+
+  it("expires at now + absolute lifetime when that comes first", async () => {
+    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL2);
+    expect(session.expiresAt).toBe(START + HOUR);
+    expect(session.absoluteExpiresAt).toBe(START + HOUR);
+    expect(session.assurance).toBe(AssuranceLevel.AAL2);
+  });
+
+  it("uses the default tenant settings (24 h idle, 30 d absolute)", async () => {
+    const { session } = await sessions().issue(account(), settings(), META, AssuranceLevel.AAL1);
+    expect(session.expiresAt).toBe(START + Math.min(DEFAULT_TENANT_SETTINGS.sessionIdleTimeoutMs, DEFAULT_TENANT_SETTINGS.sessionAbsoluteLifetimeMs));
+  });
+
+  it("caps a long user agent at 200 characters", async () => {
+    const { session } = await sessions().issue(account(), settings(), { ip: "::1", userAgent: "x".repeat(1000) }, AssuranceLevel.AAL1);
+    expect(session.userAgent).toHaveLength(200);
+  });
+});
+
+describe("validate", () => {
+  it("returns the session and its token hash", async () => {
+    const s = sessions();
+    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const valid = await s.validate(token);
+    expect(valid.session).toEqual(session);
+    expect(valid.tokenHash).toBe(hashSecret(token));
+  });
+
+  it("validateCached answers only after a first validate", async () => {
+    const s = sessions();
+    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    expect(s.validateCached(token)).toBeUndefined();
+    await s.validate(token);
+    expect(s.validateCached(token)).toEqual({ tokenHash: hashSecret(token), session });
+  });
+
+  it("rejects an unknown well-formed token", async () => {
+    const s = sessions();
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const other = `${token.slice(0, 37)}${"A".repeat(43)}`;
+    const error = await expectUnauthenticated(s.validate(other));
+    expect(error.reason).toBe("SESSION_INVALID");
+  });
+
+  it("rejects a token whose account prefix was swapped", async () => {
+    const s = sessions();
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    await expectUnauthenticated(s.validate(`${newId(clock)}${token.slice(36)}`));
+  });
+
+  describe("malformed tokens", () => {
+    const id = "0190a8b2-7c3d-7e4f-8a1b-2c3d4e5f6a7b";
+    const secret = "A".repeat(43);
+    it.each([
+      ["empty", ""],
+      ["secret too short", `${id}.${secret.slice(1)}`],
+      ["secret too long", `${id}.${secret}A`],
+      ["no dot", `${id}${secret}A`],
+      ["dot in the wrong place", `${id.slice(1)}.${secret}A`],
+      ["non-uuid account", `${"z".repeat(36)}.${secret}`],
+      ["upper-case uuid", `${id.toUpperCase()}.${secret}`],
+      ["secret only", secret],
+    ])("%s → unauthenticated without a store lookup", async (_name, token) => {
+      let lookups = 0;
+      const store: SessionStore = {
+        ...stores.sessions,
+        get: (accountId, tokenHash) => {
+          lookups++;
+          return stores.sessions.get(accountId, tokenHash);
+        },
+      };
+      const s = createSessions({ store, invalidation: stores.invalidation, now });
+      const error = await expectUnauthenticated(s.validate(token));
+      expect(error.reason).toBe("SESSION_INVALID");
+      expect(s.validateCached(token)).toBeUndefined();
+      expect(lookups).toBe(0);
+    });
+  });
+});
+
+describe("end / endAll", () => {
+  it("end makes validate fail, in this instance and from the store", async () => {
+    const s = sessions();
+    const acct = account();
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(token);
+    await s.end(token);
+    expect(s.validateCached(token)).toBeUndefined();
+    await expectUnauthenticated(s.validate(token));
+    expect(await stores.sessions.get(acct.id, hashSecret(token))).toBeUndefined();
+  });
+
+  it("end is idempotent and ignores malformed tokens", async () => {
+    const s = sessions();
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    await s.end(token);
+    await expect(s.end(token)).resolves.toBeUndefined();
+    await expect(s.end("garbage")).resolves.toBeUndefined();
+  });
+
+  it("end leaves the account's other sessions alone", async () => {
+    const s = sessions();
+    const acct = account();
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.end(a.token);
+    await expect(s.validate(b.token)).resolves.toMatchObject({ session: b.session });
+  });
+
+  it("endAll ends the other sessions only and returns the count", async () => {
+    const s = sessions();
+    const acct = account();
+    const other = account();
+    const issued = [];
+    for (let i = 0; i < 4; i++) issued.push(await s.issue(acct, settings(), META, AssuranceLevel.AAL1));
+    const bystander = await s.issue(other, settings(), META, AssuranceLevel.AAL1);
+    for (const { token } of issued) await s.validate(token); // cached too
+    const [keep, ...rest] = issued;
+    if (!keep) throw new Error("unreachable");
+
+    expect(await s.endAll(acct.id, hashSecret(keep.token))).toBe(3);
+
+    await expect(s.validate(keep.token)).resolves.toMatchObject({ session: keep.session });
+    for (const { token } of rest) {
+      expect(s.validateCached(token)).toBeUndefined();
+      await expectUnauthenticated(s.validate(token));
+    }
+    await expect(s.validate(bystander.token)).resolves.toMatchObject({ session: bystander.session });
+    expect(await s.endAll(acct.id, hashSecret(keep.token))).toBe(0);
+  });
+
+  it("endAll without a kept hash ends every session", async () => {
+    const s = sessions();
+    const acct = account();
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    expect(await s.endAll(acct.id)).toBe(2);
+    await expectUnauthenticated(s.validate(a.token));
+    await expectUnauthenticated(s.validate(b.token));
+  });
+});
+
+describe("expiry and cache bounds", () => {
+  it("fails after expiresAt even while the entry is cached", async () => {
+    const s = sessions({ maxAgeMs: HOUR });
+    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 10 * SECOND }), META, AssuranceLevel.AAL1);
+    await s.validate(token);
+    clock = session.expiresAt - 1;
+    expect(s.validateCached(token)).toBeDefined();
+    await expect(s.validate(token)).resolves.toBeDefined();
+    clock = session.expiresAt;
+    expect(s.validateCached(token)).toBeUndefined();
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("checks expiry of what the store returns too", async () => {
+    // A store that never forgets: the expiry check must not rely on store TTLs.
+    const records = new Map<string, SessionRecord>();
+    const store: SessionStore = {
+      create: async (hash, session) => void records.set(hash, session),
+      get: async (_account, hash) => records.get(hash),
+      delete: async (_account, hash) => records.delete(hash),
+      listForAccount: async () => [],
+      deleteAllForAccount: async () => [],
+    };
+    const s = createSessions({ store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 0 } });
+    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL1);
+    await expect(s.validate(token)).resolves.toBeDefined();
+    clock = session.absoluteExpiresAt;
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("enforces the absolute lifetime even when the idle expiry lies beyond it", async () => {
+    // E.g. a record whose idle expiry was extended by activity: the absolute cap still wins.
+    const records = new Map<string, SessionRecord>();
+    const store: SessionStore = {
+      create: async (hash, session) => void records.set(hash, session),
+      get: async (_account, hash) => records.get(hash),
+      delete: async (_account, hash) => records.delete(hash),
+      listForAccount: async () => [],
+      deleteAllForAccount: async () => [],
+    };
+    const s = createSessions({ store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 3 * HOUR } });
+    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 2 * HOUR }), META, AssuranceLevel.AAL1);
+    records.set(hashSecret(token), { ...session, expiresAt: START + 10 * HOUR });
+    await expect(s.validate(token)).resolves.toBeDefined();
+    clock = START + 2 * HOUR - 1;
+    expect(s.validateCached(token)).toBeDefined();
+    clock = START + 2 * HOUR;
+    expect(s.validateCached(token)).toBeUndefined();
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("serves a session deleted behind its back from cache for at most maxAgeMs", async () => {
+    const maxAgeMs = 5 * SECOND;
+    const s = sessions({ maxAgeMs });
+    const acct = account();
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(token);
+    expect(await stores.sessions.delete(acct.id, hashSecret(token))).toBe(true);
+
+    clock = START + maxAgeMs - 1;
+    expect(s.validateCached(token)).toBeDefined();
+    await expect(s.validate(token)).resolves.toBeDefined();
+
+    clock = START + maxAgeMs;
+    expect(s.validateCached(token)).toBeUndefined();
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("does not cache at all when maxAgeMs is 0", async () => {
+    const s = sessions({ maxAgeMs: 0 });
+    const acct = account();
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(token);
+    expect(s.validateCached(token)).toBeUndefined();
+    await stores.sessions.delete(acct.id, hashSecret(token));
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("evicts the oldest entry beyond maxEntries", async () => {
+    const s = sessions({ maxEntries: 2 });
+    const acct = account();
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const c = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(a.token);
+    await s.validate(b.token);
+    expect(s.validateCached(a.token)).toBeDefined();
+    expect(s.validateCached(b.token)).toBeDefined();
+    await s.validate(c.token);
+    expect(s.validateCached(a.token)).toBeUndefined();
+    expect(s.validateCached(b.token)).toBeDefined();
+    expect(s.validateCached(c.token)).toBeDefined();
+    // The evicted session is still valid; it is just read from the store again.
+    await expect(s.validate(a.token)).resolves.toMatchObject({ session: a.session });
+  });
+});
+
+describe("invalidation across instances", () => {
+  it("end() on another instance drops the cached entry at once", async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    const b = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    await b.listen();
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    await a.validate(token);
+    await b.validate(token);
+    expect(a.validateCached(token)).toBeDefined();
+
+    await b.end(token);
+
+    expect(a.validateCached(token)).toBeUndefined();
+    await expectUnauthenticated(a.validate(token));
+    await expectUnauthenticated(b.validate(token));
+  });
+
+  it("without listen() the other instance keeps serving its cache (what invalidation fixes)", async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    const b = sessions({ maxAgeMs: HOUR });
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    await a.validate(token);
+    await b.end(token);
+    expect(a.validateCached(token)).toBeDefined();
+  });
+
+  it("endAll() on another instance drops exactly the ended entries", async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    const b = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    await b.listen();
+    const acct = account();
+    const keep = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const drop = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await a.validate(keep.token);
+    await a.validate(drop.token);
+
+    expect(await b.endAll(acct.id, hashSecret(keep.token))).toBe(1);
+
+    expect(a.validateCached(drop.token)).toBeUndefined();
+    expect(a.validateCached(keep.token)).toBeDefined();
+    await expectUnauthenticated(a.validate(drop.token));
+  });
+
+  it('a "*" invalidation clears the whole cache', async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    await a.validate(token);
+    await stores.invalidation.publish(["*"]);
+    expect(a.validateCached(token)).toBeUndefined();
+  });
+
+  it("instances on different stores do not share invalidations", async () => {
+    const elsewhere = createMemoryStores({ now });
+    try {
+      const a = sessions({ maxAgeMs: HOUR });
+      await a.listen();
+      const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+      await a.validate(token);
+      await elsewhere.invalidation.publish([hashSecret(token)]);
+      expect(a.validateCached(token)).toBeDefined();
+    } finally {
+      await elsewhere.close();
+    }
+  });
+});
