@@ -1,0 +1,578 @@
+// The DurableStores contract (src/domain/ports.ts), run against every durable
+// implementation: each *.test.ts next to this file calls describeDurableStores
+// with a way to open a freshly migrated store. `raw` is the same database seen
+// without the stores, to check what was (and was not) written.
+import { randomBytes, randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  DuplicateIdentityError,
+  type DurableStores,
+  type OutboxMessage,
+  type StoredAccount,
+  type StoredIdentity,
+} from "../../src/domain/ports.ts";
+import { AccountState, IdentityKind, Role, type Tenant } from "../../src/domain/types.ts";
+import { migrateToLatest } from "../../src/store/sql/migrations.ts";
+
+export interface DurableHarness {
+  stores: DurableStores;
+  raw: Kysely<any>;
+  close(): Promise<void>;
+}
+
+/** 2030-01-01T00:00:00Z: well past 2^32, so BIGINT columns are really exercised. */
+const T0 = Date.UTC(2030, 0, 1);
+
+const lookupHash = () => randomBytes(32).toString("hex");
+
+function tenant(id: string, name = `Tenant ${id}`): Tenant {
+  return {
+    id,
+    name,
+    settings: {
+      inviteOnly: false,
+      manualActivation: false,
+      passwordMinLength: 10,
+      sessionIdleTimeoutMs: 1_800_000,
+      sessionAbsoluteLifetimeMs: 2_592_000_000,
+      linkBaseUrl: "https://id.example.com",
+      defaultLocale: "en",
+      validateRequiresApiKey: false,
+      signInPerIpLimit: 20,
+      signInPerAccountLimit: 5,
+      unverifiedRetentionMs: 604_800_000,
+    },
+    createdAt: T0,
+  };
+}
+
+interface SignUp {
+  account: StoredAccount;
+  wrappedKey: string;
+  identity: StoredIdentity;
+  messages: OutboxMessage[];
+}
+
+function signUp(tenantId: string, hash: string, options: { kind?: number; messages?: number; createdAt?: number } = {}): SignUp {
+  const accountId = randomUUID();
+  const createdAt = options.createdAt ?? T0;
+  return {
+    account: {
+      id: accountId,
+      tenantId,
+      role: Role.USER,
+      state: AccountState.PENDING_VERIFICATION,
+      locale: "fr",
+      emailVerified: false,
+      profileSealed: `profile-${accountId}`,
+      passwordHash: `$argon2id$v=19$m=19456,t=2,p=1$${accountId}`,
+      plan: "free",
+      planExpiresAt: null,
+      createdAt,
+      updatedAt: createdAt,
+    },
+    wrappedKey: `wrapped-${accountId}`,
+    identity: {
+      id: randomUUID(),
+      tenantId,
+      accountId,
+      kind: options.kind ?? IdentityKind.EMAIL,
+      lookupHash: hash,
+      valueSealed: `value-${accountId}`,
+      verifiedAt: null,
+      createdAt,
+    },
+    messages: Array.from({ length: options.messages ?? 1 }, (_, i) => ({
+      id: randomUUID(),
+      tenantId,
+      accountId,
+      kind: i === 0 ? "verify_email" : "welcome",
+      payloadSealed: `payload-${i}-${accountId}`,
+      createdAt: createdAt + i,
+    })),
+  };
+}
+
+function message(createdAt: number, overrides: Partial<OutboxMessage> = {}): OutboxMessage {
+  const id = randomUUID();
+  return { id, tenantId: "outbox-tenant", accountId: randomUUID(), kind: "verify_email", payloadSealed: `payload-${id}`, createdAt, ...overrides };
+}
+
+export function describeDurableStores(name: string, open: () => Promise<DurableHarness>): void {
+  describe(`DurableStores contract: ${name}`, () => {
+    let h: DurableHarness;
+    let tenantId: string;
+
+    beforeAll(async () => {
+      h = await open();
+    });
+    afterAll(async () => {
+      await h?.close();
+    });
+    beforeEach(() => {
+      // Every test works in its own tenant, so counts are not disturbed by other tests.
+      tenantId = `t-${randomUUID()}`;
+    });
+
+    const count = async (table: string, column: string, value: string): Promise<number> => {
+      const row = await h.raw.selectFrom(table).select((eb) => eb.fn.countAll().as("n")).where(column, "=", value).executeTakeFirstOrThrow();
+      return Number(row.n);
+    };
+    // Drivers return rows of their own shape (node:sqlite: null-prototype objects): compare plain copies.
+    const plain = (row: Record<string, unknown>) => ({ ...row });
+    const outboxRow = async (id: string) => plain(await h.raw.selectFrom("outbox").selectAll().where("id", "=", id).executeTakeFirstOrThrow());
+
+    describe("migrations", () => {
+      it("are idempotent: running them again applies nothing and changes nothing", async () => {
+        const before = await h.raw.selectFrom("kysely_migration").select("name").orderBy("name").execute();
+        expect(before.map((r) => r.name)).toEqual(["0001_foundation"]);
+        expect(await migrateToLatest(h.raw)).toEqual([]);
+        expect(await migrateToLatest(h.raw)).toEqual([]);
+        const after = await h.raw.selectFrom("kysely_migration").select("name").orderBy("name").execute();
+        expect(after.map((r) => r.name)).toEqual(["0001_foundation"]);
+        // The stores still work on the re-migrated schema.
+        await h.stores.tenants.ensure(tenant(tenantId));
+        expect((await h.stores.tenants.get(tenantId))?.id).toBe(tenantId);
+      });
+
+      it("answers ping()", async () => {
+        expect(await h.stores.ping()).toBe(true);
+      });
+    });
+
+    describe("tenants", () => {
+      it("get() returns undefined for an unknown tenant", async () => {
+        expect(await h.stores.tenants.get(tenantId)).toBeUndefined();
+      });
+
+      it("ensure() creates the tenant and get() returns it as stored", async () => {
+        await h.stores.tenants.ensure(tenant(tenantId));
+        expect(await h.stores.tenants.get(tenantId)).toStrictEqual(tenant(tenantId));
+      });
+
+      it("ensure() never overwrites an existing tenant", async () => {
+        await h.stores.tenants.ensure(tenant(tenantId, "Original"));
+        const changed = tenant(tenantId, "Changed");
+        changed.settings.inviteOnly = true;
+        changed.createdAt = T0 + 1;
+        await h.stores.tenants.ensure(changed);
+        expect(await h.stores.tenants.get(tenantId)).toStrictEqual(tenant(tenantId, "Original"));
+        expect(await count("tenants", "id", tenantId)).toBe(1);
+      });
+
+      it("ensure() called by several instances at once creates the tenant once, without error", async () => {
+        await Promise.all(Array.from({ length: 5 }, (_, i) => h.stores.tenants.ensure(tenant(tenantId, `Racer ${i}`))));
+        expect(await count("tenants", "id", tenantId)).toBe(1);
+        expect((await h.stores.tenants.get(tenantId))?.name).toMatch(/^Racer [0-4]$/);
+      });
+    });
+
+    describe("accounts", () => {
+      it("createAccount writes the account, its key, its identity and its messages", async () => {
+        const s = signUp(tenantId, lookupHash(), { messages: 2 });
+        await h.stores.accounts.createAccount(s);
+
+        expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, s.identity.lookupHash)).toStrictEqual({
+          identity: s.identity,
+          account: s.account,
+          wrappedKey: s.wrappedKey,
+        });
+        expect(await h.stores.accounts.getAccount(tenantId, s.account.id)).toStrictEqual({ account: s.account, wrappedKey: s.wrappedKey });
+        expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([s.identity]);
+
+        const queued = await h.raw.selectFrom("outbox").selectAll().where("account_id", "=", s.account.id).orderBy("created_at").execute();
+        expect(queued.map(plain)).toStrictEqual(
+          s.messages.map((m) => ({
+            id: m.id,
+            tenant_id: tenantId,
+            account_id: s.account.id,
+            kind: m.kind,
+            status: "pending",
+            attempts: 0,
+            next_attempt_at: m.createdAt,
+            locked_until: 0,
+            lock_owner: null,
+            last_error: null,
+            payload: m.payloadSealed,
+            created_at: m.createdAt,
+            sent_at: null,
+          })),
+        );
+      });
+
+      it("createAccount with no messages queues nothing", async () => {
+        const s = signUp(tenantId, lookupHash(), { messages: 0 });
+        await h.stores.accounts.createAccount(s);
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual(s.account);
+        expect(await count("outbox", "account_id", s.account.id)).toBe(0);
+      });
+
+      it("a second createAccount with the same (tenant, kind, lookup) throws DuplicateIdentityError and writes nothing", async () => {
+        const hash = lookupHash();
+        const first = signUp(tenantId, hash);
+        const second = signUp(tenantId, hash, { messages: 2 });
+        await h.stores.accounts.createAccount(first);
+
+        const error = await h.stores.accounts.createAccount(second).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(DuplicateIdentityError);
+
+        expect(await count("accounts", "id", second.account.id)).toBe(0);
+        expect(await count("account_keys", "account_id", second.account.id)).toBe(0);
+        expect(await count("identities", "id", second.identity.id)).toBe(0);
+        expect(await count("identities", "account_id", second.account.id)).toBe(0);
+        expect(await count("outbox", "account_id", second.account.id)).toBe(0);
+        for (const m of second.messages) expect(await count("outbox", "id", m.id)).toBe(0);
+
+        // The first sign-up is untouched.
+        expect(await count("accounts", "tenant_id", tenantId)).toBe(1);
+        expect(await count("outbox", "tenant_id", tenantId)).toBe(1);
+        expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, hash)).toStrictEqual({
+          identity: first.identity,
+          account: first.account,
+          wrappedKey: first.wrappedKey,
+        });
+      });
+
+      it("the same lookup hash is allowed in another tenant and for another kind", async () => {
+        const hash = lookupHash();
+        const otherTenant = `${tenantId}-other`;
+        const a = signUp(tenantId, hash);
+        const b = signUp(otherTenant, hash);
+        const c = signUp(tenantId, hash, { kind: IdentityKind.PHONE });
+        await h.stores.accounts.createAccount(a);
+        await h.stores.accounts.createAccount(b);
+        await h.stores.accounts.createAccount(c);
+
+        expect((await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, hash))?.account.id).toBe(a.account.id);
+        expect((await h.stores.accounts.findByIdentity(otherTenant, IdentityKind.EMAIL, hash))?.account.id).toBe(b.account.id);
+        expect((await h.stores.accounts.findByIdentity(tenantId, IdentityKind.PHONE, hash))?.account.id).toBe(c.account.id);
+      });
+
+      it("twenty concurrent sign-ups with one lookup hash produce exactly one account", async () => {
+        const hash = lookupHash();
+        const attempts = Array.from({ length: 20 }, () => signUp(tenantId, hash));
+        const results = await Promise.allSettled(attempts.map((s) => h.stores.accounts.createAccount(s)));
+
+        const fulfilled = results.flatMap((r, i) => (r.status === "fulfilled" ? [attempts[i]!] : []));
+        const rejected = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+        expect(fulfilled).toHaveLength(1);
+        expect(rejected).toHaveLength(19);
+        for (const reason of rejected) expect(reason).toBeInstanceOf(DuplicateIdentityError);
+
+        const winner = fulfilled[0]!;
+        expect(await count("accounts", "tenant_id", tenantId)).toBe(1);
+        expect(await count("account_keys", "tenant_id", tenantId)).toBe(1);
+        expect(await count("identities", "tenant_id", tenantId)).toBe(1);
+        expect(await count("outbox", "tenant_id", tenantId)).toBe(1);
+        expect(await count("outbox", "account_id", winner.account.id)).toBe(1);
+        expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, hash)).toStrictEqual({
+          identity: winner.identity,
+          account: winner.account,
+          wrappedKey: winner.wrappedKey,
+        });
+      });
+
+      it("findByIdentity and getAccount are confined to their tenant", async () => {
+        const s = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        const otherTenant = `${tenantId}-other`;
+        await h.stores.accounts.createAccount(signUp(otherTenant, lookupHash()));
+
+        expect(await h.stores.accounts.getAccount(otherTenant, s.account.id)).toBeUndefined();
+        expect(await h.stores.accounts.findByIdentity(otherTenant, IdentityKind.EMAIL, s.identity.lookupHash)).toBeUndefined();
+        expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.PHONE, s.identity.lookupHash)).toBeUndefined();
+        expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, lookupHash())).toBeUndefined();
+        expect(await h.stores.accounts.getAccount(tenantId, randomUUID())).toBeUndefined();
+        // ...while the owning tenant still sees it.
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account.id).toBe(s.account.id);
+      });
+
+      it("listIdentities lists an account's identities oldest first, and nobody else's", async () => {
+        const s = signUp(tenantId, lookupHash(), { createdAt: T0 + 10 });
+        await h.stores.accounts.createAccount(s);
+        await h.stores.accounts.createAccount(signUp(tenantId, lookupHash()));
+        // The port has no "add identity" yet: add an older one directly.
+        const older: StoredIdentity = { ...s.identity, id: randomUUID(), kind: IdentityKind.PHONE, lookupHash: lookupHash(), valueSealed: "phone", createdAt: T0 };
+        await h.raw
+          .insertInto("identities")
+          .values({
+            id: older.id,
+            tenant_id: older.tenantId,
+            account_id: older.accountId,
+            kind: older.kind,
+            lookup_hash: older.lookupHash,
+            value: older.valueSealed,
+            verified_at: null,
+            created_at: older.createdAt,
+          })
+          .execute();
+
+        expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([older, s.identity]);
+        expect(await h.stores.accounts.listIdentities(randomUUID())).toStrictEqual([]);
+      });
+
+      it("markIdentityVerified sets verified_at, the state and email_verified", async () => {
+        const s = signUp(tenantId, lookupHash());
+        const bystander = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        await h.stores.accounts.createAccount(bystander);
+
+        const at = T0 + 60_000;
+        expect(await h.stores.accounts.markIdentityVerified({ identityId: s.identity.id, accountId: s.account.id, at, state: AccountState.ACTIVE })).toBe(true);
+
+        expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([{ ...s.identity, verifiedAt: at }]);
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual({
+          ...s.account,
+          state: AccountState.ACTIVE,
+          emailVerified: true,
+          updatedAt: at,
+        });
+        // Nothing else changed.
+        expect(await h.stores.accounts.getAccount(tenantId, bystander.account.id)).toStrictEqual({ account: bystander.account, wrappedKey: bystander.wrappedKey });
+        expect(await h.stores.accounts.listIdentities(bystander.account.id)).toStrictEqual([bystander.identity]);
+      });
+
+      it("markIdentityVerified moves the account to the requested state (e.g. pending activation)", async () => {
+        const s = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        const at = T0 + 1;
+        expect(
+          await h.stores.accounts.markIdentityVerified({ identityId: s.identity.id, accountId: s.account.id, at, state: AccountState.PENDING_ACTIVATION }),
+        ).toBe(true);
+        const account = (await h.stores.accounts.getAccount(tenantId, s.account.id))?.account;
+        expect(account?.state).toBe(AccountState.PENDING_ACTIVATION);
+        expect(account?.emailVerified).toBe(true);
+      });
+
+      it("markIdentityVerified returns true again when the identity is already verified with the same values", async () => {
+        // MySQL reports "changed" rows unless asked for "found" rows: an existing identity must still answer true.
+        const s = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        const input = { identityId: s.identity.id, accountId: s.account.id, at: T0 + 7, state: AccountState.ACTIVE };
+        expect(await h.stores.accounts.markIdentityVerified(input)).toBe(true);
+        expect(await h.stores.accounts.markIdentityVerified(input)).toBe(true);
+        expect((await h.stores.accounts.listIdentities(s.account.id))[0]?.verifiedAt).toBe(T0 + 7);
+      });
+
+      it("markIdentityVerified returns false for an unknown identity and changes nothing", async () => {
+        const s = signUp(tenantId, lookupHash());
+        const other = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        await h.stores.accounts.createAccount(other);
+        const at = T0 + 60_000;
+
+        expect(await h.stores.accounts.markIdentityVerified({ identityId: randomUUID(), accountId: s.account.id, at, state: AccountState.ACTIVE })).toBe(false);
+        // An identity that exists, but belongs to another account, is not this account's to verify.
+        expect(await h.stores.accounts.markIdentityVerified({ identityId: other.identity.id, accountId: s.account.id, at, state: AccountState.ACTIVE })).toBe(false);
+
+        for (const x of [s, other]) {
+          expect(await h.stores.accounts.getAccount(tenantId, x.account.id)).toStrictEqual({ account: x.account, wrappedKey: x.wrappedKey });
+          expect(await h.stores.accounts.listIdentities(x.account.id)).toStrictEqual([x.identity]);
+        }
+      });
+
+      it("setPasswordHash replaces the hash and the update time of that account only", async () => {
+        const s = signUp(tenantId, lookupHash());
+        const bystander = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        await h.stores.accounts.createAccount(bystander);
+
+        const at = T0 + 5_000;
+        await h.stores.accounts.setPasswordHash(s.account.id, "$argon2id$v=19$m=65536,t=3,p=4$new", at);
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual({
+          ...s.account,
+          passwordHash: "$argon2id$v=19$m=65536,t=3,p=4$new",
+          updatedAt: at,
+        });
+        expect((await h.stores.accounts.getAccount(tenantId, bystander.account.id))?.account).toStrictEqual(bystander.account);
+      });
+
+      it("returns numbers as numbers, up to Number.MAX_SAFE_INTEGER", async () => {
+        const s = signUp(tenantId, lookupHash());
+        s.account.role = Role.SUPER_ADMIN;
+        s.account.planExpiresAt = Number.MAX_SAFE_INTEGER;
+        s.account.createdAt = 2 ** 41 + 7;
+        s.account.updatedAt = 2 ** 41 + 8;
+        s.identity.verifiedAt = 2 ** 42 + 9;
+        s.identity.createdAt = 2 ** 41 + 7;
+        await h.stores.accounts.createAccount(s);
+        await h.stores.tenants.ensure(tenant(tenantId));
+
+        const found = await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, s.identity.lookupHash);
+        const { account, identity } = found!;
+        for (const value of [account.role, account.state, account.planExpiresAt, account.createdAt, account.updatedAt, identity.kind, identity.verifiedAt, identity.createdAt]) {
+          expect(typeof value).toBe("number");
+        }
+        expect(typeof account.emailVerified).toBe("boolean");
+        expect(account.role).toBe(Role.SUPER_ADMIN);
+        expect(account.planExpiresAt).toBe(Number.MAX_SAFE_INTEGER);
+        expect(account.createdAt).toBe(2 ** 41 + 7);
+        expect(account.updatedAt).toBe(2 ** 41 + 8);
+        expect(identity.verifiedAt).toBe(2 ** 42 + 9);
+        expect(typeof (await h.stores.tenants.get(tenantId))?.createdAt).toBe("number");
+
+        // The raw rows too: other queries (listings, the outbox worker's tests) read them directly.
+        const row = await h.raw.selectFrom("accounts").selectAll().where("id", "=", s.account.id).executeTakeFirstOrThrow();
+        for (const column of ["role", "state", "email_verified", "plan_expires_at", "created_at", "updated_at"]) {
+          expect(typeof row[column], column).toBe("number");
+        }
+        expect(row.plan_expires_at).toBe(Number.MAX_SAFE_INTEGER);
+      });
+    });
+
+    describe("outbox", () => {
+      beforeEach(async () => {
+        // claimDue sees the whole queue: start each outbox test from an empty one.
+        await h.raw.deleteFrom("outbox").execute();
+      });
+
+      it("claimDue returns due messages oldest first, up to `limit`, with their fields", async () => {
+        const m2 = message(T0 + 2);
+        const m0 = message(T0);
+        const later = message(T0 + 100);
+        const m1 = message(T0 + 1);
+        await h.stores.outbox.enqueue([m2, m0, later]);
+        await h.stores.outbox.enqueue([m1]);
+
+        const first = await h.stores.outbox.claimDue({ now: T0 + 10, limit: 2, owner: "a", leaseMs: 30_000 });
+        expect(first).toStrictEqual([
+          { ...m0, attempts: 0 },
+          { ...m1, attempts: 0 },
+        ]);
+        for (const c of first) {
+          expect(typeof c.attempts).toBe("number");
+          expect(typeof c.createdAt).toBe("number");
+        }
+
+        // The rest that is due; the leased ones and the not-yet-due one are not offered.
+        const second = await h.stores.outbox.claimDue({ now: T0 + 10, limit: 10, owner: "b", leaseMs: 30_000 });
+        expect(second).toStrictEqual([{ ...m2, attempts: 0 }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 10, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([]);
+
+        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([{ ...later, attempts: 0 }]);
+      });
+
+      it("claimDue with an empty queue returns nothing", async () => {
+        expect(await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "a", leaseMs: 1000 })).toStrictEqual([]);
+        await h.stores.outbox.enqueue([]);
+        expect(await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "a", leaseMs: 1000 })).toStrictEqual([]);
+      });
+
+      it("a lease keeps a message from a second claimer until it expires; then it can be taken over", async () => {
+        const m = message(T0);
+        await h.stores.outbox.enqueue([m]);
+
+        expect((await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "a", leaseMs: 1000 })).map((c) => c.id)).toEqual([m.id]);
+        expect(await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 999, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 1000, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 0 }]);
+
+        const row = await outboxRow(m.id);
+        expect(row.lock_owner).toBe("b");
+        expect(row.locked_until).toBe(T0 + 2000);
+        expect(row.status).toBe("pending");
+      });
+
+      it("concurrent claimers never lease one message twice", async () => {
+        const messages = Array.from({ length: 12 }, (_, i) => message(T0 + i));
+        await h.stores.outbox.enqueue(messages);
+
+        const claims = await Promise.all(Array.from({ length: 6 }, (_, i) => h.stores.outbox.claimDue({ now: T0 + 100, limit: 12, owner: `w${i}`, leaseMs: 60_000 })));
+        const ids = claims.flat().map((c) => c.id);
+        expect(ids).toHaveLength(12);
+        expect(new Set(ids).size).toBe(12);
+        expect([...ids].sort()).toEqual(messages.map((m) => m.id).sort());
+        // Each row's recorded owner is the claimer that returned it.
+        for (const [i, claim] of claims.entries()) {
+          for (const c of claim) expect((await outboxRow(c.id)).lock_owner).toBe(`w${i}`);
+        }
+      });
+
+      it("markSent by the lease owner records the delivery and drops the payload; by anyone else it changes nothing", async () => {
+        const m = message(T0);
+        await h.stores.outbox.enqueue([m]);
+        await h.stores.outbox.claimDue({ now: T0, limit: 1, owner: "a", leaseMs: 1000 });
+        const leased = await outboxRow(m.id);
+
+        await h.stores.outbox.markSent(m.id, "b", T0 + 5);
+        expect(await outboxRow(m.id)).toStrictEqual(leased);
+
+        await h.stores.outbox.markSent(m.id, "a", T0 + 5);
+        expect(await outboxRow(m.id)).toStrictEqual({
+          ...leased,
+          status: "sent",
+          sent_at: T0 + 5,
+          payload: null,
+          attempts: 1,
+          locked_until: 0,
+          lock_owner: null,
+        });
+        expect(await h.stores.outbox.claimDue({ now: T0 + 10_000_000, limit: 10, owner: "c", leaseMs: 1000 })).toStrictEqual([]);
+      });
+
+      it("markSent by an owner whose lease was taken over changes nothing", async () => {
+        const m = message(T0);
+        await h.stores.outbox.enqueue([m]);
+        await h.stores.outbox.claimDue({ now: T0, limit: 1, owner: "a", leaseMs: 1000 });
+        await h.stores.outbox.claimDue({ now: T0 + 1000, limit: 1, owner: "b", leaseMs: 1000 });
+        const takenOver = await outboxRow(m.id);
+
+        await h.stores.outbox.markSent(m.id, "a", T0 + 1001);
+        await h.stores.outbox.markFailed(m.id, "a", "late", T0 + 5000);
+        expect(await outboxRow(m.id)).toStrictEqual(takenOver);
+      });
+
+      it("markFailed with a next attempt time releases the message until then, counting the attempt", async () => {
+        const m = message(T0);
+        await h.stores.outbox.enqueue([m]);
+        await h.stores.outbox.claimDue({ now: T0, limit: 1, owner: "a", leaseMs: 60_000 });
+
+        await h.stores.outbox.markFailed(m.id, "a", "421 try again later", T0 + 500);
+        const row = await outboxRow(m.id);
+        expect(row).toMatchObject({ status: "pending", attempts: 1, next_attempt_at: T0 + 500, locked_until: 0, lock_owner: null, last_error: "421 try again later", payload: m.payloadSealed, sent_at: null });
+
+        expect(await h.stores.outbox.claimDue({ now: T0 + 499, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 500, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 1 }]);
+      });
+
+      it("markFailed(null) gives up: status failed, payload cleared, never claimed again", async () => {
+        const m = message(T0);
+        await h.stores.outbox.enqueue([m]);
+        await h.stores.outbox.claimDue({ now: T0, limit: 1, owner: "a", leaseMs: 60_000 });
+
+        await h.stores.outbox.markFailed(m.id, "b", "not the owner", null);
+        expect((await outboxRow(m.id)).status).toBe("pending");
+        expect((await outboxRow(m.id)).payload).toBe(m.payloadSealed);
+
+        await h.stores.outbox.markFailed(m.id, "a", "550 mailbox unavailable", null);
+        const row = await outboxRow(m.id);
+        expect(row).toMatchObject({ status: "failed", attempts: 1, payload: null, last_error: "550 mailbox unavailable", lock_owner: null, locked_until: 0, sent_at: null });
+        expect(await h.stores.outbox.claimDue({ now: Number.MAX_SAFE_INTEGER - 1e9, limit: 10, owner: "c", leaseMs: 1000 })).toStrictEqual([]);
+      });
+
+      it("markFailed keeps at most 500 characters of the error", async () => {
+        const m = message(T0);
+        await h.stores.outbox.enqueue([m]);
+        await h.stores.outbox.claimDue({ now: T0, limit: 1, owner: "a", leaseMs: 60_000 });
+        await h.stores.outbox.markFailed(m.id, "a", "é".repeat(300) + "x".repeat(400), T0 + 1);
+        expect((await outboxRow(m.id)).last_error).toBe("é".repeat(300) + "x".repeat(200));
+      });
+
+      it("outbox rows hold numbers as numbers", async () => {
+        const m = message(2 ** 41 + 3);
+        await h.stores.outbox.enqueue([m]);
+        await h.stores.outbox.claimDue({ now: 2 ** 41 + 3, limit: 1, owner: "a", leaseMs: 1000 });
+        await h.stores.outbox.markSent(m.id, "a", 2 ** 41 + 4);
+        const row = await outboxRow(m.id);
+        for (const column of ["attempts", "next_attempt_at", "locked_until", "created_at", "sent_at"]) {
+          expect(typeof row[column], column).toBe("number");
+        }
+        expect(row).toMatchObject({ attempts: 1, next_attempt_at: 2 ** 41 + 3, created_at: 2 ** 41 + 3, sent_at: 2 ** 41 + 4 });
+      });
+    });
+  });
+}

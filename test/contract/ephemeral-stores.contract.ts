@@ -1,0 +1,324 @@
+// The EphemeralStores contract (src/domain/ports.ts), run against every
+// ephemeral implementation: each *.test.ts next to this file calls
+// describeEphemeralStores with a way to open a fresh, empty instance on an
+// injected clock. Time-based behaviour is driven by that clock where the
+// implementation uses it (the memory store, every rate limiter); stores that
+// expire by real time (Redis TTLs) are given short TTLs and polled briefly.
+import { randomBytes, randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { EphemeralStores } from "../../src/domain/ports.ts";
+import { AssuranceLevel, Role, type OneTimeToken, type SessionRecord } from "../../src/domain/types.ts";
+
+export interface EphemeralHarness {
+  stores: EphemeralStores;
+  close(): Promise<void>;
+  /**
+   * Opens another instance sharing this one's state (another process on the
+   * same Redis), to prove cross-instance delivery; absent when the state lives
+   * in this process only. The harness's close() closes the peers too.
+   */
+  openPeer?: () => Promise<EphemeralStores>;
+}
+
+/** 2030-01-01T00:00:00Z, a whole number of minutes: rate-limit windows start on it. */
+const T0 = Date.UTC(2030, 0, 1);
+const HOUR = 3_600_000;
+
+const hash = () => randomBytes(32).toString("hex");
+
+function session(accountId: string, at: number, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    sessionId: randomUUID(),
+    accountId,
+    tenantId: "tenant-1",
+    role: Role.USER,
+    assurance: AssuranceLevel.AAL1,
+    createdAt: at,
+    lastSeenAt: at,
+    expiresAt: at + HOUR,
+    absoluteExpiresAt: at + 30 * 24 * HOUR,
+    userAgent: "Mozilla/5.0 (contract test) « é »",
+    ip: "2001:db8::1",
+    ...overrides,
+  };
+}
+
+function token(at: number, overrides: Partial<OneTimeToken> = {}): OneTimeToken {
+  return { purpose: "verify_email", tenantId: "tenant-1", accountId: randomUUID(), identityId: randomUUID(), expiresAt: at + HOUR, ...overrides };
+}
+
+const byHash = (a: { tokenHash: string }, b: { tokenHash: string }) => (a.tokenHash < b.tokenHash ? -1 : a.tokenHash > b.tokenHash ? 1 : 0);
+
+/** Polls `check` every 20 ms until it is true or `timeoutMs` passes; returns its last answer. */
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+}
+
+export function describeEphemeralStores(name: string, open: (now: () => number) => Promise<EphemeralHarness>): void {
+  describe(`EphemeralStores contract: ${name}`, () => {
+    let t: number;
+    let h: EphemeralHarness;
+    let stores: EphemeralStores;
+
+    beforeEach(async () => {
+      t = T0;
+      h = await open(() => t);
+      stores = h.stores;
+    });
+    afterEach(async () => {
+      await h?.close();
+    });
+
+    it("answers ping()", async () => {
+      expect(await stores.ping()).toBe(true);
+    });
+
+    describe("sessions", () => {
+      it("create then get returns the record; delete ends it (true, then false)", async () => {
+        const accountId = randomUUID();
+        const h1 = hash();
+        const record = session(accountId, t);
+        await stores.sessions.create(h1, record, HOUR);
+
+        expect(await stores.sessions.get(accountId, h1)).toStrictEqual(session(accountId, t, { sessionId: record.sessionId }));
+        expect(await stores.sessions.get(accountId, hash())).toBeUndefined();
+        expect(await stores.sessions.get(randomUUID(), h1)).toBeUndefined();
+
+        expect(await stores.sessions.delete(accountId, h1)).toBe(true);
+        expect(await stores.sessions.get(accountId, h1)).toBeUndefined();
+        expect(await stores.sessions.delete(accountId, h1)).toBe(false);
+        expect(await stores.sessions.delete(accountId, hash())).toBe(false);
+        expect(await stores.sessions.listForAccount(accountId)).toStrictEqual([]);
+      });
+
+      it("keeps its own copy: changing the record after create, or a returned record, changes nothing stored", async () => {
+        const accountId = randomUUID();
+        const h1 = hash();
+        const record = session(accountId, t);
+        const expected = structuredClone(record);
+        await stores.sessions.create(h1, record, HOUR);
+        record.role = Role.SUPER_ADMIN;
+        const got = await stores.sessions.get(accountId, h1);
+        got!.lastSeenAt = 0;
+        expect(await stores.sessions.get(accountId, h1)).toStrictEqual(expected);
+      });
+
+      it("delete ends only the given session", async () => {
+        const accountId = randomUUID();
+        const [h1, h2] = [hash(), hash()];
+        const s2 = session(accountId, t);
+        await stores.sessions.create(h1, session(accountId, t), HOUR);
+        await stores.sessions.create(h2, s2, HOUR);
+        expect(await stores.sessions.delete(accountId, h1)).toBe(true);
+        expect(await stores.sessions.get(accountId, h2)).toStrictEqual(s2);
+        expect(await stores.sessions.listForAccount(accountId)).toStrictEqual([{ tokenHash: h2, session: s2 }]);
+      });
+
+      it("listForAccount lists the account's live sessions with their hashes, and no one else's", async () => {
+        const [alice, bob] = [randomUUID(), randomUUID()];
+        const mine = [hash(), hash(), hash()].map((tokenHash) => ({ tokenHash, session: session(alice, t) }));
+        const bobs = { tokenHash: hash(), session: session(bob, t) };
+        for (const s of [...mine, bobs]) await stores.sessions.create(s.tokenHash, s.session, HOUR);
+
+        expect((await stores.sessions.listForAccount(alice)).sort(byHash)).toStrictEqual([...mine].sort(byHash));
+        expect(await stores.sessions.listForAccount(bob)).toStrictEqual([bobs]);
+        expect(await stores.sessions.listForAccount(randomUUID())).toStrictEqual([]);
+      });
+
+      it("deleteAllForAccount ends every session of the account and returns their hashes; other accounts keep theirs", async () => {
+        const [alice, bob] = [randomUUID(), randomUUID()];
+        const mine = [hash(), hash(), hash()];
+        const gone = hash();
+        const bobs = hash();
+        const bobSession = session(bob, t);
+        for (const h1 of [...mine, gone]) await stores.sessions.create(h1, session(alice, t), HOUR);
+        await stores.sessions.create(bobs, bobSession, HOUR);
+        await stores.sessions.delete(alice, gone); // already ended: not reported again
+
+        expect((await stores.sessions.deleteAllForAccount(alice)).sort()).toStrictEqual([...mine].sort());
+        for (const h1 of mine) expect(await stores.sessions.get(alice, h1)).toBeUndefined();
+        expect(await stores.sessions.listForAccount(alice)).toStrictEqual([]);
+        expect(await stores.sessions.deleteAllForAccount(alice)).toStrictEqual([]);
+
+        expect(await stores.sessions.get(bob, bobs)).toStrictEqual(bobSession);
+        expect(await stores.sessions.listForAccount(bob)).toStrictEqual([{ tokenHash: bobs, session: bobSession }]);
+      });
+
+      it("deleteAllForAccount with a kept hash ends the others and keeps that one", async () => {
+        const alice = randomUUID();
+        const [keep, a, b] = [hash(), hash(), hash()];
+        const kept = session(alice, t);
+        await stores.sessions.create(keep, kept, HOUR);
+        await stores.sessions.create(a, session(alice, t), HOUR);
+        await stores.sessions.create(b, session(alice, t), HOUR);
+
+        expect((await stores.sessions.deleteAllForAccount(alice, keep)).sort()).toStrictEqual([a, b].sort());
+        expect(await stores.sessions.get(alice, keep)).toStrictEqual(kept);
+        expect(await stores.sessions.get(alice, a)).toBeUndefined();
+        expect(await stores.sessions.get(alice, b)).toBeUndefined();
+        expect(await stores.sessions.listForAccount(alice)).toStrictEqual([{ tokenHash: keep, session: kept }]);
+        expect(await stores.sessions.deleteAllForAccount(alice, keep)).toStrictEqual([]);
+        // Without the kept hash, the kept one goes too.
+        expect(await stores.sessions.deleteAllForAccount(alice)).toStrictEqual([keep]);
+      });
+    });
+
+    describe("tokens", () => {
+      it("peek returns the token without using it; take returns it once, then undefined", async () => {
+        const h1 = hash();
+        const tok = token(t, { purpose: "reset_password" });
+        await stores.tokens.put(h1, tok, HOUR);
+
+        expect(await stores.tokens.peek(h1)).toStrictEqual(tok);
+        expect(await stores.tokens.peek(h1)).toStrictEqual(tok);
+        expect(await stores.tokens.take(h1)).toStrictEqual(tok);
+        expect(await stores.tokens.take(h1)).toBeUndefined();
+        expect(await stores.tokens.peek(h1)).toBeUndefined();
+        expect(await stores.tokens.take(hash())).toBeUndefined();
+        expect(await stores.tokens.peek(hash())).toBeUndefined();
+      });
+
+      it("tokens are independent of each other", async () => {
+        const [h1, h2] = [hash(), hash()];
+        const [t1, t2] = [token(t), token(t, { purpose: "invitation" })];
+        await stores.tokens.put(h1, t1, HOUR);
+        await stores.tokens.put(h2, t2, HOUR);
+        expect(await stores.tokens.take(h1)).toStrictEqual(t1);
+        expect(await stores.tokens.peek(h2)).toStrictEqual(t2);
+      });
+
+      it("twenty concurrent takes of one token: exactly one gets it", async () => {
+        const h1 = hash();
+        const tok = token(t);
+        await stores.tokens.put(h1, tok, HOUR);
+        const results = await Promise.all(Array.from({ length: 20 }, () => stores.tokens.take(h1)));
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toStrictEqual([tok]);
+        expect(await stores.tokens.peek(h1)).toBeUndefined();
+      });
+    });
+
+    it("sessions and tokens disappear once their TTL passes, longer-lived ones stay", async () => {
+      // Two accounts, so listing and ending all sessions each meet an expired session first.
+      const [alice, bob] = [randomUUID(), randomUUID()];
+      const [aliceShort, aliceLong, bobShort, bobLong, shortToken, longToken] = [hash(), hash(), hash(), hash(), hash(), hash()];
+      const aliceKept = session(alice, t);
+      const bobKept = session(bob, t);
+      const keptToken = token(t);
+      await stores.sessions.create(aliceShort, session(alice, t), 300);
+      await stores.sessions.create(aliceLong, aliceKept, HOUR);
+      await stores.sessions.create(bobShort, session(bob, t), 300);
+      await stores.sessions.create(bobLong, bobKept, HOUR);
+      await stores.tokens.put(shortToken, token(t), 300);
+      await stores.tokens.put(longToken, keptToken, HOUR);
+
+      // Alive before the TTL passes.
+      expect(await stores.sessions.get(alice, aliceShort)).toBeDefined();
+      expect(await stores.tokens.peek(shortToken)).toBeDefined();
+
+      // Clock-driven stores expire at once; real-time ones (Redis) within a few hundred ms.
+      // Only the token (stored last, so expiring last) is polled: the sessions' first
+      // look after expiry must be the listing below.
+      t += 500;
+      expect(await eventually(async () => (await stores.tokens.peek(shortToken)) === undefined)).toBe(true);
+
+      expect(await stores.sessions.listForAccount(alice)).toStrictEqual([{ tokenHash: aliceLong, session: aliceKept }]);
+      // An expired session is not reported as ended by deleteAllForAccount.
+      expect(await stores.sessions.deleteAllForAccount(bob)).toStrictEqual([bobLong]);
+      expect(await stores.sessions.get(bob, bobShort)).toBeUndefined();
+      expect(await stores.sessions.get(alice, aliceShort)).toBeUndefined();
+      expect(await stores.sessions.delete(alice, aliceShort)).toBe(false);
+      expect(await stores.sessions.get(alice, aliceLong)).toStrictEqual(aliceKept);
+      expect(await stores.tokens.take(shortToken)).toBeUndefined();
+      expect(await stores.tokens.peek(longToken)).toStrictEqual(keptToken);
+      expect(await stores.tokens.take(longToken)).toStrictEqual(keptToken);
+    });
+
+    describe("rate limiter", () => {
+      const WINDOW = 60_000;
+
+      it("allows `limit` attempts in a window, then refuses with the time until the window ends", async () => {
+        const key = `ip:${randomUUID()}`;
+        t = T0 + 10_000;
+        for (let i = 0; i < 3; i++) expect(await stores.rateLimiter.consume(key, 3, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+
+        const refused = await stores.rateLimiter.consume(key, 3, WINDOW);
+        expect(refused.allowed).toBe(false);
+        expect(refused.retryAfterMs).toBeGreaterThan(0);
+        expect(refused.retryAfterMs).toBeLessThanOrEqual(WINDOW);
+
+        // Still refused just before the announced time, whatever the attempts in between...
+        t += 1000;
+        const later = await stores.rateLimiter.consume(key, 3, WINDOW);
+        expect(later).toStrictEqual({ allowed: false, retryAfterMs: refused.retryAfterMs - 1000 });
+        t = T0 + 10_000 + refused.retryAfterMs - 1;
+        expect((await stores.rateLimiter.consume(key, 3, WINDOW)).allowed).toBe(false);
+
+        // ...and allowed again once it has come: a fresh window of `limit` attempts.
+        t = T0 + 10_000 + refused.retryAfterMs;
+        for (let i = 0; i < 3; i++) expect(await stores.rateLimiter.consume(key, 3, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+        expect((await stores.rateLimiter.consume(key, 3, WINDOW)).allowed).toBe(false);
+      });
+
+      it("windows are fixed: the retry time is the end of the current window", async () => {
+        const key = `ip:${randomUUID()}`;
+        t = T0 + 59_000;
+        expect((await stores.rateLimiter.consume(key, 1, WINDOW)).allowed).toBe(true);
+        expect(await stores.rateLimiter.consume(key, 1, WINDOW)).toStrictEqual({ allowed: false, retryAfterMs: 1000 });
+        t = T0 + WINDOW;
+        expect(await stores.rateLimiter.consume(key, 1, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+      });
+
+      it("keys are independent", async () => {
+        const [a, b] = [`account:${randomUUID()}`, `account:${randomUUID()}`];
+        expect((await stores.rateLimiter.consume(a, 1, WINDOW)).allowed).toBe(true);
+        expect((await stores.rateLimiter.consume(a, 1, WINDOW)).allowed).toBe(false);
+        expect(await stores.rateLimiter.consume(b, 1, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+        expect((await stores.rateLimiter.consume(b, 1, WINDOW)).allowed).toBe(false);
+      });
+
+      it("counts concurrent attempts exactly", async () => {
+        const key = `ip:${randomUUID()}`;
+        const results = await Promise.all(Array.from({ length: 20 }, () => stores.rateLimiter.consume(key, 5, WINDOW)));
+        expect(results.filter((r) => r.allowed)).toHaveLength(5);
+      });
+    });
+
+    describe("invalidation bus", () => {
+      it("delivers published token hashes to subscribers (on another instance when state is shared)", async () => {
+        const subscriberSide = h.openPeer ? await h.openPeer() : stores;
+        const received: string[][] = [];
+        await subscriberSide.invalidation.subscribe((hashes) => received.push(hashes));
+        // A bus may also say "forget everything" (["*"], e.g. after (re)connecting): consumers handle it.
+        const delivered = () => received.filter((hashes) => !(hashes.length === 1 && hashes[0] === "*"));
+
+        const [h1, h2, h3] = [hash(), hash(), hash()];
+        await stores.invalidation.publish([h1, h2]);
+        await stores.invalidation.publish([]); // nothing to say: nothing delivered
+        await stores.invalidation.publish([h3]);
+
+        expect(await eventually(() => delivered().length >= 2)).toBe(true);
+        await sleep(50); // anything extra (the empty publish) would have arrived by now
+        expect(delivered()).toStrictEqual([[h1, h2], [h3]]);
+      });
+
+      it("delivers to every subscriber", async () => {
+        const first: string[][] = [];
+        const second: string[][] = [];
+        await stores.invalidation.subscribe((hashes) => first.push(hashes));
+        const other = h.openPeer ? await h.openPeer() : stores;
+        await other.invalidation.subscribe((hashes) => second.push(hashes));
+        const h1 = hash();
+        await other.invalidation.publish([h1]);
+        const got = (list: string[][]) => list.some((hashes) => hashes.length === 1 && hashes[0] === h1);
+        expect(await eventually(() => got(first) && got(second))).toBe(true);
+      });
+    });
+  });
+}
