@@ -10,6 +10,8 @@ export interface Config {
   readonly mysqlUrl: string | undefined;
   /** Redis URL; undefined means the in-process store. */
   readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key and channel, so deployments can share one Redis. */
+  readonly redisKeyPrefix: string;
   /** Directory for the embedded database and generated development keys. */
   readonly dataDir: string;
   readonly smtpUrl: string | undefined;
@@ -116,6 +118,7 @@ export function loadConfig(env: Env = process.env): Config {
     tlsKeyFile,
     mysqlUrl: embedded ? undefined : mysqlUrl,
     redisUrl: embedded ? undefined : redisUrl,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX ?? "identity:",
     dataDir: env.DATA_DIR || "data",
     smtpUrl: url(env, "SMTP_URL", ["smtp:", "smtps:"]),
     mailFrom,

@@ -122,14 +122,20 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
         sockets.add(socket);
         socket.once("close", () => sockets.delete(socket));
         socket.once("error", () => socket.destroy());
-        const route = (first: Buffer) => {
+        // Read the first chunk, put it back, and hand the socket over. node's HTTP/2
+        // session takes the buffered bytes first and then reads the handle itself, so
+        // the socket must stay paused; the HTTP/1.1 server reads through the stream.
+        socket.once("data", (first: Buffer) => {
           socket.pause();
           socket.unshift(first);
-          const isH2 = first.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)).equals(HTTP2_PREFACE.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)));
-          (isH2 ? h2 : h1!).emit("connection", socket);
-          socket.resume();
-        };
-        socket.once("data", route);
+          const n = Math.min(first.length, HTTP2_PREFACE.length);
+          const isH2 = first.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+          if (isH2) h2.emit("connection", socket);
+          else {
+            h1!.emit("connection", socket);
+            socket.resume();
+          }
+        });
       });
   const listener: net.Server = front ?? (h2 as unknown as net.Server);
   if (tls) h2.on("connection", (socket: Socket) => { sockets.add(socket); socket.once("close", () => sockets.delete(socket)); });

@@ -72,7 +72,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     if (applied.length > 0) log.info({ applied }, "database migrated");
   }
   const durable = createSqlStores(database);
-  const ephemeral = config.redisUrl ? createRedisStores(config.redisUrl, { now }) : createMemoryStores({ now });
+  const ephemeral = config.redisUrl ? createRedisStores(config.redisUrl, { now, keyPrefix: config.redisKeyPrefix }) : createMemoryStores({ now });
   const keyring = keyringFor(config, log);
   const tenants = createTenants(durable.tenants, now);
   await tenants.ensureDefault(now());

@@ -1,8 +1,7 @@
 // The outbox worker against the embedded SQLite store and a real SMTP server
 // (smtp-server) on a local port: delivery, retries, give-up, restarts and leases.
-import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { SMTPServer } from "smtp-server";
+import { freePort, startSmtp, type Received } from "../support/smtp.ts";
 import { openSqlDatabase, type SqlDatabase } from "../../src/store/sql/database.ts";
 import { migrateToLatest } from "../../src/store/sql/migrations.ts";
 import { createSqlStores } from "../../src/store/sql/stores.ts";
@@ -10,86 +9,6 @@ import type { DurableStores, OutboxMessage } from "../../src/domain/ports.ts";
 import { createSmtpTransport } from "../../src/delivery/mail-transport.ts";
 import { createOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from "../../src/delivery/outbox-worker.ts";
 import type { MailTransport, MessagePayload } from "../../src/delivery/types.ts";
-
-interface Received {
-  envelopeTo: string[];
-  to: string;
-  subject: string;
-  text: string;
-}
-
-/** Enough MIME for nodemailer's output: headers, multipart/alternative, QP/base64 parts. */
-function parseMail(raw: string): Omit<Received, "envelopeTo"> {
-  const split = (s: string) => {
-    const at = s.indexOf("\r\n\r\n");
-    const headers = new Map<string, string>();
-    for (const line of s.slice(0, at).replace(/\r\n[ \t]+/g, " ").split("\r\n")) {
-      const colon = line.indexOf(":");
-      headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
-    }
-    return { headers, body: s.slice(at + 4) };
-  };
-  const decode = (part: { headers: Map<string, string>; body: string }) => {
-    const encoding = (part.headers.get("content-transfer-encoding") ?? "7bit").toLowerCase();
-    if (encoding === "base64") return Buffer.from(part.body, "base64").toString("utf8");
-    if (encoding === "quoted-printable") {
-      const bytes = part.body.replace(/=\r\n/g, "").replace(/=([0-9A-F]{2})/gi, (_m, h: string) => `%${h}`);
-      return decodeURIComponent(bytes.replace(/%(?![0-9A-F]{2})/gi, "%25"));
-    }
-    return part.body;
-  };
-  const top = split(raw);
-  const boundary = /boundary="?([^";]+)"?/.exec(top.headers.get("content-type") ?? "")?.[1];
-  const parts = boundary ? top.body.split(`--${boundary}`).slice(1, -1).map((p) => split(p.replace(/^\r\n/, ""))) : [top];
-  const plain = parts.find((p) => (p.headers.get("content-type") ?? "text/plain").startsWith("text/plain"));
-  return { to: top.headers.get("to") ?? "", subject: top.headers.get("subject") ?? "", text: plain ? decode(plain) : "" };
-}
-
-interface Smtp {
-  port: number;
-  close(): Promise<void>;
-}
-
-/** A real SMTP server collecting into `inbox`; `rejectRecipients` answers 550 to every RCPT TO. */
-function startSmtp(inbox: Received[], port = 0, rejectRecipients = false): Promise<Smtp> {
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    closeTimeout: 100,
-    onRcptTo(address, _session, callback) {
-      if (!rejectRecipients) return callback();
-      callback(Object.assign(new Error(`No such user ${address.address}`), { responseCode: 550 }));
-    },
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("end", () => {
-        inbox.push({ envelopeTo: session.envelope.rcptTo.map((r) => r.address), ...parseMail(Buffer.concat(chunks).toString("utf8")) });
-        callback();
-      });
-    },
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
-      resolve({
-        port: (server.server.address() as AddressInfo).port,
-        close: () => new Promise<void>((done) => server.close(() => done())),
-      });
-    });
-  });
-}
-
-/** A port nobody listens on (taken from the OS, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let t: number;
 let database: SqlDatabase;

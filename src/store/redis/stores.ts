@@ -5,10 +5,18 @@ import { Redis } from "ioredis";
 import type { EphemeralStores, InvalidationBus, RateLimiter, SessionStore, TokenStore } from "../../domain/ports.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
 
-const INVALIDATION_CHANNEL = "identity:sessions:invalidated";
-
-const sessionKey = (accountId: string, tokenHash: string) => `sess:{${accountId}}:${tokenHash}`;
-const sessionIndexKey = (accountId: string) => `sess:{${accountId}}`;
+/** Builds every key; `prefix` lets several deployments (or test runs) share one Redis. */
+function keys(prefix: string) {
+  return {
+    session: (accountId: string, tokenHash: string) => `${prefix}sess:{${accountId}}:${tokenHash}`,
+    sessionPrefix: (accountId: string) => `${prefix}sess:{${accountId}}:`,
+    sessionIndex: (accountId: string) => `${prefix}sess:{${accountId}}`,
+    token: (tokenHash: string) => `${prefix}tok:{${tokenHash}}`,
+    counter: (key: string, windowMs: number, window: number) => `${prefix}rl:{${key}}:${windowMs}:${window}`,
+    invalidationChannel: `${prefix}sessions:invalidated`,
+  };
+}
+type Keys = ReturnType<typeof keys>;
 
 // KEYS: session, index. ARGV: json, ttlMs, tokenHash.
 const CREATE_SESSION = `
@@ -39,22 +47,22 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
-function sessionStore(redis: Redis): SessionStore {
+function sessionStore(redis: Redis, k: Keys): SessionStore {
   return {
     async create(tokenHash, session, ttlMs) {
-      await redis.eval(CREATE_SESSION, 2, sessionKey(session.accountId, tokenHash), sessionIndexKey(session.accountId), JSON.stringify(session), Math.max(1, Math.ceil(ttlMs)), tokenHash);
+      await redis.eval(CREATE_SESSION, 2, k.session(session.accountId, tokenHash), k.sessionIndex(session.accountId), JSON.stringify(session), Math.max(1, Math.ceil(ttlMs)), tokenHash);
     },
     async get(accountId, tokenHash) {
-      const raw = await redis.get(sessionKey(accountId, tokenHash));
+      const raw = await redis.get(k.session(accountId, tokenHash));
       return raw === null ? undefined : (JSON.parse(raw) as SessionRecord);
     },
     async delete(accountId, tokenHash) {
-      return (await redis.eval(DELETE_SESSION, 2, sessionKey(accountId, tokenHash), sessionIndexKey(accountId), tokenHash)) === 1;
+      return (await redis.eval(DELETE_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), tokenHash)) === 1;
     },
     async listForAccount(accountId) {
-      const hashes = await redis.hkeys(sessionIndexKey(accountId));
+      const hashes = await redis.hkeys(k.sessionIndex(accountId));
       if (hashes.length === 0) return [];
-      const values = await redis.mget(hashes.map((h) => sessionKey(accountId, h)));
+      const values = await redis.mget(hashes.map((h) => k.session(accountId, h)));
       const live: Array<{ tokenHash: string; session: SessionRecord }> = [];
       const gone: string[] = [];
       hashes.forEach((tokenHash, i) => {
@@ -62,17 +70,17 @@ function sessionStore(redis: Redis): SessionStore {
         if (raw) live.push({ tokenHash, session: JSON.parse(raw) as SessionRecord });
         else gone.push(tokenHash);
       });
-      if (gone.length > 0) await redis.hdel(sessionIndexKey(accountId), ...gone); // expired ones
+      if (gone.length > 0) await redis.hdel(k.sessionIndex(accountId), ...gone); // expired ones
       return live;
     },
     async deleteAllForAccount(accountId, keepTokenHash) {
-      return (await redis.eval(DELETE_ALL_SESSIONS, 1, sessionIndexKey(accountId), `sess:{${accountId}}:`, keepTokenHash ?? "")) as string[];
+      return (await redis.eval(DELETE_ALL_SESSIONS, 1, k.sessionIndex(accountId), k.sessionPrefix(accountId), keepTokenHash ?? "")) as string[];
     },
   };
 }
 
-function tokenStore(redis: Redis): TokenStore {
-  const key = (hash: string) => `tok:{${hash}}`;
+function tokenStore(redis: Redis, k: Keys): TokenStore {
+  const key = k.token;
   return {
     async put(tokenHash, token, ttlMs) {
       await redis.set(key(tokenHash), JSON.stringify(token), "PX", Math.max(1, Math.ceil(ttlMs)));
@@ -89,30 +97,32 @@ function tokenStore(redis: Redis): TokenStore {
 }
 
 /** Fixed windows numbered from the injected clock, so tests move time instead of sleeping. */
-function rateLimiter(redis: Redis, now: () => number): RateLimiter {
+function rateLimiter(redis: Redis, k: Keys, now: () => number): RateLimiter {
   return {
     async consume(key, limit, windowMs) {
       const t = now();
       const window = Math.floor(t / windowMs);
-      const count = Number(await redis.eval(COUNT_ATTEMPT, 1, `rl:{${key}}:${windowMs}:${window}`, windowMs));
+      const count = Number(await redis.eval(COUNT_ATTEMPT, 1, k.counter(key, windowMs, window), windowMs));
       return count <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: (window + 1) * windowMs - t };
     },
   };
 }
 
-function invalidationBus(redis: Redis): { bus: InvalidationBus; close: () => Promise<void> } {
+function invalidationBus(redis: Redis, channel: string): { bus: InvalidationBus; close: () => Promise<void> } {
   let subscriber: Redis | undefined;
   return {
     bus: {
       async publish(tokenHashes) {
-        if (tokenHashes.length > 0) await redis.publish(INVALIDATION_CHANNEL, tokenHashes.join(","));
+        if (tokenHashes.length > 0) await redis.publish(channel, tokenHashes.join(","));
       },
       async subscribe(onInvalidate) {
         subscriber ??= redis.duplicate();
-        subscriber.on("message", (channel: string, message: string) => {
-          if (channel === INVALIDATION_CHANNEL) onInvalidate(message.split(","));
+        subscriber.on("message", (from: string, message: string) => {
+          if (from === channel) onInvalidate(message.split(","));
         });
-        await subscriber.subscribe(INVALIDATION_CHANNEL);
+        // Messages published while disconnected are lost: forget everything cached.
+        subscriber.on("ready", () => onInvalidate(["*"]));
+        await subscriber.subscribe(channel);
       },
     },
     close: async () => {
@@ -121,15 +131,16 @@ function invalidationBus(redis: Redis): { bus: InvalidationBus; close: () => Pro
   };
 }
 
-export function createRedisStores(url: string, options: { now: () => number }): EphemeralStores {
-  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, lazyConnect: false });
+export function createRedisStores(url: string, options: { now: () => number; keyPrefix?: string }): EphemeralStores {
+  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+  const k = keys(options.keyPrefix ?? "");
   // ioredis retries connecting by itself; errors surface on commands and through ping().
   redis.on("error", () => {});
-  const invalidation = invalidationBus(redis);
+  const invalidation = invalidationBus(redis, k.invalidationChannel);
   return {
-    sessions: sessionStore(redis),
-    tokens: tokenStore(redis),
-    rateLimiter: rateLimiter(redis, options.now),
+    sessions: sessionStore(redis, k),
+    tokens: tokenStore(redis, k),
+    rateLimiter: rateLimiter(redis, k, options.now),
     invalidation: invalidation.bus,
     async ping() {
       try {

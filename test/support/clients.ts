@@ -1,0 +1,68 @@
+// Clients for the three wire protocols, behind one small call shape so a test
+// can drive the same path over each: @grpc/grpc-js (gRPC over h2c, a peer
+// nobody here wrote), Connect JSON over HTTP/1.1, and gRPC-Web.
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+
+export type Protocol = "grpc-js" | "connect-json-h1" | "grpc-web";
+export const PROTOCOLS: Protocol[] = ["grpc-js", "connect-json-h1", "grpc-web"];
+
+export interface Caller {
+  call<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    input: MessageInitShape<I>,
+    headers?: Record<string, string>,
+  ): Promise<MessageShape<O>>;
+  close(): void;
+}
+
+export function createCaller(protocol: Protocol, baseUrl: string): Caller {
+  if (protocol === "grpc-js") return grpcJsCaller(baseUrl);
+  const transport =
+    protocol === "grpc-web"
+      ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1" })
+      : createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: false });
+  return {
+    async call(method, input, headers) {
+      const client = createClient(method.parent, transport) as unknown as Record<string, (i: unknown, o: unknown) => Promise<never>>;
+      return client[method.localName]!(input, { headers });
+    },
+    close() {},
+  };
+}
+
+function grpcJsCaller(baseUrl: string): Caller {
+  const client = new grpc.Client(new URL(baseUrl).host, grpc.credentials.createInsecure());
+  return {
+    call(method, input, headers = {}) {
+      const metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+      return new Promise((resolve, reject) => {
+        client.makeUnaryRequest(
+          `/${method.parent.typeName}/${method.name}`,
+          (message: MessageInitShape<typeof method.input>) => Buffer.from(toBinary(method.input, create(method.input, message))),
+          (bytes: Buffer) => fromBinary(method.output, bytes),
+          input,
+          metadata,
+          (error, response) => {
+            if (error) reject(new ConnectError(error.details, error.code as unknown as Code, undefined, undefined, error));
+            else resolve(response!);
+          },
+        );
+      });
+    },
+    close: () => client.close(),
+  };
+}
+
+/** The Connect code of a rejected call (throws if the call succeeded). */
+export async function codeOf(promise: Promise<unknown>): Promise<Code> {
+  try {
+    await promise;
+  } catch (error) {
+    return ConnectError.from(error).code;
+  }
+  throw new Error("expected the call to fail");
+}

@@ -1,0 +1,118 @@
+// A real identity server on a free port, wired exactly as in production
+// (createRuntime + createHttpServer), on the chosen backend, with a real SMTP
+// server capturing what it sends.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { createConnection } from "mysql2/promise";
+import { loadConfig, type Config } from "../../src/config.ts";
+import { createHttpServer } from "../../src/server/http.ts";
+import { createLogger } from "../../src/server/logger.ts";
+import { createMetrics } from "../../src/server/metrics.ts";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/server/wiring.ts";
+import { createMysqlDatabase, REDIS_URL, redisPrefix, type BackendName } from "./backends.ts";
+import { startSmtp, type Received } from "./smtp.ts";
+
+export interface TestServer {
+  baseUrl: string;
+  port: number;
+  config: Config;
+  runtime: Runtime;
+  /** Every message the SMTP server received, in order. */
+  inbox: Received[];
+  /** Every row of a table, read directly from the database (not through the service). */
+  rawRows(table: string): Promise<Array<Record<string, unknown>>>;
+  /** Names of every table in the database. */
+  rawTables(): Promise<string[]>;
+  /** Resolves with the first received message to `address` matching `filter`, waiting up to 10 s. */
+  waitForMail(address: string, filter?: (mail: Received) => boolean): Promise<Received>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(
+  backend: BackendName,
+  options: { env?: Record<string, string>; runtime?: RuntimeOptions } = {},
+): Promise<TestServer> {
+  const inbox: Received[] = [];
+  const smtp = await startSmtp(inbox);
+  const dataDir = mkdtempSync(join(tmpdir(), "identity-test-"));
+  const mysql = backend === "mysql" ? await createMysqlDatabase() : undefined;
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATA_DIR: dataDir,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+    MAIL_FROM: "Identity <no-reply@example.test>",
+    PUBLIC_URL: "https://app.example.test",
+    KEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
+    BLIND_INDEX_KEY: randomBytes(32).toString("base64"),
+    SHUTDOWN_GRACE_SECONDS: "2",
+    ...(mysql ? { MYSQL_URL: mysql.url, REDIS_URL, REDIS_KEY_PREFIX: redisPrefix(), WORKERS: "1" } : {}),
+    ...options.env,
+  });
+  const log = createLogger(config.logLevel);
+  const runtime = await createRuntime(config, log, options.runtime);
+  const server = createHttpServer({ config, runtime, log, metrics: createMetrics() });
+  const port = await server.listen();
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    port,
+    config,
+    runtime,
+    inbox,
+    async rawRows(table) {
+      if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
+      return rawQuery(config, `SELECT * FROM ${table}`);
+    },
+    async rawTables() {
+      const rows = config.mysqlUrl
+        ? await rawQuery(config, "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()")
+        : await rawQuery(config, "SELECT name FROM sqlite_master WHERE type = 'table'");
+      return rows.map((r) => String(r.name));
+    },
+    async waitForMail(address, filter = () => true) {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const mail = inbox.find((m) => m.envelopeTo.includes(address) && filter(m));
+        if (mail) return mail;
+        if (Date.now() > deadline) throw new Error(`no mail to ${address} within 10 s (inbox: ${inbox.map((m) => m.envelopeTo.join(",") + " " + m.subject).join("; ")})`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async close() {
+      await server.close(1000);
+      await runtime.close();
+      await smtp.close();
+      await mysql?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function rawQuery(config: Config, query: string): Promise<Array<Record<string, unknown>>> {
+  if (config.mysqlUrl) {
+    const connection = await createConnection({ uri: config.mysqlUrl });
+    try {
+      const [rows] = await connection.query(query);
+      return rows as Array<Record<string, unknown>>;
+    } finally {
+      await connection.end();
+    }
+  }
+  const database = new DatabaseSync(join(config.dataDir, "identity.sqlite"), { readOnly: true });
+  try {
+    return database.prepare(query).all() as Array<Record<string, unknown>>;
+  } finally {
+    database.close();
+  }
+}
+
+/** The token of the first link in a message body. */
+export function linkToken(text: string): string {
+  const match = /[?&]token=([A-Za-z0-9_-]+)/.exec(text);
+  if (!match?.[1]) throw new Error(`no token link in: ${text}`);
+  return match[1];
+}
