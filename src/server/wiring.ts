@@ -45,21 +45,20 @@ export interface RuntimeOptions {
 }
 
 /** Development keys for the embedded mode, generated once and kept in the data directory. */
-function developmentKeys(dataDir: string, log: Logger): { kek: Buffer; blind: Buffer } {
+function developmentKeys(dataDir: string): { kek: Buffer; blind: Buffer } {
   const path = join(dataDir, "dev-keys.json");
   if (!existsSync(path)) {
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(path, JSON.stringify({ kek: randomBytes(32).toString("base64"), blind: randomBytes(32).toString("base64") }), { mode: 0o600 });
-    log.warn({ path }, "generated development encryption keys; set KEY_ENCRYPTION_KEYS and BLIND_INDEX_KEY in production");
   }
   chmodSync(path, 0o600);
   const keys = JSON.parse(readFileSync(path, "utf8")) as { kek: string; blind: string };
   return { kek: Buffer.from(keys.kek, "base64"), blind: Buffer.from(keys.blind, "base64") };
 }
 
-function keyringFor(config: Config, log: Logger): Keyring {
+function keyringFor(config: Config): Keyring {
   if (config.keyEncryptionKeys && config.blindIndexKey) return createKeyring(config.keyEncryptionKeys, config.blindIndexKey);
-  const dev = developmentKeys(config.dataDir, log);
+  const dev = developmentKeys(config.dataDir);
   return createKeyring(config.keyEncryptionKeys ?? [{ id: "dev", key: dev.kek }], config.blindIndexKey ?? dev.blind);
 }
 
@@ -73,7 +72,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   }
   const durable = createSqlStores(database);
   const ephemeral = config.redisUrl ? createRedisStores(config.redisUrl, { now, keyPrefix: config.redisKeyPrefix }) : createMemoryStores({ now });
-  const keyring = keyringFor(config, log);
+  const keyring = keyringFor(config);
   const tenants = createTenants(durable.tenants, now);
   await tenants.ensureDefault(now());
 
@@ -86,7 +85,18 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     (config.smtpUrl
       ? createSmtpTransport(config.smtpUrl, config.mailFrom)
       : createLogTransport((line, fields) => log.info({ mail: fields }, line)));
-  if (!config.smtpUrl && !options.mailTransport) log.warn("SMTP_URL is not set: messages are written to this log (development only)");
+  if (embedded) {
+    // One warning, naming everything that makes this a development setup.
+    log.warn(
+      { dataDir: config.dataDir, mail: config.smtpUrl ? "smtp" : "log" },
+      "DEVELOPMENT MODE: embedded SQLite database and in-process session store" +
+        (config.keyEncryptionKeys ? "" : ", generated keys in the data directory") +
+        (config.smtpUrl ? "" : ", messages written to this log") +
+        ". Set MYSQL_URL, REDIS_URL, KEY_ENCRYPTION_KEYS, BLIND_INDEX_KEY and SMTP_URL in production.",
+    );
+  } else if (!config.smtpUrl && !options.mailTransport) {
+    log.warn("SMTP_URL is not set: messages are written to this log instead of being sent");
+  }
   const outboxWorker = createOutboxWorker({
     outbox: durable.outbox,
     openPayload: (message) => accounts.openMessage(message),
@@ -110,7 +120,6 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     verificationLinkTtlMs: config.verificationLinkTtlMs,
     onMessageQueued: () => outboxWorker.nudge(),
   });
-  if (embedded) log.warn({ dataDir: config.dataDir }, "running on the embedded SQLite database and in-process store: for development only");
 
   return {
     app: { identity, sessions, accounts, tenants },
