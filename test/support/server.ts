@@ -33,7 +33,7 @@ export interface TestServer {
 
 export async function startTestServer(
   backend: BackendName,
-  options: { env?: Record<string, string>; runtime?: RuntimeOptions } = {},
+  options: { env?: Record<string, string>; runtime?: RuntimeOptions; logLines?: string[] } = {},
 ): Promise<TestServer> {
   const inbox: Received[] = [];
   const smtp = await startSmtp(inbox);
@@ -53,7 +53,8 @@ export async function startTestServer(
     ...(mysql ? { MYSQL_URL: mysql.url, REDIS_URL, REDIS_KEY_PREFIX: redisPrefix(), WORKERS: "1" } : {}),
     ...options.env,
   });
-  const log = createLogger(config.logLevel);
+  const logLines = options.logLines;
+  const log = createLogger(config.logLevel, logLines ? { write: (line: string) => void logLines.push(line) } : undefined);
   const runtime = await createRuntime(config, log, options.runtime);
   const server = createHttpServer({ config, runtime, log, metrics: createMetrics() });
   const port = await server.listen();

@@ -1,0 +1,83 @@
+// Secrets stay secret: nothing sensitive in logs or responses, and password
+// hashes are upgraded on sign-in when the parameters were weaker.
+import argon2 from "argon2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
+import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
+import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
+import { BACKENDS } from "../support/backends.ts";
+import { createCaller, type Caller } from "../support/clients.ts";
+import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
+
+const PASSWORD = "correct horse battery staple";
+
+describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
+  let server: TestServer;
+  let api: Caller;
+  const logLines: string[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer(backend, { env: { LOG_LEVEL: "trace" }, logLines });
+    api = createCaller("connect-json-h1", server.baseUrl);
+  });
+  afterAll(async () => {
+    api?.close();
+    await server?.close();
+  });
+
+  async function verifiedAccount(email: string) {
+    await api.call(IdentityService.method.signUp, { email, password: PASSWORD });
+    const token = linkToken((await server.waitForMail(email)).text);
+    const verified = await api.call(IdentityService.method.verifyIdentity, { token });
+    return { token, ...verified };
+  }
+
+  it("logs neither passwords, addresses, session tokens nor link tokens, even at trace level", async () => {
+    const email = `logs.${Date.now()}@example.test`;
+    const { token, sessionToken } = await verifiedAccount(email);
+    const signedIn = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } });
+    await api.call(SessionService.method.validateSession, { sessionToken: signedIn.sessionToken });
+    await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: "wrong password entirely" } } }).catch(() => {});
+    await api.call(SessionService.method.signOut, {}, { authorization: `Bearer ${signedIn.sessionToken}` });
+    const logs = logLines.join("\n");
+    expect(logLines.length).toBeGreaterThan(0);
+    for (const secret of [PASSWORD, "wrong password entirely", email, token, sessionToken.split(".")[1]!, signedIn.sessionToken.split(".")[1]!]) {
+      expect(logs).not.toContain(secret);
+    }
+  });
+
+  it("never returns hashes or keys, and upgrades a weaker password hash on sign-in", async () => {
+    const email = `rehash.${Date.now()}@example.test`;
+    const { accountId } = await verifiedAccount(email);
+    const weak = await argon2.hash(PASSWORD, { type: argon2.argon2id, memoryCost: 4096, timeCost: 1, parallelism: 1 });
+    await server.runtime.durable.accounts.setPasswordHash(accountId, weak, Date.now());
+    const hashOf = async () => (await server.rawRows("accounts")).find((r) => r.id === accountId)?.password_hash as string;
+    expect(await hashOf()).toBe(weak);
+
+    const response = await fetch(`${server.baseUrl}/identity.v1.SessionService/SignIn`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ emailPassword: { email, password: PASSWORD }, profileMask: "id,email,tenantId,role,state,locale,createTime" }),
+    });
+    const body = await response.text();
+    expect(response.status).toBe(200);
+    expect(body).not.toContain("$argon2");
+    const upgraded = await hashOf();
+    expect(upgraded).not.toBe(weak);
+    expect(upgraded).toMatch(/^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
+
+    const sessionToken = (JSON.parse(body) as { sessionToken: string }).sessionToken;
+    const account = await fetch(`${server.baseUrl}/identity.v1.AccountService/GetAccount`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${sessionToken}` },
+      body: "{}",
+    }).then((r) => r.text());
+    expect(account).toContain(email);
+    const keyRow = (await server.rawRows("account_keys")).find((r) => r.account_id === accountId);
+    expect(account).not.toContain(String(keyRow?.wrapped_key).split(".")[1]);
+    expect(account).not.toContain("$argon2");
+    // The new hash still verifies: signing in again works.
+    await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } });
+    expect((await api.call(AccountService.method.getAccount, {}, { authorization: `Bearer ${sessionToken}` })).account?.id).toBe(accountId);
+  });
+});
