@@ -5,26 +5,16 @@ import { hashSecret, randomToken, type Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "../delivery/types.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
-import { DomainError, invalidArgument, rateLimited, unauthenticated } from "./errors.ts";
+import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
+import type { Limits } from "./limits.ts";
 import { newId } from "./ids.ts";
 import { DuplicateIdentityError, type DurableStores, type EphemeralStores } from "./ports.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
-import type { Tenants } from "./tenants.ts";
+import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
 import { AccountState, AssuranceLevel, IdentityKind, Role, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, normalizePassword, parseLocale, PASSWORD_MAX_LENGTH } from "./validation.ts";
 
 const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-
-/** Budgets not yet in tenant settings (issue: per-tenant rate-limit settings). */
-const LIMITS = {
-  // Per address, only messages are limited (below): attempts themselves cost the
-  // attacker an argon2 hash each on our side, which the per-IP budget bounds.
-  signUpPerIp: { limit: 100, windowMs: HOUR },
-  signInWindowMs: 15 * MINUTE,
-  messagesPerAddress: { limit: 5, windowMs: HOUR },
-  verifyPerIp: { limit: 60, windowMs: 15 * MINUTE },
-} as const;
 
 export interface IdentityFlowDeps {
   durable: DurableStores;
@@ -33,6 +23,7 @@ export interface IdentityFlowDeps {
   keyring: Keyring;
   passwords: PasswordHasher;
   sessions: Sessions;
+  limits: Limits;
   now: () => number;
   publicUrl: string;
   verificationLinkTtlMs: number;
@@ -61,16 +52,7 @@ export interface IdentityFlows {
 export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   const { durable, ephemeral, keyring, passwords, now } = deps;
 
-  async function limit(key: string, budget: { limit: number; windowMs: number }) {
-    const result = await ephemeral.rateLimiter.consume(key, budget.limit, budget.windowMs);
-    if (!result.allowed) throw rateLimited(result.retryAfterMs);
-  }
-
-  /** Whether one more message may go to this address now (no mail bombing through us). */
-  async function mayMessage(lookupHash: string): Promise<boolean> {
-    const { limit: max, windowMs } = LIMITS.messagesPerAddress;
-    return (await ephemeral.rateLimiter.consume(`msg:${lookupHash}`, max, windowMs)).allowed;
-  }
+  const { limits } = deps;
 
   function linkBase(tenant: Tenant): string {
     return (tenant.settings.linkBaseUrl || deps.publicUrl).replace(/\/+$/, "");
@@ -97,7 +79,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const password = checkNewPassword("password", input.password, tenant.settings.passwordMinLength, [email]);
       if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
-      await limit(`signup:ip:${input.meta.ip}`, LIMITS.signUpPerIp);
+      await limits.consume("sign_up_ip", input.meta.ip, tenant.settings);
 
       // Hash before looking up, so both outcomes cost one argon2 computation.
       const passwordHash = await passwords.hash(password);
@@ -113,7 +95,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         locale,
         variables: { link: `${linkBase(tenant)}/verify-email?token=${token}`, expiresInMinutes: String(Math.round(deps.verificationLinkTtlMs / MINUTE)) },
       };
-      const messages = (await mayMessage(lookupHash)) ? [sealMessage(created.key, account, verification, at)] : [];
+      const messages = (await limits.tryConsume("message_address", lookupHash, tenant.settings)) ? [sealMessage(created.key, account, verification, at)] : [];
       try {
         await durable.accounts.createAccount({
           account: {
@@ -152,11 +134,13 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
     },
 
     async verifyIdentity({ token, meta }) {
-      await limit(`verify:ip:${meta.ip}`, LIMITS.verifyPerIp);
       const refused = () => invalidArgument("token", "is invalid, expired or already used", "TOKEN_INVALID");
       if (token.length === 0 || token.length > 256) throw refused();
       const tokenHash = hashSecret(token);
       const peeked = await ephemeral.tokens.peek(tokenHash);
+      // Guessing costs attempts from the caller's IP budget for codes.
+      const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? DEFAULT_TENANT_ID);
+      await limits.consume("code_ip", meta.ip, tenantForLimits.settings);
       if (!peeked || peeked.purpose !== "verify_email") throw refused();
       // take() is atomic: of two concurrent uses, one wins.
       const taken = await ephemeral.tokens.take(tokenHash);
@@ -182,8 +166,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const password = normalizePassword(input.password);
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
       // Counted per address whether or not it exists: the answer reveals nothing.
-      await limit(`signin:ip:${input.meta.ip}`, { limit: tenant.settings.signInPerIpLimit, windowMs: LIMITS.signInWindowMs });
-      await limit(`signin:addr:${lookupHash}`, { limit: tenant.settings.signInPerAccountLimit, windowMs: LIMITS.signInWindowMs });
+      await limits.consume("sign_in_ip", input.meta.ip, tenant.settings);
+      await limits.consume("sign_in_account", lookupHash, tenant.settings);
 
       const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
       if (!found || !found.account.passwordHash) {
@@ -206,7 +190,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   /** The owner of a taken address hears about the attempt; the caller learns nothing. */
   async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale) {
     const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
-    if (!found || !(await mayMessage(lookupHash))) return;
+    if (!found || !(await limits.tryConsume("message_address", lookupHash, tenant.settings))) return;
     const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
     const notice: MessagePayload = {
       kind: MessageKind.SIGNUP_EXISTING,

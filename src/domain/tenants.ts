@@ -20,6 +20,10 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = Object.freeze({
   validateRequiresApiKey: false,
   signInPerIpLimit: 100,
   signInPerAccountLimit: 10,
+  signUpPerIpLimit: 100,
+  codeAttemptsPerIpLimit: 60,
+  codeAttemptsPerAccountLimit: 10,
+  messagesPerAddressLimit: 5,
   unverifiedRetentionMs: 7 * 24 * HOUR,
 });
 

@@ -33,8 +33,18 @@ export interface TenantSettings {
   linkBaseUrl: string;
   defaultLocale: Locale;
   validateRequiresApiKey: boolean;
+  /** Sign-in attempts per IP per 15 min (2× per hour, 4× per day). */
   signInPerIpLimit: number;
+  /** Sign-in attempts per address per 15 min (2× per hour, 4× per day). */
   signInPerAccountLimit: number;
+  /** Sign-ups per IP per hour. */
+  signUpPerIpLimit: number;
+  /** Code/link checks (reset, email change, verification) per IP per 15 min. */
+  codeAttemptsPerIpLimit: number;
+  /** Code checks per account per 15 min. */
+  codeAttemptsPerAccountLimit: number;
+  /** Messages sent to one address per hour (no mail bombing through us). */
+  messagesPerAddressLimit: number;
   unverifiedRetentionMs: number;
 }
 

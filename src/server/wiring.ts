@@ -12,6 +12,7 @@ import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
 import { createIdentityFlows } from "../domain/identity.ts";
+import { createLimits } from "../domain/limits.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
@@ -115,6 +116,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     keyring,
     passwords: createPasswordHasher(config.passwordPepper),
     sessions,
+    limits: createLimits(ephemeral.rateLimiter),
     now,
     publicUrl: config.publicUrl,
     verificationLinkTtlMs: config.verificationLinkTtlMs,

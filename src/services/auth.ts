@@ -1,13 +1,36 @@
-// Authenticating a call: the bearer token of the authorization header.
+// Authenticating a call from its authorization header: a session token
+// ("<account id>.<secret>") or, once API keys exist, a service API key.
 import type { HandlerContext } from "@connectrpc/connect";
 import { unauthenticated } from "../domain/errors.ts";
+import type { Principal, SessionPrincipal } from "../domain/principal.ts";
 import type { ValidSession } from "../domain/sessions.ts";
 import { bearerToken } from "../server/request-context.ts";
 import type { App } from "./app.ts";
 
 /** The caller's live session; unauthenticated without one. */
-export async function requireSession(app: App, ctx: HandlerContext): Promise<ValidSession & { token: string }> {
+export async function requireSession(app: App, ctx: HandlerContext): Promise<ValidSession & { token: string; principal: SessionPrincipal }> {
   const token = bearerToken(ctx.requestHeader);
   if (token === undefined) throw unauthenticated("SESSION_REQUIRED", "a session token is required (authorization: Bearer <token>)");
-  return { ...(await app.sessions.validate(token)), token };
+  const valid = await app.sessions.validate(token);
+  return { ...valid, token, principal: sessionPrincipal(valid) };
+}
+
+export function sessionPrincipal({ tokenHash, session }: ValidSession): SessionPrincipal {
+  return {
+    kind: "session",
+    tenantId: session.tenantId,
+    accountId: session.accountId,
+    role: session.role,
+    sessionId: session.sessionId,
+    tokenHash,
+    assurance: session.assurance,
+    authenticatedAt: session.createdAt,
+  };
+}
+
+/** The caller, or undefined for an anonymous call; unauthenticated for a bad credential. */
+export async function authenticate(app: App, ctx: HandlerContext): Promise<Principal | undefined> {
+  const token = bearerToken(ctx.requestHeader);
+  if (token === undefined) return undefined;
+  return sessionPrincipal(await app.sessions.validate(token));
 }

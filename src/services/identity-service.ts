@@ -1,12 +1,16 @@
-// identity.v1.IdentityService: translate proto ⇄ domain, nothing else.
+// identity.v1.IdentityService: translate proto ⇄ domain, nothing else. Each
+// flow's handlers live in their own module and are composed here.
 import type { ConnectRouter } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { requestMeta, tenantOf } from "../server/request-context.ts";
 import type { App } from "./app.ts";
 
-export function registerIdentityService(router: ConnectRouter, app: App): void {
-  router.service(IdentityService, {
+export type IdentityHandlers = Partial<ServiceImpl<typeof IdentityService>>;
+
+function signUpHandlers(app: App): IdentityHandlers {
+  return {
     async signUp(req, ctx) {
       await app.identity.signUp({ tenantId: tenantOf(ctx), email: req.email, password: req.password, locale: req.locale, meta: requestMeta(ctx) });
       return {};
@@ -15,5 +19,11 @@ export function registerIdentityService(router: ConnectRouter, app: App): void {
       const { token, session } = await app.identity.verifyIdentity({ token: req.token, meta: requestMeta(ctx) });
       return { sessionToken: token, accountId: session.accountId, expireTime: timestampFromMs(session.expiresAt) };
     },
+  };
+}
+
+export function registerIdentityService(router: ConnectRouter, app: App): void {
+  router.service(IdentityService, {
+    ...signUpHandlers(app),
   });
 }

@@ -14,6 +14,7 @@ import {
 } from "../../src/domain/ports.ts";
 import { AccountState, IdentityKind, Role, type Tenant } from "../../src/domain/types.ts";
 import { migrateToLatest } from "../../src/store/sql/migrations.ts";
+import { DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 
 export interface DurableHarness {
   stores: DurableStores;
@@ -31,17 +32,10 @@ function tenant(id: string, name = `Tenant ${id}`): Tenant {
     id,
     name,
     settings: {
-      inviteOnly: false,
-      manualActivation: false,
+      ...DEFAULT_TENANT_SETTINGS,
       passwordMinLength: 10,
       sessionIdleTimeoutMs: 1_800_000,
-      sessionAbsoluteLifetimeMs: 2_592_000_000,
       linkBaseUrl: "https://id.example.com",
-      defaultLocale: "en",
-      validateRequiresApiKey: false,
-      signInPerIpLimit: 20,
-      signInPerAccountLimit: 5,
-      unverifiedRetentionMs: 604_800_000,
     },
     createdAt: T0,
   };
