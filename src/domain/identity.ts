@@ -128,7 +128,9 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       } catch (error) {
         if (!(error instanceof DuplicateIdentityError)) throw error;
         await ephemeral.tokens.take(hashSecret(token)); // never usable: its account was not created
-        await notifyExistingOwner(tenant, lookupHash, locale);
+        // This attempt's message budget was counted above (for the verification that
+        // will not be sent): the notice uses it instead of counting a second time.
+        await notifyExistingOwner(tenant, lookupHash, locale, messages.length > 0);
       }
       if (messages.length > 0) deps.onMessageQueued();
     },
@@ -188,9 +190,9 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   };
 
   /** The owner of a taken address hears about the attempt; the caller learns nothing. */
-  async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale) {
+  async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale, withinBudget: boolean) {
     const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
-    if (!found || !(await limits.tryConsume("message_address", lookupHash, tenant.settings))) return;
+    if (!found || !withinBudget) return;
     const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
     const notice: MessagePayload = {
       kind: MessageKind.SIGNUP_EXISTING,
