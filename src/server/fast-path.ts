@@ -19,7 +19,8 @@ import type { Metrics } from "./metrics.ts";
 
 export const FAST_PATH = "/identity.v1.SessionService/ValidateSession";
 const PROCEDURE = "identity.v1.SessionService/ValidateSession";
-const MAX_MESSAGE_BYTES = 16 * 1024;
+/** The same limit as connect-node's readMaxBytes (READ_MAX_BYTES in http.ts), so both paths refuse alike. */
+const MAX_MESSAGE_BYTES = 64 * 1024;
 const RESPONSE_HEADERS = { ":status": 200, "content-type": "application/grpc+proto" };
 const OK_TRAILERS = { "grpc-status": "0" };
 
