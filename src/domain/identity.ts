@@ -8,10 +8,10 @@ import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile }
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { newId } from "./ids.ts";
-import { DuplicateIdentityError, type DurableStores, type EphemeralStores } from "./ports.ts";
+import { DuplicateIdentityError, type DurableStores, type EphemeralStores, type StoredAccount, type StoredIdentity } from "./ports.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
-import { AccountState, AssuranceLevel, IdentityKind, Role, type Account, type Locale, type Tenant } from "./types.ts";
+import { AccountState, AssuranceLevel, IdentityKind, Role, type Account, type Locale, type OneTimeToken, type Tenant, type TenantSettings, type TokenPurpose } from "./types.ts";
 import { checkNewPassword, normalizeEmail, normalizePassword, parseLocale, PASSWORD_MAX_LENGTH } from "./validation.ts";
 
 const MINUTE = 60_000;
@@ -49,27 +49,104 @@ export interface IdentityFlows {
   signInWithPassword(input: { tenantId: string; email: string; password: string; meta: RequestMeta }): Promise<SignInResult>;
 }
 
+/** An identity found by its lookup, with its account and wrapped data key. */
+export interface FoundIdentity {
+  identity: StoredIdentity;
+  account: StoredAccount;
+  wrappedKey: string;
+}
+
+/** The base of the links in a tenant's messages: its link base URL, else PUBLIC_URL. */
+export function linkBase(tenant: Tenant, publicUrl: string): string {
+  return (tenant.settings.linkBaseUrl || publicUrl).replace(/\/+$/, "");
+}
+
+/**
+ * Stores a new single-use link token (256 random bits; only its hash is kept)
+ * bound to its purpose, account and identity. Returns the raw token for the message.
+ */
+export async function issueLinkToken(
+  deps: Pick<IdentityFlowDeps, "ephemeral" | "now">,
+  purpose: TokenPurpose,
+  identity: { id: string; tenantId: string; accountId: string },
+  ttlMs: number,
+  data?: Record<string, string>,
+): Promise<{ token: string; expiresAt: number }> {
+  const token = randomToken(32);
+  const expiresAt = deps.now() + ttlMs;
+  const record: OneTimeToken = { purpose, tenantId: identity.tenantId, accountId: identity.accountId, identityId: identity.id, expiresAt, ...(data ? { data } : {}) };
+  await deps.ephemeral.tokens.put(hashSecret(token), record, ttlMs);
+  return { token, expiresAt };
+}
+
+/** The one refusal for a token that is unknown, expired, used, or for another purpose. */
+export function tokenRefused(field: string) {
+  return invalidArgument(field, "is invalid, expired or already used", "TOKEN_INVALID");
+}
+
+/**
+ * The live token for `purpose`, without using it; refused (TOKEN_INVALID on
+ * `field`) otherwise. Every look costs one attempt from the caller IP's code
+ * budget, so guessing is limited.
+ */
+export async function peekOneTimeToken(
+  deps: Pick<IdentityFlowDeps, "ephemeral" | "tenants" | "limits" | "now">,
+  input: { field: string; token: string; purpose: TokenPurpose; meta: RequestMeta },
+): Promise<{ tokenHash: string; token: OneTimeToken }> {
+  if (input.token.length === 0 || input.token.length > 256) throw tokenRefused(input.field);
+  const tokenHash = hashSecret(input.token);
+  const peeked = await deps.ephemeral.tokens.peek(tokenHash);
+  const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? DEFAULT_TENANT_ID);
+  await deps.limits.consume("code_ip", input.meta.ip, tenantForLimits.settings);
+  if (!peeked || peeked.purpose !== input.purpose || peeked.expiresAt <= deps.now()) throw tokenRefused(input.field);
+  return { tokenHash, token: peeked };
+}
+
+/** Uses a token found by peekOneTimeToken. take() is atomic: of two concurrent uses, one wins. */
+export async function takeOneTimeToken(deps: Pick<IdentityFlowDeps, "ephemeral" | "now">, field: string, tokenHash: string, purpose: TokenPurpose): Promise<OneTimeToken> {
+  const taken = await deps.ephemeral.tokens.take(tokenHash);
+  if (!taken || taken.purpose !== purpose || taken.expiresAt <= deps.now()) throw tokenRefused(field);
+  return taken;
+}
+
+/** The state an account moves to once an identity of it is proven. A deactivated account stays deactivated. */
+export function stateAfterVerification(settings: TenantSettings, current: AccountState): AccountState {
+  if (current === AccountState.DEACTIVATED || current === AccountState.ACTIVE) return current;
+  return settings.manualActivation ? AccountState.PENDING_ACTIVATION : AccountState.ACTIVE;
+}
+
+export function assertCanSignIn(account: Account) {
+  if (account.state === AccountState.DEACTIVATED) throw new DomainError("failed_precondition", "ACCOUNT_DEACTIVATED", "account is deactivated");
+  if (account.state === AccountState.PENDING_VERIFICATION) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
+  if (account.state === AccountState.PENDING_ACTIVATION) throw new DomainError("failed_precondition", "ACCOUNT_PENDING_ACTIVATION", "account awaits activation by an administrator");
+}
+
+function verificationMessage(deps: IdentityFlowDeps, tenant: Tenant, to: string, locale: Locale, token: string): MessagePayload {
+  return {
+    kind: MessageKind.VERIFY_EMAIL,
+    to,
+    locale,
+    variables: { link: `${linkBase(tenant, deps.publicUrl)}/verify-email?token=${token}`, expiresInMinutes: String(Math.round(deps.verificationLinkTtlMs / MINUTE)) },
+  };
+}
+
+/**
+ * Queues a new verification link for an unverified email identity (a second
+ * sign-up, a resend); earlier links stay valid until they expire. The message
+ * goes in the request's locale, else the account's. `data` rides on the token.
+ */
+export async function queueVerificationLink(deps: IdentityFlowDeps, tenant: Tenant, found: FoundIdentity, locale: Locale | undefined, data?: Record<string, string>): Promise<void> {
+  const { account, dataKey } = openAccount(deps.keyring, found.account, found.wrappedKey);
+  const { token } = await issueLinkToken(deps, "verify_email", found.identity, deps.verificationLinkTtlMs, data);
+  const message = verificationMessage(deps, tenant, account.profile.email, locale ?? account.locale, token);
+  await deps.durable.outbox.enqueue([sealMessage(dataKey, account, message, deps.now())]);
+  deps.onMessageQueued();
+}
+
 export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   const { durable, ephemeral, keyring, passwords, now } = deps;
 
   const { limits } = deps;
-
-  function linkBase(tenant: Tenant): string {
-    return (tenant.settings.linkBaseUrl || deps.publicUrl).replace(/\/+$/, "");
-  }
-
-  async function issueLinkToken(purpose: "verify_email", account: { id: string; tenantId: string }, identityId: string, ttlMs: number): Promise<string> {
-    const token = randomToken(32);
-    const at = now();
-    await ephemeral.tokens.put(hashSecret(token), { purpose, tenantId: account.tenantId, accountId: account.id, identityId, expiresAt: at + ttlMs }, ttlMs);
-    return token;
-  }
-
-  function assertCanSignIn(account: Account) {
-    if (account.state === AccountState.DEACTIVATED) throw new DomainError("failed_precondition", "ACCOUNT_DEACTIVATED", "account is deactivated");
-    if (account.state === AccountState.PENDING_VERIFICATION) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
-    if (account.state === AccountState.PENDING_ACTIVATION) throw new DomainError("failed_precondition", "ACCOUNT_PENDING_ACTIVATION", "account awaits activation by an administrator");
-  }
 
   return {
     async signUp(input) {
@@ -88,13 +165,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const identityId = newId(at);
       const created = keyring.newDataKey(accountId);
       const account = { id: accountId, tenantId: tenant.id };
-      const token = await issueLinkToken("verify_email", account, identityId, deps.verificationLinkTtlMs);
-      const verification: MessagePayload = {
-        kind: MessageKind.VERIFY_EMAIL,
-        to: email,
-        locale,
-        variables: { link: `${linkBase(tenant)}/verify-email?token=${token}`, expiresInMinutes: String(Math.round(deps.verificationLinkTtlMs / MINUTE)) },
-      };
+      const { token } = await issueLinkToken(deps, "verify_email", { id: identityId, tenantId: tenant.id, accountId }, deps.verificationLinkTtlMs);
+      const verification = verificationMessage(deps, tenant, email, locale, token);
       const messages = (await limits.tryConsume("message_address", lookupHash, tenant.settings)) ? [sealMessage(created.key, account, verification, at)] : [];
       try {
         await durable.accounts.createAccount({
@@ -130,30 +202,26 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         await ephemeral.tokens.take(hashSecret(token)); // never usable: its account was not created
         // This attempt's message budget was counted above (for the verification that
         // will not be sent): the notice uses it instead of counting a second time.
-        await notifyExistingOwner(tenant, lookupHash, locale, messages.length > 0);
+        await notifyExistingOwner(tenant, lookupHash, locale, messages.length > 0, passwordHash);
       }
       if (messages.length > 0) deps.onMessageQueued();
     },
 
     async verifyIdentity({ token, meta }) {
-      const refused = () => invalidArgument("token", "is invalid, expired or already used", "TOKEN_INVALID");
-      if (token.length === 0 || token.length > 256) throw refused();
-      const tokenHash = hashSecret(token);
-      const peeked = await ephemeral.tokens.peek(tokenHash);
-      // Guessing costs attempts from the caller's IP budget for codes.
-      const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? DEFAULT_TENANT_ID);
-      await limits.consume("code_ip", meta.ip, tenantForLimits.settings);
-      if (!peeked || peeked.purpose !== "verify_email") throw refused();
-      // take() is atomic: of two concurrent uses, one wins.
-      const taken = await ephemeral.tokens.take(tokenHash);
-      if (!taken || taken.expiresAt <= now()) throw refused();
+      const { tokenHash } = await peekOneTimeToken(deps, { field: "token", token, purpose: "verify_email", meta });
+      const taken = await takeOneTimeToken(deps, "token", tokenHash, "verify_email");
       const tenant = await deps.tenants.get(taken.tenantId);
-      const state = tenant.settings.manualActivation ? AccountState.PENDING_ACTIVATION : AccountState.ACTIVE;
       const found = await durable.accounts.getAccount(taken.tenantId, taken.accountId);
-      if (!found) throw refused();
-      // A deactivated account stays deactivated; verification only proves the address.
-      const nextState = found.account.state === AccountState.DEACTIVATED ? AccountState.DEACTIVATED : found.account.state === AccountState.ACTIVE ? AccountState.ACTIVE : state;
-      if (!(await durable.accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw refused();
+      if (!found) throw tokenRefused("token");
+      // A link sent by a second sign-up of a still unverified address carries that
+      // sign-up's password: whoever opens it proves the mailbox, so the password is
+      // theirs, not the one an earlier, unproven sign-up chose (account pre-hijacking).
+      const pendingPasswordHash = taken.data?.passwordHash;
+      if (pendingPasswordHash && found.account.state === AccountState.PENDING_VERIFICATION) {
+        await durable.accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
+      }
+      const nextState = stateAfterVerification(tenant.settings, found.account.state);
+      if (!(await durable.accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw tokenRefused("token");
       const { account } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
       assertCanSignIn(account);
       const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1);
@@ -189,16 +257,21 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
     },
   };
 
-  /** The owner of a taken address hears about the attempt; the caller learns nothing. */
-  async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale, withinBudget: boolean) {
+  /**
+   * The owner of a taken address hears about the attempt; the caller learns nothing.
+   * While the address is unverified, the owner gets a new verification link instead,
+   * which sets this attempt's password (see verifyIdentity).
+   */
+  async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale, withinBudget: boolean, passwordHash: string) {
     const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
     if (!found || !withinBudget) return;
+    if (found.identity.verifiedAt === null) return queueVerificationLink(deps, tenant, found, locale, { passwordHash });
     const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
     const notice: MessagePayload = {
       kind: MessageKind.SIGNUP_EXISTING,
       to: account.profile.email,
       locale: (account.locale as Locale) || locale,
-      variables: { link: `${linkBase(tenant)}/sign-in`, resetLink: `${linkBase(tenant)}/reset-password` },
+      variables: { link: `${linkBase(tenant, deps.publicUrl)}/sign-in`, resetLink: `${linkBase(tenant, deps.publicUrl)}/reset-password` },
     };
     await durable.outbox.enqueue([sealMessage(dataKey, account, notice, now())]);
   }

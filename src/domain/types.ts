@@ -94,4 +94,6 @@ export interface OneTimeToken {
   accountId: string;
   identityId: string;
   expiresAt: number;
+  /** Purpose-specific values; anything personal in them is sealed under the account's data key. */
+  data?: Record<string, string>;
 }

@@ -140,12 +140,14 @@ describe.each(BACKENDS)("the first path on the %s backend", (backend) => {
     expect(results.map((r) => r.status)).toEqual(Array(20).fill("fulfilled"));
     expect((await server.rawRows("accounts")).length).toBe(accountsBefore + 1);
     expect((await server.rawRows("identities")).length).toBe(identitiesBefore + 1);
-    // One verification message; the owner hears of the other attempts (messages per address are capped).
+    // The address is still unverified, so every attempt within the per-address cap
+    // (5 an hour) brings a verification link; nothing else is sent.
     await server.waitForMail(email.toLowerCase(), (m) => m.text.includes("verify-email?token="));
     await new Promise((r) => setTimeout(r, 300));
     const received = server.inbox.filter((m) => m.envelopeTo.includes(email.toLowerCase()));
-    expect(received.filter((m) => m.text.includes("verify-email?token="))).toHaveLength(1);
+    expect(received.length).toBeGreaterThanOrEqual(1);
     expect(received.length).toBeLessThanOrEqual(5);
+    expect(received.every((m) => m.text.includes("verify-email?token="))).toBe(true);
     emailsSeen.push(email.toLowerCase());
   });
 
