@@ -55,6 +55,16 @@ const en: Table = {
     ],
     required: ["code"],
   },
+  email_change_requested: {
+    subject: "A change of your {product} email address was requested",
+    paragraphs: [
+      "From a signed-in session of your {product} account, someone asked to change its email address.",
+      "The requested new address is {email}.",
+      "Nothing changes until the new address is confirmed with the code sent to it: until then, this address stays the one you sign in with.",
+      "If you did not ask for this, change your password right away and sign out your other sessions.",
+    ],
+    required: [],
+  },
   email_changed_notice: {
     subject: "Your {product} email address was changed",
     paragraphs: [
@@ -125,6 +135,16 @@ const fr: Table = {
       "Si vous n’avez pas demandé à changer d’adresse e-mail, ignorez ce message : votre compte reste inchangé.",
     ],
     required: ["code"],
+  },
+  email_change_requested: {
+    subject: "Demande de changement de l’adresse e-mail de votre compte {product}",
+    paragraphs: [
+      "Depuis une session connectée à votre compte {product}, quelqu’un a demandé à changer son adresse e-mail.",
+      "La nouvelle adresse demandée est {email}.",
+      "Rien ne change tant que la nouvelle adresse n’est pas confirmée avec le code qui lui a été envoyé : d’ici là, vous continuez à vous connecter avec cette adresse.",
+      "Si vous n’êtes pas à l’origine de cette demande, changez votre mot de passe immédiatement et fermez vos autres sessions.",
+    ],
+    required: [],
   },
   email_changed_notice: {
     subject: "L’adresse e-mail de votre compte {product} a été modifiée",

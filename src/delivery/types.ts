@@ -7,6 +7,7 @@ export const MessageKind = {
   SIGNUP_EXISTING: "signup_existing",
   PASSWORD_RESET: "password_reset",
   EMAIL_CHANGE_CODE: "email_change_code",
+  EMAIL_CHANGE_REQUESTED: "email_change_requested",
   EMAIL_CHANGED_NOTICE: "email_changed_notice",
   PASSWORD_CHANGED_NOTICE: "password_changed_notice",
   INVITATION: "invitation",

@@ -22,6 +22,7 @@ const expected: Record<MessageKind, string[]> = {
   signup_existing: [],
   password_reset: [variables.link, variables.code],
   email_change_code: [variables.code],
+  email_change_requested: ["j***@example.org"],
   email_changed_notice: ["j***@example.org"],
   password_changed_notice: [],
   invitation: [variables.link],
@@ -98,6 +99,9 @@ describe("renderMessage", () => {
     const notice = renderMessage(payload("email_changed_notice", "en", {}), context);
     expect(notice.text).toMatch(/was just changed/);
     expect(notice.text).not.toMatch(/new address/);
+    const requested = renderMessage(payload("email_change_requested", "en", {}), context);
+    expect(requested.text).toMatch(/asked to change its email address/);
+    expect(requested.text).not.toMatch(/requested new address/);
   });
 
   it("refuses a message without its link or code, or of an unknown kind", () => {
