@@ -79,6 +79,24 @@ export interface AccountStore {
   markIdentityVerified(input: { identityId: string; accountId: string; at: number; state: AccountState }): Promise<boolean>;
   /** Replaces the password hash (after a rehash or a change). */
   setPasswordHash(accountId: string, passwordHash: string, at: number): Promise<void>;
+  /**
+   * Points the account's email identity at a new address (lookup hash, sealed value,
+   * verified at `at`), stores the profile sealed with the new address (and
+   * email_verified), and queues messages, in one transaction. Returns false, writing
+   * nothing, when the identity is not the account's or the stored profile is no longer
+   * `previousProfileSealed` (changed meanwhile: re-read and retry). Throws
+   * DuplicateIdentityError, writing nothing, when another identity has the lookup hash.
+   */
+  changeEmail(input: {
+    accountId: string;
+    identityId: string;
+    lookupHash: string;
+    valueSealed: string;
+    previousProfileSealed: string;
+    profileSealed: string;
+    at: number;
+    messages: OutboxMessage[];
+  }): Promise<boolean>;
 }
 
 export interface OutboxStore {

@@ -11,6 +11,7 @@ import { createLogTransport, createSmtpTransport } from "../delivery/mail-transp
 import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
+import { createEmailChange } from "../domain/email-change.ts";
 import { createIdentityFlows } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports.ts";
@@ -109,6 +110,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   });
   if (options.deliver !== false) outboxWorker.start();
 
+  const limits = createLimits(ephemeral.rateLimiter);
   const identity = createIdentityFlows({
     durable,
     ephemeral,
@@ -116,7 +118,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     keyring,
     passwords: createPasswordHasher(config.passwordPepper),
     sessions,
-    limits: createLimits(ephemeral.rateLimiter),
+    limits,
     now,
     publicUrl: config.publicUrl,
     verificationLinkTtlMs: config.verificationLinkTtlMs,
@@ -124,7 +126,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   });
 
   return {
-    app: { identity, sessions, accounts, tenants },
+    app: { identity, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, tenants },
     durable,
     ephemeral,
     outboxWorker,

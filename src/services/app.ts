@@ -1,11 +1,13 @@
 // The domain facade services call: built once in src/server/wiring.ts.
 import type { Accounts } from "../domain/accounts.ts";
+import type { EmailChange } from "../domain/email-change.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
 import type { Sessions } from "../domain/sessions.ts";
 import type { Tenants } from "../domain/tenants.ts";
 
 export interface App {
   identity: IdentityFlows;
+  emailChange: EmailChange;
   sessions: Sessions;
   accounts: Accounts;
   tenants: Tenants;

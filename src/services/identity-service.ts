@@ -6,6 +6,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { requestMeta, tenantOf } from "../server/request-context.ts";
 import type { App } from "./app.ts";
+import { emailChangeHandlers } from "./identity-email-change.ts";
 
 export type IdentityHandlers = Partial<ServiceImpl<typeof IdentityService>>;
 
@@ -25,5 +26,6 @@ function signUpHandlers(app: App): IdentityHandlers {
 export function registerIdentityService(router: ConnectRouter, app: App): void {
   router.service(IdentityService, {
     ...signUpHandlers(app),
+    ...emailChangeHandlers(app),
   });
 }

@@ -385,6 +385,108 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect((await h.stores.accounts.getAccount(tenantId, bystander.account.id))?.account).toStrictEqual(bystander.account);
       });
 
+      describe("changeEmail", () => {
+        const change = (s: SignUp, overrides: Partial<Parameters<DurableStores["accounts"]["changeEmail"]>[0]> = {}) => ({
+          accountId: s.account.id,
+          identityId: s.identity.id,
+          lookupHash: lookupHash(),
+          valueSealed: `new-value-${s.account.id}`,
+          previousProfileSealed: s.account.profileSealed,
+          profileSealed: `new-profile-${s.account.id}`,
+          at: T0 + 90_000,
+          messages: [message(T0 + 90_000, { tenantId, accountId: s.account.id, kind: "email_changed_notice" })],
+          ...overrides,
+        });
+        const unchanged = async (...signUps: SignUp[]) => {
+          for (const x of signUps) {
+            expect(await h.stores.accounts.getAccount(tenantId, x.account.id)).toStrictEqual({ account: x.account, wrappedKey: x.wrappedKey });
+            expect(await h.stores.accounts.listIdentities(x.account.id)).toStrictEqual([x.identity]);
+            expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, x.identity.lookupHash)).toStrictEqual({
+              identity: x.identity,
+              account: x.account,
+              wrappedKey: x.wrappedKey,
+            });
+          }
+        };
+
+        it("moves the identity to the new lookup hash, seals the new value and profile, and queues the messages, together", async () => {
+          const s = signUp(tenantId, lookupHash(), { messages: 0 });
+          const bystander = signUp(tenantId, lookupHash());
+          await h.stores.accounts.createAccount(s);
+          await h.stores.accounts.createAccount(bystander);
+          const input = change(s);
+
+          expect(await h.stores.accounts.changeEmail(input)).toBe(true);
+
+          const identity = { ...s.identity, lookupHash: input.lookupHash, valueSealed: input.valueSealed, verifiedAt: input.at };
+          const account = { ...s.account, profileSealed: input.profileSealed, emailVerified: true, updatedAt: input.at };
+          expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, input.lookupHash)).toStrictEqual({ identity, account, wrappedKey: s.wrappedKey });
+          expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, s.identity.lookupHash)).toBeUndefined();
+          expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([identity]);
+          const queued = await h.raw.selectFrom("outbox").selectAll().where("account_id", "=", s.account.id).execute();
+          expect(queued.map((row) => [row.id, row.kind, row.status, row.payload])).toStrictEqual(
+            input.messages.map((m) => [m.id, "email_changed_notice", "pending", m.payloadSealed]),
+          );
+          await unchanged(bystander);
+        });
+
+        it("throws DuplicateIdentityError and writes nothing when another identity holds the lookup hash", async () => {
+          const s = signUp(tenantId, lookupHash(), { messages: 0 });
+          const holder = signUp(tenantId, lookupHash(), { messages: 0 });
+          await h.stores.accounts.createAccount(s);
+          await h.stores.accounts.createAccount(holder);
+          const input = change(s, { lookupHash: holder.identity.lookupHash });
+
+          const error = await h.stores.accounts.changeEmail(input).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(DuplicateIdentityError);
+          await unchanged(s, holder);
+          for (const m of input.messages) expect(await count("outbox", "id", m.id)).toBe(0);
+        });
+
+        it("returns false and writes nothing when the profile changed meanwhile", async () => {
+          const s = signUp(tenantId, lookupHash(), { messages: 0 });
+          await h.stores.accounts.createAccount(s);
+          const input = change(s, { previousProfileSealed: "an-older-profile" });
+
+          expect(await h.stores.accounts.changeEmail(input)).toBe(false);
+          await unchanged(s);
+          expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, input.lookupHash)).toBeUndefined();
+          expect(await count("outbox", "account_id", s.account.id)).toBe(0);
+        });
+
+        it("returns false and writes nothing for an identity that is not the account's", async () => {
+          const s = signUp(tenantId, lookupHash(), { messages: 0 });
+          const other = signUp(tenantId, lookupHash(), { messages: 0 });
+          await h.stores.accounts.createAccount(s);
+          await h.stores.accounts.createAccount(other);
+
+          expect(await h.stores.accounts.changeEmail(change(s, { identityId: other.identity.id }))).toBe(false);
+          expect(await h.stores.accounts.changeEmail(change(s, { identityId: randomUUID() }))).toBe(false);
+          await unchanged(s, other);
+          expect(await count("outbox", "account_id", s.account.id)).toBe(0);
+        });
+
+        it("lets exactly one of two accounts racing for one address have it", async () => {
+          const a = signUp(tenantId, lookupHash(), { messages: 0 });
+          const b = signUp(tenantId, lookupHash(), { messages: 0 });
+          await h.stores.accounts.createAccount(a);
+          await h.stores.accounts.createAccount(b);
+          const hash = lookupHash();
+
+          const results = await Promise.allSettled([a, b].map((s) => h.stores.accounts.changeEmail(change(s, { lookupHash: hash }))));
+          expect(results.filter((r) => r.status === "fulfilled" && r.value === true)).toHaveLength(1);
+          const rejected = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+          expect(rejected).toHaveLength(1);
+          expect(rejected[0]).toBeInstanceOf(DuplicateIdentityError);
+          const winner = (await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, hash))!.account.id;
+          expect(await count("outbox", "account_id", winner)).toBe(1);
+          expect(await count("outbox", "account_id", winner === a.account.id ? b.account.id : a.account.id)).toBe(0);
+        });
+      });
+
       it("returns numbers as numbers, up to Number.MAX_SAFE_INTEGER", async () => {
         const s = signUp(tenantId, lookupHash());
         s.account.role = Role.SUPER_ADMIN;

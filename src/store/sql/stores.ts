@@ -186,6 +186,36 @@ function accountStore({ db }: SqlDatabase): AccountStore {
     async setPasswordHash(accountId, passwordHash, at) {
       await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
     },
+
+    async changeEmail({ accountId, identityId, lookupHash, valueSealed, previousProfileSealed, profileSealed, at, messages }) {
+      const stale = new Error("stale");
+      try {
+        await db.transaction().execute(async (trx) => {
+          // The identity's unique index is the final arbiter of who holds an address.
+          const identity = await trx
+            .updateTable("identities")
+            .set({ lookup_hash: lookupHash, value: valueSealed, verified_at: at })
+            .where("id", "=", identityId)
+            .where("account_id", "=", accountId)
+            .executeTakeFirst();
+          if (Number(identity.numUpdatedRows) === 0) throw stale;
+          // Compare-and-set on the sealed profile: a concurrent profile update is never lost.
+          const account = await trx
+            .updateTable("accounts")
+            .set({ profile: profileSealed, email_verified: 1, updated_at: at })
+            .where("id", "=", accountId)
+            .where("profile", "=", previousProfileSealed)
+            .executeTakeFirst();
+          if (Number(account.numUpdatedRows) === 0) throw stale;
+          await insertMessages(trx, messages);
+        });
+        return true;
+      } catch (error) {
+        if (error === stale) return false;
+        if (isUniqueViolation(error)) throw new DuplicateIdentityError();
+        throw error;
+      }
+    },
   };
 }
 
