@@ -1,6 +1,6 @@
 // Load generators for unary gRPC calls: h2load where installed, else a
 // node:http2 client with the same connections × streams shape.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
@@ -28,6 +28,13 @@ export interface LoadResult {
   maxMs: number;
   /** How `succeeded` was established, for the report. */
   check: string;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Stops any load generator still running (the bench was interrupted). */
+export function stopLoad(): void {
+  for (const child of running) child.kill("SIGKILL");
 }
 
 export function h2loadPath(): string | undefined {
@@ -79,6 +86,8 @@ export async function runH2load(options: LoadOptions): Promise<LoadResult> {
     ];
     const output = await new Promise<string>((resolve, reject) => {
       const child = spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
+      running.add(child);
+      child.once("exit", () => running.delete(child));
       let text = "";
       child.stdout.on("data", (c: Buffer) => (text += c));
       child.stderr.on("data", (c: Buffer) => (text += c));
