@@ -80,6 +80,13 @@ export interface AccountStore {
   /** Replaces the password hash (after a rehash or a change). */
   setPasswordHash(accountId: string, passwordHash: string, at: number): Promise<void>;
   /**
+   * Replaces the sealed profile and the locale and sets updated_at to `at`, only
+   * while the stored profile is still `expectedProfileSealed` (a sealed profile
+   * never repeats — fresh IV — so it versions the row). Returns false, writing
+   * nothing, when it changed since it was read or the account is not in the tenant.
+   */
+  updateProfile(input: { tenantId: string; accountId: string; expectedProfileSealed: string; profileSealed: string; locale: string; at: number }): Promise<boolean>;
+  /**
    * Points the account's email identity at a new address (lookup hash, sealed value,
    * verified at `at`), stores the profile sealed with the new address (and
    * email_verified), and queues messages, in one transaction. Returns false, writing
@@ -120,6 +127,12 @@ export interface SessionStore {
   get(accountId: string, tokenHash: string): Promise<SessionRecord | undefined>;
   /** Ends the session; false when it was not there (already ended). */
   delete(accountId: string, tokenHash: string): Promise<boolean>;
+  /**
+   * Replaces a live session's record and sets its TTL to ttlMs (a refresh).
+   * Returns false, writing nothing, when the session is gone (ended or
+   * expired): a refresh never brings an ended session back.
+   */
+  touch(accountId: string, tokenHash: string, session: SessionRecord, ttlMs: number): Promise<boolean>;
   /** The account's live sessions with their token hashes. */
   listForAccount(accountId: string): Promise<Array<{ tokenHash: string; session: SessionRecord }>>;
   /** Ends every session of the account except `keepTokenHash`; returns the ended token hashes. */

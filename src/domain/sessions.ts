@@ -35,6 +35,15 @@ export interface Sessions {
   end(token: string): Promise<void>;
   /** Ends every session of an account except one; returns how many ended. */
   endAll(accountId: string, keepTokenHash?: string): Promise<number>;
+  /** The account's live sessions, newest first. */
+  list(accountId: string): Promise<ValidSession[]>;
+  /** Ends the account's session with this id (never another account's); false when the account has no such live session. */
+  revoke(accountId: string, sessionId: string): Promise<boolean>;
+  /**
+   * Slides a live session's idle expiry to min(now + idle timeout, absolute
+   * expiry) and records it as seen now; unauthenticated when it has ended.
+   */
+  refresh(valid: ValidSession, settings: TenantSettings): Promise<SessionRecord>;
   /** Starts listening for invalidations from other instances. */
   listen(): Promise<void>;
 }
@@ -82,6 +91,22 @@ export function createSessions(deps: {
   }
 
   const live = (session: SessionRecord, at: number) => session.expiresAt > at && session.absoluteExpiresAt > at;
+  const invalid = () => unauthenticated("SESSION_INVALID", "session is invalid or expired");
+
+  /** Ends one session here, in the store, and in every other instance's cache. */
+  async function endOne(accountId: string, tokenHash: string): Promise<boolean> {
+    forget([tokenHash]);
+    const ended = await deps.store.delete(accountId, tokenHash);
+    await deps.invalidation.publish([tokenHash]);
+    return ended;
+  }
+
+  async function listLive(accountId: string): Promise<ValidSession[]> {
+    const at = deps.now();
+    return (await deps.store.listForAccount(accountId))
+      .filter(({ session }) => live(session, at))
+      .sort((a, b) => b.session.createdAt - a.session.createdAt || (a.session.sessionId < b.session.sessionId ? 1 : -1));
+  }
 
   return {
     async issue(account, settings, meta, assurance) {
@@ -116,7 +141,7 @@ export function createSessions(deps: {
 
     async validate(token) {
       const parsed = parseToken(token);
-      if (!parsed) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
+      if (!parsed) throw invalid();
       const at = deps.now();
       const hit = cache.get(parsed.tokenHash);
       if (hit && at - hit.cachedAt < maxAgeMs) {
@@ -124,17 +149,14 @@ export function createSessions(deps: {
         cache.delete(parsed.tokenHash);
       }
       const session = await deps.store.get(parsed.accountId, parsed.tokenHash);
-      if (!session || !live(session, at)) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
+      if (!session || !live(session, at)) throw invalid();
       remember(parsed.tokenHash, session, at);
       return { tokenHash: parsed.tokenHash, session };
     },
 
     async end(token) {
       const parsed = parseToken(token);
-      if (!parsed) return;
-      forget([parsed.tokenHash]);
-      await deps.store.delete(parsed.accountId, parsed.tokenHash);
-      await deps.invalidation.publish([parsed.tokenHash]);
+      if (parsed) await endOne(parsed.accountId, parsed.tokenHash);
     },
 
     async endAll(accountId, keepTokenHash) {
@@ -142,6 +164,33 @@ export function createSessions(deps: {
       forget(ended);
       await deps.invalidation.publish(ended);
       return ended.length;
+    },
+
+    list: listLive,
+
+    async revoke(accountId, sessionId) {
+      const target = (await listLive(accountId)).find(({ session }) => session.sessionId === sessionId);
+      return target !== undefined && (await endOne(accountId, target.tokenHash));
+    },
+
+    async refresh({ tokenHash, session: seen }, settings) {
+      const at = deps.now();
+      // Refreshed from the stored record, not a cached copy.
+      const current = await deps.store.get(seen.accountId, tokenHash);
+      if (!current || !live(current, at)) throw invalid();
+      const refreshed: SessionRecord = {
+        ...current,
+        lastSeenAt: at,
+        expiresAt: Math.min(at + settings.sessionIdleTimeoutMs, current.absoluteExpiresAt),
+      };
+      const touched = await deps.store.touch(current.accountId, tokenHash, refreshed, refreshed.expiresAt - at);
+      // Dropped rather than updated: re-caching here could outlive a revocation published meanwhile.
+      // Other instances' copies expire no later than before and are then re-read from the store,
+      // unless the expiry moved earlier (a shortened idle timeout): then they are told to drop theirs.
+      forget([tokenHash]);
+      if (!touched) throw invalid();
+      if (refreshed.expiresAt < current.expiresAt) await deps.invalidation.publish([tokenHash]);
+      return refreshed;
     },
 
     listen: () => deps.invalidation.subscribe(forget),

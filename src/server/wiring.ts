@@ -14,6 +14,7 @@ import { createAccounts } from "../domain/accounts.ts";
 import { createEmailChange } from "../domain/email-change.ts";
 import { createIdentityFlows } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
+import { createProfiles } from "../domain/profile.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
@@ -126,7 +127,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   });
 
   return {
-    app: { identity, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, tenants },
+    app: { identity, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants },
     durable,
     ephemeral,
     outboxWorker,

@@ -1,6 +1,7 @@
 // identity.v1.AccountService: translate proto ⇄ domain, nothing else.
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
+import { invalidArgument } from "../domain/errors.ts";
 import type { App } from "./app.ts";
 import { requireSession } from "./auth.ts";
 import { accountToProto } from "./convert.ts";
@@ -10,6 +11,28 @@ export function registerAccountService(router: ConnectRouter, app: App): void {
     async getAccount(_req, ctx) {
       const { session } = await requireSession(app, ctx);
       return { account: accountToProto(await app.accounts.get(session.tenantId, session.accountId)) };
+    },
+    async updateAccount(req, ctx) {
+      const { session } = await requireSession(app, ctx);
+      const paths = req.updateMask?.paths ?? [];
+      if (paths.length > 0 && !req.account) throw invalidArgument("account", "is required with an update_mask");
+      const account = await app.profiles.update(session.tenantId, session.accountId, paths, {
+        displayName: req.account?.displayName ?? "",
+        pronouns: req.account?.pronouns ?? "",
+        locale: req.account?.locale ?? "",
+        customAttributes: req.account?.customAttributes,
+      });
+      return { account: accountToProto(account) };
+    },
+    async addPushToken(req, ctx) {
+      const { session } = await requireSession(app, ctx);
+      await app.profiles.addPushToken(session.tenantId, session.accountId, req.pushToken);
+      return {};
+    },
+    async removePushToken(req, ctx) {
+      const { session } = await requireSession(app, ctx);
+      await app.profiles.removePushToken(session.tenantId, session.accountId, req.deviceId);
+      return {};
     },
   });
 }

@@ -2,6 +2,7 @@
 import type { Accounts } from "../domain/accounts.ts";
 import type { EmailChange } from "../domain/email-change.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
+import type { Profiles } from "../domain/profile.ts";
 import type { Sessions } from "../domain/sessions.ts";
 import type { Tenants } from "../domain/tenants.ts";
 
@@ -10,5 +11,6 @@ export interface App {
   emailChange: EmailChange;
   sessions: Sessions;
   accounts: Accounts;
+  profiles: Profiles;
   tenants: Tenants;
 }

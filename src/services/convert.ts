@@ -3,8 +3,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { AccountSchema, type Account as AccountMessage } from "../../gen/identity/v1/common_pb.js";
-import type { Account } from "../domain/types.ts";
+import { AccountSchema, SessionSchema, type Account as AccountMessage, type Session as SessionMessage } from "../../gen/identity/v1/common_pb.js";
+import type { Account, SessionRecord } from "../domain/types.ts";
 
 export function accountToProto(account: Account): AccountMessage {
   return create(AccountSchema, {
@@ -22,6 +22,20 @@ export function accountToProto(account: Account): AccountMessage {
     subscription: { plan: account.plan, ...(account.planExpiresAt === null ? {} : { expireTime: timestampFromMs(account.planExpiresAt) }) },
     createTime: timestampFromMs(account.createdAt),
     updateTime: timestampFromMs(account.updatedAt),
+  });
+}
+
+/** A session as its owner may see it: never its token or the token's hash. */
+export function sessionToProto(session: SessionRecord, current: boolean): SessionMessage {
+  return create(SessionSchema, {
+    id: session.sessionId,
+    userAgent: session.userAgent,
+    ipAddress: session.ip,
+    createTime: timestampFromMs(session.createdAt),
+    lastSeenTime: timestampFromMs(session.lastSeenAt),
+    expireTime: timestampFromMs(session.expiresAt),
+    assuranceLevel: session.assurance,
+    current,
   });
 }
 

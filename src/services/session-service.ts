@@ -5,11 +5,13 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { SessionService, ValidateSessionResponseSchema, type ValidateSessionResponse } from "../../gen/identity/v1/session_service_pb.js";
-import { invalidArgument, unauthenticated } from "../domain/errors.ts";
+import { DomainError, invalidArgument, unauthenticated } from "../domain/errors.ts";
+import { requireNonEmpty } from "../domain/validation.ts";
 import type { SessionRecord } from "../domain/types.ts";
 import { bearerToken, requestMeta, tenantOf } from "../server/request-context.ts";
 import type { App } from "./app.ts";
-import { ACCOUNT_FIELD_PATHS, accountToProto, pickAccountFields } from "./convert.ts";
+import { requireSession } from "./auth.ts";
+import { ACCOUNT_FIELD_PATHS, accountToProto, pickAccountFields, sessionToProto } from "./convert.ts";
 
 export function validateResponse(session: SessionRecord): ValidateSessionResponse {
   return create(ValidateSessionResponseSchema, {
@@ -57,6 +59,28 @@ export function registerSessionService(router: ConnectRouter, app: App): void {
       if (req.sessionToken === "") throw invalidArgument("session_token", "is required");
       const { session } = await app.sessions.validate(req.sessionToken);
       return validateResponse(session);
+    },
+    async listSessions(_req, ctx) {
+      const { session, tokenHash } = await requireSession(app, ctx);
+      const sessions = await app.sessions.list(session.accountId);
+      return { sessions: sessions.map((s) => sessionToProto(s.session, s.tokenHash === tokenHash)) };
+    },
+    async revokeSession(req, ctx) {
+      const { session } = await requireSession(app, ctx);
+      const sessionId = requireNonEmpty("session_id", req.sessionId, 64);
+      // Looked up among the caller's own sessions only: another account's id is as unknown as a made-up one.
+      if (!(await app.sessions.revoke(session.accountId, sessionId))) throw new DomainError("not_found", "SESSION_NOT_FOUND", "no such session");
+      return {};
+    },
+    async revokeOtherSessions(_req, ctx) {
+      const { session, tokenHash } = await requireSession(app, ctx);
+      return { revokedCount: await app.sessions.endAll(session.accountId, tokenHash) };
+    },
+    async refreshSession(_req, ctx) {
+      const valid = await requireSession(app, ctx);
+      const tenant = await app.tenants.get(valid.session.tenantId);
+      const refreshed = await app.sessions.refresh(valid, tenant.settings);
+      return { expireTime: timestampFromMs(refreshed.expiresAt) };
     },
   });
 }

@@ -385,6 +385,47 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect((await h.stores.accounts.getAccount(tenantId, bystander.account.id))?.account).toStrictEqual(bystander.account);
       });
 
+      it("updateProfile replaces the sealed profile, the locale and the update time of that account only", async () => {
+        const s = signUp(tenantId, lookupHash());
+        const bystander = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        await h.stores.accounts.createAccount(bystander);
+
+        const at = T0 + 7_000;
+        const input = { tenantId, accountId: s.account.id, expectedProfileSealed: s.account.profileSealed, profileSealed: "profile-v2", locale: "en", at };
+        expect(await h.stores.accounts.updateProfile(input)).toBe(true);
+        const updated = { ...s.account, profileSealed: "profile-v2", locale: "en", updatedAt: at };
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual(updated);
+        expect((await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, s.identity.lookupHash))?.account).toStrictEqual(updated);
+        expect((await h.stores.accounts.getAccount(tenantId, bystander.account.id))?.account).toStrictEqual(bystander.account);
+
+        // Again from the new version.
+        expect(await h.stores.accounts.updateProfile({ ...input, expectedProfileSealed: "profile-v2", profileSealed: "profile-v3", locale: "fr", at: at + 1 })).toBe(true);
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual({ ...updated, profileSealed: "profile-v3", locale: "fr", updatedAt: at + 1 });
+      });
+
+      it("updateProfile returns false and writes nothing when the profile changed since it was read, or for another tenant or an unknown account", async () => {
+        const s = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        const input = { tenantId, accountId: s.account.id, expectedProfileSealed: s.account.profileSealed, profileSealed: "profile-v2", locale: "en", at: T0 + 7_000 };
+
+        expect(await h.stores.accounts.updateProfile({ ...input, expectedProfileSealed: "an-older-profile" })).toBe(false);
+        expect(await h.stores.accounts.updateProfile({ ...input, tenantId: `other-${tenantId}` })).toBe(false);
+        expect(await h.stores.accounts.updateProfile({ ...input, accountId: randomUUID() })).toBe(false);
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual(s.account);
+      });
+
+      it("updateProfile: of two writers that read the same version, exactly one wins", async () => {
+        const s = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        const write = (profileSealed: string) =>
+          h.stores.accounts.updateProfile({ tenantId, accountId: s.account.id, expectedProfileSealed: s.account.profileSealed, profileSealed, locale: "fr", at: T0 + 1 });
+        const results = await Promise.all(["profile-a", "profile-b", "profile-c"].map(write));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = ["profile-a", "profile-b", "profile-c"][results.indexOf(true)];
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account.profileSealed).toBe(winner);
+      });
+
       describe("changeEmail", () => {
         const change = (s: SignUp, overrides: Partial<Parameters<DurableStores["accounts"]["changeEmail"]>[0]> = {}) => ({
           accountId: s.account.id,

@@ -167,6 +167,51 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
         // Without the kept hash, the kept one goes too.
         expect(await stores.sessions.deleteAllForAccount(alice)).toStrictEqual([keep]);
       });
+
+      it("touch replaces a live session's record and TTL (the index lives as long); it never brings back an ended, expired or unknown session", async () => {
+        const alice = randomUUID();
+        const [live, ended, expiring, unknown] = [hash(), hash(), hash(), hash()];
+        const original = session(alice, t);
+        // All with a short TTL, so the account's index (Redis) would expire with them unless touch extends it.
+        await stores.sessions.create(live, original, 300);
+        await stores.sessions.create(ended, session(alice, t), 300);
+        await stores.sessions.create(expiring, session(alice, t), 300);
+        await stores.sessions.delete(alice, ended);
+
+        const refreshed = { ...original, lastSeenAt: t + 100, expiresAt: t + 100 + HOUR };
+        expect(await stores.sessions.touch(alice, live, refreshed, HOUR)).toBe(true);
+        expect(await stores.sessions.get(alice, live)).toStrictEqual(refreshed);
+        expect(await stores.sessions.touch(alice, ended, refreshed, HOUR)).toBe(false);
+        expect(await stores.sessions.touch(alice, unknown, refreshed, HOUR)).toBe(false);
+        expect(await stores.sessions.touch(randomUUID(), live, refreshed, HOUR)).toBe(false);
+        expect(await stores.sessions.get(alice, ended)).toBeUndefined();
+        expect(await stores.sessions.get(alice, unknown)).toBeUndefined();
+
+        // Past the first TTL: the touched session (and the account's index) lives on, the other expired.
+        t += 500;
+        expect(await eventually(async () => (await stores.sessions.get(alice, expiring)) === undefined)).toBe(true);
+        expect(await stores.sessions.touch(alice, expiring, refreshed, HOUR)).toBe(false);
+        expect(await stores.sessions.get(alice, expiring)).toBeUndefined();
+        expect(await stores.sessions.get(alice, live)).toStrictEqual(refreshed);
+        expect(await stores.sessions.listForAccount(alice)).toStrictEqual([{ tokenHash: live, session: refreshed }]);
+
+        // The TTL is replaced, not only extended: a shorter one takes effect.
+        expect(await stores.sessions.touch(alice, live, refreshed, 300)).toBe(true);
+        t += 500;
+        expect(await eventually(async () => (await stores.sessions.get(alice, live)) === undefined)).toBe(true);
+        expect(await stores.sessions.listForAccount(alice)).toStrictEqual([]);
+      });
+
+      it("touch keeps its own copy of the record", async () => {
+        const alice = randomUUID();
+        const h1 = hash();
+        await stores.sessions.create(h1, session(alice, t), HOUR);
+        const refreshed = session(alice, t, { lastSeenAt: t + 1 });
+        const expected = structuredClone(refreshed);
+        await stores.sessions.touch(alice, h1, refreshed, HOUR);
+        refreshed.role = Role.SUPER_ADMIN;
+        expect(await stores.sessions.get(alice, h1)).toStrictEqual(expected);
+      });
     });
 
     describe("tokens", () => {

@@ -18,8 +18,9 @@ export interface Caller {
   close(): void;
 }
 
-export function createCaller(protocol: Protocol, baseUrl: string): Caller {
-  if (protocol === "grpc-js") return grpcJsCaller(baseUrl);
+/** `userAgent` stands for a device: grpc-js puts it in front of its own user agent, the others send it as is. */
+export function createCaller(protocol: Protocol, baseUrl: string, options: { userAgent?: string } = {}): Caller {
+  if (protocol === "grpc-js") return grpcJsCaller(baseUrl, options.userAgent);
   const transport =
     protocol === "grpc-web"
       ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1" })
@@ -27,14 +28,14 @@ export function createCaller(protocol: Protocol, baseUrl: string): Caller {
   return {
     async call(method, input, headers) {
       const client = createClient(method.parent, transport) as unknown as Record<string, (i: unknown, o: unknown) => Promise<never>>;
-      return client[method.localName]!(input, { headers });
+      return client[method.localName]!(input, { headers: options.userAgent ? { "user-agent": options.userAgent, ...headers } : headers });
     },
     close() {},
   };
 }
 
-function grpcJsCaller(baseUrl: string): Caller {
-  const client = new grpc.Client(new URL(baseUrl).host, grpc.credentials.createInsecure());
+function grpcJsCaller(baseUrl: string, userAgent?: string): Caller {
+  const client = new grpc.Client(new URL(baseUrl).host, grpc.credentials.createInsecure(), userAgent ? { "grpc.primary_user_agent": userAgent } : {});
   return {
     call(method, input, headers = {}) {
       const metadata = new grpc.Metadata();

@@ -275,6 +275,7 @@ describe("expiry and cache bounds", () => {
       create: async (hash, session) => void records.set(hash, session),
       get: async (_account, hash) => records.get(hash),
       delete: async (_account, hash) => records.delete(hash),
+      touch: async () => false,
       listForAccount: async () => [],
       deleteAllForAccount: async () => [],
     };
@@ -292,6 +293,7 @@ describe("expiry and cache bounds", () => {
       create: async (hash, session) => void records.set(hash, session),
       get: async (_account, hash) => records.get(hash),
       delete: async (_account, hash) => records.delete(hash),
+      touch: async () => false,
       listForAccount: async () => [],
       deleteAllForAccount: async () => [],
     };
@@ -418,5 +420,111 @@ describe("invalidation across instances", () => {
     } finally {
       await elsewhere.close();
     }
+  });
+});
+
+describe("list / revoke", () => {
+  it("lists the account's live sessions newest first, with their hashes, and no one else's", async () => {
+    const s = sessions();
+    const acct = account();
+    const first = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    clock += SECOND;
+    const second = await s.issue(acct, settings({ sessionIdleTimeoutMs: 10 * SECOND }), { ip: "198.51.100.1", userAgent: "other" }, AssuranceLevel.AAL1);
+    clock += SECOND;
+    const third = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+
+    expect(await s.list(acct.id)).toStrictEqual([third, second, first].map(({ token, session }) => ({ tokenHash: hashSecret(token), session })));
+    clock += 10 * SECOND; // the second one's idle expiry passes
+    expect((await s.list(acct.id)).map((v) => v.session.sessionId)).toStrictEqual([third.session.sessionId, first.session.sessionId]);
+  });
+
+  it("revoke ends the account's session with that id, in this instance's cache and the others'", async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    const b = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    await b.listen();
+    const acct = account();
+    const gone = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const kept = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    for (const s of [a, b]) for (const { token } of [gone, kept]) await s.validate(token);
+
+    expect(await a.revoke(acct.id, gone.session.sessionId)).toBe(true);
+
+    for (const s of [a, b]) {
+      expect(s.validateCached(gone.token)).toBeUndefined();
+      await expectUnauthenticated(s.validate(gone.token));
+      await expect(s.validate(kept.token)).resolves.toMatchObject({ session: kept.session });
+    }
+    expect(await a.revoke(acct.id, gone.session.sessionId)).toBe(false);
+  });
+
+  it("revoke never ends another account's session", async () => {
+    const s = sessions();
+    const mine = account();
+    const theirs = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    await s.issue(mine, settings(), META, AssuranceLevel.AAL1);
+    expect(await s.revoke(mine.id, theirs.session.sessionId)).toBe(false);
+    expect(await s.revoke(mine.id, newId(clock))).toBe(false);
+    await expect(s.validate(theirs.token)).resolves.toMatchObject({ session: theirs.session });
+  });
+});
+
+describe("refresh", () => {
+  const short = settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 3 * HOUR });
+
+  it("slides the idle expiry from now, records the time seen and extends the stored TTL", async () => {
+    const s = sessions({ maxAgeMs: HOUR });
+    const acct = account();
+    const { token, session } = await s.issue(acct, short, META, AssuranceLevel.AAL1);
+    clock += 50 * 60 * SECOND;
+    const valid = await s.validate(token);
+
+    const refreshed = await s.refresh(valid, short);
+
+    expect(refreshed).toStrictEqual({ ...session, lastSeenAt: clock, expiresAt: clock + HOUR });
+    expect(await stores.sessions.get(acct.id, hashSecret(token))).toStrictEqual(refreshed);
+    // The cached copy (old expiry) is not what validate answers with now.
+    expect((await s.validate(token)).session).toStrictEqual(refreshed);
+    clock += 30 * 60 * SECOND; // past the first expiry: the store still has it (its TTL moved too)
+    expect((await s.validate(token)).session).toStrictEqual(refreshed);
+  });
+
+  it("never extends past the absolute lifetime", async () => {
+    const s = sessions();
+    const { token, session } = await s.issue(account(), short, META, AssuranceLevel.AAL1);
+    for (let i = 0; i < 5; i++) {
+      clock += 50 * 60 * SECOND;
+      if (clock >= session.absoluteExpiresAt) break;
+      const refreshed = await s.refresh(await s.validate(token), short);
+      expect(refreshed.expiresAt).toBe(Math.min(clock + HOUR, session.absoluteExpiresAt));
+    }
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("refuses an ended session and does not bring it back", async () => {
+    const s = sessions({ maxAgeMs: HOUR });
+    const acct = account();
+    const { token } = await s.issue(acct, short, META, AssuranceLevel.AAL1);
+    const valid = await s.validate(token);
+    await s.end(token);
+    await expectUnauthenticated(s.refresh(valid, short));
+    expect(await stores.sessions.get(acct.id, hashSecret(token))).toBeUndefined();
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("tells other instances to drop their copy when the expiry moves earlier (a shortened idle timeout)", async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    const b = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    await b.listen();
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    await b.validate(token);
+    await a.refresh(await a.validate(token), settings());
+    expect(b.validateCached(token)).toBeDefined(); // later expiry: b's copy may stay until it lapses
+
+    const shortened = await a.refresh(await a.validate(token), short);
+    expect(b.validateCached(token)).toBeUndefined();
+    expect((await b.validate(token)).session).toStrictEqual(shortened);
   });
 });

@@ -55,6 +55,11 @@ function sessionStore(now: () => number): { store: SessionStore; sweep: () => vo
       byAccount.get(accountId)?.delete(tokenHash);
       return sessions.delete(key(accountId, tokenHash));
     },
+    async touch(accountId, tokenHash, session, ttlMs) {
+      if (sessions.get(key(accountId, tokenHash)) === undefined) return false;
+      sessions.set(key(accountId, tokenHash), structuredClone(session), ttlMs);
+      return true;
+    },
     async listForAccount(accountId) {
       const live: Array<{ tokenHash: string; session: SessionRecord }> = [];
       for (const tokenHash of byAccount.get(accountId) ?? []) {

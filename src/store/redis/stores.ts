@@ -30,6 +30,12 @@ const DELETE_SESSION = `
 redis.call('HDEL', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])`;
 
+// KEYS: session, index. ARGV: json, ttlMs. SET XX: only a session that still exists is refreshed.
+const TOUCH_SESSION = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) then return 0 end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`;
+
 // KEYS: index. ARGV: session key prefix, hash to keep ('' for none).
 const DELETE_ALL_SESSIONS = `
 local ended = {}
@@ -58,6 +64,9 @@ function sessionStore(redis: Redis, k: Keys): SessionStore {
     },
     async delete(accountId, tokenHash) {
       return (await redis.eval(DELETE_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), tokenHash)) === 1;
+    },
+    async touch(accountId, tokenHash, session, ttlMs) {
+      return (await redis.eval(TOUCH_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), JSON.stringify(session), Math.max(1, Math.ceil(ttlMs)))) === 1;
     },
     async listForAccount(accountId) {
       const hashes = await redis.hkeys(k.sessionIndex(accountId));

@@ -187,6 +187,17 @@ function accountStore({ db }: SqlDatabase): AccountStore {
       await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
     },
 
+    async updateProfile({ tenantId, accountId, expectedProfileSealed, profileSealed, locale, at }) {
+      const result = await db
+        .updateTable("accounts")
+        .set({ profile: profileSealed, locale, updated_at: at })
+        .where("id", "=", accountId)
+        .where("tenant_id", "=", tenantId)
+        .where("profile", "=", expectedProfileSealed)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
     async changeEmail({ accountId, identityId, lookupHash, valueSealed, previousProfileSealed, profileSealed, at, messages }) {
       const stale = new Error("stale");
       try {
