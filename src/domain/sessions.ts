@@ -85,7 +85,12 @@ export function createSessions(deps: {
     cache.set(tokenHash, { session, cachedAt: at });
   }
 
+  // Counts invalidations, so a store read that raced with one is not cached:
+  // it could otherwise put a just-revoked session back for maxAgeMs.
+  let invalidations = 0;
+
   function forget(tokenHashes: string[]) {
+    invalidations++;
     if (tokenHashes.includes("*")) cache.clear();
     else for (const hash of tokenHashes) cache.delete(hash);
   }
@@ -148,9 +153,10 @@ export function createSessions(deps: {
         if (live(hit.session, at)) return { tokenHash: parsed.tokenHash, session: hit.session };
         cache.delete(parsed.tokenHash);
       }
+      const before = invalidations;
       const session = await deps.store.get(parsed.accountId, parsed.tokenHash);
       if (!session || !live(session, at)) throw invalid();
-      remember(parsed.tokenHash, session, at);
+      if (invalidations === before) remember(parsed.tokenHash, session, at);
       return { tokenHash: parsed.tokenHash, session };
     },
 

@@ -408,6 +408,23 @@ describe("invalidation across instances", () => {
     expect(a.validateCached(token)).toBeUndefined();
   });
 
+  it("does not cache a store read that raced with a revocation", async () => {
+    // A store whose get() is answered only when we say so, while a revocation lands.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: SessionStore = { ...stores.sessions, get: async (a, h) => { const s = await stores.sessions.get(a, h); await gate; return s; } };
+    const a = createSessions({ store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
+    const b = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    const { token } = await b.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const pending = a.validate(token);
+    await b.end(token);
+    release();
+    await pending; // answered as of its read
+    expect(a.validateCached(token)).toBeUndefined();
+    await expectUnauthenticated(a.validate(token));
+  });
+
   it("instances on different stores do not share invalidations", async () => {
     const elsewhere = createMemoryStores({ now });
     try {
