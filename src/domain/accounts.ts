@@ -4,8 +4,8 @@ import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts
 import type { MessagePayload } from "../delivery/types.ts";
 import { DomainError } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { AccountStore, ClaimedMessage, OutboxMessage, StoredAccount } from "./ports.ts";
-import type { Account, Locale, Profile } from "./types.ts";
+import type { AccountStore, ClaimedMessage, OutboxMessage, StoredAccount, StoredIdentity } from "./ports.ts";
+import { IdentityKind, type AccountState, type Account, type Locale, type Profile, type Role } from "./types.ts";
 
 export const EMAIL_INDEX = "email";
 
@@ -73,5 +73,48 @@ export function createAccounts(deps: { accounts: AccountStore; keyring: Keyring 
       const dataKey = deps.keyring.unwrapDataKey(found.account.id, found.wrappedKey);
       return JSON.parse(decryptString(dataKey, message.payloadSealed, outboxContext(message.id))) as MessagePayload;
     },
+  };
+}
+
+/**
+ * The rows of a new account signing in by email: a fresh data key, the profile
+ * and the identity's value sealed under it. Nothing is written here; pass the
+ * result (without dataKey) to AccountStore.createAccount.
+ */
+export function newEmailAccount(
+  keyring: Keyring,
+  input: { tenantId: string; email: string; lookupHash: string; passwordHash: string | null; role: Role; state: AccountState; locale: Locale; verifiedAt: number | null; at: number },
+): { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; dataKey: Buffer } {
+  const { at } = input;
+  const accountId = newId(at);
+  const identityId = newId(at);
+  const created = keyring.newDataKey(accountId);
+  return {
+    account: {
+      id: accountId,
+      tenantId: input.tenantId,
+      role: input.role,
+      state: input.state,
+      locale: input.locale,
+      emailVerified: input.verifiedAt !== null,
+      profileSealed: sealProfile(created.key, accountId, { email: input.email, displayName: "", pronouns: "", customAttributes: {}, pushTokens: [] }),
+      passwordHash: input.passwordHash,
+      plan: "",
+      planExpiresAt: null,
+      createdAt: at,
+      updatedAt: at,
+    },
+    wrappedKey: created.wrapped,
+    identity: {
+      id: identityId,
+      tenantId: input.tenantId,
+      accountId,
+      kind: IdentityKind.EMAIL,
+      lookupHash: input.lookupHash,
+      valueSealed: sealIdentityValue(created.key, identityId, input.email),
+      verifiedAt: input.verifiedAt,
+      createdAt: at,
+    },
+    dataKey: created.key,
   };
 }

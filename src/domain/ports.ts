@@ -1,7 +1,8 @@
 // The storage ports the domain depends on. Adapters live in src/store/*; each
 // method's comment states its error contract. One contract suite
 // (test/contract) runs against every implementation.
-import type { AccountState, OneTimeToken, Role, SessionRecord, Tenant } from "./types.ts";
+import type { Permission } from "./principal.ts";
+import type { AccountState, OneTimeToken, Role, SessionRecord, Tenant, TenantSettings } from "./types.ts";
 
 /** An account row as stored: personal fields sealed under the account's data key. */
 export interface StoredAccount {
@@ -57,6 +58,46 @@ export interface TenantStore {
   get(id: string): Promise<Tenant | undefined>;
   /** Creates the tenant if no tenant has its id; never overwrites. */
   ensure(tenant: Tenant): Promise<void>;
+  /** Creates the tenant; false, writing nothing, when a tenant has its id. */
+  create(tenant: Tenant): Promise<boolean>;
+  /** Up to `limit` tenants in id order, starting after `afterId` when given (keyset pagination). */
+  list(input: { afterId?: string; limit: number }): Promise<Tenant[]>;
+  /**
+   * Reads the tenant, applies `change` and writes its result only if nobody
+   * wrote the tenant in between (compare-and-set; re-read and retried on a
+   * conflict), so concurrent updates never lose one another. Returns the tenant
+   * as written; undefined when it does not exist. An error thrown by `change`
+   * propagates, writing nothing.
+   */
+  update(id: string, change: (current: Tenant) => { name: string; settings: TenantSettings }): Promise<Tenant | undefined>;
+}
+
+/** A service API key as stored, without its secret or the secret's hash. */
+export interface StoredApiKey {
+  id: string;
+  tenantId: string;
+  name: string;
+  permissions: Permission[];
+  createdAt: number;
+  revokedAt: number | null;
+  /** The actor who created it, as the audit trail names actors. */
+  createdBy: string;
+}
+
+export interface ApiKeyStore {
+  /** Stores a new key under hashSecret(secret); the hash is unique (a repeat throws). */
+  create(key: StoredApiKey, secretHash: string): Promise<void>;
+  /** The key whose secret hashes to `secretHash`, revoked or not; undefined when none. */
+  findBySecretHash(secretHash: string): Promise<StoredApiKey | undefined>;
+  /** The key, or undefined. */
+  get(id: string): Promise<StoredApiKey | undefined>;
+  /** Up to `limit` of the tenant's keys, oldest first, revoked ones included. */
+  list(tenantId: string, limit: number): Promise<StoredApiKey[]>;
+  /**
+   * Revokes the key at `at`; revoking again keeps the first time. Returns the key
+   * and its secret hash (to drop it from caches), or undefined when there is none.
+   */
+  revoke(id: string, at: number): Promise<{ key: StoredApiKey; secretHash: string } | undefined>;
 }
 
 export interface AccountStore {
@@ -72,6 +113,10 @@ export interface AccountStore {
   getAccount(tenantId: string, accountId: string): Promise<{ account: StoredAccount; wrappedKey: string } | undefined>;
   /** The account's identities, oldest first. */
   listIdentities(accountId: string): Promise<StoredIdentity[]>;
+  /** Sets the account's role and update time; false when the account is not in the tenant. */
+  setRole(input: { tenantId: string; accountId: string; role: Role; at: number }): Promise<boolean>;
+  /** How many accounts of the tenant have `role` (and `state`, when given); an index range, not a scan. */
+  countAccounts(input: { tenantId: string; role: Role; state?: AccountState }): Promise<number>;
   /**
    * Marks the identity verified and moves the account to `state` (and email_verified),
    * atomically. Returns false when the identity does not exist.
@@ -178,6 +223,7 @@ export interface EphemeralStores {
 export interface DurableStores {
   tenants: TenantStore;
   accounts: AccountStore;
+  apiKeys: ApiKeyStore;
   outbox: OutboxStore;
   ping(): Promise<boolean>;
   close(): Promise<void>;

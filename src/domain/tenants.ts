@@ -1,9 +1,14 @@
 // Tenants (applications): every record belongs to one. A default tenant is
-// created on first start; settings are read through a short cache because
-// every RPC needs them.
-import type { TenantStore } from "./ports.ts";
-import type { Tenant, TenantSettings } from "./types.ts";
-import { DomainError } from "./errors.ts";
+// created on first start; super admins create more and change their settings.
+// Settings are read through a short in-process cache because every RPC needs
+// them. An update drops the tenant from this process's cache at once and
+// publishes "tenant:<id>" on the InvalidationBus (Redis pub/sub in production),
+// so every other instance and worker drops it too; a lost message is bounded by
+// the cache's 10 seconds. Sessions already issued keep their expiry times.
+import { assertNoViolations, DomainError, invalidArgument, type FieldViolation } from "./errors.ts";
+import { newId } from "./ids.ts";
+import type { InvalidationBus, TenantStore } from "./ports.ts";
+import { SUPPORTED_LOCALES, type Tenant, type TenantSettings } from "./types.ts";
 
 export const DEFAULT_TENANT_ID = "default";
 
@@ -27,29 +32,201 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = Object.freeze({
   unverifiedRetentionMs: 7 * 24 * HOUR,
 });
 
+export interface TenantPage {
+  tenants: Tenant[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
 export interface Tenants {
   /** The tenant's settings; not_found when the tenant does not exist. */
   get(id: string): Promise<Tenant>;
+  /** The tenant when the cache can answer on its own (no I/O), else undefined. */
+  getCached(id: string): Tenant | undefined;
   ensureDefault(now: number): Promise<void>;
+  /** Creates a tenant with a new id; invalid_argument (fields "name", "settings.*") for bad values. */
+  create(input: { name: string; settings: TenantSettings }): Promise<Tenant>;
+  /** Tenants in id order; page_size 1–500 (0 means 50). */
+  list(input: { pageSize: number; pageToken: string }): Promise<TenantPage>;
+  /**
+   * Applies `change` to the current tenant and stores the result, checked
+   * (field paths under `fieldPrefix`, e.g. "tenant."); concurrent updates never
+   * lose one another. not_found when the tenant does not exist.
+   */
+  update(id: string, change: (current: Tenant) => { name: string; settings: TenantSettings }, fieldPrefix?: string): Promise<Tenant>;
+  /** Starts listening for updates made by other instances. */
+  listen(): Promise<void>;
 }
 
 const CACHE_MS = 10_000;
+const MARKER = "tenant:";
+const DAY = 24 * HOUR;
+const MAX_DURATION_MS = 366 * DAY;
+const MAX_LIMIT = 1_000_000;
+const NAME_MAX = 200;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 500;
+export const PASSWORD_MIN_LENGTH_RANGE = { min: 8, max: 64 } as const;
 
-export function createTenants(store: TenantStore, now: () => number): Tenants {
+/** The wire (snake_case) name of each setting, as in identity.v1.TenantSettings. */
+export const SETTING_PATHS: Record<keyof TenantSettings, string> = {
+  inviteOnly: "invite_only",
+  manualActivation: "manual_activation",
+  passwordMinLength: "password_min_length",
+  sessionIdleTimeoutMs: "session_idle_timeout",
+  sessionAbsoluteLifetimeMs: "session_absolute_lifetime",
+  linkBaseUrl: "link_base_url",
+  defaultLocale: "default_locale",
+  validateRequiresApiKey: "validate_requires_api_key",
+  signInPerIpLimit: "sign_in_per_ip_limit",
+  signInPerAccountLimit: "sign_in_per_account_limit",
+  signUpPerIpLimit: "sign_up_per_ip_limit",
+  codeAttemptsPerIpLimit: "code_attempts_per_ip_limit",
+  codeAttemptsPerAccountLimit: "code_attempts_per_account_limit",
+  messagesPerAddressLimit: "messages_per_address_limit",
+  unverifiedRetentionMs: "unverified_retention",
+};
+
+const LIMIT_SETTINGS = [
+  "signInPerIpLimit",
+  "signInPerAccountLimit",
+  "signUpPerIpLimit",
+  "codeAttemptsPerIpLimit",
+  "codeAttemptsPerAccountLimit",
+  "messagesPerAddressLimit",
+] as const satisfies ReadonlyArray<keyof TenantSettings>;
+
+const DURATION_SETTINGS = ["sessionIdleTimeoutMs", "sessionAbsoluteLifetimeMs", "unverifiedRetentionMs"] as const satisfies ReadonlyArray<keyof TenantSettings>;
+
+/** What is wrong with a tenant name (nothing when it is fine); `field` is its request path. */
+function nameViolations(field: string, name: string): FieldViolation[] {
+  if (name.trim().length === 0) return [{ field, description: "is required" }];
+  if (name.length > NAME_MAX) return [{ field, description: `must be at most ${NAME_MAX} characters` }];
+  if (/[\p{Cc}\p{Cf}]/u.test(name)) return [{ field, description: "must not contain control or invisible characters" }];
+  return [];
+}
+
+/** Every rule a tenant's settings break, as field violations under `prefix` (e.g. "settings."). */
+export function tenantSettingsViolations(settings: TenantSettings, prefix: string): FieldViolation[] {
+  const violations: FieldViolation[] = [];
+  const add = (key: keyof TenantSettings, description: string) => violations.push({ field: prefix + SETTING_PATHS[key], description });
+  const { min, max } = PASSWORD_MIN_LENGTH_RANGE;
+  if (!Number.isInteger(settings.passwordMinLength) || settings.passwordMinLength < min || settings.passwordMinLength > max) {
+    add("passwordMinLength", `must be between ${min} and ${max}`);
+  }
+  for (const key of DURATION_SETTINGS) {
+    const value = settings[key];
+    if (!Number.isInteger(value) || value <= 0) add(key, "must be a positive duration");
+    else if (value > MAX_DURATION_MS) add(key, "must be at most 366 days");
+  }
+  if (settings.sessionIdleTimeoutMs > settings.sessionAbsoluteLifetimeMs) add("sessionIdleTimeoutMs", "must not exceed session_absolute_lifetime");
+  for (const key of LIMIT_SETTINGS) {
+    const value = settings[key];
+    if (!Number.isInteger(value) || value < 1 || value > MAX_LIMIT) add(key, `must be between 1 and ${MAX_LIMIT}`);
+  }
+  if (settings.linkBaseUrl !== "" && !isHttpUrl(settings.linkBaseUrl)) add("linkBaseUrl", "must be an http or https URL without credentials, query or fragment");
+  if (!(SUPPORTED_LOCALES as readonly string[]).includes(settings.defaultLocale)) add("defaultLocale", `must be one of ${SUPPORTED_LOCALES.join(", ")}`);
+  return violations;
+}
+
+function isHttpUrl(value: string): boolean {
+  if (value.length > 2000) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "" && url.search === "" && url.hash === "";
+  } catch {
+    return false;
+  }
+}
+
+/** A stored tenant with settings added in later versions at their defaults. */
+function complete(tenant: Tenant): Tenant {
+  return { ...tenant, settings: { ...DEFAULT_TENANT_SETTINGS, ...tenant.settings } };
+}
+
+const notFound = (id: string) => new DomainError("not_found", "TENANT_NOT_FOUND", `tenant ${JSON.stringify(id.slice(0, 64))} does not exist`);
+
+const PAGE_TOKEN_PREFIX = "tenants:";
+
+function decodePageToken(token: string): string | undefined {
+  if (token === "") return undefined;
+  const decoded = token.length <= 200 ? Buffer.from(token, "base64url").toString("utf8") : "";
+  if (!decoded.startsWith(PAGE_TOKEN_PREFIX) || decoded.length === PAGE_TOKEN_PREFIX.length) {
+    throw invalidArgument("page_token", "is not a token from a previous call", "INVALID_PAGE_TOKEN");
+  }
+  return decoded.slice(PAGE_TOKEN_PREFIX.length);
+}
+
+/** The page size to use: 0 means the default; out of range is invalid_argument. */
+export function pageSizeOf(requested: number): number {
+  if (requested === 0) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(requested) || requested < 0 || requested > MAX_PAGE_SIZE) {
+    throw invalidArgument("page_size", `must be between 0 and ${MAX_PAGE_SIZE}`);
+  }
+  return requested;
+}
+
+export function createTenants(store: TenantStore, now: () => number, invalidation?: InvalidationBus): Tenants {
   const cache = new Map<string, { tenant: Tenant; at: number }>();
+
+  function forget(markers: string[]) {
+    for (const marker of markers) {
+      if (marker === "*") return cache.clear();
+      if (marker.startsWith(MARKER)) cache.delete(marker.slice(MARKER.length));
+    }
+  }
+
   return {
     async get(id) {
       const hit = cache.get(id);
       if (hit && now() - hit.at < CACHE_MS) return hit.tenant;
       const tenant = await store.get(id);
-      if (!tenant) throw new DomainError("not_found", "TENANT_NOT_FOUND", `tenant ${JSON.stringify(id)} does not exist`);
-      // Settings added in later versions take their defaults on older rows.
-      const complete = { ...tenant, settings: { ...DEFAULT_TENANT_SETTINGS, ...tenant.settings } };
-      cache.set(id, { tenant: complete, at: now() });
-      return complete;
+      if (!tenant) throw notFound(id);
+      const completed = complete(tenant);
+      cache.set(id, { tenant: completed, at: now() });
+      return completed;
     },
+
+    getCached(id) {
+      const hit = cache.get(id);
+      return hit && now() - hit.at < CACHE_MS ? hit.tenant : undefined;
+    },
+
     async ensureDefault(at) {
       await store.ensure({ id: DEFAULT_TENANT_ID, name: "Default", settings: { ...DEFAULT_TENANT_SETTINGS }, createdAt: at });
     },
+
+    async create({ name, settings }) {
+      assertNoViolations([...nameViolations("name", name), ...tenantSettingsViolations(settings, "settings.")]);
+      const at = now();
+      const tenant: Tenant = { id: newId(at), name: name.trim(), settings: { ...settings }, createdAt: at };
+      if (!(await store.create(tenant))) throw new DomainError("already_exists", "TENANT_EXISTS", "a tenant with this id exists");
+      return tenant;
+    },
+
+    async list({ pageSize, pageToken }) {
+      const size = pageSizeOf(pageSize);
+      const afterId = decodePageToken(pageToken);
+      const rows = await store.list({ ...(afterId === undefined ? {} : { afterId }), limit: size + 1 });
+      const tenants = rows.slice(0, size).map(complete);
+      const last = tenants[tenants.length - 1];
+      const nextPageToken = rows.length > size && last ? Buffer.from(PAGE_TOKEN_PREFIX + last.id, "utf8").toString("base64url") : "";
+      return { tenants, nextPageToken };
+    },
+
+    async update(id, change, fieldPrefix = "") {
+      const updated = await store.update(id, (current) => {
+        const next = change(complete(current));
+        const name = next.name.trim();
+        assertNoViolations([...nameViolations(`${fieldPrefix}name`, next.name), ...tenantSettingsViolations(next.settings, `${fieldPrefix}settings.`)]);
+        return { name, settings: next.settings };
+      });
+      if (!updated) throw notFound(id);
+      cache.delete(id);
+      await invalidation?.publish([MARKER + id]);
+      return complete(updated);
+    },
+
+    listen: async () => invalidation?.subscribe(forget),
   };
 }

@@ -120,11 +120,11 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
     describe("migrations", () => {
       it("are idempotent: running them again applies nothing and changes nothing", async () => {
         const before = await h.raw.selectFrom("kysely_migration").select("name").orderBy("name").execute();
-        expect(before.map((r) => r.name)).toEqual(["0001_foundation"]);
+        expect(before.map((r) => r.name)).toEqual(expect.arrayContaining(["0001_foundation", "0003_administration"]));
         expect(await migrateToLatest(h.raw)).toEqual([]);
         expect(await migrateToLatest(h.raw)).toEqual([]);
         const after = await h.raw.selectFrom("kysely_migration").select("name").orderBy("name").execute();
-        expect(after.map((r) => r.name)).toEqual(["0001_foundation"]);
+        expect(after).toEqual(before);
         // The stores still work on the re-migrated schema.
         await h.stores.tenants.ensure(tenant(tenantId));
         expect((await h.stores.tenants.get(tenantId))?.id).toBe(tenantId);

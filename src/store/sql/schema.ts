@@ -1,12 +1,15 @@
 // Table shapes as Kysely sees them. Times are epoch milliseconds (BIGINT) and
 // booleans 0/1 so one set of queries serves MySQL/MariaDB/TiDB and SQLite.
 // Encrypted columns hold base64url AES-GCM ciphertext; *_hash columns hold hex digests.
+import type { Generated } from "kysely";
 
 export interface TenantsTable {
   id: string;
   name: string;
   settings: string;
   created_at: number;
+  /** Bumped by every update: the compare-and-set that keeps concurrent updates from losing one another. */
+  version: Generated<number>;
 }
 
 export interface AccountsTable {
@@ -63,10 +66,24 @@ export interface OutboxTable {
   sent_at: number | null;
 }
 
+/** Service API keys: the secret is stored only as hashSecret(secret). */
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  secret_hash: string;
+  /** Comma-separated permissions. */
+  permissions: string;
+  created_at: number;
+  revoked_at: number | null;
+  created_by: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   accounts: AccountsTable;
   account_keys: AccountKeysTable;
   identities: IdentitiesTable;
   outbox: OutboxTable;
+  api_keys: ApiKeysTable;
 }

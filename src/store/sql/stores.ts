@@ -12,8 +12,9 @@ import {
   type TenantStore,
 } from "../../domain/ports.ts";
 import type { AccountState, Role, Tenant } from "../../domain/types.ts";
+import { createApiKeyStore } from "./api-key-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
-import type { AccountsTable, Database, IdentitiesTable } from "./schema.ts";
+import type { AccountsTable, Database, IdentitiesTable, TenantsTable } from "./schema.ts";
 
 function toAccount(row: Selectable<AccountsTable>): StoredAccount {
   return {
@@ -69,22 +70,56 @@ async function insertMessages(db: Transaction<Database> | SqlDatabase["db"], mes
     .execute();
 }
 
+function toTenant(row: Selectable<TenantsTable>): Tenant {
+  return { id: row.id, name: row.name, settings: JSON.parse(row.settings), createdAt: Number(row.created_at) };
+}
+
+/** Compare-and-set attempts before an update gives up (only under a storm of concurrent writes to one tenant). */
+const TENANT_UPDATE_ATTEMPTS = 20;
+
 function tenantStore({ db }: SqlDatabase): TenantStore {
+  const insert = (tenant: Tenant) =>
+    db.insertInto("tenants").values({ id: tenant.id, name: tenant.name, settings: JSON.stringify(tenant.settings), created_at: tenant.createdAt }).execute();
   return {
     async get(id) {
       const row = await db.selectFrom("tenants").selectAll().where("id", "=", id).executeTakeFirst();
-      if (!row) return undefined;
-      return { id: row.id, name: row.name, settings: JSON.parse(row.settings), createdAt: Number(row.created_at) } satisfies Tenant;
+      return row && toTenant(row);
     },
     async ensure(tenant) {
       try {
-        await db
-          .insertInto("tenants")
-          .values({ id: tenant.id, name: tenant.name, settings: JSON.stringify(tenant.settings), created_at: tenant.createdAt })
-          .execute();
+        await insert(tenant);
       } catch (error) {
         if (!isUniqueViolation(error)) throw error; // another instance created it first
       }
+    },
+    async create(tenant) {
+      try {
+        await insert(tenant);
+        return true;
+      } catch (error) {
+        if (isUniqueViolation(error)) return false;
+        throw error;
+      }
+    },
+    async list({ afterId, limit }) {
+      let query = db.selectFrom("tenants").selectAll().orderBy("id").limit(limit);
+      if (afterId !== undefined) query = query.where("id", ">", afterId);
+      return (await query.execute()).map(toTenant);
+    },
+    async update(id, change) {
+      for (let attempt = 0; attempt < TENANT_UPDATE_ATTEMPTS; attempt++) {
+        const row = await db.selectFrom("tenants").selectAll().where("id", "=", id).executeTakeFirst();
+        if (!row) return undefined;
+        const next = change(toTenant(row));
+        const result = await db
+          .updateTable("tenants")
+          .set((eb) => ({ name: next.name, settings: JSON.stringify(next.settings), version: eb("version", "+", 1) }))
+          .where("id", "=", id)
+          .where("version", "=", row.version)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 1) return { ...toTenant(row), name: next.name, settings: next.settings };
+      }
+      throw new Error(`tenant ${id} is being updated concurrently; gave up after ${TENANT_UPDATE_ATTEMPTS} attempts`);
     },
   };
 }
@@ -167,6 +202,17 @@ function accountStore({ db }: SqlDatabase): AccountStore {
     async listIdentities(accountId) {
       const rows = await db.selectFrom("identities").selectAll().where("account_id", "=", accountId).orderBy("created_at").execute();
       return rows.map(toIdentity);
+    },
+
+    async setRole({ tenantId, accountId, role, at }) {
+      const result = await db.updateTable("accounts").set({ role, updated_at: at }).where("id", "=", accountId).where("tenant_id", "=", tenantId).executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async countAccounts({ tenantId, role, state }) {
+      let query = db.selectFrom("accounts").select((eb) => eb.fn.countAll<number | string>().as("n")).where("tenant_id", "=", tenantId).where("role", "=", role);
+      if (state !== undefined) query = query.where("state", "=", state);
+      return Number((await query.executeTakeFirstOrThrow()).n);
     },
 
     async markIdentityVerified({ identityId, accountId, at, state }) {
@@ -303,6 +349,7 @@ export function createSqlStores(database: SqlDatabase): DurableStores {
   return {
     tenants: tenantStore(database),
     accounts: accountStore(database),
+    apiKeys: createApiKeyStore(database),
     outbox: outboxStore(database),
     ping: () => database.ping(),
     close: () => database.close(),

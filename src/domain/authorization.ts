@@ -1,0 +1,110 @@
+// Who may do what. Pure rules over principals and roles: no I/O, so the
+// services can apply them before looking anything up (permission before
+// existence), and a unit test can cover every combination.
+//
+// Roles are ordered: SUPER_ADMIN > ADMIN > USER.
+// - SUPER_ADMIN manages tenants, API keys, platform settings and other admins.
+//   Super admins live in the default tenant and act on any tenant by naming it
+//   (a request's tenant_id field, or the x-tenant-id header). A SUPER_ADMIN role
+//   held in any other tenant counts as ADMIN there, and cannot be granted.
+// - ADMIN manages the users (role USER) of its own tenant, nothing else.
+// - USER manages only its own account (AccountService; not these rules).
+// - An API key is confined to its tenant and to its permissions; it never has a
+//   role, so it manages USER accounts only and can grant no role above USER.
+// Nobody grants a role above their own, and the last active super admin can
+// neither be demoted, deactivated nor deleted.
+import { DomainError, permissionDenied } from "./errors.ts";
+import type { Permission, Principal } from "./principal.ts";
+import { DEFAULT_TENANT_ID } from "./tenants.ts";
+import { AccountState, Role } from "./types.ts";
+
+/** The role a principal acts with: an API key has none (0, below USER). */
+export function effectiveRole(principal: Principal): Role | 0 {
+  if (principal.kind === "api_key") return 0;
+  if (principal.role === Role.SUPER_ADMIN && principal.tenantId !== DEFAULT_TENANT_ID) return Role.ADMIN;
+  return principal.role;
+}
+
+/** A super admin of the platform: may act on every tenant. */
+export function isPlatformSuperAdmin(principal: Principal): boolean {
+  return effectiveRole(principal) === Role.SUPER_ADMIN;
+}
+
+export interface Need {
+  /** What an API key must hold to make the call; null when no API key may make it. */
+  permission: Permission | null;
+  /** The lowest role a person (session) needs. */
+  minRole: Role;
+}
+
+/**
+ * Whether the principal may make a call needing `need` in `tenantId`. Reasons a
+ * client can branch on: ROLE_REQUIRED, API_KEY_NOT_ALLOWED, PERMISSION_REQUIRED,
+ * OTHER_TENANT. Throws permission_denied; returns when allowed.
+ */
+export function assertAllowed(principal: Principal, need: Need, tenantId: string): void {
+  if (principal.kind === "api_key") {
+    if (need.permission === null) throw permissionDenied("API_KEY_NOT_ALLOWED", "this call needs a person's session, not an API key");
+    if (!principal.permissions.includes(need.permission)) throw permissionDenied("PERMISSION_REQUIRED", `the API key lacks the ${need.permission} permission`);
+  } else if (effectiveRole(principal) < need.minRole) {
+    throw permissionDenied("ROLE_REQUIRED", `this call needs the ${roleName(need.minRole)} role`);
+  }
+  if (tenantId !== principal.tenantId && !isPlatformSuperAdmin(principal)) {
+    throw permissionDenied("OTHER_TENANT", "the caller cannot act on another tenant");
+  }
+}
+
+/** Whether the principal may give `role` to an account of `tenantId` (nobody grants above their own role). */
+export function mayGrantRole(principal: Principal, role: Role, tenantId: string): boolean {
+  if (role === Role.SUPER_ADMIN && tenantId !== DEFAULT_TENANT_ID) return false; // super admins live in the default tenant
+  if (principal.kind === "api_key") return role === Role.USER;
+  return role <= effectiveRole(principal);
+}
+
+/** Throws permission_denied (ROLE_TOO_HIGH) unless mayGrantRole. */
+export function assertMayGrantRole(principal: Principal, role: Role, tenantId: string): void {
+  if (!mayGrantRole(principal, role, tenantId)) throw permissionDenied("ROLE_TOO_HIGH", `the caller cannot grant the ${roleName(role)} role here`);
+}
+
+/**
+ * Whether the principal may read or change the account (`target`): a platform
+ * super admin any account; an admin the USER accounts of its tenant; an API key
+ * the USER accounts of its tenant. Check the tenant with assertAllowed first.
+ */
+export function mayManageAccount(principal: Principal, target: { tenantId: string; role: Role }): boolean {
+  if (isPlatformSuperAdmin(principal)) return true;
+  if (target.tenantId !== principal.tenantId) return false;
+  return target.role === Role.USER && (principal.kind === "api_key" || effectiveRole(principal) >= Role.ADMIN);
+}
+
+/** Throws permission_denied (ACCOUNT_ROLE_TOO_HIGH) unless mayManageAccount. */
+export function assertMayManageAccount(principal: Principal, target: { tenantId: string; role: Role }): void {
+  if (!mayManageAccount(principal, target)) throw permissionDenied("ACCOUNT_ROLE_TOO_HIGH", "the caller cannot manage this account");
+}
+
+/** What a change does to an account, for the last-super-admin rule. */
+export type AccountChange = { kind: "set_role"; role: Role } | { kind: "deactivate" } | { kind: "delete" };
+
+/**
+ * Whether the change would leave the platform with no active super admin.
+ * `otherActiveSuperAdmins` counts the ACTIVE super admins of the default tenant
+ * other than the target (AccountStore.countAccounts minus the target). The
+ * count and the change should be made in one transaction, or two concurrent
+ * demotions of the last two super admins could both pass.
+ */
+export function removesLastSuperAdmin(target: { tenantId: string; role: Role; state: AccountState }, change: AccountChange, otherActiveSuperAdmins: number): boolean {
+  const isActiveSuperAdmin = target.tenantId === DEFAULT_TENANT_ID && target.role === Role.SUPER_ADMIN && target.state === AccountState.ACTIVE;
+  if (!isActiveSuperAdmin || otherActiveSuperAdmins > 0) return false;
+  return change.kind !== "set_role" || change.role !== Role.SUPER_ADMIN;
+}
+
+/** Throws failed_precondition (LAST_SUPER_ADMIN) when removesLastSuperAdmin. */
+export function assertKeepsASuperAdmin(target: { tenantId: string; role: Role; state: AccountState }, change: AccountChange, otherActiveSuperAdmins: number): void {
+  if (removesLastSuperAdmin(target, change, otherActiveSuperAdmins)) {
+    throw new DomainError("failed_precondition", "LAST_SUPER_ADMIN", "the last active super admin cannot be demoted, deactivated or deleted");
+  }
+}
+
+export function roleName(role: Role): string {
+  return role === Role.SUPER_ADMIN ? "SUPER_ADMIN" : role === Role.ADMIN ? "ADMIN" : "USER";
+}
