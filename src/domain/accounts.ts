@@ -21,6 +21,10 @@ export function sealIdentityValue(dataKey: Buffer, identityId: string, value: st
   return encryptString(dataKey, value, identityContext(identityId));
 }
 
+export function openIdentityValue(dataKey: Buffer, identityId: string, sealed: string): string {
+  return decryptString(dataKey, sealed, identityContext(identityId));
+}
+
 export function openAccount(keyring: Keyring, stored: StoredAccount, wrappedKey: string): { account: Account; dataKey: Buffer } {
   const dataKey = keyring.unwrapDataKey(stored.id, wrappedKey);
   const profile = JSON.parse(decryptString(dataKey, stored.profileSealed, profileContext(stored.id))) as Profile;

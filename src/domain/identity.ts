@@ -115,6 +115,13 @@ export function stateAfterVerification(settings: TenantSettings, current: Accoun
   return settings.manualActivation ? AccountState.PENDING_ACTIVATION : AccountState.ACTIVE;
 }
 
+/** A password typed to prove who one is (not a new one): present, bounded, in its hashed form. */
+export function givenPassword(field: string, raw: string): string {
+  if (raw.length === 0) throw invalidArgument(field, "is required");
+  if (raw.length > PASSWORD_MAX_LENGTH * 4) throw invalidArgument(field, `must be at most ${PASSWORD_MAX_LENGTH} characters`);
+  return normalizePassword(raw);
+}
+
 export function assertCanSignIn(account: Account) {
   if (account.state === AccountState.DEACTIVATED) throw new DomainError("failed_precondition", "ACCOUNT_DEACTIVATED", "account is deactivated");
   if (account.state === AccountState.PENDING_VERIFICATION) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
@@ -231,9 +238,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
     async signInWithPassword(input) {
       const tenant = await deps.tenants.get(input.tenantId);
       const email = normalizeEmail("email_password.email", input.email);
-      if (input.password.length === 0) throw invalidArgument("email_password.password", "is required");
-      if (input.password.length > PASSWORD_MAX_LENGTH * 4) throw invalidArgument("email_password.password", `must be at most ${PASSWORD_MAX_LENGTH} characters`);
-      const password = normalizePassword(input.password);
+      const password = givenPassword("email_password.password", input.password);
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
       // Counted per address whether or not it exists: the answer reveals nothing.
       await limits.consume("sign_in_ip", input.meta.ip, tenant.settings);

@@ -125,6 +125,22 @@ export interface AccountStore {
   /** Replaces the password hash (after a rehash or a change). */
   setPasswordHash(accountId: string, passwordHash: string, at: number): Promise<void>;
   /**
+   * Deletes one of the account's identities, never its last verified one: the
+   * check and the delete happen in one transaction under the account row's lock,
+   * so two concurrent removals cannot both pass. Returns "not_found" (changing
+   * nothing) when the account has no identity with that id, "last_verified"
+   * (changing nothing) when it is the account's only verified identity.
+   */
+  removeIdentity(input: { accountId: string; identityId: string; at: number }): Promise<"removed" | "not_found" | "last_verified">;
+  /**
+   * Deletes up to `limit` of the tenant's accounts still pending verification and
+   * created before `createdBefore`, oldest first, each with its data key, identities
+   * and outbox messages in one transaction. An account verified meanwhile is kept;
+   * one another run deleted first is skipped, so several instances may run it at
+   * once. Returns the ids it deleted (fewer than `limit`: nothing more is due).
+   */
+  purgeUnverified(input: { tenantId: string; createdBefore: number; limit: number }): Promise<string[]>;
+  /**
    * Replaces the sealed profile and the locale and sets updated_at to `at`, only
    * while the stored profile is still `expectedProfileSealed` (a sealed profile
    * never repeats — fresh IV — so it versions the row). Returns false, writing

@@ -49,7 +49,7 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
     registerIdentityService(router, runtime.app);
     registerSessionService(router, runtime.app);
     registerAccountService(router, runtime.app);
-    registerAdminService(router);
+    registerAdminService(router, runtime.app);
     registerHealth(router, () => runtime.ready(), SERVICE_NAMES);
     registerReflection(router, SERVED_FILES);
   };
@@ -108,12 +108,16 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
   const h2Options = { settings: { maxConcurrentStreams: 1000 } };
   const tls = config.tlsCertFile && config.tlsKeyFile ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } : undefined;
   const h2 = tls ? http2.createSecureServer({ ...h2Options, ...tls, allowHTTP1: true }, onRequest) : http2.createServer(h2Options, onRequest);
-  installFastPath(h2, { sessions: runtime.app.sessions, metrics, log });
+  installFastPath(h2, { app: runtime.app, metrics, log });
   h2.on("session", (session: Http2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  const h1 = tls ? undefined : http.createServer({ keepAliveTimeout: 5000 }, onRequest);
+  const h1 = tls ? undefined : http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 }, onRequest);
+  // The HTTP/1.1 server is handed connections rather than listening itself; node
+  // starts its connection tracking (idle detection, header and request timeouts)
+  // on 'listening', so announce it.
+  h1?.emit("listening");
 
   // Plaintext: route each connection by its first bytes.
   const front = tls
@@ -122,10 +126,13 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
         sockets.add(socket);
         socket.once("close", () => sockets.delete(socket));
         socket.once("error", () => socket.destroy());
+        // A connection that never says anything is dropped (slowloris).
+        socket.setTimeout(10_000, () => socket.destroy());
         // Read the first chunk, put it back, and hand the socket over. node's HTTP/2
         // session takes the buffered bytes first and then reads the handle itself, so
         // the socket must stay paused; the HTTP/1.1 server reads through the stream.
         socket.once("data", (first: Buffer) => {
+          socket.setTimeout(0);
           socket.pause();
           socket.unshift(first);
           const n = Math.min(first.length, HTTP2_PREFACE.length);
@@ -162,6 +169,7 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
       }
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
+      h1?.close(); // stops its connection-tracking timer
       await closed;
     },
   };

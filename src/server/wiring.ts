@@ -12,10 +12,11 @@ import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
 import { createEmailChange } from "../domain/email-change.ts";
-import { createIdentityFlows } from "../domain/identity.ts";
+import { createIdentityFlows, type IdentityFlowDeps } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports.ts";
+import { createRecoveryFlows, startUnverifiedPurge } from "../domain/recovery.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
 import { createMemoryStores } from "../store/memory/stores.ts";
@@ -45,6 +46,8 @@ export interface RuntimeOptions {
   migrate?: boolean;
   /** Start the outbox worker loop (default true). */
   deliver?: boolean;
+  /** How often expired unverified sign-ups are purged (default 15 minutes; 0: never, tests call purgeExpiredUnverified). */
+  purgeIntervalMs?: number;
 }
 
 /** Development keys for the embedded mode, generated once and kept in the data directory. */
@@ -112,7 +115,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   if (options.deliver !== false) outboxWorker.start();
 
   const limits = createLimits(ephemeral.rateLimiter);
-  const identity = createIdentityFlows({
+  const flowDeps: IdentityFlowDeps = {
     durable,
     ephemeral,
     tenants,
@@ -124,10 +127,16 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     publicUrl: config.publicUrl,
     verificationLinkTtlMs: config.verificationLinkTtlMs,
     onMessageQueued: () => outboxWorker.nudge(),
-  });
+  };
+  const identity = createIdentityFlows(flowDeps);
+  const recovery = createRecoveryFlows(flowDeps);
+  const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
+  const purge = purgeIntervalMs > 0
+    ? startUnverifiedPurge(recovery, { intervalMs: purgeIntervalMs, now, onPurged: (count) => log.info({ count }, "purged expired unverified sign-ups"), onError: (err) => log.warn({ err }, "purge of unverified sign-ups failed") })
+    : undefined;
 
   return {
-    app: { identity, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants },
+    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants },
     durable,
     ephemeral,
     outboxWorker,
@@ -136,6 +145,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       return sql && redis;
     },
     async close() {
+      await purge?.stop();
       await outboxWorker.stop();
       await transport.close();
       await ephemeral.close();

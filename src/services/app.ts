@@ -2,12 +2,14 @@
 import type { Accounts } from "../domain/accounts.ts";
 import type { EmailChange } from "../domain/email-change.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
+import type { RecoveryFlows } from "../domain/recovery.ts";
 import type { Profiles } from "../domain/profile.ts";
 import type { Sessions } from "../domain/sessions.ts";
 import type { Tenants } from "../domain/tenants.ts";
 
 export interface App {
   identity: IdentityFlows;
+  recovery: RecoveryFlows;
   emailChange: EmailChange;
   sessions: Sessions;
   accounts: Accounts;

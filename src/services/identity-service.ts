@@ -7,6 +7,7 @@ import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { requestMeta, tenantOf } from "../server/request-context.ts";
 import type { App } from "./app.ts";
 import { emailChangeHandlers } from "./identity-email-change.ts";
+import { recoveryHandlers } from "./identity-recovery.ts";
 
 export type IdentityHandlers = Partial<ServiceImpl<typeof IdentityService>>;
 
@@ -27,5 +28,6 @@ export function registerIdentityService(router: ConnectRouter, app: App): void {
   router.service(IdentityService, {
     ...signUpHandlers(app),
     ...emailChangeHandlers(app),
+    ...recoveryHandlers(app),
   });
 }

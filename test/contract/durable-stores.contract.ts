@@ -117,6 +117,25 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
     const plain = (row: Record<string, unknown>) => ({ ...row });
     const outboxRow = async (id: string) => plain(await h.raw.selectFrom("outbox").selectAll().where("id", "=", id).executeTakeFirstOrThrow());
 
+    /** Adds a phone identity to the account directly (the port has no "add identity" yet). */
+    const addIdentity = async (s: SignUp, verifiedAt: number | null, createdAt = T0 + 1): Promise<StoredIdentity> => {
+      const identity: StoredIdentity = { ...s.identity, id: randomUUID(), kind: IdentityKind.PHONE, lookupHash: lookupHash(), valueSealed: "phone", verifiedAt, createdAt };
+      await h.raw
+        .insertInto("identities")
+        .values({
+          id: identity.id,
+          tenant_id: identity.tenantId,
+          account_id: identity.accountId,
+          kind: identity.kind,
+          lookup_hash: identity.lookupHash,
+          value: identity.valueSealed,
+          verified_at: identity.verifiedAt,
+          created_at: identity.createdAt,
+        })
+        .execute();
+      return identity;
+    };
+
     describe("migrations", () => {
       it("are idempotent: running them again applies nothing and changes nothing", async () => {
         const before = await h.raw.selectFrom("kysely_migration").select("name").orderBy("name").execute();
@@ -289,21 +308,7 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         const s = signUp(tenantId, lookupHash(), { createdAt: T0 + 10 });
         await h.stores.accounts.createAccount(s);
         await h.stores.accounts.createAccount(signUp(tenantId, lookupHash()));
-        // The port has no "add identity" yet: add an older one directly.
-        const older: StoredIdentity = { ...s.identity, id: randomUUID(), kind: IdentityKind.PHONE, lookupHash: lookupHash(), valueSealed: "phone", createdAt: T0 };
-        await h.raw
-          .insertInto("identities")
-          .values({
-            id: older.id,
-            tenant_id: older.tenantId,
-            account_id: older.accountId,
-            kind: older.kind,
-            lookup_hash: older.lookupHash,
-            value: older.valueSealed,
-            verified_at: null,
-            created_at: older.createdAt,
-          })
-          .execute();
+        const older = await addIdentity(s, null, T0);
 
         expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([older, s.identity]);
         expect(await h.stores.accounts.listIdentities(randomUUID())).toStrictEqual([]);
@@ -383,6 +388,103 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           updatedAt: at,
         });
         expect((await h.stores.accounts.getAccount(tenantId, bystander.account.id))?.account).toStrictEqual(bystander.account);
+      });
+
+      describe("removeIdentity", () => {
+        const verifiedSignUp = async () => {
+          const s = signUp(tenantId, lookupHash());
+          await h.stores.accounts.createAccount(s);
+          await h.stores.accounts.markIdentityVerified({ identityId: s.identity.id, accountId: s.account.id, at: T0 + 10, state: AccountState.ACTIVE });
+          const [identity] = await h.stores.accounts.listIdentities(s.account.id);
+          return { s, email: identity!, account: (await h.stores.accounts.getAccount(tenantId, s.account.id))!.account };
+        };
+
+        it("removes an unverified identity, and a verified one while another verified one remains, touching the update time", async () => {
+          const { s, email } = await verifiedSignUp();
+          const phone = await addIdentity(s, T0 + 20);
+          const pending = await addIdentity(s, null, T0 + 2);
+
+          expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: pending.id, at: T0 + 100 })).toBe("removed");
+          expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: phone.id, at: T0 + 200 })).toBe("removed");
+          expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([email]);
+          expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account.updatedAt).toBe(T0 + 200);
+        });
+
+        it("refuses the last verified identity and an identity of another account, changing nothing", async () => {
+          const { s, email, account } = await verifiedSignUp();
+          const other = await verifiedSignUp();
+          const pending = await addIdentity(s, null);
+
+          expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: email.id, at: T0 + 100 })).toBe("last_verified");
+          expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: other.email.id, at: T0 + 100 })).toBe("not_found");
+          expect(await h.stores.accounts.removeIdentity({ accountId: other.s.account.id, identityId: pending.id, at: T0 + 100 })).toBe("not_found");
+          expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: randomUUID(), at: T0 + 100 })).toBe("not_found");
+          expect(await h.stores.accounts.removeIdentity({ accountId: randomUUID(), identityId: email.id, at: T0 + 100 })).toBe("not_found");
+
+          expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([email, pending]);
+          expect(await h.stores.accounts.listIdentities(other.s.account.id)).toStrictEqual([other.email]);
+          expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual(account);
+          expect((await h.stores.accounts.getAccount(tenantId, other.s.account.id))?.account).toStrictEqual(other.account);
+        });
+
+        it("of two concurrent removals of an account's only two verified identities, exactly one succeeds", async () => {
+          for (let round = 0; round < 30; round++) {
+            const { s, email } = await verifiedSignUp();
+            const phone = await addIdentity(s, T0 + 20);
+            const results = await Promise.all([email, phone].map((i) => h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: i.id, at: T0 + 100 })));
+            expect([...results].sort()).toStrictEqual(["last_verified", "removed"]);
+            const left = await h.stores.accounts.listIdentities(s.account.id);
+            expect(left).toHaveLength(1);
+            expect(left[0]!.verifiedAt).not.toBeNull();
+          }
+        });
+      });
+
+      describe("purgeUnverified", () => {
+        const rowsOf = async (accountId: string) => ({
+          accounts: await count("accounts", "id", accountId),
+          keys: await count("account_keys", "account_id", accountId),
+          identities: await count("identities", "account_id", accountId),
+          outbox: await count("outbox", "account_id", accountId),
+        });
+        const none = { accounts: 0, keys: 0, identities: 0, outbox: 0 };
+
+        it("deletes the tenant's accounts pending verification created before the cutoff, oldest first, with their key, identities and messages", async () => {
+          const cutoff = T0 + 1_000;
+          const old = [T0 + 2, T0, T0 + 1].map((createdAt) => signUp(tenantId, lookupHash(), { createdAt, messages: 2 }));
+          const atCutoff = signUp(tenantId, lookupHash(), { createdAt: cutoff });
+          const verified = signUp(tenantId, lookupHash(), { createdAt: T0 });
+          const awaitingActivation = signUp(tenantId, lookupHash(), { createdAt: T0 });
+          const otherTenant = signUp(`other-${tenantId}`, lookupHash(), { createdAt: T0 });
+          for (const x of [...old, atCutoff, verified, awaitingActivation, otherTenant]) await h.stores.accounts.createAccount(x);
+          await h.stores.accounts.markIdentityVerified({ identityId: verified.identity.id, accountId: verified.account.id, at: T0 + 5, state: AccountState.ACTIVE });
+          await h.stores.accounts.markIdentityVerified({ identityId: awaitingActivation.identity.id, accountId: awaitingActivation.account.id, at: T0 + 5, state: AccountState.PENDING_ACTIVATION });
+          const kept = await Promise.all([atCutoff, verified, awaitingActivation, otherTenant].map((x) => rowsOf(x.account.id)));
+          expect(kept).toStrictEqual(Array(4).fill({ accounts: 1, keys: 1, identities: 1, outbox: 1 }));
+
+          const [oldest, second, third] = [old[1]!, old[2]!, old[0]!];
+          expect(await h.stores.accounts.purgeUnverified({ tenantId, createdBefore: cutoff, limit: 2 })).toStrictEqual([oldest.account.id, second.account.id]);
+          expect(await h.stores.accounts.purgeUnverified({ tenantId, createdBefore: cutoff, limit: 2 })).toStrictEqual([third.account.id]);
+          expect(await h.stores.accounts.purgeUnverified({ tenantId, createdBefore: cutoff, limit: 2 })).toStrictEqual([]);
+
+          for (const x of old) {
+            expect(await rowsOf(x.account.id)).toStrictEqual(none);
+            expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, x.identity.lookupHash)).toBeUndefined();
+          }
+          expect(await Promise.all([atCutoff, verified, awaitingActivation, otherTenant].map((x) => rowsOf(x.account.id)))).toStrictEqual(kept);
+          // The purged address is free again.
+          await h.stores.accounts.createAccount(signUp(tenantId, oldest.identity.lookupHash));
+        });
+
+        it("run by several instances at once, deletes each account exactly once", async () => {
+          const old = Array.from({ length: 6 }, (_, i) => signUp(tenantId, lookupHash(), { createdAt: T0 + i }));
+          for (const x of old) await h.stores.accounts.createAccount(x);
+          const runs = await Promise.all(Array.from({ length: 4 }, () => h.stores.accounts.purgeUnverified({ tenantId, createdBefore: T0 + 1_000, limit: 10 })));
+          const deleted = runs.flat();
+          expect(deleted).toHaveLength(6);
+          expect(new Set(deleted)).toStrictEqual(new Set(old.map((x) => x.account.id)));
+          for (const x of old) expect(await rowsOf(x.account.id)).toStrictEqual(none);
+        });
       });
 
       it("updateProfile replaces the sealed profile, the locale and the update time of that account only", async () => {

@@ -5,12 +5,14 @@ import type { Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import { foundation } from "./migrations/0001_foundation.ts";
 import { administration } from "./migrations/0003_administration.ts";
+import { unverifiedPurge } from "./migrations/0004_unverified_purge.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
 const migrations: Record<string, Migration> = {
   "0001_foundation": foundation,
   "0003_administration": administration,
+  "0004_unverified_purge": unverifiedPurge,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

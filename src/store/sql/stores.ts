@@ -11,7 +11,7 @@ import {
   type StoredIdentity,
   type TenantStore,
 } from "../../domain/ports.ts";
-import type { AccountState, Role, Tenant } from "../../domain/types.ts";
+import { AccountState, type Role, type Tenant } from "../../domain/types.ts";
 import { createApiKeyStore } from "./api-key-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import type { AccountsTable, Database, IdentitiesTable, TenantsTable } from "./schema.ts";
@@ -231,6 +231,53 @@ function accountStore({ db }: SqlDatabase): AccountStore {
 
     async setPasswordHash(accountId, passwordHash, at) {
       await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
+    },
+
+    async removeIdentity({ accountId, identityId, at }) {
+      return db.transaction().execute(async (trx) => {
+        // A no-op update takes the account row's lock (MySQL; SQLite serializes writers):
+        // concurrent removals from one account queue here, so each sees the other's result.
+        await trx.updateTable("accounts").set((eb) => ({ updated_at: eb.ref("updated_at") })).where("id", "=", accountId).execute();
+        const identities = await trx.selectFrom("identities").select(["id", "verified_at"]).where("account_id", "=", accountId).execute();
+        const target = identities.find((i) => i.id === identityId);
+        if (!target) return "not_found";
+        if (target.verified_at !== null && !identities.some((i) => i.id !== identityId && i.verified_at !== null)) return "last_verified";
+        await trx.deleteFrom("identities").where("id", "=", identityId).where("account_id", "=", accountId).execute();
+        await trx.updateTable("accounts").set({ updated_at: at }).where("id", "=", accountId).execute();
+        return "removed";
+      });
+    },
+
+    async purgeUnverified({ tenantId, createdBefore, limit }) {
+      // Served by the accounts_tenant_state_created index: a range, never a scan of verified accounts.
+      const candidates = await db
+        .selectFrom("accounts")
+        .select("id")
+        .where("tenant_id", "=", tenantId)
+        .where("state", "=", AccountState.PENDING_VERIFICATION)
+        .where("created_at", "<", createdBefore)
+        .orderBy("created_at")
+        .limit(limit)
+        .execute();
+      const deleted: string[] = [];
+      for (const { id } of candidates) {
+        const gone = await db.transaction().execute(async (trx) => {
+          // Conditional: an account verified since the select above stays.
+          const result = await trx
+            .deleteFrom("accounts")
+            .where("id", "=", id)
+            .where("state", "=", AccountState.PENDING_VERIFICATION)
+            .where("email_verified", "=", 0)
+            .executeTakeFirst();
+          if (Number(result.numDeletedRows) !== 1) return false;
+          await trx.deleteFrom("identities").where("account_id", "=", id).execute();
+          await trx.deleteFrom("account_keys").where("account_id", "=", id).execute();
+          await trx.deleteFrom("outbox").where("account_id", "=", id).execute();
+          return true;
+        });
+        if (gone) deleted.push(id);
+      }
+      return deleted;
     },
 
     async updateProfile({ tenantId, accountId, expectedProfileSealed, profileSealed, locale, at }) {

@@ -1,0 +1,239 @@
+// What a signed-up person needs later: the verification link again, a
+// forgotten password reset, a password change, the identities they sign in
+// with — and the purge of sign-ups nobody verified.
+// Flows that take an address answer the same way whether or not it is known
+// (the message goes only to an existing one). A reset code is a single-use
+// 256-bit link token, bound to its purpose, account and identity, and to the
+// password and address it was issued for: a password change or an email change
+// voids every reset link sent before it.
+import { hashSecret } from "../crypto/keyring.ts";
+import { MessageKind, type MessagePayload } from "../delivery/types.ts";
+import { EMAIL_INDEX, openAccount, openIdentityValue, sealMessage } from "./accounts.ts";
+import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
+import {
+  givenPassword,
+  issueLinkToken,
+  linkBase,
+  peekOneTimeToken,
+  queueVerificationLink,
+  stateAfterVerification,
+  takeOneTimeToken,
+  tokenRefused,
+  type FoundIdentity,
+  type IdentityFlowDeps,
+} from "./identity.ts";
+import type { StoredAccount } from "./ports.ts";
+import type { SessionPrincipal } from "./principal.ts";
+import type { RequestMeta } from "./sessions.ts";
+import { IdentityKind, type Account, type Locale, type Tenant } from "./types.ts";
+import { checkNewPassword, normalizeEmail, parseLocale, requireNonEmpty } from "./validation.ts";
+
+const MINUTE = 60_000;
+/** Reset links live 10 minutes (DESIGN: out-of-band codes expire within 10 minutes). */
+export const RESET_CODE_TTL_MS = 10 * MINUTE;
+/** Accounts deleted per purge query; a run repeats it until nothing more is due. */
+const PURGE_BATCH = 100;
+const TENANT_PAGE = 100;
+
+export interface AddressRequest {
+  tenantId: string;
+  email: string;
+  /** Empty: the account's locale. */
+  locale: string;
+  meta: RequestMeta;
+}
+
+export interface IdentityView {
+  id: string;
+  kind: IdentityKind;
+  value: string;
+  verifiedAt: number | null;
+  createdAt: number;
+}
+
+export interface RecoveryFlows {
+  /** Sends a new verification link to an unverified address; answers alike for any address. */
+  resendVerification(input: AddressRequest): Promise<void>;
+  /** Sends a reset link to an existing address (verified or not); answers alike for any address. */
+  startPasswordReset(input: AddressRequest): Promise<void>;
+  /** When the reset code expires, if it is valid; the code stays usable. */
+  checkPasswordResetCode(input: { code: string; meta: RequestMeta }): Promise<{ expiresAt: number }>;
+  /** Uses the code, sets the password, verifies the address, ends every session. */
+  completePasswordReset(input: { code: string; newPassword: string; meta: RequestMeta }): Promise<void>;
+  /** Needs the current password; ends every session but the caller's. */
+  changePassword(input: { principal: SessionPrincipal; currentPassword: string; newPassword: string }): Promise<void>;
+  listIdentities(principal: SessionPrincipal): Promise<IdentityView[]>;
+  /** Never the last verified identity; not_found for another account's. */
+  removeIdentity(input: { principal: SessionPrincipal; identityId: string }): Promise<void>;
+  /** Deletes every sign-up still unverified after its tenant's retention; returns how many. */
+  purgeExpiredUnverified(now: number): Promise<number>;
+}
+
+/** What a reset link is bound to besides its account: the password it replaces. */
+const passwordFingerprint = (account: StoredAccount) => hashSecret(`password:${account.passwordHash ?? ""}`);
+
+export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
+  const { durable, keyring, passwords, limits, now } = deps;
+
+  /**
+   * The request's tenant, locale and the address's identity, when it exists and
+   * the address's message budget allows one more message. Both outcomes do the
+   * same lookups and count the same budgets.
+   */
+  async function lookUpAddress(input: AddressRequest): Promise<{ tenant: Tenant; locale: Locale | undefined; found: FoundIdentity | undefined }> {
+    const tenant = await deps.tenants.get(input.tenantId);
+    const email = normalizeEmail("email", input.email);
+    const locale = input.locale === "" ? undefined : parseLocale("locale", input.locale, tenant.settings.defaultLocale);
+    const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
+    await limits.consume("code_ip", input.meta.ip, tenant.settings);
+    const withinBudget = await limits.tryConsume("message_address", lookupHash, tenant.settings);
+    const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
+    return { tenant, locale, found: withinBudget ? found : undefined };
+  }
+
+  async function queue(dataKey: Buffer, account: Account, message: MessagePayload) {
+    await durable.outbox.enqueue([sealMessage(dataKey, account, message, now())]);
+    deps.onMessageQueued();
+  }
+
+  const passwordChangedNotice = (account: Account): MessagePayload => ({ kind: MessageKind.PASSWORD_CHANGED_NOTICE, to: account.profile.email, locale: account.locale, variables: {} });
+
+  /** The live reset code with its account and identity, still bound to the same password and address. */
+  async function inspectResetCode(code: string, meta: RequestMeta) {
+    const { tokenHash, token } = await peekOneTimeToken(deps, { field: "code", token: code, purpose: "reset_password", meta });
+    const found = await durable.accounts.getAccount(token.tenantId, token.accountId);
+    const identity = found && (await durable.accounts.listIdentities(found.account.id)).find((i) => i.id === token.identityId);
+    if (!found || !identity || identity.lookupHash !== token.data?.address || passwordFingerprint(found.account) !== token.data?.password) throw tokenRefused("code");
+    return { tokenHash, token, found, identity };
+  }
+
+  async function signedInAccount(principal: SessionPrincipal) {
+    const found = await durable.accounts.getAccount(principal.tenantId, principal.accountId);
+    if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
+    return { stored: found.account, ...openAccount(keyring, found.account, found.wrappedKey) };
+  }
+
+  return {
+    async resendVerification(input) {
+      const { tenant, locale, found } = await lookUpAddress(input);
+      if (found && found.identity.verifiedAt === null) await queueVerificationLink(deps, tenant, found, locale);
+    },
+
+    async startPasswordReset(input) {
+      const { tenant, locale, found } = await lookUpAddress(input);
+      if (!found) return;
+      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
+      const { token } = await issueLinkToken(deps, "reset_password", found.identity, RESET_CODE_TTL_MS, {
+        password: passwordFingerprint(found.account),
+        address: found.identity.lookupHash,
+      });
+      await queue(dataKey, account, {
+        kind: MessageKind.PASSWORD_RESET,
+        to: account.profile.email,
+        locale: locale ?? account.locale,
+        variables: { link: `${linkBase(tenant, deps.publicUrl)}/reset-password?token=${token}`, expiresInMinutes: String(RESET_CODE_TTL_MS / MINUTE) },
+      });
+    },
+
+    async checkPasswordResetCode({ code, meta }) {
+      const { token } = await inspectResetCode(code, meta);
+      return { expiresAt: token.expiresAt };
+    },
+
+    async completePasswordReset({ code, newPassword, meta }) {
+      const { tokenHash, token, found, identity } = await inspectResetCode(code, meta);
+      const tenant = await deps.tenants.get(token.tenantId);
+      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
+      // The rules first: a refused password does not use up the code.
+      const password = checkNewPassword("new_password", newPassword, tenant.settings.passwordMinLength, [account.profile.email]);
+      const passwordHash = await passwords.hash(password);
+      await takeOneTimeToken(deps, "code", tokenHash, "reset_password");
+      const at = now();
+      await durable.accounts.setPasswordHash(account.id, passwordHash, at);
+      // Opening the link proved the address, as VerifyIdentity does.
+      if (identity.verifiedAt === null) {
+        await durable.accounts.markIdentityVerified({ identityId: identity.id, accountId: account.id, at, state: stateAfterVerification(tenant.settings, found.account.state) });
+      }
+      await deps.sessions.endAll(account.id);
+      await queue(dataKey, account, passwordChangedNotice(account));
+    },
+
+    async changePassword({ principal, currentPassword, newPassword }) {
+      const tenant = await deps.tenants.get(principal.tenantId);
+      const { stored, account, dataKey } = await signedInAccount(principal);
+      const current = givenPassword("current_password", currentPassword);
+      const password = checkNewPassword("new_password", newPassword, tenant.settings.passwordMinLength, [account.profile.email]);
+      // Guesses at the current password count with the sign-in attempts on the address.
+      await limits.consume("sign_in_account", keyring.blindIndex(EMAIL_INDEX, account.profile.email), tenant.settings);
+      const matches = stored.passwordHash ? await passwords.verify(stored.passwordHash, current) : (await passwords.verifyDummy(current), false);
+      if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the current password is incorrect");
+      await durable.accounts.setPasswordHash(account.id, await passwords.hash(password), now());
+      await deps.sessions.endAll(account.id, principal.tokenHash);
+      await queue(dataKey, account, passwordChangedNotice(account));
+    },
+
+    async listIdentities(principal) {
+      const { dataKey } = await signedInAccount(principal);
+      return (await durable.accounts.listIdentities(principal.accountId)).map((i) => ({
+        id: i.id,
+        kind: i.kind as IdentityKind,
+        value: openIdentityValue(dataKey, i.id, i.valueSealed),
+        verifiedAt: i.verifiedAt,
+        createdAt: i.createdAt,
+      }));
+    },
+
+    async removeIdentity({ principal, identityId }) {
+      requireNonEmpty("identity_id", identityId, 64);
+      const result = await durable.accounts.removeIdentity({ accountId: principal.accountId, identityId, at: now() });
+      if (result === "not_found") throw new DomainError("not_found", "IDENTITY_NOT_FOUND", "identity not found");
+      if (result === "last_verified") throw new DomainError("failed_precondition", "LAST_IDENTITY", "the last verified identity of an account cannot be removed");
+    },
+
+    async purgeExpiredUnverified(at) {
+      let purged = 0;
+      let afterId: string | undefined;
+      for (;;) {
+        const page = await durable.tenants.list({ limit: TENANT_PAGE, ...(afterId === undefined ? {} : { afterId }) });
+        for (const { id } of page) {
+          const { settings } = await deps.tenants.get(id);
+          if (!(settings.unverifiedRetentionMs > 0)) continue; // never due without a positive retention
+          for (;;) {
+            const deleted = await durable.accounts.purgeUnverified({ tenantId: id, createdBefore: at - settings.unverifiedRetentionMs, limit: PURGE_BATCH });
+            purged += deleted.length;
+            if (deleted.length < PURGE_BATCH) break;
+          }
+        }
+        if (page.length < TENANT_PAGE) return purged;
+        afterId = page[page.length - 1]!.id;
+      }
+    },
+  };
+}
+
+/**
+ * Runs the purge every `intervalMs` (unref'd: it never keeps the process alive;
+ * a run still going skips the next tick) until stop(), which waits for a run in
+ * progress. Every instance may run it: the purge is idempotent.
+ */
+export function startUnverifiedPurge(
+  flows: Pick<RecoveryFlows, "purgeExpiredUnverified">,
+  options: { intervalMs: number; now: () => number; onPurged: (count: number) => void; onError: (error: unknown) => void },
+): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    running ??= flows
+      .purgeExpiredUnverified(options.now())
+      .then((count) => (count > 0 ? options.onPurged(count) : undefined), options.onError)
+      .finally(() => {
+        running = undefined;
+      });
+  }, options.intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,52 @@
+// IdentityService verification resend, password reset and change, and the
+// caller's identities. Proto ⇄ domain only; the rules live in src/domain/recovery.ts.
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { requestMeta, tenantOf } from "../server/request-context.ts";
+import type { App } from "./app.ts";
+import { requireSession } from "./auth.ts";
+import type { IdentityHandlers } from "./identity-service.ts";
+
+export function recoveryHandlers(app: App): IdentityHandlers {
+  return {
+    async resendVerification(req, ctx) {
+      await app.recovery.resendVerification({ tenantId: tenantOf(ctx), email: req.email, locale: req.locale, meta: requestMeta(ctx) });
+      return {};
+    },
+    async startPasswordReset(req, ctx) {
+      await app.recovery.startPasswordReset({ tenantId: tenantOf(ctx), email: req.email, locale: req.locale, meta: requestMeta(ctx) });
+      return {};
+    },
+    async checkPasswordResetCode(req, ctx) {
+      const { expiresAt } = await app.recovery.checkPasswordResetCode({ code: req.code, meta: requestMeta(ctx) });
+      return { expireTime: timestampFromMs(expiresAt) };
+    },
+    async completePasswordReset(req, ctx) {
+      await app.recovery.completePasswordReset({ code: req.code, newPassword: req.newPassword, meta: requestMeta(ctx) });
+      return {};
+    },
+    async changePassword(req, ctx) {
+      const { principal } = await requireSession(app, ctx);
+      await app.recovery.changePassword({ principal, currentPassword: req.currentPassword, newPassword: req.newPassword });
+      return {};
+    },
+    async listIdentities(_req, ctx) {
+      const { principal } = await requireSession(app, ctx);
+      const identities = await app.recovery.listIdentities(principal);
+      return {
+        identities: identities.map((i) => ({
+          id: i.id,
+          kind: i.kind,
+          value: i.value,
+          verified: i.verifiedAt !== null,
+          createTime: timestampFromMs(i.createdAt),
+          ...(i.verifiedAt === null ? {} : { verifyTime: timestampFromMs(i.verifiedAt) }),
+        })),
+      };
+    },
+    async removeIdentity(req, ctx) {
+      const { principal } = await requireSession(app, ctx);
+      await app.recovery.removeIdentity({ principal, identityId: req.identityId });
+      return {};
+    },
+  };
+}
