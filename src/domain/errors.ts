@@ -41,7 +41,7 @@ export class DomainError extends Error {
 }
 
 export function invalidArgument(field: string, description: string, reason = "INVALID_ARGUMENT"): DomainError {
-  return new DomainError("invalid_argument", reason, `${field}: ${description}`, {
+  return new DomainError("invalid_argument", reason, `${field} ${description}`, {
     fieldViolations: [{ field, description }],
   });
 }

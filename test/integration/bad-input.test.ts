@@ -103,7 +103,7 @@ describe.each(BACKENDS)("bad input on the %s backend", (backend) => {
       expect(badRequest?.fieldViolations).toHaveLength(1);
       expect(badRequest?.fieldViolations[0]?.field).toBe(field);
       expect(badRequest?.fieldViolations[0]?.description).not.toBe("");
-      expect(error.rawMessage).toBe(`${field}: ${badRequest?.fieldViolations[0]?.description}`);
+      expect(error.rawMessage).toBe(`${field} ${badRequest?.fieldViolations[0]?.description}`);
       const [info] = error.findDetails(ErrorInfoSchema);
       expect(info?.domain).toBe("identity.v1");
       if (reason) expect(info?.reason).toBe(reason);
@@ -156,7 +156,7 @@ describe.each(BACKENDS)("bad input on the %s backend", (backend) => {
       expect(bin).toBeInstanceOf(Buffer);
       const status = decodeStatus(bin as Buffer);
       expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
-      expect(status.message).toBe("email: is not a valid email address");
+      expect(status.message).toBe("email is not a valid email address");
       const any = status.details.find((d) => d.typeUrl === "type.googleapis.com/google.rpc.BadRequest");
       expect(any).toBeDefined();
       const badRequest = fromBinary(BadRequestSchema, any!.value);

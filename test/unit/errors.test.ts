@@ -42,7 +42,7 @@ describe("toConnectError with domain errors", () => {
   it("turns a field violation into a google.rpc.BadRequest detail", () => {
     const error = toConnectError(invalidArgument("new_password", "is too easy to guess", "PASSWORD_WEAK"), vi.fn());
     expect(error.code).toBe(Code.InvalidArgument);
-    expect(error.rawMessage).toBe("new_password: is too easy to guess");
+    expect(error.rawMessage).toBe("new_password is too easy to guess");
     const [badRequest, ...more] = error.findDetails(BadRequestSchema);
     expect(more).toEqual([]);
     expect(badRequest?.fieldViolations).toHaveLength(1);
