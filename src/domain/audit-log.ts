@@ -21,6 +21,8 @@ export interface AuditEventInput {
 export interface AuditEvent extends AuditEventInput {
   sequence: number;
   at: number;
+  /** The previous event's hash (64 zeros for a chain's first event). */
+  prevHash: string;
   /** Hex SHA-256 over the previous event's hash and this event's fields. */
   hash: string;
 }

@@ -5,6 +5,8 @@ import { hashSecret, randomToken, type Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "../delivery/types.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
+import type { AuditLog } from "./audit-log.ts";
+import { createSecurityEvents, type SecuritySubject } from "./audit.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { newId } from "./ids.ts";
@@ -29,6 +31,8 @@ export interface IdentityFlowDeps {
   verificationLinkTtlMs: number;
   /** Called after messages are queued, to wake the outbox worker. */
   onMessageQueued: () => void;
+  /** Where sign-ups, verifications and sign-ins (and their failures) are recorded as security events. */
+  audit: AuditLog;
 }
 
 export interface SignUpInput {
@@ -155,8 +159,9 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
 
   const { limits } = deps;
 
-  return {
-    async signUp(input) {
+  // Each flow gets the subject its security event is about (see the wrapper below).
+  const flows = {
+    async signUp(input: SignUpInput, subject: SecuritySubject) {
       const tenant = await deps.tenants.get(input.tenantId);
       const email = normalizeEmail("email", input.email);
       const locale = parseLocale("locale", input.locale, tenant.settings.defaultLocale);
@@ -204,8 +209,10 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           },
           messages,
         });
+        subject.accountId = accountId;
       } catch (error) {
         if (!(error instanceof DuplicateIdentityError)) throw error;
+        subject.outcome = "IDENTITY_EXISTS"; // recorded only: the caller's answer is the same
         await ephemeral.tokens.take(hashSecret(token)); // never usable: its account was not created
         // This attempt's message budget was counted above (for the verification that
         // will not be sent): the notice uses it instead of counting a second time.
@@ -214,9 +221,10 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       if (messages.length > 0) deps.onMessageQueued();
     },
 
-    async verifyIdentity({ token, meta }) {
+    async verifyIdentity({ token, meta }: { token: string; meta: RequestMeta }, subject: SecuritySubject) {
       const { tokenHash } = await peekOneTimeToken(deps, { field: "token", token, purpose: "verify_email", meta });
       const taken = await takeOneTimeToken(deps, "token", tokenHash, "verify_email");
+      Object.assign(subject, { tenantId: taken.tenantId, accountId: taken.accountId });
       const tenant = await deps.tenants.get(taken.tenantId);
       const found = await durable.accounts.getAccount(taken.tenantId, taken.accountId);
       if (!found) throw tokenRefused("token");
@@ -235,7 +243,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       return { ...issued, account };
     },
 
-    async signInWithPassword(input) {
+    async signInWithPassword(input: Parameters<IdentityFlows["signInWithPassword"]>[0], subject: SecuritySubject) {
       const tenant = await deps.tenants.get(input.tenantId);
       const email = normalizeEmail("email_password.email", input.email);
       const password = givenPassword("email_password.password", input.password);
@@ -245,6 +253,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       await limits.consume("sign_in_account", lookupHash, tenant.settings);
 
       const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
+      subject.accountId = found?.account.id ?? "";
       if (!found || !found.account.passwordHash) {
         await passwords.verifyDummy(password); // same cost as a real check
         throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
@@ -260,6 +269,14 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1);
       return { ...issued, account };
     },
+  };
+
+  // Every outcome is an audit event: one write whether or not the address is known.
+  const security = createSecurityEvents(deps.audit, now);
+  return {
+    signUp: (input) => security.run(input.tenantId, input.meta, { action: "identity.sign_up", rateLimited: "identity.rate_limited" }, (subject) => flows.signUp(input, subject)),
+    verifyIdentity: (input) => security.run(DEFAULT_TENANT_ID, input.meta, { action: "identity.verify", rateLimited: "identity.rate_limited" }, (subject) => flows.verifyIdentity(input, subject)),
+    signInWithPassword: (input) => security.run(input.tenantId, input.meta, { action: "session.sign_in", rateLimited: "session.rate_limited" }, (subject) => flows.signInWithPassword(input, subject)),
   };
 
   /**

@@ -1,6 +1,7 @@
 // The storage ports the domain depends on. Adapters live in src/store/*; each
 // method's comment states its error contract. One contract suite
 // (test/contract) runs against every implementation.
+import type { AuditEvent } from "./audit-log.ts";
 import type { Permission } from "./principal.ts";
 import type { AccountState, OneTimeToken, Role, SessionRecord, Tenant, TenantSettings } from "./types.ts";
 
@@ -181,6 +182,51 @@ export interface OutboxStore {
   markFailed(id: string, owner: string, error: string, nextAttemptAt: number | null): Promise<void>;
 }
 
+/** An audit event as stored: exactly the event the domain hashed (see audit-log.ts). */
+export type StoredAuditEvent = AuditEvent;
+
+/** The prevHash of a chain's first event: a chain starts at { sequence: 0, hash: AUDIT_GENESIS_HASH }. */
+export const AUDIT_GENESIS_HASH = "0".repeat(64);
+
+/** The end of one tenant's audit chain; sequence 0 before the first event. */
+export interface AuditHead {
+  sequence: number;
+  hash: string;
+}
+
+export interface AuditListQuery {
+  tenantId: string;
+  actor?: string;
+  target?: string;
+  action?: string;
+  /** Only events with at >= atOrAfter. */
+  atOrAfter?: number;
+  /** Only events with at < before. */
+  before?: number;
+  /** Only events with a larger sequence (keyset pagination). */
+  afterSequence: number;
+  limit: number;
+}
+
+/** The audit trail's storage: append-only, one hash chain per tenant. */
+export interface AuditStore {
+  /**
+   * Appends the event `build` makes from the chain's current head, which must
+   * have sequence head.sequence + 1 and prevHash head.hash. The head is locked
+   * from read to commit, so concurrent appends (any instance, any worker) queue
+   * and never fork the chain. A tenant's first append creates its head at
+   * { sequence: 0, hash: AUDIT_GENESIS_HASH }. `build` must be pure: it may run
+   * more than once (a transaction retried after a deadlock).
+   */
+  append(tenantId: string, build: (head: AuditHead) => StoredAuditEvent): Promise<StoredAuditEvent>;
+  /** The tenant's events matching the query, by ascending sequence, at most `limit`. */
+  list(query: AuditListQuery): Promise<StoredAuditEvent[]>;
+  /** The chain's head as recorded, or undefined when the tenant has none. */
+  head(tenantId: string): Promise<AuditHead | undefined>;
+  /** The smallest tenant id above `afterTenantId` ("" for the first) that has a head or events; undefined when none. */
+  nextChain(afterTenantId: string): Promise<string | undefined>;
+}
+
 export interface SessionStore {
   /** Stores a new session under the hash of its token; it disappears after ttlMs. */
   create(tokenHash: string, session: SessionRecord, ttlMs: number): Promise<void>;
@@ -241,6 +287,7 @@ export interface DurableStores {
   accounts: AccountStore;
   apiKeys: ApiKeyStore;
   outbox: OutboxStore;
+  audit: AuditStore;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -11,6 +11,7 @@ import { createLogTransport, createSmtpTransport } from "../delivery/mail-transp
 import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
+import { createAudit } from "../domain/audit.ts";
 import { createEmailChange } from "../domain/email-change.ts";
 import { createIdentityFlows, type IdentityFlowDeps } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
@@ -85,6 +86,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now, ...(options.sessionCache ? { cache: options.sessionCache } : {}) });
   await sessions.listen();
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
+  const audit = createAudit(durable.audit, now);
 
   const transport =
     options.mailTransport ??
@@ -127,6 +129,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     publicUrl: config.publicUrl,
     verificationLinkTtlMs: config.verificationLinkTtlMs,
     onMessageQueued: () => outboxWorker.nudge(),
+    audit,
   };
   const identity = createIdentityFlows(flowDeps);
   const recovery = createRecoveryFlows(flowDeps);
@@ -136,7 +139,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
 
   return {
-    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants },
+    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants, audit },
     durable,
     ephemeral,
     outboxWorker,

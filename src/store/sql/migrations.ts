@@ -4,6 +4,7 @@
 import type { Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import { foundation } from "./migrations/0001_foundation.ts";
+import { audit } from "./migrations/0002_audit.ts";
 import { administration } from "./migrations/0003_administration.ts";
 import { unverifiedPurge } from "./migrations/0004_unverified_purge.ts";
 
@@ -11,6 +12,7 @@ import { unverifiedPurge } from "./migrations/0004_unverified_purge.ts";
 // name that sorts after the previous one.
 const migrations: Record<string, Migration> = {
   "0001_foundation": foundation,
+  "0002_audit": audit,
   "0003_administration": administration,
   "0004_unverified_purge": unverifiedPurge,
 };

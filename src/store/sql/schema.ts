@@ -79,6 +79,42 @@ export interface ApiKeysTable {
   created_by: string;
 }
 
+/** One row per tenant's audit chain: the last event's sequence and hash (locked by every append). */
+export interface AuditHeadsTable {
+  tenant_id: string;
+  sequence: number;
+  hash: string;
+}
+
+/** Append-only, hash-chained audit events; targets name account ids, never emails. */
+export interface AuditEventsTable {
+  tenant_id: string;
+  sequence: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  reason: string;
+  ip: string;
+  user_agent: string;
+  outcome: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** Service API keys: the secret is stored only as hashSecret(secret). */
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  secret_hash: string;
+  /** Comma-separated permissions. */
+  permissions: string;
+  created_at: number;
+  revoked_at: number | null;
+  created_by: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   accounts: AccountsTable;
@@ -86,4 +122,6 @@ export interface Database {
   identities: IdentitiesTable;
   outbox: OutboxTable;
   api_keys: ApiKeysTable;
+  audit_heads: AuditHeadsTable;
+  audit_events: AuditEventsTable;
 }

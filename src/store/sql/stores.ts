@@ -13,6 +13,7 @@ import {
 } from "../../domain/ports.ts";
 import { AccountState, type Role, type Tenant } from "../../domain/types.ts";
 import { createApiKeyStore } from "./api-key-store.ts";
+import { createSqlAuditStore } from "./audit-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import type { AccountsTable, Database, IdentitiesTable, TenantsTable } from "./schema.ts";
 
@@ -398,6 +399,7 @@ export function createSqlStores(database: SqlDatabase): DurableStores {
     accounts: accountStore(database),
     apiKeys: createApiKeyStore(database),
     outbox: outboxStore(database),
+    audit: createSqlAuditStore(database),
     ping: () => database.ping(),
     close: () => database.close(),
   };
