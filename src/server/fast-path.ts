@@ -2,16 +2,21 @@
 // straight from the HTTP/2 stream without connect-node's per-call machinery
 // (AbortControllers, async iterators, header objects). It decodes and encodes
 // with protobuf-es and answers from the in-process session cache when it can,
-// so a cached validation completes synchronously. Anything else — other paths,
-// gRPC-Web, Connect, compressed messages — falls through to connect-node,
-// whose handler (src/services/session-service.ts) answers identically.
+// so a cached validation completes synchronously. A tenant requiring an API key
+// for ValidateSession is enforced by the same check as the handler's
+// (authorizeValidate), which costs one cached lookup when the tenant does not.
+// Anything else — other paths, gRPC-Web, Connect, compressed messages — falls
+// through to connect-node, whose handler (src/services/session-service.ts)
+// answers identically.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { ValidateSessionRequestSchema, ValidateSessionResponseSchema } from "../../gen/identity/v1/session_service_pb.js";
 import { invalidArgument } from "../domain/errors.ts";
-import type { Sessions, ValidSession } from "../domain/sessions.ts";
+import type { ValidSession } from "../domain/sessions.ts";
+import type { App } from "../services/app.ts";
+import { authorizeValidate } from "../services/authorize.ts";
 import { validateResponse } from "../services/session-service.ts";
 import { toConnectError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
@@ -38,13 +43,13 @@ function frame(message: Uint8Array): Buffer {
   return out;
 }
 
-export function installFastPath(server: Http2Server | Http2SecureServer, deps: { sessions: Sessions; metrics: Metrics; log: Logger }): void {
+export function installFastPath(server: Http2Server | Http2SecureServer, deps: { app: App; metrics: Metrics; log: Logger }): void {
   // createServer(options, onRequest) attached node's compatibility layer as a
   // 'stream' listener; we take its place and hand it every stream we don't serve.
   const fallThrough = server.listeners("stream") as Array<(...args: unknown[]) => void>;
   server.removeAllListeners("stream");
   server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
-    if (headers[":path"] === FAST_PATH && isPlainGrpc(headers)) return serve(stream);
+    if (headers[":path"] === FAST_PATH && isPlainGrpc(headers)) return serve(stream, headers.authorization);
     for (const listener of fallThrough) listener.call(server, stream, headers, flags, rawHeaders);
   });
 
@@ -66,7 +71,22 @@ export function installFastPath(server: Http2Server | Http2SecureServer, deps: {
     stream.end(frame(toBinary(ValidateSessionResponseSchema, validateResponse(valid.session))));
   }
 
-  function serve(stream: ServerHttp2Stream) {
+  /** Answers once the caller is allowed to validate this session (synchronously when nothing needs a lookup). */
+  function answer(stream: ServerHttp2Stream, valid: ValidSession, authorization: string | undefined, started: number) {
+    let pending: Promise<void> | undefined;
+    try {
+      pending = authorizeValidate(deps.app, valid.session, authorization);
+    } catch (error) {
+      return fail(stream, error, started);
+    }
+    if (pending === undefined) return succeed(stream, valid, started);
+    pending.then(
+      () => succeed(stream, valid, started),
+      (error) => fail(stream, error, started),
+    );
+  }
+
+  function serve(stream: ServerHttp2Stream, authorization: string | undefined) {
     const started = performance.now();
     const chunks: Buffer[] = [];
     let size = 0;
@@ -89,10 +109,10 @@ export function installFastPath(server: Http2Server | Http2SecureServer, deps: {
         return fail(stream, error instanceof ConnectError || (error as { name?: string }).name === "DomainError" ? error : invalidArgument("request", "cannot be decoded"), started);
       }
       if (token === "") return fail(stream, invalidArgument("session_token", "is required"), started);
-      const cached = deps.sessions.validateCached(token);
-      if (cached) return succeed(stream, cached, started);
-      deps.sessions.validate(token).then(
-        (valid) => succeed(stream, valid, started),
+      const cached = deps.app.sessions.validateCached(token);
+      if (cached) return answer(stream, cached, authorization, started);
+      deps.app.sessions.validate(token).then(
+        (valid) => answer(stream, valid, authorization, started),
         (error) => fail(stream, error, started),
       );
     });

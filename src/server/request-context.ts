@@ -44,7 +44,11 @@ export function tenantOf(ctx: HandlerContext): string {
 
 /** The bearer token of the authorization header, or undefined. */
 export function bearerToken(headers: Headers): string | undefined {
-  const value = headers.get("authorization");
+  return bearerOf(headers.get("authorization"));
+}
+
+/** The bearer token of an authorization header's value (undefined when absent); unauthenticated when malformed. */
+export function bearerOf(value: string | null | undefined): string | undefined {
   if (!value) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
   if (!match) throw unauthenticated("MALFORMED_AUTHORIZATION", "authorization must be 'Bearer <token>'");

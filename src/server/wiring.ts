@@ -11,7 +11,9 @@ import { createLogTransport, createSmtpTransport } from "../delivery/mail-transp
 import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
+import { createApiKeys } from "../domain/api-keys.ts";
 import { createAudit } from "../domain/audit.ts";
+import { createBootstrap, type Bootstrap } from "../domain/bootstrap.ts";
 import { createEmailChange } from "../domain/email-change.ts";
 import { createIdentityFlows, type IdentityFlowDeps } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
@@ -30,6 +32,8 @@ import type { Logger } from "./logger.ts";
 
 export interface Runtime {
   app: App;
+  /** Creating the first super admin (src/cli/admin.ts). */
+  bootstrap: Bootstrap;
   durable: DurableStores;
   ephemeral: EphemeralStores;
   outboxWorker: OutboxWorker;
@@ -80,11 +84,15 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const durable = createSqlStores(database);
   const ephemeral = config.redisUrl ? createRedisStores(config.redisUrl, { now, keyPrefix: config.redisKeyPrefix }) : createMemoryStores({ now });
   const keyring = keyringFor(config);
-  const tenants = createTenants(durable.tenants, now);
+  const tenants = createTenants(durable.tenants, now, ephemeral.invalidation);
+  await tenants.listen();
   await tenants.ensureDefault(now());
 
   const sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now, ...(options.sessionCache ? { cache: options.sessionCache } : {}) });
   await sessions.listen();
+  const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now });
+  await apiKeys.listen();
+  const passwords = createPasswordHasher(config.passwordPepper);
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
   const audit = createAudit(durable.audit, now);
 
@@ -122,7 +130,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     ephemeral,
     tenants,
     keyring,
-    passwords: createPasswordHasher(config.passwordPepper),
+    passwords,
     sessions,
     limits,
     now,
@@ -139,7 +147,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
 
   return {
-    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants, audit },
+    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants, apiKeys, audit },
+    bootstrap: createBootstrap({ durable, tenants, keyring, passwords, sessions, now }),
     durable,
     ephemeral,
     outboxWorker,

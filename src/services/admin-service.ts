@@ -1,8 +1,15 @@
-// identity.v1.AdminService: registered with no methods yet, so every RPC
-// answers Unimplemented (listed in the README) until the administration issue.
-import type { ConnectRouter } from "@connectrpc/connect";
+// identity.v1.AdminService: translate proto ⇄ domain, nothing else. Each area's
+// handlers live in their own module and are composed here; RPCs no module
+// implements yet answer Unimplemented (listed in the README).
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
+import { tenantHandlers } from "./admin-tenants.ts";
+import type { App } from "./app.ts";
 
-export function registerAdminService(router: ConnectRouter): void {
-  router.service(AdminService, {});
+export type AdminHandlers = Partial<ServiceImpl<typeof AdminService>>;
+
+export function registerAdminService(router: ConnectRouter, app: App): void {
+  router.service(AdminService, {
+    ...tenantHandlers(app),
+  });
 }

@@ -1,5 +1,6 @@
 // The domain facade services call: built once in src/server/wiring.ts.
 import type { Accounts } from "../domain/accounts.ts";
+import type { ApiKeys } from "../domain/api-keys.ts";
 import type { Audit } from "../domain/audit.ts";
 import type { EmailChange } from "../domain/email-change.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
@@ -16,5 +17,6 @@ export interface App {
   accounts: Accounts;
   profiles: Profiles;
   tenants: Tenants;
+  apiKeys: ApiKeys;
   audit: Audit;
 }

@@ -1,7 +1,9 @@
 // Authenticating a call from its authorization header: a session token
-// ("<account id>.<secret>") or, once API keys exist, a service API key.
+// ("<account id>.<secret>") or a service API key ("idk_<secret>"). What the
+// caller may then do is decided by authorize() in ./authorize.ts.
 import type { HandlerContext } from "@connectrpc/connect";
-import { unauthenticated } from "../domain/errors.ts";
+import { isApiKeySecret } from "../domain/api-keys.ts";
+import { permissionDenied, unauthenticated } from "../domain/errors.ts";
 import type { Principal, SessionPrincipal } from "../domain/principal.ts";
 import type { ValidSession } from "../domain/sessions.ts";
 import { bearerToken } from "../server/request-context.ts";
@@ -11,6 +13,10 @@ import type { App } from "./app.ts";
 export async function requireSession(app: App, ctx: HandlerContext): Promise<ValidSession & { token: string; principal: SessionPrincipal }> {
   const token = bearerToken(ctx.requestHeader);
   if (token === undefined) throw unauthenticated("SESSION_REQUIRED", "a session token is required (authorization: Bearer <token>)");
+  if (isApiKeySecret(token)) {
+    await app.apiKeys.authenticate(token); // a bad key is unauthenticated; a good one is the wrong kind of caller
+    throw permissionDenied("SESSION_REQUIRED", "this call acts for a person and needs their session token, not an API key");
+  }
   const valid = await app.sessions.validate(token);
   return { ...valid, token, principal: sessionPrincipal(valid) };
 }
@@ -32,5 +38,6 @@ export function sessionPrincipal({ tokenHash, session }: ValidSession): SessionP
 export async function authenticate(app: App, ctx: HandlerContext): Promise<Principal | undefined> {
   const token = bearerToken(ctx.requestHeader);
   if (token === undefined) return undefined;
+  if (isApiKeySecret(token)) return app.apiKeys.authenticate(token);
   return sessionPrincipal(await app.sessions.validate(token));
 }

@@ -11,6 +11,7 @@ import type { SessionRecord } from "../domain/types.ts";
 import { bearerToken, requestMeta, tenantOf } from "../server/request-context.ts";
 import type { App } from "./app.ts";
 import { requireSession } from "./auth.ts";
+import { authorizeValidate } from "./authorize.ts";
 import { ACCOUNT_FIELD_PATHS, accountToProto, pickAccountFields, sessionToProto } from "./convert.ts";
 
 export function validateResponse(session: SessionRecord): ValidateSessionResponse {
@@ -55,9 +56,10 @@ export function registerSessionService(router: ConnectRouter, app: App): void {
       await app.sessions.end(token);
       return {};
     },
-    async validateSession(req) {
+    async validateSession(req, ctx) {
       if (req.sessionToken === "") throw invalidArgument("session_token", "is required");
       const { session } = await app.sessions.validate(req.sessionToken);
+      await authorizeValidate(app, session, ctx.requestHeader.get("authorization"));
       return validateResponse(session);
     },
     async listSessions(_req, ctx) {

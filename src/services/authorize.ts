@@ -1,0 +1,132 @@
+// The one authorization entry point of the services, and the audit record of
+// what an authorized admin then did. Rules live in src/domain/authorization.ts;
+// this applies them to a call.
+import type { HandlerContext } from "@connectrpc/connect";
+import { isApiKeySecret } from "../domain/api-keys.ts";
+import { assertAllowed, type Need } from "../domain/authorization.ts";
+import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../domain/errors.ts";
+import { actorOf, type Principal } from "../domain/principal.ts";
+import { AccountState, Role, type SessionRecord } from "../domain/types.ts";
+import { bearerOf, requestMeta } from "../server/request-context.ts";
+import type { App } from "./app.ts";
+import { authenticate } from "./auth.ts";
+
+const TENANT_ID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Authenticates and authorizes a call, before anything the call names is
+ * looked up — so a caller who may not make the call learns nothing about
+ * whether its target exists (permission before existence).
+ *
+ * - No credential → unauthenticated (AUTHENTICATION_REQUIRED); a bad, expired
+ *   or revoked one → unauthenticated (SESSION_INVALID, API_KEY_INVALID).
+ * - A session whose role is below `need.minRole` → permission_denied
+ *   (ROLE_REQUIRED). For calls needing ADMIN or above, the role is re-read from
+ *   the account, so a demotion or deactivation counts at once even for a live
+ *   session (the lower of the session's and the account's role applies).
+ * - An API key: permission_denied when `need.permission` is null
+ *   (API_KEY_NOT_ALLOWED) or the key lacks it (PERMISSION_REQUIRED).
+ * - The tenant acted on is `need.tenantId` when non-empty (a request field),
+ *   else the x-tenant-id header, else the caller's own. Another tenant than the
+ *   caller's → permission_denied (OTHER_TENANT), except for super admins (who
+ *   live in the default tenant and act on any tenant by naming it). A malformed
+ *   tenant id named by a super admin → invalid_argument.
+ *
+ * Returns the caller and the tenant to act in; the tenant's existence is NOT
+ * checked (the call looks it up and answers not_found).
+ */
+export async function authorize(app: App, ctx: HandlerContext, need: Need & { tenantId?: string }): Promise<{ principal: Principal; tenantId: string }> {
+  const authenticated = await authenticate(app, ctx);
+  if (!authenticated) throw unauthenticated("AUTHENTICATION_REQUIRED", "this call needs authorization: Bearer <session token or API key>");
+  const principal = await withCurrentRole(app, authenticated, need.minRole);
+  const header = ctx.requestHeader.get("x-tenant-id");
+  const [field, named]: [string, string] = need.tenantId ? ["tenant_id", need.tenantId] : header ? ["x-tenant-id", header] : ["", principal.tenantId];
+  assertAllowed(principal, need, named);
+  if (!TENANT_ID_SHAPE.test(named)) throw invalidArgument(field, "is not a valid tenant id");
+  return { principal, tenantId: named };
+}
+
+/** A session acting as ADMIN or above, with the account's current role and state applied. */
+async function withCurrentRole(app: App, principal: Principal, minRole: Role): Promise<Principal> {
+  if (principal.kind !== "session" || minRole <= Role.USER || principal.role < minRole) return principal;
+  let account;
+  try {
+    account = await app.accounts.get(principal.tenantId, principal.accountId);
+  } catch (error) {
+    if (error instanceof DomainError && error.kind === "not_found") throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
+    throw error;
+  }
+  if (account.state !== AccountState.ACTIVE) throw permissionDenied("ACCOUNT_NOT_ACTIVE", "the caller's account is not active");
+  return account.role < principal.role ? { ...principal, role: account.role } : principal;
+}
+
+const VALIDATE_NEED: Need = { permission: "sessions.validate", minRole: Role.SUPER_ADMIN };
+
+/**
+ * ValidateSession's caller check, shared by the Connect handler and the gRPC
+ * fast path so both answer identically. When the session's tenant sets
+ * validate_requires_api_key, the caller must present an API key of that
+ * tenant holding sessions.validate: none (or a session token) →
+ * unauthenticated (API_KEY_REQUIRED); a bad or revoked key → unauthenticated
+ * (API_KEY_INVALID); a key of another tenant or without the permission →
+ * permission_denied. Otherwise the authorization header is not looked at.
+ *
+ * Returns undefined when the call is allowed without I/O (the common case:
+ * the tenant is cached and does not require a key, or the key is cached),
+ * throws when it is refused without I/O, and otherwise returns a promise.
+ */
+export function authorizeValidate(app: App, session: SessionRecord, authorization: string | null | undefined): Promise<void> | undefined {
+  const tenant = app.tenants.getCached(session.tenantId);
+  if (tenant) {
+    if (!tenant.settings.validateRequiresApiKey) return undefined;
+    const secret = requiredKey(authorization);
+    const cached = app.apiKeys.authenticateCached(secret);
+    if (cached) {
+      assertAllowed(cached, VALIDATE_NEED, session.tenantId);
+      return undefined;
+    }
+  }
+  return (async () => {
+    const { settings } = await app.tenants.get(session.tenantId);
+    if (!settings.validateRequiresApiKey) return;
+    assertAllowed(await app.apiKeys.authenticate(requiredKey(authorization)), VALIDATE_NEED, session.tenantId);
+  })();
+}
+
+function requiredKey(authorization: string | null | undefined): string {
+  const secret = bearerOf(authorization);
+  if (secret === undefined || !isApiKeySecret(secret)) {
+    throw unauthenticated("API_KEY_REQUIRED", "this tenant requires an API key with sessions.validate (authorization: Bearer <key>)");
+  }
+  return secret;
+}
+
+/**
+ * Runs an admin action and appends its audit event — outcome "success", or the
+ * refusal's reason (then rethrown) — with the caller, IP, user agent and the
+ * reason they stated. Call it after authorize(): a caller refused there never
+ * reaches an action. Unexpected errors (a backend down) are not recorded.
+ */
+export async function audited<T>(
+  app: App,
+  ctx: HandlerContext,
+  principal: Principal,
+  event: { tenantId: string; action: string; target: string; reason?: string },
+  action: () => Promise<T>,
+  /** The tenant and target known only once the action succeeded (a new tenant's id). */
+  after?: (result: T) => { tenantId: string; target: string },
+): Promise<T> {
+  const meta = requestMeta(ctx);
+  const record = (outcome: string, where: { tenantId: string; target: string }) =>
+    app.audit.record({ ...where, actor: actorOf(principal), action: event.action, reason: event.reason ?? "", ip: meta.ip, userAgent: meta.userAgent, outcome });
+  let result: T;
+  try {
+    result = await action();
+  } catch (error) {
+    // A tenant that does not exist has no chain to record in: the caller's has it.
+    if (error instanceof DomainError) await record(error.reason, error.reason === "TENANT_NOT_FOUND" ? { ...event, tenantId: principal.tenantId } : event);
+    throw error;
+  }
+  await record("success", after ? after(result) : event);
+  return result;
+}
