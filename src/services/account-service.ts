@@ -2,12 +2,15 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { invalidArgument } from "../domain/errors.ts";
+import { requestMeta } from "../server/request-context.ts";
+import { accountPrivacyHandlers } from "./account-privacy.ts";
 import type { App } from "./app.ts";
 import { requireSession } from "./auth.ts";
 import { accountToProto } from "./convert.ts";
 
 export function registerAccountService(router: ConnectRouter, app: App): void {
   router.service(AccountService, {
+    ...accountPrivacyHandlers(app),
     async getAccount(_req, ctx) {
       const { session } = await requireSession(app, ctx);
       return { account: accountToProto(await app.accounts.get(session.tenantId, session.accountId)) };
@@ -32,6 +35,11 @@ export function registerAccountService(router: ConnectRouter, app: App): void {
     async removePushToken(req, ctx) {
       const { session } = await requireSession(app, ctx);
       await app.profiles.removePushToken(session.tenantId, session.accountId, req.deviceId);
+      return {};
+    },
+    async deleteAccount(req, ctx) {
+      const { principal } = await requireSession(app, ctx);
+      await app.erasure.eraseOwn({ principal, password: req.password, meta: requestMeta(ctx) });
       return {};
     },
   });

@@ -3,7 +3,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { AccountSchema, SessionSchema, type Account as AccountMessage, type Session as SessionMessage } from "../../gen/identity/v1/common_pb.js";
+import { AccountSchema, ConsentSchema, SessionSchema, type Account as AccountMessage, type Consent as ConsentMessage, type Session as SessionMessage } from "../../gen/identity/v1/common_pb.js";
+import type { Consent } from "../domain/consents.ts";
 import type { Account, SessionRecord } from "../domain/types.ts";
 
 export function accountToProto(account: Account): AccountMessage {
@@ -23,6 +24,10 @@ export function accountToProto(account: Account): AccountMessage {
     createTime: timestampFromMs(account.createdAt),
     updateTime: timestampFromMs(account.updatedAt),
   });
+}
+
+export function consentToProto(consent: Consent): ConsentMessage {
+  return create(ConsentSchema, { purpose: consent.purpose, version: consent.version, granted: consent.granted, recordTime: timestampFromMs(consent.recordedAt), client: consent.client });
 }
 
 /** A session as its owner may see it: never its token or the token's hash. */

@@ -14,7 +14,7 @@ export type IdentityHandlers = Partial<ServiceImpl<typeof IdentityService>>;
 function signUpHandlers(app: App): IdentityHandlers {
   return {
     async signUp(req, ctx) {
-      await app.identity.signUp({ tenantId: tenantOf(ctx), email: req.email, password: req.password, locale: req.locale, meta: requestMeta(ctx) });
+      await app.identity.signUp({ tenantId: tenantOf(ctx), email: req.email, password: req.password, locale: req.locale, meta: requestMeta(ctx), consents: req.consents });
       return {};
     },
     async verifyIdentity(req, ctx) {

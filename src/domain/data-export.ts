@@ -1,0 +1,256 @@
+// The data export (GDPR art. 15 and 20): every record about one person, as
+// JSON documents, one section after another. The person asks for it through
+// AccountService.ExportAccountData; an admin through AdminService.ExportUserData
+// (authorized and audited in the service). Both read this one exporter.
+//
+// Shape. The export is a sequence of parts; each part's JSON is an object
+//   { format: "identity.export.v1", accountId, section, part, exportTime, records: [...] }
+// with at most EXPORT_PART_RECORDS records, so a large section (a long audit
+// trail) arrives as several parts and is never held in memory whole: every
+// section is read from its store in batches of that size. Sections, in order:
+//   account                 the account and its profile (one record)
+//   identities              ways to sign in: kind, value, verified, times (no hashes)
+//   sessions                live sessions: id, user agent, IP, times (no tokens)
+//   consents                the history, newest first; the first part also has
+//                           `current`, the newest decision per purpose
+//   subscription            plan and expiry (one record)
+//   messages                messages sent or queued to the person: kind, status,
+//                           times (never their contents, which hold single-use links)
+//   audit_events_about_me   audit events whose target is the person
+//   audit_events_by_me      audit events whose actor is the person
+//   summary                 one record per section above (parts, records) and
+//                           complete: true — present only when nothing failed
+// Times are ISO 8601 strings (UTC), or null.
+//
+// Nothing about anyone else. An audit event names the parties as "account:<id>":
+// another person's id becomes "account" (its kind only), wherever it appears —
+// an admin who read the person's data, or the person's own actions on another
+// account. The IP address and user agent of an event are kept only when they
+// are the person's: events the person made, and successful sign-ins,
+// verifications and sign-ups of the person's account (anonymous flows that
+// proved to be them); a failed attempt on their account may be anyone's. The
+// stated reason is kept, except on events about another account (it may speak
+// of that person). API keys, tenants and "system" name no person and are kept.
+// Events by a person of the default tenant (where platform super admins live,
+// who act in every tenant) are gathered from every tenant's chain; anyone
+// else's only from their own tenant.
+import type { Keyring } from "../crypto/keyring.ts";
+import { openAccount, openIdentityValue } from "./accounts.ts";
+import { roleName } from "./authorization.ts";
+import type { Consent, Consents } from "./consents.ts";
+import { DomainError } from "./errors.ts";
+import type { AccountStore, AuditStore, OutboxStore, StoredAuditEvent } from "./ports.ts";
+import type { Sessions } from "./sessions.ts";
+import { DEFAULT_TENANT_ID } from "./tenants.ts";
+import { AccountState, AssuranceLevel, IdentityKind } from "./types.ts";
+
+export const EXPORT_FORMAT = "identity.export.v1";
+/** Most records in one part. */
+export const EXPORT_PART_RECORDS = 500;
+
+export const EXPORT_SECTIONS = [
+  "account",
+  "identities",
+  "sessions",
+  "consents",
+  "subscription",
+  "messages",
+  "audit_events_about_me",
+  "audit_events_by_me",
+] as const;
+export type ExportSection = (typeof EXPORT_SECTIONS)[number] | "summary";
+
+export interface ExportPart {
+  section: ExportSection;
+  /** A JSON object (see the module comment). */
+  json: string;
+}
+
+export interface DataExport {
+  /**
+   * The account's export, part by part. The account is read first: not_found
+   * (ACCOUNT_NOT_FOUND) before any part when it is not in the tenant.
+   */
+  parts(tenantId: string, accountId: string): AsyncGenerator<ExportPart>;
+}
+
+export interface DataExportDeps {
+  accounts: Pick<AccountStore, "getAccount" | "listIdentities">;
+  keyring: Keyring;
+  sessions: Pick<Sessions, "list">;
+  consents: Pick<Consents, "current" | "historyPages">;
+  outbox: Pick<OutboxStore, "listForAccount">;
+  audit: Pick<AuditStore, "list" | "nextChain">;
+  now: () => number;
+}
+
+type JsonRecord = Record<string, unknown>;
+
+const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+const nameOf = (values: Record<string, number>, value: number): string => Object.keys(values).find((k) => values[k] === value) ?? String(value);
+
+/** Splits an in-memory list (already small: identities, sessions) into batches of a part's size. */
+async function* batchesOf<T>(items: readonly T[]): AsyncGenerator<T[]> {
+  for (let i = 0; i < items.length; i += EXPORT_PART_RECORDS) yield items.slice(i, i + EXPORT_PART_RECORDS);
+}
+
+function consentRecord(c: Consent): JsonRecord {
+  return { purpose: c.purpose, version: c.version, granted: c.granted, recordTime: iso(c.recordedAt), client: c.client };
+}
+
+/** An audit event as the person may see it (see the module comment). */
+export function auditEventForExport(event: StoredAuditEvent, accountId: string): JsonRecord {
+  const me = `account:${accountId}`;
+  const party = (name: string) => (name.startsWith("account:") && name !== me ? "account" : name);
+  const theirs = event.actor === me || (event.actor === "anonymous" && event.target === me && event.outcome === "success");
+  const aboutSomeoneElse = event.target.startsWith("account:") && event.target !== me;
+  return {
+    tenantId: event.tenantId,
+    sequence: event.sequence,
+    eventTime: iso(event.at),
+    actor: party(event.actor),
+    action: event.action,
+    target: party(event.target),
+    reason: aboutSomeoneElse ? "" : event.reason,
+    ipAddress: theirs ? event.ip : "",
+    userAgent: theirs ? event.userAgent : "",
+    outcome: event.outcome,
+  };
+}
+
+/**
+ * A store's rows in batches of a part's size, by keyset: `fetch` reads the batch
+ * after a cursor (none for the first), `cursorOf` makes the cursor of a batch's
+ * last row. Stops at the first short batch.
+ */
+async function* keysetBatches<T, C>(fetch: (after: C | undefined) => Promise<T[]>, cursorOf: (last: T) => C): AsyncGenerator<T[]> {
+  let after: C | undefined;
+  for (;;) {
+    const batch = await fetch(after);
+    if (batch.length > 0) yield batch;
+    const last = batch[batch.length - 1];
+    if (last === undefined || batch.length < EXPORT_PART_RECORDS) return;
+    after = cursorOf(last);
+  }
+}
+
+export function createDataExport(deps: DataExportDeps): DataExport {
+  /** One chain's events matching the filter, by ascending sequence. */
+  const auditBatches = (tenantId: string, filter: { actor: string } | { target: string }) =>
+    keysetBatches(
+      (afterSequence: number | undefined) => deps.audit.list({ tenantId, ...filter, afterSequence: afterSequence ?? 0, limit: EXPORT_PART_RECORDS }),
+      (last) => last.sequence,
+    );
+
+  const outboxBatches = (tenantId: string, accountId: string) =>
+    keysetBatches(
+      (afterId: string | undefined) => deps.outbox.listForAccount({ tenantId, accountId, limit: EXPORT_PART_RECORDS, ...(afterId !== undefined ? { afterId } : {}) }),
+      (last) => last.id,
+    );
+
+  /** The tenants whose chains may hold the person's own actions. */
+  async function* actingTenants(tenantId: string): AsyncGenerator<string> {
+    if (tenantId !== DEFAULT_TENANT_ID) {
+      yield tenantId;
+      return;
+    }
+    for (let id = await deps.audit.nextChain(""); id !== undefined; id = await deps.audit.nextChain(id)) yield id;
+  }
+
+  return {
+    async *parts(tenantId, accountId) {
+      const found = await deps.accounts.getAccount(tenantId, accountId);
+      if (!found) throw new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
+      const { account, dataKey } = openAccount(deps.keyring, found.account, found.wrappedKey);
+      const exportTime = iso(deps.now());
+      const counts: Array<{ section: ExportSection; parts: number; records: number }> = [];
+
+      const part = (section: ExportSection, number: number, records: JsonRecord[], extra: JsonRecord = {}): ExportPart => ({
+        section,
+        json: JSON.stringify({ format: EXPORT_FORMAT, accountId, section, part: number, exportTime, ...extra, records }),
+      });
+
+      /** A section's parts, one per batch; an empty section is one part with no records. */
+      async function* section<T>(name: ExportSection, batches: AsyncIterable<T[]>, toRecord: (item: T) => JsonRecord, firstExtra?: () => Promise<JsonRecord>) {
+        let number = 0;
+        let records = 0;
+        const extra = async () => (number === 0 && firstExtra ? firstExtra() : {});
+        for await (const batch of batches) {
+          yield part(name, number + 1, batch.map(toRecord), await extra());
+          number++;
+          records += batch.length;
+        }
+        if (number === 0) {
+          yield part(name, 1, [], await extra());
+          number = 1;
+        }
+        counts.push({ section: name, parts: number, records });
+      }
+
+      const { profile } = account;
+      yield* section("account", batchesOf([account]), (a) => ({
+        id: a.id,
+        tenantId: a.tenantId,
+        role: roleName(a.role),
+        state: nameOf(AccountState, a.state),
+        locale: a.locale,
+        email: profile.email,
+        emailVerified: a.emailVerified,
+        displayName: profile.displayName,
+        pronouns: profile.pronouns,
+        customAttributes: profile.customAttributes,
+        pushTokens: profile.pushTokens.map((t) => ({ deviceId: t.deviceId, platform: t.platform, token: t.token, createTime: iso(t.createdAt) })),
+        passwordSet: found.account.passwordHash !== null,
+        createTime: iso(a.createdAt),
+        updateTime: iso(a.updatedAt),
+      }));
+
+      yield* section("identities", batchesOf(await deps.accounts.listIdentities(accountId)), (i) => ({
+        id: i.id,
+        kind: nameOf(IdentityKind, i.kind),
+        value: openIdentityValue(dataKey, i.id, i.valueSealed),
+        verified: i.verifiedAt !== null,
+        verifyTime: iso(i.verifiedAt),
+        createTime: iso(i.createdAt),
+      }));
+
+      yield* section("sessions", batchesOf(await deps.sessions.list(accountId)), ({ session: s }) => ({
+        id: s.sessionId,
+        userAgent: s.userAgent,
+        ipAddress: s.ip,
+        assuranceLevel: nameOf(AssuranceLevel, s.assurance),
+        createTime: iso(s.createdAt),
+        lastSeenTime: iso(s.lastSeenAt),
+        expireTime: iso(s.expiresAt),
+        absoluteExpireTime: iso(s.absoluteExpiresAt),
+      }));
+
+      yield* section("consents", deps.consents.historyPages(tenantId, accountId, EXPORT_PART_RECORDS), consentRecord, async () => ({
+        current: (await deps.consents.current(tenantId, accountId)).map(consentRecord),
+      }));
+
+      yield* section("subscription", batchesOf([account]), (a) => ({ plan: a.plan, expireTime: iso(a.planExpiresAt) }));
+
+      yield* section("messages", outboxBatches(tenantId, accountId), (m) => ({
+        id: m.id,
+        kind: m.kind,
+        status: m.status,
+        attempts: m.attempts,
+        createTime: iso(m.createdAt),
+        sentTime: iso(m.sentAt),
+      }));
+
+      const toExport = (e: StoredAuditEvent) => auditEventForExport(e, accountId);
+      yield* section("audit_events_about_me", auditBatches(tenantId, { target: `account:${accountId}` }), toExport);
+      yield* section(
+        "audit_events_by_me",
+        (async function* () {
+          for await (const chain of actingTenants(tenantId)) yield* auditBatches(chain, { actor: `account:${accountId}` });
+        })(),
+        toExport,
+      );
+
+      yield part("summary", 1, counts.map((c) => ({ ...c })), { complete: true });
+    },
+  };
+}

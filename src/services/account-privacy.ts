@@ -1,0 +1,30 @@
+// AccountService: the person's own consents and data export (ListConsents,
+// UpdateConsents, ExportAccountData). Proto ⇄ domain only; the rules live in
+// src/domain/consents.ts and src/domain/data-export.ts.
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AccountService } from "../../gen/identity/v1/account_service_pb.js";
+import { requestMeta } from "../server/request-context.ts";
+import type { App } from "./app.ts";
+import { requireSession } from "./auth.ts";
+import { consentToProto } from "./convert.ts";
+
+export function accountPrivacyHandlers(app: App): Partial<ServiceImpl<typeof AccountService>> {
+  return {
+    async listConsents(_req, ctx) {
+      const { session } = await requireSession(app, ctx);
+      const [current, history] = await Promise.all([app.consents.current(session.tenantId, session.accountId), app.consents.history(session.tenantId, session.accountId)]);
+      return { consents: current.map(consentToProto), history: history.map(consentToProto) };
+    },
+
+    async updateConsents(req, ctx) {
+      const { session } = await requireSession(app, ctx);
+      const current = await app.consents.record({ tenantId: session.tenantId, accountId: session.accountId }, req.consents, requestMeta(ctx).userAgent);
+      return { consents: current.map(consentToProto) };
+    },
+
+    async *exportAccountData(_req, ctx) {
+      const { session } = await requireSession(app, ctx);
+      for await (const part of app.dataExport.parts(session.tenantId, session.accountId)) yield part;
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// AdminService: a person's consents and data export as an admin reads them
+// (ListUserConsents, ExportUserData). Proto ⇄ domain only; the rules live in
+// src/domain/consents.ts and src/domain/data-export.ts, the export being the
+// very one the person gets from AccountService.ExportAccountData.
+//
+// Who may call: an ADMIN (or a platform super admin) of the tenant, or an API
+// key of the tenant holding users.read — checked by authorize() before the
+// account is looked up; then only accounts the caller may manage (an admin: the
+// USER accounts of its tenant; a super admin: any). A stated reason is required,
+// and every call is audited with it ("user.list_consents", "user.export"),
+// refusals included. An export's event is written before the first part is sent.
+import type { HandlerContext } from "@connectrpc/connect";
+import { assertMayManageAccount } from "../domain/authorization.ts";
+import { isId } from "../domain/ids.ts";
+import { Role, type Account } from "../domain/types.ts";
+import type { AdminHandlers } from "./admin-service.ts";
+import type { App } from "./app.ts";
+import { audited, authorize } from "./authorize.ts";
+import { consentToProto } from "./convert.ts";
+
+const USERS_READ = { permission: "users.read", minRole: Role.ADMIN } as const;
+
+/**
+ * Authorizes the caller, then — inside an audited action named `action`, so the
+ * event (with the reason) is written before anything of the person leaves, and
+ * a refusal is recorded too — reads the account as GetUser does (reason
+ * required, not_found outside the tenant) and checks the caller may manage it.
+ */
+async function readUser<T>(app: App, ctx: HandlerContext, req: { accountId: string; reason: string }, action: string, read: (account: Account) => Promise<T>): Promise<T> {
+  const { principal, tenantId } = await authorize(app, ctx, USERS_READ);
+  const target = isId(req.accountId) ? `account:${req.accountId}` : "";
+  return audited(app, ctx, principal, { tenantId, action, target, reason: req.reason }, async () => {
+    const account = await app.users.get({ principal, tenantId, accountId: req.accountId, reason: req.reason });
+    assertMayManageAccount(principal, account);
+    return read(account);
+  });
+}
+
+export function privacyHandlers(app: App): AdminHandlers {
+  return {
+    async listUserConsents(req, ctx) {
+      const { current, history } = await readUser(app, ctx, req, "user.list_consents", async (account) => {
+        const [current, history] = await Promise.all([app.consents.current(account.tenantId, account.id), app.consents.history(account.tenantId, account.id)]);
+        return { current, history };
+      });
+      return { consents: current.map(consentToProto), history: history.map(consentToProto) };
+    },
+
+    async *exportUserData(req, ctx) {
+      const account = await readUser(app, ctx, req, "user.export", async (account) => account);
+      for await (const part of app.dataExport.parts(account.tenantId, account.id)) yield { part };
+    },
+  };
+}
