@@ -3,6 +3,7 @@
 // implements yet answer Unimplemented (listed in the README).
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
+import { auditHandlers } from "./admin-audit.ts";
 import { tenantHandlers } from "./admin-tenants.ts";
 import type { App } from "./app.ts";
 
@@ -11,5 +12,6 @@ export type AdminHandlers = Partial<ServiceImpl<typeof AdminService>>;
 export function registerAdminService(router: ConnectRouter, app: App): void {
   router.service(AdminService, {
     ...tenantHandlers(app),
+    ...auditHandlers(app),
   });
 }

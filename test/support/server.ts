@@ -117,3 +117,16 @@ export function linkToken(text: string): string {
   if (!match?.[1]) throw new Error(`no token link in: ${text}`);
   return match[1];
 }
+
+/** The environment an operator command (src/cli/*.ts) needs to reach this server's database and Redis. */
+export function cliEnv(config: Config): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "",
+    DATA_DIR: config.dataDir,
+    KEY_ENCRYPTION_KEYS: (config.keyEncryptionKeys ?? []).map((k) => `${k.id}:${k.key.toString("base64")}`).join(","),
+    BLIND_INDEX_KEY: config.blindIndexKey?.toString("base64") ?? "",
+    LOG_LEVEL: "error",
+    ...(config.mysqlUrl ? { MYSQL_URL: config.mysqlUrl, REDIS_URL: config.redisUrl!, REDIS_KEY_PREFIX: config.redisKeyPrefix } : {}),
+  };
+}
