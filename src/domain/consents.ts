@@ -7,7 +7,6 @@
 import { assertNoViolations, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { ConsentCursor, ConsentStore, StoredConsent } from "./ports.ts";
-import type { RequestMeta } from "./sessions.ts";
 
 /** Purposes every tenant knows; a tenant may use any other name of the same shape. */
 export const WELL_KNOWN_PURPOSES = ["terms", "privacy_policy", "marketing", "analytics"] as const;
@@ -44,6 +43,7 @@ export interface Consents {
   /**
    * Records the decisions (all or none) and returns the current state. The
    * grants are checked first: invalid_argument naming "consents[i].purpose" etc.
+   * `client` is the caller's user agent (see consentClient).
    */
   record(account: { tenantId: string; accountId: string }, grants: readonly ConsentGrant[], client: string): Promise<Consent[]>;
   /** The newest decision per purpose, by purpose name. */
@@ -85,9 +85,10 @@ export function checkConsentGrants(field: string, grants: readonly ConsentGrant[
   return grants.map(({ purpose, version, granted }) => ({ purpose, version, granted }));
 }
 
-/** How a decision's client is named: the caller's user agent (the application), cut to fit. */
-export function consentClient(meta: RequestMeta): string {
-  return Array.from(meta.userAgent).slice(0, CONSENT_LIMITS.clientLength).join("");
+/** How a decision's client is named: the caller's user agent (the application), well-formed and cut to fit. */
+export function consentClient(userAgent: string): string {
+  // Code points; a lone surrogate (no database stores one) becomes U+FFFD.
+  return Array.from(userAgent, (c) => (c.length === 1 && c >= "\uD800" && c <= "\uDFFF" ? "\uFFFD" : c)).slice(0, CONSENT_LIMITS.clientLength).join("");
 }
 
 /** The rows recording checked decisions for an account at `at` (for ConsentStore.append or AccountStore.createAccount). */
@@ -105,7 +106,7 @@ export function createConsents(deps: { store: ConsentStore; now: () => number })
     async record(account, grants, client) {
       const checked = checkConsentGrants("consents", grants);
       if (checked.length === 0) throw invalidArgument("consents", "must hold at least one decision");
-      await store.append(consentRows(account, checked, consentClient({ ip: "", userAgent: client }), deps.now()));
+      await store.append(consentRows(account, checked, consentClient(client), deps.now()));
       return (await store.current(account.tenantId, account.accountId)).map(toConsent);
     },
 
