@@ -31,10 +31,12 @@ export interface LoadResult {
 }
 
 const running = new Set<ChildProcess>();
+const tempFiles = new Set<string>();
 
-/** Stops any load generator still running (the bench was interrupted). */
+/** Stops any load generator still running and removes its files (the bench was interrupted). */
 export function stopLoad(): void {
   for (const child of running) child.kill("SIGKILL");
+  for (const file of tempFiles) rmSync(file, { force: true });
 }
 
 export function h2loadPath(): string | undefined {
@@ -70,6 +72,7 @@ export async function runH2load(options: LoadOptions): Promise<LoadResult> {
   const stamp = `${process.pid}-${Date.now()}`;
   const bodyFile = join(tmpdir(), `identity-bench-body-${stamp}`);
   const logFile = join(tmpdir(), `identity-bench-log-${stamp}`);
+  tempFiles.add(bodyFile).add(logFile);
   writeFileSync(bodyFile, options.body);
   try {
     const args = [
@@ -111,8 +114,10 @@ export async function runH2load(options: LoadOptions): Promise<LoadResult> {
     // h2load's own rate and count are authoritative; the log is for the percentiles.
     return { ...result, calls: done, callsPerS: rate };
   } finally {
-    rmSync(bodyFile, { force: true });
-    rmSync(logFile, { force: true });
+    for (const file of [bodyFile, logFile]) {
+      rmSync(file, { force: true });
+      tempFiles.delete(file);
+    }
   }
 }
 

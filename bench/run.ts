@@ -470,7 +470,10 @@ async function main(): Promise<number> {
         }
       }
     })());
+  let stopped = false;
   const interrupted = () => {
+    stopped = true;
+    say("interrupted: cleaning up");
     stopLoad();
     void cleanup().then(() => process.exit(130));
   };
@@ -660,7 +663,7 @@ async function main(): Promise<number> {
     for (const line of foreignLoad) say(`  ! skewed — ${line}`);
   } catch (error) {
     failed = true;
-    say(`bench failed: ${(error as Error).stack ?? error}`);
+    if (!stopped) say(`bench failed: ${(error as Error).stack ?? error}`);
   } finally {
     await cleanup();
     say(`total ${((performance.now() - wallStart) / 1000).toFixed(0)} s`);
