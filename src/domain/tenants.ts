@@ -30,6 +30,8 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = Object.freeze({
   codeAttemptsPerAccountLimit: 10,
   messagesPerAddressLimit: 5,
   unverifiedRetentionMs: 7 * 24 * HOUR,
+  deliveredMessageRetentionMs: 30 * 24 * HOUR,
+  auditEventRetentionMs: 365 * 24 * HOUR,
 });
 
 export interface TenantPage {
@@ -85,6 +87,8 @@ export const SETTING_PATHS: Record<keyof TenantSettings, string> = {
   codeAttemptsPerAccountLimit: "code_attempts_per_account_limit",
   messagesPerAddressLimit: "messages_per_address_limit",
   unverifiedRetentionMs: "unverified_retention",
+  deliveredMessageRetentionMs: "delivered_message_retention",
+  auditEventRetentionMs: "audit_event_retention",
 };
 
 const LIMIT_SETTINGS = [
@@ -96,7 +100,13 @@ const LIMIT_SETTINGS = [
   "messagesPerAddressLimit",
 ] as const satisfies ReadonlyArray<keyof TenantSettings>;
 
-const DURATION_SETTINGS = ["sessionIdleTimeoutMs", "sessionAbsoluteLifetimeMs", "unverifiedRetentionMs"] as const satisfies ReadonlyArray<keyof TenantSettings>;
+const DURATION_SETTINGS = [
+  "sessionIdleTimeoutMs",
+  "sessionAbsoluteLifetimeMs",
+  "unverifiedRetentionMs",
+  "deliveredMessageRetentionMs",
+  "auditEventRetentionMs",
+] as const satisfies ReadonlyArray<keyof TenantSettings>;
 
 /** What is wrong with a tenant name (nothing when it is fine); `field` is its request path. */
 function nameViolations(field: string, name: string): FieldViolation[] {

@@ -46,6 +46,15 @@ export interface TenantSettings {
   /** Messages sent to one address per hour (no mail bombing through us). */
   messagesPerAddressLimit: number;
   unverifiedRetentionMs: number;
+  /** Messages delivered (or given up on) longer ago than this are deleted from the outbox. */
+  deliveredMessageRetentionMs: number;
+  /**
+   * Audit events older than this are deleted — security events (sign-ins, sign-ups,
+   * verifications, rate-limit hits) and admin events alike: the trail is one hash
+   * chain per tenant, so retention removes its oldest events (a prefix) and keeps a
+   * checkpoint that verification starts from.
+   */
+  auditEventRetentionMs: number;
 }
 
 export interface Tenant {

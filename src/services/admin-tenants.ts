@@ -38,6 +38,8 @@ const PROTO_SETTINGS = {
   signInPerIpLimit: "signInPerIpLimit",
   signInPerAccountLimit: "signInPerAccountLimit",
   unverifiedRetentionMs: "unverifiedRetention",
+  deliveredMessageRetentionMs: "deliveredMessageRetention",
+  auditEventRetentionMs: "auditEventRetention",
 } as const satisfies Partial<Record<keyof TenantSettings, keyof TenantSettingsMessage>>;
 
 type ProtoSetting = keyof typeof PROTO_SETTINGS;

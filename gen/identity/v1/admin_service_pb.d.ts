@@ -95,6 +95,20 @@ export declare type TenantSettings = Message<"identity.v1.TenantSettings"> & {
    * @generated from field: google.protobuf.Duration unverified_retention = 11;
    */
   unverifiedRetention?: Duration | undefined;
+
+  /**
+   * How long delivered (or abandoned) messages are kept in the outbox (default 30 days).
+   *
+   * @generated from field: google.protobuf.Duration delivered_message_retention = 12;
+   */
+  deliveredMessageRetention?: Duration | undefined;
+
+  /**
+   * How long audit events, security events included, are kept (default 365 days).
+   *
+   * @generated from field: google.protobuf.Duration audit_event_retention = 13;
+   */
+  auditEventRetention?: Duration | undefined;
 };
 
 /**
