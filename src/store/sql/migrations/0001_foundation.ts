@@ -1,5 +1,6 @@
 // 0001: tenants, accounts with sealed profiles, wrapped data keys, identities
 // with blind-index lookups, and the delivery outbox.
+import { ignoreExistingIndex } from "./support.ts";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 
@@ -31,7 +32,7 @@ export const foundation: Migration = {
       .addColumn("updated_at", "bigint", (c) => c.notNull())
       .execute();
     // Keyset pagination of a tenant's users by creation time.
-    await db.schema.createIndex("accounts_tenant_created").ifNotExists().on("accounts").columns(["tenant_id", "created_at", "id"]).execute();
+    await ignoreExistingIndex(db.schema.createIndex("accounts_tenant_created").on("accounts").columns(["tenant_id", "created_at", "id"]).execute());
 
     await db.schema
       .createTable("account_keys")
@@ -55,8 +56,8 @@ export const foundation: Migration = {
       .addColumn("created_at", "bigint", (c) => c.notNull())
       .execute();
     // The uniqueness that makes concurrent sign-ups of one address yield one account.
-    await db.schema.createIndex("identities_lookup").ifNotExists().unique().on("identities").columns(["tenant_id", "kind", "lookup_hash"]).execute();
-    await db.schema.createIndex("identities_account").ifNotExists().on("identities").column("account_id").execute();
+    await ignoreExistingIndex(db.schema.createIndex("identities_lookup").unique().on("identities").columns(["tenant_id", "kind", "lookup_hash"]).execute());
+    await ignoreExistingIndex(db.schema.createIndex("identities_account").on("identities").column("account_id").execute());
 
     await db.schema
       .createTable("outbox")
@@ -75,7 +76,7 @@ export const foundation: Migration = {
       .addColumn("created_at", "bigint", (c) => c.notNull())
       .addColumn("sent_at", "bigint")
       .execute();
-    await db.schema.createIndex("outbox_due").ifNotExists().on("outbox").columns(["status", "next_attempt_at"]).execute();
-    await db.schema.createIndex("outbox_account").ifNotExists().on("outbox").column("account_id").execute();
+    await ignoreExistingIndex(db.schema.createIndex("outbox_due").on("outbox").columns(["status", "next_attempt_at"]).execute());
+    await ignoreExistingIndex(db.schema.createIndex("outbox_account").on("outbox").column("account_id").execute());
   },
 };

@@ -3,6 +3,7 @@
 // the events, keyed by (tenant, sequence) so the chain order is explicit and a
 // missing event shows as a gap. Secondary indexes serve ListAuditEvents' filters
 // with keyset pagination by sequence.
+import { ignoreExistingIndex } from "./support.ts";
 import { MysqlAdapter, sql, type Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 
@@ -40,8 +41,8 @@ export const audit: Migration = {
       .addPrimaryKeyConstraint("audit_events_pk", ["tenant_id", "sequence"])
       .modifyEnd(exactText)
       .execute();
-    await db.schema.createIndex("audit_events_actor").ifNotExists().on("audit_events").columns(["tenant_id", "actor", "sequence"]).execute();
-    await db.schema.createIndex("audit_events_target").ifNotExists().on("audit_events").columns(["tenant_id", "target", "sequence"]).execute();
-    await db.schema.createIndex("audit_events_action").ifNotExists().on("audit_events").columns(["tenant_id", "action", "sequence"]).execute();
+    await ignoreExistingIndex(db.schema.createIndex("audit_events_actor").on("audit_events").columns(["tenant_id", "actor", "sequence"]).execute());
+    await ignoreExistingIndex(db.schema.createIndex("audit_events_target").on("audit_events").columns(["tenant_id", "target", "sequence"]).execute());
+    await ignoreExistingIndex(db.schema.createIndex("audit_events_action").on("audit_events").columns(["tenant_id", "action", "sequence"]).execute());
   },
 };

@@ -1,6 +1,7 @@
 // 0003: what administration needs — service API keys (stored by the hash of
 // their secret), a version on tenants so concurrent setting updates never lose
 // one another, and an index to find accounts by role (super admins, role filters).
+import { ignoreExistingIndex } from "./support.ts";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 
@@ -21,7 +22,7 @@ export const administration: Migration = {
       // Who created it, as the audit trail names actors ("account:<id>", "system").
       .addColumn("created_by", "varchar(100)", (c) => c.notNull())
       .execute();
-    await db.schema.createIndex("api_keys_tenant_created").ifNotExists().on("api_keys").columns(["tenant_id", "created_at", "id"]).execute();
+    await ignoreExistingIndex(db.schema.createIndex("api_keys_tenant_created").on("api_keys").columns(["tenant_id", "created_at", "id"]).execute());
 
     // MySQL runs DDL outside transactions: a rerun after a partial failure must not trip on the column.
     const tenants = (await db.introspection.getTables()).find((t) => t.name === "tenants");
@@ -29,6 +30,6 @@ export const administration: Migration = {
       await db.schema.alterTable("tenants").addColumn("version", "integer", (c) => c.notNull().defaultTo(0)).execute();
     }
 
-    await db.schema.createIndex("accounts_tenant_role_created").ifNotExists().on("accounts").columns(["tenant_id", "role", "created_at", "id"]).execute();
+    await ignoreExistingIndex(db.schema.createIndex("accounts_tenant_role_created").on("accounts").columns(["tenant_id", "role", "created_at", "id"]).execute());
   },
 };

@@ -3,6 +3,7 @@
 // controller must be able to show (GDPR art. 7(1)). The current state of a
 // purpose is its newest row. Nothing here is a secret or identifies a person on
 // its own: purposes, policy versions, a flag, a time and the client's user agent.
+import { ignoreExistingIndex } from "./support.ts";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 
@@ -21,6 +22,6 @@ export const consents: Migration = {
       .addColumn("recorded_at", "bigint", (c) => c.notNull())
       .execute();
     // History newest first, paged by (recorded_at, id); the current state per purpose reads the same range.
-    await db.schema.createIndex("consents_account_recorded").ifNotExists().on("consents").columns(["account_id", "recorded_at", "id"]).execute();
+    await ignoreExistingIndex(db.schema.createIndex("consents_account_recorded").on("consents").columns(["account_id", "recorded_at", "id"]).execute());
   },
 };
