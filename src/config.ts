@@ -1,4 +1,5 @@
 // The only reader of process.env: a typed, frozen Config, validated once at start.
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
 export interface Config {
@@ -8,6 +9,16 @@ export interface Config {
   readonly tlsKeyFile: string | undefined;
   /** MySQL/MariaDB URL; undefined means the embedded SQLite file. */
   readonly mysqlUrl: string | undefined;
+  /**
+   * The key store's own MySQL/MariaDB database (wrapped data keys and the erasure
+   * ledger), backed up apart from the main one; undefined: the main database
+   * (embedded: always its own file, keys.sqlite).
+   */
+  readonly keystoreMysqlUrl: string | undefined;
+  /** PEM file of the CA that signed the MySQL servers' certificates: TLS, verified. */
+  readonly mysqlTlsCaFile: string | undefined;
+  /** PEM file of the CA that signed the Redis server's certificate: TLS (also with rediss:// URLs), verified. */
+  readonly redisTlsCaFile: string | undefined;
   /** Redis URL; undefined means the in-process store. */
   readonly redisUrl: string | undefined;
   /** Prefix of every Redis key and channel, so deployments can share one Redis. */
@@ -68,6 +79,13 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+function file(env: Env, name: string): string | undefined {
+  const path = env[name];
+  if (path === undefined || path === "") return undefined;
+  if (!existsSync(path)) throw new ConfigError(name, `names a file that does not exist: ${path}`);
+  return path;
+}
+
 function key32(name: string, raw: string): Buffer {
   const key = Buffer.from(raw, "base64");
   if (key.length !== 32) throw new ConfigError(name, "must be 32 bytes, base64-encoded (openssl rand -base64 32)");
@@ -91,6 +109,7 @@ function keyEncryptionKeys(env: Env): Config["keyEncryptionKeys"] {
 export function loadConfig(env: Env = process.env): Config {
   const mysqlUrl = url(env, "MYSQL_URL", ["mysql:", "mariadb:"]);
   const redisUrl = url(env, "REDIS_URL", ["redis:", "rediss:"]);
+  const keystoreMysqlUrl = url(env, "KEYSTORE_MYSQL_URL", ["mysql:", "mariadb:"]);
   const embedded = mysqlUrl === undefined || redisUrl === undefined;
   const kek = keyEncryptionKeys(env);
   const blindIndexKey = env.BLIND_INDEX_KEY ? key32("BLIND_INDEX_KEY", env.BLIND_INDEX_KEY) : undefined;
@@ -118,6 +137,9 @@ export function loadConfig(env: Env = process.env): Config {
     tlsKeyFile,
     mysqlUrl: embedded ? undefined : mysqlUrl,
     redisUrl: embedded ? undefined : redisUrl,
+    keystoreMysqlUrl,
+    mysqlTlsCaFile: file(env, "MYSQL_TLS_CA_FILE"),
+    redisTlsCaFile: file(env, "REDIS_TLS_CA_FILE"),
     redisKeyPrefix: env.REDIS_KEY_PREFIX ?? "identity:",
     dataDir: env.DATA_DIR || "data",
     smtpUrl: url(env, "SMTP_URL", ["smtp:", "smtps:"]),
@@ -135,5 +157,7 @@ export function loadConfig(env: Env = process.env): Config {
   };
   if (mysqlUrl !== undefined && redisUrl === undefined) throw new ConfigError("REDIS_URL", "is required when MYSQL_URL is set");
   if (redisUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("MYSQL_URL", "is required when REDIS_URL is set");
+  if (keystoreMysqlUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("KEYSTORE_MYSQL_URL", "needs MYSQL_URL (the embedded key store is keys.sqlite in DATA_DIR)");
+  if (keystoreMysqlUrl !== undefined && keystoreMysqlUrl === mysqlUrl) throw new ConfigError("KEYSTORE_MYSQL_URL", "must name another database than MYSQL_URL (leave it unset to keep the keys in the main database)");
   return Object.freeze(config);
 }

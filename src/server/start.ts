@@ -3,8 +3,7 @@
 // down gracefully on SIGTERM/SIGINT.
 import cluster from "node:cluster";
 import { ConfigError, loadConfig, type Config } from "../config.ts";
-import { openSqlDatabase } from "../store/sql/database.ts";
-import { migrateToLatest } from "../store/sql/migrations.ts";
+import { openServingDurable } from "./durable.ts";
 import { createHttpServer } from "./http.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "./metrics.ts";
@@ -51,10 +50,8 @@ export async function start(): Promise<void> {
     if (cluster.isPrimary) process.stdout.write(`identity service listening on ${config.tlsCertFile ? "https" : "http"}://${config.host}:${port}\n`);
     return;
   }
-  // Primary: migrate once, then fork the workers that share the port.
-  const database = openSqlDatabase({ mysqlUrl: config.mysqlUrl });
-  await migrateToLatest(database.db);
-  await database.close();
+  // Primary: migrate and replay the erasure ledger once, then fork the workers that share the port.
+  await (await openServingDurable(config, log, { prepare: true })).close();
   let stopping = false;
   for (let i = 0; i < config.workers; i++) cluster.fork();
   cluster.on("exit", (worker, code) => {

@@ -19,6 +19,8 @@ import { DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 export interface DurableHarness {
   stores: DurableStores;
   raw: Kysely<any>;
+  /** The key store's database (account_keys, erasure_ledger): `raw` itself, or another database. */
+  rawKeys: Kysely<any>;
   close(): Promise<void>;
 }
 
@@ -110,7 +112,7 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
     });
 
     const count = async (table: string, column: string, value: string): Promise<number> => {
-      const row = await h.raw.selectFrom(table).select((eb) => eb.fn.countAll().as("n")).where(column, "=", value).executeTakeFirstOrThrow();
+      const row = await (table === "account_keys" ? h.rawKeys : h.raw).selectFrom(table).select((eb) => eb.fn.countAll().as("n")).where(column, "=", value).executeTakeFirstOrThrow();
       return Number(row.n);
     };
     // Drivers return rows of their own shape (node:sqlite: null-prototype objects): compare plain copies.

@@ -21,7 +21,7 @@ beforeEach(async () => {
   inbox = [];
   database = openSqlDatabase({ sqlitePath: ":memory:" });
   await migrateToLatest(database.db);
-  stores = createSqlStores(database);
+  stores = createSqlStores(database, openSqlDatabase({ sqlitePath: ":memory:" })); // the key store is not used here
 });
 
 afterEach(async () => {

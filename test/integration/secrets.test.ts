@@ -73,7 +73,7 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
       body: "{}",
     }).then((r) => r.text());
     expect(account).toContain(email);
-    const keyRow = (await server.rawRows("account_keys")).find((r) => r.account_id === accountId);
+    const keyRow = (await server.rawKeyRows("account_keys")).find((r) => r.account_id === accountId);
     expect(account).not.toContain(String(keyRow?.wrapped_key).split(".")[1]);
     expect(account).not.toContain("$argon2");
     // The new hash still verifies: signing in again works.

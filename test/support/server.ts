@@ -1,6 +1,7 @@
 // A real identity server on a free port, wired exactly as in production
 // (createRuntime + createHttpServer), on the chosen backend, with a real SMTP
 // server capturing what it sends.
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +27,8 @@ export interface TestServer {
   rawRows(table: string): Promise<Array<Record<string, unknown>>>;
   /** Names of every table in the database. */
   rawTables(): Promise<string[]>;
+  /** Every row of a key-store table (account_keys, erasure_ledger), read directly from the key store's database. */
+  rawKeyRows(table: string): Promise<Array<Record<string, unknown>>>;
   /** Resolves with the first received message to `address` matching `filter`, waiting up to 10 s. */
   waitForMail(address: string, filter?: (mail: Received) => boolean): Promise<Received>;
   close(): Promise<void>;
@@ -68,6 +71,10 @@ export async function startTestServer(
       if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
       return rawQuery(config, `SELECT * FROM ${table}`);
     },
+    async rawKeyRows(table) {
+      if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
+      return rawQuery(config, `SELECT * FROM ${table}`, "keys");
+    },
     async rawTables() {
       const rows = config.mysqlUrl
         ? await rawQuery(config, "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()")
@@ -93,9 +100,9 @@ export async function startTestServer(
   };
 }
 
-async function rawQuery(config: Config, query: string): Promise<Array<Record<string, unknown>>> {
+async function rawQuery(config: Config, query: string, store: "main" | "keys" = "main"): Promise<Array<Record<string, unknown>>> {
   if (config.mysqlUrl) {
-    const connection = await createConnection({ uri: config.mysqlUrl });
+    const connection = await createConnection({ uri: store === "keys" ? (config.keystoreMysqlUrl ?? config.mysqlUrl) : config.mysqlUrl });
     try {
       const [rows] = await connection.query(query);
       return rows as Array<Record<string, unknown>>;
@@ -103,7 +110,7 @@ async function rawQuery(config: Config, query: string): Promise<Array<Record<str
       await connection.end();
     }
   }
-  const database = new DatabaseSync(join(config.dataDir, "identity.sqlite"), { readOnly: true });
+  const database = new DatabaseSync(join(config.dataDir, store === "keys" ? "keys.sqlite" : "identity.sqlite"), { readOnly: true });
   try {
     return database.prepare(query).all() as Array<Record<string, unknown>>;
   } finally {
@@ -118,6 +125,15 @@ export function linkToken(text: string): string {
   return match[1];
 }
 
+/** Runs an operator command (`node src/cli/<script>`) as an operator would, with `env`; resolves with its exit code and output. */
+export function runCli(script: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [`src/cli/${script}`, ...args], { cwd: process.cwd(), env, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? -1) : 0, stdout, stderr });
+    });
+  });
+}
+
 /** The environment an operator command (src/cli/*.ts) needs to reach this server's database and Redis. */
 export function cliEnv(config: Config): Record<string, string> {
   return {
@@ -128,5 +144,6 @@ export function cliEnv(config: Config): Record<string, string> {
     BLIND_INDEX_KEY: config.blindIndexKey?.toString("base64") ?? "",
     LOG_LEVEL: "error",
     ...(config.mysqlUrl ? { MYSQL_URL: config.mysqlUrl, REDIS_URL: config.redisUrl!, REDIS_KEY_PREFIX: config.redisKeyPrefix } : {}),
+    ...(config.keystoreMysqlUrl ? { KEYSTORE_MYSQL_URL: config.keystoreMysqlUrl } : {}),
   };
 }

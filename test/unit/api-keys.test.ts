@@ -27,7 +27,7 @@ async function instance(cacheMs = 5_000, over: ApiKeyStore = store): Promise<Api
 beforeEach(async () => {
   database = openSqlDatabase({ sqlitePath: ":memory:" });
   await migrateToLatest(database.db);
-  store = createSqlStores(database).apiKeys;
+  store = createSqlStores(database, openSqlDatabase({ sqlitePath: ":memory:" })).apiKeys; // the key store is not used here
   ephemeral = createMemoryStores({ now });
   lookups = 0;
 });

@@ -26,7 +26,7 @@ async function instance(): Promise<Tenants> {
 beforeEach(async () => {
   database = openSqlDatabase({ sqlitePath: ":memory:" });
   await migrateToLatest(database.db);
-  store = createSqlStores(database).tenants;
+  store = createSqlStores(database, openSqlDatabase({ sqlitePath: ":memory:" })).tenants; // the key store is not used here
   ephemeral = createMemoryStores({ now });
 });
 afterEach(async () => {

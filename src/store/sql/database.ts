@@ -22,6 +22,12 @@ export interface SqlOptions {
   /** Embedded SQLite file path (or ":memory:") when mysqlUrl is not set. */
   sqlitePath?: string | undefined;
   poolSize?: number;
+  /**
+   * PEM certificate(s) of the CA that signed the MySQL server's certificate: the
+   * connection then uses TLS and verifies the server. Without it, TLS is whatever
+   * the URL's `ssl` parameter asks (mysql2: ?ssl={"rejectUnauthorized":true}).
+   */
+  tlsCa?: string | undefined;
 }
 
 export function openSqlDatabase(options: SqlOptions): SqlDatabase {
@@ -33,6 +39,7 @@ export function openSqlDatabase(options: SqlOptions): SqlDatabase {
       supportBigNumbers: true,
       bigNumberStrings: false,
       charset: "utf8mb4",
+      ...(options.tlsCa ? { ssl: { ca: options.tlsCa, rejectUnauthorized: true } } : {}),
     });
     return wrap(new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), "mysql");
   }
