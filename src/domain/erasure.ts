@@ -1,9 +1,42 @@
 // Erasure (GDPR art. 17): everything about an account goes, and its data key is
 // destroyed so any copy of its encrypted data, in any backup, stays unreadable.
+//
+// Order, and why it is safe at every step:
+// 1. Under the account row's lock (main database transaction), `check` runs
+//    (an admin's rules: never the last super admin); throwing erases nothing.
+// 2. The key store destroys the data key and appends the account id to the
+//    erasure ledger, in its own transaction. Committed: from now on nothing about
+//    the account can be decrypted, and the ledger remembers it.
+// 3. The main transaction deletes every row about the account (every table of
+//    src/store/sql/account-tables.ts) and commits. Had it failed, the rows left
+//    are unreadable and `replay` (at start, and `npm run erasure:replay`) deletes them.
+// 4. Every session ends, on every instance at once (the invalidation bus).
+//    Single-use tokens (verification, reset, invitation links) cannot be listed
+//    by account; they point at an account that no longer exists and are refused.
+// 5. A pseudonymous audit event: action "account.erased", target "account:<id>".
+//    The id names nobody once the rows and key are gone; the event carries no
+//    IP or user agent when the person erased their own account.
+//
+// The ledger lives in the key store, which is backed up apart from the main
+// database: restoring an old main-database backup never rolls the ledger back,
+// and replaying the ledger deletes whatever the backup brought back.
+import type { Keyring } from "../crypto/keyring.ts";
+import type { PasswordHasher } from "../crypto/passwords.ts";
+import { EMAIL_INDEX, openAccount } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
-import { DomainError } from "./errors.ts";
-import type { DurableStores } from "./ports.ts";
+import { assertKeepsASuperAdmin } from "./authorization.ts";
+import { DomainError, unauthenticated } from "./errors.ts";
+import { givenPassword } from "./identity.ts";
+import type { Limits } from "./limits.ts";
+import type { DurableStores, StoredAccount } from "./ports.ts";
+import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
+import type { Tenants } from "./tenants.ts";
+
+/** Ledger entries read and compared with the main database per query. */
+const REPLAY_BATCH = 500;
+/** A session signed in this recently may erase its account without the password again. */
+export const RECENT_SIGN_IN_MS = 10 * 60_000;
 
 export interface ErasureRequest {
   tenantId: string;
@@ -14,6 +47,12 @@ export interface ErasureRequest {
   reason: string;
   /** Where the request came from (recorded with the audit event); absent for operator commands. */
   meta?: RequestMeta;
+  /**
+   * Runs under the account's lock before anything is erased, with the locked row
+   * and the number of OTHER active super admins of the default tenant; throw to
+   * refuse (nothing is erased).
+   */
+  check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void;
 }
 
 export interface ErasureReplay {
@@ -25,36 +64,115 @@ export interface ErasureReplay {
 
 export interface Erasure {
   /**
-   * Erases the account: destroys its data key and records its id in the erasure
-   * ledger (the key store, one transaction), deletes every row about it in the
-   * main database (one transaction), ends its sessions everywhere, and records a
-   * pseudonymous audit event ("account.erased", target "account:<id>").
-   * not_found (ACCOUNT_NOT_FOUND) when the tenant has no such account.
+   * Erases the account (see the steps above) and returns it as it was stored.
+   * not_found (ACCOUNT_NOT_FOUND) when the tenant has no such account — or no
+   * longer has it (erased already).
    */
-  erase(request: ErasureRequest): Promise<void>;
+  erase(request: ErasureRequest): Promise<StoredAccount>;
+  /**
+   * The person erases their own account (AccountService.DeleteAccount). Needs a
+   * recent sign-in (the session is at most RECENT_SIGN_IN_MS old) or the current
+   * password: wrong → unauthenticated (INVALID_CREDENTIALS), counted with the
+   * sign-in attempts of the caller's IP and of the address; missing with an older
+   * session → failed_precondition (RECENT_SIGN_IN_REQUIRED). The last active super
+   * admin cannot erase themself (LAST_SUPER_ADMIN).
+   */
+  eraseOwn(input: { principal: SessionPrincipal; password: string; meta: RequestMeta }): Promise<void>;
   /**
    * Re-applies every erasure of the ledger to the main database: deletes the rows
-   * of ledgered accounts that reappeared (a restored backup). Idempotent.
+   * of ledgered accounts that reappeared (a restored backup). Idempotent; reads
+   * the ledger in batches and costs one indexed IN query per per-account table
+   * per batch.
    */
   replay(onProgress?: (progress: ErasureReplay) => void): Promise<ErasureReplay>;
 }
 
 export interface ErasureDeps {
-  durable: DurableStores;
-  sessions: Sessions;
+  durable: Pick<DurableStores, "accounts" | "keys">;
+  sessions: Pick<Sessions, "endAll">;
   /** Where the pseudonymous "account.erased" event goes. */
   audit?: AuditLog;
   now: () => number;
+  /** For eraseOwn: the password check and the sign-in limits it counts against. */
+  tenants: Pick<Tenants, "get">;
+  keyring: Keyring;
+  passwords: PasswordHasher;
+  limits: Pick<Limits, "consume">;
 }
 
-export function createErasure(_deps: ErasureDeps): Erasure {
-  const unimplemented = () => new DomainError("unimplemented", "ERASURE_UNIMPLEMENTED", "erasure is not implemented yet");
-  return {
-    erase: async () => {
-      throw unimplemented();
+export function createErasure(deps: ErasureDeps): Erasure {
+  const { durable } = deps;
+  const erasure: Erasure = {
+    async erase({ tenantId, accountId, actor, reason, meta, check }) {
+      const erased = await durable.accounts.eraseAccount({ tenantId, accountId, at: deps.now(), ...(check ? { check } : {}) });
+      if (!erased) throw new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
+      await deps.sessions.endAll(accountId);
+      // Where an admin asked from is about the admin; where the person asked from is about them.
+      const bySelf = actor === `account:${accountId}`;
+      await deps.audit?.record({
+        tenantId,
+        actor,
+        action: "account.erased",
+        target: `account:${accountId}`,
+        reason,
+        ip: bySelf ? "" : (meta?.ip ?? ""),
+        userAgent: bySelf ? "" : (meta?.userAgent ?? ""),
+        outcome: "success",
+      });
+      return erased;
     },
-    replay: async () => {
-      throw unimplemented();
+
+    async eraseOwn({ principal, password, meta }) {
+      const { tenantId, accountId } = principal;
+      const recent = deps.now() - principal.authenticatedAt <= RECENT_SIGN_IN_MS;
+      if (password !== "" || !recent) {
+        if (password === "") {
+          throw new DomainError("failed_precondition", "RECENT_SIGN_IN_REQUIRED", `erasing the account needs a sign-in within the last ${RECENT_SIGN_IN_MS / 60_000} minutes, or the current password`);
+        }
+        const given = givenPassword("password", password);
+        const found = await durable.accounts.getAccount(tenantId, accountId);
+        if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
+        const { account } = openAccount(deps.keyring, found.account, found.wrappedKey);
+        // Guesses count with the sign-in attempts: a stolen session cannot try passwords faster than a sign-in form.
+        const { settings } = await deps.tenants.get(tenantId);
+        await deps.limits.consume("sign_in_ip", meta.ip, settings);
+        await deps.limits.consume("sign_in_account", deps.keyring.blindIndex(EMAIL_INDEX, account.profile.email), settings);
+        const matches = found.account.passwordHash ? await deps.passwords.verify(found.account.passwordHash, given) : (await deps.passwords.verifyDummy(given), false);
+        if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the password is incorrect");
+      }
+      await erasure.erase({
+        tenantId,
+        accountId,
+        actor: `account:${accountId}`,
+        reason: "",
+        meta,
+        check: (current, others) => assertKeepsASuperAdmin(current, { kind: "delete" }, others),
+      });
     },
+
+    replay: (onProgress) => replayErasures(durable, onProgress),
   };
+  return erasure;
+}
+
+/**
+ * Erasure.replay without the rest of the runtime (the cluster primary and the
+ * operator command run it before anything serves). Sessions are not touched:
+ * Redis holds nothing durable and is never restored from a backup.
+ */
+export async function replayErasures(durable: Pick<DurableStores, "accounts" | "keys">, onProgress?: (progress: ErasureReplay) => void): Promise<ErasureReplay> {
+  const progress: ErasureReplay = { checked: 0, erased: 0 };
+  let afterAccountId = "";
+  for (;;) {
+    const batch = await durable.keys.listErased({ afterAccountId, limit: REPLAY_BATCH });
+    if (batch.length === 0) break;
+    const ids = batch.map((r) => r.accountId);
+    const reappeared = await durable.accounts.deleteAccountRows(ids);
+    progress.checked += batch.length;
+    progress.erased += reappeared.length;
+    onProgress?.({ ...progress });
+    if (batch.length < REPLAY_BATCH) break;
+    afterAccountId = ids[ids.length - 1]!;
+  }
+  return progress;
 }
