@@ -12,6 +12,12 @@ export interface Keyring {
   newDataKey(accountId: string): { key: Buffer; wrapped: string };
   /** Unwraps a stored data key; the account id is authenticated as associated data. */
   unwrapDataKey(accountId: string, wrapped: string): Buffer;
+  /**
+   * The data key wrapped under the active KEK (key rotation): `wrapped` itself
+   * when it already is, else unwrapped with its own KEK and wrapped anew. The
+   * data key — and so everything sealed under it — does not change.
+   */
+  rewrapDataKey(accountId: string, wrapped: string): string;
   /** HMAC-SHA-256 of a normalized value, namespaced by what it is ("email", "phone"). */
   blindIndex(namespace: string, normalizedValue: string): string;
   /** The id of the KEK that wraps new data keys. */
@@ -48,17 +54,22 @@ export function createKeyring(keks: ReadonlyArray<{ id: string; key: Buffer }>, 
   const first = keks[0];
   if (first === undefined) throw new Error("at least one key-encryption key is required");
   const byId = new Map(keks.map((k) => [k.id, k.key]));
+  function unwrapDataKey(accountId: string, wrapped: string): Buffer {
+    const dot = wrapped.indexOf(".");
+    const kek = byId.get(wrapped.slice(0, dot));
+    if (dot < 0 || kek === undefined) throw new Error(`data key of ${accountId} is wrapped by an unknown KEK`);
+    return open(kek, wrapped.slice(dot + 1), `dek:${accountId}`);
+  }
   return {
     activeKekId: first.id,
     newDataKey(accountId) {
       const key = randomBytes(32);
       return { key, wrapped: `${first.id}.${seal(first.key, key, `dek:${accountId}`)}` };
     },
-    unwrapDataKey(accountId, wrapped) {
-      const dot = wrapped.indexOf(".");
-      const kek = byId.get(wrapped.slice(0, dot));
-      if (dot < 0 || kek === undefined) throw new Error(`data key of ${accountId} is wrapped by an unknown KEK`);
-      return open(kek, wrapped.slice(dot + 1), `dek:${accountId}`);
+    unwrapDataKey,
+    rewrapDataKey(accountId, wrapped) {
+      if (wrapped.startsWith(`${first.id}.`)) return wrapped;
+      return `${first.id}.${seal(first.key, unwrapDataKey(accountId, wrapped), `dek:${accountId}`)}`;
     },
     blindIndex(namespace, normalizedValue) {
       return createHmac("sha256", blindIndexKey).update(`${namespace}\0${normalizedValue}`).digest("hex");
