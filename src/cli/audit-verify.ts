@@ -32,7 +32,7 @@ try {
   const database = openSqlDatabase({ mysqlUrl: config.mysqlUrl, sqlitePath: join(config.dataDir, "identity.sqlite"), poolSize: 2 });
   try {
     const tables = new Set((await database.db.introspection.getTables()).map((t) => t.name));
-    if (!tables.has("audit_events") || !tables.has("audit_heads")) {
+    if (!tables.has("audit_events") || !tables.has("audit_heads") || !tables.has("audit_checkpoints")) {
       throw new Error("the database has no audit tables yet: run `npm run migrate` (or start the service once)");
     }
     const store = createSqlAuditStore(database);

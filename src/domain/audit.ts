@@ -136,7 +136,8 @@ export function createAudit(store: AuditStore, now: () => number): Audit {
     // The head first: every event up to it is committed (an append writes both in one transaction).
     // Events appended while we read are after it and are left for the next check.
     const head = await store.head(tenantId);
-    let last: AuditHead = { sequence: 0, hash: AUDIT_GENESIS_HASH };
+    // A chain whose oldest events retention deleted starts at its checkpoint.
+    let last: AuditHead = (await store.checkpoint(tenantId)) ?? { sequence: 0, hash: AUDIT_GENESIS_HASH };
     let checked = 0;
     const broken = (sequence: number, problem: AuditBreak) => ({ checked, broken: { sequence, problem } });
     for (;;) {
@@ -144,7 +145,14 @@ export function createAudit(store: AuditStore, now: () => number): Audit {
       const batch = await store.list({ tenantId, afterSequence: last.sequence, limit: VERIFY_BATCH });
       for (const event of batch) {
         if (head && event.sequence > head.sequence) break;
-        if (event.sequence !== last.sequence + 1) return broken(last.sequence + 1, "missing");
+        if (event.sequence !== last.sequence + 1) {
+          // Retention may have pruned past us while we read: go on from its checkpoint.
+          const moved = await store.checkpoint(tenantId);
+          if (moved && moved.sequence > last.sequence && moved.sequence < event.sequence) {
+            last = moved;
+            if (event.sequence !== last.sequence + 1) return broken(last.sequence + 1, "missing");
+          } else return broken(last.sequence + 1, "missing");
+        }
         if (event.prevHash !== last.hash) return broken(event.sequence, "link_mismatch");
         if (auditHash(event) !== event.hash) return broken(event.sequence, "hash_mismatch");
         checked++;

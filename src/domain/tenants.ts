@@ -154,6 +154,19 @@ function complete(tenant: Tenant): Tenant {
   return { ...tenant, settings: { ...DEFAULT_TENANT_SETTINGS, ...tenant.settings } };
 }
 
+const VISIT_PAGE = 100;
+
+/** Calls `visit` with every tenant (settings completed with their defaults), one after the other, reading them by id in pages. */
+export async function forEachTenant(store: Pick<TenantStore, "list">, visit: (tenant: Tenant) => Promise<void>): Promise<void> {
+  let afterId: string | undefined;
+  for (;;) {
+    const page = await store.list({ limit: VISIT_PAGE, ...(afterId === undefined ? {} : { afterId }) });
+    for (const tenant of page) await visit(complete(tenant));
+    if (page.length < VISIT_PAGE) return;
+    afterId = page[page.length - 1]!.id;
+  }
+}
+
 const notFound = (id: string) => new DomainError("not_found", "TENANT_NOT_FOUND", `tenant ${JSON.stringify(id.slice(0, 64))} does not exist`);
 
 const PAGE_TOKEN_PREFIX = "tenants:";

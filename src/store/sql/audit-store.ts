@@ -106,6 +106,51 @@ export function createSqlAuditStore({ db }: SqlDatabase): AuditStore {
       return row && { sequence: Number(row.sequence), hash: row.hash };
     },
 
+    async checkpoint(tenantId) {
+      const row = await db.selectFrom("audit_checkpoints").select(["sequence", "hash"]).where("tenant_id", "=", tenantId).executeTakeFirst();
+      return row && { sequence: Number(row.sequence), hash: row.hash };
+    },
+
+    async prune({ tenantId, before, limit }) {
+      const pruned = db.transaction().execute(async (trx) => {
+        const current = await trx.selectFrom("audit_checkpoints").select("sequence").where("tenant_id", "=", tenantId).executeTakeFirst();
+        const from = current ? Number(current.sequence) : 0;
+        // The oldest events, in chain order; the prefix ends at the first one too young.
+        const oldest = await trx
+          .selectFrom("audit_events")
+          .select(["sequence", "hash", "at"])
+          .where("tenant_id", "=", tenantId)
+          .where("sequence", ">", from)
+          .orderBy("sequence")
+          .limit(limit)
+          .execute();
+        const young = oldest.findIndex((e) => Number(e.at) >= before);
+        const prefix = young === -1 ? oldest : oldest.slice(0, young);
+        const last = prefix[prefix.length - 1];
+        if (!last) return 0;
+        const checkpoint = { sequence: Number(last.sequence), hash: last.hash };
+        // Forward only: of two concurrent runs, the one behind changes nothing (or, for a
+        // chain's first checkpoint, fails on its primary key and is caught below).
+        if (current) {
+          const moved = await trx.updateTable("audit_checkpoints").set(checkpoint).where("tenant_id", "=", tenantId).where("sequence", "<", checkpoint.sequence).executeTakeFirst();
+          if (Number(moved.numUpdatedRows) === 0) return 0;
+        } else {
+          await trx.insertInto("audit_checkpoints").values({ tenant_id: tenantId, ...checkpoint }).execute();
+        }
+        const deleted = await trx
+          .deleteFrom("audit_events")
+          .where("tenant_id", "=", tenantId)
+          .where("sequence", ">", from)
+          .where("sequence", "<=", checkpoint.sequence)
+          .executeTakeFirst();
+        return Number(deleted.numDeletedRows);
+      });
+      return pruned.catch((error: unknown) => {
+        if (isUniqueViolation(error) || isRetryableLockError(error)) return 0; // another instance is pruning
+        throw error;
+      });
+    },
+
     async nextChain(afterTenantId) {
       // Two index seeks: a chain exists where there is a head or an event (either may have been tampered away).
       const [fromEvents, fromHeads] = await Promise.all([

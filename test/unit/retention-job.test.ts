@@ -1,11 +1,14 @@
-// The background purge of unverified sign-ups: when it runs, that runs never
-// overlap, that stop() waits for a run in progress, and that it never keeps
-// the process alive. (What a run deletes is tested end to end in
-// test/integration/recovery.test.ts and in the store contract.)
+// The background retention job (it began as the purge of unverified sign-ups):
+// when it runs, that runs never overlap, that stop() waits for a run in progress,
+// that it never keeps the process alive, and that with a lease one instance runs
+// per interval. (What a run deletes: test/integration/retention.test.ts.)
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { startUnverifiedPurge } from "../../src/domain/recovery.ts";
+import { startRetention, type RetentionRun } from "../../src/domain/retention.ts";
+import { createMemoryStores } from "../../src/store/memory/stores.ts";
 
-describe("startUnverifiedPurge", () => {
+const deleted = (n: number): RetentionRun => ({ unverifiedAccounts: n, deliveredMessages: 0, auditEvents: 0 });
+
+describe("startRetention", () => {
   beforeEach(() => {
     vi.useFakeTimers();
   });
@@ -18,21 +21,21 @@ describe("startUnverifiedPurge", () => {
     const purged: number[] = [];
     const errors: unknown[] = [];
     let clock = 1_000;
-    const job = startUnverifiedPurge(
+    const job = startRetention(
       {
-        purgeExpiredUnverified: async (at) => {
+        run: async (at) => {
           calls.push(at);
           const next = results.shift() ?? 0;
           if (next instanceof Error) throw next;
-          return next;
+          return deleted(await next);
         },
       },
-      { intervalMs: 60_000, now: () => clock, onPurged: (n) => purged.push(n), onError: (e) => errors.push(e) },
+      { intervalMs: 60_000, now: () => clock, onRun: (r) => purged.push(r.unverifiedAccounts), onError: (e) => errors.push(e) },
     );
     return { job, calls, purged, errors, setClock: (t: number) => (clock = t) };
   }
 
-  it("runs once per interval with the clock's time, reports only runs that purged something, and survives errors", async () => {
+  it("runs once per interval with the clock's time, reports each run, and survives errors", async () => {
     const boom = new Error("database down");
     const h = harness([3, 0, boom, 2]);
     await vi.advanceTimersByTimeAsync(59_999);
@@ -42,7 +45,7 @@ describe("startUnverifiedPurge", () => {
     h.setClock(5_000);
     await vi.advanceTimersByTimeAsync(3 * 60_000);
     expect(h.calls).toEqual([1_000, 5_000, 5_000, 5_000]);
-    expect(h.purged).toEqual([3, 2]);
+    expect(h.purged).toEqual([3, 0, 2]);
     expect(h.errors).toEqual([boom]);
     await h.job.stop();
     await vi.advanceTimersByTimeAsync(10 * 60_000);
@@ -66,6 +69,21 @@ describe("startUnverifiedPurge", () => {
     expect(h.purged).toEqual([5]);
     await vi.advanceTimersByTimeAsync(5 * 60_000);
     expect(h.calls).toHaveLength(1);
+  });
+
+  it("with a lease, runs on one instance per interval", async () => {
+    let clock = 0;
+    const lease = createMemoryStores({ now: () => clock }).rateLimiter;
+    const runs: string[] = [];
+    const jobs = ["a", "b", "c"].map((name) =>
+      startRetention({ run: async () => (runs.push(name), deleted(0)) }, { intervalMs: 60_000, now: () => clock, lease, onRun: () => {}, onError: (e) => runs.push(String(e)) }),
+    );
+    for (let tick = 1; tick <= 3; tick++) {
+      clock = tick * 60_000 + 1;
+      await vi.advanceTimersByTimeAsync(60_000);
+    }
+    expect(runs).toHaveLength(3);
+    for (const job of jobs) await job.stop();
   });
 
   it("does not keep the process alive", async () => {
