@@ -140,8 +140,13 @@ function invalidationBus(redis: Redis, channel: string): { bus: InvalidationBus;
   };
 }
 
-export function createRedisStores(url: string, options: { now: () => number; keyPrefix?: string }): EphemeralStores {
-  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+/**
+ * `url` redis:// or rediss:// (TLS, verified against the system's CAs). `tlsCa`:
+ * PEM of the CA that signed the server's certificate — the connection then uses
+ * TLS verified against it, whatever the scheme.
+ */
+export function createRedisStores(url: string, options: { now: () => number; keyPrefix?: string; tlsCa?: string | undefined }): EphemeralStores {
+  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, ...(options.tlsCa ? { tls: { ca: options.tlsCa } } : {}) });
   const k = keys(options.keyPrefix ?? "");
   // ioredis retries connecting by itself; errors surface on commands and through ping().
   redis.on("error", () => {});
