@@ -7,6 +7,7 @@ import { MessageKind, type MessagePayload } from "../delivery/types.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecuritySubject } from "./audit.ts";
+import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { newId } from "./ids.ts";
@@ -41,6 +42,8 @@ export interface SignUpInput {
   password: string;
   locale: string;
   meta: RequestMeta;
+  /** Consents given on the sign-up form; recorded with the account (none for a taken address). */
+  consents?: readonly ConsentGrant[];
 }
 
 export interface SignInResult extends IssuedSession {
@@ -95,14 +98,16 @@ export function tokenRefused(field: string) {
  */
 export async function peekOneTimeToken(
   deps: Pick<IdentityFlowDeps, "ephemeral" | "tenants" | "limits" | "now">,
-  input: { field: string; token: string; purpose: TokenPurpose; meta: RequestMeta },
+  /** `purpose`: the purpose the token must have, or the purposes it may have. */
+  input: { field: string; token: string; purpose: TokenPurpose | readonly TokenPurpose[]; meta: RequestMeta },
 ): Promise<{ tokenHash: string; token: OneTimeToken }> {
   if (input.token.length === 0 || input.token.length > 256) throw tokenRefused(input.field);
   const tokenHash = hashSecret(input.token);
   const peeked = await deps.ephemeral.tokens.peek(tokenHash);
   const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? DEFAULT_TENANT_ID);
   await deps.limits.consume("code_ip", input.meta.ip, tenantForLimits.settings);
-  if (!peeked || peeked.purpose !== input.purpose || peeked.expiresAt <= deps.now()) throw tokenRefused(input.field);
+  const purposes: readonly TokenPurpose[] = typeof input.purpose === "string" ? [input.purpose] : input.purpose;
+  if (!peeked || !purposes.includes(peeked.purpose) || peeked.expiresAt <= deps.now()) throw tokenRefused(input.field);
   return { tokenHash, token: peeked };
 }
 
@@ -166,6 +171,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const email = normalizeEmail("email", input.email);
       const locale = parseLocale("locale", input.locale, tenant.settings.defaultLocale);
       const password = checkNewPassword("password", input.password, tenant.settings.passwordMinLength, [email]);
+      const grants = checkConsentGrants("consents", input.consents ?? []);
       if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
       await limits.consume("sign_up_ip", input.meta.ip, tenant.settings);
@@ -208,6 +214,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
             createdAt: at,
           },
           messages,
+          consents: consentRows({ tenantId: tenant.id, accountId }, grants, consentClient(input.meta.userAgent), at),
         });
         subject.accountId = accountId;
       } catch (error) {

@@ -101,16 +101,48 @@ export interface ApiKeyStore {
   revoke(id: string, at: number): Promise<{ key: StoredApiKey; secretHash: string } | undefined>;
 }
 
+/** Filters and position of a page of a tenant's accounts (AccountStore.listAccounts). */
+export interface AccountListQuery {
+  tenantId: string;
+  role?: Role;
+  state?: AccountState;
+  plan?: string;
+  /** Only accounts created at or after this time. */
+  createdAtOrAfter?: number;
+  /** Only accounts created before this time. */
+  createdBefore?: number;
+  /** Only accounts after this (createdAt, id) position. */
+  after?: { createdAt: number; id: string };
+  limit: number;
+}
+
+/** What AccountStore.updateAccount changes; absent fields stay as they are. */
+export interface AccountUpdate {
+  role?: Role;
+  state?: AccountState;
+  plan?: string;
+  planExpiresAt?: number | null;
+}
+
 export interface AccountStore {
   /**
-   * Creates an account with its wrapped data key and first identity, and queues
-   * messages, in one transaction. Throws DuplicateIdentityError (and writes
-   * nothing) when the identity exists.
+   * Creates an account with its wrapped data key and first identity, queues
+   * messages and records consents given on the sign-up form, in one transaction.
+   * Throws DuplicateIdentityError (and writes nothing) when the identity exists.
+   * The key goes to the key store first: a key without an account is harmless
+   * (and removed when the transaction fails), an account without a key is not.
    */
-  createAccount(input: { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; messages: OutboxMessage[] }): Promise<void>;
-  /** The identity with this blind index in the tenant, with its account and wrapped key; undefined if none. */
+  createAccount(input: { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; messages: OutboxMessage[]; consents?: StoredConsent[] }): Promise<void>;
+  /**
+   * The identity with this blind index in the tenant, with its account and wrapped
+   * key (from the key store); undefined if none, or when the account has no key.
+   */
   findByIdentity(tenantId: string, kind: number, lookupHash: string): Promise<{ identity: StoredIdentity; account: StoredAccount; wrappedKey: string } | undefined>;
-  /** The account and its wrapped data key, or undefined when it does not exist in this tenant. */
+  /**
+   * The account and its wrapped data key (one more point read, in the key store),
+   * or undefined when it does not exist in this tenant or has no key: an account
+   * whose key is gone (erased) is gone.
+   */
   getAccount(tenantId: string, accountId: string): Promise<{ account: StoredAccount; wrappedKey: string } | undefined>;
   /** The account's identities, oldest first. */
   listIdentities(accountId: string): Promise<StoredIdentity[]>;
@@ -118,6 +150,27 @@ export interface AccountStore {
   setRole(input: { tenantId: string; accountId: string; role: Role; at: number }): Promise<boolean>;
   /** How many accounts of the tenant have `role` (and `state`, when given); an index range, not a scan. */
   countAccounts(input: { tenantId: string; role: Role; state?: AccountState }): Promise<number>;
+  /**
+   * Up to `limit` of the tenant's accounts matching every filter given, with their
+   * wrapped keys, in (createdAt, id) order, after `query.after` when given (keyset
+   * pagination: accounts created meanwhile never shift a page). Each filter is an
+   * index range (src/store/sql/account-admin-store.ts), never a scan.
+   */
+  listAccounts(query: AccountListQuery): Promise<Array<{ account: StoredAccount; wrappedKey: string }>>;
+  /**
+   * Changes the account's role, state or subscription in one transaction: locks it
+   * (after the default tenant's super admins, so last-super-admin checks never
+   * race), calls `change` with the locked row and the number of OTHER active super
+   * admins of the default tenant (0 for other tenants), and writes what it returns
+   * with updated_at = `at`. An error thrown by `change` propagates, writing nothing.
+   * Returns the account as written; undefined (calling nothing) when it is not in the tenant.
+   */
+  updateAccount(input: {
+    tenantId: string;
+    accountId: string;
+    at: number;
+    change: (current: StoredAccount, otherActiveSuperAdmins: number) => AccountUpdate;
+  }): Promise<{ account: StoredAccount; wrappedKey: string } | undefined>;
   /**
    * Marks the identity verified and moves the account to `state` (and email_verified),
    * atomically. Returns false when the identity does not exist.
@@ -141,6 +194,19 @@ export interface AccountStore {
    * once. Returns the ids it deleted (fewer than `limit`: nothing more is due).
    */
   purgeUnverified(input: { tenantId: string; createdBefore: number; limit: number }): Promise<string[]>;
+  /**
+   * Erases the account, in one main-database transaction: locks it (after the
+   * default tenant's super admins, as updateAccount does), calls `check` (which
+   * may throw, erasing nothing) with the locked row and the number of OTHER active
+   * super admins of the default tenant, destroys its data key and records the
+   * erasure in the key store's ledger (KeyStore.erase, committed before the rows
+   * go: a failure after it leaves rows nobody can decrypt, which the ledger
+   * replay deletes), then deletes every row about it (every per-account table).
+   * Returns the erased account; undefined (calling nothing) when it is not in the tenant.
+   */
+  eraseAccount(input: { tenantId: string; accountId: string; at: number; check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void }): Promise<StoredAccount | undefined>;
+  /** Deletes every row about these accounts (the ledger replay); returns the ids that had rows. */
+  deleteAccountRows(accountIds: string[]): Promise<string[]>;
   /**
    * Replaces the sealed profile and the locale and sets updated_at to `at`, only
    * while the stored profile is still `expectedProfileSealed` (a sealed profile
@@ -180,6 +246,29 @@ export interface OutboxStore {
   markSent(id: string, owner: string, at: number): Promise<void>;
   /** Records a failed attempt; `nextAttemptAt` null means give up (status "failed"). */
   markFailed(id: string, owner: string, error: string, nextAttemptAt: number | null): Promise<void>;
+  /**
+   * Deletes up to `limit` of the tenant's messages that were sent or given up on
+   * ("sent", "failed") and created before `createdBefore`, oldest first (an index
+   * range); pending ones are never touched. Returns how many it deleted (fewer than
+   * `limit`: nothing more is due). Idempotent: several instances may run it at once.
+   */
+  purgeDelivered(input: { tenantId: string; createdBefore: number; limit: number }): Promise<number>;
+  /**
+   * Up to `limit` of the account's messages in the tenant, by ascending id (oldest
+   * first), after `afterId` when given — what was sent to the person, never the payloads.
+   */
+  listForAccount(input: { tenantId: string; accountId: string; afterId?: string; limit: number }): Promise<OutboxEntry[]>;
+}
+
+/** A message's record without its payload (the data export lists them). */
+export interface OutboxEntry {
+  id: string;
+  kind: string;
+  /** "pending", "sent" or "failed". */
+  status: string;
+  attempts: number;
+  createdAt: number;
+  sentAt: number | null;
 }
 
 /** An audit event as stored: exactly the event the domain hashed (see audit-log.ts). */
@@ -225,6 +314,99 @@ export interface AuditStore {
   head(tenantId: string): Promise<AuditHead | undefined>;
   /** The smallest tenant id above `afterTenantId` ("" for the first) that has a head or events; undefined when none. */
   nextChain(afterTenantId: string): Promise<string | undefined>;
+  /** Where the chain starts after retention pruned its oldest events (the last pruned event's sequence and hash); undefined when never pruned. */
+  checkpoint(tenantId: string): Promise<AuditHead | undefined>;
+  /**
+   * Retention: deletes up to `limit` of the chain's oldest events, as long as they
+   * are older than `before` (a prefix: it stops at the first younger event), and
+   * moves the checkpoint to the last one deleted, in one transaction. The checkpoint
+   * never moves back; several instances may run it at once. Returns how many it deleted.
+   */
+  prune(input: { tenantId: string; before: number; limit: number }): Promise<number>;
+}
+
+/** One consent decision as recorded. */
+export interface StoredConsent {
+  id: string;
+  tenantId: string;
+  accountId: string;
+  /** "terms", "privacy_policy", "marketing", "analytics" or a tenant-defined slug. */
+  purpose: string;
+  /** The policy version the decision is about. */
+  version: string;
+  /** True when granted, false when withdrawn. */
+  granted: boolean;
+  /** The client it was recorded through (its user agent). */
+  client: string;
+  recordedAt: number;
+}
+
+/** Where the history of an account's consent decisions starts after (keyset pagination, newest first). */
+export interface ConsentCursor {
+  recordedAt: number;
+  id: string;
+}
+
+/** Consent decisions: append-only, one row per decision. */
+export interface ConsentStore {
+  /** Records the decisions, all or none (one transaction). */
+  append(consents: StoredConsent[]): Promise<void>;
+  /**
+   * Up to `limit` of the account's decisions, newest first (by recordedAt, then
+   * id), strictly older than `before` when given. Only rows of `tenantId`.
+   */
+  history(input: { tenantId: string; accountId: string; limit: number; before?: ConsentCursor }): Promise<StoredConsent[]>;
+  /** The account's newest decision for each purpose, by purpose name. */
+  current(tenantId: string, accountId: string): Promise<StoredConsent[]>;
+}
+
+/** A wrapped data key as the key store holds it. */
+export interface StoredDataKey {
+  accountId: string;
+  tenantId: string;
+  /** "<kek id>.<AES-GCM of the data key under that KEK>" (src/crypto/keyring.ts). */
+  wrappedKey: string;
+  createdAt: number;
+}
+
+/** One erased account, as the erasure ledger records it (ids only: no personal data). */
+export interface ErasureRecord {
+  accountId: string;
+  tenantId: string;
+  erasedAt: number;
+}
+
+/**
+ * The key store: every account's wrapped data key, and the erasure ledger. It
+ * can be a database of its own (KEYSTORE_MYSQL_URL; embedded: keys.sqlite), with
+ * its own backup policy: a copy of the main database without the key store
+ * reveals no personal data, and restoring the main database never rolls back
+ * the ledger.
+ */
+export interface KeyStore {
+  /** The account's wrapped data key; undefined when it has none (erased, purged, or never created). */
+  get(accountId: string): Promise<string | undefined>;
+  /** The wrapped keys of these accounts that have one, by account id (one IN query). */
+  getMany(accountIds: string[]): Promise<Map<string, string>>;
+  /** Stores a new account's key; throws when the account already has one. */
+  put(key: StoredDataKey): Promise<void>;
+  /** Deletes these accounts' keys (absent ones are ignored); the ledger is not touched. */
+  delete(accountIds: string[]): Promise<void>;
+  /** Up to `limit` keys in account id order, after `afterAccountId` ("" for the first): a batch of a rotation. */
+  list(input: { afterAccountId: string; limit: number }): Promise<StoredDataKey[]>;
+  /**
+   * Replaces the account's wrapped key only while it is still `expected`
+   * (compare-and-set); false, writing nothing, when it changed or is gone.
+   */
+  replace(input: { accountId: string; expected: string; wrappedKey: string }): Promise<boolean>;
+  /**
+   * Destroys the account's key and records it in the erasure ledger, in one
+   * transaction. Idempotent: erasing again keeps the first record.
+   */
+  erase(record: ErasureRecord): Promise<void>;
+  /** Up to `limit` ledger records in account id order, after `afterAccountId` ("" for the first). */
+  listErased(input: { afterAccountId: string; limit: number }): Promise<ErasureRecord[]>;
+  ping(): Promise<boolean>;
 }
 
 export interface SessionStore {
@@ -288,6 +470,9 @@ export interface DurableStores {
   apiKeys: ApiKeyStore;
   outbox: OutboxStore;
   audit: AuditStore;
+  consents: ConsentStore;
+  /** Wrapped data keys and the erasure ledger; a separate database when configured. */
+  keys: KeyStore;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

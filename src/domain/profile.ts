@@ -74,7 +74,7 @@ function checkPaths(paths: readonly string[]): Set<UpdatablePath> {
 const FORBIDDEN_TEXT = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
 
 /** Free text shown to people: NFC, trimmed, bounded in characters, no control characters. */
-function profileText(field: string, raw: string, maxLength: number): string {
+export function profileText(field: string, raw: string, maxLength: number): string {
   if (raw.length > maxLength * 4) throw invalidArgument(field, `must be at most ${maxLength} characters`);
   const text = raw.normalize("NFC").trim();
   if ([...text].length > maxLength) throw invalidArgument(field, `must be at most ${maxLength} characters`);

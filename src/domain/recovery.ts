@@ -25,15 +25,17 @@ import {
 import type { StoredAccount } from "./ports.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta } from "./sessions.ts";
+import { forEachTenant } from "./tenants.ts";
 import { IdentityKind, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale, requireNonEmpty } from "./validation.ts";
 
 const MINUTE = 60_000;
 /** Reset links live 10 minutes (DESIGN: out-of-band codes expire within 10 minutes). */
 export const RESET_CODE_TTL_MS = 10 * MINUTE;
+/** Tokens CompletePasswordReset accepts: reset links, and invitations (which set the first password). */
+const RESET_PURPOSES = ["reset_password", "invitation"] as const;
 /** Accounts deleted per purge query; a run repeats it until nothing more is due. */
 const PURGE_BATCH = 100;
-const TENANT_PAGE = 100;
 
 export interface AddressRequest {
   tenantId: string;
@@ -69,8 +71,8 @@ export interface RecoveryFlows {
   purgeExpiredUnverified(now: number): Promise<number>;
 }
 
-/** What a reset link is bound to besides its account: the password it replaces. */
-const passwordFingerprint = (account: StoredAccount) => hashSecret(`password:${account.passwordHash ?? ""}`);
+/** What a reset link (or an invitation, src/domain/admin-users.ts) is bound to besides its account: the password it replaces. */
+export const passwordFingerprint = (account: StoredAccount) => hashSecret(`password:${account.passwordHash ?? ""}`);
 
 export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
   const { durable, keyring, passwords, limits, now } = deps;
@@ -98,9 +100,12 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
 
   const passwordChangedNotice = (account: Account): MessagePayload => ({ kind: MessageKind.PASSWORD_CHANGED_NOTICE, to: account.profile.email, locale: account.locale, variables: {} });
 
-  /** The live reset code with its account and identity, still bound to the same password and address. */
+  /**
+   * The live reset code with its account and identity, still bound to the same password and address.
+   * An invitation's token (src/domain/admin-users.ts) is a reset code too: accepting it sets the first password.
+   */
   async function inspectResetCode(code: string, meta: RequestMeta) {
-    const { tokenHash, token } = await peekOneTimeToken(deps, { field: "code", token: code, purpose: "reset_password", meta });
+    const { tokenHash, token } = await peekOneTimeToken(deps, { field: "code", token: code, purpose: RESET_PURPOSES, meta });
     const found = await durable.accounts.getAccount(token.tenantId, token.accountId);
     const identity = found && (await durable.accounts.listIdentities(found.account.id)).find((i) => i.id === token.identityId);
     if (!found || !identity || identity.lookupHash !== token.data?.address || passwordFingerprint(found.account) !== token.data?.password) throw tokenRefused("code");
@@ -147,7 +152,7 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
       // The rules first: a refused password does not use up the code.
       const password = checkNewPassword("new_password", newPassword, tenant.settings.passwordMinLength, [account.profile.email]);
       const passwordHash = await passwords.hash(password);
-      await takeOneTimeToken(deps, "code", tokenHash, "reset_password");
+      await takeOneTimeToken(deps, "code", tokenHash, token.purpose);
       const at = now();
       await durable.accounts.setPasswordHash(account.id, passwordHash, at);
       // Opening the link proved the address, as VerifyIdentity does.
@@ -155,7 +160,8 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
         await durable.accounts.markIdentityVerified({ identityId: identity.id, accountId: account.id, at, state: stateAfterVerification(tenant.settings, found.account.state) });
       }
       await deps.sessions.endAll(account.id);
-      await queue(dataKey, account, passwordChangedNotice(account));
+      // An accepted invitation set the first password: there was none to warn about.
+      if (token.purpose === "reset_password") await queue(dataKey, account, passwordChangedNotice(account));
     },
 
     async changePassword({ principal, currentPassword, newPassword }) {
@@ -192,48 +198,15 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
 
     async purgeExpiredUnverified(at) {
       let purged = 0;
-      let afterId: string | undefined;
-      for (;;) {
-        const page = await durable.tenants.list({ limit: TENANT_PAGE, ...(afterId === undefined ? {} : { afterId }) });
-        for (const { id } of page) {
-          const { settings } = await deps.tenants.get(id);
-          if (!(settings.unverifiedRetentionMs > 0)) continue; // never due without a positive retention
-          for (;;) {
-            const deleted = await durable.accounts.purgeUnverified({ tenantId: id, createdBefore: at - settings.unverifiedRetentionMs, limit: PURGE_BATCH });
-            purged += deleted.length;
-            if (deleted.length < PURGE_BATCH) break;
-          }
+      await forEachTenant(durable.tenants, async ({ id, settings }) => {
+        if (!(settings.unverifiedRetentionMs > 0)) return; // never due without a positive retention
+        for (;;) {
+          const deleted = await durable.accounts.purgeUnverified({ tenantId: id, createdBefore: at - settings.unverifiedRetentionMs, limit: PURGE_BATCH });
+          purged += deleted.length;
+          if (deleted.length < PURGE_BATCH) break;
         }
-        if (page.length < TENANT_PAGE) return purged;
-        afterId = page[page.length - 1]!.id;
-      }
-    },
-  };
-}
-
-/**
- * Runs the purge every `intervalMs` (unref'd: it never keeps the process alive;
- * a run still going skips the next tick) until stop(), which waits for a run in
- * progress. Every instance may run it: the purge is idempotent.
- */
-export function startUnverifiedPurge(
-  flows: Pick<RecoveryFlows, "purgeExpiredUnverified">,
-  options: { intervalMs: number; now: () => number; onPurged: (count: number) => void; onError: (error: unknown) => void },
-): { stop(): Promise<void> } {
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    running ??= flows
-      .purgeExpiredUnverified(options.now())
-      .then((count) => (count > 0 ? options.onPurged(count) : undefined), options.onError)
-      .finally(() => {
-        running = undefined;
       });
-  }, options.intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
+      return purged;
     },
   };
 }

@@ -11,23 +11,26 @@ import { createLogTransport, createSmtpTransport } from "../delivery/mail-transp
 import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
+import { createAdminUsers } from "../domain/admin-users.ts";
 import { createApiKeys } from "../domain/api-keys.ts";
 import { createAudit } from "../domain/audit.ts";
 import { createBootstrap, type Bootstrap } from "../domain/bootstrap.ts";
+import { createConsents } from "../domain/consents.ts";
+import { createDataExport } from "../domain/data-export.ts";
 import { createEmailChange } from "../domain/email-change.ts";
+import { createErasure } from "../domain/erasure.ts";
 import { createIdentityFlows, type IdentityFlowDeps } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports.ts";
-import { createRecoveryFlows, startUnverifiedPurge } from "../domain/recovery.ts";
+import { createRecoveryFlows } from "../domain/recovery.ts";
+import { createRetention, startRetention, type Retention } from "../domain/retention.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
 import { createMemoryStores } from "../store/memory/stores.ts";
 import { createRedisStores } from "../store/redis/stores.ts";
-import { openSqlDatabase } from "../store/sql/database.ts";
-import { migrateToLatest } from "../store/sql/migrations.ts";
-import { createSqlStores } from "../store/sql/stores.ts";
 import type { App } from "../services/app.ts";
+import { openServingDurable } from "./durable.ts";
 import type { Logger } from "./logger.ts";
 
 export interface Runtime {
@@ -37,6 +40,8 @@ export interface Runtime {
   durable: DurableStores;
   ephemeral: EphemeralStores;
   outboxWorker: OutboxWorker;
+  /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
+  retention: Retention;
   /** True when every backend answers. */
   ready(): Promise<boolean>;
   close(): Promise<void>;
@@ -47,11 +52,14 @@ export interface RuntimeOptions {
   /** Overrides the mail transport built from SMTP_URL (tests). */
   mailTransport?: MailTransport;
   sessionCache?: SessionCacheOptions;
-  /** Run migrations on open (the default); a cluster's workers skip it after the primary ran them. */
+  /** Run migrations and the erasure-ledger replay on open (the default); a cluster's workers skip them after the primary ran them. */
   migrate?: boolean;
   /** Start the outbox worker loop (default true). */
   deliver?: boolean;
-  /** How often expired unverified sign-ups are purged (default 15 minutes; 0: never, tests call purgeExpiredUnverified). */
+  /**
+   * How often retention runs — expired unverified sign-ups, delivered messages, old
+   * audit events (default 15 minutes; 0: never, tests call runtime.retention.run).
+   */
   purgeIntervalMs?: number;
 }
 
@@ -67,7 +75,8 @@ function developmentKeys(dataDir: string): { kek: Buffer; blind: Buffer } {
   return { kek: Buffer.from(keys.kek, "base64"), blind: Buffer.from(keys.blind, "base64") };
 }
 
-function keyringFor(config: Config): Keyring {
+/** The keyring from KEY_ENCRYPTION_KEYS and BLIND_INDEX_KEY, else development keys kept in the data directory. */
+export function keyringFor(config: Config): Keyring {
   if (config.keyEncryptionKeys && config.blindIndexKey) return createKeyring(config.keyEncryptionKeys, config.blindIndexKey);
   const dev = developmentKeys(config.dataDir);
   return createKeyring(config.keyEncryptionKeys ?? [{ id: "dev", key: dev.kek }], config.blindIndexKey ?? dev.blind);
@@ -76,13 +85,10 @@ function keyringFor(config: Config): Keyring {
 export async function createRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
   const now = options.now ?? Date.now;
   const embedded = config.mysqlUrl === undefined;
-  const database = openSqlDatabase({ mysqlUrl: config.mysqlUrl, sqlitePath: join(config.dataDir, "identity.sqlite") });
-  if (options.migrate !== false) {
-    const applied = await migrateToLatest(database.db);
-    if (applied.length > 0) log.info({ applied }, "database migrated");
-  }
-  const durable = createSqlStores(database);
-  const ephemeral = config.redisUrl ? createRedisStores(config.redisUrl, { now, keyPrefix: config.redisKeyPrefix }) : createMemoryStores({ now });
+  const durable = await openServingDurable(config, log, { prepare: options.migrate !== false });
+  const ephemeral = config.redisUrl
+    ? createRedisStores(config.redisUrl, { now, keyPrefix: config.redisKeyPrefix, tlsCa: config.redisTlsCaFile ? readFileSync(config.redisTlsCaFile, "utf8") : undefined })
+    : createMemoryStores({ now });
   const keyring = keyringFor(config);
   const tenants = createTenants(durable.tenants, now, ephemeral.invalidation);
   await tenants.listen();
@@ -95,6 +101,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const passwords = createPasswordHasher(config.passwordPepper);
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
   const audit = createAudit(durable.audit, now);
+  const consents = createConsents({ store: durable.consents, now });
 
   const transport =
     options.mailTransport ??
@@ -141,17 +148,30 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   };
   const identity = createIdentityFlows(flowDeps);
   const recovery = createRecoveryFlows(flowDeps);
+  const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
+  const erasure = createErasure({ durable, sessions, audit, now, tenants, keyring, passwords, limits });
+  const users = createAdminUsers({ ...flowDeps, recovery, profiles, erasure });
   const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
+  const retention = createRetention({ durable, recovery });
   const purge = purgeIntervalMs > 0
-    ? startUnverifiedPurge(recovery, { intervalMs: purgeIntervalMs, now, onPurged: (count) => log.info({ count }, "purged expired unverified sign-ups"), onError: (err) => log.warn({ err }, "purge of unverified sign-ups failed") })
+    ? startRetention(retention, {
+        intervalMs: purgeIntervalMs,
+        now,
+        lease: ephemeral.rateLimiter,
+        onRun: (deleted) => {
+          if (deleted.unverifiedAccounts + deleted.deliveredMessages + deleted.auditEvents > 0) log.info({ deleted }, "retention: deleted what is past its tenant's retention");
+        },
+        onError: (err) => log.warn({ err }, "retention run failed"),
+      })
     : undefined;
 
   return {
-    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles: createProfiles({ accounts: durable.accounts, keyring, tenants, now }), tenants, apiKeys, audit },
+    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport: createDataExport({ accounts: durable.accounts, keyring, sessions, consents, outbox: durable.outbox, audit: durable.audit, now }), erasure, users },
     bootstrap: createBootstrap({ durable, tenants, keyring, passwords, sessions, now }),
     durable,
     ephemeral,
     outboxWorker,
+    retention,
     async ready() {
       const [sql, redis] = await Promise.all([durable.ping(), ephemeral.ping()]);
       return sql && redis;

@@ -4,8 +4,10 @@
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { auditHandlers } from "./admin-audit.ts";
+import { privacyHandlers } from "./admin-privacy.ts";
 import { tenantHandlers } from "./admin-tenants.ts";
 import type { App } from "./app.ts";
+import { userHandlers } from "./admin-users.ts";
 
 export type AdminHandlers = Partial<ServiceImpl<typeof AdminService>>;
 
@@ -13,5 +15,7 @@ export function registerAdminService(router: ConnectRouter, app: App): void {
   router.service(AdminService, {
     ...tenantHandlers(app),
     ...auditHandlers(app),
+    ...privacyHandlers(app),
+    ...userHandlers(app),
   });
 }

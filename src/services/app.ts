@@ -1,8 +1,12 @@
 // The domain facade services call: built once in src/server/wiring.ts.
 import type { Accounts } from "../domain/accounts.ts";
+import type { AdminUsers } from "../domain/admin-users.ts";
 import type { ApiKeys } from "../domain/api-keys.ts";
 import type { Audit } from "../domain/audit.ts";
+import type { Consents } from "../domain/consents.ts";
+import type { DataExport } from "../domain/data-export.ts";
 import type { EmailChange } from "../domain/email-change.ts";
+import type { Erasure } from "../domain/erasure.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
 import type { RecoveryFlows } from "../domain/recovery.ts";
 import type { Profiles } from "../domain/profile.ts";
@@ -19,4 +23,8 @@ export interface App {
   tenants: Tenants;
   apiKeys: ApiKeys;
   audit: Audit;
+  consents: Consents;
+  dataExport: DataExport;
+  erasure: Erasure;
+  users: AdminUsers;
 }

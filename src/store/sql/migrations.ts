@@ -7,6 +7,9 @@ import { foundation } from "./migrations/0001_foundation.ts";
 import { audit } from "./migrations/0002_audit.ts";
 import { administration } from "./migrations/0003_administration.ts";
 import { unverifiedPurge } from "./migrations/0004_unverified_purge.ts";
+import { consents } from "./migrations/0005_consents.ts";
+import { userListing } from "./migrations/0006_user_listing.ts";
+import { retention } from "./migrations/0007_retention.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -15,13 +18,17 @@ const migrations: Record<string, Migration> = {
   "0002_audit": audit,
   "0003_administration": administration,
   "0004_unverified_purge": unverifiedPurge,
+  "0005_consents": consents,
+  "0006_user_listing": userListing,
+  "0007_retention": retention,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Applies every pending migration; idempotent. Throws with the failing migration's error. */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider });
+  // Unordered: migrations written in parallel branches may land in any order; each is idempotent.
+  const migrator = new Migrator({ db, provider, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);

@@ -66,19 +66,6 @@ export interface OutboxTable {
   sent_at: number | null;
 }
 
-/** Service API keys: the secret is stored only as hashSecret(secret). */
-export interface ApiKeysTable {
-  id: string;
-  tenant_id: string;
-  name: string;
-  secret_hash: string;
-  /** Comma-separated permissions. */
-  permissions: string;
-  created_at: number;
-  revoked_at: number | null;
-  created_by: string;
-}
-
 /** One row per tenant's audit chain: the last event's sequence and hash (locked by every append). */
 export interface AuditHeadsTable {
   tenant_id: string;
@@ -87,6 +74,13 @@ export interface AuditHeadsTable {
 }
 
 /** Append-only, hash-chained audit events; targets name account ids, never emails. */
+/** Where a pruned audit chain now starts: the sequence and hash of the last event retention deleted. */
+export interface AuditCheckpointsTable {
+  tenant_id: string;
+  sequence: number;
+  hash: string;
+}
+
 export interface AuditEventsTable {
   tenant_id: string;
   sequence: number;
@@ -115,6 +109,20 @@ export interface ApiKeysTable {
   created_by: string;
 }
 
+/** Consent decisions, one row per decision (append-only); the newest per purpose is the current state. */
+export interface ConsentsTable {
+  id: string;
+  tenant_id: string;
+  account_id: string;
+  purpose: string;
+  version: string;
+  /** 1 granted, 0 withdrawn. */
+  granted: number;
+  /** The client it was recorded through: its user agent, cut to 200 characters. */
+  client: string;
+  recorded_at: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   accounts: AccountsTable;
@@ -124,4 +132,6 @@ export interface Database {
   api_keys: ApiKeysTable;
   audit_heads: AuditHeadsTable;
   audit_events: AuditEventsTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  consents: ConsentsTable;
 }

@@ -5,6 +5,7 @@ import {
   type AccountStore,
   type ClaimedMessage,
   type DurableStores,
+  type KeyStore,
   type OutboxMessage,
   type OutboxStore,
   type StoredAccount,
@@ -12,9 +13,13 @@ import {
   type TenantStore,
 } from "../../domain/ports.ts";
 import { AccountState, type Role, type Tenant } from "../../domain/types.ts";
+import { accountAdminMethods } from "./account-admin-store.ts";
+import { deleteAccountRows, presentAccountIds } from "./account-tables.ts";
 import { createApiKeyStore } from "./api-key-store.ts";
 import { createSqlAuditStore } from "./audit-store.ts";
+import { createSqlConsentStore, insertConsents } from "./consent-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
+import { createSqlKeyStore } from "./key-store.ts";
 import type { AccountsTable, Database, IdentitiesTable, TenantsTable } from "./schema.ts";
 
 function toAccount(row: Selectable<AccountsTable>): StoredAccount {
@@ -125,9 +130,16 @@ function tenantStore({ db }: SqlDatabase): TenantStore {
   };
 }
 
-function accountStore({ db }: SqlDatabase): AccountStore {
+/**
+ * Accounts in the main database; their wrapped data keys in the key store (read
+ * by account id after the account row: one more primary-key read).
+ */
+function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
   return {
-    async createAccount({ account, wrappedKey, identity, messages }) {
+    ...accountAdminMethods(db, toAccount, keys),
+    async createAccount({ account, wrappedKey, identity, messages, consents = [] }) {
+      // The key first: a key without an account is harmless, an account without a key is not.
+      await keys.put({ accountId: account.id, tenantId: account.tenantId, wrappedKey, createdAt: account.createdAt });
       try {
         await db.transaction().execute(async (trx) => {
           // The identity goes first: its unique index is what two concurrent sign-ups race on.
@@ -161,13 +173,12 @@ function accountStore({ db }: SqlDatabase): AccountStore {
               updated_at: account.updatedAt,
             })
             .execute();
-          await trx
-            .insertInto("account_keys")
-            .values({ account_id: account.id, tenant_id: account.tenantId, wrapped_key: wrappedKey, created_at: account.createdAt })
-            .execute();
           await insertMessages(trx, messages);
+          await insertConsents(trx, consents);
         });
       } catch (error) {
+        // No account: drop its key (best effort; an orphan key is harmless).
+        await keys.delete([account.id]).catch(() => {});
         if (isUniqueViolation(error)) throw new DuplicateIdentityError();
         throw error;
       }
@@ -187,17 +198,14 @@ function accountStore({ db }: SqlDatabase): AccountStore {
     },
 
     async getAccount(tenantId, accountId) {
-      const row = await db
-        .selectFrom("accounts")
-        .innerJoin("account_keys", "account_keys.account_id", "accounts.id")
-        .selectAll("accounts")
-        .select("account_keys.wrapped_key")
-        .where("accounts.id", "=", accountId)
-        .where("accounts.tenant_id", "=", tenantId)
-        .executeTakeFirst();
-      if (!row) return undefined;
-      const { wrapped_key, ...account } = row;
-      return { account: toAccount(account), wrappedKey: wrapped_key };
+      // Two primary-key reads at once, in two stores; the key is used only if the account is the tenant's.
+      const [row, wrappedKey] = await Promise.all([
+        db.selectFrom("accounts").selectAll().where("id", "=", accountId).where("tenant_id", "=", tenantId).executeTakeFirst(),
+        keys.get(accountId),
+      ]);
+      // No key, no account: an erased account's rows (a restored backup, an erasure under way) are gone.
+      if (!row || wrappedKey === undefined) return undefined;
+      return { account: toAccount(row), wrappedKey };
     },
 
     async listIdentities(accountId) {
@@ -271,14 +279,20 @@ function accountStore({ db }: SqlDatabase): AccountStore {
             .where("email_verified", "=", 0)
             .executeTakeFirst();
           if (Number(result.numDeletedRows) !== 1) return false;
-          await trx.deleteFrom("identities").where("account_id", "=", id).execute();
-          await trx.deleteFrom("account_keys").where("account_id", "=", id).execute();
-          await trx.deleteFrom("outbox").where("account_id", "=", id).execute();
+          await deleteAccountRows(trx, id);
           return true;
         });
         if (gone) deleted.push(id);
       }
+      // After the rows: a key left by a failure here is harmless, an account without one is not.
+      await keys.delete(deleted);
       return deleted;
+    },
+
+    async deleteAccountRows(accountIds) {
+      const present = await presentAccountIds(db, accountIds);
+      for (const id of present) await db.transaction().execute((trx) => deleteAccountRows(trx, id));
+      return present;
     },
 
     async updateProfile({ tenantId, accountId, expectedProfileSealed, profileSealed, locale, at }) {
@@ -390,17 +404,64 @@ function outboxStore({ db }: SqlDatabase): OutboxStore {
         .where("lock_owner", "=", owner)
         .execute();
     },
+
+    async purgeDelivered({ tenantId, createdBefore, limit }) {
+      // The outbox_tenant_status_created index: two ranges (sent, failed), oldest first.
+      const due = await db
+        .selectFrom("outbox")
+        .select("id")
+        .where("tenant_id", "=", tenantId)
+        .where("status", "in", ["sent", "failed"])
+        .where("created_at", "<", createdBefore)
+        .orderBy("created_at")
+        .limit(limit)
+        .execute();
+      if (due.length === 0) return 0;
+      // Conditional again: only what is still delivered (ids come from another statement).
+      const result = await db
+        .deleteFrom("outbox")
+        .where("id", "in", due.map((r) => r.id))
+        .where("status", "in", ["sent", "failed"])
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
+    async listForAccount({ tenantId, accountId, afterId, limit }) {
+      // The outbox_account index; the payload is never read.
+      let query = db
+        .selectFrom("outbox")
+        .select(["id", "kind", "status", "attempts", "created_at", "sent_at"])
+        .where("account_id", "=", accountId)
+        .where("tenant_id", "=", tenantId);
+      if (afterId !== undefined) query = query.where("id", ">", afterId);
+      const rows = await query.orderBy("id").limit(limit).execute();
+      return rows.map((r) => ({ id: r.id, kind: r.kind, status: r.status, attempts: Number(r.attempts), createdAt: Number(r.created_at), sentAt: r.sent_at === null ? null : Number(r.sent_at) }));
+    },
   };
 }
 
-export function createSqlStores(database: SqlDatabase): DurableStores {
+/**
+ * The durable stores over the main database and the key store's database:
+ * another database (KEYSTORE_MYSQL_URL, keys.sqlite) or its own connection pool
+ * to the main one — never the same pool, since an account's row lock may be held
+ * while its key is read.
+ */
+export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase): DurableStores {
+  const keys = createSqlKeyStore(keyDatabase);
   return {
     tenants: tenantStore(database),
-    accounts: accountStore(database),
+    accounts: accountStore(database, keys),
+    keys,
     apiKeys: createApiKeyStore(database),
     outbox: outboxStore(database),
     audit: createSqlAuditStore(database),
-    ping: () => database.ping(),
-    close: () => database.close(),
+    consents: createSqlConsentStore(database),
+    async ping() {
+      const [main, keyStore] = await Promise.all([database.ping(), keyDatabase.ping()]);
+      return main && keyStore;
+    },
+    async close() {
+      await Promise.all([database.close(), keyDatabase.close()]);
+    },
   };
 }

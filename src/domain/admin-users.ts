@@ -1,0 +1,419 @@
+// User management by admins and internal services (AdminService): create or
+// invite, read, list, update, set role, activate, deactivate, delete, send a
+// password reset, end sessions, set a subscription.
+//
+// Who may make a call at all (role, API key permission, tenant) is decided
+// before anything here runs, by authorize() (src/services/authorize.ts). This
+// module applies the per-account rules of src/domain/authorization.ts:
+// - writes need mayManageAccount (an admin or API key manages the USER accounts
+//   of its tenant; a platform super admin any account); nobody grants a role
+//   above their own; the last active super admin is never demoted, deactivated
+//   or deleted (checked under the store's locks, so concurrent changes cannot
+//   both pass).
+// - reads (GetUser, ListUsers) see every account of the tenant acted in: an
+//   admin needs to know who the tenant's admins are. GetUser needs a reason.
+//
+// Accounts an admin creates:
+// - with a password: ACTIVE and email verified — the admin vouches for the
+//   address (the proto has no flag for it). With send_welcome as well, an
+//   invitation lets the person replace that password with their own.
+// - without a password, with send_welcome: an invitation. The account waits in
+//   PENDING_VERIFICATION with no password; the message links to
+//   `<link base>/accept-invitation?token=<256-bit token>`, valid INVITATION_TTL_MS
+//   (7 days, fixed), single use. The person sets a password with
+//   IdentityService.CompletePasswordReset(code = the token), which also verifies
+//   the address and activates the account (PENDING_ACTIVATION instead when the
+//   tenant requires manual activation) — see src/domain/recovery.ts.
+// - without either: refused (the person could never sign in).
+//
+// Deletion is the erasure of src/domain/erasure.ts. Role changes, deactivation
+// and deletion end every session of the account at once (sessions carry the
+// role; ValidateSession, its cache and the gRPC fast path stop answering for
+// them immediately).
+import { createHash } from "node:crypto";
+import { hashSecret } from "../crypto/keyring.ts";
+import { MessageKind, type MessagePayload } from "../delivery/types.ts";
+import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage, sealProfile } from "./accounts.ts";
+import { assertKeepsASuperAdmin, assertMayGrantRole, assertMayManageAccount } from "./authorization.ts";
+import type { Erasure } from "./erasure.ts";
+import { DomainError, invalidArgument } from "./errors.ts";
+import { issueLinkToken, linkBase, type IdentityFlowDeps } from "./identity.ts";
+import { isId } from "./ids.ts";
+import { DuplicateIdentityError, type AccountListQuery, type AccountUpdate, type StoredAccount, type StoredIdentity } from "./ports.ts";
+import { actorOf, type Principal } from "./principal.ts";
+import { PROFILE_LIMITS, profileText, type ProfileValues, type Profiles } from "./profile.ts";
+import { passwordFingerprint, type RecoveryFlows } from "./recovery.ts";
+import type { RequestMeta } from "./sessions.ts";
+import { pageSizeOf } from "./tenants.ts";
+import { AccountState, IdentityKind, Role, type Account, type Locale, type Tenant } from "./types.ts";
+import { checkNewPassword, normalizeEmail, parseLocale } from "./validation.ts";
+
+const MINUTE = 60_000;
+/** How long an invitation link stays valid: 7 days, the same for every tenant. */
+export const INVITATION_TTL_MS = 7 * 24 * 60 * MINUTE;
+export const PLAN_MAX_LENGTH = 64;
+export const REASON_MAX_LENGTH = 1000;
+
+export type AdminUserDeps = Pick<
+  IdentityFlowDeps,
+  "durable" | "ephemeral" | "tenants" | "keyring" | "passwords" | "sessions" | "limits" | "now" | "publicUrl" | "onMessageQueued"
+> & {
+  recovery: Pick<RecoveryFlows, "startPasswordReset">;
+  profiles: Pick<Profiles, "update">;
+  erasure: Pick<Erasure, "erase">;
+};
+
+/** The caller (authorized for the tenant) and the account acted on. */
+export interface UserTarget {
+  principal: Principal;
+  tenantId: string;
+  accountId: string;
+  /** The request field naming the account, for errors (default "account_id"). */
+  field?: string;
+}
+
+export interface CreateUserInput {
+  principal: Principal;
+  tenantId: string;
+  email: string;
+  /** "" for none. */
+  password: string;
+  /** A Role value; 0 means USER. */
+  role: number;
+  sendWelcome: boolean;
+  displayName: string;
+  /** "" for the tenant's default. */
+  locale: string;
+}
+
+export interface UserListFilter {
+  tenantId: string;
+  /** AccountState value; 0 for any. */
+  state: number;
+  /** Role value; 0 for any. */
+  role: number;
+  /** "" for any. */
+  plan: string;
+  createdAtOrAfter?: number | undefined;
+  createdBefore?: number | undefined;
+  /** "" for any; else only the account with exactly this address (blind index lookup). */
+  email: string;
+  /** 0 for 50; at most 500. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface UserPage {
+  /** Oldest first. */
+  users: Account[];
+  /** "" on the last page. */
+  nextPageToken: string;
+}
+
+export interface AdminUsers {
+  /** already_exists (EMAIL_TAKEN) when the tenant has an account with the address. */
+  create(input: CreateUserInput): Promise<Account>;
+  /** invalid_argument (REASON_REQUIRED) without a reason; not_found outside the tenant. */
+  get(target: UserTarget & { reason: string }): Promise<Account>;
+  list(filter: UserListFilter): Promise<UserPage>;
+  update(target: UserTarget, paths: readonly string[], values: ProfileValues): Promise<Account>;
+  setRole(target: UserTarget, role: number): Promise<Account>;
+  activate(target: UserTarget): Promise<Account>;
+  deactivate(target: UserTarget): Promise<Account>;
+  /** Erasure (src/domain/erasure.ts); the reason and request origin go to its audit event. */
+  delete(target: UserTarget & { reason: string; meta: RequestMeta }): Promise<void>;
+  /** A reset link to the account's address; a new invitation to an invited person who has not accepted yet. */
+  sendPasswordReset(target: UserTarget & { meta: RequestMeta }): Promise<void>;
+  /** Ends every session of the account; returns how many. */
+  revokeSessions(target: UserTarget): Promise<number>;
+  /** plan "" clears the subscription; expiresAt null: no expiry. */
+  setSubscription(target: UserTarget, plan: string, expiresAt: number | null): Promise<Account>;
+}
+
+const notFound = () => new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
+
+/** The id the target names; invalid_argument when empty, not_found (without a query) when malformed: it names no account. */
+function accountIdOf({ accountId, field = "account_id" }: UserTarget): string {
+  if (accountId === "") throw invalidArgument(field, "is required");
+  if (!isId(accountId)) throw notFound();
+  return accountId;
+}
+
+function roleOf(field: string, value: number): Role {
+  if (value === Role.USER || value === Role.ADMIN || value === Role.SUPER_ADMIN) return value;
+  throw invalidArgument(field, value === 0 ? "is required" : "must be ROLE_USER, ROLE_ADMIN or ROLE_SUPER_ADMIN");
+}
+
+function stateOf(field: string, value: number): AccountState {
+  if ((Object.values(AccountState) as number[]).includes(value)) return value as AccountState;
+  throw invalidArgument(field, "is not an account state");
+}
+
+/** Why an admin reads someone's data: required, recorded in the audit trail. */
+function statedReason(raw: string): string {
+  const reason = raw.trim();
+  if (reason === "") throw invalidArgument("reason", "is required: say why you read this person's data (it is recorded in the audit trail)", "REASON_REQUIRED");
+  if ([...reason].length > REASON_MAX_LENGTH) throw invalidArgument("reason", `must be at most ${REASON_MAX_LENGTH} characters`);
+  return reason;
+}
+
+// Page tokens: base64url("u1.<created_at>.<id>.<filter fingerprint>"). The
+// position is the last account of the page; the fingerprint ties the token to
+// the tenant and filters it was issued for.
+type ListPosition = NonNullable<AccountListQuery["after"]>;
+
+function fingerprint(query: Omit<AccountListQuery, "after" | "limit">): string {
+  const key = JSON.stringify([query.tenantId, query.role ?? null, query.state ?? null, query.plan ?? null, query.createdAtOrAfter ?? null, query.createdBefore ?? null]);
+  return createHash("sha256").update(key).digest("base64url").slice(0, 12);
+}
+
+function encodePageToken(position: ListPosition, filter: string): string {
+  return Buffer.from(`u1.${position.createdAt}.${position.id}.${filter}`).toString("base64url");
+}
+
+function decodePageToken(token: string, filter: string): ListPosition | undefined {
+  if (token === "") return undefined;
+  const malformed = () => invalidArgument("page_token", "is not a next_page_token of a previous call", "PAGE_TOKEN_INVALID");
+  if (token.length > 200 || !/^[A-Za-z0-9_-]+$/.test(token)) throw malformed();
+  const decoded = Buffer.from(token, "base64url").toString("latin1");
+  const match = /^u1\.(0|[1-9][0-9]{0,15})\.([0-9a-f-]{36})\.([A-Za-z0-9_-]{12})$/.exec(decoded);
+  // Only the canonical encoding is accepted (the decoder skips stray characters).
+  if (!match || !isId(match[2]!) || Buffer.from(decoded, "latin1").toString("base64url") !== token) throw malformed();
+  const createdAt = Number(match[1]);
+  if (!Number.isSafeInteger(createdAt)) throw malformed();
+  if (match[3] !== filter) throw invalidArgument("page_token", "was issued for other filters; keep the filters while paging", "PAGE_TOKEN_INVALID");
+  return { createdAt, id: match[2]! };
+}
+
+export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
+  const { durable, keyring, now } = deps;
+
+  /** The account named by the target; invalid_argument when unnamed, not_found when not in the tenant. */
+  async function load(target: UserTarget) {
+    const found = await durable.accounts.getAccount(target.tenantId, accountIdOf(target));
+    if (!found) throw notFound();
+    return found;
+  }
+
+  /** An account the caller may change (mayManageAccount); not_found when not in the tenant. */
+  async function loadManaged(target: UserTarget) {
+    const found = await load(target);
+    assertMayManageAccount(target.principal, found.account);
+    return found;
+  }
+
+  /**
+   * Applies `decide` to the locked account, after checking the caller may manage
+   * it, and returns the account as written and as it was.
+   */
+  async function change(target: UserTarget, decide: (current: StoredAccount, otherActiveSuperAdmins: number) => AccountUpdate) {
+    let before: StoredAccount | undefined;
+    const written = await durable.accounts.updateAccount({
+      tenantId: target.tenantId,
+      accountId: accountIdOf(target),
+      at: now(),
+      change: (current, others) => {
+        assertMayManageAccount(target.principal, current);
+        before = current;
+        return decide(current, others);
+      },
+    });
+    if (!written || !before) throw notFound();
+    return { account: openAccount(keyring, written.account, written.wrappedKey).account, before };
+  }
+
+  function invitation(tenant: Tenant, to: string, locale: Locale, token: string): MessagePayload {
+    return {
+      kind: MessageKind.INVITATION,
+      to,
+      locale,
+      variables: { link: `${linkBase(tenant, deps.publicUrl)}/accept-invitation?token=${token}`, expiresInMinutes: String(INVITATION_TTL_MS / MINUTE) },
+    };
+  }
+
+  /** A new single-use invitation token, bound (like a reset link) to the account's current password and address. */
+  function issueInvitation(account: StoredAccount, identity: StoredIdentity) {
+    return issueLinkToken(deps, "invitation", identity, INVITATION_TTL_MS, { password: passwordFingerprint(account), address: identity.lookupHash });
+  }
+
+  const open = (found: { account: StoredAccount; wrappedKey: string }) => openAccount(keyring, found.account, found.wrappedKey).account;
+
+  return {
+    async create(input) {
+      const { principal, tenantId } = input;
+      const role = input.role === 0 ? Role.USER : roleOf("role", input.role);
+      assertMayGrantRole(principal, role, tenantId);
+      const tenant = await deps.tenants.get(tenantId);
+      const email = normalizeEmail("email", input.email);
+      const locale = parseLocale("locale", input.locale, tenant.settings.defaultLocale);
+      const displayName = profileText("display_name", input.displayName, PROFILE_LIMITS.displayNameLength);
+      if (input.password === "" && !input.sendWelcome) {
+        throw invalidArgument("password", "is required unless send_welcome is set (the person then chooses one through the invitation)");
+      }
+      const password = input.password === "" ? undefined : checkNewPassword("password", input.password, tenant.settings.passwordMinLength, [email]);
+      const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
+      // An admin hears when a message cannot go out, rather than having it dropped silently.
+      if (input.sendWelcome) await deps.limits.consume("message_address", lookupHash, tenant.settings);
+
+      const passwordHash = password === undefined ? null : await deps.passwords.hash(password);
+      const at = now();
+      const rows = newEmailAccount(keyring, {
+        tenantId,
+        email,
+        lookupHash,
+        passwordHash,
+        role,
+        // With a password the admin vouches for the address; without, the invitation proves it.
+        state: passwordHash === null ? AccountState.PENDING_VERIFICATION : AccountState.ACTIVE,
+        locale,
+        verifiedAt: passwordHash === null ? null : at,
+        at,
+      });
+      const account = { ...rows.account, profileSealed: sealProfile(rows.dataKey, rows.account.id, { email, displayName, pronouns: "", customAttributes: {}, pushTokens: [] }) };
+      const issued = input.sendWelcome ? await issueInvitation(account, rows.identity) : undefined;
+      const messages = issued ? [sealMessage(rows.dataKey, account, invitation(tenant, email, locale, issued.token), at)] : [];
+      try {
+        await durable.accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages });
+      } catch (error) {
+        if (issued) await deps.ephemeral.tokens.take(hashSecret(issued.token)); // never usable: its account was not created
+        if (error instanceof DuplicateIdentityError) throw new DomainError("already_exists", "EMAIL_TAKEN", "an account with this email address exists in the tenant");
+        throw error;
+      }
+      if (messages.length > 0) deps.onMessageQueued();
+      return open({ account, wrappedKey: rows.wrappedKey });
+    },
+
+    async get(target) {
+      statedReason(target.reason);
+      return open(await load(target));
+    },
+
+    async list(filter) {
+      const pageSize = pageSizeOf(filter.pageSize);
+      const query: Omit<AccountListQuery, "after" | "limit"> = {
+        tenantId: filter.tenantId,
+        ...(filter.role !== 0 && { role: roleOf("role", filter.role) }),
+        ...(filter.state !== 0 && { state: stateOf("state", filter.state) }),
+        ...(filter.plan !== "" && { plan: profileText("plan", filter.plan, PLAN_MAX_LENGTH) }),
+        ...(filter.createdAtOrAfter !== undefined && { createdAtOrAfter: filter.createdAtOrAfter }),
+        ...(filter.createdBefore !== undefined && { createdBefore: filter.createdBefore }),
+      };
+      if (query.createdAtOrAfter !== undefined && query.createdBefore !== undefined && query.createdBefore <= query.createdAtOrAfter) {
+        throw invalidArgument("created_before", "must be later than created_after");
+      }
+
+      if (filter.email !== "") {
+        // One account at most: found through the blind index, then held to the other filters.
+        const lookupHash = keyring.blindIndex(EMAIL_INDEX, normalizeEmail("email", filter.email));
+        if (filter.pageToken !== "") throw invalidArgument("page_token", "is not a next_page_token of a previous call", "PAGE_TOKEN_INVALID");
+        const found = await durable.accounts.findByIdentity(filter.tenantId, IdentityKind.EMAIL, lookupHash);
+        const a = found?.account;
+        const matches =
+          a !== undefined &&
+          (query.role === undefined || a.role === query.role) &&
+          (query.state === undefined || a.state === query.state) &&
+          (query.plan === undefined || a.plan === query.plan) &&
+          (query.createdAtOrAfter === undefined || a.createdAt >= query.createdAtOrAfter) &&
+          (query.createdBefore === undefined || a.createdAt < query.createdBefore);
+        return { users: matches && found ? [open(found)] : [], nextPageToken: "" };
+      }
+
+      const filterKey = fingerprint(query);
+      const after = decodePageToken(filter.pageToken, filterKey);
+      const rows = await durable.accounts.listAccounts({ ...query, ...(after && { after }), limit: pageSize + 1 });
+      const users = rows.slice(0, pageSize).map(open);
+      const last = users[users.length - 1];
+      return { users, nextPageToken: rows.length > pageSize && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filterKey) : "" };
+    },
+
+    async update(target, paths, values) {
+      await loadManaged(target);
+      return deps.profiles.update(target.tenantId, target.accountId, paths, values);
+    },
+
+    async setRole(target, rawRole) {
+      const role = roleOf("role", rawRole);
+      assertMayGrantRole(target.principal, role, target.tenantId);
+      const { account, before } = await change(target, (current, others) => {
+        assertKeepsASuperAdmin(current, { kind: "set_role", role }, others);
+        return current.role === role ? {} : { role };
+      });
+      // Sessions carry the role they were issued with: none may keep the old one.
+      if (before.role !== role) await deps.sessions.endAll(account.id);
+      return account;
+    },
+
+    async activate(target) {
+      const { account } = await change(target, (current) => {
+        switch (current.state) {
+          case AccountState.PENDING_VERIFICATION:
+            throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "the account's email address is not verified yet; it can be activated once it is");
+          case AccountState.PENDING_ACTIVATION:
+            return { state: AccountState.ACTIVE };
+          case AccountState.DEACTIVATED:
+            // Back to where it stood: an address never verified still needs verifying.
+            return { state: current.emailVerified ? AccountState.ACTIVE : AccountState.PENDING_VERIFICATION };
+          default:
+            return {};
+        }
+      });
+      return account;
+    },
+
+    async deactivate(target) {
+      const { account } = await change(target, (current, others) => {
+        assertKeepsASuperAdmin(current, { kind: "deactivate" }, others);
+        return current.state === AccountState.DEACTIVATED ? {} : { state: AccountState.DEACTIVATED };
+      });
+      await deps.sessions.endAll(account.id);
+      return account;
+    },
+
+    async delete(target) {
+      const { tenantId, principal } = target;
+      const accountId = accountIdOf(target);
+      // The full erasure (data key destroyed, ledgered, rows deleted, sessions ended),
+      // with this caller's rules checked under the account's lock.
+      await deps.erasure.erase({
+        tenantId,
+        accountId,
+        actor: actorOf(principal),
+        reason: target.reason,
+        meta: target.meta,
+        check: (current, others) => {
+          assertMayManageAccount(principal, current);
+          assertKeepsASuperAdmin(current, { kind: "delete" }, others);
+        },
+      });
+    },
+
+    async sendPasswordReset(target) {
+      const found = await loadManaged(target);
+      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
+      if (found.account.passwordHash !== null || found.account.emailVerified) {
+        await deps.recovery.startPasswordReset({ tenantId: target.tenantId, email: account.profile.email, locale: "", meta: target.meta });
+        return;
+      }
+      // Invited and never accepted: a new invitation (earlier ones stay valid until they expire).
+      const identity = (await durable.accounts.listIdentities(account.id)).find((i) => i.kind === IdentityKind.EMAIL);
+      if (!identity) throw new DomainError("failed_precondition", "NO_EMAIL_IDENTITY", "the account has no email address to send to");
+      const tenant = await deps.tenants.get(target.tenantId);
+      await deps.limits.consume("message_address", identity.lookupHash, tenant.settings);
+      const { token } = await issueInvitation(found.account, identity);
+      await durable.outbox.enqueue([sealMessage(dataKey, account, invitation(tenant, account.profile.email, account.locale, token), now())]);
+      deps.onMessageQueued();
+    },
+
+    async revokeSessions(target) {
+      const found = await loadManaged(target);
+      return deps.sessions.endAll(found.account.id);
+    },
+
+    async setSubscription(target, rawPlan, expiresAt) {
+      const plan = rawPlan === "" ? "" : profileText("subscription.plan", rawPlan, PLAN_MAX_LENGTH);
+      if (plan === "" && expiresAt !== null) throw invalidArgument("subscription.expire_time", "needs a plan");
+      const { account } = await change(target, () => ({ plan, planExpiresAt: expiresAt }));
+      return account;
+    },
+  };
+}

@@ -1,0 +1,139 @@
+// AdminService: user management. Proto ⇄ domain only; the rules live in
+// src/domain/admin-users.ts and (who may call) src/domain/authorization.ts.
+//
+// Every RPC runs authorize() first — permission before existence: a caller who
+// may not make the call is refused before the account it names is looked up.
+// Reads need users.read (an API key) or ADMIN; writes users.write or ADMIN. The
+// tenant acted in is the caller's, or the x-tenant-id header of a platform
+// super admin. Then the action runs inside audited(): every outcome after
+// authorization — success, or the refusal's reason (not found, a role too high,
+// bad input) — appends an event with the actor, "account:<id>", the stated
+// reason, IP and user agent. Calls refused by authorize() itself are not
+// recorded (an anonymous flood must not grow the log).
+import type { HandlerContext } from "@connectrpc/connect";
+import type { UserTarget } from "../domain/admin-users.ts";
+import type { Need } from "../domain/authorization.ts";
+import { invalidArgument } from "../domain/errors.ts";
+import { isId } from "../domain/ids.ts";
+import { Role } from "../domain/types.ts";
+import { requestMeta } from "../server/request-context.ts";
+import { msOf } from "./admin-audit.ts";
+import type { AdminHandlers } from "./admin-service.ts";
+import type { App } from "./app.ts";
+import { audited, authorize } from "./authorize.ts";
+import { accountToProto } from "./convert.ts";
+
+const USERS_READ: Need = { permission: "users.read", minRole: Role.ADMIN };
+const USERS_WRITE: Need = { permission: "users.write", minRole: Role.ADMIN };
+
+/** How the audit trail names the account a request names; "" when it names none (a malformed id). */
+const targetOf = (accountId: string) => (isId(accountId) ? `account:${accountId}` : "");
+
+export function userHandlers(app: App): AdminHandlers {
+  /** authorize(), then the action on the named account, audited as `action`. */
+  async function onAccount<T>(ctx: HandlerContext, need: Need, action: string, req: { accountId: string; reason: string }, run: (target: UserTarget) => Promise<T>): Promise<T> {
+    const { principal, tenantId } = await authorize(app, ctx, need);
+    return audited(app, ctx, principal, { tenantId, action, target: targetOf(req.accountId), reason: req.reason }, () => run({ principal, tenantId, accountId: req.accountId }));
+  }
+
+  return {
+    async createUser(req, ctx) {
+      const { principal, tenantId } = await authorize(app, ctx, USERS_WRITE);
+      const account = await audited(
+        app,
+        ctx,
+        principal,
+        { tenantId, action: req.sendWelcome ? "user.invite" : "user.create", target: "" },
+        () =>
+          app.users.create({
+            principal,
+            tenantId,
+            email: req.email,
+            password: req.password,
+            role: req.role,
+            sendWelcome: req.sendWelcome,
+            displayName: req.displayName,
+            locale: req.locale,
+          }),
+        (created) => ({ tenantId, target: `account:${created.id}` }),
+      );
+      return { account: accountToProto(account) };
+    },
+
+    async getUser(req, ctx) {
+      const account = await onAccount(ctx, USERS_READ, "user.get", req, (target) => app.users.get({ ...target, reason: req.reason }));
+      return { account: accountToProto(account) };
+    },
+
+    async listUsers(req, ctx) {
+      const { principal, tenantId } = await authorize(app, ctx, USERS_READ);
+      const page = await audited(app, ctx, principal, { tenantId, action: "user.list", target: "", reason: req.reason }, () =>
+        app.users.list({
+          tenantId,
+          state: req.state,
+          role: req.role,
+          plan: req.plan,
+          createdAtOrAfter: msOf("created_after", req.createdAfter),
+          createdBefore: msOf("created_before", req.createdBefore),
+          email: req.email,
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+        }),
+      );
+      return { users: page.users.map(accountToProto), nextPageToken: page.nextPageToken };
+    },
+
+    async updateUser(req, ctx) {
+      const input = req.account;
+      const account = await onAccount(ctx, USERS_WRITE, "user.update", { accountId: input?.id ?? "", reason: req.reason }, (target) =>
+        app.users.update({ ...target, field: "account.id" }, req.updateMask?.paths ?? [], {
+          displayName: input?.displayName ?? "",
+          pronouns: input?.pronouns ?? "",
+          locale: input?.locale ?? "",
+          customAttributes: input?.customAttributes,
+        }),
+      );
+      return { account: accountToProto(account) };
+    },
+
+    async setUserRole(req, ctx) {
+      const account = await onAccount(ctx, USERS_WRITE, "user.set_role", req, (target) => app.users.setRole(target, req.role));
+      return { account: accountToProto(account) };
+    },
+
+    async activateUser(req, ctx) {
+      const account = await onAccount(ctx, USERS_WRITE, "user.activate", req, (target) => app.users.activate(target));
+      return { account: accountToProto(account) };
+    },
+
+    async deactivateUser(req, ctx) {
+      const account = await onAccount(ctx, USERS_WRITE, "user.deactivate", req, (target) => app.users.deactivate(target));
+      return { account: accountToProto(account) };
+    },
+
+    async deleteUser(req, ctx) {
+      await onAccount(ctx, USERS_WRITE, "user.delete", req, (target) => app.users.delete({ ...target, reason: req.reason, meta: requestMeta(ctx) }));
+      return {};
+    },
+
+    async sendPasswordReset(req, ctx) {
+      await onAccount(ctx, USERS_WRITE, "user.send_password_reset", req, (target) => app.users.sendPasswordReset({ ...target, meta: requestMeta(ctx) }));
+      return {};
+    },
+
+    async revokeUserSessions(req, ctx) {
+      const revokedCount = await onAccount(ctx, USERS_WRITE, "user.revoke_sessions", req, (target) => app.users.revokeSessions(target));
+      return { revokedCount };
+    },
+
+    async setSubscription(req, ctx) {
+      const subscription = req.subscription;
+      const account = await onAccount(ctx, USERS_WRITE, "user.set_subscription", req, async (target) => {
+        // An empty subscription ({}) clears the plan; a missing one is a mistake.
+        if (!subscription) throw invalidArgument("subscription", "is required (send an empty one to clear the plan)");
+        return app.users.setSubscription(target, subscription.plan, msOf("subscription.expire_time", subscription.expireTime) ?? null);
+      });
+      return { account: accountToProto(account) };
+    },
+  };
+}

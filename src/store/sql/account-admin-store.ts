@@ -1,0 +1,120 @@
+// The AccountStore methods of user management (src/domain/admin-users.ts) over
+// Kysely, for MySQL/MariaDB/TiDB and SQLite: keyset listing, guarded changes and
+// deletion. Composed into the account store in ./stores.ts.
+//
+// Guarded changes and deletions take their locks in one order — the default
+// tenant's super admin rows first, then the target row — so the "last active
+// super admin" check and the change it allows happen under the same locks: two
+// concurrent demotions of the last two super admins queue, and the second sees
+// the first. (MySQL: the no-op UPDATEs take the row locks; SQLite serializes writers.)
+import type { Kysely, Selectable, Transaction } from "kysely";
+import type { AccountListQuery, AccountStore, KeyStore, StoredAccount } from "../../domain/ports.ts";
+import { DEFAULT_TENANT_ID } from "../../domain/tenants.ts";
+import { AccountState, Role } from "../../domain/types.ts";
+import { deleteAccountRows } from "./account-tables.ts";
+import type { AccountsTable, Database } from "./schema.ts";
+
+type AdminMethods = Pick<AccountStore, "listAccounts" | "updateAccount" | "eraseAccount">;
+
+/**
+ * The listing query, exported so a test can EXPLAIN exactly what runs. Each
+ * filter is an equality on the leading columns of one index — (tenant_id,
+ * created_at, id), (tenant_id, role, created_at, id), (tenant_id, state,
+ * created_at[, id]) or (tenant_id, plan, created_at, id) — so the page is an
+ * index range read in order, never a scan and sort of the tenant's accounts.
+ * The keyset condition is written as `created_at >= c AND (created_at > c OR id > i)`:
+ * a plain range on created_at that every engine's optimizer uses.
+ */
+export function listAccountsQuery(db: Kysely<Database>, query: AccountListQuery) {
+  let q = db.selectFrom("accounts").selectAll("accounts").where("accounts.tenant_id", "=", query.tenantId);
+  if (query.role !== undefined) q = q.where("accounts.role", "=", query.role);
+  if (query.state !== undefined) q = q.where("accounts.state", "=", query.state);
+  if (query.plan !== undefined) q = q.where("accounts.plan", "=", query.plan);
+  if (query.createdAtOrAfter !== undefined) q = q.where("accounts.created_at", ">=", query.createdAtOrAfter);
+  if (query.createdBefore !== undefined) q = q.where("accounts.created_at", "<", query.createdBefore);
+  const after = query.after;
+  if (after) {
+    q = q
+      .where("accounts.created_at", ">=", after.createdAt)
+      .where((eb) => eb.or([eb("accounts.created_at", ">", after.createdAt), eb("accounts.id", ">", after.id)]));
+  }
+  return q.orderBy("accounts.created_at").orderBy("accounts.id").limit(query.limit);
+}
+
+/**
+ * Locks the target (after the default tenant's super admins) and reads it, with
+ * the number of OTHER active super admins of the default tenant (0 elsewhere:
+ * the last-super-admin rule only concerns the default tenant).
+ */
+async function lockForChange(trx: Transaction<Database>, keys: KeyStore, tenantId: string, accountId: string, toAccount: (row: Selectable<AccountsTable>) => StoredAccount) {
+  const touch = () => trx.updateTable("accounts").set((eb) => ({ updated_at: eb.ref("updated_at") }));
+  if (tenantId === DEFAULT_TENANT_ID) await touch().where("tenant_id", "=", DEFAULT_TENANT_ID).where("role", "=", Role.SUPER_ADMIN).execute();
+  const locked = await touch().where("id", "=", accountId).where("tenant_id", "=", tenantId).executeTakeFirst();
+  if (Number(locked.numUpdatedRows) === 0) return undefined;
+  const row = await trx.selectFrom("accounts").selectAll().where("id", "=", accountId).where("tenant_id", "=", tenantId).executeTakeFirst();
+  // The key store may be another database: read outside this transaction, by primary key.
+  const wrappedKey = row && (await keys.get(accountId));
+  if (!row || wrappedKey === undefined) return undefined;
+  let otherActiveSuperAdmins = 0;
+  if (tenantId === DEFAULT_TENANT_ID) {
+    const counted = await trx
+      .selectFrom("accounts")
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .where("tenant_id", "=", DEFAULT_TENANT_ID)
+      .where("role", "=", Role.SUPER_ADMIN)
+      .where("state", "=", AccountState.ACTIVE)
+      .where("id", "!=", accountId)
+      .executeTakeFirstOrThrow();
+    otherActiveSuperAdmins = Number(counted.n);
+  }
+  return { account: toAccount(row), wrappedKey, otherActiveSuperAdmins };
+}
+
+export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selectable<AccountsTable>) => StoredAccount, keys: KeyStore): AdminMethods {
+  return {
+    async listAccounts(query) {
+      const rows = await listAccountsQuery(db, query).execute();
+      // The page's keys in one IN query on the key store's primary key; an account without one (erased) is left out.
+      const wrapped = await keys.getMany(rows.map((r) => r.id));
+      return rows.flatMap((row) => {
+        const wrappedKey = wrapped.get(row.id);
+        return wrappedKey === undefined ? [] : [{ account: toAccount(row), wrappedKey }];
+      });
+    },
+
+    async updateAccount({ tenantId, accountId, at, change }) {
+      return db.transaction().execute(async (trx) => {
+        const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
+        if (!locked) return undefined;
+        const update = change(locked.account, locked.otherActiveSuperAdmins);
+        const set = {
+          ...(update.role !== undefined && { role: update.role }),
+          ...(update.state !== undefined && { state: update.state }),
+          ...(update.plan !== undefined && { plan: update.plan }),
+          ...(update.planExpiresAt !== undefined && { plan_expires_at: update.planExpiresAt }),
+        };
+        if (Object.keys(set).length === 0) return { account: locked.account, wrappedKey: locked.wrappedKey };
+        await trx
+          .updateTable("accounts")
+          .set({ ...set, updated_at: at })
+          .where("id", "=", accountId)
+          .where("tenant_id", "=", tenantId)
+          .execute();
+        return { account: { ...locked.account, ...update, updatedAt: at }, wrappedKey: locked.wrappedKey };
+      });
+    },
+
+    async eraseAccount({ tenantId, accountId, at, check }) {
+      return db.transaction().execute(async (trx) => {
+        const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
+        if (!locked) return undefined;
+        check?.(locked.account, locked.otherActiveSuperAdmins);
+        // The key and the ledger entry commit first (the key store's own transaction): from
+        // then on the rows are unreadable, and the ledger replay deletes them if this fails.
+        await keys.erase({ accountId, tenantId, erasedAt: at });
+        await deleteAccountRows(trx, accountId);
+        return locked.account;
+      });
+    },
+  };
+}
