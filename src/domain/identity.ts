@@ -4,13 +4,12 @@
 import { hashSecret, randomToken, type Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "../delivery/types.ts";
-import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
+import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecuritySubject } from "./audit.ts";
 import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
-import { newId } from "./ids.ts";
 import { DuplicateIdentityError, type DurableStores, type EphemeralStores, type StoredAccount, type StoredIdentity } from "./ports.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
@@ -179,40 +178,25 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       // Hash before looking up, so both outcomes cost one argon2 computation.
       const passwordHash = await passwords.hash(password);
       const at = now();
-      const accountId = newId(at);
-      const identityId = newId(at);
-      const created = keyring.newDataKey(accountId);
+      const { dataKey, ...rows } = newEmailAccount(keyring, {
+        tenantId: tenant.id,
+        email,
+        lookupHash,
+        passwordHash,
+        role: Role.USER,
+        state: AccountState.PENDING_VERIFICATION,
+        locale,
+        verifiedAt: null,
+        at,
+      });
+      const accountId = rows.account.id;
       const account = { id: accountId, tenantId: tenant.id };
-      const { token } = await issueLinkToken(deps, "verify_email", { id: identityId, tenantId: tenant.id, accountId }, deps.verificationLinkTtlMs);
+      const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
       const verification = verificationMessage(deps, tenant, email, locale, token);
-      const messages = (await limits.tryConsume("message_address", lookupHash, tenant.settings)) ? [sealMessage(created.key, account, verification, at)] : [];
+      const messages = (await limits.tryConsume("message_address", lookupHash, tenant.settings)) ? [sealMessage(dataKey, account, verification, at)] : [];
       try {
         await durable.accounts.createAccount({
-          account: {
-            id: accountId,
-            tenantId: tenant.id,
-            role: Role.USER,
-            state: AccountState.PENDING_VERIFICATION,
-            locale,
-            emailVerified: false,
-            profileSealed: sealProfile(created.key, accountId, { email, displayName: "", pronouns: "", customAttributes: {}, pushTokens: [] }),
-            passwordHash,
-            plan: "",
-            planExpiresAt: null,
-            createdAt: at,
-            updatedAt: at,
-          },
-          wrappedKey: created.wrapped,
-          identity: {
-            id: identityId,
-            tenantId: tenant.id,
-            accountId,
-            kind: IdentityKind.EMAIL,
-            lookupHash,
-            valueSealed: sealIdentityValue(created.key, identityId, email),
-            verifiedAt: null,
-            createdAt: at,
-          },
+          ...rows,
           messages,
           consents: consentRows({ tenantId: tenant.id, accountId }, grants, consentClient(input.meta.userAgent), at),
         });

@@ -9,7 +9,7 @@
 import { hashSecret } from "../crypto/keyring.ts";
 import { MessageKind, type MessagePayload } from "../delivery/types.ts";
 import { EMAIL_INDEX, openAccount, openIdentityValue, sealMessage } from "./accounts.ts";
-import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
+import { DomainError, unauthenticated } from "./errors.ts";
 import {
   givenPassword,
   issueLinkToken,

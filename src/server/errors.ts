@@ -3,7 +3,6 @@
 // RetryInfo); anything else becomes Internal with a generic message, and the
 // cause is logged, never sent.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { create } from "@bufbuild/protobuf";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { DomainError, type ErrorKind } from "../domain/errors.ts";
 

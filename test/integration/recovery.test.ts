@@ -21,7 +21,7 @@ import { createKeyring, type Keyring } from "../../src/crypto/keyring.ts";
 import { EMAIL_INDEX, sealIdentityValue } from "../../src/domain/accounts.ts";
 import { IdentityKind as DomainIdentityKind } from "../../src/domain/types.ts";
 import { BACKENDS } from "../support/backends.ts";
-import { createCaller, PROTOCOLS, type Caller, type Protocol } from "../support/clients.ts";
+import { createCaller, PROTOCOLS, type Protocol } from "../support/clients.ts";
 import type { Received } from "../support/smtp.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
