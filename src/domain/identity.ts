@@ -254,10 +254,22 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const { account } = openAccount(keyring, found.account, found.wrappedKey);
       if (found.identity.verifiedAt === null) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
       assertCanSignIn(account);
-      if (passwords.needsRehash(found.account.passwordHash)) {
-        await durable.accounts.setPasswordHash(account.id, await passwords.hash(password), now());
+      let passwordHash = found.account.passwordHash;
+      if (passwords.needsRehash(passwordHash)) {
+        passwordHash = await passwords.hash(password);
+        await durable.accounts.setPasswordHash(account.id, passwordHash, now());
       }
       const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1);
+      // A deactivation, role change or password reset that ended every session while
+      // this sign-in was checking the password must not miss the session issued now.
+      const current = (await durable.accounts.getAccount(tenant.id, account.id))?.account;
+      if (!current || current.state !== account.state || current.role !== account.role || current.passwordHash !== passwordHash) {
+        await deps.sessions.end(issued.token);
+        if (current && current.passwordHash === passwordHash) assertCanSignIn({ ...account, state: current.state });
+        throw current?.passwordHash === passwordHash
+          ? new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed during sign-in; sign in again")
+          : unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+      }
       return { ...issued, account };
     },
   };
