@@ -230,12 +230,13 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
   });
 
   it("the last active super admin can be neither demoted, deactivated nor deleted; with a second one it can", async () => {
+    // One call at a time: a refusal must not reject before it is awaited.
     for (const call of [
-      api.call(AdminService.method.setUserRole, { accountId: rootId, role: Role.ADMIN }, root),
-      api.call(AdminService.method.deactivateUser, { accountId: rootId }, root),
-      api.call(AdminService.method.deleteUser, { accountId: rootId }, root),
+      () => api.call(AdminService.method.setUserRole, { accountId: rootId, role: Role.ADMIN }, root),
+      () => api.call(AdminService.method.deactivateUser, { accountId: rootId }, root),
+      () => api.call(AdminService.method.deleteUser, { accountId: rootId }, root),
     ]) {
-      expect(await refusal(call)).toBe("FailedPrecondition LAST_SUPER_ADMIN");
+      expect(await refusal(call())).toBe("FailedPrecondition LAST_SUPER_ADMIN");
     }
     const second = await activeUser("second-root", "default", root, Role.SUPER_ADMIN);
     // Two concurrent demotions of the last two, straight at the domain (no session checks in
