@@ -12,7 +12,7 @@ import { newEmailAccount } from "../../src/domain/accounts.ts";
 import { AccountState, Role } from "../../src/domain/types.ts";
 import { keyringFor } from "../../src/server/wiring.ts";
 import { BACKENDS, createMysqlDatabase, type BackendName } from "../support/backends.ts";
-import { createCaller, type Caller } from "../support/clients.ts";
+import { createCaller } from "../support/clients.ts";
 import { cliEnv, linkToken, runCli, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";

@@ -5,6 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
+import type { StoredAccount } from "../../src/domain/ports.ts";
 import { AccountState } from "../../src/domain/types.ts";
 import { BACKENDS } from "../support/backends.ts";
 import { codeOf, createCaller, type Caller } from "../support/clients.ts";
@@ -31,7 +32,7 @@ describe.each(BACKENDS)("sign-in racing an account change on the %s backend", (b
   }
 
   /** Makes the store report `change` for the account once the sign-in has read it. */
-  function changeDuringSignIn(accountId: string, change: { state?: number; passwordHash?: string }) {
+  function changeDuringSignIn(accountId: string, change: Partial<StoredAccount>) {
     const accounts = server.runtime.durable.accounts;
     const { findByIdentity, getAccount } = accounts;
     let changed = false;
