@@ -89,6 +89,8 @@ describe.each(BACKENDS)("key rotation under load on the %s backend", (backend: B
 
   it("keeps serving sign-ins and profile reads while the keys are rewrapped; then only the new KEK is needed", async () => {
     expect(new Set(await wrappings(first))).toEqual(new Set(["old"]));
+    // The servers share one outbox: only `during` delivers, so the newcomer's mail reaches its inbox.
+    await first.runtime.outboxWorker.stop();
     const during = await sibling(`${NEW},${OLD}`);
     const api = createCaller("connect-json-h1", during.baseUrl);
     let rotating = true;
