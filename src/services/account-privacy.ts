@@ -5,6 +5,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { requestMeta } from "../server/request-context.ts";
 import type { App } from "./app.ts";
+import { selfAudited } from "./authorize.ts";
 import { requireSession } from "./auth.ts";
 import { consentToProto } from "./convert.ts";
 
@@ -17,8 +18,11 @@ export function accountPrivacyHandlers(app: App): Partial<ServiceImpl<typeof Acc
     },
 
     async updateConsents(req, ctx) {
-      const { session } = await requireSession(app, ctx);
-      const current = await app.consents.record({ tenantId: session.tenantId, accountId: session.accountId }, req.consents, requestMeta(ctx).userAgent);
+      const { session, principal } = await requireSession(app, ctx);
+      const purposes = req.consents.map((c) => `${c.purpose}=${c.granted ? "granted" : "withdrawn"}`).join(", ");
+      const current = await selfAudited(app, ctx, principal, "consent.update", purposes.slice(0, 400), () =>
+        app.consents.record({ tenantId: session.tenantId, accountId: session.accountId }, req.consents, requestMeta(ctx).userAgent),
+      );
       return { consents: current.map(consentToProto) };
     },
 

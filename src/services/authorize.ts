@@ -130,3 +130,9 @@ export async function audited<T>(
   await record("success", after ? after(result) : event);
   return result;
 }
+
+/** Audits a change people make to their own data (rectification): actor and target are the account. */
+export function selfAudited<T>(app: App, ctx: HandlerContext, principal: Principal, action: string, reason: string, change: () => Promise<T>): Promise<T> {
+  const target = principal.kind === "session" ? `account:${principal.accountId}` : "";
+  return audited(app, ctx, principal, { tenantId: principal.tenantId, action, target, reason }, change);
+}

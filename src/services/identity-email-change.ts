@@ -3,6 +3,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { requestMeta } from "../server/request-context.ts";
 import type { App } from "./app.ts";
+import { selfAudited } from "./authorize.ts";
 import { requireSession } from "./auth.ts";
 import type { IdentityHandlers } from "./identity-service.ts";
 
@@ -20,7 +21,7 @@ export function emailChangeHandlers(app: App): IdentityHandlers {
     },
     async confirmEmailChange(req, ctx) {
       const { principal } = await requireSession(app, ctx);
-      await app.emailChange.confirm({ principal, meta: requestMeta(ctx), code: req.code });
+      await selfAudited(app, ctx, principal, "identity.email_change", "", () => app.emailChange.confirm({ principal, meta: requestMeta(ctx), code: req.code }));
       return {};
     },
   };

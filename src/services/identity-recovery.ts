@@ -3,6 +3,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { requestMeta, tenantOf } from "../server/request-context.ts";
 import type { App } from "./app.ts";
+import { selfAudited } from "./authorize.ts";
 import { requireSession } from "./auth.ts";
 import type { IdentityHandlers } from "./identity-service.ts";
 
@@ -26,7 +27,7 @@ export function recoveryHandlers(app: App): IdentityHandlers {
     },
     async changePassword(req, ctx) {
       const { principal } = await requireSession(app, ctx);
-      await app.recovery.changePassword({ principal, currentPassword: req.currentPassword, newPassword: req.newPassword });
+      await selfAudited(app, ctx, principal, "identity.password_change", "", () => app.recovery.changePassword({ principal, currentPassword: req.currentPassword, newPassword: req.newPassword }));
       return {};
     },
     async listIdentities(_req, ctx) {
