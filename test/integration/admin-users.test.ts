@@ -6,7 +6,7 @@
 // trail of every action, and ListUsers' keyset pagination — 1,000 users listed
 // in pages of 50 while others are created at random places in the order — with
 // an EXPLAIN check on MySQL that every listing reads an index range.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { sql } from "kysely";
 import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,7 +21,7 @@ import { AccountState, Role } from "../../src/domain/types.ts";
 import { openSqlDatabase } from "../../src/store/sql/database.ts";
 import { listAccountsQuery } from "../../src/store/sql/account-admin-store.ts";
 import { BACKENDS } from "../support/backends.ts";
-import { codeOf, createCaller, type Caller } from "../support/clients.ts";
+import { codeOf, createCaller, type Caller, refusal as refused } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -32,15 +32,11 @@ const uniqueEmail = (tag: string) => `users.${tag}.${Date.now()}.${seq++}@exampl
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** The code name and ErrorInfo reason of a refused call (Connect callers carry the details). */
+/** "Code REASON" of a refused call. */
 async function refusal(call: Promise<unknown>): Promise<string> {
-  try {
-    await call;
-  } catch (error) {
-    const e = ConnectError.from(error);
-    const reason = e.findDetails(ErrorInfoSchema)[0]?.reason;
-    return reason ? `${Code[e.code]} ${reason}` : Code[e.code]!;
-  }
-  throw new Error("expected the call to be refused");
+  const e = await refused(call);
+  const reason = e.findDetails(ErrorInfoSchema)[0]?.reason;
+  return reason ? `${Code[e.code]} ${reason}` : Code[e.code]!;
 }
 
 describe.each(BACKENDS)("user management on the %s backend", (backend) => {

@@ -6,7 +6,7 @@
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import { IdentityService, SignUpRequestSchema } from "../../gen/identity/v1/iden
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { refusal } from "../support/clients.ts";
 
 const STRONG = "correct horse battery staple";
 let seq = 0;
@@ -24,15 +25,6 @@ const freshEmail = (tag: string) => `bad.${tag}.${Date.now()}.${seq++}@example.t
 function call<I extends DescMessage, O extends DescMessage>(transport: Transport, method: DescMethodUnary<I, O>, input: MessageInitShape<I>): Promise<MessageShape<O>> {
   const client = createClient(method.parent, transport) as unknown as Record<string, (i: unknown) => Promise<MessageShape<O>>>;
   return client[method.localName]!(input);
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to be refused");
 }
 
 /** google.rpc.Status, decoded by hand so the check does not rely on connect-es's own parser. */

@@ -12,7 +12,7 @@ import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { emailChangeCodeKey } from "../../src/domain/email-change.ts";
 import { BACKENDS, REDIS_URL } from "../support/backends.ts";
-import { codeOf, createCaller, PROTOCOLS, type Caller } from "../support/clients.ts";
+import { codeOf, createCaller, PROTOCOLS, type Caller, refusal } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 import type { Received } from "../support/smtp.ts";
 
@@ -29,15 +29,6 @@ const REQUESTED = /change of your .* email address was requested/i;
 const CHANGED = /email address was changed/i;
 const codeIn = (mail: Received) => /\b(\d{8})\b/.exec(mail.text)?.[1];
 const masked = (email: string) => `${email[0]}***${email.slice(email.indexOf("@"))}`;
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to be refused");
-}
 
 function expectCodeRefused(error: ConnectError): void {
   expect(error.code).toBe(Code.InvalidArgument);

@@ -5,14 +5,14 @@
 // argon2 work; an unverified account's state is revealed only with the right
 // password.
 import { toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { IdentityService, SignUpResponseSchema } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
-import { createCaller } from "../support/clients.ts";
+import { createCaller, refusal } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -22,15 +22,6 @@ const uniqueEmail = (tag: string) => `enum.${tag}.${Date.now()}.${seq++}@example
 
 const isVerification = (m: { text: string }) => m.text.includes("verify-email?token=");
 const isSignUpNotice = (m: { subject: string; text: string }) => m.subject.startsWith("Someone tried to create") && !m.text.includes("token=");
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to be refused");
-}
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);

@@ -15,7 +15,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,7 +30,7 @@ import { keyringFor } from "../../src/server/wiring.ts";
 import { ACCOUNT_TABLES } from "../../src/store/sql/account-tables.ts";
 import { openDurableStores } from "../../src/store/sql/open.ts";
 import { BACKENDS, createMysqlDatabase, REDIS_URL, type BackendName } from "../support/backends.ts";
-import { codeOf, createCaller, type Caller } from "../support/clients.ts";
+import { codeOf, createCaller, type Caller, refusal } from "../support/clients.ts";
 import { cliEnv, linkToken, runCli, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -46,15 +46,6 @@ interface Person {
   pushToken: string;
   /** Link tokens and session tokens they received. */
   secrets: string[];
-}
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to fail");
 }
 
 /** Sign-up, verification, a second sign-in, a profile with a phone number in it, consents, a push token. */

@@ -21,7 +21,7 @@ import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { newId } from "../../src/domain/ids.ts";
 import { Role } from "../../src/domain/types.ts";
 import { BACKENDS } from "../support/backends.ts";
-import { codeOf, createCaller, PROTOCOLS, type Caller, type Protocol } from "../support/clients.ts";
+import { codeOf, createCaller, PROTOCOLS, type Caller, type Protocol, refusal as refused } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -77,13 +77,8 @@ const withoutTimes = (parts: Part[]) => parts.map(({ exportTime: _t, ...rest }) 
 
 /** The fields a refusal names (BadRequest details), and its code. */
 async function refusal(promise: Promise<unknown>): Promise<{ code: Code; fields: string[] }> {
-  try {
-    await promise;
-  } catch (caught) {
-    const error = ConnectError.from(caught);
-    return { code: error.code, fields: error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field)) };
-  }
-  throw new Error("expected the call to be refused");
+  const error = await refused(promise);
+  return { code: error.code, fields: error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field)) };
 }
 
 describe.each(BACKENDS)("consents and data export on the %s backend", (backend) => {

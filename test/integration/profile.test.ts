@@ -4,7 +4,7 @@
 // push tokens are added, replaced per device and removed; SignIn's profile_mask
 // still returns what was stored; and none of it is readable in the database.
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
@@ -12,7 +12,7 @@ import type { Account, AccountSchema } from "../../gen/identity/v1/common_pb.js"
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
-import { codeOf, createCaller, PROTOCOLS, type Caller, type Protocol } from "../support/clients.ts";
+import { codeOf, createCaller, PROTOCOLS, type Caller, type Protocol, refusal as refused } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -21,14 +21,9 @@ const uniqueEmail = (tag: string) => `profile.${tag}.${Date.now()}.${seq++}@exam
 
 /** The refusal of a call: its code, its message (grpc-js leaves some characters percent-encoded) and, where the protocol carries them to this client, the BadRequest fields. */
 async function refusal(promise: Promise<unknown>): Promise<{ code: Code; message: string; fields: string[] | undefined }> {
-  try {
-    await promise;
-  } catch (caught) {
-    const error = ConnectError.from(caught);
-    const [badRequest] = error.findDetails(BadRequestSchema);
-    return { code: error.code, message: decodeURIComponent(error.rawMessage), fields: badRequest?.fieldViolations.map((v) => v.field) };
-  }
-  throw new Error("expected the call to be refused");
+  const error = await refused(promise);
+  const [badRequest] = error.findDetails(BadRequestSchema);
+  return { code: error.code, message: decodeURIComponent(error.rawMessage), fields: badRequest?.fieldViolations.map((v) => v.field) };
 }
 
 /** What a person can see of their account, without the update time. */

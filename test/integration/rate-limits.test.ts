@@ -11,6 +11,7 @@ import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
+import { refusal } from "../support/clients.ts";
 
 const PASSWORD = "correct horse battery staple";
 const WRONG = "incorrect horse battery staple";
@@ -18,15 +19,6 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 let seq = 0;
 const uniqueEmail = (tag: string) => `limits.${tag}.${Date.now()}.${seq++}@example.test`;
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to be refused");
-}
 
 /** The RetryInfo delay of a refusal, in milliseconds. */
 function retryDelayMs(error: ConnectError): number {

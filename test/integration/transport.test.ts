@@ -13,7 +13,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { promisify } from "node:util";
 import { create, equals, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { compressionGzip, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,7 +25,7 @@ import { createHttpServer, SERVED_FILES } from "../../src/server/http.ts";
 import { createLogger } from "../../src/server/logger.ts";
 import { createMetrics } from "../../src/server/metrics.ts";
 import { BACKENDS } from "../support/backends.ts";
-import { codeOf, createCaller, PROTOCOLS } from "../support/clients.ts";
+import { codeOf, createCaller, PROTOCOLS, refusal } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
 const exec = promisify(execFile);
@@ -39,15 +39,6 @@ const BOGUS_TOKEN = `${"0".repeat(8)}-0000-7000-8000-${"0".repeat(12)}.${"A".rep
 
 const scratch = mkdtempSync(join(tmpdir(), "transport-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to be refused");
-}
 
 function call<I extends DescMessage, O extends DescMessage>(transport: Transport, method: DescMethodUnary<I, O>, input: MessageInitShape<I>): Promise<MessageShape<O>> {
   const client = createClient(method.parent, transport) as unknown as Record<string, (i: unknown) => Promise<MessageShape<O>>>;

@@ -58,12 +58,17 @@ function grpcJsCaller(baseUrl: string, userAgent?: string): Caller {
   };
 }
 
-/** The Connect code of a rejected call (throws if the call succeeded). */
-export async function codeOf(promise: Promise<unknown>): Promise<Code> {
+/** The error of a call that must be refused (throws if the call succeeded). */
+export async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
   try {
     await promise;
   } catch (error) {
-    return ConnectError.from(error).code;
+    return ConnectError.from(error);
   }
-  throw new Error("expected the call to fail");
+  throw new Error("expected the call to be refused");
+}
+
+/** The Connect code of a refused call (throws if the call succeeded). */
+export async function codeOf(promise: Promise<unknown>): Promise<Code> {
+  return (await refusal(promise)).code;
 }
