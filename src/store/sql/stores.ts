@@ -225,17 +225,25 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
     },
 
     async markIdentityVerified({ identityId, accountId, at, state }) {
-      return db.transaction().execute(async (trx) => {
-        const result = await trx
-          .updateTable("identities")
-          .set({ verified_at: at })
-          .where("id", "=", identityId)
-          .where("account_id", "=", accountId)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) === 0) return false;
-        await trx.updateTable("accounts").set({ state, email_verified: 1, updated_at: at }).where("id", "=", accountId).execute();
-        return true;
-      });
+      const unknownIdentity = new Error("unknown identity: roll back");
+      try {
+        return await db.transaction().execute(async (trx) => {
+          // The account row first, as the purge and erasure lock it: one lock order, so a
+          // verification racing a purge on MySQL waits instead of deadlocking.
+          await trx.updateTable("accounts").set({ state, email_verified: 1, updated_at: at }).where("id", "=", accountId).execute();
+          const result = await trx
+            .updateTable("identities")
+            .set({ verified_at: at })
+            .where("id", "=", identityId)
+            .where("account_id", "=", accountId)
+            .executeTakeFirst();
+          if (Number(result.numUpdatedRows) === 0) throw unknownIdentity;
+          return true;
+        });
+      } catch (error) {
+        if (error === unknownIdentity) return false;
+        throw error;
+      }
     },
 
     async setPasswordHash(accountId, passwordHash, at) {
