@@ -60,7 +60,9 @@ export declare type UpdateAccountRequest = Message<"identity.v1.UpdateAccountReq
   account?: Account | undefined;
 
   /**
-   * Which fields to change: display_name, pronouns, locale, custom_attributes.
+   * Which fields to change: display_name (at most 200 characters), pronouns
+   * (at most 50), locale ("en" or "fr"), custom_attributes (at most 50 keys,
+   * 8 KB as JSON, 5 levels deep). In JSON, paths are written in lowerCamelCase.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -100,7 +102,8 @@ export declare const UpdateAccountResponseSchema: GenMessage<UpdateAccountRespon
  */
 export declare type AddPushTokenRequest = Message<"identity.v1.AddPushTokenRequest"> & {
   /**
-   * The token to register.
+   * The token to register: device_id (1 to 128 visible ASCII characters),
+   * platform and token (1 to 1024 visible ASCII characters) are required.
    *
    * @generated from field: identity.v1.PushToken push_token = 1;
    */
@@ -189,7 +192,7 @@ export declare type ListConsentsResponse = Message<"identity.v1.ListConsentsResp
   consents: Consent[];
 
   /**
-   * Every decision ever recorded, newest first.
+   * The decisions recorded, newest first (the newest 1000).
    *
    * @generated from field: repeated identity.v1.Consent history = 2;
    */
@@ -209,7 +212,7 @@ export declare const ListConsentsResponseSchema: GenMessage<ListConsentsResponse
  */
 export declare type UpdateConsentsRequest = Message<"identity.v1.UpdateConsentsRequest"> & {
   /**
-   * The decisions to record.
+   * The decisions to record, 1 to 20, at most one per purpose.
    *
    * @generated from field: repeated identity.v1.ConsentGrant consents = 1;
    */
@@ -263,14 +266,18 @@ export declare const ExportAccountDataRequestSchema: GenMessage<ExportAccountDat
  */
 export declare type ExportAccountDataResponse = Message<"identity.v1.ExportAccountDataResponse"> & {
   /**
-   * The kind of records in this part, for example "account" or "sessions".
+   * The kind of records in this part, in this order: "account", "identities",
+   * "sessions", "consents", "subscription", "messages",
+   * "audit_events_about_me", "audit_events_by_me", "summary". A long section
+   * arrives as several parts.
    *
    * @generated from field: string section = 1;
    */
   section: string;
 
   /**
-   * The records, as a JSON document.
+   * The part as one JSON object: format ("identity.export.v1"), accountId,
+   * section, part (numbered from 1), exportTime and records.
    *
    * @generated from field: string json = 2;
    */
@@ -290,7 +297,8 @@ export declare const ExportAccountDataResponseSchema: GenMessage<ExportAccountDa
  */
 export declare type DeleteAccountRequest = Message<"identity.v1.DeleteAccountRequest"> & {
   /**
-   * The current password, proving a recent sign-in when the session is old.
+   * The current password; needed when the session was created more than 10
+   * minutes ago.
    *
    * @generated from field: string password = 1;
    */
@@ -321,11 +329,18 @@ export declare const DeleteAccountResponseSchema: GenMessage<DeleteAccountRespon
  * AccountService is the signed-in person's own account: profile, consents,
  * data export and deletion.
  *
+ * Every RPC needs `authorization: Bearer <session token>`: without one it
+ * answers Unauthenticated SESSION_REQUIRED, with an invalid, expired or revoked
+ * one Unauthenticated SESSION_INVALID, and with an API key PermissionDenied
+ * SESSION_REQUIRED. Other errors every RPC may answer: InvalidArgument with a
+ * google.rpc.BadRequest naming the field; Unavailable when a backend does not
+ * answer. Changes the person makes are audited (which fields, never values).
+ *
  * @generated from service identity.v1.AccountService
  */
 export declare const AccountService: GenService<{
   /**
-   * Returns the caller's account.
+   * Returns the caller's account, decrypted for them.
    *
    * @generated from rpc identity.v1.AccountService.GetAccount
    */
@@ -336,6 +351,10 @@ export declare const AccountService: GenService<{
   },
   /**
    * Updates the caller's profile fields named in the mask.
+   * Errors: InvalidArgument on update_mask (empty, or FIELD_NOT_UPDATABLE for a
+   * path outside display_name, pronouns, locale, custom_attributes), on account
+   * when missing, or on the field whose value breaks its rule; Unavailable
+   * CONCURRENT_UPDATE when other requests keep changing the account (retry).
    *
    * @generated from rpc identity.v1.AccountService.UpdateAccount
    */
@@ -345,7 +364,11 @@ export declare const AccountService: GenService<{
     output: typeof UpdateAccountResponseSchema;
   },
   /**
-   * Registers a device's push-notification token, replacing the device's previous one.
+   * Registers a device's push-notification token, replacing the device's
+   * previous one; at most 20 devices (registering a 21st drops the least
+   * recently registered).
+   * Errors: InvalidArgument on push_token, push_token.device_id,
+   * push_token.platform or push_token.token.
    *
    * @generated from rpc identity.v1.AccountService.AddPushToken
    */
@@ -356,6 +379,7 @@ export declare const AccountService: GenService<{
   },
   /**
    * Removes a device's push-notification token.
+   * Errors: NotFound PUSH_TOKEN_NOT_FOUND when the device has none.
    *
    * @generated from rpc identity.v1.AccountService.RemovePushToken
    */
@@ -365,7 +389,8 @@ export declare const AccountService: GenService<{
     output: typeof RemovePushTokenResponseSchema;
   },
   /**
-   * Lists the caller's current consents and their history.
+   * Lists the caller's current consents (the newest decision per purpose) and
+   * their history, newest first (the newest 1000; the export has all).
    *
    * @generated from rpc identity.v1.AccountService.ListConsents
    */
@@ -375,7 +400,10 @@ export declare const AccountService: GenService<{
     output: typeof ListConsentsResponseSchema;
   },
   /**
-   * Records consent decisions.
+   * Records 1 to 20 consent decisions, each appended to the history with the
+   * caller's user agent as the client.
+   * Errors: InvalidArgument on consents (none or more than 20),
+   * consents[i].purpose or consents[i].version.
    *
    * @generated from rpc identity.v1.AccountService.UpdateConsents
    */
@@ -385,7 +413,9 @@ export declare const AccountService: GenService<{
     output: typeof UpdateConsentsResponseSchema;
   },
   /**
-   * Streams every record about the caller as JSON documents.
+   * Streams every record about the caller as JSON documents, one per part (at
+   * most 500 records), section by section, ending with a "summary" part; every
+   * record is about the caller and none about anyone else.
    *
    * @generated from rpc identity.v1.AccountService.ExportAccountData
    */
@@ -395,7 +425,14 @@ export declare const AccountService: GenService<{
     output: typeof ExportAccountDataResponseSchema;
   },
   /**
-   * Erases the caller's account; requires a recent sign-in.
+   * Erases the caller's account: its data key is destroyed and ledgered (so
+   * no backup can bring it back), every row about them deleted and every
+   * session ended. Needs a sign-in within the last 10 minutes, or the password.
+   * Errors: FailedPrecondition RECENT_SIGN_IN_REQUIRED when the session is
+   * older and no password is given; Unauthenticated INVALID_CREDENTIALS when
+   * the password is wrong (counted with the sign-in attempts);
+   * FailedPrecondition LAST_SUPER_ADMIN for the last active super admin;
+   * ResourceExhausted RATE_LIMITED.
    *
    * @generated from rpc identity.v1.AccountService.DeleteAccount
    */

@@ -128,6 +128,13 @@ export const DeleteAccountResponseSchema = /*@__PURE__*/
  * AccountService is the signed-in person's own account: profile, consents,
  * data export and deletion.
  *
+ * Every RPC needs `authorization: Bearer <session token>`: without one it
+ * answers Unauthenticated SESSION_REQUIRED, with an invalid, expired or revoked
+ * one Unauthenticated SESSION_INVALID, and with an API key PermissionDenied
+ * SESSION_REQUIRED. Other errors every RPC may answer: InvalidArgument with a
+ * google.rpc.BadRequest naming the field; Unavailable when a backend does not
+ * answer. Changes the person makes are audited (which fields, never values).
+ *
  * @generated from service identity.v1.AccountService
  */
 export const AccountService = /*@__PURE__*/

@@ -20,91 +20,103 @@ export declare const file_identity_v1_admin_service: GenFile;
  */
 export declare type TenantSettings = Message<"identity.v1.TenantSettings"> & {
   /**
-   * Whether anyone may sign up, or only invited people.
+   * Whether sign-up is by invitation only (default false): SignUp then answers
+   * FailedPrecondition SIGN_UP_CLOSED.
    *
    * @generated from field: bool invite_only = 1;
    */
   inviteOnly: boolean;
 
   /**
-   * Whether verified accounts wait for an admin's activation.
+   * Whether verified accounts wait in PENDING_ACTIVATION for ActivateUser
+   * (default false).
    *
    * @generated from field: bool manual_activation = 2;
    */
   manualActivation: boolean;
 
   /**
-   * The minimum password length (at least 8, default 12).
+   * The minimum password length, 8 to 64 (default 12).
    *
    * @generated from field: int32 password_min_length = 3;
    */
   passwordMinLength: number;
 
   /**
-   * How long a session lives without use.
+   * How long a session lives without use: positive, at most 366 days and at
+   * most session_absolute_lifetime (default 24 h).
    *
    * @generated from field: google.protobuf.Duration session_idle_timeout = 4;
    */
   sessionIdleTimeout?: Duration | undefined;
 
   /**
-   * How long a session lives at most.
+   * How long a session lives at most, refreshed or not: positive, at most 366
+   * days (default 720 h).
    *
    * @generated from field: google.protobuf.Duration session_absolute_lifetime = 5;
    */
   sessionAbsoluteLifetime?: Duration | undefined;
 
   /**
-   * The base URL of links in messages.
+   * The base URL of links in messages: empty (the PUBLIC_URL setting) or an
+   * http(s) URL without credentials, query or fragment.
    *
    * @generated from field: string link_base_url = 6;
    */
   linkBaseUrl: string;
 
   /**
-   * The locale of messages when none is known.
+   * The locale of messages when none is known: "en" (default) or "fr".
    *
    * @generated from field: string default_locale = 7;
    */
   defaultLocale: string;
 
   /**
-   * Whether ValidateSession requires an API key with sessions.validate.
+   * Whether ValidateSession of this tenant's sessions requires an API key of
+   * the tenant holding sessions.validate (default false).
    *
    * @generated from field: bool validate_requires_api_key = 8;
    */
   validateRequiresApiKey: boolean;
 
   /**
-   * Sign-in attempts allowed per IP per window.
+   * Sign-in attempts allowed per IP per 15 minutes, 1 to 1,000,000 (default
+   * 100); the budget grows 2x per hour and 4x per day (progressive waits).
    *
    * @generated from field: int32 sign_in_per_ip_limit = 9;
    */
   signInPerIpLimit: number;
 
   /**
-   * Sign-in attempts allowed per account per window.
+   * Sign-in attempts allowed per account per 15 minutes, 1 to 1,000,000
+   * (default 10), progressive like sign_in_per_ip_limit.
    *
    * @generated from field: int32 sign_in_per_account_limit = 10;
    */
   signInPerAccountLimit: number;
 
   /**
-   * How long unverified sign-ups are kept.
+   * How long unverified sign-ups are kept before they are purged, positive, at
+   * most 366 days (default 168 h).
    *
    * @generated from field: google.protobuf.Duration unverified_retention = 11;
    */
   unverifiedRetention?: Duration | undefined;
 
   /**
-   * How long delivered (or abandoned) messages are kept in the outbox (default 30 days).
+   * How long delivered (or abandoned) messages are kept in the outbox,
+   * positive, at most 366 days (default 30 days).
    *
    * @generated from field: google.protobuf.Duration delivered_message_retention = 12;
    */
   deliveredMessageRetention?: Duration | undefined;
 
   /**
-   * How long audit events, security events included, are kept (default 365 days).
+   * How long audit events, security events included, are kept, positive, at
+   * most 366 days (default 365 days); the oldest go as a prefix of the chain,
+   * leaving a checkpoint that verification starts from.
    *
    * @generated from field: google.protobuf.Duration audit_event_retention = 13;
    */
@@ -124,14 +136,15 @@ export declare const TenantSettingsSchema: GenMessage<TenantSettings>;
  */
 export declare type Tenant = Message<"identity.v1.Tenant"> & {
   /**
-   * Opaque identifier of the tenant.
+   * Opaque identifier of the tenant: "default" for the first one, a UUID for
+   * others.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The tenant's display name.
+   * The tenant's display name (at most 200 characters).
    *
    * @generated from field: string name = 2;
    */
@@ -179,7 +192,7 @@ export declare type ApiKey = Message<"identity.v1.ApiKey"> & {
   tenantId: string;
 
   /**
-   * What the key is for.
+   * What the key is for (at most 200 characters).
    *
    * @generated from field: string name = 3;
    */
@@ -220,7 +233,7 @@ export declare const ApiKeySchema: GenMessage<ApiKey>;
  */
 export declare type AuditEvent = Message<"identity.v1.AuditEvent"> & {
   /**
-   * The event's position in the log.
+   * The event's position in its tenant's chain, from 1, without gaps.
    *
    * @generated from field: int64 sequence = 1;
    */
@@ -234,7 +247,7 @@ export declare type AuditEvent = Message<"identity.v1.AuditEvent"> & {
   tenantId: string;
 
   /**
-   * Who acted: "account:<id>", "api_key:<id>" or "anonymous".
+   * Who acted: "account:<id>", "api_key:<id>", "system" or "anonymous".
    *
    * @generated from field: string actor = 3;
    */
@@ -248,14 +261,15 @@ export declare type AuditEvent = Message<"identity.v1.AuditEvent"> & {
   action: string;
 
   /**
-   * Whom it was done to, for example "account:<id>".
+   * Whom it was done to, by id and never by address: "account:<id>",
+   * "tenant:<id>", "api_key:<id>", or empty.
    *
    * @generated from field: string target = 5;
    */
   target: string;
 
   /**
-   * The reason the actor stated.
+   * The reason the actor stated (at most 1000 characters).
    *
    * @generated from field: string reason = 6;
    */
@@ -269,14 +283,14 @@ export declare type AuditEvent = Message<"identity.v1.AuditEvent"> & {
   ipAddress: string;
 
   /**
-   * The actor's user agent.
+   * The actor's user agent (at most 512 characters).
    *
    * @generated from field: string user_agent = 8;
    */
   userAgent: string;
 
   /**
-   * "success" or the error reason.
+   * "success", or the refusal's reason (for example "LAST_SUPER_ADMIN").
    *
    * @generated from field: string outcome = 9;
    */
@@ -290,7 +304,7 @@ export declare type AuditEvent = Message<"identity.v1.AuditEvent"> & {
   eventTime?: Timestamp | undefined;
 
   /**
-   * Hex SHA-256 committing to this event and the previous one.
+   * Hex SHA-256 over this event's fields and the previous event's hash.
    *
    * @generated from field: string hash = 11;
    */
@@ -317,21 +331,22 @@ export declare type CreateUserRequest = Message<"identity.v1.CreateUserRequest">
   email: string;
 
   /**
-   * An initial password; empty with send_welcome means the user sets one.
+   * An initial password, under the tenant's password rules; empty with
+   * send_welcome means the person chooses one through the invitation.
    *
    * @generated from field: string password = 2;
    */
   password: string;
 
   /**
-   * The user's role; defaults to ROLE_USER.
+   * The user's role; unset means ROLE_USER; never above the caller's.
    *
    * @generated from field: identity.v1.Role role = 3;
    */
   role: Role;
 
   /**
-   * Whether to email a welcome message with a link to set a password.
+   * Whether to email an invitation with a 7-day link to set a password.
    *
    * @generated from field: bool send_welcome = 4;
    */
@@ -345,7 +360,7 @@ export declare type CreateUserRequest = Message<"identity.v1.CreateUserRequest">
   displayName: string;
 
   /**
-   * The user's locale.
+   * The user's locale, "en" or "fr"; empty means the tenant's default.
    *
    * @generated from field: string locale = 6;
    */
@@ -392,7 +407,8 @@ export declare type GetUserRequest = Message<"identity.v1.GetUserRequest"> & {
   accountId: string;
 
   /**
-   * Why the caller reads this person's data; recorded in the audit trail.
+   * Why the caller reads this person's data (required, at most 1000
+   * characters); recorded in the audit trail.
    *
    * @generated from field: string reason = 2;
    */
@@ -439,7 +455,7 @@ export declare type ListUsersRequest = Message<"identity.v1.ListUsersRequest"> &
   pageSize: number;
 
   /**
-   * The next_page_token of a previous call.
+   * The next_page_token of a previous call with the same filters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -481,7 +497,8 @@ export declare type ListUsersRequest = Message<"identity.v1.ListUsersRequest"> &
   createdBefore?: Timestamp | undefined;
 
   /**
-   * Only the user with exactly this email address.
+   * Only the user with exactly this email address (found through the blind
+   * index; at most one user).
    *
    * @generated from field: string email = 8;
    */
@@ -542,7 +559,8 @@ export declare type UpdateUserRequest = Message<"identity.v1.UpdateUserRequest">
   account?: Account | undefined;
 
   /**
-   * Which fields to change.
+   * Which fields to change: display_name, pronouns, locale,
+   * custom_attributes (the rules of AccountService.UpdateAccount).
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -873,7 +891,8 @@ export declare type SetSubscriptionRequest = Message<"identity.v1.SetSubscriptio
   accountId: string;
 
   /**
-   * The plan and expiry.
+   * The plan (at most 64 characters) and optional expiry; an empty message
+   * clears the subscription.
    *
    * @generated from field: identity.v1.Subscription subscription = 2;
    */
@@ -954,7 +973,7 @@ export declare type ListUserConsentsResponse = Message<"identity.v1.ListUserCons
   consents: Consent[];
 
   /**
-   * Every decision ever recorded, newest first.
+   * The decisions recorded, newest first (the newest 1000).
    *
    * @generated from field: repeated identity.v1.Consent history = 2;
    */
@@ -1035,21 +1054,21 @@ export declare type ListAuditEventsRequest = Message<"identity.v1.ListAuditEvent
   pageToken: string;
 
   /**
-   * Only events by this actor.
+   * Only events by this actor, for example "account:<id>".
    *
    * @generated from field: string actor = 3;
    */
   actor: string;
 
   /**
-   * Only events about this target.
+   * Only events about this target, for example "account:<id>".
    *
    * @generated from field: string target = 4;
    */
   target: string;
 
   /**
-   * Only events with this action.
+   * Only events with this action, for example "session.sign_in_failed".
    *
    * @generated from field: string action = 5;
    */
@@ -1131,7 +1150,8 @@ export declare type VerifyAuditChainResponse = Message<"identity.v1.VerifyAuditC
   intact: boolean;
 
   /**
-   * The sequence of the first event whose hash does not match; 0 when intact.
+   * The first broken sequence (an event changed, replaced or missing, or a
+   * head that does not match the last event); 0 when intact.
    *
    * @generated from field: int64 first_broken_sequence = 2;
    */
@@ -1205,7 +1225,7 @@ export declare const CreateTenantResponseSchema: GenMessage<CreateTenantResponse
  */
 export declare type GetTenantRequest = Message<"identity.v1.GetTenantRequest"> & {
   /**
-   * The tenant's id; empty means the caller's.
+   * The tenant's id; empty means the x-tenant-id header's, else the caller's.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -1272,7 +1292,7 @@ export declare const ListTenantsRequestSchema: GenMessage<ListTenantsRequest>;
  */
 export declare type ListTenantsResponse = Message<"identity.v1.ListTenantsResponse"> & {
   /**
-   * The tenants.
+   * The tenants, in creation order.
    *
    * @generated from field: repeated identity.v1.Tenant tenants = 1;
    */
@@ -1306,7 +1326,9 @@ export declare type UpdateTenantRequest = Message<"identity.v1.UpdateTenantReque
   tenant?: Tenant | undefined;
 
   /**
-   * Which fields to change, for example "name" or "settings.invite_only".
+   * Which fields to change: "name", "settings" (all of them) or
+   * "settings.<field>", for example "settings.invite_only". In JSON, paths are
+   * written in lowerCamelCase ("settings.inviteOnly").
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -1346,7 +1368,8 @@ export declare const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse
  */
 export declare type CreateApiKeyRequest = Message<"identity.v1.CreateApiKeyRequest"> & {
   /**
-   * The tenant the key acts in; empty means the caller's.
+   * The tenant the key acts in; empty means the x-tenant-id header's, else
+   * the caller's. A key never acts on another tenant.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -1360,7 +1383,8 @@ export declare type CreateApiKeyRequest = Message<"identity.v1.CreateApiKeyReque
   name: string;
 
   /**
-   * The permissions granted to the key.
+   * The permissions granted to the key, at least one, each once:
+   * sessions.validate, users.read, users.write, audit.read.
    *
    * @generated from field: repeated string permissions = 3;
    */
@@ -1387,7 +1411,8 @@ export declare type CreateApiKeyResponse = Message<"identity.v1.CreateApiKeyResp
   apiKey?: ApiKey | undefined;
 
   /**
-   * The secret to send as "authorization: Bearer <secret>"; not retrievable later.
+   * The secret ("idk_" and 256 random bits, base64url) to send as
+   * "authorization: Bearer <secret>"; not retrievable later.
    *
    * @generated from field: string secret = 2;
    */
@@ -1407,7 +1432,7 @@ export declare const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse
  */
 export declare type ListApiKeysRequest = Message<"identity.v1.ListApiKeysRequest"> & {
   /**
-   * The tenant; empty means the caller's.
+   * The tenant; empty means the x-tenant-id header's, else the caller's.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -1479,11 +1504,47 @@ export declare const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse
  * API keys and the audit trail. Every read or change of another person's data
  * is audited.
  *
+ * Callers send `authorization: Bearer <session token or API key>`. Each RPC is
+ * authorized before anything it names is looked up (permission before
+ * existence), so a caller who may not make it learns nothing about whether its
+ * target exists. Authorization errors every RPC may answer: Unauthenticated
+ * AUTHENTICATION_REQUIRED (no credential), SESSION_INVALID or API_KEY_INVALID
+ * (a bad, expired or revoked one); PermissionDenied ROLE_REQUIRED (role too
+ * low), PERMISSION_REQUIRED (an API key without the permission),
+ * API_KEY_NOT_ALLOWED (an RPC for people only), OTHER_TENANT (another tenant
+ * than the caller's, except for super admins), ACCOUNT_NOT_ACTIVE (the admin's
+ * own account was deactivated). Admin roles are re-read from the account on
+ * every call, so a demotion counts at once.
+ *
+ * The tenant acted on is the request's tenant_id where it has one, else the
+ * x-tenant-id header, else the caller's own. Other errors every RPC may
+ * answer: InvalidArgument with a google.rpc.BadRequest naming the field;
+ * Unavailable when a backend does not answer.
+ *
+ * User RPCs (CreateUser to ExportUserData): callers are ADMIN (on the USER
+ * accounts of their tenant; reads on every account), SUPER_ADMIN (any account
+ * of any tenant), or API keys of the tenant with users.read (GetUser,
+ * ListUsers, ListUserConsents, ExportUserData) or users.write (the others, on
+ * USER accounts). They answer NotFound ACCOUNT_NOT_FOUND for an unknown
+ * account or one of another tenant, PermissionDenied ACCOUNT_ROLE_TOO_HIGH for
+ * an account the caller may not manage, and take an optional reason recorded in
+ * the audit event.
+ *
  * @generated from service identity.v1.AdminService
  */
 export declare const AdminService: GenService<{
   /**
-   * Creates a user, or invites one with a welcome message to set a password.
+   * Creates a user. With a password the account is ACTIVE and its address
+   * verified (the admin vouches for it). With send_welcome and no password it
+   * is an invitation: the account waits in PENDING_VERIFICATION and the person
+   * receives a single-use link (…/accept-invitation?token=…, 7 days) to
+   * accept through IdentityService.CompletePasswordReset. With both, the
+   * account is active at once and the link lets the person choose their own
+   * password.
+   * Errors: InvalidArgument on email, password (required unless send_welcome;
+   * the tenant's password rules), role, display_name or locale;
+   * PermissionDenied ROLE_TOO_HIGH for a role above the caller's;
+   * AlreadyExists EMAIL_TAKEN when the tenant has the address (audited).
    *
    * @generated from rpc identity.v1.AdminService.CreateUser
    */
@@ -1493,7 +1554,8 @@ export declare const AdminService: GenService<{
     output: typeof CreateUserResponseSchema;
   },
   /**
-   * Reads a user; the caller states a reason, which is audited.
+   * Reads a user; the caller states a reason, recorded with the read.
+   * Errors: InvalidArgument REASON_REQUIRED on reason when empty.
    *
    * @generated from rpc identity.v1.AdminService.GetUser
    */
@@ -1503,7 +1565,11 @@ export declare const AdminService: GenService<{
     output: typeof GetUserResponseSchema;
   },
   /**
-   * Lists and searches users with pagination.
+   * Lists users oldest first, in keyset pages stable while users are added,
+   * with filters; every filter is an index range (flat cost at any size).
+   * Errors: InvalidArgument on page_size, created_before (not after
+   * created_after) or page_token (PAGE_TOKEN_INVALID: not from a previous call,
+   * or issued for other filters).
    *
    * @generated from rpc identity.v1.AdminService.ListUsers
    */
@@ -1513,7 +1579,8 @@ export declare const AdminService: GenService<{
     output: typeof ListUsersResponseSchema;
   },
   /**
-   * Updates a user's profile fields named in the mask.
+   * Updates a user's profile fields named in the mask, under the rules of
+   * AccountService.UpdateAccount. Needs users.write.
    *
    * @generated from rpc identity.v1.AdminService.UpdateUser
    */
@@ -1523,7 +1590,11 @@ export declare const AdminService: GenService<{
     output: typeof UpdateUserResponseSchema;
   },
   /**
-   * Sets a user's role; never above the caller's own.
+   * Sets a user's role and ends the account's sessions (a session carries the
+   * role it was issued with). SUPER_ADMIN only in the default tenant.
+   * Errors: PermissionDenied ROLE_TOO_HIGH for a role above the caller's;
+   * FailedPrecondition LAST_SUPER_ADMIN when it would demote the last active
+   * super admin.
    *
    * @generated from rpc identity.v1.AdminService.SetUserRole
    */
@@ -1533,7 +1604,11 @@ export declare const AdminService: GenService<{
     output: typeof SetUserRoleResponseSchema;
   },
   /**
-   * Activates a user awaiting manual activation, or a deactivated one.
+   * Activates a user awaiting manual activation, or brings back a deactivated
+   * one (to PENDING_VERIFICATION if its address was never verified); an active
+   * one is left as it is.
+   * Errors: FailedPrecondition IDENTITY_UNVERIFIED for an account awaiting
+   * verification.
    *
    * @generated from rpc identity.v1.AdminService.ActivateUser
    */
@@ -1543,7 +1618,9 @@ export declare const AdminService: GenService<{
     output: typeof ActivateUserResponseSchema;
   },
   /**
-   * Deactivates a user: sign-in refused, every session ended.
+   * Deactivates a user: sign-in is refused (ACCOUNT_DEACTIVATED) and every
+   * session ends at once on every instance.
+   * Errors: FailedPrecondition LAST_SUPER_ADMIN.
    *
    * @generated from rpc identity.v1.AdminService.DeactivateUser
    */
@@ -1553,7 +1630,9 @@ export declare const AdminService: GenService<{
     output: typeof DeactivateUserResponseSchema;
   },
   /**
-   * Erases a user.
+   * Erases a user: the data key is destroyed and ledgered, every row deleted,
+   * every session ended (the same erasure as AccountService.DeleteAccount).
+   * Errors: FailedPrecondition LAST_SUPER_ADMIN.
    *
    * @generated from rpc identity.v1.AdminService.DeleteUser
    */
@@ -1563,7 +1642,11 @@ export declare const AdminService: GenService<{
     output: typeof DeleteUserResponseSchema;
   },
   /**
-   * Sends a user a password-reset message.
+   * Sends a user a password-reset link (10 minutes), counted against the
+   * address's message budget; to an invited person who never accepted, a new
+   * invitation instead.
+   * Errors: FailedPrecondition NO_EMAIL_IDENTITY when the account has no
+   * address to send to.
    *
    * @generated from rpc identity.v1.AdminService.SendPasswordReset
    */
@@ -1573,7 +1656,7 @@ export declare const AdminService: GenService<{
     output: typeof SendPasswordResetResponseSchema;
   },
   /**
-   * Ends every session of a user.
+   * Ends every session of a user, on every instance at once.
    *
    * @generated from rpc identity.v1.AdminService.RevokeUserSessions
    */
@@ -1583,7 +1666,10 @@ export declare const AdminService: GenService<{
     output: typeof RevokeUserSessionsResponseSchema;
   },
   /**
-   * Sets a user's subscription plan and expiry.
+   * Sets a user's subscription plan and expiry; an empty subscription clears
+   * it.
+   * Errors: InvalidArgument on subscription (missing), subscription.plan (at
+   * most 64 characters) or subscription.expire_time (without a plan).
    *
    * @generated from rpc identity.v1.AdminService.SetSubscription
    */
@@ -1593,7 +1679,9 @@ export declare const AdminService: GenService<{
     output: typeof SetSubscriptionResponseSchema;
   },
   /**
-   * Reads a user's consents; audited.
+   * Reads a user's consents and their history; reason required, audited as
+   * user.list_consents. Needs users.read.
+   * Errors: InvalidArgument REASON_REQUIRED on reason when empty.
    *
    * @generated from rpc identity.v1.AdminService.ListUserConsents
    */
@@ -1603,7 +1691,10 @@ export declare const AdminService: GenService<{
     output: typeof ListUserConsentsResponseSchema;
   },
   /**
-   * Streams every record about a user; audited.
+   * Streams every record about a user, the same export as
+   * AccountService.ExportAccountData, each part wrapped; reason required,
+   * audited as user.export before the first part is sent. Needs users.read.
+   * Errors: InvalidArgument REASON_REQUIRED on reason when empty.
    *
    * @generated from rpc identity.v1.AdminService.ExportUserData
    */
@@ -1613,7 +1704,11 @@ export declare const AdminService: GenService<{
     output: typeof ExportUserDataResponseSchema;
   },
   /**
-   * Lists audit events with filters.
+   * Lists the tenant's audit events oldest first, with filters, in keyset
+   * pages; audited itself (audit.list). Callers: admins of the tenant, super
+   * admins (any tenant, through x-tenant-id), API keys with audit.read.
+   * Errors: InvalidArgument on page_size, actor, target, action, before (not
+   * after after) or page_token (PAGE_TOKEN_INVALID).
    *
    * @generated from rpc identity.v1.AdminService.ListAuditEvents
    */
@@ -1623,7 +1718,9 @@ export declare const AdminService: GenService<{
     output: typeof ListAuditEventsResponseSchema;
   },
   /**
-   * Verifies the audit hash chain and names the first broken link.
+   * Verifies the tenant's whole audit hash chain in batches and names the
+   * first broken sequence; audited itself (audit.verify). Same callers as
+   * ListAuditEvents.
    *
    * @generated from rpc identity.v1.AdminService.VerifyAuditChain
    */
@@ -1633,7 +1730,8 @@ export declare const AdminService: GenService<{
     output: typeof VerifyAuditChainResponseSchema;
   },
   /**
-   * Creates a tenant (super admins).
+   * Creates a tenant, unset settings taking safe defaults. Super admins only.
+   * Errors: InvalidArgument on name or the settings.<field> breaking its rule.
    *
    * @generated from rpc identity.v1.AdminService.CreateTenant
    */
@@ -1643,7 +1741,8 @@ export declare const AdminService: GenService<{
     output: typeof CreateTenantResponseSchema;
   },
   /**
-   * Reads a tenant.
+   * Reads a tenant: super admins any tenant, admins their own.
+   * Errors: NotFound TENANT_NOT_FOUND.
    *
    * @generated from rpc identity.v1.AdminService.GetTenant
    */
@@ -1653,7 +1752,8 @@ export declare const AdminService: GenService<{
     output: typeof GetTenantResponseSchema;
   },
   /**
-   * Lists tenants (super admins).
+   * Lists tenants. Super admins only.
+   * Errors: InvalidArgument on page_size or page_token (INVALID_PAGE_TOKEN).
    *
    * @generated from rpc identity.v1.AdminService.ListTenants
    */
@@ -1663,7 +1763,12 @@ export declare const AdminService: GenService<{
     output: typeof ListTenantsResponseSchema;
   },
   /**
-   * Updates a tenant's settings named in the mask (super admins).
+   * Updates a tenant's fields named in the mask; concurrent updates never lose
+   * one another, and every instance drops its cached copy at once. Sessions
+   * already issued keep their expiry. Super admins only.
+   * Errors: InvalidArgument on update_mask (an unknown path), tenant,
+   * tenant.id, or the tenant.settings.<field> breaking its rule (nothing
+   * changes); NotFound TENANT_NOT_FOUND.
    *
    * @generated from rpc identity.v1.AdminService.UpdateTenant
    */
@@ -1673,7 +1778,10 @@ export declare const AdminService: GenService<{
     output: typeof UpdateTenantResponseSchema;
   },
   /**
-   * Creates a service API key; its secret is returned once.
+   * Creates a service API key; its secret is returned once and stored only as
+   * its SHA-256. Super admins only.
+   * Errors: InvalidArgument on name or permissions[i]; NotFound
+   * TENANT_NOT_FOUND.
    *
    * @generated from rpc identity.v1.AdminService.CreateApiKey
    */
@@ -1683,7 +1791,8 @@ export declare const AdminService: GenService<{
     output: typeof CreateApiKeyResponseSchema;
   },
   /**
-   * Lists API keys (never their secrets).
+   * Lists a tenant's API keys, never their secrets or hashes. Super admins
+   * only.
    *
    * @generated from rpc identity.v1.AdminService.ListApiKeys
    */
@@ -1693,7 +1802,9 @@ export declare const AdminService: GenService<{
     output: typeof ListApiKeysResponseSchema;
   },
   /**
-   * Revokes an API key.
+   * Revokes an API key; every instance refuses it at once. Super admins only.
+   * Errors: InvalidArgument on api_key_id when empty; NotFound
+   * API_KEY_NOT_FOUND.
    *
    * @generated from rpc identity.v1.AdminService.RevokeApiKey
    */

@@ -354,6 +354,32 @@ export const RevokeApiKeyResponseSchema = /*@__PURE__*/
  * API keys and the audit trail. Every read or change of another person's data
  * is audited.
  *
+ * Callers send `authorization: Bearer <session token or API key>`. Each RPC is
+ * authorized before anything it names is looked up (permission before
+ * existence), so a caller who may not make it learns nothing about whether its
+ * target exists. Authorization errors every RPC may answer: Unauthenticated
+ * AUTHENTICATION_REQUIRED (no credential), SESSION_INVALID or API_KEY_INVALID
+ * (a bad, expired or revoked one); PermissionDenied ROLE_REQUIRED (role too
+ * low), PERMISSION_REQUIRED (an API key without the permission),
+ * API_KEY_NOT_ALLOWED (an RPC for people only), OTHER_TENANT (another tenant
+ * than the caller's, except for super admins), ACCOUNT_NOT_ACTIVE (the admin's
+ * own account was deactivated). Admin roles are re-read from the account on
+ * every call, so a demotion counts at once.
+ *
+ * The tenant acted on is the request's tenant_id where it has one, else the
+ * x-tenant-id header, else the caller's own. Other errors every RPC may
+ * answer: InvalidArgument with a google.rpc.BadRequest naming the field;
+ * Unavailable when a backend does not answer.
+ *
+ * User RPCs (CreateUser to ExportUserData): callers are ADMIN (on the USER
+ * accounts of their tenant; reads on every account), SUPER_ADMIN (any account
+ * of any tenant), or API keys of the tenant with users.read (GetUser,
+ * ListUsers, ListUserConsents, ExportUserData) or users.write (the others, on
+ * USER accounts). They answer NotFound ACCOUNT_NOT_FOUND for an unknown
+ * account or one of another tenant, PermissionDenied ACCOUNT_ROLE_TOO_HIGH for
+ * an account the caller may not manage, and take an optional reason recorded in
+ * the audit event.
+ *
  * @generated from service identity.v1.AdminService
  */
 export const AdminService = /*@__PURE__*/

@@ -19,14 +19,16 @@ export declare const file_identity_v1_identity_service: GenFile;
  */
 export declare type SignUpRequest = Message<"identity.v1.SignUpRequest"> & {
   /**
-   * The email address to register.
+   * The email address to register (at most 254 characters).
    *
    * @generated from field: string email = 1;
    */
   email: string;
 
   /**
-   * The password, at least the tenant's minimum length (default 12), at most 1024.
+   * The password: at least the tenant's minimum length (default 12), at most
+   * 1024 characters after Unicode NFKC normalisation, never truncated; refused
+   * when common or easy to guess. No composition rules.
    *
    * @generated from field: string password = 2;
    */
@@ -40,7 +42,8 @@ export declare type SignUpRequest = Message<"identity.v1.SignUpRequest"> & {
   locale: string;
 
   /**
-   * Consents given on the sign-up form.
+   * Consents given on the sign-up form (at most 20), recorded with the account
+   * in the same transaction; nothing is recorded for a taken address.
    *
    * @generated from field: repeated identity.v1.ConsentGrant consents = 4;
    */
@@ -74,7 +77,7 @@ export declare const SignUpResponseSchema: GenMessage<SignUpResponse>;
  */
 export declare type VerifyIdentityRequest = Message<"identity.v1.VerifyIdentityRequest"> & {
   /**
-   * The token from the verification link.
+   * The token from the verification link (…/verify-email?token=…).
    *
    * @generated from field: string token = 1;
    */
@@ -94,7 +97,8 @@ export declare const VerifyIdentityRequestSchema: GenMessage<VerifyIdentityReque
  */
 export declare type VerifyIdentityResponse = Message<"identity.v1.VerifyIdentityResponse"> & {
   /**
-   * The new session's bearer token.
+   * The new session's bearer token, sent as `authorization: Bearer <token>`.
+   * Shown only here; the service keeps only its SHA-256.
    *
    * @generated from field: string session_token = 1;
    */
@@ -244,7 +248,7 @@ export declare type ChangePasswordRequest = Message<"identity.v1.ChangePasswordR
   currentPassword: string;
 
   /**
-   * The new password.
+   * The new password, under the rules of SignUpRequest.password.
    *
    * @generated from field: string new_password = 2;
    */
@@ -319,7 +323,8 @@ export declare const StartPasswordResetResponseSchema: GenMessage<StartPasswordR
  */
 export declare type CheckPasswordResetCodeRequest = Message<"identity.v1.CheckPasswordResetCodeRequest"> & {
   /**
-   * The code from the reset message.
+   * The token from the reset link (…/reset-password?token=…) or from an
+   * invitation link (…/accept-invitation?token=…).
    *
    * @generated from field: string code = 1;
    */
@@ -339,7 +344,7 @@ export declare const CheckPasswordResetCodeRequestSchema: GenMessage<CheckPasswo
  */
 export declare type CheckPasswordResetCodeResponse = Message<"identity.v1.CheckPasswordResetCodeResponse"> & {
   /**
-   * When the code expires.
+   * When the code expires; it is still unused.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 1;
    */
@@ -359,14 +364,14 @@ export declare const CheckPasswordResetCodeResponseSchema: GenMessage<CheckPassw
  */
 export declare type CompletePasswordResetRequest = Message<"identity.v1.CompletePasswordResetRequest"> & {
   /**
-   * The code from the reset message.
+   * The token from the reset or invitation link; single-use.
    *
    * @generated from field: string code = 1;
    */
   code: string;
 
   /**
-   * The new password.
+   * The new password, under the rules of SignUpRequest.password.
    *
    * @generated from field: string new_password = 2;
    */
@@ -400,7 +405,8 @@ export declare const CompletePasswordResetResponseSchema: GenMessage<CompletePas
  */
 export declare type StartEmailChangeRequest = Message<"identity.v1.StartEmailChangeRequest"> & {
   /**
-   * The new email address.
+   * The new email address; the current one keeps working until the change is
+   * confirmed.
    *
    * @generated from field: string new_email = 1;
    */
@@ -434,7 +440,7 @@ export declare const StartEmailChangeResponseSchema: GenMessage<StartEmailChange
  */
 export declare type CheckEmailChangeCodeRequest = Message<"identity.v1.CheckEmailChangeCodeRequest"> & {
   /**
-   * The code sent to the new address.
+   * The 8-digit code sent to the new address.
    *
    * @generated from field: string code = 1;
    */
@@ -474,7 +480,7 @@ export declare const CheckEmailChangeCodeResponseSchema: GenMessage<CheckEmailCh
  */
 export declare type ConfirmEmailChangeRequest = Message<"identity.v1.ConfirmEmailChangeRequest"> & {
   /**
-   * The code sent to the new address.
+   * The 8-digit code sent to the new address; single-use.
    *
    * @generated from field: string code = 1;
    */
@@ -505,13 +511,30 @@ export declare const ConfirmEmailChangeResponseSchema: GenMessage<ConfirmEmailCh
  * IdentityService manages the ways to sign in to an account: sign-up,
  * verification, passwords, password reset and email change.
  *
+ * Anonymous calls act in the default tenant, or in the tenant the x-tenant-id
+ * header names. RPCs marked "signed in" need `authorization: Bearer <session
+ * token>`: without one they answer Unauthenticated SESSION_REQUIRED, with an
+ * invalid, expired or revoked one Unauthenticated SESSION_INVALID, and with an
+ * API key PermissionDenied SESSION_REQUIRED.
+ *
+ * Errors every RPC may answer: InvalidArgument with a google.rpc.BadRequest
+ * naming the field (and an ErrorInfo reason); ResourceExhausted RATE_LIMITED
+ * with google.rpc.RetryInfo and a Retry-After header where a credential or code
+ * is checked or a message sent; Unavailable when a backend does not answer.
+ *
  * @generated from service identity.v1.IdentityService
  */
 export declare const IdentityService: GenService<{
   /**
-   * Creates an unverified email identity and sends a verification link.
-   * Answers the same way whether or not the address is taken; the owner of a
-   * taken address receives a notice instead.
+   * Creates an unverified account with an email identity and sends a
+   * verification link (24 h by default). Answers the same way, in the same
+   * time, whether or not the address is taken: the owner of a taken address
+   * receives a notice instead, and a second sign-up of an unverified address
+   * re-sends the link (which then sets that sign-up's password).
+   * Errors: InvalidArgument on email, password (PASSWORD_REQUIRED,
+   * PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_COMMON, PASSWORD_WEAK),
+   * locale or consents[i]; FailedPrecondition SIGN_UP_CLOSED when the tenant is
+   * invite-only; ResourceExhausted RATE_LIMITED per IP.
    *
    * @generated from rpc identity.v1.IdentityService.SignUp
    */
@@ -522,6 +545,11 @@ export declare const IdentityService: GenService<{
   },
   /**
    * Verifies an identity with the token from the emailed link and signs in.
+   * The account becomes active, or waits for an admin when the tenant sets
+   * manual_activation.
+   * Errors: InvalidArgument TOKEN_INVALID on token (wrong, expired or used);
+   * FailedPrecondition ACCOUNT_PENDING_ACTIVATION or ACCOUNT_DEACTIVATED when
+   * the account cannot sign in yet; ResourceExhausted RATE_LIMITED per IP.
    *
    * @generated from rpc identity.v1.IdentityService.VerifyIdentity
    */
@@ -531,7 +559,10 @@ export declare const IdentityService: GenService<{
     output: typeof VerifyIdentityResponseSchema;
   },
   /**
-   * Sends the verification message again (rate-limited per address).
+   * Sends the verification link again, only to an address signed up and not
+   * yet verified; earlier links stay valid until they expire. The answer is
+   * the same for any address; sends are capped per address (silently) and per
+   * IP (ResourceExhausted RATE_LIMITED).
    *
    * @generated from rpc identity.v1.IdentityService.ResendVerification
    */
@@ -541,7 +572,7 @@ export declare const IdentityService: GenService<{
     output: typeof ResendVerificationResponseSchema;
   },
   /**
-   * Lists the caller's identities.
+   * Lists the caller's identities, values decrypted for their owner. Signed in.
    *
    * @generated from rpc identity.v1.IdentityService.ListIdentities
    */
@@ -551,7 +582,9 @@ export declare const IdentityService: GenService<{
     output: typeof ListIdentitiesResponseSchema;
   },
   /**
-   * Removes one of the caller's identities; never the last verified one.
+   * Removes one of the caller's identities. Signed in.
+   * Errors: NotFound IDENTITY_NOT_FOUND (also for another account's identity);
+   * FailedPrecondition LAST_IDENTITY for the last verified one.
    *
    * @generated from rpc identity.v1.IdentityService.RemoveIdentity
    */
@@ -561,7 +594,12 @@ export declare const IdentityService: GenService<{
     output: typeof RemoveIdentityResponseSchema;
   },
   /**
-   * Changes the caller's password; ends every other session.
+   * Changes the caller's password, ends every other session and tells the
+   * owner. Signed in.
+   * Errors: Unauthenticated INVALID_CREDENTIALS when current_password is wrong
+   * (counted with the address's sign-in attempts); InvalidArgument on
+   * new_password (the PASSWORD_* reasons of SignUp); ResourceExhausted
+   * RATE_LIMITED.
    *
    * @generated from rpc identity.v1.IdentityService.ChangePassword
    */
@@ -571,7 +609,10 @@ export declare const IdentityService: GenService<{
     output: typeof ChangePasswordResponseSchema;
   },
   /**
-   * Starts a password reset: emails a code when the address exists.
+   * Starts a password reset: a single-use 256-bit link
+   * (…/reset-password?token=…, 10 minutes) to the address when it belongs to
+   * an account, verified or not. The answer is the same whether or not it
+   * does; capped per address and per IP (ResourceExhausted RATE_LIMITED).
    *
    * @generated from rpc identity.v1.IdentityService.StartPasswordReset
    */
@@ -581,7 +622,11 @@ export declare const IdentityService: GenService<{
     output: typeof StartPasswordResetResponseSchema;
   },
   /**
-   * Tells whether a password-reset code is valid, without using it.
+   * Tells when a password-reset code (or invitation token) expires, without
+   * using it.
+   * Errors: InvalidArgument TOKEN_INVALID on code when it is wrong, expired,
+   * used, of another purpose, or voided by a later password or email change;
+   * ResourceExhausted RATE_LIMITED per IP.
    *
    * @generated from rpc identity.v1.IdentityService.CheckPasswordResetCode
    */
@@ -591,7 +636,13 @@ export declare const IdentityService: GenService<{
     output: typeof CheckPasswordResetCodeResponseSchema;
   },
   /**
-   * Sets a new password with a reset code; ends every session.
+   * Sets a new password with a reset code: ends every session, verifies an
+   * unverified address and tells the owner. Also accepts an invitation's token
+   * (AdminService.CreateUser with send_welcome): it sets the first password and
+   * activates the account (or leaves it awaiting activation).
+   * Errors: InvalidArgument TOKEN_INVALID on code; InvalidArgument on
+   * new_password (the PASSWORD_* reasons of SignUp); ResourceExhausted
+   * RATE_LIMITED per IP.
    *
    * @generated from rpc identity.v1.IdentityService.CompletePasswordReset
    */
@@ -601,7 +652,13 @@ export declare const IdentityService: GenService<{
     output: typeof CompletePasswordResetResponseSchema;
   },
   /**
-   * Starts an email change: a code to the new address, a notice to the old one.
+   * Starts an email change. Signed in. An 8-digit code (10 minutes,
+   * single-use) goes to the new address and a notice to the old one; a taken
+   * new address gets nothing, and the answer is the same. A new start replaces
+   * the pending change.
+   * Errors: InvalidArgument on new_email (EMAIL_UNCHANGED when it is the
+   * current address); FailedPrecondition NO_EMAIL_IDENTITY; ResourceExhausted
+   * RATE_LIMITED.
    *
    * @generated from rpc identity.v1.IdentityService.StartEmailChange
    */
@@ -611,7 +668,9 @@ export declare const IdentityService: GenService<{
     output: typeof StartEmailChangeResponseSchema;
   },
   /**
-   * Tells whether an email-change code is valid, without using it.
+   * Tells when an email-change code expires, without using it. Signed in.
+   * Errors: InvalidArgument TOKEN_INVALID on code; ResourceExhausted
+   * RATE_LIMITED (attempts limited per account and IP).
    *
    * @generated from rpc identity.v1.IdentityService.CheckEmailChangeCode
    */
@@ -621,7 +680,12 @@ export declare const IdentityService: GenService<{
     output: typeof CheckEmailChangeCodeResponseSchema;
   },
   /**
-   * Confirms an email change with its code; the new address takes over.
+   * Confirms an email change with its code: the new address takes over in one
+   * transaction and the old one is told. Signed in.
+   * Errors: InvalidArgument TOKEN_INVALID on code; FailedPrecondition
+   * EMAIL_TAKEN when the new address was taken meanwhile, EMAIL_CHANGE_CONFLICT
+   * when the account changed during the confirmation (start again);
+   * ResourceExhausted RATE_LIMITED.
    *
    * @generated from rpc identity.v1.IdentityService.ConfirmEmailChange
    */

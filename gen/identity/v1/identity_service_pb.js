@@ -184,6 +184,17 @@ export const ConfirmEmailChangeResponseSchema = /*@__PURE__*/
  * IdentityService manages the ways to sign in to an account: sign-up,
  * verification, passwords, password reset and email change.
  *
+ * Anonymous calls act in the default tenant, or in the tenant the x-tenant-id
+ * header names. RPCs marked "signed in" need `authorization: Bearer <session
+ * token>`: without one they answer Unauthenticated SESSION_REQUIRED, with an
+ * invalid, expired or revoked one Unauthenticated SESSION_INVALID, and with an
+ * API key PermissionDenied SESSION_REQUIRED.
+ *
+ * Errors every RPC may answer: InvalidArgument with a google.rpc.BadRequest
+ * naming the field (and an ErrorInfo reason); ResourceExhausted RATE_LIMITED
+ * with google.rpc.RetryInfo and a Retry-After header where a credential or code
+ * is checked or a message sent; Unavailable when a backend does not answer.
+ *
  * @generated from service identity.v1.IdentityService
  */
 export const IdentityService = /*@__PURE__*/

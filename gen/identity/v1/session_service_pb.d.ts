@@ -61,7 +61,8 @@ export declare type SignInRequest = Message<"identity.v1.SignInRequest"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * Profile fields of the account to return with the session (paths of Account).
+   * Profile fields of the account to return with the session (Account field
+   * paths, for example "email,locale"); empty returns no profile.
    *
    * @generated from field: google.protobuf.FieldMask profile_mask = 2;
    */
@@ -81,7 +82,8 @@ export declare const SignInRequestSchema: GenMessage<SignInRequest>;
  */
 export declare type SignInResponse = Message<"identity.v1.SignInResponse"> & {
   /**
-   * The new session's bearer token.
+   * The new session's bearer token, sent as `authorization: Bearer <token>`.
+   * Shown only here; the service keeps only its SHA-256.
    *
    * @generated from field: string session_token = 1;
    */
@@ -102,7 +104,7 @@ export declare type SignInResponse = Message<"identity.v1.SignInResponse"> & {
   expireTime?: Timestamp | undefined;
 
   /**
-   * The profile fields asked for in profile_mask.
+   * The profile fields asked for in profile_mask; unset when it was empty.
    *
    * @generated from field: identity.v1.Account profile = 4;
    */
@@ -184,7 +186,8 @@ export declare type ValidateSessionResponse = Message<"identity.v1.ValidateSessi
   tenantId: string;
 
   /**
-   * The account's role.
+   * The account's role when the session was issued (a role change ends the
+   * account's sessions).
    *
    * @generated from field: identity.v1.Role role = 3;
    */
@@ -259,7 +262,7 @@ export declare const ListSessionsResponseSchema: GenMessage<ListSessionsResponse
  */
 export declare type RevokeSessionRequest = Message<"identity.v1.RevokeSessionRequest"> & {
   /**
-   * The session's id.
+   * The session's id, from ListSessions.
    *
    * @generated from field: string session_id = 1;
    */
@@ -357,11 +360,31 @@ export declare const RefreshSessionResponseSchema: GenMessage<RefreshSessionResp
 /**
  * SessionService signs people in and out and validates their sessions.
  *
+ * A session token is `<account id>.<secret>` (256 random bits); the service
+ * keeps only its SHA-256. RPCs marked "signed in" need `authorization: Bearer
+ * <session token>`: without one they answer Unauthenticated SESSION_REQUIRED,
+ * with an invalid, expired or revoked one Unauthenticated SESSION_INVALID, and
+ * with an API key PermissionDenied SESSION_REQUIRED. Anonymous calls act in the
+ * default tenant, or in the tenant the x-tenant-id header names.
+ *
+ * Errors every RPC may answer: InvalidArgument with a google.rpc.BadRequest
+ * naming the field; ResourceExhausted RATE_LIMITED with google.rpc.RetryInfo
+ * and a Retry-After header; Unavailable when a backend does not answer.
+ *
  * @generated from service identity.v1.SessionService
  */
 export declare const SessionService: GenService<{
   /**
-   * Signs in with a credential; returns a session token (or, later, an MFA challenge).
+   * Signs in with a credential and returns a new session token (later, an MFA
+   * challenge). An unknown address costs the same time as a wrong password,
+   * and an account's state is told only to someone who gave its password.
+   * Errors: InvalidArgument on method, profile_mask (an unknown Account path),
+   * email_password.email or email_password.password; Unauthenticated
+   * INVALID_CREDENTIALS; FailedPrecondition IDENTITY_UNVERIFIED,
+   * ACCOUNT_PENDING_ACTIVATION or ACCOUNT_DEACTIVATED; ResourceExhausted
+   * RATE_LIMITED per IP and per account (progressive, never a permanent
+   * lockout); Unavailable ACCOUNT_CHANGED when the account changed during the
+   * sign-in (sign in again).
    *
    * @generated from rpc identity.v1.SessionService.SignIn
    */
@@ -371,7 +394,9 @@ export declare const SessionService: GenService<{
     output: typeof SignInResponseSchema;
   },
   /**
-   * Ends the session named by the bearer token. Idempotent.
+   * Ends the session named by the bearer token, on every instance at once.
+   * Idempotent: an already ended or unknown token succeeds.
+   * Errors: Unauthenticated SESSION_REQUIRED without a bearer token.
    *
    * @generated from rpc identity.v1.SessionService.SignOut
    */
@@ -381,7 +406,17 @@ export declare const SessionService: GenService<{
     output: typeof SignOutResponseSchema;
   },
   /**
-   * Tells whether a session token is live, and whose it is. The hot path.
+   * Tells whether a session token is live, and whose it is: the hot path that
+   * other services call per request (over gRPC it is answered by a fast path
+   * with an in-process cache; a revoked session is refused at once). When the
+   * session's tenant sets validate_requires_api_key, the caller must send an
+   * API key of that tenant holding sessions.validate; otherwise the
+   * authorization header is not read.
+   * Errors: InvalidArgument on session_token when empty; Unauthenticated
+   * SESSION_INVALID (unknown, expired or revoked); Unauthenticated
+   * API_KEY_REQUIRED (no key) or API_KEY_INVALID (bad or revoked key);
+   * PermissionDenied PERMISSION_REQUIRED or OTHER_TENANT (a key without the
+   * permission, or of another tenant).
    *
    * @generated from rpc identity.v1.SessionService.ValidateSession
    */
@@ -391,7 +426,8 @@ export declare const SessionService: GenService<{
     output: typeof ValidateSessionResponseSchema;
   },
   /**
-   * Lists the caller's live sessions.
+   * Lists the caller's live sessions, newest first; never a token or hash.
+   * Signed in.
    *
    * @generated from rpc identity.v1.SessionService.ListSessions
    */
@@ -401,7 +437,10 @@ export declare const SessionService: GenService<{
     output: typeof ListSessionsResponseSchema;
   },
   /**
-   * Ends one of the caller's sessions.
+   * Ends one of the caller's sessions, refused at once by ValidateSession on
+   * every instance. Signed in.
+   * Errors: InvalidArgument on session_id when empty; NotFound
+   * SESSION_NOT_FOUND (also for another account's session).
    *
    * @generated from rpc identity.v1.SessionService.RevokeSession
    */
@@ -411,7 +450,7 @@ export declare const SessionService: GenService<{
     output: typeof RevokeSessionResponseSchema;
   },
   /**
-   * Ends every session of the caller except the current one.
+   * Ends every session of the caller except the current one. Signed in.
    *
    * @generated from rpc identity.v1.SessionService.RevokeOtherSessions
    */
@@ -421,7 +460,8 @@ export declare const SessionService: GenService<{
     output: typeof RevokeOtherSessionsResponseSchema;
   },
   /**
-   * Extends the caller's session within its absolute lifetime.
+   * Extends the caller's session by the tenant's idle timeout (sliding),
+   * never past its absolute lifetime. Signed in.
    *
    * @generated from rpc identity.v1.SessionService.RefreshSession
    */

@@ -120,6 +120,17 @@ export const RefreshSessionResponseSchema = /*@__PURE__*/
 /**
  * SessionService signs people in and out and validates their sessions.
  *
+ * A session token is `<account id>.<secret>` (256 random bits); the service
+ * keeps only its SHA-256. RPCs marked "signed in" need `authorization: Bearer
+ * <session token>`: without one they answer Unauthenticated SESSION_REQUIRED,
+ * with an invalid, expired or revoked one Unauthenticated SESSION_INVALID, and
+ * with an API key PermissionDenied SESSION_REQUIRED. Anonymous calls act in the
+ * default tenant, or in the tenant the x-tenant-id header names.
+ *
+ * Errors every RPC may answer: InvalidArgument with a google.rpc.BadRequest
+ * naming the field; ResourceExhausted RATE_LIMITED with google.rpc.RetryInfo
+ * and a Retry-After header; Unavailable when a backend does not answer.
+ *
  * @generated from service identity.v1.SessionService
  */
 export const SessionService = /*@__PURE__*/
