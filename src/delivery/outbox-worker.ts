@@ -1,7 +1,7 @@
 // Delivers queued messages: lease due rows, open, render, send, then record
 // the outcome. Delivery is at least once: a send whose markSent is lost (crash,
 // database error) is sent again when its lease expires.
-import type { ClaimedMessage, OutboxStore } from "../domain/ports.ts";
+import type { ClaimedMessage, OutboxStore } from "../domain/ports/outbox.ts";
 import { renderMessage } from "./templates.ts";
 import type { MailTransport, MessagePayload, RenderedMessage } from "./types.ts";
 

@@ -4,7 +4,8 @@ import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts
 import type { MessagePayload } from "../delivery/types.ts";
 import { DomainError } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { AccountStore, ClaimedMessage, OutboxMessage, StoredAccount, StoredIdentity } from "./ports.ts";
+import type { AccountStore, StoredAccount, StoredIdentity } from "./ports/accounts.ts";
+import type { ClaimedMessage, OutboxMessage } from "./ports/outbox.ts";
 import { IdentityKind, type AccountState, type Account, type Locale, type Profile, type Role } from "./types.ts";
 
 export const EMAIL_INDEX = "email";

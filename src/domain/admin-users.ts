@@ -39,7 +39,7 @@ import type { Erasure } from "./erasure.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
 import { issueLinkToken, linkBase, type IdentityFlowDeps } from "./identity.ts";
 import { isId } from "./ids.ts";
-import { DuplicateIdentityError, type AccountListQuery, type AccountUpdate, type StoredAccount, type StoredIdentity } from "./ports.ts";
+import { type AccountListQuery, type AccountUpdate, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "./ports/accounts.ts";
 import { actorOf, type Principal } from "./principal.ts";
 import { PROFILE_LIMITS, profileText, type ProfileValues, type Profiles } from "./profile.ts";
 import { passwordFingerprint, type RecoveryFlows } from "./recovery.ts";

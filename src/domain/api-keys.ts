@@ -12,7 +12,8 @@
 import { hashSecret, randomToken } from "../crypto/keyring.ts";
 import { assertNoViolations, DomainError, unauthenticated, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { ApiKeyStore, InvalidationBus, StoredApiKey } from "./ports.ts";
+import type { ApiKeyStore, StoredApiKey } from "./ports/api-keys.ts";
+import type { InvalidationBus } from "./ports/sessions.ts";
 import { PERMISSIONS, type ApiKeyPrincipal, type Permission } from "./principal.ts";
 
 export const API_KEY_PREFIX = "idk_";

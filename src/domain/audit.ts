@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import type { AuditEvent, AuditEventInput, AuditLog } from "./audit-log.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
-import { AUDIT_GENESIS_HASH, type AuditHead, type AuditStore, type StoredAuditEvent } from "./ports.ts";
+import { AUDIT_GENESIS_HASH, type AuditHead, type AuditStore, type StoredAuditEvent } from "./ports/audit.ts";
 import type { RequestMeta } from "./sessions.ts";
 
 export const AUDIT_PAGE_SIZE_DEFAULT = 50;

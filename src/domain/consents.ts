@@ -6,7 +6,7 @@
 // (AdminService.ListUserConsents, audited in the service).
 import { assertNoViolations, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { ConsentCursor, ConsentStore, StoredConsent } from "./ports.ts";
+import type { ConsentCursor, ConsentStore, StoredConsent } from "./ports/consents.ts";
 
 /** Purposes every tenant knows; a tenant may use any other name of the same shape. */
 export const WELL_KNOWN_PURPOSES = ["terms", "privacy_policy", "marketing", "analytics"] as const;

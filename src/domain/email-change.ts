@@ -10,7 +10,8 @@ import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile }
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import { takeOneTimeToken, tokenRefused } from "./identity.ts";
 import type { Limits } from "./limits.ts";
-import { DuplicateIdentityError, type DurableStores, type EphemeralStores } from "./ports.ts";
+import { DuplicateIdentityError } from "./ports/accounts.ts";
+import type { DurableStores, EphemeralStores } from "./ports/stores.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";

@@ -9,7 +9,7 @@
 // is wrapped by an old KEK, the old KEK can be removed from the configuration.
 // The blind-index key (BLIND_INDEX_KEY) is another key and is not rotated here.
 import type { Keyring } from "../crypto/keyring.ts";
-import type { KeyStore } from "./ports.ts";
+import type { KeyStore } from "./ports/keys.ts";
 
 export interface RotationProgress {
   /** Keys read so far. */

@@ -4,7 +4,7 @@
 // a persistent attacker waits longer and longer, yet nobody is ever locked out
 // for good. Passwords, codes and messages count on separate keys.
 import { rateLimited } from "./errors.ts";
-import type { RateLimiter } from "./ports.ts";
+import type { RateLimiter } from "./ports/limits.ts";
 import type { TenantSettings } from "./types.ts";
 
 const MINUTE = 60_000;

@@ -6,7 +6,7 @@
 import type { Keyring } from "../crypto/keyring.ts";
 import { openAccount, sealProfile } from "./accounts.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
-import type { AccountStore } from "./ports.ts";
+import type { AccountStore } from "./ports/accounts.ts";
 import type { Tenants } from "./tenants.ts";
 import type { Account, Locale, Profile } from "./types.ts";
 import { parseLocale } from "./validation.ts";

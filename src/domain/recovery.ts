@@ -22,7 +22,7 @@ import {
   type FoundIdentity,
   type IdentityFlowDeps,
 } from "./identity.ts";
-import type { StoredAccount } from "./ports.ts";
+import type { StoredAccount } from "./ports/accounts.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta } from "./sessions.ts";
 import { forEachTenant } from "./tenants.ts";

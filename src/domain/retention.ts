@@ -14,7 +14,8 @@
 // One job runs it all every intervalMs. Every step is an idempotent batch delete,
 // safe with several instances; a lease (the shared rate limiter, one run per
 // interval) spares the others the work.
-import type { DurableStores, RateLimiter } from "./ports.ts";
+import type { RateLimiter } from "./ports/limits.ts";
+import type { DurableStores } from "./ports/stores.ts";
 import type { RecoveryFlows } from "./recovery.ts";
 import { forEachTenant } from "./tenants.ts";
 

@@ -7,7 +7,7 @@
 import { hashSecret, randomToken } from "../crypto/keyring.ts";
 import { unauthenticated } from "./errors.ts";
 import { isId, newId } from "./ids.ts";
-import type { InvalidationBus, SessionStore } from "./ports.ts";
+import type { InvalidationBus, SessionStore } from "./ports/sessions.ts";
 import type { Account, AssuranceLevel, SessionRecord, TenantSettings } from "./types.ts";
 
 export interface RequestMeta {

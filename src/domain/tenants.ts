@@ -7,7 +7,8 @@
 // the cache's 10 seconds. Sessions already issued keep their expiry times.
 import { assertNoViolations, DomainError, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { InvalidationBus, TenantStore } from "./ports.ts";
+import type { InvalidationBus } from "./ports/sessions.ts";
+import type { TenantStore } from "./ports/tenants.ts";
 import { SUPPORTED_LOCALES, type Tenant, type TenantSettings } from "./types.ts";
 
 export const DEFAULT_TENANT_ID = "default";

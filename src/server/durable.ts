@@ -5,7 +5,7 @@
 // per-account table for each 500 ledger entries.
 import type { Config } from "../config.ts";
 import { replayErasures } from "../domain/erasure.ts";
-import type { DurableStores } from "../domain/ports.ts";
+import type { DurableStores } from "../domain/ports/stores.ts";
 import { openDurableStores } from "../store/sql/open.ts";
 import type { Logger } from "./logger.ts";
 

@@ -22,7 +22,7 @@ import { createErasure } from "../domain/erasure.ts";
 import { createIdentityFlows, type IdentityFlowDeps } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
-import type { DurableStores, EphemeralStores } from "../domain/ports.ts";
+import type { DurableStores, EphemeralStores } from "../domain/ports/stores.ts";
 import { createRecoveryFlows } from "../domain/recovery.ts";
 import { createRetention, startRetention, type Retention } from "../domain/retention.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";

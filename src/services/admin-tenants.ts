@@ -17,7 +17,7 @@ import {
 } from "../../gen/identity/v1/admin_service_pb.js";
 import { DomainError, invalidArgument } from "../domain/errors.ts";
 import { isId } from "../domain/ids.ts";
-import type { StoredApiKey } from "../domain/ports.ts";
+import type { StoredApiKey } from "../domain/ports/api-keys.ts";
 import { actorOf } from "../domain/principal.ts";
 import { DEFAULT_TENANT_SETTINGS, SETTING_PATHS } from "../domain/tenants.ts";
 import { Role, type Tenant, type TenantSettings } from "../domain/types.ts";

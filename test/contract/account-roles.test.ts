@@ -1,4 +1,4 @@
-// The AccountStore role methods (src/domain/ports.ts) on every SQL backend:
+// The AccountStore role methods (src/domain/ports/) on every SQL backend:
 // setRole, and countAccounts (what the last-super-admin rule counts).
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,8 +1,8 @@
-// The ApiKeyStore contract (src/domain/ports.ts) on every SQL backend: keys are
+// The ApiKeyStore contract (src/domain/ports/) on every SQL backend: keys are
 // found by their secret's hash, listed per tenant without it, revoked once.
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StoredApiKey } from "../../src/domain/ports.ts";
+import type { StoredApiKey } from "../../src/domain/ports/api-keys.ts";
 import { BACKENDS } from "../support/backends.ts";
 import { openDurable, type DurableHarness } from "../support/durable.ts";
 

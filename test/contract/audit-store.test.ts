@@ -1,4 +1,4 @@
-// The AuditStore contract (src/domain/ports.ts) and the audit domain over it
+// The AuditStore contract (src/domain/ports/) and the audit domain over it
 // (src/domain/audit.ts), on the embedded SQLite store and on MySQL/MariaDB:
 // appends from many callers and several processes on one database never fork
 // a chain; list filters and keyset pages;
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEventInput } from "../../src/domain/audit-log.ts";
 import { auditHash, createAudit, type Audit } from "../../src/domain/audit.ts";
 import { DomainError } from "../../src/domain/errors.ts";
-import { AUDIT_GENESIS_HASH, type AuditStore } from "../../src/domain/ports.ts";
+import { AUDIT_GENESIS_HASH, type AuditStore } from "../../src/domain/ports/audit.ts";
 import { openSqlDatabase, type SqlDatabase } from "../../src/store/sql/database.ts";
 import { createSqlAuditStore } from "../../src/store/sql/audit-store.ts";
 import { migrateToLatest } from "../../src/store/sql/migrations.ts";

@@ -1,4 +1,4 @@
-// The ConsentStore contract (src/domain/ports.ts) on every SQL backend:
+// The ConsentStore contract (src/domain/ports/) on every SQL backend:
 // decisions are appended all-or-none, read back newest first with keyset
 // pages, the current state is the newest decision per purpose, and nothing of
 // another account or tenant ever shows. Also: createAccount records the
@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeyring } from "../../src/crypto/keyring.ts";
 import { newEmailAccount } from "../../src/domain/accounts.ts";
 import { newId } from "../../src/domain/ids.ts";
-import { DuplicateIdentityError, type StoredConsent } from "../../src/domain/ports.ts";
+import { DuplicateIdentityError } from "../../src/domain/ports/accounts.ts";
+import type { StoredConsent } from "../../src/domain/ports/consents.ts";
 import { AccountState, Role } from "../../src/domain/types.ts";
 import { BACKENDS } from "../support/backends.ts";
 import { openDurable, type DurableHarness } from "../support/durable.ts";

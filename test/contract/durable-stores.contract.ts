@@ -1,17 +1,13 @@
-// The DurableStores contract (src/domain/ports.ts), run against every durable
+// The DurableStores contract (src/domain/ports/), run against every durable
 // implementation: each *.test.ts next to this file calls describeDurableStores
 // with a way to open a freshly migrated store. `raw` is the same database seen
 // without the stores, to check what was (and was not) written.
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  DuplicateIdentityError,
-  type DurableStores,
-  type OutboxMessage,
-  type StoredAccount,
-  type StoredIdentity,
-} from "../../src/domain/ports.ts";
+import { DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "../../src/domain/ports/accounts.ts";
+import type { OutboxMessage } from "../../src/domain/ports/outbox.ts";
+import type { DurableStores } from "../../src/domain/ports/stores.ts";
 import { AccountState, IdentityKind, Role, type Tenant } from "../../src/domain/types.ts";
 import { migrateToLatest } from "../../src/store/sql/migrations.ts";
 import { DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";

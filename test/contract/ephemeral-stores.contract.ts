@@ -1,4 +1,4 @@
-// The EphemeralStores contract (src/domain/ports.ts), run against every
+// The EphemeralStores contract (src/domain/ports/), run against every
 // ephemeral implementation: each *.test.ts next to this file calls
 // describeEphemeralStores with a way to open a fresh, empty instance on an
 // injected clock. Time-based behaviour is driven by that clock where the
@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { EphemeralStores } from "../../src/domain/ports.ts";
+import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 import { AssuranceLevel, Role, type OneTimeToken, type SessionRecord } from "../../src/domain/types.ts";
 
 export interface EphemeralHarness {

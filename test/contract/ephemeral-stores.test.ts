@@ -4,7 +4,7 @@
 import { Redis } from "ioredis";
 import { describeEphemeralStores } from "./ephemeral-stores.contract.ts";
 import { BACKENDS, REDIS_URL, redisPrefix } from "../support/backends.ts";
-import type { EphemeralStores } from "../../src/domain/ports.ts";
+import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
 import { createRedisStores } from "../../src/store/redis/stores.ts";
 

@@ -1,4 +1,4 @@
-// The KeyStore port and the AccountStore's erasure methods (src/domain/ports.ts)
+// The KeyStore port and the AccountStore's erasure methods (src/domain/ports/)
 // on every SQL backend: embedded (main database and keys.sqlite apart), MySQL
 // with the key store in the main database through its own pool (the default),
 // and MySQL with the key store in a database of its own (KEYSTORE_MYSQL_URL).

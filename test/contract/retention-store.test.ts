@@ -1,4 +1,4 @@
-// The storage side of retention (src/domain/ports.ts) on every SQL backend:
+// The storage side of retention (src/domain/ports/) on every SQL backend:
 // OutboxStore.purgeDelivered deletes a tenant's old delivered or abandoned
 // messages and never a pending one; AuditStore.prune deletes the oldest events
 // of a chain as a prefix and moves its checkpoint forward only, concurrently

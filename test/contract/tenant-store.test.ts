@@ -1,4 +1,4 @@
-// The TenantStore contract's administration half (src/domain/ports.ts) on
+// The TenantStore contract's administration half (src/domain/ports/) on
 // every SQL backend: create, keyset-paged list, and compare-and-set updates
 // that never lose a concurrent change.
 import { randomUUID } from "node:crypto";

@@ -25,7 +25,7 @@ import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import type { Config } from "../../src/config.ts";
 import type { Keyring } from "../../src/crypto/keyring.ts";
 import { openAccount } from "../../src/domain/accounts.ts";
-import type { StoredAccount } from "../../src/domain/ports.ts";
+import type { StoredAccount } from "../../src/domain/ports/accounts.ts";
 import { keyringFor } from "../../src/server/wiring.ts";
 import { ACCOUNT_TABLES } from "../../src/store/sql/account-tables.ts";
 import { openDurableStores } from "../../src/store/sql/open.ts";

@@ -5,7 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
-import type { StoredAccount } from "../../src/domain/ports.ts";
+import type { StoredAccount } from "../../src/domain/ports/accounts.ts";
 import { AccountState } from "../../src/domain/types.ts";
 import { BACKENDS } from "../support/backends.ts";
 import { codeOf, createCaller, type Caller } from "../support/clients.ts";

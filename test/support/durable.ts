@@ -3,7 +3,7 @@
 // new MySQL/MariaDB database dropped on close, with the key store in it through
 // its own pool (the default) or in a second database (KEYSTORE_MYSQL_URL).
 import type { Kysely } from "kysely";
-import type { DurableStores } from "../../src/domain/ports.ts";
+import type { DurableStores } from "../../src/domain/ports/stores.ts";
 import { openSqlDatabase, type SqlDatabase } from "../../src/store/sql/database.ts";
 import { migrateDurable } from "../../src/store/sql/open.ts";
 import { createSqlStores } from "../../src/store/sql/stores.ts";

@@ -3,7 +3,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashSecret } from "../../src/crypto/keyring.ts";
 import { createApiKeys, isApiKeySecret, type ApiKeys } from "../../src/domain/api-keys.ts";
-import type { ApiKeyStore, EphemeralStores } from "../../src/domain/ports.ts";
+import type { ApiKeyStore } from "../../src/domain/ports/api-keys.ts";
+import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
 import { openSqlDatabase, type SqlDatabase } from "../../src/store/sql/database.ts";
 import { migrateToLatest } from "../../src/store/sql/migrations.ts";

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { hashSecret } from "../../src/crypto/keyring.ts";
 import { DomainError } from "../../src/domain/errors.ts";
 import { isId, newId } from "../../src/domain/ids.ts";
-import type { SessionStore } from "../../src/domain/ports.ts";
+import type { SessionStore } from "../../src/domain/ports/sessions.ts";
 import { createSessions, type SessionCacheOptions, type Sessions } from "../../src/domain/sessions.ts";
 import { DEFAULT_TENANT_ID, DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 import {
@@ -14,7 +14,7 @@ import {
   type TenantSettings,
 } from "../../src/domain/types.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
-import type { EphemeralStores } from "../../src/domain/ports.ts";
+import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 
 const START = Date.UTC(2025, 0, 15, 12, 0, 0);
 const SECOND = 1000;

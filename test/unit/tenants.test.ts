@@ -2,7 +2,8 @@
 // paging, updates and the settings cache being dropped on update here and on
 // every other instance sharing the invalidation bus.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { EphemeralStores, TenantStore } from "../../src/domain/ports.ts";
+import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
+import type { TenantStore } from "../../src/domain/ports/tenants.ts";
 import { createTenants, DEFAULT_TENANT_SETTINGS, tenantSettingsViolations, type Tenants } from "../../src/domain/tenants.ts";
 import type { TenantSettings } from "../../src/domain/types.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";

@@ -2,7 +2,10 @@
 // tests. Same contracts as the Redis stores (test/contract proves it); state
 // lives in this process only, so the embedded mode runs a single worker.
 import { EventEmitter } from "node:events";
-import type { EphemeralStores, SessionStore, TokenStore, RateLimiter, InvalidationBus } from "../../domain/ports.ts";
+import type { RateLimiter } from "../../domain/ports/limits.ts";
+import type { InvalidationBus, SessionStore } from "../../domain/ports/sessions.ts";
+import type { EphemeralStores } from "../../domain/ports/stores.ts";
+import type { TokenStore } from "../../domain/ports/tokens.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
 
 class ExpiringMap<V> {

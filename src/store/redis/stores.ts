@@ -2,7 +2,10 @@
 // account's sessions shares a slot, so multi-key updates stay atomic (Lua)
 // under Redis Cluster too.
 import { Redis } from "ioredis";
-import type { EphemeralStores, InvalidationBus, RateLimiter, SessionStore, TokenStore } from "../../domain/ports.ts";
+import type { RateLimiter } from "../../domain/ports/limits.ts";
+import type { InvalidationBus, SessionStore } from "../../domain/ports/sessions.ts";
+import type { EphemeralStores } from "../../domain/ports/stores.ts";
+import type { TokenStore } from "../../domain/ports/tokens.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
 
 /** Builds every key; `prefix` lets several deployments (or test runs) share one Redis. */

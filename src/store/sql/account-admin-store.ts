@@ -8,7 +8,8 @@
 // concurrent demotions of the last two super admins queue, and the second sees
 // the first. (MySQL: the no-op UPDATEs take the row locks; SQLite serializes writers.)
 import type { Kysely, Selectable, Transaction } from "kysely";
-import type { AccountListQuery, AccountStore, KeyStore, StoredAccount } from "../../domain/ports.ts";
+import type { AccountListQuery, AccountStore, StoredAccount } from "../../domain/ports/accounts.ts";
+import type { KeyStore } from "../../domain/ports/keys.ts";
 import { DEFAULT_TENANT_ID } from "../../domain/tenants.ts";
 import { AccountState, Role } from "../../domain/types.ts";
 import { deleteAccountRows } from "./account-tables.ts";

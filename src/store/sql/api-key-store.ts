@@ -1,7 +1,7 @@
 // Service API keys over Kysely (MySQL/MariaDB/TiDB and SQLite). Keys are found
 // by the hash of their secret (a unique index); listings never read the hash.
 import type { Selectable } from "kysely";
-import type { ApiKeyStore, StoredApiKey } from "../../domain/ports.ts";
+import type { ApiKeyStore, StoredApiKey } from "../../domain/ports/api-keys.ts";
 import type { Permission } from "../../domain/principal.ts";
 import type { SqlDatabase } from "./database.ts";
 import type { ApiKeysTable } from "./schema.ts";

@@ -7,7 +7,7 @@
 // holds it reads the head, inserts the next event and stores its hash; nobody
 // else can read that head in between, so the chain never forks.
 import type { Selectable } from "kysely";
-import { AUDIT_GENESIS_HASH, type AuditStore, type StoredAuditEvent } from "../../domain/ports.ts";
+import { AUDIT_GENESIS_HASH, type AuditStore, type StoredAuditEvent } from "../../domain/ports/audit.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import type { AuditEventsTable } from "./schema.ts";
 

@@ -1,7 +1,7 @@
 // Consent decisions over Kysely (MySQL/MariaDB/TiDB and SQLite). Rows are only
 // ever inserted; reads go through the (account_id, recorded_at, id) index.
 import { sql, type Selectable, type Transaction } from "kysely";
-import type { ConsentStore, StoredConsent } from "../../domain/ports.ts";
+import type { ConsentStore, StoredConsent } from "../../domain/ports/consents.ts";
 import type { SqlDatabase } from "./database.ts";
 import type { ConsentsTable, Database } from "./schema.ts";
 

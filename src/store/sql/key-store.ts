@@ -4,7 +4,7 @@
 // migrations, so operators back it up on a different policy from the main data.
 import type { Kysely } from "kysely";
 import { Migrator, type Migration } from "kysely/migration";
-import type { KeyStore, StoredDataKey } from "../../domain/ports.ts";
+import type { KeyStore, StoredDataKey } from "../../domain/ports/keys.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import type { AccountKeysTable } from "./schema.ts";
 

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../../config.ts";
-import type { DurableStores } from "../../domain/ports.ts";
+import type { DurableStores } from "../../domain/ports/stores.ts";
 import { openSqlDatabase, type SqlDatabase } from "./database.ts";
 import { migrateKeyStore, moveKeysFromMainDatabase } from "./key-store.ts";
 import { migrateToLatest } from "./migrations.ts";

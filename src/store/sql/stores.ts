@@ -1,17 +1,10 @@
 // The durable stores over Kysely: one implementation for MySQL/MariaDB/TiDB and SQLite.
 import type { Selectable, Transaction } from "kysely";
-import {
-  DuplicateIdentityError,
-  type AccountStore,
-  type ClaimedMessage,
-  type DurableStores,
-  type KeyStore,
-  type OutboxMessage,
-  type OutboxStore,
-  type StoredAccount,
-  type StoredIdentity,
-  type TenantStore,
-} from "../../domain/ports.ts";
+import { type AccountStore, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "../../domain/ports/accounts.ts";
+import type { KeyStore } from "../../domain/ports/keys.ts";
+import type { ClaimedMessage, OutboxMessage, OutboxStore } from "../../domain/ports/outbox.ts";
+import type { DurableStores } from "../../domain/ports/stores.ts";
+import type { TenantStore } from "../../domain/ports/tenants.ts";
 import { AccountState, type Role, type Tenant } from "../../domain/types.ts";
 import { accountAdminMethods } from "./account-admin-store.ts";
 import { deleteAccountRows, presentAccountIds } from "./account-tables.ts";

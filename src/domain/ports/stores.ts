@@ -1,0 +1,38 @@
+// The two bundles an adapter opens. Only wiring (src/server/wiring.ts), the
+// operator commands and tests hold a whole bundle; domain factories take the
+// narrow ports they use.
+import type { AccountStore } from "./accounts.ts";
+import type { ApiKeyStore } from "./api-keys.ts";
+import type { AuditStore } from "./audit.ts";
+import type { ConsentStore } from "./consents.ts";
+import type { KeyStore } from "./keys.ts";
+import type { RateLimiter } from "./limits.ts";
+import type { OutboxStore } from "./outbox.ts";
+import type { InvalidationBus, SessionStore } from "./sessions.ts";
+import type { TenantStore } from "./tenants.ts";
+import type { TokenStore } from "./tokens.ts";
+
+/** Everything ephemeral: Redis in production, in-process for the embedded default. */
+export interface EphemeralStores {
+  sessions: SessionStore;
+  tokens: TokenStore;
+  rateLimiter: RateLimiter;
+  invalidation: InvalidationBus;
+  /** True when the backend answers; never throws. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DurableStores {
+  tenants: TenantStore;
+  accounts: AccountStore;
+  apiKeys: ApiKeyStore;
+  outbox: OutboxStore;
+  audit: AuditStore;
+  consents: ConsentStore;
+  /** Wrapped data keys and the erasure ledger; a separate database when configured. */
+  keys: KeyStore;
+  /** True when the backend answers; never throws. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
