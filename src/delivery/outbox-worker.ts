@@ -3,7 +3,8 @@
 // database error) is sent again when its lease expires.
 import type { ClaimedMessage, OutboxStore } from "../domain/ports/outbox.ts";
 import { renderMessage } from "./templates.ts";
-import type { MailTransport, MessagePayload, RenderedMessage } from "./types.ts";
+import type { MessagePayload } from "../domain/messages.ts";
+import type { MailTransport, RenderedMessage } from "./types.ts";
 
 export interface OutboxWorkerOptions {
   outbox: OutboxStore;

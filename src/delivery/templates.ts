@@ -1,8 +1,9 @@
 // Email templates: one table of strings per locale, no template engine. Each
 // kind is a subject and paragraphs with {placeholders}; the same table yields
 // the plain text and a small HTML version in which every value is escaped.
+import type { MessageKind, MessagePayload } from "../domain/messages.ts";
 import type { Locale } from "../domain/types.ts";
-import type { MessageKind, MessagePayload, RenderedMessage } from "./types.ts";
+import type { RenderedMessage } from "./types.ts";
 
 interface Template {
   subject: string;

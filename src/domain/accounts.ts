@@ -1,7 +1,7 @@
 // Accounts and their personal data. Everything personal is sealed under the
 // account's own data key; this module is the one place that seals and opens it.
 import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts";
-import type { MessagePayload } from "../delivery/types.ts";
+import type { MessagePayload } from "./messages.ts";
 import { DomainError } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { AccountStore, StoredAccount, StoredIdentity } from "./ports/accounts.ts";

@@ -32,7 +32,7 @@
 // them immediately).
 import { createHash } from "node:crypto";
 import { hashSecret } from "../crypto/keyring.ts";
-import { MessageKind, type MessagePayload } from "../delivery/types.ts";
+import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage, sealProfile } from "./accounts.ts";
 import { assertKeepsASuperAdmin, assertMayGrantRole, assertMayManageAccount } from "./authorization.ts";
 import type { Erasure } from "./erasure.ts";

@@ -5,7 +5,7 @@
 // another account is never told to the caller before they prove they own it.
 import { randomInt } from "node:crypto";
 import { decryptString, encryptString, hashSecret, type Keyring } from "../crypto/keyring.ts";
-import { MessageKind, type MessagePayload } from "../delivery/types.ts";
+import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import { takeOneTimeToken, tokenRefused } from "./identity.ts";

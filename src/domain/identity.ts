@@ -3,7 +3,7 @@
 // work, whether or not an address is known.
 import { hashSecret, randomToken, type Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
-import { MessageKind, type MessagePayload } from "../delivery/types.ts";
+import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecuritySubject } from "./audit.ts";

@@ -7,7 +7,7 @@
 // password and address it was issued for: a password change or an email change
 // voids every reset link sent before it.
 import { hashSecret } from "../crypto/keyring.ts";
-import { MessageKind, type MessagePayload } from "../delivery/types.ts";
+import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, openAccount, openIdentityValue, sealMessage } from "./accounts.ts";
 import { DomainError, unauthenticated } from "./errors.ts";
 import {

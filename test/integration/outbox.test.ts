@@ -9,7 +9,8 @@ import type { OutboxMessage } from "../../src/domain/ports/outbox.ts";
 import type { DurableStores } from "../../src/domain/ports/stores.ts";
 import { createSmtpTransport } from "../../src/delivery/mail-transport.ts";
 import { createOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from "../../src/delivery/outbox-worker.ts";
-import type { MailTransport, MessagePayload } from "../../src/delivery/types.ts";
+import type { MailTransport } from "../../src/delivery/types.ts";
+import type { MessagePayload } from "../../src/domain/messages.ts";
 
 let t: number;
 let database: SqlDatabase;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { renderMessage } from "../../src/delivery/templates.ts";
-import { MessageKind, type MessagePayload } from "../../src/delivery/types.ts";
+import { MessageKind, type MessagePayload } from "../../src/domain/messages.ts";
 import { SUPPORTED_LOCALES, type Locale } from "../../src/domain/types.ts";
 
 const variables = {
