@@ -80,21 +80,22 @@ export declare const IdentitySchema: GenMessage<Identity>;
  */
 export declare type PushToken = Message<"identity.v1.PushToken"> & {
   /**
-   * The device the token belongs to, chosen by the client; one token per device.
+   * The device the token belongs to, chosen by the client (1 to 128 visible
+   * ASCII characters); one token per device.
    *
    * @generated from field: string device_id = 1;
    */
   deviceId: string;
 
   /**
-   * The push platform, for example "fcm" or "apns".
+   * The push platform, for example "fcm" or "apns" (1 to 32 of a-z 0-9 _ -).
    *
    * @generated from field: string platform = 2;
    */
   platform: string;
 
   /**
-   * The token issued by the platform.
+   * The token issued by the platform (1 to 1024 visible ASCII characters).
    *
    * @generated from field: string token = 3;
    */
@@ -121,7 +122,7 @@ export declare const PushTokenSchema: GenMessage<PushToken>;
  */
 export declare type Subscription = Message<"identity.v1.Subscription"> & {
   /**
-   * The plan's name, as the tenant defines it.
+   * The plan's name, as the tenant defines it (at most 64 characters).
    *
    * @generated from field: string plan = 1;
    */
@@ -176,7 +177,7 @@ export declare type Account = Message<"identity.v1.Account"> & {
   state: AccountState;
 
   /**
-   * The primary email address.
+   * The primary email address (stored encrypted under the account's data key).
    *
    * @generated from field: string email = 5;
    */
@@ -190,35 +191,36 @@ export declare type Account = Message<"identity.v1.Account"> & {
   emailVerified: boolean;
 
   /**
-   * The name the person wants to be shown.
+   * The name the person wants to be shown (at most 200 characters).
    *
    * @generated from field: string display_name = 7;
    */
   displayName: string;
 
   /**
-   * The person's pronouns, free text.
+   * The person's pronouns, free text (at most 50 characters).
    *
    * @generated from field: string pronouns = 8;
    */
   pronouns: string;
 
   /**
-   * The preferred locale as a BCP 47 tag, for example "en" or "fr".
+   * The preferred locale as a BCP 47 tag: "en" or "fr".
    *
    * @generated from field: string locale = 9;
    */
   locale: string;
 
   /**
-   * Tenant-defined attributes, bounded in size.
+   * Tenant-defined attributes: any JSON object of at most 50 keys (each 1 to 64
+   * printable characters), 8 KB as JSON and 5 levels deep.
    *
    * @generated from field: google.protobuf.Struct custom_attributes = 10;
    */
   customAttributes?: JsonObject | undefined;
 
   /**
-   * Push-notification tokens, one per device.
+   * Push-notification tokens, one per device, at most 20 devices.
    *
    * @generated from field: repeated identity.v1.PushToken push_tokens = 11;
    */
@@ -328,14 +330,16 @@ export declare const SessionSchema: GenMessage<Session>;
  */
 export declare type ConsentGrant = Message<"identity.v1.ConsentGrant"> & {
   /**
-   * The purpose: "terms", "privacy_policy", "marketing", "analytics" or a tenant-defined one.
+   * The purpose: "terms", "privacy_policy", "marketing", "analytics" or a
+   * tenant-defined one of the same shape (1 to 64 characters of a-z 0-9 _ . -).
    *
    * @generated from field: string purpose = 1;
    */
   purpose: string;
 
   /**
-   * The version of the policy the decision is about.
+   * The version of the policy the decision is about: 1 to 64 printable ASCII
+   * characters without spaces, for example "2030-01".
    *
    * @generated from field: string version = 2;
    */
@@ -390,7 +394,8 @@ export declare type Consent = Message<"identity.v1.Consent"> & {
   recordTime?: Timestamp | undefined;
 
   /**
-   * The client (application or API key) through which it was recorded.
+   * The client through which it was recorded: the caller's user agent (at
+   * most 200 characters).
    *
    * @generated from field: string client = 5;
    */
