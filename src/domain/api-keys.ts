@@ -6,21 +6,20 @@
 //
 // Lookups are cached in-process for a few seconds at most (every ValidateSession
 // of a tenant that requires keys needs one). Revocation drops the key from this
-// process's cache at once and publishes "apikey:<hash>" on the InvalidationBus,
+// process's cache at once and publishes an "apiKey" invalidation,
 // so every other instance and worker drops it too; a lost message is bounded
 // by the cache's few seconds.
 import { hashSecret, randomToken } from "../crypto/keyring.ts";
 import { assertNoViolations, DomainError, unauthenticated, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
+import { createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
 import type { ApiKeyStore, StoredApiKey } from "./ports/api-keys.ts";
-import type { InvalidationBus } from "./ports/sessions.ts";
+import type { InvalidationBus } from "./ports/invalidation.ts";
 import { PERMISSIONS, type ApiKeyPrincipal, type Permission } from "./principal.ts";
 
 export const API_KEY_PREFIX = "idk_";
 const SECRET_LENGTH = API_KEY_PREFIX.length + 43; // 32 bytes in base64url
 const SECRET_SHAPE = /^idk_[A-Za-z0-9_-]{43}$/;
-/** The InvalidationBus marker of a key: "apikey:<secret hash>". */
-const MARKER = "apikey:";
 const NAME_MAX = 200;
 /** Most keys one tenant lists (a tenant has a handful; this bounds a response). */
 export const API_KEYS_LIST_LIMIT = 1000;
@@ -77,41 +76,8 @@ function principalOf(key: StoredApiKey): ApiKeyPrincipal {
 const refused = () => unauthenticated("API_KEY_INVALID", "the API key is invalid or revoked");
 
 export function createApiKeys(deps: { store: ApiKeyStore; invalidation: InvalidationBus; now: () => number; cache?: ApiKeyCacheOptions }): ApiKeys {
-  const maxAgeMs = deps.cache?.maxAgeMs ?? 5_000;
-  const maxEntries = deps.cache?.maxEntries ?? 10_000;
   // secret hash → the principal, or null for "no such live key".
-  const cache = new Map<string, { principal: ApiKeyPrincipal | null; at: number }>();
-  // Bumped by every invalidation: a lookup that overlapped one is not cached,
-  // so a revocation is never undone by an answer read just before it.
-  let generation = 0;
-
-  function remember(secretHash: string, principal: ApiKeyPrincipal | null) {
-    if (maxAgeMs <= 0) return;
-    if (cache.size >= maxEntries) {
-      const oldest = cache.keys().next();
-      if (!oldest.done) cache.delete(oldest.value);
-    }
-    cache.set(secretHash, { principal, at: deps.now() });
-  }
-
-  function forget(markers: string[]) {
-    for (const marker of markers) {
-      if (marker === "*") {
-        generation++;
-        return cache.clear();
-      }
-      if (marker.startsWith(MARKER)) {
-        generation++;
-        cache.delete(marker.slice(MARKER.length));
-      }
-    }
-  }
-
-  function fresh(secretHash: string) {
-    const hit = cache.get(secretHash);
-    if (hit && deps.now() - hit.at < maxAgeMs) return hit;
-    return undefined;
-  }
+  const cache = createInvalidatedCache<ApiKeyPrincipal | null>({ maxAgeMs: deps.cache?.maxAgeMs ?? 5_000, maxEntries: deps.cache?.maxEntries ?? 10_000 }, deps.now);
 
   return {
     async create({ tenantId, name, permissions, createdBy }) {
@@ -130,32 +96,36 @@ export function createApiKeys(deps: { store: ApiKeyStore; invalidation: Invalida
     async revoke(id) {
       const revoked = await deps.store.revoke(id, deps.now());
       if (!revoked) throw new DomainError("not_found", "API_KEY_NOT_FOUND", "API key not found");
-      forget([MARKER + revoked.secretHash]);
-      await deps.invalidation.publish([MARKER + revoked.secretHash]);
+      cache.delete(revoked.secretHash);
+      await deps.invalidation.publish([{ kind: "apiKey", secretHash: revoked.secretHash }]);
       return revoked.key;
     },
 
     authenticateCached(secret) {
       if (secret.length !== SECRET_LENGTH) return undefined;
-      return fresh(hashSecret(secret))?.principal ?? undefined;
+      return cache.get(hashSecret(secret)) ?? undefined;
     },
 
     async authenticate(secret) {
       if (!SECRET_SHAPE.test(secret)) throw refused();
       const secretHash = hashSecret(secret);
-      const hit = fresh(secretHash);
-      if (hit) {
-        if (hit.principal) return hit.principal;
+      const hit = cache.get(secretHash);
+      if (hit !== undefined) {
+        if (hit) return hit;
         throw refused();
       }
-      const started = generation;
+      const epoch = cache.epoch();
       const key = await deps.store.findBySecretHash(secretHash);
       const principal = key && key.revokedAt === null ? principalOf(key) : null;
-      if (generation === started) remember(secretHash, principal);
+      cache.set(secretHash, principal, epoch, key ? [tenantGroup(key.tenantId)] : []);
       if (!principal) throw refused();
       return principal;
     },
 
-    listen: () => deps.invalidation.subscribe(forget),
+    listen: () =>
+      listenForInvalidations(deps.invalidation, cache, (message) => {
+        if (message.kind === "apiKey") cache.delete(message.secretHash);
+        else if (message.kind === "tenant") cache.deleteGroup(tenantGroup(message.tenantId));
+      }),
   };
 }

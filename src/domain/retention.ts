@@ -12,9 +12,9 @@
 //   absolute expiry by itself (the in-process store sweeps expired ones every minute).
 //
 // One job runs it all every intervalMs. Every step is an idempotent batch delete,
-// safe with several instances; a lease (the shared rate limiter, one run per
-// interval) spares the others the work.
-import type { RateLimiter } from "./ports/limits.ts";
+// safe with several instances; a lease named after the interval's window (one
+// run per window, whoever takes it first) spares the others the work.
+import type { Leases } from "./ports/leases.ts";
 import type { DurableStores } from "./ports/stores.ts";
 import type { RecoveryFlows } from "./recovery.ts";
 import { forEachTenant } from "./tenants.ts";
@@ -70,14 +70,16 @@ export function startRetention(
   options: {
     intervalMs: number;
     now: () => number;
-    lease?: RateLimiter;
+    lease?: Leases;
     onRun: (result: RetentionRun) => void;
     onError: (error: unknown) => void;
   },
 ): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const tick = async () => {
-    if (options.lease && !(await options.lease.consume("retention:lease", 1, options.intervalMs)).allowed) return;
+    // Never released: the lease of this window is what tells the other instances it ran.
+    const window = Math.floor(options.now() / options.intervalMs);
+    if (options.lease && !(await options.lease.acquire(`retention:${window}`, options.intervalMs))) return;
     options.onRun(await retention.run(options.now()));
   };
   const timer = setInterval(() => {

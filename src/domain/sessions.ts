@@ -1,13 +1,15 @@
 // Sessions: issue, validate (the hot path), end. A session token is
 // "<account id>.<256 random bits>"; only its SHA-256 is stored. The account id
 // prefix lets every key of one account share a Redis Cluster slot.
-// Validation is served from an in-process cache of recently validated sessions;
-// sign-out and revocation publish the token hashes so every instance and worker
-// drops them at once.
+// Validation is served from an in-process cache of recently validated sessions
+// (src/domain/invalidated-cache.ts); sign-out and revocation publish the token
+// hashes so every instance and worker drops them at once (docs/revocation.md).
 import { hashSecret, randomToken } from "../crypto/keyring.ts";
 import { unauthenticated } from "./errors.ts";
 import { isId, newId } from "./ids.ts";
-import type { InvalidationBus, SessionStore } from "./ports/sessions.ts";
+import { accountGroup, createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
+import type { InvalidationBus } from "./ports/invalidation.ts";
+import type { SessionStore } from "./ports/sessions.ts";
 import type { Account, AssuranceLevel, SessionRecord, TenantSettings } from "./types.ts";
 
 export interface RequestMeta {
@@ -27,10 +29,13 @@ export interface ValidSession {
 
 export interface Sessions {
   issue(account: Account, settings: TenantSettings, meta: RequestMeta, assurance: AssuranceLevel): Promise<IssuedSession>;
-  /** The live session behind a token; unauthenticated when unknown, expired, revoked or malformed. */
-  validate(token: string): Promise<ValidSession>;
-  /** The cached session when the cache can answer on its own (no I/O), else undefined. */
-  validateCached(token: string): ValidSession | undefined;
+  /**
+   * The live session behind a token; unauthenticated when unknown, expired,
+   * revoked or malformed. Answers synchronously (a plain value, no I/O) when the
+   * cache holds the session — the hot path relies on it — and with a promise
+   * otherwise (a refusal is always a rejected promise, never a throw).
+   */
+  validate(token: string): ValidSession | Promise<ValidSession>;
   /** Ends the session behind the token; succeeds when it is already gone. */
   end(token: string): Promise<void>;
   /** Ends every session of an account except one; returns how many ended. */
@@ -71,39 +76,37 @@ export function createSessions(deps: {
   now: () => number;
   cache?: SessionCacheOptions;
 }): Sessions {
-  const maxEntries = deps.cache?.maxEntries ?? 100_000;
-  const maxAgeMs = deps.cache?.maxAgeMs ?? 30_000;
-  const cache = new Map<string, { session: SessionRecord; cachedAt: number }>();
-
-  function remember(tokenHash: string, session: SessionRecord, at: number) {
-    if (maxAgeMs <= 0) return;
-    if (cache.size >= maxEntries) {
-      // Map iterates in insertion order: drop the oldest entry.
-      const oldest = cache.keys().next();
-      if (!oldest.done) cache.delete(oldest.value);
-    }
-    cache.set(tokenHash, { session, cachedAt: at });
-  }
-
-  // Counts invalidations, so a store read that raced with one is not cached:
-  // it could otherwise put a just-revoked session back for maxAgeMs.
-  let invalidations = 0;
-
-  function forget(tokenHashes: string[]) {
-    invalidations++;
-    if (tokenHashes.includes("*")) cache.clear();
-    else for (const hash of tokenHashes) cache.delete(hash);
-  }
+  // token hash → session; grouped by account and tenant for account- and tenant-wide invalidation.
+  const cache = createInvalidatedCache<SessionRecord>({ maxEntries: deps.cache?.maxEntries ?? 100_000, maxAgeMs: deps.cache?.maxAgeMs ?? 30_000 }, deps.now);
 
   const live = (session: SessionRecord, at: number) => session.expiresAt > at && session.absoluteExpiresAt > at;
   const invalid = () => unauthenticated("SESSION_INVALID", "session is invalid or expired");
 
+  /** Drops ended sessions here before and after the store write (a read between the two is not cached), then everywhere. */
+  async function ended<T>(tokenHashes: () => string[], write: () => Promise<T>): Promise<T> {
+    for (const hash of tokenHashes()) cache.delete(hash);
+    const result = await write();
+    const hashes = tokenHashes();
+    for (const hash of hashes) cache.delete(hash);
+    await deps.invalidation.publish(hashes.length > 0 ? [{ kind: "session", tokenHashes: hashes }] : []);
+    return result;
+  }
+
   /** Ends one session here, in the store, and in every other instance's cache. */
-  async function endOne(accountId: string, tokenHash: string): Promise<boolean> {
-    forget([tokenHash]);
-    const ended = await deps.store.delete(accountId, tokenHash);
-    await deps.invalidation.publish([tokenHash]);
-    return ended;
+  function endOne(accountId: string, tokenHash: string): Promise<boolean> {
+    return ended(
+      () => [tokenHash],
+      () => deps.store.delete(accountId, tokenHash),
+    );
+  }
+
+  async function read(accountId: string, tokenHash: string): Promise<ValidSession> {
+    const at = deps.now();
+    const epoch = cache.epoch();
+    const session = await deps.store.get(accountId, tokenHash);
+    if (!session || !live(session, at)) throw invalid();
+    cache.set(tokenHash, session, epoch, [accountGroup(session.accountId), tenantGroup(session.tenantId)]);
+    return { tokenHash, session };
   }
 
   async function listLive(accountId: string): Promise<ValidSession[]> {
@@ -135,29 +138,15 @@ export function createSessions(deps: {
       return { token, session };
     },
 
-    validateCached(token) {
+    validate(token) {
       const parsed = parseToken(token);
-      if (!parsed) return undefined;
+      if (!parsed) return Promise.reject(invalid());
       const hit = cache.get(parsed.tokenHash);
-      const at = deps.now();
-      if (!hit || at - hit.cachedAt >= maxAgeMs || !live(hit.session, at)) return undefined;
-      return { tokenHash: parsed.tokenHash, session: hit.session };
-    },
-
-    async validate(token) {
-      const parsed = parseToken(token);
-      if (!parsed) throw invalid();
-      const at = deps.now();
-      const hit = cache.get(parsed.tokenHash);
-      if (hit && at - hit.cachedAt < maxAgeMs) {
-        if (live(hit.session, at)) return { tokenHash: parsed.tokenHash, session: hit.session };
+      if (hit) {
+        if (live(hit, deps.now())) return { tokenHash: parsed.tokenHash, session: hit };
         cache.delete(parsed.tokenHash);
       }
-      const before = invalidations;
-      const session = await deps.store.get(parsed.accountId, parsed.tokenHash);
-      if (!session || !live(session, at)) throw invalid();
-      if (invalidations === before) remember(parsed.tokenHash, session, at);
-      return { tokenHash: parsed.tokenHash, session };
+      return read(parsed.accountId, parsed.tokenHash);
     },
 
     async end(token) {
@@ -166,10 +155,12 @@ export function createSessions(deps: {
     },
 
     async endAll(accountId, keepTokenHash) {
-      const ended = await deps.store.deleteAllForAccount(accountId, keepTokenHash);
-      forget(ended);
-      await deps.invalidation.publish(ended);
-      return ended.length;
+      let hashes: string[] = [];
+      await ended(
+        () => hashes,
+        async () => (hashes = await deps.store.deleteAllForAccount(accountId, keepTokenHash)),
+      );
+      return hashes.length;
     },
 
     list: listLive,
@@ -193,12 +184,17 @@ export function createSessions(deps: {
       // Dropped rather than updated: re-caching here could outlive a revocation published meanwhile.
       // Other instances' copies expire no later than before and are then re-read from the store,
       // unless the expiry moved earlier (a shortened idle timeout): then they are told to drop theirs.
-      forget([tokenHash]);
+      cache.delete(tokenHash);
       if (!touched) throw invalid();
-      if (refreshed.expiresAt < current.expiresAt) await deps.invalidation.publish([tokenHash]);
+      if (refreshed.expiresAt < current.expiresAt) await deps.invalidation.publish([{ kind: "session", tokenHashes: [tokenHash] }]);
       return refreshed;
     },
 
-    listen: () => deps.invalidation.subscribe(forget),
+    listen: () =>
+      listenForInvalidations(deps.invalidation, cache, (message) => {
+        if (message.kind === "session") for (const hash of message.tokenHashes) cache.delete(hash);
+        else if (message.kind === "account") cache.deleteGroup(accountGroup(message.accountId));
+        else if (message.kind === "tenant") cache.deleteGroup(tenantGroup(message.tenantId));
+      }),
   };
 }

@@ -2,12 +2,15 @@
 // created on first start; super admins create more and change their settings.
 // Settings are read through a short in-process cache because every RPC needs
 // them. An update drops the tenant from this process's cache at once and
-// publishes "tenant:<id>" on the InvalidationBus (Redis pub/sub in production),
-// so every other instance and worker drops it too; a lost message is bounded by
-// the cache's 10 seconds. Sessions already issued keep their expiry times.
+// publishes a "tenant" invalidation (Redis pub/sub in production), so every
+// other instance and worker drops it too; a lost message is bounded by the
+// cache's 10 seconds. While the store cannot be read, the last known settings
+// keep answering (re-read in the background), so a brief database outage does
+// not stop ValidateSession. Sessions already issued keep their expiry times.
 import { assertNoViolations, DomainError, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { InvalidationBus } from "./ports/sessions.ts";
+import { createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
+import type { InvalidationBus } from "./ports/invalidation.ts";
 import type { TenantStore } from "./ports/tenants.ts";
 import { SUPPORTED_LOCALES, type Tenant, type TenantSettings } from "./types.ts";
 
@@ -62,7 +65,9 @@ export interface Tenants {
 }
 
 const CACHE_MS = 10_000;
-const MARKER = "tenant:";
+/** While the store fails, the last known settings answer for this long at most, re-read at most once a second. */
+const STALE_MAX_MS = 10 * 60_000;
+const STALE_RETRY_MS = 1000;
 const DAY = 24 * HOUR;
 const MAX_DURATION_MS = 366 * DAY;
 const MAX_LIMIT = 1_000_000;
@@ -191,30 +196,62 @@ export function pageSizeOf(requested: number): number {
 }
 
 export function createTenants(store: TenantStore, now: () => number, invalidation?: InvalidationBus): Tenants {
-  const cache = new Map<string, { tenant: Tenant; at: number }>();
+  const cache = createInvalidatedCache<Tenant>({ maxEntries: 10_000, maxAgeMs: CACHE_MS }, now);
+  // Tenants whose last re-read failed, and when to try again: meanwhile their
+  // last known settings answer at once (the store is down, every call would wait for it).
+  const failing = new Map<string, { since: number; retryAt: number }>();
+  const refreshing = new Map<string, Promise<Tenant>>();
 
-  function forget(markers: string[]) {
-    for (const marker of markers) {
-      if (marker === "*") return cache.clear();
-      if (marker.startsWith(MARKER)) cache.delete(marker.slice(MARKER.length));
+  /** Reads the tenant from the store (one read in flight per tenant) and caches it. */
+  function load(id: string): Promise<Tenant> {
+    let pending = refreshing.get(id);
+    if (!pending) {
+      const epoch = cache.epoch();
+      pending = store
+        .get(id)
+        .then(
+          (tenant) => {
+            failing.delete(id);
+            if (!tenant) throw notFound(id);
+            const completed = complete(tenant);
+            cache.set(id, completed, epoch, [tenantGroup(id)]);
+            return completed;
+          },
+          (error: unknown) => {
+            if (cache.lastKnown(id)) failing.set(id, { since: failing.get(id)?.since ?? now(), retryAt: now() + STALE_RETRY_MS });
+            throw error;
+          },
+        )
+        .finally(() => refreshing.delete(id));
+      refreshing.set(id, pending);
     }
+    return pending;
+  }
+
+  /** The last known settings while the store cannot be read (within STALE_MAX_MS), refreshed in the background. */
+  function stale(id: string): Tenant | undefined {
+    const failure = failing.get(id);
+    const known = cache.lastKnown(id);
+    if (!failure || !known || now() - failure.since > STALE_MAX_MS) return undefined;
+    if (now() >= failure.retryAt) load(id).catch(() => {});
+    return known;
   }
 
   return {
     async get(id) {
-      const hit = cache.get(id);
-      if (hit && now() - hit.at < CACHE_MS) return hit.tenant;
-      const tenant = await store.get(id);
-      if (!tenant) throw notFound(id);
-      const completed = complete(tenant);
-      cache.set(id, { tenant: completed, at: now() });
-      return completed;
+      const cached = cache.get(id) ?? stale(id);
+      if (cached) return cached;
+      try {
+        return await load(id);
+      } catch (error) {
+        const failure = failing.get(id);
+        const known = error instanceof DomainError || !failure || now() - failure.since > STALE_MAX_MS ? undefined : cache.lastKnown(id);
+        if (known) return known;
+        throw error;
+      }
     },
 
-    getCached(id) {
-      const hit = cache.get(id);
-      return hit && now() - hit.at < CACHE_MS ? hit.tenant : undefined;
-    },
+    getCached: (id) => cache.get(id) ?? stale(id),
 
     async ensureDefault(at) {
       await store.ensure({ id: DEFAULT_TENANT_ID, name: "Default", settings: { ...DEFAULT_TENANT_SETTINGS }, createdAt: at });
@@ -247,10 +284,16 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
       });
       if (!updated) throw notFound(id);
       cache.delete(id);
-      await invalidation?.publish([MARKER + id]);
+      failing.delete(id);
+      await invalidation?.publish([{ kind: "tenant", tenantId: id }]);
       return complete(updated);
     },
 
-    listen: async () => invalidation?.subscribe(forget),
+    listen: async () => {
+      if (!invalidation) return;
+      await listenForInvalidations(invalidation, cache, (message) => {
+        if (message.kind === "tenant") cache.deleteGroup(tenantGroup(message.tenantId));
+      });
+    },
   };
 }

@@ -109,9 +109,9 @@ export function installFastPath(server: Http2Server | Http2SecureServer, deps: {
         return fail(stream, error instanceof ConnectError || (error as { name?: string }).name === "DomainError" ? error : invalidArgument("request", "cannot be decoded"), started);
       }
       if (token === "") return fail(stream, invalidArgument("session_token", "is required"), started);
-      const cached = deps.app.sessions.validateCached(token);
-      if (cached) return answer(stream, cached, authorization, started);
-      deps.app.sessions.validate(token).then(
+      const valid = deps.app.sessions.validate(token);
+      if (!(valid instanceof Promise)) return answer(stream, valid, authorization, started);
+      valid.then(
         (valid) => answer(stream, valid, authorization, started),
         (error) => fail(stream, error, started),
       );

@@ -157,7 +157,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     ? startRetention(retention, {
         intervalMs: purgeIntervalMs,
         now,
-        lease: ephemeral.rateLimiter,
+        lease: ephemeral.leases,
         onRun: (deleted) => {
           if (deleted.unverifiedAccounts + deleted.deliveredMessages + deleted.auditEvents > 0) log.info({ deleted }, "retention: deleted what is past its tenant's retention");
         },

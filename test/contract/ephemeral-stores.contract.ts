@@ -7,6 +7,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Invalidation, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 import { AssuranceLevel, Role, type OneTimeToken, type SessionRecord } from "../../src/domain/types.ts";
 
@@ -336,33 +337,100 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
     });
 
     describe("invalidation bus", () => {
-      it("delivers published token hashes to subscribers (on another instance when state is shared)", async () => {
+      /** A subscriber recording what it hears: messages, and the subscription going down or up. */
+      function recorder() {
+        const heard: Invalidation[][] = [];
+        const states: boolean[] = [];
+        const subscriber: InvalidationSubscriber = { invalidate: (messages) => heard.push([...messages]), subscribed: (up) => states.push(up) };
+        return { heard, states, subscriber };
+      }
+
+      it("delivers published messages to subscribers (on another instance when state is shared)", async () => {
         const subscriberSide = h.openPeer ? await h.openPeer() : stores;
-        const received: string[][] = [];
-        await subscriberSide.invalidation.subscribe((hashes) => received.push(hashes));
-        // A bus may also say "forget everything" (["*"], e.g. after (re)connecting): consumers handle it.
-        const delivered = () => received.filter((hashes) => !(hashes.length === 1 && hashes[0] === "*"));
+        const { heard: received, subscriber } = recorder();
+        await subscriberSide.invalidation.subscribe(subscriber);
+        // A bus may also say "forget everything" (e.g. after reconnecting): consumers handle it.
+        const delivered = () => received.filter((messages) => !(messages.length === 1 && messages[0]!.kind === "all"));
 
         const [h1, h2, h3] = [hash(), hash(), hash()];
-        await stores.invalidation.publish([h1, h2]);
+        const account = randomUUID();
+        await stores.invalidation.publish([{ kind: "session", tokenHashes: [h1, h2] }]);
         await stores.invalidation.publish([]); // nothing to say: nothing delivered
-        await stores.invalidation.publish([h3]);
+        await stores.invalidation.publish([{ kind: "session", tokenHashes: [h3] }, { kind: "account", accountId: account }]);
+        await stores.invalidation.publish([{ kind: "tenant", tenantId: "tenant-1" }, { kind: "apiKey", secretHash: h1 }]);
 
-        expect(await eventually(() => delivered().length >= 2)).toBe(true);
+        expect(await eventually(() => delivered().length >= 3)).toBe(true);
         await sleep(50); // anything extra (the empty publish) would have arrived by now
-        expect(delivered()).toStrictEqual([[h1, h2], [h3]]);
+        expect(delivered()).toStrictEqual([
+          [{ kind: "session", tokenHashes: [h1, h2] }],
+          [{ kind: "session", tokenHashes: [h3] }, { kind: "account", accountId: account }],
+          [{ kind: "tenant", tenantId: "tenant-1" }, { kind: "apiKey", secretHash: h1 }],
+        ]);
       });
 
       it("delivers to every subscriber", async () => {
-        const first: string[][] = [];
-        const second: string[][] = [];
-        await stores.invalidation.subscribe((hashes) => first.push(hashes));
+        const first = recorder();
+        const second = recorder();
+        await stores.invalidation.subscribe(first.subscriber);
         const other = h.openPeer ? await h.openPeer() : stores;
-        await other.invalidation.subscribe((hashes) => second.push(hashes));
+        await other.invalidation.subscribe(second.subscriber);
         const h1 = hash();
-        await other.invalidation.publish([h1]);
-        const got = (list: string[][]) => list.some((hashes) => hashes.length === 1 && hashes[0] === h1);
-        expect(await eventually(() => got(first) && got(second))).toBe(true);
+        await other.invalidation.publish([{ kind: "session", tokenHashes: [h1] }]);
+        const got = (list: Invalidation[][]) => list.some((messages) => messages.length === 1 && messages[0]!.kind === "session" && messages[0]!.tokenHashes[0] === h1);
+        expect(await eventually(() => got(first.heard) && got(second.heard))).toBe(true);
+      });
+
+      it("a healthy subscription is not reported down", async () => {
+        const { states, subscriber } = recorder();
+        await stores.invalidation.subscribe(subscriber);
+        await sleep(100);
+        expect(states.filter((up) => !up)).toStrictEqual([]);
+      });
+    });
+
+    describe("leases", () => {
+      const name = () => `job-${randomUUID()}`;
+
+      it("one holder at a time, until it releases", async () => {
+        const job = name();
+        const other = h.openPeer ? await h.openPeer() : stores;
+        const held = await stores.leases.acquire(job, HOUR);
+        expect(held).toBeDefined();
+        expect(await other.leases.acquire(job, HOUR)).toBeUndefined();
+        expect(await stores.leases.acquire(job, HOUR)).toBeUndefined();
+        expect(await held!.release()).toBe(true);
+        const next = await other.leases.acquire(job, HOUR);
+        expect(next).toBeDefined();
+        expect(await held!.release()).toBe(false); // no longer ours: the new holder keeps it
+        expect(await stores.leases.acquire(job, HOUR)).toBeUndefined();
+      });
+
+      it("leases are independent by name", async () => {
+        expect(await stores.leases.acquire(name(), HOUR)).toBeDefined();
+        expect(await stores.leases.acquire(name(), HOUR)).toBeDefined();
+      });
+
+      it("concurrent acquires: exactly one wins", async () => {
+        const job = name();
+        const results = await Promise.all(Array.from({ length: 10 }, () => stores.leases.acquire(job, HOUR)));
+        expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+      });
+
+      it("lapses after its TTL; extend keeps it, but only for its holder", async () => {
+        const job = name();
+        const held = await stores.leases.acquire(job, 300);
+        expect(held).toBeDefined();
+        t += 200;
+        await sleep(200);
+        expect(await held!.extend(600)).toBe(true);
+        t += 200;
+        await sleep(200); // past the first TTL, within the extended one
+        expect(await stores.leases.acquire(job, HOUR)).toBeUndefined();
+        t += 600;
+        expect(await eventually(async () => (await stores.leases.acquire(job, HOUR)) !== undefined)).toBe(true);
+        expect(await held!.extend(HOUR)).toBe(false); // lapsed and taken: extending must not steal it back
+        expect(await held!.release()).toBe(false);
+        expect(await stores.leases.acquire(job, HOUR)).toBeUndefined();
       });
     });
   });

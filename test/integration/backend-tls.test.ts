@@ -62,10 +62,13 @@ describe.runIf(BACKENDS.includes("mysql"))("TLS to the backends", () => {
     try {
       expect(await stores.ping()).toBe(true);
       const heard: string[][] = [];
-      await stores.invalidation.subscribe((hashes) => heard.push(hashes));
+      await stores.invalidation.subscribe({
+        invalidate: (messages) => heard.push(messages.flatMap((m) => (m.kind === "session" ? m.tokenHashes : []))),
+        subscribed: () => {},
+      });
       await stores.tokens.put("h1", { purpose: "verify_email", tenantId: "t", accountId: "a", identityId: "i", expiresAt: Date.now() + 60_000 }, 60_000);
       expect((await stores.tokens.take("h1"))?.accountId).toBe("a");
-      await stores.invalidation.publish(["x"]);
+      await stores.invalidation.publish([{ kind: "session", tokenHashes: ["x"] }]);
       for (let i = 0; i < 50 && !heard.some((h) => h.includes("x")); i++) await new Promise((r) => setTimeout(r, 20));
       expect(heard.some((h) => h.includes("x"))).toBe(true);
     } finally {

@@ -73,7 +73,7 @@ describe("startRetention", () => {
 
   it("with a lease, runs on one instance per interval", async () => {
     let clock = 0;
-    const lease = createMemoryStores({ now: () => clock }).rateLimiter;
+    const lease = createMemoryStores({ now: () => clock }).leases;
     const runs: string[] = [];
     const jobs = ["a", "b", "c"].map((name) =>
       startRetention({ run: async () => (runs.push(name), deleted(0)) }, { intervalMs: 60_000, now: () => clock, lease, onRun: () => {}, onError: (e) => runs.push(String(e)) }),

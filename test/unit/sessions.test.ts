@@ -3,7 +3,7 @@ import { hashSecret } from "../../src/crypto/keyring.ts";
 import { DomainError } from "../../src/domain/errors.ts";
 import { isId, newId } from "../../src/domain/ids.ts";
 import type { SessionStore } from "../../src/domain/ports/sessions.ts";
-import { createSessions, type SessionCacheOptions, type Sessions } from "../../src/domain/sessions.ts";
+import { createSessions, type SessionCacheOptions, type Sessions, type ValidSession } from "../../src/domain/sessions.ts";
 import { DEFAULT_TENANT_ID, DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 import {
   AccountState,
@@ -14,6 +14,7 @@ import {
   type TenantSettings,
 } from "../../src/domain/types.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
+import type { InvalidationBus, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 
 const START = Date.UTC(2025, 0, 15, 12, 0, 0);
@@ -59,8 +60,19 @@ function sessions(cache?: SessionCacheOptions, on: EphemeralStores = stores): Se
   return createSessions({ store: on.sessions, invalidation: on.invalidation, now, cache });
 }
 
-async function expectUnauthenticated(promise: Promise<unknown>): Promise<DomainError> {
-  const error = await promise.then(
+/** validate()'s answer as a promise, whether the cache answered synchronously or not. */
+const settle = <T>(answer: T | Promise<T>): Promise<T> => Promise.resolve(answer);
+
+/** What validate answers synchronously, from the cache with no I/O; undefined when it had to ask the store. */
+function cachedAnswer(s: Sessions, token: string): ValidSession | undefined {
+  const answer = s.validate(token);
+  if (!(answer instanceof Promise)) return answer;
+  answer.catch(() => {});
+  return undefined;
+}
+
+async function expectUnauthenticated(promise: unknown): Promise<DomainError> {
+  const error = await Promise.resolve(promise).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -141,12 +153,12 @@ describe("validate", () => {
     expect(valid.tokenHash).toBe(hashSecret(token));
   });
 
-  it("validateCached answers only after a first validate", async () => {
+  it("validate answers from the cache (synchronously) only after a first validate", async () => {
     const s = sessions();
     const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
-    expect(s.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(s, token)).toBeUndefined();
     await s.validate(token);
-    expect(s.validateCached(token)).toEqual({ tokenHash: hashSecret(token), session });
+    expect(cachedAnswer(s, token)).toEqual({ tokenHash: hashSecret(token), session });
   });
 
   it("rejects an unknown well-formed token", async () => {
@@ -187,7 +199,7 @@ describe("validate", () => {
       const s = createSessions({ store, invalidation: stores.invalidation, now });
       const error = await expectUnauthenticated(s.validate(token));
       expect(error.reason).toBe("SESSION_INVALID");
-      expect(s.validateCached(token)).toBeUndefined();
+      expect(cachedAnswer(s, token)).toBeUndefined();
       expect(lookups).toBe(0);
     });
   });
@@ -200,7 +212,7 @@ describe("end / endAll", () => {
     const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
     await s.validate(token);
     await s.end(token);
-    expect(s.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(s, token)).toBeUndefined();
     await expectUnauthenticated(s.validate(token));
     expect(await stores.sessions.get(acct.id, hashSecret(token))).toBeUndefined();
   });
@@ -219,7 +231,7 @@ describe("end / endAll", () => {
     const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
     const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
     await s.end(a.token);
-    await expect(s.validate(b.token)).resolves.toMatchObject({ session: b.session });
+    await expect(settle(s.validate(b.token))).resolves.toMatchObject({ session: b.session });
   });
 
   it("endAll ends the other sessions only and returns the count", async () => {
@@ -235,12 +247,12 @@ describe("end / endAll", () => {
 
     expect(await s.endAll(acct.id, hashSecret(keep.token))).toBe(3);
 
-    await expect(s.validate(keep.token)).resolves.toMatchObject({ session: keep.session });
+    await expect(settle(s.validate(keep.token))).resolves.toMatchObject({ session: keep.session });
     for (const { token } of rest) {
-      expect(s.validateCached(token)).toBeUndefined();
+      expect(cachedAnswer(s, token)).toBeUndefined();
       await expectUnauthenticated(s.validate(token));
     }
-    await expect(s.validate(bystander.token)).resolves.toMatchObject({ session: bystander.session });
+    await expect(settle(s.validate(bystander.token))).resolves.toMatchObject({ session: bystander.session });
     expect(await s.endAll(acct.id, hashSecret(keep.token))).toBe(0);
   });
 
@@ -261,10 +273,10 @@ describe("expiry and cache bounds", () => {
     const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 10 * SECOND }), META, AssuranceLevel.AAL1);
     await s.validate(token);
     clock = session.expiresAt - 1;
-    expect(s.validateCached(token)).toBeDefined();
-    await expect(s.validate(token)).resolves.toBeDefined();
+    expect(cachedAnswer(s, token)).toBeDefined();
+    await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = session.expiresAt;
-    expect(s.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(s, token)).toBeUndefined();
     await expectUnauthenticated(s.validate(token));
   });
 
@@ -281,7 +293,7 @@ describe("expiry and cache bounds", () => {
     };
     const s = createSessions({ store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 0 } });
     const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL1);
-    await expect(s.validate(token)).resolves.toBeDefined();
+    await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = session.absoluteExpiresAt;
     await expectUnauthenticated(s.validate(token));
   });
@@ -300,11 +312,11 @@ describe("expiry and cache bounds", () => {
     const s = createSessions({ store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 3 * HOUR } });
     const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 2 * HOUR }), META, AssuranceLevel.AAL1);
     records.set(hashSecret(token), { ...session, expiresAt: START + 10 * HOUR });
-    await expect(s.validate(token)).resolves.toBeDefined();
+    await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = START + 2 * HOUR - 1;
-    expect(s.validateCached(token)).toBeDefined();
+    expect(cachedAnswer(s, token)).toBeDefined();
     clock = START + 2 * HOUR;
-    expect(s.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(s, token)).toBeUndefined();
     await expectUnauthenticated(s.validate(token));
   });
 
@@ -317,11 +329,11 @@ describe("expiry and cache bounds", () => {
     expect(await stores.sessions.delete(acct.id, hashSecret(token))).toBe(true);
 
     clock = START + maxAgeMs - 1;
-    expect(s.validateCached(token)).toBeDefined();
-    await expect(s.validate(token)).resolves.toBeDefined();
+    expect(cachedAnswer(s, token)).toBeDefined();
+    await expect(settle(s.validate(token))).resolves.toBeDefined();
 
     clock = START + maxAgeMs;
-    expect(s.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(s, token)).toBeUndefined();
     await expectUnauthenticated(s.validate(token));
   });
 
@@ -330,7 +342,7 @@ describe("expiry and cache bounds", () => {
     const acct = account();
     const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
     await s.validate(token);
-    expect(s.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(s, token)).toBeUndefined();
     await stores.sessions.delete(acct.id, hashSecret(token));
     await expectUnauthenticated(s.validate(token));
   });
@@ -343,14 +355,15 @@ describe("expiry and cache bounds", () => {
     const c = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
     await s.validate(a.token);
     await s.validate(b.token);
-    expect(s.validateCached(a.token)).toBeDefined();
-    expect(s.validateCached(b.token)).toBeDefined();
+    expect(cachedAnswer(s, a.token)).toBeDefined();
+    expect(cachedAnswer(s, b.token)).toBeDefined();
     await s.validate(c.token);
-    expect(s.validateCached(a.token)).toBeUndefined();
-    expect(s.validateCached(b.token)).toBeDefined();
-    expect(s.validateCached(c.token)).toBeDefined();
+    // b and c first: asking for the evicted a reads it from the store and caches it again.
+    expect(cachedAnswer(s, b.token)).toBeDefined();
+    expect(cachedAnswer(s, c.token)).toBeDefined();
+    expect(cachedAnswer(s, a.token)).toBeUndefined();
     // The evicted session is still valid; it is just read from the store again.
-    await expect(s.validate(a.token)).resolves.toMatchObject({ session: a.session });
+    await expect(settle(s.validate(a.token))).resolves.toMatchObject({ session: a.session });
   });
 });
 
@@ -363,11 +376,11 @@ describe("invalidation across instances", () => {
     const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
     await a.validate(token);
     await b.validate(token);
-    expect(a.validateCached(token)).toBeDefined();
+    expect(cachedAnswer(a, token)).toBeDefined();
 
     await b.end(token);
 
-    expect(a.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(a, token)).toBeUndefined();
     await expectUnauthenticated(a.validate(token));
     await expectUnauthenticated(b.validate(token));
   });
@@ -378,7 +391,7 @@ describe("invalidation across instances", () => {
     const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
     await a.validate(token);
     await b.end(token);
-    expect(a.validateCached(token)).toBeDefined();
+    expect(cachedAnswer(a, token)).toBeDefined();
   });
 
   it("endAll() on another instance drops exactly the ended entries", async () => {
@@ -394,18 +407,18 @@ describe("invalidation across instances", () => {
 
     expect(await b.endAll(acct.id, hashSecret(keep.token))).toBe(1);
 
-    expect(a.validateCached(drop.token)).toBeUndefined();
-    expect(a.validateCached(keep.token)).toBeDefined();
+    expect(cachedAnswer(a, drop.token)).toBeUndefined();
+    expect(cachedAnswer(a, keep.token)).toBeDefined();
     await expectUnauthenticated(a.validate(drop.token));
   });
 
-  it('a "*" invalidation clears the whole cache', async () => {
+  it('an "all" invalidation clears the whole cache', async () => {
     const a = sessions({ maxAgeMs: HOUR });
     await a.listen();
     const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
     await a.validate(token);
-    await stores.invalidation.publish(["*"]);
-    expect(a.validateCached(token)).toBeUndefined();
+    await stores.invalidation.publish([{ kind: "all" }]);
+    expect(cachedAnswer(a, token)).toBeUndefined();
   });
 
   it("does not cache a store read that raced with a revocation", async () => {
@@ -421,7 +434,7 @@ describe("invalidation across instances", () => {
     await b.end(token);
     release();
     await pending; // answered as of its read
-    expect(a.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(a, token)).toBeUndefined();
     await expectUnauthenticated(a.validate(token));
   });
 
@@ -432,8 +445,8 @@ describe("invalidation across instances", () => {
       await a.listen();
       const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
       await a.validate(token);
-      await elsewhere.invalidation.publish([hashSecret(token)]);
-      expect(a.validateCached(token)).toBeDefined();
+      await elsewhere.invalidation.publish([{ kind: "session", tokenHashes: [hashSecret(token)] }]);
+      expect(cachedAnswer(a, token)).toBeDefined();
     } finally {
       await elsewhere.close();
     }
@@ -469,9 +482,9 @@ describe("list / revoke", () => {
     expect(await a.revoke(acct.id, gone.session.sessionId)).toBe(true);
 
     for (const s of [a, b]) {
-      expect(s.validateCached(gone.token)).toBeUndefined();
+      expect(cachedAnswer(s, gone.token)).toBeUndefined();
       await expectUnauthenticated(s.validate(gone.token));
-      await expect(s.validate(kept.token)).resolves.toMatchObject({ session: kept.session });
+      await expect(settle(s.validate(kept.token))).resolves.toMatchObject({ session: kept.session });
     }
     expect(await a.revoke(acct.id, gone.session.sessionId)).toBe(false);
   });
@@ -483,7 +496,7 @@ describe("list / revoke", () => {
     await s.issue(mine, settings(), META, AssuranceLevel.AAL1);
     expect(await s.revoke(mine.id, theirs.session.sessionId)).toBe(false);
     expect(await s.revoke(mine.id, newId(clock))).toBe(false);
-    await expect(s.validate(theirs.token)).resolves.toMatchObject({ session: theirs.session });
+    await expect(settle(s.validate(theirs.token))).resolves.toMatchObject({ session: theirs.session });
   });
 });
 
@@ -538,10 +551,94 @@ describe("refresh", () => {
     const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
     await b.validate(token);
     await a.refresh(await a.validate(token), settings());
-    expect(b.validateCached(token)).toBeDefined(); // later expiry: b's copy may stay until it lapses
+    expect(cachedAnswer(b, token)).toBeDefined(); // later expiry: b's copy may stay until it lapses
 
     const shortened = await a.refresh(await a.validate(token), short);
-    expect(b.validateCached(token)).toBeUndefined();
+    expect(cachedAnswer(b, token)).toBeUndefined();
     expect((await b.validate(token)).session).toStrictEqual(shortened);
+  });
+});
+
+describe("revocation races and group invalidations", () => {
+  it("an instance never serves a session it has itself ended, even a read made while the delete was in flight (no listen())", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const slowDelete: SessionStore = { ...stores.sessions, delete: async (a, h) => (await gate, stores.sessions.delete(a, h)) };
+    const s = createSessions({ store: slowDelete, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const ending = s.end(token);
+    await settle(s.validate(token)); // read while the store still has it
+    release();
+    await ending;
+    expect(cachedAnswer(s, token)).toBeUndefined();
+    await expectUnauthenticated(s.validate(token));
+  });
+
+  it("RevokeOtherSessions (endAll) on another instance: a read that raced it is not cached there", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: SessionStore = { ...stores.sessions, get: async (a, h) => { const s = await stores.sessions.get(a, h); await gate; return s; } };
+    const a = createSessions({ store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
+    const b = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    const acct = account();
+    const keep = await b.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const other = await b.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const pending = settle(a.validate(other.token)); // read before the revocation, answered after it
+    expect(await b.endAll(acct.id, hashSecret(keep.token))).toBe(1);
+    release();
+    await pending;
+    expect(cachedAnswer(a, other.token)).toBeUndefined();
+    await expectUnauthenticated(a.validate(other.token));
+  });
+
+  it('an "account" invalidation drops every cached session of that account, and only those', async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    const mine = account();
+    const theirs = account();
+    const issued = [await a.issue(mine, settings(), META, AssuranceLevel.AAL1), await a.issue(mine, settings(), META, AssuranceLevel.AAL1)];
+    const bystander = await a.issue(theirs, settings(), META, AssuranceLevel.AAL1);
+    for (const { token } of [...issued, bystander]) await a.validate(token);
+    await stores.invalidation.publish([{ kind: "account", accountId: mine.id }]);
+    for (const { token } of issued) expect(cachedAnswer(a, token)).toBeUndefined();
+    expect(cachedAnswer(a, bystander.token)).toBeDefined();
+  });
+
+  it('a "tenant" invalidation drops every cached session of that tenant, and only those', async () => {
+    const a = sessions({ maxAgeMs: HOUR });
+    await a.listen();
+    const inTenant = await a.issue(account({ tenantId: "shop" }), settings(), META, AssuranceLevel.AAL1);
+    const elsewhere = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    for (const { token } of [inTenant, elsewhere]) await a.validate(token);
+    await stores.invalidation.publish([{ kind: "tenant", tenantId: "shop" }]);
+    expect(cachedAnswer(a, inTenant.token)).toBeUndefined();
+    expect(cachedAnswer(a, elsewhere.token)).toBeDefined();
+  });
+
+  it("while the bus reports the subscription down, every validation asks the store; back up, the cache serves again", async () => {
+    const subscribers: InvalidationSubscriber[] = [];
+    const bus: InvalidationBus = { publish: async () => {}, subscribe: async (s) => void subscribers.push(s) };
+    let lookups = 0;
+    const counting: SessionStore = { ...stores.sessions, get: (a, h) => (lookups++, stores.sessions.get(a, h)) };
+    const s = createSessions({ store: counting, invalidation: bus, now, cache: { maxAgeMs: HOUR } });
+    await s.listen();
+    const acct = account();
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(token);
+    expect(cachedAnswer(s, token)).toBeDefined();
+    expect(lookups).toBe(1);
+
+    subscribers.forEach((x) => x.subscribed(false));
+    expect(cachedAnswer(s, token)).toBeUndefined();
+    await s.validate(token);
+    expect(cachedAnswer(s, token)).toBeUndefined();
+    await stores.sessions.delete(acct.id, hashSecret(token)); // ended elsewhere; the message would be lost
+    await expectUnauthenticated(s.validate(token));
+
+    subscribers.forEach((x) => x.subscribed(true));
+    const again = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(again.token);
+    expect(cachedAnswer(s, again.token)).toBeDefined();
   });
 });

@@ -1,7 +1,7 @@
 // Tenants in the domain (src/domain/tenants.ts): settings rules, creation,
 // paging, updates and the settings cache being dropped on update here and on
 // every other instance sharing the invalidation bus.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 import type { TenantStore } from "../../src/domain/ports/tenants.ts";
 import { createTenants, DEFAULT_TENANT_SETTINGS, tenantSettingsViolations, type Tenants } from "../../src/domain/tenants.ts";
@@ -136,5 +136,64 @@ describe("tenants", () => {
     expect((await reader.get(id)).name).toBe("Shop");
     clock += 10_000;
     expect((await reader.get(id)).name).toBe("Renamed");
+  });
+});
+
+describe("tenant settings while the database is down", () => {
+  /** The tenant store behind a switch: while down, every read fails as a dropped connection would. */
+  function faulty() {
+    const state = { down: false, reads: 0 };
+    const wrapped: TenantStore = {
+      ...store,
+      get: async (id) => {
+        state.reads++;
+        if (state.down) throw new Error("connect ETIMEDOUT");
+        return store.get(id);
+      },
+    };
+    return { state, tenants: createTenants(wrapped, now, ephemeral.invalidation) };
+  }
+
+  it("the last known settings keep answering, without waiting for the database, and are re-read in the background", async () => {
+    const writer = await instance();
+    const { state, tenants } = faulty();
+    await tenants.listen();
+    const { id } = await writer.create({ name: "Shop", settings: DEFAULT_TENANT_SETTINGS });
+    expect((await tenants.get(id)).name).toBe("Shop");
+
+    state.down = true;
+    clock += 10_000; // the cached copy is due for a re-read
+    expect((await tenants.get(id)).name).toBe("Shop");
+    const reads = state.reads;
+    expect(tenants.getCached(id)?.name).toBe("Shop"); // no I/O: the hot path stays synchronous
+    expect((await tenants.get(id)).name).toBe("Shop");
+    expect(state.reads).toBe(reads); // a failing database is not asked again at once
+
+    await store.update(id, (t) => ({ name: "Renamed", settings: t.settings })); // written while this instance could not read
+    state.down = false;
+    clock += 1000;
+    expect(tenants.getCached(id)?.name).toBe("Shop"); // answered at once, re-read in the background
+    await vi.waitFor(() => expect(tenants.getCached(id)?.name).toBe("Renamed"));
+    expect(state.reads).toBe(reads + 1);
+  });
+
+  it("not forever: after 10 minutes without a successful read the outage is reported", async () => {
+    const { state, tenants } = faulty();
+    const { id } = await tenants.create({ name: "Shop", settings: DEFAULT_TENANT_SETTINGS });
+    await tenants.get(id);
+    state.down = true;
+    clock += 10_000;
+    expect((await tenants.get(id)).name).toBe("Shop");
+    clock += 10 * 60_000 + 1;
+    await expect(tenants.get(id)).rejects.toThrow("ETIMEDOUT");
+    expect(tenants.getCached(id)).toBeUndefined();
+  });
+
+  it("a tenant never read is not invented, and not_found stays not_found", async () => {
+    const { state, tenants } = faulty();
+    const { id } = await tenants.create({ name: "Shop", settings: DEFAULT_TENANT_SETTINGS });
+    await expect(tenants.get("0197a1b2-0000-7000-8000-000000000000")).rejects.toThrow(expect.objectContaining({ kind: "not_found" }));
+    state.down = true;
+    await expect(tenants.get(id)).rejects.toThrow("ETIMEDOUT");
   });
 });

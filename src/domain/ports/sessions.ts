@@ -1,5 +1,5 @@
-// Session storage (Redis in production, in-process for the embedded default)
-// and the bus that tells every instance which sessions ended.
+// Session storage (Redis in production, in-process for the embedded default).
+// The bus that tells every instance which sessions ended is ./invalidation.ts.
 import type { SessionRecord } from "../types.ts";
 
 /** Live sessions, by token hash (see ./errors.ts for the errors every method may throw). */
@@ -20,11 +20,4 @@ export interface SessionStore {
   listForAccount(accountId: string): Promise<Array<{ tokenHash: string; session: SessionRecord }>>;
   /** Ends every session of the account except `keepTokenHash`; returns the ended token hashes. */
   deleteAllForAccount(accountId: string, keepTokenHash?: string): Promise<string[]>;
-}
-
-/** Tells every instance (and worker) that sessions ended, so caches drop them at once. */
-export interface InvalidationBus {
-  /** Reaches every subscriber, this instance's included; throws unavailable when the bus is down. */
-  publish(tokenHashes: string[]): Promise<void>;
-  subscribe(onInvalidate: (tokenHashes: string[]) => void): Promise<void>;
 }

@@ -8,7 +8,9 @@ import type { ConsentStore } from "./consents.ts";
 import type { KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./limits.ts";
 import type { OutboxStore } from "./outbox.ts";
-import type { InvalidationBus, SessionStore } from "./sessions.ts";
+import type { InvalidationBus } from "./invalidation.ts";
+import type { Leases } from "./leases.ts";
+import type { SessionStore } from "./sessions.ts";
 import type { TenantStore } from "./tenants.ts";
 import type { TokenStore } from "./tokens.ts";
 
@@ -18,6 +20,7 @@ export interface EphemeralStores {
   tokens: TokenStore;
   rateLimiter: RateLimiter;
   invalidation: InvalidationBus;
+  leases: Leases;
   /** True when the backend answers; never throws. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -1,9 +1,12 @@
 // In-process ephemeral stores for the embedded development default and unit
 // tests. Same contracts as the Redis stores (test/contract proves it); state
 // lives in this process only, so the embedded mode runs a single worker.
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
+import type { Invalidation, InvalidationBus } from "../../domain/ports/invalidation.ts";
+import type { Leases } from "../../domain/ports/leases.ts";
 import type { RateLimiter } from "../../domain/ports/limits.ts";
-import type { InvalidationBus, SessionStore } from "../../domain/ports/sessions.ts";
+import type { SessionStore } from "../../domain/ports/sessions.ts";
 import type { EphemeralStores } from "../../domain/ports/stores.ts";
 import type { TokenStore } from "../../domain/ports/tokens.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
@@ -123,26 +126,52 @@ function rateLimiter(now: () => number): { store: RateLimiter; sweep: () => void
 function invalidationBus(): InvalidationBus {
   const events = new EventEmitter();
   return {
-    async publish(tokenHashes) {
-      if (tokenHashes.length > 0) events.emit("invalidate", tokenHashes);
+    async publish(messages) {
+      if (messages.length > 0) events.emit("invalidate", messages);
     },
-    async subscribe(onInvalidate) {
-      events.on("invalidate", onInvalidate);
+    async subscribe(subscriber) {
+      events.on("invalidate", (messages: Invalidation[]) => subscriber.invalidate(messages));
     },
   };
+}
+
+function leases(now: () => number): { store: Leases; sweep: () => void } {
+  const held = new ExpiringMap<string>(now);
+  const store: Leases = {
+    async acquire(name, ttlMs) {
+      if (held.get(name) !== undefined) return undefined;
+      const owner = randomUUID();
+      held.set(name, owner, ttlMs);
+      return {
+        async extend(ttl) {
+          if (held.get(name) !== owner) return false;
+          held.set(name, owner, ttl);
+          return true;
+        },
+        async release() {
+          if (held.get(name) !== owner) return false;
+          held.delete(name);
+          return true;
+        },
+      };
+    },
+  };
+  return { store, sweep: () => held.sweep() };
 }
 
 export function createMemoryStores(options: { now: () => number }): EphemeralStores {
   const sessions = sessionStore(options.now);
   const tokens = tokenStore(options.now);
   const limiter = rateLimiter(options.now);
-  const sweeper = setInterval(() => [sessions, tokens, limiter].forEach((s) => s.sweep()), 60_000);
+  const leased = leases(options.now);
+  const sweeper = setInterval(() => [sessions, tokens, limiter, leased].forEach((s) => s.sweep()), 60_000);
   sweeper.unref();
   return {
     sessions: sessions.store,
     tokens: tokens.store,
     rateLimiter: limiter.store,
     invalidation: invalidationBus(),
+    leases: leased.store,
     ping: async () => true,
     close: async () => clearInterval(sweeper),
   };

@@ -1,9 +1,12 @@
 // Ephemeral stores on Redis. Keys carry {hash tags}: everything about one
 // account's sessions shares a slot, so multi-key updates stay atomic (Lua)
 // under Redis Cluster too.
+import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import type { Invalidation, InvalidationBus, InvalidationSubscriber } from "../../domain/ports/invalidation.ts";
+import type { Leases } from "../../domain/ports/leases.ts";
 import type { RateLimiter } from "../../domain/ports/limits.ts";
-import type { InvalidationBus, SessionStore } from "../../domain/ports/sessions.ts";
+import type { SessionStore } from "../../domain/ports/sessions.ts";
 import type { EphemeralStores } from "../../domain/ports/stores.ts";
 import type { TokenStore } from "../../domain/ports/tokens.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
@@ -16,6 +19,7 @@ function keys(prefix: string) {
     sessionIndex: (accountId: string) => `${prefix}sess:{${accountId}}`,
     token: (tokenHash: string) => `${prefix}tok:{${tokenHash}}`,
     counter: (key: string, windowMs: number, window: number) => `${prefix}rl:{${key}}:${windowMs}:${window}`,
+    lease: (name: string) => `${prefix}lease:{${name}}`,
     invalidationChannel: `${prefix}sessions:invalidated`,
   };
 }
@@ -120,25 +124,133 @@ function rateLimiter(redis: Redis, k: Keys, now: () => number): RateLimiter {
   };
 }
 
-function invalidationBus(redis: Redis, channel: string): { bus: InvalidationBus; close: () => Promise<void> } {
-  let subscriber: Redis | undefined;
+/** How the subscriber connection is watched: a PING every intervalMs, dead when none answers within timeoutMs. */
+export interface SubscriberCheck {
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+const DEFAULT_SUBSCRIBER_CHECK: SubscriberCheck = { intervalMs: 1000, timeoutMs: 1000 };
+
+/** The messages of one publication; anything unreadable (another version's format) means "drop everything". */
+function parseInvalidations(raw: string): Invalidation[] {
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (Array.isArray(parsed) && parsed.every((m) => typeof m === "object" && m !== null && typeof (m as { kind?: unknown }).kind === "string")) return parsed as Invalidation[];
+  } catch {
+    // falls through
+  }
+  return [{ kind: "all" }];
+}
+
+/**
+ * Pub/sub on a connection of its own. A subscription can die quietly (a
+ * connection held open that no longer delivers), so it is checked by PING:
+ * when the connection closes or a PING goes unanswered, subscribers hear
+ * subscribed(false) at once (their caches stop answering) and a fresh
+ * connection replaces it; its first answered PING (after its SUBSCRIBE, on
+ * the same connection) brings subscribed(true).
+ */
+function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck): { bus: InvalidationBus; close: () => Promise<void> } {
+  const subscribers: InvalidationSubscriber[] = [];
+  let current: Redis | undefined;
+  let subscribed = false;
+  let timer: NodeJS.Timeout | undefined;
+  let checking = false;
+  let closed = false;
+
+  function setSubscribed(next: boolean) {
+    if (next === subscribed) return;
+    subscribed = next;
+    for (const subscriber of subscribers) subscriber.subscribed(next);
+  }
+
+  function connect(): Redis {
+    const connection = redis.duplicate();
+    connection.on("error", () => {});
+    connection.on("message", (from: string, raw: string) => {
+      if (connection !== current || from !== channel) return;
+      const messages = parseInvalidations(raw);
+      for (const subscriber of subscribers) subscriber.invalidate(messages);
+    });
+    for (const event of ["close", "end", "reconnecting"]) {
+      connection.on(event, () => {
+        if (connection === current) setSubscribed(false);
+      });
+    }
+    connection.on("ready", () => void verify());
+    return connection;
+  }
+
+  /** One PING on the subscriber connection; a dead one is replaced. */
+  async function verify() {
+    const connection = current;
+    if (checking || closed || !connection) return;
+    if (connection.status !== "ready") return setSubscribed(false);
+    checking = true;
+    let timeout: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      connection.ping().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), check.timeoutMs))),
+    ]);
+    clearTimeout(timeout);
+    checking = false;
+    if (connection !== current || closed) return;
+    if (answered) return setSubscribed(true);
+    setSubscribed(false);
+    // A stalled connection may never close by itself: start over on a new one.
+    current = connect();
+    current.subscribe(channel).catch(() => {});
+    connection.disconnect();
+  }
+
   return {
     bus: {
-      async publish(tokenHashes) {
-        if (tokenHashes.length > 0) await redis.publish(channel, tokenHashes.join(","));
+      async publish(messages) {
+        if (messages.length > 0) await redis.publish(channel, JSON.stringify(messages));
       },
-      async subscribe(onInvalidate) {
-        subscriber ??= redis.duplicate();
-        subscriber.on("message", (from: string, message: string) => {
-          if (from === channel) onInvalidate(message.split(","));
-        });
-        // Messages published while disconnected are lost: forget everything cached.
-        subscriber.on("ready", () => onInvalidate(["*"]));
-        await subscriber.subscribe(channel);
+      async subscribe(subscriber) {
+        subscribers.push(subscriber);
+        if (current) {
+          if (!subscribed) subscriber.subscribed(false);
+          return;
+        }
+        current = connect();
+        await current.subscribe(channel);
+        subscribed = true;
+        timer = setInterval(() => void verify(), check.intervalMs);
+        timer.unref();
       },
     },
     close: async () => {
-      subscriber?.disconnect();
+      closed = true;
+      clearInterval(timer);
+      current?.disconnect();
+    },
+  };
+}
+
+// KEYS: lease. ARGV: owner, ttlMs. Only the owner extends or releases.
+const EXTEND_LEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])`;
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`;
+
+function leases(redis: Redis, k: Keys): Leases {
+  return {
+    async acquire(name, ttlMs) {
+      const key = k.lease(name);
+      const owner = randomUUID();
+      if ((await redis.set(key, owner, "PX", Math.max(1, Math.ceil(ttlMs)), "NX")) !== "OK") return undefined;
+      return {
+        extend: async (ttl) => (await redis.eval(EXTEND_LEASE, 1, key, owner, Math.max(1, Math.ceil(ttl)))) === 1,
+        release: async () => (await redis.eval(RELEASE_LEASE, 1, key, owner)) === 1,
+      };
     },
   };
 }
@@ -148,17 +260,21 @@ function invalidationBus(redis: Redis, channel: string): { bus: InvalidationBus;
  * PEM of the CA that signed the server's certificate — the connection then uses
  * TLS verified against it, whatever the scheme.
  */
-export function createRedisStores(url: string, options: { now: () => number; keyPrefix?: string; tlsCa?: string | undefined }): EphemeralStores {
+export function createRedisStores(
+  url: string,
+  options: { now: () => number; keyPrefix?: string; tlsCa?: string | undefined; subscriberCheck?: SubscriberCheck },
+): EphemeralStores {
   const redis = new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, ...(options.tlsCa ? { tls: { ca: options.tlsCa } } : {}) });
   const k = keys(options.keyPrefix ?? "");
   // ioredis retries connecting by itself; errors surface on commands and through ping().
   redis.on("error", () => {});
-  const invalidation = invalidationBus(redis, k.invalidationChannel);
+  const invalidation = invalidationBus(redis, k.invalidationChannel, options.subscriberCheck ?? DEFAULT_SUBSCRIBER_CHECK);
   return {
     sessions: sessionStore(redis, k),
     tokens: tokenStore(redis, k),
     rateLimiter: rateLimiter(redis, k, options.now),
     invalidation: invalidation.bus,
+    leases: leases(redis, k),
     async ping() {
       try {
         return (await redis.ping()) === "PONG";
