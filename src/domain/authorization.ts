@@ -13,10 +13,11 @@
 //   role, so it manages USER accounts only and can grant no role above USER.
 // Nobody grants a role above their own, and the last active super admin can
 // neither be demoted, deactivated nor deleted.
-import { DomainError, permissionDenied } from "./errors.ts";
-import type { Permission, Principal } from "./principal.ts";
+import { isApiKeySecret } from "./api-keys.ts";
+import { DomainError, permissionDenied, unauthenticated } from "./errors.ts";
+import type { ApiKeyPrincipal, Permission, Principal } from "./principal.ts";
 import { DEFAULT_TENANT_ID } from "./tenants.ts";
-import { AccountState, Role } from "./types.ts";
+import { AccountState, Role, type TenantSettings } from "./types.ts";
 
 /** The role a principal acts with: an API key has none (0, below USER). */
 export function effectiveRole(principal: Principal): Role | 0 {
@@ -52,6 +53,30 @@ export function assertAllowed(principal: Principal, need: Need, tenantId: string
   if (tenantId !== principal.tenantId && !isPlatformSuperAdmin(principal)) {
     throw permissionDenied("OTHER_TENANT", "the caller cannot act on another tenant");
   }
+}
+
+const VALIDATE_SESSIONS: Need = { permission: "sessions.validate", minRole: Role.SUPER_ADMIN };
+
+/**
+ * ValidateSession's caller rule. A tenant setting validate_requires_api_key
+ * answers only API keys of that tenant holding sessions.validate; otherwise
+ * anyone holding the token may validate it and the credential is not looked at.
+ */
+export function validateNeedsApiKey(settings: Pick<TenantSettings, "validateRequiresApiKey">): boolean {
+  return settings.validateRequiresApiKey;
+}
+
+/** The key secret such a tenant requires: none (or a session token) → unauthenticated (API_KEY_REQUIRED). */
+export function requireValidatingKey(secret: string | undefined): string {
+  if (secret === undefined || !isApiKeySecret(secret)) {
+    throw unauthenticated("API_KEY_REQUIRED", "this tenant requires an API key with sessions.validate (authorization: Bearer <key>)");
+  }
+  return secret;
+}
+
+/** The authenticated key may validate sessions of `sessionTenantId`: permission_denied (PERMISSION_REQUIRED, OTHER_TENANT) otherwise. */
+export function assertMayValidate(key: ApiKeyPrincipal, sessionTenantId: string): void {
+  assertAllowed(key, VALIDATE_SESSIONS, sessionTenantId);
 }
 
 /** Whether the principal may give `role` to an account of `tenantId` (nobody grants above their own role). */

@@ -1,6 +1,6 @@
 // Domain errors carry a kind mirroring a gRPC code and an UPPER_SNAKE reason a
 // client can branch on. They are mapped to the wire in exactly one place
-// (src/server/errors.ts); the domain never imports Connect.
+// (src/interceptors/errors.ts); the domain never imports Connect.
 
 export type ErrorKind =
   | "invalid_argument"

@@ -13,24 +13,20 @@ import { file_identity_v1_account_service } from "../../gen/identity/v1/account_
 import { file_identity_v1_admin_service } from "../../gen/identity/v1/admin_service_pb.js";
 import { file_identity_v1_identity_service } from "../../gen/identity/v1/identity_service_pb.js";
 import { file_identity_v1_session_service } from "../../gen/identity/v1/session_service_pb.js";
-import { registerAccountService } from "../services/account-service.ts";
-import { registerAdminService } from "../services/admin-service.ts";
-import { registerIdentityService } from "../services/identity-service.ts";
-import { registerSessionService } from "../services/session-service.ts";
-import { errorInterceptor } from "./errors.ts";
-import { installFastPath } from "./fast-path.ts";
+import { authenticationInterceptor } from "../interceptors/authentication.ts";
+import { errorInterceptor, logUnexpected } from "../interceptors/errors.ts";
+import type { Metrics } from "../interceptors/metrics.ts";
+import { contextValuesFor } from "../interceptors/request-meta.ts";
+import { accessOf, registerIdentityServices } from "../services/routes.ts";
+import { installFastPath, READ_MAX_BYTES } from "./fast-path.ts";
 import { registerHealth } from "./health.ts";
 import type { Logger } from "./logger.ts";
-import type { Metrics } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
-import { contextValuesFor } from "./request-context.ts";
 import type { Runtime } from "./wiring.ts";
 
 export const SERVED_FILES = [file_identity_v1_identity_service, file_identity_v1_session_service, file_identity_v1_account_service, file_identity_v1_admin_service];
 const SERVICE_NAMES = SERVED_FILES.flatMap((f) => f.services.map((s) => s.typeName));
 
-/** Largest request body accepted, before decoding (a 10 KB password is refused by rules, not by size). */
-const READ_MAX_BYTES = 64 * 1024;
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export interface HttpServer {
@@ -46,16 +42,14 @@ type AnyResponse = ServerResponse | Http2ServerResponse;
 export function createHttpServer(deps: { config: Config; runtime: Runtime; log: Logger; metrics: Metrics }): HttpServer {
   const { config, runtime, log, metrics } = deps;
   const routes = (router: ConnectRouter) => {
-    registerIdentityService(router, runtime.app);
-    registerSessionService(router, runtime.app);
-    registerAccountService(router, runtime.app);
-    registerAdminService(router, runtime.app);
+    registerIdentityServices(router, runtime.app);
     registerHealth(router, () => runtime.ready(), SERVICE_NAMES);
     registerReflection(router, SERVED_FILES);
   };
   const connectHandler = connectNodeAdapter({
     routes,
-    interceptors: [metrics.interceptor, errorInterceptor((error, procedure) => log.error({ err: error, procedure }, "unexpected error"))],
+    // Outermost first: metrics see the mapped error; authentication's refusals are mapped like a handler's.
+    interceptors: [metrics.interceptor, errorInterceptor(logUnexpected(log)), authenticationInterceptor(runtime.app, accessOf)],
     contextValues: contextValuesFor(config.trustedProxies),
     readMaxBytes: READ_MAX_BYTES,
     // Connect-Web callers may omit the Connect-Protocol-Version header.
@@ -108,7 +102,7 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
   const h2Options = { settings: { maxConcurrentStreams: 1000 } };
   const tls = config.tlsCertFile && config.tlsKeyFile ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } : undefined;
   const h2 = tls ? http2.createSecureServer({ ...h2Options, ...tls, allowHTTP1: true }, onRequest) : http2.createServer(h2Options, onRequest);
-  installFastPath(h2, { app: runtime.app, metrics, log });
+  installFastPath(h2, { app: runtime.app, metrics, onUnexpected: logUnexpected(log) });
   h2.on("session", (session: Http2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));

@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, type Config } from "../config.ts";
 import { openServingDurable } from "./durable.ts";
 import { createHttpServer } from "./http.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createMetrics } from "./metrics.ts";
+import { createMetrics } from "../interceptors/metrics.ts";
 import { createRuntime } from "./wiring.ts";
 
 function configOrExit(): Config {

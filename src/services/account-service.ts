@@ -1,23 +1,26 @@
-// identity.v1.AccountService: translate proto ⇄ domain, nothing else.
-import type { ConnectRouter } from "@connectrpc/connect";
+// identity.v1.AccountService: translate proto ⇄ domain, nothing else. Every
+// RPC acts for the person whose session calls it.
+import type { ServiceImpl } from "@connectrpc/connect";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { invalidArgument } from "../domain/errors.ts";
-import { requestMeta } from "../server/request-context.ts";
+import type { AccessPolicy } from "./access.ts";
 import { accountPrivacyHandlers } from "./account-privacy.ts";
 import type { App } from "./app.ts";
 import { selfAudited } from "./authorize.ts";
-import { requireSession } from "./auth.ts";
+import { requestMeta, requireSession } from "./call-context.ts";
 import { accountToProto } from "./convert.ts";
 
-export function registerAccountService(router: ConnectRouter, app: App): void {
-  router.service(AccountService, {
+export const accountAccess: AccessPolicy<typeof AccountService> = "session";
+
+export function accountService(app: App) {
+  return {
     ...accountPrivacyHandlers(app),
     async getAccount(_req, ctx) {
-      const { session } = await requireSession(app, ctx);
+      const { session } = requireSession(ctx);
       return { account: accountToProto(await app.accounts.get(session.tenantId, session.accountId)) };
     },
     async updateAccount(req, ctx) {
-      const { session, principal } = await requireSession(app, ctx);
+      const { session, principal } = requireSession(ctx);
       const paths = req.updateMask?.paths ?? [];
       if (paths.length > 0 && !req.account) throw invalidArgument("account", "is required with an update_mask");
       // Rectification by the person is audited like an admin's (which fields, never their values).
@@ -30,19 +33,19 @@ export function registerAccountService(router: ConnectRouter, app: App): void {
       return { account: accountToProto(account) };
     },
     async addPushToken(req, ctx) {
-      const { session, principal } = await requireSession(app, ctx);
+      const { session, principal } = requireSession(ctx);
       await selfAudited(app, ctx, principal, "account.push_token.add", "", () => app.profiles.addPushToken(session.tenantId, session.accountId, req.pushToken));
       return {};
     },
     async removePushToken(req, ctx) {
-      const { session, principal } = await requireSession(app, ctx);
+      const { session, principal } = requireSession(ctx);
       await selfAudited(app, ctx, principal, "account.push_token.remove", "", () => app.profiles.removePushToken(session.tenantId, session.accountId, req.deviceId));
       return {};
     },
     async deleteAccount(req, ctx) {
-      const { principal } = await requireSession(app, ctx);
+      const { principal } = requireSession(ctx);
       await app.erasure.eraseOwn({ principal, password: req.password, meta: requestMeta(ctx) });
       return {};
     },
-  });
+  } satisfies ServiceImpl<typeof AccountService>;
 }

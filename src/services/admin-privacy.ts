@@ -9,11 +9,12 @@
 // USER accounts of its tenant; a super admin: any). A stated reason is required,
 // and every call is audited with it ("user.list_consents", "user.export"),
 // refusals included. An export's event is written before the first part is sent.
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import type { HandlerContext } from "@connectrpc/connect";
 import { assertMayManageAccount } from "../domain/authorization.ts";
 import { isId } from "../domain/ids.ts";
 import { Role, type Account } from "../domain/types.ts";
-import type { AdminHandlers } from "./admin-service.ts";
 import type { App } from "./app.ts";
 import { audited, authorize } from "./authorize.ts";
 import { consentToProto } from "./convert.ts";
@@ -36,7 +37,9 @@ async function readUser<T>(app: App, ctx: HandlerContext, req: { accountId: stri
   });
 }
 
-export function privacyHandlers(app: App): AdminHandlers {
+export type PrivacyRpcs = "listUserConsents" | "exportUserData";
+
+export function privacyHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, PrivacyRpcs> {
   return {
     async listUserConsents(req, ctx) {
       const { current, history } = await readUser(app, ctx, req, "user.list_consents", async (account) => {

@@ -1,21 +1,23 @@
-// identity.v1.AdminService: translate proto ⇄ domain, nothing else. Each area's
-// handlers live in their own module and are composed here; RPCs no module
-// implements yet answer Unimplemented (listed in the README).
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+// identity.v1.AdminService: translate proto ⇄ domain, nothing else. Each
+// area's handlers live in their own module (tenants and API keys, users,
+// privacy, audit); composed here into one implementation, complete by type.
+// Every RPC needs a session or an API key; authorize() then applies the RPC's rule.
+import type { ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
+import type { AccessPolicy } from "./access.ts";
 import { auditHandlers } from "./admin-audit.ts";
 import { privacyHandlers } from "./admin-privacy.ts";
 import { tenantHandlers } from "./admin-tenants.ts";
-import type { App } from "./app.ts";
 import { userHandlers } from "./admin-users.ts";
+import type { App } from "./app.ts";
 
-export type AdminHandlers = Partial<ServiceImpl<typeof AdminService>>;
+export const adminAccess: AccessPolicy<typeof AdminService> = "principal";
 
-export function registerAdminService(router: ConnectRouter, app: App): void {
-  router.service(AdminService, {
+export function adminService(app: App): ServiceImpl<typeof AdminService> {
+  return {
     ...tenantHandlers(app),
     ...auditHandlers(app),
     ...privacyHandlers(app),
     ...userHandlers(app),
-  });
+  } satisfies ServiceImpl<typeof AdminService>;
 }

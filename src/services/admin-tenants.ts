@@ -5,6 +5,8 @@
 // Who may call: CreateTenant, ListTenants, UpdateTenant and the three API key
 // RPCs need a super admin; GetTenant also answers an admin of that tenant.
 // API keys may call none of them.
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs, type Duration } from "@bufbuild/protobuf/wkt";
 import {
@@ -21,7 +23,6 @@ import type { StoredApiKey } from "../domain/ports/api-keys.ts";
 import { actorOf } from "../domain/principal.ts";
 import { DEFAULT_TENANT_SETTINGS, SETTING_PATHS } from "../domain/tenants.ts";
 import { Role, type Tenant, type TenantSettings } from "../domain/types.ts";
-import type { AdminHandlers } from "./admin-service.ts";
 import type { App } from "./app.ts";
 import { audited, authorize } from "./authorize.ts";
 
@@ -123,7 +124,9 @@ function parseTenantMask(paths: readonly string[]): { name: boolean; settings: P
 
 const SUPER_ADMIN_ONLY = { permission: null, minRole: Role.SUPER_ADMIN } as const;
 
-export function tenantHandlers(app: App): AdminHandlers {
+export type TenantRpcs = "createTenant" | "getTenant" | "listTenants" | "updateTenant" | "createApiKey" | "listApiKeys" | "revokeApiKey";
+
+export function tenantHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, TenantRpcs> {
   return {
     async createTenant(req, ctx) {
       const { principal } = await authorize(app, ctx, SUPER_ADMIN_ONLY);

@@ -10,17 +10,18 @@
 // bad input) — appends an event with the actor, "account:<id>", the stated
 // reason, IP and user agent. Calls refused by authorize() itself are not
 // recorded (an anonymous flood must not grow the log).
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { UserTarget } from "../domain/admin-users.ts";
 import type { Need } from "../domain/authorization.ts";
 import { invalidArgument } from "../domain/errors.ts";
 import { isId } from "../domain/ids.ts";
 import { Role } from "../domain/types.ts";
-import { requestMeta } from "../server/request-context.ts";
 import { msOf } from "./admin-audit.ts";
-import type { AdminHandlers } from "./admin-service.ts";
 import type { App } from "./app.ts";
 import { audited, authorize } from "./authorize.ts";
+import { requestMeta } from "./call-context.ts";
 import { accountToProto } from "./convert.ts";
 
 const USERS_READ: Need = { permission: "users.read", minRole: Role.ADMIN };
@@ -29,7 +30,9 @@ const USERS_WRITE: Need = { permission: "users.write", minRole: Role.ADMIN };
 /** How the audit trail names the account a request names; "" when it names none (a malformed id). */
 const targetOf = (accountId: string) => (isId(accountId) ? `account:${accountId}` : "");
 
-export function userHandlers(app: App): AdminHandlers {
+export type UserRpcs = "createUser" | "getUser" | "listUsers" | "updateUser" | "setUserRole" | "activateUser" | "deactivateUser" | "deleteUser" | "sendPasswordReset" | "revokeUserSessions" | "setSubscription";
+
+export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, UserRpcs> {
   /** authorize(), then the action on the named account, audited as `action`. */
   async function onAccount<T>(ctx: HandlerContext, need: Need, action: string, req: { accountId: string; reason: string }, run: (target: UserTarget) => Promise<T>): Promise<T> {
     const { principal, tenantId } = await authorize(app, ctx, need);

@@ -1,25 +1,25 @@
 // The one authorization entry point of the services, and the audit record of
 // what an authorized admin then did. Rules live in src/domain/authorization.ts;
-// this applies them to a call.
+// this applies them to the caller the authentication interceptor found
+// (src/interceptors/authentication.ts).
 import type { HandlerContext } from "@connectrpc/connect";
-import { isApiKeySecret } from "../domain/api-keys.ts";
 import { assertAllowed, type Need } from "../domain/authorization.ts";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../domain/errors.ts";
 import { actorOf, type Principal } from "../domain/principal.ts";
-import { AccountState, Role, type SessionRecord } from "../domain/types.ts";
-import { bearerOf, requestMeta } from "../server/request-context.ts";
+import { AccountState, Role } from "../domain/types.ts";
 import type { App } from "./app.ts";
-import { authenticate } from "./auth.ts";
+import { requestMeta, requirePrincipal } from "./call-context.ts";
 
 const TENANT_ID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
- * Authenticates and authorizes a call, before anything the call names is
- * looked up — so a caller who may not make the call learns nothing about
- * whether its target exists (permission before existence).
+ * Authorizes a call, before anything the call names is looked up — so a caller
+ * who may not make the call learns nothing about whether its target exists
+ * (permission before existence). The caller was authenticated by the
+ * interceptor (RPCs of access "principal"): no credential → unauthenticated
+ * (AUTHENTICATION_REQUIRED); a bad, expired or revoked one → unauthenticated
+ * (SESSION_INVALID, API_KEY_INVALID). Then:
  *
- * - No credential → unauthenticated (AUTHENTICATION_REQUIRED); a bad, expired
- *   or revoked one → unauthenticated (SESSION_INVALID, API_KEY_INVALID).
  * - A session whose role is below `need.minRole` → permission_denied
  *   (ROLE_REQUIRED). For calls needing ADMIN or above, the role is re-read from
  *   the account, so a demotion or deactivation counts at once even for a live
@@ -36,9 +36,7 @@ const TENANT_ID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
  * checked (the call looks it up and answers not_found).
  */
 export async function authorize(app: App, ctx: HandlerContext, need: Need & { tenantId?: string }): Promise<{ principal: Principal; tenantId: string }> {
-  const authenticated = await authenticate(app, ctx);
-  if (!authenticated) throw unauthenticated("AUTHENTICATION_REQUIRED", "this call needs authorization: Bearer <session token or API key>");
-  const principal = await withCurrentRole(app, authenticated, need.minRole);
+  const principal = await withCurrentRole(app, requirePrincipal(ctx), need.minRole);
   const header = ctx.requestHeader.get("x-tenant-id");
   const [field, named]: [string, string] = need.tenantId ? ["tenant_id", need.tenantId] : header ? ["x-tenant-id", header] : ["", principal.tenantId];
   assertAllowed(principal, need, named);
@@ -58,47 +56,6 @@ async function withCurrentRole(app: App, principal: Principal, minRole: Role): P
   }
   if (account.state !== AccountState.ACTIVE) throw permissionDenied("ACCOUNT_NOT_ACTIVE", "the caller's account is not active");
   return account.role < principal.role ? { ...principal, role: account.role } : principal;
-}
-
-const VALIDATE_NEED: Need = { permission: "sessions.validate", minRole: Role.SUPER_ADMIN };
-
-/**
- * ValidateSession's caller check, shared by the Connect handler and the gRPC
- * fast path so both answer identically. When the session's tenant sets
- * validate_requires_api_key, the caller must present an API key of that
- * tenant holding sessions.validate: none (or a session token) →
- * unauthenticated (API_KEY_REQUIRED); a bad or revoked key → unauthenticated
- * (API_KEY_INVALID); a key of another tenant or without the permission →
- * permission_denied. Otherwise the authorization header is not looked at.
- *
- * Returns undefined when the call is allowed without I/O (the common case:
- * the tenant is cached and does not require a key, or the key is cached),
- * throws when it is refused without I/O, and otherwise returns a promise.
- */
-export function authorizeValidate(app: App, session: SessionRecord, authorization: string | null | undefined): Promise<void> | undefined {
-  const tenant = app.tenants.getCached(session.tenantId);
-  if (tenant) {
-    if (!tenant.settings.validateRequiresApiKey) return undefined;
-    const secret = requiredKey(authorization);
-    const cached = app.apiKeys.authenticateCached(secret);
-    if (cached) {
-      assertAllowed(cached, VALIDATE_NEED, session.tenantId);
-      return undefined;
-    }
-  }
-  return (async () => {
-    const { settings } = await app.tenants.get(session.tenantId);
-    if (!settings.validateRequiresApiKey) return;
-    assertAllowed(await app.apiKeys.authenticate(requiredKey(authorization)), VALIDATE_NEED, session.tenantId);
-  })();
-}
-
-function requiredKey(authorization: string | null | undefined): string {
-  const secret = bearerOf(authorization);
-  if (secret === undefined || !isApiKeySecret(secret)) {
-    throw unauthenticated("API_KEY_REQUIRED", "this tenant requires an API key with sessions.validate (authorization: Bearer <key>)");
-  }
-  return secret;
 }
 
 /**

@@ -1,13 +1,22 @@
 // IdentityService verification resend, password reset and change, and the
 // caller's identities. Proto ⇄ domain only; the rules live in src/domain/recovery.ts.
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { requestMeta, tenantOf } from "../server/request-context.ts";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import type { App } from "./app.ts";
 import { selfAudited } from "./authorize.ts";
-import { requireSession } from "./auth.ts";
-import type { IdentityHandlers } from "./identity-service.ts";
+import { requestMeta, requireSession, tenantOf } from "./call-context.ts";
 
-export function recoveryHandlers(app: App): IdentityHandlers {
+export type RecoveryRpcs =
+  | "resendVerification"
+  | "startPasswordReset"
+  | "checkPasswordResetCode"
+  | "completePasswordReset"
+  | "changePassword"
+  | "listIdentities"
+  | "removeIdentity";
+
+export function recoveryHandlers(app: App): Pick<ServiceImpl<typeof IdentityService>, RecoveryRpcs> {
   return {
     async resendVerification(req, ctx) {
       await app.recovery.resendVerification({ tenantId: tenantOf(ctx), email: req.email, locale: req.locale, meta: requestMeta(ctx) });
@@ -26,12 +35,12 @@ export function recoveryHandlers(app: App): IdentityHandlers {
       return {};
     },
     async changePassword(req, ctx) {
-      const { principal } = await requireSession(app, ctx);
+      const { principal } = requireSession(ctx);
       await selfAudited(app, ctx, principal, "identity.password_change", "", () => app.recovery.changePassword({ principal, currentPassword: req.currentPassword, newPassword: req.newPassword }));
       return {};
     },
     async listIdentities(_req, ctx) {
-      const { principal } = await requireSession(app, ctx);
+      const { principal } = requireSession(ctx);
       const identities = await app.recovery.listIdentities(principal);
       return {
         identities: identities.map((i) => ({
@@ -45,7 +54,7 @@ export function recoveryHandlers(app: App): IdentityHandlers {
       };
     },
     async removeIdentity(req, ctx) {
-      const { principal } = await requireSession(app, ctx);
+      const { principal } = requireSession(ctx);
       await app.recovery.removeIdentity({ principal, identityId: req.identityId });
       return {};
     },

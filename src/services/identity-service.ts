@@ -1,17 +1,31 @@
-// identity.v1.IdentityService: translate proto ⇄ domain, nothing else. Each
-// flow's handlers live in their own module and are composed here.
-import type { ConnectRouter } from "@connectrpc/connect";
+// identity.v1.IdentityService: translate proto ⇄ domain, nothing else. Sign-up
+// and verification are here; email change and recovery in their own modules,
+// composed into one complete implementation.
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
-import { requestMeta, tenantOf } from "../server/request-context.ts";
+import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
+import { requestMeta, tenantOf } from "./call-context.ts";
 import { emailChangeHandlers } from "./identity-email-change.ts";
 import { recoveryHandlers } from "./identity-recovery.ts";
 
-export type IdentityHandlers = Partial<ServiceImpl<typeof IdentityService>>;
+export const identityAccess = {
+  signUp: "anonymous",
+  verifyIdentity: "anonymous",
+  resendVerification: "anonymous",
+  startPasswordReset: "anonymous",
+  checkPasswordResetCode: "anonymous",
+  completePasswordReset: "anonymous",
+  changePassword: "session",
+  listIdentities: "session",
+  removeIdentity: "session",
+  startEmailChange: "session",
+  checkEmailChangeCode: "session",
+  confirmEmailChange: "session",
+} as const satisfies AccessPolicy<typeof IdentityService>;
 
-function signUpHandlers(app: App): IdentityHandlers {
+export function identityService(app: App) {
   return {
     async signUp(req, ctx) {
       await app.identity.signUp({ tenantId: tenantOf(ctx), email: req.email, password: req.password, locale: req.locale, meta: requestMeta(ctx), consents: req.consents });
@@ -21,13 +35,7 @@ function signUpHandlers(app: App): IdentityHandlers {
       const { token, session } = await app.identity.verifyIdentity({ token: req.token, meta: requestMeta(ctx) });
       return { sessionToken: token, accountId: session.accountId, expireTime: timestampFromMs(session.expiresAt) };
     },
-  };
-}
-
-export function registerIdentityService(router: ConnectRouter, app: App): void {
-  router.service(IdentityService, {
-    ...signUpHandlers(app),
     ...emailChangeHandlers(app),
     ...recoveryHandlers(app),
-  });
+  } satisfies ServiceImpl<typeof IdentityService>;
 }

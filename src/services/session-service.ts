@@ -1,18 +1,30 @@
 // identity.v1.SessionService: translate proto ⇄ domain, nothing else.
-// ValidateSession over gRPC is also served by the fast path (src/server/fast-path.ts),
-// which must answer exactly like the handler here.
-import type { ConnectRouter } from "@connectrpc/connect";
+// ValidateSession over gRPC is also served by the fast path (src/server/fast-path.ts);
+// both answer through the one domain function validateSession and validateResponse here.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { SessionService, ValidateSessionResponseSchema, type ValidateSessionResponse } from "../../gen/identity/v1/session_service_pb.js";
 import { DomainError, invalidArgument, unauthenticated } from "../domain/errors.ts";
-import { requireNonEmpty } from "../domain/validation.ts";
 import type { SessionRecord } from "../domain/types.ts";
-import { bearerToken, requestMeta, tenantOf } from "../server/request-context.ts";
+import { validateSession } from "../domain/validate-session.ts";
+import { requireNonEmpty } from "../domain/validation.ts";
+import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
-import { requireSession } from "./auth.ts";
-import { authorizeValidate } from "./authorize.ts";
+import { bearerOf, bearerToken, requestMeta, requireSession, tenantOf } from "./call-context.ts";
 import { ACCOUNT_FIELD_PATHS, accountToProto, pickAccountFields, sessionToProto } from "./convert.ts";
+
+export const sessionAccess = {
+  signIn: "anonymous",
+  // Ends the session its bearer names, live or not: idempotent, so never refused for a dead token.
+  signOut: "anonymous",
+  // Checked by validateSession's own caller rule (the tenant may require an API key).
+  validateSession: "anonymous",
+  listSessions: "session",
+  revokeSession: "session",
+  revokeOtherSessions: "session",
+  refreshSession: "session",
+} as const satisfies AccessPolicy<typeof SessionService>;
 
 export function validateResponse(session: SessionRecord): ValidateSessionResponse {
   return create(ValidateSessionResponseSchema, {
@@ -25,8 +37,8 @@ export function validateResponse(session: SessionRecord): ValidateSessionRespons
   });
 }
 
-export function registerSessionService(router: ConnectRouter, app: App): void {
-  router.service(SessionService, {
+export function sessionService(app: App) {
+  return {
     async signIn(req, ctx) {
       const paths = req.profileMask?.paths ?? [];
       const unknown = paths.find((p) => !(ACCOUNT_FIELD_PATHS as readonly string[]).includes(p));
@@ -57,32 +69,30 @@ export function registerSessionService(router: ConnectRouter, app: App): void {
       return {};
     },
     async validateSession(req, ctx) {
-      if (req.sessionToken === "") throw invalidArgument("session_token", "is required");
-      const { session } = await app.sessions.validate(req.sessionToken);
-      await authorizeValidate(app, session, ctx.requestHeader.get("authorization"));
+      const { session } = await validateSession(app, req.sessionToken, () => bearerOf(ctx.requestHeader.get("authorization")));
       return validateResponse(session);
     },
     async listSessions(_req, ctx) {
-      const { session, tokenHash } = await requireSession(app, ctx);
+      const { session, tokenHash } = requireSession(ctx);
       const sessions = await app.sessions.list(session.accountId);
       return { sessions: sessions.map((s) => sessionToProto(s.session, s.tokenHash === tokenHash)) };
     },
     async revokeSession(req, ctx) {
-      const { session } = await requireSession(app, ctx);
+      const { session } = requireSession(ctx);
       const sessionId = requireNonEmpty("session_id", req.sessionId, 64);
       // Looked up among the caller's own sessions only: another account's id is as unknown as a made-up one.
       if (!(await app.sessions.revoke(session.accountId, sessionId))) throw new DomainError("not_found", "SESSION_NOT_FOUND", "no such session");
       return {};
     },
     async revokeOtherSessions(_req, ctx) {
-      const { session, tokenHash } = await requireSession(app, ctx);
+      const { session, tokenHash } = requireSession(ctx);
       return { revokedCount: await app.sessions.endAll(session.accountId, tokenHash) };
     },
     async refreshSession(_req, ctx) {
-      const valid = await requireSession(app, ctx);
+      const valid = requireSession(ctx);
       const tenant = await app.tenants.get(valid.session.tenantId);
       const refreshed = await app.sessions.refresh(valid, tenant.settings);
       return { expireTime: timestampFromMs(refreshed.expiresAt) };
     },
-  });
+  } satisfies ServiceImpl<typeof SessionService>;
 }

@@ -11,7 +11,7 @@ import { createConnection } from "mysql2/promise";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { createHttpServer } from "../../src/server/http.ts";
 import { createLogger } from "../../src/server/logger.ts";
-import { createMetrics } from "../../src/server/metrics.ts";
+import { createMetrics, type Metrics } from "../../src/interceptors/metrics.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/server/wiring.ts";
 import { createMysqlDatabase, REDIS_URL, redisPrefix, type BackendName } from "./backends.ts";
 import { startSmtp, type Received } from "./smtp.ts";
@@ -21,6 +21,8 @@ export interface TestServer {
   port: number;
   config: Config;
   runtime: Runtime;
+  /** The server's metrics (the gRPC fast path records through metrics.observe). */
+  metrics: Metrics;
   /** Every message the SMTP server received, in order. */
   inbox: Received[];
   /** Every row of a table, read directly from the database (not through the service). */
@@ -59,13 +61,15 @@ export async function startTestServer(
   const logLines = options.logLines;
   const log = createLogger(config.logLevel, logLines ? { write: (line: string) => void logLines.push(line) } : undefined);
   const runtime = await createRuntime(config, log, options.runtime);
-  const server = createHttpServer({ config, runtime, log, metrics: createMetrics() });
+  const metrics = createMetrics();
+  const server = createHttpServer({ config, runtime, log, metrics });
   const port = await server.listen();
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     port,
     config,
     runtime,
+    metrics,
     inbox,
     async rawRows(table) {
       if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it, vi } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { DomainError, invalidArgument, rateLimited, unauthenticated, type ErrorKind } from "../../src/domain/errors.ts";
-import { ERROR_DOMAIN, errorInterceptor, toConnectError } from "../../src/server/errors.ts";
+import { ERROR_DOMAIN, errorInterceptor, toConnectError } from "../../src/interceptors/errors.ts";
 
 const KINDS: Array<[ErrorKind, Code]> = [
   ["invalid_argument", Code.InvalidArgument],

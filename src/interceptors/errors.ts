@@ -5,6 +5,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { DomainError, type ErrorKind } from "../domain/errors.ts";
+import { procedureName } from "./metrics.ts";
 
 const CODES: Record<ErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -52,10 +53,15 @@ function isBackendDown(error: unknown): boolean {
     /Connection is closed|max retries per request/i.test(message);
 }
 
+/** The one log line of an unexpected error, wherever the call was answered (interceptor or fast path). */
+export function logUnexpected(log: { error(fields: object, message: string): void }): (error: unknown, procedure: string) => void {
+  return (error, procedure) => log.error({ err: error, procedure }, "unexpected error");
+}
+
 /** Maps every error a handler throws (unary and streaming) through toConnectError. */
 export function errorInterceptor(onUnexpected: (error: unknown, procedure: string) => void): Interceptor {
   return (next) => async (req) => {
-    const report = (error: unknown) => onUnexpected(error, req.method.parent.typeName + "/" + req.method.name);
+    const report = (error: unknown) => onUnexpected(error, procedureName(req.method));
     try {
       const res = await next(req);
       if (!res.stream) return res;

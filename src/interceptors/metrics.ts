@@ -1,0 +1,49 @@
+// Prometheus metrics on /metrics: process defaults plus per-RPC counts and
+// latency. One call shape for every way an RPC is answered: the interceptor
+// for connect-node's calls, observe() for the gRPC fast path.
+import type { DescMethod } from "@bufbuild/protobuf";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** "identity.v1.SessionService/ValidateSession": how metrics and logs name an RPC. */
+export function procedureName(method: DescMethod): string {
+  return `${method.parent.typeName}/${method.name}`;
+}
+
+export interface Metrics {
+  registry: Registry;
+  interceptor: Interceptor;
+  /** Records one answered call: `error` undefined for success; `startedAt` from performance.now(). */
+  observe(procedure: string, error: unknown, startedAt: number): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const calls = new Counter({ name: "identity_rpc_calls_total", help: "RPCs answered, by procedure and code", labelNames: ["procedure", "code"], registers: [registry] });
+  const latency = new Histogram({
+    name: "identity_rpc_duration_seconds",
+    help: "RPC handling time",
+    labelNames: ["procedure"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const observe = (procedure: string, error: unknown, startedAt: number) => {
+    const code = error === undefined ? "ok" : error instanceof ConnectError ? String(error.code) : "unknown";
+    calls.inc({ procedure, code });
+    latency.observe({ procedure }, (performance.now() - startedAt) / 1000);
+  };
+  const interceptor: Interceptor = (next) => async (req) => {
+    const startedAt = performance.now();
+    const procedure = procedureName(req.method);
+    try {
+      const res = await next(req);
+      observe(procedure, undefined, startedAt);
+      return res;
+    } catch (error) {
+      observe(procedure, error, startedAt);
+      throw error;
+    }
+  };
+  return { registry, interceptor, observe };
+}
