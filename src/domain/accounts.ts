@@ -4,8 +4,9 @@ import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts
 import type { MessagePayload } from "./messages.ts";
 import { DomainError } from "./errors.ts";
 import { newId } from "./ids.ts";
-import type { AccountStore, StoredAccount, StoredIdentity } from "./ports/accounts.ts";
+import type { AccountReader, StoredAccount, StoredIdentity } from "./ports/accounts.ts";
 import type { ClaimedMessage, OutboxMessage } from "./ports/outbox.ts";
+import type { Random } from "./ports/random.ts";
 import { IdentityKind, type AccountState, type Account, type Locale, type Profile, type Role } from "./types.ts";
 
 export const EMAIL_INDEX = "email";
@@ -46,8 +47,8 @@ export function openAccount(keyring: Keyring, stored: StoredAccount, wrappedKey:
 }
 
 /** A message for the account, sealed under its data key so the outbox holds nothing readable. */
-export function sealMessage(dataKey: Buffer, account: { id: string; tenantId: string }, payload: MessagePayload, now: number): OutboxMessage {
-  const id = newId(now);
+export function sealMessage(dataKey: Buffer, account: { id: string; tenantId: string }, payload: MessagePayload, now: number, random?: Random): OutboxMessage {
+  const id = newId(now, random);
   return {
     id,
     tenantId: account.tenantId,
@@ -65,7 +66,7 @@ export interface Accounts {
   openMessage(message: ClaimedMessage): Promise<MessagePayload | undefined>;
 }
 
-export function createAccounts(deps: { accounts: AccountStore; keyring: Keyring }): Accounts {
+export function createAccounts(deps: { accounts: Pick<AccountReader, "getAccount">; keyring: Keyring }): Accounts {
   return {
     async get(tenantId, accountId) {
       const found = await deps.accounts.getAccount(tenantId, accountId);
@@ -88,11 +89,11 @@ export function createAccounts(deps: { accounts: AccountStore; keyring: Keyring 
  */
 export function newEmailAccount(
   keyring: Keyring,
-  input: { tenantId: string; email: string; lookupHash: string; passwordHash: string | null; role: Role; state: AccountState; locale: Locale; verifiedAt: number | null; at: number },
+  input: { tenantId: string; email: string; lookupHash: string; passwordHash: string | null; role: Role; state: AccountState; locale: Locale; verifiedAt: number | null; at: number; random?: Random },
 ): { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; dataKey: Buffer } {
   const { at } = input;
-  const accountId = newId(at);
-  const identityId = newId(at);
+  const accountId = newId(at, input.random);
+  const identityId = newId(at, input.random);
   const created = keyring.newDataKey(accountId);
   return {
     account: {

@@ -31,20 +31,34 @@
 // role; ValidateSession, its cache and the gRPC fast path stop answering for
 // them immediately).
 import { createHash } from "node:crypto";
-import { hashSecret } from "../crypto/keyring.ts";
+import type { Keyring } from "../crypto/keyring.ts";
+import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage, sealProfile } from "./accounts.ts";
 import { assertKeepsASuperAdmin, assertMayGrantRole, assertMayManageAccount } from "./authorization.ts";
 import type { Erasure } from "./erasure.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
-import { issueLinkToken, linkBase, type IdentityFlowDeps } from "./identity.ts";
+import { linkBase } from "./identity.ts";
 import { isId } from "./ids.ts";
-import { type AccountListQuery, type AccountUpdate, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "./ports/accounts.ts";
+import type { Limits } from "./limits.ts";
+import { discardLinkToken, issueLinkToken } from "./one-time-tokens.ts";
+import {
+  type AccountListQuery,
+  type AccountReader,
+  type AccountUpdate,
+  type AccountWriter,
+  DuplicateIdentityError,
+  type StoredAccount,
+  type StoredIdentity,
+} from "./ports/accounts.ts";
+import type { OutboxWriter } from "./ports/outbox.ts";
+import type { Random } from "./ports/random.ts";
+import type { TokenStore } from "./ports/tokens.ts";
 import { actorOf, type Principal } from "./principal.ts";
 import { PROFILE_LIMITS, profileText, type ProfileValues, type Profiles } from "./profile.ts";
 import { passwordFingerprint, type RecoveryFlows } from "./recovery.ts";
-import type { RequestMeta } from "./sessions.ts";
-import { pageSizeOf } from "./tenants.ts";
+import type { RequestMeta, Sessions } from "./sessions.ts";
+import { pageSizeOf, type Tenants } from "./tenants.ts";
 import { AccountState, IdentityKind, Role, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale } from "./validation.ts";
 
@@ -54,14 +68,27 @@ export const INVITATION_TTL_MS = 7 * 24 * 60 * MINUTE;
 export const PLAN_MAX_LENGTH = 64;
 export const REASON_MAX_LENGTH = 1000;
 
-export type AdminUserDeps = Pick<
-  IdentityFlowDeps,
-  "durable" | "ephemeral" | "tenants" | "keyring" | "passwords" | "sessions" | "limits" | "now" | "publicUrl" | "onMessageQueued"
-> & {
+export interface AdminUserDeps {
+  /** Reads and ordinary writes; deletion goes through `erasure`. */
+  accounts: AccountReader & AccountWriter;
+  outbox: OutboxWriter;
+  /** Invitation tokens, by hash. */
+  tokens: TokenStore;
+  tenants: Pick<Tenants, "get">;
+  keyring: Keyring;
+  passwords: PasswordHasher;
+  sessions: Pick<Sessions, "endAll">;
+  limits: Limits;
+  now: () => number;
+  /** Invitation tokens and ids draw from it. */
+  random: Random;
+  publicUrl: string;
+  /** Called after messages are queued, to wake the outbox worker. */
+  onMessageQueued: () => void;
   recovery: Pick<RecoveryFlows, "startPasswordReset">;
   profiles: Pick<Profiles, "update">;
   erasure: Pick<Erasure, "erase">;
-};
+}
 
 /** The caller (authorized for the tenant) and the account acted on. */
 export interface UserTarget {
@@ -186,11 +213,11 @@ function decodePageToken(token: string, filter: string): ListPosition | undefine
 }
 
 export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
-  const { durable, keyring, now } = deps;
+  const { accounts, outbox, keyring, now, random } = deps;
 
   /** The account named by the target; invalid_argument when unnamed, not_found when not in the tenant. */
   async function load(target: UserTarget) {
-    const found = await durable.accounts.getAccount(target.tenantId, accountIdOf(target));
+    const found = await accounts.getAccount(target.tenantId, accountIdOf(target));
     if (!found) throw notFound();
     return found;
   }
@@ -208,7 +235,7 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
    */
   async function change(target: UserTarget, decide: (current: StoredAccount, otherActiveSuperAdmins: number) => AccountUpdate) {
     let before: StoredAccount | undefined;
-    const written = await durable.accounts.updateAccount({
+    const written = await accounts.updateAccount({
       tenantId: target.tenantId,
       accountId: accountIdOf(target),
       at: now(),
@@ -268,14 +295,15 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
         locale,
         verifiedAt: passwordHash === null ? null : at,
         at,
+        random,
       });
       const account = { ...rows.account, profileSealed: sealProfile(rows.dataKey, rows.account.id, { email, displayName, pronouns: "", customAttributes: {}, pushTokens: [] }) };
       const issued = input.sendWelcome ? await issueInvitation(account, rows.identity) : undefined;
-      const messages = issued ? [sealMessage(rows.dataKey, account, invitation(tenant, email, locale, issued.token), at)] : [];
+      const messages = issued ? [sealMessage(rows.dataKey, account, invitation(tenant, email, locale, issued.token), at, random)] : [];
       try {
-        await durable.accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages });
+        await accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages });
       } catch (error) {
-        if (issued) await deps.ephemeral.tokens.take(hashSecret(issued.token)); // never usable: its account was not created
+        if (issued) await discardLinkToken(deps, issued.token); // never usable: its account was not created
         if (error instanceof DuplicateIdentityError) throw new DomainError("already_exists", "EMAIL_TAKEN", "an account with this email address exists in the tenant");
         throw error;
       }
@@ -306,7 +334,7 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
         // One account at most: found through the blind index, then held to the other filters.
         const lookupHash = keyring.blindIndex(EMAIL_INDEX, normalizeEmail("email", filter.email));
         if (filter.pageToken !== "") throw invalidArgument("page_token", "is not a next_page_token of a previous call", "PAGE_TOKEN_INVALID");
-        const found = await durable.accounts.findByIdentity(filter.tenantId, IdentityKind.EMAIL, lookupHash);
+        const found = await accounts.findByIdentity(filter.tenantId, IdentityKind.EMAIL, lookupHash);
         const a = found?.account;
         const matches =
           a !== undefined &&
@@ -320,7 +348,7 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
 
       const filterKey = fingerprint(query);
       const after = decodePageToken(filter.pageToken, filterKey);
-      const rows = await durable.accounts.listAccounts({ ...query, ...(after && { after }), limit: pageSize + 1 });
+      const rows = await accounts.listAccounts({ ...query, ...(after && { after }), limit: pageSize + 1 });
       const users = rows.slice(0, pageSize).map(open);
       const last = users[users.length - 1];
       return { users, nextPageToken: rows.length > pageSize && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filterKey) : "" };
@@ -395,12 +423,12 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
         return;
       }
       // Invited and never accepted: a new invitation (earlier ones stay valid until they expire).
-      const identity = (await durable.accounts.listIdentities(account.id)).find((i) => i.kind === IdentityKind.EMAIL);
+      const identity = (await accounts.listIdentities(account.id)).find((i) => i.kind === IdentityKind.EMAIL);
       if (!identity) throw new DomainError("failed_precondition", "NO_EMAIL_IDENTITY", "the account has no email address to send to");
       const tenant = await deps.tenants.get(target.tenantId);
       await deps.limits.consume("message_address", identity.lookupHash, tenant.settings);
       const { token } = await issueInvitation(found.account, identity);
-      await durable.outbox.enqueue([sealMessage(dataKey, account, invitation(tenant, account.profile.email, account.locale, token), now())]);
+      await outbox.enqueue([sealMessage(dataKey, account, invitation(tenant, account.profile.email, account.locale, token), now(), random)]);
       deps.onMessageQueued();
     },
 

@@ -11,8 +11,8 @@ import type { Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { EMAIL_INDEX, newEmailAccount } from "./accounts.ts";
 import { DomainError } from "./errors.ts";
-import { DuplicateIdentityError } from "./ports/accounts.ts";
-import type { DurableStores } from "./ports/stores.ts";
+import { type AccountReader, type AccountWriter, DuplicateIdentityError } from "./ports/accounts.ts";
+import type { Random } from "./ports/random.ts";
 import type { Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
 import { AccountState, IdentityKind, Role } from "./types.ts";
@@ -25,14 +25,24 @@ export interface Bootstrap {
   createSuperAdmin(input: { email: string; password: string; promote: boolean }): Promise<{ accountId: string; outcome: SuperAdminOutcome }>;
 }
 
-export function createBootstrap(deps: { durable: DurableStores; tenants: Tenants; keyring: Keyring; passwords: PasswordHasher; sessions: Sessions; now: () => number }): Bootstrap {
-  const { durable, keyring, now } = deps;
+export interface BootstrapDeps {
+  accounts: Pick<AccountReader, "findByIdentity"> & Pick<AccountWriter, "createAccount" | "setPasswordHash" | "markIdentityVerified" | "setRole">;
+  tenants: Pick<Tenants, "get">;
+  keyring: Keyring;
+  passwords: PasswordHasher;
+  sessions: Pick<Sessions, "endAll">;
+  now: () => number;
+  random: Random;
+}
+
+export function createBootstrap(deps: BootstrapDeps): Bootstrap {
+  const { accounts, keyring, now } = deps;
   return {
     async createSuperAdmin({ email: rawEmail, password: rawPassword, promote }) {
       const tenant = await deps.tenants.get(DEFAULT_TENANT_ID);
       const email = normalizeEmail("email", rawEmail);
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
-      const found = await durable.accounts.findByIdentity(DEFAULT_TENANT_ID, IdentityKind.EMAIL, lookupHash);
+      const found = await accounts.findByIdentity(DEFAULT_TENANT_ID, IdentityKind.EMAIL, lookupHash);
       if (found?.account.role === Role.SUPER_ADMIN) return { accountId: found.account.id, outcome: "exists" };
       if (found && !promote) {
         throw new DomainError("failed_precondition", "ACCOUNT_EXISTS", "an account with this email exists and is not a super admin; pass --promote to make it one (its password is replaced)");
@@ -43,11 +53,11 @@ export function createBootstrap(deps: { durable: DurableStores; tenants: Tenants
 
       if (found) {
         const accountId = found.account.id;
-        await durable.accounts.setPasswordHash(accountId, passwordHash, at);
+        await accounts.setPasswordHash(accountId, passwordHash, at);
         await deps.sessions.endAll(accountId);
-        await durable.accounts.markIdentityVerified({ identityId: found.identity.id, accountId, at, state: AccountState.ACTIVE });
+        await accounts.markIdentityVerified({ identityId: found.identity.id, accountId, at, state: AccountState.ACTIVE });
         // Last: until the role is set, running the command again takes this same path.
-        await durable.accounts.setRole({ tenantId: DEFAULT_TENANT_ID, accountId, role: Role.SUPER_ADMIN, at });
+        await accounts.setRole({ tenantId: DEFAULT_TENANT_ID, accountId, role: Role.SUPER_ADMIN, at });
         return { accountId, outcome: "promoted" };
       }
 
@@ -61,9 +71,10 @@ export function createBootstrap(deps: { durable: DurableStores; tenants: Tenants
         locale: tenant.settings.defaultLocale,
         verifiedAt: at,
         at,
+        random: deps.random,
       });
       try {
-        await durable.accounts.createAccount({ ...rows, messages: [] });
+        await accounts.createAccount({ ...rows, messages: [] });
         return { accountId: rows.account.id, outcome: "created" };
       } catch (error) {
         if (!(error instanceof DuplicateIdentityError)) throw error;

@@ -7,6 +7,7 @@
 import { assertNoViolations, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { ConsentCursor, ConsentStore, StoredConsent } from "./ports/consents.ts";
+import type { Random } from "./ports/random.ts";
 
 /** Purposes every tenant knows; a tenant may use any other name of the same shape. */
 export const WELL_KNOWN_PURPOSES = ["terms", "privacy_policy", "marketing", "analytics"] as const;
@@ -92,21 +93,21 @@ export function consentClient(userAgent: string): string {
 }
 
 /** The rows recording checked decisions for an account at `at` (for ConsentStore.append or AccountStore.createAccount). */
-export function consentRows(account: { tenantId: string; accountId: string }, grants: readonly ConsentGrant[], client: string, at: number): StoredConsent[] {
-  return grants.map((g) => ({ id: newId(at), tenantId: account.tenantId, accountId: account.accountId, purpose: g.purpose, version: g.version, granted: g.granted, client, recordedAt: at }));
+export function consentRows(account: { tenantId: string; accountId: string }, grants: readonly ConsentGrant[], client: string, at: number, random?: Random): StoredConsent[] {
+  return grants.map((g) => ({ id: newId(at, random), tenantId: account.tenantId, accountId: account.accountId, purpose: g.purpose, version: g.version, granted: g.granted, client, recordedAt: at }));
 }
 
 function toConsent(row: StoredConsent): Consent {
   return { purpose: row.purpose, version: row.version, granted: row.granted, recordedAt: row.recordedAt, client: row.client };
 }
 
-export function createConsents(deps: { store: ConsentStore; now: () => number }): Consents {
+export function createConsents(deps: { store: ConsentStore; now: () => number; random?: Random }): Consents {
   const { store } = deps;
   return {
     async record(account, grants, client) {
       const checked = checkConsentGrants("consents", grants);
       if (checked.length === 0) throw invalidArgument("consents", "must hold at least one decision");
-      await store.append(consentRows(account, checked, consentClient(client), deps.now()));
+      await store.append(consentRows(account, checked, consentClient(client), deps.now(), deps.random));
       return (await store.current(account.tenantId, account.accountId)).map(toConsent);
     },
 

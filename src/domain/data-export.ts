@@ -39,9 +39,9 @@ import { openAccount, openIdentityValue } from "./accounts.ts";
 import { roleName } from "./authorization.ts";
 import type { Consent, Consents } from "./consents.ts";
 import { DomainError } from "./errors.ts";
-import type { AccountStore } from "./ports/accounts.ts";
-import type { AuditStore, StoredAuditEvent } from "./ports/audit.ts";
-import type { OutboxStore } from "./ports/outbox.ts";
+import type { AccountReader } from "./ports/accounts.ts";
+import type { AuditReader, StoredAuditEvent } from "./ports/audit.ts";
+import type { OutboxHistory } from "./ports/outbox.ts";
 import type { Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID } from "./tenants.ts";
 import { AccountState, AssuranceLevel, IdentityKind } from "./types.ts";
@@ -77,12 +77,12 @@ export interface DataExport {
 }
 
 export interface DataExportDeps {
-  accounts: Pick<AccountStore, "getAccount" | "listIdentities">;
+  accounts: Pick<AccountReader, "getAccount" | "listIdentities">;
   keyring: Keyring;
   sessions: Pick<Sessions, "list">;
   consents: Pick<Consents, "current" | "historyPages">;
-  outbox: Pick<OutboxStore, "listForAccount">;
-  audit: Pick<AuditStore, "list" | "nextChain">;
+  outbox: Pick<OutboxHistory, "listForAccount">;
+  audit: Pick<AuditReader, "list" | "nextChain">;
   now: () => number;
 }
 

@@ -3,15 +3,16 @@
 // stays in force until confirmation; the new one never belongs to two accounts
 // (the identities' unique blind index decides), and whether it belongs to
 // another account is never told to the caller before they prove they own it.
-import { randomInt } from "node:crypto";
 import { decryptString, encryptString, hashSecret, type Keyring } from "../crypto/keyring.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
-import { takeOneTimeToken, tokenRefused } from "./identity.ts";
 import type { Limits } from "./limits.ts";
-import { DuplicateIdentityError } from "./ports/accounts.ts";
-import type { DurableStores, EphemeralStores } from "./ports/stores.ts";
+import { randomDigits, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
+import { type AccountReader, type AccountWriter, DuplicateIdentityError } from "./ports/accounts.ts";
+import type { OutboxWriter } from "./ports/outbox.ts";
+import type { Random } from "./ports/random.ts";
+import type { TokenStore } from "./ports/tokens.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
@@ -26,12 +27,16 @@ const PURPOSE = "change_email";
 const CONFIRM_ATTEMPTS = 3;
 
 export interface EmailChangeDeps {
-  durable: DurableStores;
-  ephemeral: EphemeralStores;
-  tenants: Tenants;
+  accounts: Pick<AccountReader, "getAccount" | "listIdentities" | "findByIdentity"> & Pick<AccountWriter, "changeEmail">;
+  outbox: OutboxWriter;
+  /** The pending change and its code, by hash. */
+  tokens: TokenStore;
+  tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   limits: Limits;
   now: () => number;
+  /** Codes and ids draw from it. */
+  random: Random;
   /** Called after messages are queued, to wake the outbox worker. */
   onMessageQueued: () => void;
 }
@@ -50,13 +55,6 @@ export interface EmailChange {
   confirm(input: EmailChangeInput & { code: string }): Promise<void>;
 }
 
-/** `digits` uniformly random decimal digits from the CSPRNG. */
-export function randomDigits(digits: number): string {
-  let out = "";
-  for (let i = 0; i < digits; i++) out += String(randomInt(10));
-  return out;
-}
-
 // A code is stored under a hash bound to its account: the same digits of
 // another account (or of another purpose) find nothing.
 export const emailChangeCodeKey = (accountId: string, code: string) => hashSecret(`${PURPOSE}:${accountId}:${code}`);
@@ -67,10 +65,10 @@ const newEmailContext = (accountId: string) => `email-change:${accountId}`;
 const refused = () => tokenRefused("code");
 
 export function createEmailChange(deps: EmailChangeDeps): EmailChange {
-  const { durable, ephemeral, keyring, limits, now } = deps;
+  const { accounts, outbox, tokens, keyring, limits, now, random } = deps;
 
   async function loadAccount(principal: SessionPrincipal) {
-    const found = await durable.accounts.getAccount(principal.tenantId, principal.accountId);
+    const found = await accounts.getAccount(principal.tenantId, principal.accountId);
     if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
     return { stored: found.account, ...openAccount(keyring, found.account, found.wrappedKey) };
   }
@@ -96,7 +94,7 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
     await limits.consume("code_account", principal.accountId, settings);
     if (!/^\d+$/.test(code) || code.length !== EMAIL_CHANGE_CODE_DIGITS) throw refused();
     const hash = emailChangeCodeKey(principal.accountId, code);
-    const [token, pending] = await Promise.all([ephemeral.tokens.peek(hash), ephemeral.tokens.peek(pendingKey(principal.accountId))]);
+    const [token, pending] = await Promise.all([tokens.peek(hash), tokens.peek(pendingKey(principal.accountId))]);
     // A code replaced by a newer start no longer counts, even if it is still stored.
     if (!isLive(token, principal) || pending?.data?.codeHash !== hash) throw refused();
     return { hash, token };
@@ -112,26 +110,26 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
       const newLookup = keyring.blindIndex(EMAIL_INDEX, newEmail);
       const currentLookup = keyring.blindIndex(EMAIL_INDEX, account.profile.email);
       if (newLookup === currentLookup) throw invalidArgument("new_email", "is already the account's address", "EMAIL_UNCHANGED");
-      const identities = await durable.accounts.listIdentities(account.id);
+      const identities = await accounts.listIdentities(account.id);
       const identity = identities.find((i) => i.kind === IdentityKind.EMAIL && i.lookupHash === currentLookup);
       if (!identity) throw new DomainError("failed_precondition", "NO_EMAIL_IDENTITY", "the account has no email identity to change");
-      const holder = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, newLookup);
+      const holder = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, newLookup);
 
       // The pending change is stored even when the address is taken, so both
       // answers do the same work and a start always replaces the previous one.
-      const code = randomDigits(EMAIL_CHANGE_CODE_DIGITS);
+      const code = randomDigits(random, EMAIL_CHANGE_CODE_DIGITS);
       const hash = emailChangeCodeKey(account.id, code);
       const at = now();
       const expiresAt = at + EMAIL_CHANGE_CODE_TTL_MS;
       const base = { purpose: PURPOSE, tenantId: account.tenantId, accountId: account.id, identityId: identity.id, expiresAt } as const;
-      await ephemeral.tokens.put(
+      await tokens.put(
         hash,
         { ...base, data: { newEmailSealed: encryptString(dataKey, newEmail, newEmailContext(account.id)), newEmailLookup: newLookup } },
         EMAIL_CHANGE_CODE_TTL_MS,
       );
-      const previous = await ephemeral.tokens.peek(pendingKey(account.id));
-      await ephemeral.tokens.put(pendingKey(account.id), { ...base, data: { codeHash: hash } }, EMAIL_CHANGE_CODE_TTL_MS);
-      if (previous?.data?.codeHash) await ephemeral.tokens.take(previous.data.codeHash);
+      const previous = await tokens.peek(pendingKey(account.id));
+      await tokens.put(pendingKey(account.id), { ...base, data: { codeHash: hash } }, EMAIL_CHANGE_CODE_TTL_MS);
+      if (previous?.data?.codeHash) await tokens.take(previous.data.codeHash);
 
       const messages: MessagePayload[] = [];
       // The current address hears of every start, taken address or not: it is the caller's own.
@@ -143,7 +141,7 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
         messages.push({ kind: MessageKind.EMAIL_CHANGE_CODE, to: newEmail, locale: account.locale, variables: { code, expiresInMinutes: String(EMAIL_CHANGE_CODE_TTL_MS / MINUTE) } });
       }
       if (messages.length === 0) return;
-      await durable.outbox.enqueue(messages.map((payload) => sealMessage(dataKey, account, payload, at)));
+      await outbox.enqueue(messages.map((payload) => sealMessage(dataKey, account, payload, at, random)));
       deps.onMessageQueued();
     },
 
@@ -163,10 +161,10 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
         const newEmail = decryptString(dataKey, taken.data.newEmailSealed, newEmailContext(account.id));
         const at = now();
         // The notice is not subject to the message budget: it is the one the owner must get.
-        const notice = sealMessage(dataKey, account, { kind: MessageKind.EMAIL_CHANGED_NOTICE, to: account.profile.email, locale: account.locale, variables: { newEmail } }, at);
+        const notice = sealMessage(dataKey, account, { kind: MessageKind.EMAIL_CHANGED_NOTICE, to: account.profile.email, locale: account.locale, variables: { newEmail } }, at, random);
         let changed: boolean;
         try {
-          changed = await durable.accounts.changeEmail({
+          changed = await accounts.changeEmail({
             accountId: account.id,
             identityId: taken.identityId,
             lookupHash: taken.data.newEmailLookup,

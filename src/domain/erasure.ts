@@ -28,8 +28,8 @@ import { assertKeepsASuperAdmin } from "./authorization.ts";
 import { DomainError, unauthenticated } from "./errors.ts";
 import { givenPassword } from "./identity.ts";
 import type { Limits } from "./limits.ts";
-import type { StoredAccount } from "./ports/accounts.ts";
-import type { DurableStores } from "./ports/stores.ts";
+import type { AccountEraser, AccountReader, StoredAccount } from "./ports/accounts.ts";
+import type { KeyReader } from "./ports/keys.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
@@ -88,8 +88,15 @@ export interface Erasure {
   replay(onProgress?: (progress: ErasureReplay) => void): Promise<ErasureReplay>;
 }
 
-export interface ErasureDeps {
-  durable: Pick<DurableStores, "accounts" | "keys">;
+/** What replaying the erasure ledger reads and deletes. */
+export interface ErasureLedgerDeps {
+  accounts: Pick<AccountEraser, "deleteAccountRows">;
+  keys: Pick<KeyReader, "listErased">;
+}
+
+export interface ErasureDeps extends ErasureLedgerDeps {
+  /** Erasure is the privileged half; reading is only for eraseOwn's password check. */
+  accounts: Pick<AccountReader, "getAccount"> & Pick<AccountEraser, "eraseAccount" | "deleteAccountRows">;
   sessions: Pick<Sessions, "endAll">;
   /** Where the pseudonymous "account.erased" event goes. */
   audit?: AuditLog;
@@ -102,10 +109,10 @@ export interface ErasureDeps {
 }
 
 export function createErasure(deps: ErasureDeps): Erasure {
-  const { durable } = deps;
+  const { accounts } = deps;
   const erasure: Erasure = {
     async erase({ tenantId, accountId, actor, reason, meta, check }) {
-      const erased = await durable.accounts.eraseAccount({ tenantId, accountId, at: deps.now(), ...(check ? { check } : {}) });
+      const erased = await accounts.eraseAccount({ tenantId, accountId, at: deps.now(), ...(check ? { check } : {}) });
       if (!erased) throw new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
       await deps.sessions.endAll(accountId);
       // Where an admin asked from is about the admin; where the person asked from is about them.
@@ -131,7 +138,7 @@ export function createErasure(deps: ErasureDeps): Erasure {
           throw new DomainError("failed_precondition", "RECENT_SIGN_IN_REQUIRED", `erasing the account needs a sign-in within the last ${RECENT_SIGN_IN_MS / 60_000} minutes, or the current password`);
         }
         const given = givenPassword("password", password);
-        const found = await durable.accounts.getAccount(tenantId, accountId);
+        const found = await accounts.getAccount(tenantId, accountId);
         if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
         const { account } = openAccount(deps.keyring, found.account, found.wrappedKey);
         // Guesses count with the sign-in attempts: a stolen session cannot try passwords faster than a sign-in form.
@@ -151,7 +158,7 @@ export function createErasure(deps: ErasureDeps): Erasure {
       });
     },
 
-    replay: (onProgress) => replayErasures(durable, onProgress),
+    replay: (onProgress) => replayErasures(deps, onProgress),
   };
   return erasure;
 }
@@ -161,14 +168,14 @@ export function createErasure(deps: ErasureDeps): Erasure {
  * operator command run it before anything serves). Sessions are not touched:
  * Redis holds nothing durable and is never restored from a backup.
  */
-export async function replayErasures(durable: Pick<DurableStores, "accounts" | "keys">, onProgress?: (progress: ErasureReplay) => void): Promise<ErasureReplay> {
+export async function replayErasures(stores: ErasureLedgerDeps, onProgress?: (progress: ErasureReplay) => void): Promise<ErasureReplay> {
   const progress: ErasureReplay = { checked: 0, erased: 0 };
   let afterAccountId = "";
   for (;;) {
-    const batch = await durable.keys.listErased({ afterAccountId, limit: REPLAY_BATCH });
+    const batch = await stores.keys.listErased({ afterAccountId, limit: REPLAY_BATCH });
     if (batch.length === 0) break;
     const ids = batch.map((r) => r.accountId);
-    const reappeared = await durable.accounts.deleteAccountRows(ids);
+    const reappeared = await stores.accounts.deleteAccountRows(ids);
     progress.checked += batch.length;
     progress.erased += reappeared.length;
     onProgress?.({ ...progress });

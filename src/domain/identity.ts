@@ -1,7 +1,7 @@
 // The first path every person takes: sign up, verify the address, sign in.
 // Enumeration-safe: sign-up and sign-in answer the same way, after the same
 // work, whether or not an address is known.
-import { hashSecret, randomToken, type Keyring } from "../crypto/keyring.ts";
+import type { Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage } from "./accounts.ts";
@@ -10,24 +10,32 @@ import { createSecurityEvents, type SecuritySubject } from "./audit.ts";
 import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
-import { DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "./ports/accounts.ts";
-import type { DurableStores, EphemeralStores } from "./ports/stores.ts";
+import { discardLinkToken, issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
+import { type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "./ports/accounts.ts";
+import type { OutboxWriter } from "./ports/outbox.ts";
+import type { Random } from "./ports/random.ts";
+import type { TokenStore } from "./ports/tokens.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
-import { AccountState, AssuranceLevel, IdentityKind, Role, type Account, type Locale, type OneTimeToken, type Tenant, type TenantSettings, type TokenPurpose } from "./types.ts";
+import { AccountState, AssuranceLevel, IdentityKind, Role, type Account, type Locale, type Tenant, type TenantSettings } from "./types.ts";
 import { checkNewPassword, normalizeEmail, normalizePassword, parseLocale, PASSWORD_MAX_LENGTH } from "./validation.ts";
 
 const MINUTE = 60_000;
 
 export interface IdentityFlowDeps {
-  durable: DurableStores;
-  ephemeral: EphemeralStores;
-  tenants: Tenants;
+  /** Reads and ordinary writes; sign-up, verification and sign-in never erase. */
+  accounts: AccountReader & AccountWriter;
+  outbox: OutboxWriter;
+  /** Where verification links are kept (by hash) until used. */
+  tokens: TokenStore;
+  tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   passwords: PasswordHasher;
-  sessions: Sessions;
+  sessions: Pick<Sessions, "issue" | "end">;
   limits: Limits;
   now: () => number;
+  /** Link tokens and ids draw from it. */
+  random: Random;
   publicUrl: string;
   verificationLinkTtlMs: number;
   /** Called after messages are queued, to wake the outbox worker. */
@@ -68,56 +76,6 @@ export function linkBase(tenant: Tenant, publicUrl: string): string {
   return (tenant.settings.linkBaseUrl || publicUrl).replace(/\/+$/, "");
 }
 
-/**
- * Stores a new single-use link token (256 random bits; only its hash is kept)
- * bound to its purpose, account and identity. Returns the raw token for the message.
- */
-export async function issueLinkToken(
-  deps: Pick<IdentityFlowDeps, "ephemeral" | "now">,
-  purpose: TokenPurpose,
-  identity: { id: string; tenantId: string; accountId: string },
-  ttlMs: number,
-  data?: Record<string, string>,
-): Promise<{ token: string; expiresAt: number }> {
-  const token = randomToken(32);
-  const expiresAt = deps.now() + ttlMs;
-  const record: OneTimeToken = { purpose, tenantId: identity.tenantId, accountId: identity.accountId, identityId: identity.id, expiresAt, ...(data ? { data } : {}) };
-  await deps.ephemeral.tokens.put(hashSecret(token), record, ttlMs);
-  return { token, expiresAt };
-}
-
-/** The one refusal for a token that is unknown, expired, used, or for another purpose. */
-export function tokenRefused(field: string) {
-  return invalidArgument(field, "is invalid, expired or already used", "TOKEN_INVALID");
-}
-
-/**
- * The live token for `purpose`, without using it; refused (TOKEN_INVALID on
- * `field`) otherwise. Every look costs one attempt from the caller IP's code
- * budget, so guessing is limited.
- */
-export async function peekOneTimeToken(
-  deps: Pick<IdentityFlowDeps, "ephemeral" | "tenants" | "limits" | "now">,
-  /** `purpose`: the purpose the token must have, or the purposes it may have. */
-  input: { field: string; token: string; purpose: TokenPurpose | readonly TokenPurpose[]; meta: RequestMeta },
-): Promise<{ tokenHash: string; token: OneTimeToken }> {
-  if (input.token.length === 0 || input.token.length > 256) throw tokenRefused(input.field);
-  const tokenHash = hashSecret(input.token);
-  const peeked = await deps.ephemeral.tokens.peek(tokenHash);
-  const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? DEFAULT_TENANT_ID);
-  await deps.limits.consume("code_ip", input.meta.ip, tenantForLimits.settings);
-  const purposes: readonly TokenPurpose[] = typeof input.purpose === "string" ? [input.purpose] : input.purpose;
-  if (!peeked || !purposes.includes(peeked.purpose) || peeked.expiresAt <= deps.now()) throw tokenRefused(input.field);
-  return { tokenHash, token: peeked };
-}
-
-/** Uses a token found by peekOneTimeToken. take() is atomic: of two concurrent uses, one wins. */
-export async function takeOneTimeToken(deps: Pick<IdentityFlowDeps, "ephemeral" | "now">, field: string, tokenHash: string, purpose: TokenPurpose): Promise<OneTimeToken> {
-  const taken = await deps.ephemeral.tokens.take(tokenHash);
-  if (!taken || taken.purpose !== purpose || taken.expiresAt <= deps.now()) throw tokenRefused(field);
-  return taken;
-}
-
 /** The state an account moves to once an identity of it is proven. A deactivated account stays deactivated. */
 export function stateAfterVerification(settings: TenantSettings, current: AccountState): AccountState {
   if (current === AccountState.DEACTIVATED || current === AccountState.ACTIVE) return current;
@@ -137,7 +95,10 @@ export function assertCanSignIn(account: Account) {
   if (account.state === AccountState.PENDING_ACTIVATION) throw new DomainError("failed_precondition", "ACCOUNT_PENDING_ACTIVATION", "account awaits activation by an administrator");
 }
 
-function verificationMessage(deps: IdentityFlowDeps, tenant: Tenant, to: string, locale: Locale, token: string): MessagePayload {
+/** What queuing a verification link needs. */
+export type VerificationLinkDeps = Pick<IdentityFlowDeps, "keyring" | "tokens" | "outbox" | "now" | "random" | "publicUrl" | "verificationLinkTtlMs" | "onMessageQueued">;
+
+function verificationMessage(deps: Pick<IdentityFlowDeps, "publicUrl" | "verificationLinkTtlMs">, tenant: Tenant, to: string, locale: Locale, token: string): MessagePayload {
   return {
     kind: MessageKind.VERIFY_EMAIL,
     to,
@@ -151,18 +112,16 @@ function verificationMessage(deps: IdentityFlowDeps, tenant: Tenant, to: string,
  * sign-up, a resend); earlier links stay valid until they expire. The message
  * goes in the request's locale, else the account's. `data` rides on the token.
  */
-export async function queueVerificationLink(deps: IdentityFlowDeps, tenant: Tenant, found: FoundIdentity, locale: Locale | undefined, data?: Record<string, string>): Promise<void> {
+export async function queueVerificationLink(deps: VerificationLinkDeps, tenant: Tenant, found: FoundIdentity, locale: Locale | undefined, data?: Record<string, string>): Promise<void> {
   const { account, dataKey } = openAccount(deps.keyring, found.account, found.wrappedKey);
   const { token } = await issueLinkToken(deps, "verify_email", found.identity, deps.verificationLinkTtlMs, data);
   const message = verificationMessage(deps, tenant, account.profile.email, locale ?? account.locale, token);
-  await deps.durable.outbox.enqueue([sealMessage(dataKey, account, message, deps.now())]);
+  await deps.outbox.enqueue([sealMessage(dataKey, account, message, deps.now(), deps.random)]);
   deps.onMessageQueued();
 }
 
 export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
-  const { durable, ephemeral, keyring, passwords, now } = deps;
-
-  const { limits } = deps;
+  const { accounts, outbox, keyring, passwords, now, random, limits } = deps;
 
   // Each flow gets the subject its security event is about (see the wrapper below).
   const flows = {
@@ -189,23 +148,24 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         locale,
         verifiedAt: null,
         at,
+        random,
       });
       const accountId = rows.account.id;
       const account = { id: accountId, tenantId: tenant.id };
       const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
       const verification = verificationMessage(deps, tenant, email, locale, token);
-      const messages = (await limits.tryConsume("message_address", lookupHash, tenant.settings)) ? [sealMessage(dataKey, account, verification, at)] : [];
+      const messages = (await limits.tryConsume("message_address", lookupHash, tenant.settings)) ? [sealMessage(dataKey, account, verification, at, random)] : [];
       try {
-        await durable.accounts.createAccount({
+        await accounts.createAccount({
           ...rows,
           messages,
-          consents: consentRows({ tenantId: tenant.id, accountId }, grants, consentClient(input.meta.userAgent), at),
+          consents: consentRows({ tenantId: tenant.id, accountId }, grants, consentClient(input.meta.userAgent), at, random),
         });
         subject.accountId = accountId;
       } catch (error) {
         if (!(error instanceof DuplicateIdentityError)) throw error;
         subject.outcome = "IDENTITY_EXISTS"; // recorded only: the caller's answer is the same
-        await ephemeral.tokens.take(hashSecret(token)); // never usable: its account was not created
+        await discardLinkToken(deps, token); // never usable: its account was not created
         // This attempt's message budget was counted above (for the verification that
         // will not be sent): the notice uses it instead of counting a second time.
         await notifyExistingOwner(tenant, lookupHash, locale, messages.length > 0, passwordHash);
@@ -218,17 +178,17 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const taken = await takeOneTimeToken(deps, "token", tokenHash, "verify_email");
       Object.assign(subject, { tenantId: taken.tenantId, accountId: taken.accountId });
       const tenant = await deps.tenants.get(taken.tenantId);
-      const found = await durable.accounts.getAccount(taken.tenantId, taken.accountId);
+      const found = await accounts.getAccount(taken.tenantId, taken.accountId);
       if (!found) throw tokenRefused("token");
       // A link sent by a second sign-up of a still unverified address carries that
       // sign-up's password: whoever opens it proves the mailbox, so the password is
       // theirs, not the one an earlier, unproven sign-up chose (account pre-hijacking).
       const pendingPasswordHash = taken.data?.passwordHash;
       if (pendingPasswordHash && found.account.state === AccountState.PENDING_VERIFICATION) {
-        await durable.accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
+        await accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
       }
       const nextState = stateAfterVerification(tenant.settings, found.account.state);
-      if (!(await durable.accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw tokenRefused("token");
+      if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw tokenRefused("token");
       const { account } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
       assertCanSignIn(account);
       const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1);
@@ -244,7 +204,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       await limits.consume("sign_in_ip", input.meta.ip, tenant.settings);
       await limits.consume("sign_in_account", lookupHash, tenant.settings);
 
-      const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
+      const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
       subject.accountId = found?.account.id ?? "";
       if (!found || !found.account.passwordHash) {
         await passwords.verifyDummy(password); // same cost as a real check
@@ -258,12 +218,12 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       let passwordHash = found.account.passwordHash;
       if (passwords.needsRehash(passwordHash)) {
         passwordHash = await passwords.hash(password);
-        await durable.accounts.setPasswordHash(account.id, passwordHash, now());
+        await accounts.setPasswordHash(account.id, passwordHash, now());
       }
       const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1);
       // A deactivation, role change or password reset that ended every session while
       // this sign-in was checking the password must not miss the session issued now.
-      const current = (await durable.accounts.getAccount(tenant.id, account.id))?.account;
+      const current = (await accounts.getAccount(tenant.id, account.id))?.account;
       if (!current || current.state !== account.state || current.role !== account.role || current.passwordHash !== passwordHash) {
         await deps.sessions.end(issued.token);
         if (current && current.passwordHash === passwordHash) assertCanSignIn({ ...account, state: current.state });
@@ -289,7 +249,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
    * which sets this attempt's password (see verifyIdentity).
    */
   async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale, withinBudget: boolean, passwordHash: string) {
-    const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
+    const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
     if (!found || !withinBudget) return;
     if (found.identity.verifiedAt === null) return queueVerificationLink(deps, tenant, found, locale, { passwordHash });
     const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
@@ -299,6 +259,6 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       locale: (account.locale as Locale) || locale,
       variables: { link: `${linkBase(tenant, deps.publicUrl)}/sign-in`, resetLink: `${linkBase(tenant, deps.publicUrl)}/reset-password` },
     };
-    await durable.outbox.enqueue([sealMessage(dataKey, account, notice, now())]);
+    await outbox.enqueue([sealMessage(dataKey, account, notice, now(), random)]);
   }
 }

@@ -1,8 +1,9 @@
-import { randomBytes } from "node:crypto";
+import { systemRandom } from "../crypto/random.ts";
+import type { Random } from "./ports/random.ts";
 
 /** A UUIDv7: time-ordered, so primary-key inserts stay append-only in B-trees. */
-export function newId(now: number = Date.now()): string {
-  const bytes = randomBytes(16);
+export function newId(now: number = Date.now(), random: Random = systemRandom): string {
+  const bytes = Buffer.from(random.bytes(16));
   bytes.writeUIntBE(now, 0, 6);
   bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x70;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;

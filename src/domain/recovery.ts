@@ -1,6 +1,6 @@
 // What a signed-up person needs later: the verification link again, a
 // forgotten password reset, a password change, the identities they sign in
-// with — and the purge of sign-ups nobody verified.
+// with. (The purge of sign-ups nobody verified is retention's: src/domain/retention.ts.)
 // Flows that take an address answer the same way whether or not it is known
 // (the message goes only to an existing one). A reset code is a single-use
 // 256-bit link token, bound to its purpose, account and identity, and to the
@@ -10,22 +10,12 @@ import { hashSecret } from "../crypto/keyring.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, openAccount, openIdentityValue, sealMessage } from "./accounts.ts";
 import { DomainError, unauthenticated } from "./errors.ts";
-import {
-  givenPassword,
-  issueLinkToken,
-  linkBase,
-  peekOneTimeToken,
-  queueVerificationLink,
-  stateAfterVerification,
-  takeOneTimeToken,
-  tokenRefused,
-  type FoundIdentity,
-  type IdentityFlowDeps,
-} from "./identity.ts";
+import { givenPassword, linkBase, queueVerificationLink, stateAfterVerification, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
+import { issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
 import type { StoredAccount } from "./ports/accounts.ts";
+import type { Sessions } from "./sessions.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta } from "./sessions.ts";
-import { forEachTenant } from "./tenants.ts";
 import { IdentityKind, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale, requireNonEmpty } from "./validation.ts";
 
@@ -34,8 +24,6 @@ const MINUTE = 60_000;
 export const RESET_CODE_TTL_MS = 10 * MINUTE;
 /** Tokens CompletePasswordReset accepts: reset links, and invitations (which set the first password). */
 const RESET_PURPOSES = ["reset_password", "invitation"] as const;
-/** Accounts deleted per purge query; a run repeats it until nothing more is due. */
-const PURGE_BATCH = 100;
 
 export interface AddressRequest {
   tenantId: string;
@@ -67,15 +55,16 @@ export interface RecoveryFlows {
   listIdentities(principal: SessionPrincipal): Promise<IdentityView[]>;
   /** Never the last verified identity; not_found for another account's. */
   removeIdentity(input: { principal: SessionPrincipal; identityId: string }): Promise<void>;
-  /** Deletes every sign-up still unverified after its tenant's retention; returns how many. */
-  purgeExpiredUnverified(now: number): Promise<number>;
 }
 
 /** What a reset link (or an invitation, src/domain/admin-users.ts) is bound to besides its account: the password it replaces. */
 export const passwordFingerprint = (account: StoredAccount) => hashSecret(`password:${account.passwordHash ?? ""}`);
 
-export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
-  const { durable, keyring, passwords, limits, now } = deps;
+/** Recovery's dependencies: identity's, with ending every session of an account. */
+export type RecoveryDeps = Omit<IdentityFlowDeps, "sessions" | "audit"> & { sessions: Pick<Sessions, "endAll"> };
+
+export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
+  const { accounts, outbox, keyring, passwords, limits, now, random } = deps;
 
   /**
    * The request's tenant, locale and the address's identity, when it exists and
@@ -89,12 +78,12 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
     const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
     await limits.consume("code_ip", input.meta.ip, tenant.settings);
     const withinBudget = await limits.tryConsume("message_address", lookupHash, tenant.settings);
-    const found = await durable.accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
+    const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
     return { tenant, locale, found: withinBudget ? found : undefined };
   }
 
   async function queue(dataKey: Buffer, account: Account, message: MessagePayload) {
-    await durable.outbox.enqueue([sealMessage(dataKey, account, message, now())]);
+    await outbox.enqueue([sealMessage(dataKey, account, message, now(), random)]);
     deps.onMessageQueued();
   }
 
@@ -106,14 +95,14 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
    */
   async function inspectResetCode(code: string, meta: RequestMeta) {
     const { tokenHash, token } = await peekOneTimeToken(deps, { field: "code", token: code, purpose: RESET_PURPOSES, meta });
-    const found = await durable.accounts.getAccount(token.tenantId, token.accountId);
-    const identity = found && (await durable.accounts.listIdentities(found.account.id)).find((i) => i.id === token.identityId);
+    const found = await accounts.getAccount(token.tenantId, token.accountId);
+    const identity = found && (await accounts.listIdentities(found.account.id)).find((i) => i.id === token.identityId);
     if (!found || !identity || identity.lookupHash !== token.data?.address || passwordFingerprint(found.account) !== token.data?.password) throw tokenRefused("code");
     return { tokenHash, token, found, identity };
   }
 
   async function signedInAccount(principal: SessionPrincipal) {
-    const found = await durable.accounts.getAccount(principal.tenantId, principal.accountId);
+    const found = await accounts.getAccount(principal.tenantId, principal.accountId);
     if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
     return { stored: found.account, ...openAccount(keyring, found.account, found.wrappedKey) };
   }
@@ -154,10 +143,10 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
       const passwordHash = await passwords.hash(password);
       await takeOneTimeToken(deps, "code", tokenHash, token.purpose);
       const at = now();
-      await durable.accounts.setPasswordHash(account.id, passwordHash, at);
+      await accounts.setPasswordHash(account.id, passwordHash, at);
       // Opening the link proved the address, as VerifyIdentity does.
       if (identity.verifiedAt === null) {
-        await durable.accounts.markIdentityVerified({ identityId: identity.id, accountId: account.id, at, state: stateAfterVerification(tenant.settings, found.account.state) });
+        await accounts.markIdentityVerified({ identityId: identity.id, accountId: account.id, at, state: stateAfterVerification(tenant.settings, found.account.state) });
       }
       await deps.sessions.endAll(account.id);
       // An accepted invitation set the first password: there was none to warn about.
@@ -173,14 +162,14 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
       await limits.consume("sign_in_account", keyring.blindIndex(EMAIL_INDEX, account.profile.email), tenant.settings);
       const matches = stored.passwordHash ? await passwords.verify(stored.passwordHash, current) : (await passwords.verifyDummy(current), false);
       if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the current password is incorrect");
-      await durable.accounts.setPasswordHash(account.id, await passwords.hash(password), now());
+      await accounts.setPasswordHash(account.id, await passwords.hash(password), now());
       await deps.sessions.endAll(account.id, principal.tokenHash);
       await queue(dataKey, account, passwordChangedNotice(account));
     },
 
     async listIdentities(principal) {
       const { dataKey } = await signedInAccount(principal);
-      return (await durable.accounts.listIdentities(principal.accountId)).map((i) => ({
+      return (await accounts.listIdentities(principal.accountId)).map((i) => ({
         id: i.id,
         kind: i.kind as IdentityKind,
         value: openIdentityValue(dataKey, i.id, i.valueSealed),
@@ -191,22 +180,9 @@ export function createRecoveryFlows(deps: IdentityFlowDeps): RecoveryFlows {
 
     async removeIdentity({ principal, identityId }) {
       requireNonEmpty("identity_id", identityId, 64);
-      const result = await durable.accounts.removeIdentity({ accountId: principal.accountId, identityId, at: now() });
+      const result = await accounts.removeIdentity({ accountId: principal.accountId, identityId, at: now() });
       if (result === "not_found") throw new DomainError("not_found", "IDENTITY_NOT_FOUND", "identity not found");
       if (result === "last_verified") throw new DomainError("failed_precondition", "LAST_IDENTITY", "the last verified identity of an account cannot be removed");
-    },
-
-    async purgeExpiredUnverified(at) {
-      let purged = 0;
-      await forEachTenant(durable.tenants, async ({ id, settings }) => {
-        if (!(settings.unverifiedRetentionMs > 0)) return; // never due without a positive retention
-        for (;;) {
-          const deleted = await durable.accounts.purgeUnverified({ tenantId: id, createdBefore: at - settings.unverifiedRetentionMs, limit: PURGE_BATCH });
-          purged += deleted.length;
-          if (deleted.length < PURGE_BATCH) break;
-        }
-      });
-      return purged;
     },
   };
 }

@@ -1,6 +1,6 @@
 // Retention: what each tenant's settings say may be kept, and no longer.
 // - Unverified sign-ups older than unverifiedRetentionMs: deleted with everything
-//   about them (RecoveryFlows.purgeExpiredUnverified).
+//   about them (Retention.purgeUnverified).
 // - Delivered messages: outbox rows sent or given up on longer ago than
 //   deliveredMessageRetentionMs (their payload was already dropped on delivery).
 // - Audit events older than auditEventRetentionMs — security events (sign-ins,
@@ -14,13 +14,17 @@
 // One job runs it all every intervalMs. Every step is an idempotent batch delete,
 // safe with several instances; a lease named after the interval's window (one
 // run per window, whoever takes it first) spares the others the work.
+import type { AccountEraser } from "./ports/accounts.ts";
+import type { AuditPruner } from "./ports/audit.ts";
 import type { Leases } from "./ports/leases.ts";
-import type { DurableStores } from "./ports/stores.ts";
-import type { RecoveryFlows } from "./recovery.ts";
+import type { OutboxHistory } from "./ports/outbox.ts";
+import type { TenantReader } from "./ports/tenants.ts";
 import { forEachTenant } from "./tenants.ts";
 
 /** Rows deleted per query; a step repeats it until nothing more is due. */
 const BATCH = 500;
+/** Accounts deleted per purge query (each with all its rows, in one transaction). */
+const PURGE_BATCH = 100;
 
 export interface RetentionRun {
   unverifiedAccounts: number;
@@ -31,11 +35,15 @@ export interface RetentionRun {
 export interface Retention {
   /** Applies every tenant's retention as of `at`; returns what it deleted. */
   run(at: number): Promise<RetentionRun>;
+  /** Deletes every sign-up still unverified after its tenant's retention as of `at`; returns how many. */
+  purgeUnverified(at: number): Promise<number>;
 }
 
 export function createRetention(deps: {
-  durable: Pick<DurableStores, "tenants" | "outbox" | "audit">;
-  recovery: Pick<RecoveryFlows, "purgeExpiredUnverified">;
+  tenants: TenantReader;
+  accounts: Pick<AccountEraser, "purgeUnverified">;
+  outbox: Pick<OutboxHistory, "purgeDelivered">;
+  audit: AuditPruner;
 }): Retention {
   /** Repeats a batch delete until a batch comes back short. */
   async function drain(step: () => Promise<number>): Promise<number> {
@@ -47,12 +55,26 @@ export function createRetention(deps: {
     }
   }
 
+  async function purgeUnverified(at: number): Promise<number> {
+    let purged = 0;
+    await forEachTenant(deps.tenants, async ({ id, settings }) => {
+      if (!(settings.unverifiedRetentionMs > 0)) return; // never due without a positive retention
+      for (;;) {
+        const deleted = await deps.accounts.purgeUnverified({ tenantId: id, createdBefore: at - settings.unverifiedRetentionMs, limit: PURGE_BATCH });
+        purged += deleted.length;
+        if (deleted.length < PURGE_BATCH) break;
+      }
+    });
+    return purged;
+  }
+
   return {
+    purgeUnverified,
     async run(at) {
-      const result: RetentionRun = { unverifiedAccounts: await deps.recovery.purgeExpiredUnverified(at), deliveredMessages: 0, auditEvents: 0 };
-      await forEachTenant(deps.durable.tenants, async ({ id: tenantId, settings }) => {
-        result.deliveredMessages += await drain(() => deps.durable.outbox.purgeDelivered({ tenantId, createdBefore: at - settings.deliveredMessageRetentionMs, limit: BATCH }));
-        result.auditEvents += await drain(() => deps.durable.audit.prune({ tenantId, before: at - settings.auditEventRetentionMs, limit: BATCH }));
+      const result: RetentionRun = { unverifiedAccounts: await purgeUnverified(at), deliveredMessages: 0, auditEvents: 0 };
+      await forEachTenant(deps.tenants, async ({ id: tenantId, settings }) => {
+        result.deliveredMessages += await drain(() => deps.outbox.purgeDelivered({ tenantId, createdBefore: at - settings.deliveredMessageRetentionMs, limit: BATCH }));
+        result.auditEvents += await drain(() => deps.audit.prune({ tenantId, before: at - settings.auditEventRetentionMs, limit: BATCH }));
       });
       return result;
     },
@@ -66,7 +88,7 @@ export function createRetention(deps: {
  * runs; the others skip that tick.
  */
 export function startRetention(
-  retention: Retention,
+  retention: Pick<Retention, "run">,
   options: {
     intervalMs: number;
     now: () => number;

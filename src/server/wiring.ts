@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { createKeyring, type Keyring } from "../crypto/keyring.ts";
 import { createPasswordHasher } from "../crypto/passwords.ts";
+import { systemRandom } from "../crypto/random.ts";
 import { createLogTransport, createSmtpTransport } from "../delivery/mail-transport.ts";
 import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
 import type { MailTransport } from "../delivery/types.ts";
@@ -19,9 +20,10 @@ import { createConsents } from "../domain/consents.ts";
 import { createDataExport } from "../domain/data-export.ts";
 import { createEmailChange } from "../domain/email-change.ts";
 import { createErasure } from "../domain/erasure.ts";
-import { createIdentityFlows, type IdentityFlowDeps } from "../domain/identity.ts";
+import { createIdentityFlows } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
+import type { Random } from "../domain/ports/random.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports/stores.ts";
 import { createRecoveryFlows } from "../domain/recovery.ts";
 import { createRetention, startRetention, type Retention } from "../domain/retention.ts";
@@ -49,6 +51,8 @@ export interface Runtime {
 
 export interface RuntimeOptions {
   now?: () => number;
+  /** Where tokens, codes and ids draw their randomness (default: the CSPRNG); tests pass a seeded one. */
+  random?: Random;
   /** Overrides the mail transport built from SMTP_URL (tests). */
   mailTransport?: MailTransport;
   sessionCache?: SessionCacheOptions;
@@ -84,6 +88,7 @@ export function keyringFor(config: Config): Keyring {
 
 export async function createRuntime(config: Config, log: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
   const now = options.now ?? Date.now;
+  const random = options.random ?? systemRandom;
   const embedded = config.mysqlUrl === undefined;
   const durable = await openServingDurable(config, log, { prepare: options.migrate !== false });
   const ephemeral = config.redisUrl
@@ -101,7 +106,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const passwords = createPasswordHasher(config.passwordPepper);
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
   const audit = createAudit(durable.audit, now);
-  const consents = createConsents({ store: durable.consents, now });
+  const consents = createConsents({ store: durable.consents, now, random });
 
   const transport =
     options.mailTransport ??
@@ -132,27 +137,22 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   if (options.deliver !== false) outboxWorker.start();
 
   const limits = createLimits(ephemeral.rateLimiter);
-  const flowDeps: IdentityFlowDeps = {
-    durable,
-    ephemeral,
-    tenants,
-    keyring,
-    passwords,
-    sessions,
-    limits,
-    now,
-    publicUrl: config.publicUrl,
-    verificationLinkTtlMs: config.verificationLinkTtlMs,
+  // What every flow that queues messages and issues one-time tokens shares.
+  const messaging = {
+    outbox: durable.outbox,
+    tokens: ephemeral.tokens,
     onMessageQueued: () => outboxWorker.nudge(),
-    audit,
   };
-  const identity = createIdentityFlows(flowDeps);
-  const recovery = createRecoveryFlows(flowDeps);
+  const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
+  const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit });
+  const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
-  const erasure = createErasure({ durable, sessions, audit, now, tenants, keyring, passwords, limits });
-  const users = createAdminUsers({ ...flowDeps, recovery, profiles, erasure });
+  const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, sessions, audit, now, tenants, keyring, passwords, limits });
+  const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, recovery, profiles, erasure });
+  const emailChange = createEmailChange({ ...messaging, accounts: durable.accounts, tenants, keyring, limits, now, random });
+  const dataExport = createDataExport({ accounts: durable.accounts, keyring, sessions, consents, outbox: durable.outbox, audit: durable.audit, now });
   const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
-  const retention = createRetention({ durable, recovery });
+  const retention = createRetention({ tenants: durable.tenants, accounts: durable.accounts, outbox: durable.outbox, audit: durable.audit });
   const purge = purgeIntervalMs > 0
     ? startRetention(retention, {
         intervalMs: purgeIntervalMs,
@@ -166,8 +166,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
 
   return {
-    app: { identity, recovery, emailChange: createEmailChange({ durable, ephemeral, tenants, keyring, limits, now, onMessageQueued: () => outboxWorker.nudge() }), sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport: createDataExport({ accounts: durable.accounts, keyring, sessions, consents, outbox: durable.outbox, audit: durable.audit, now }), erasure, users },
-    bootstrap: createBootstrap({ durable, tenants, keyring, passwords, sessions, now }),
+    app: { identity, recovery, emailChange, sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport, erasure, users },
+    bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, sessions, now, random }),
     durable,
     ephemeral,
     outboxWorker,

@@ -532,9 +532,9 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
       await p.signUp(younger);
       advance(HOUR + MINUTE);
 
-      const purged = await server.runtime.app.recovery.purgeExpiredUnverified(now());
+      const purged = await server.runtime.retention.purgeUnverified(now());
       expect(purged).toBeGreaterThanOrEqual(1);
-      expect(await server.runtime.app.recovery.purgeExpiredUnverified(now())).toBe(0); // idempotent
+      expect(await server.runtime.retention.purgeUnverified(now())).toBe(0); // idempotent
 
       expect(await lookup(expired)).toBeUndefined();
       for (const table of ["accounts", "account_keys", "identities", "outbox"]) {
