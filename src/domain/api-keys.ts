@@ -9,9 +9,12 @@
 // process's cache at once and publishes an "apiKey" invalidation,
 // so every other instance and worker drops it too; a lost message is bounded
 // by the cache's few seconds.
-import { hashSecret, randomToken } from "../crypto/keyring.ts";
+import { hashSecret } from "../crypto/keyring.ts";
+import { systemRandom } from "../crypto/random.ts";
 import { assertNoViolations, DomainError, unauthenticated, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
+import { randomToken } from "./one-time-tokens.ts";
+import type { Random } from "./ports/random.ts";
 import { createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
 import type { ApiKeyStore, StoredApiKey } from "./ports/api-keys.ts";
 import type { InvalidationBus } from "./ports/invalidation.ts";
@@ -75,7 +78,8 @@ function principalOf(key: StoredApiKey): ApiKeyPrincipal {
 
 const refused = () => unauthenticated("API_KEY_INVALID", "the API key is invalid or revoked");
 
-export function createApiKeys(deps: { store: ApiKeyStore; invalidation: InvalidationBus; now: () => number; cache?: ApiKeyCacheOptions }): ApiKeys {
+export function createApiKeys(deps: { store: ApiKeyStore; invalidation: InvalidationBus; now: () => number; cache?: ApiKeyCacheOptions; random?: Random }): ApiKeys {
+  const random = deps.random ?? systemRandom;
   // secret hash → the principal, or null for "no such live key".
   const cache = createInvalidatedCache<ApiKeyPrincipal | null>({ maxAgeMs: deps.cache?.maxAgeMs ?? 5_000, maxEntries: deps.cache?.maxEntries ?? 10_000 }, deps.now);
 
@@ -83,8 +87,8 @@ export function createApiKeys(deps: { store: ApiKeyStore; invalidation: Invalida
     async create({ tenantId, name, permissions, createdBy }) {
       const checked = checkApiKeyInput(name, permissions);
       const at = deps.now();
-      const secret = `${API_KEY_PREFIX}${randomToken(32)}`;
-      const key: StoredApiKey = { id: newId(at), tenantId, name: checked.name, permissions: checked.permissions, createdAt: at, revokedAt: null, createdBy };
+      const secret = `${API_KEY_PREFIX}${randomToken(random, 32)}`;
+      const key: StoredApiKey = { id: newId(at, random), tenantId, name: checked.name, permissions: checked.permissions, createdAt: at, revokedAt: null, createdBy };
       await deps.store.create(key, hashSecret(secret));
       return { key, secret };
     },

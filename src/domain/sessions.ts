@@ -4,9 +4,12 @@
 // Validation is served from an in-process cache of recently validated sessions
 // (src/domain/invalidated-cache.ts); sign-out and revocation publish the token
 // hashes so every instance and worker drops them at once (docs/revocation.md).
-import { hashSecret, randomToken } from "../crypto/keyring.ts";
+import { hashSecret } from "../crypto/keyring.ts";
+import { systemRandom } from "../crypto/random.ts";
 import { unauthenticated } from "./errors.ts";
 import { isId, newId } from "./ids.ts";
+import { randomToken } from "./one-time-tokens.ts";
+import type { Random } from "./ports/random.ts";
 import { accountGroup, createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
 import type { InvalidationBus } from "./ports/invalidation.ts";
 import type { SessionStore } from "./ports/sessions.ts";
@@ -71,11 +74,14 @@ export interface SessionCacheOptions {
 }
 
 export function createSessions(deps: {
+  /** Session tokens and ids draw from it (default: the CSPRNG). */
+  random?: Random;
   store: SessionStore;
   invalidation: InvalidationBus;
   now: () => number;
   cache?: SessionCacheOptions;
 }): Sessions {
+  const random = deps.random ?? systemRandom;
   // token hash → session; grouped by account and tenant for account- and tenant-wide invalidation.
   const cache = createInvalidatedCache<SessionRecord>({ maxEntries: deps.cache?.maxEntries ?? 100_000, maxAgeMs: deps.cache?.maxAgeMs ?? 30_000 }, deps.now);
 
@@ -121,7 +127,7 @@ export function createSessions(deps: {
       const at = deps.now();
       const absoluteExpiresAt = at + settings.sessionAbsoluteLifetimeMs;
       const session: SessionRecord = {
-        sessionId: newId(at),
+        sessionId: newId(at, random),
         accountId: account.id,
         tenantId: account.tenantId,
         role: account.role,
@@ -133,7 +139,7 @@ export function createSessions(deps: {
         userAgent: meta.userAgent.slice(0, 200),
         ip: meta.ip,
       };
-      const token = `${account.id}.${randomToken(32)}`;
+      const token = `${account.id}.${randomToken(random, 32)}`;
       await deps.store.create(hashSecret(token), session, session.expiresAt - at);
       return { token, session };
     },

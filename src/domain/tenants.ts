@@ -9,6 +9,7 @@
 // not stop ValidateSession. Sessions already issued keep their expiry times.
 import { assertNoViolations, DomainError, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
+import type { Random } from "./ports/random.ts";
 import { createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
 import type { InvalidationBus } from "./ports/invalidation.ts";
 import type { TenantStore } from "./ports/tenants.ts";
@@ -195,7 +196,7 @@ export function pageSizeOf(requested: number): number {
   return requested;
 }
 
-export function createTenants(store: TenantStore, now: () => number, invalidation?: InvalidationBus): Tenants {
+export function createTenants(store: TenantStore, now: () => number, invalidation?: InvalidationBus, random?: Random): Tenants {
   const cache = createInvalidatedCache<Tenant>({ maxEntries: 10_000, maxAgeMs: CACHE_MS }, now);
   // Tenants whose last re-read failed, and when to try again: meanwhile their
   // last known settings answer at once (the store is down, every call would wait for it).
@@ -260,7 +261,7 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
     async create({ name, settings }) {
       assertNoViolations([...nameViolations("name", name), ...tenantSettingsViolations(settings, "settings.")]);
       const at = now();
-      const tenant: Tenant = { id: newId(at), name: name.trim(), settings: { ...settings }, createdAt: at };
+      const tenant: Tenant = { id: newId(at, random), name: name.trim(), settings: { ...settings }, createdAt: at };
       if (!(await store.create(tenant))) throw new DomainError("already_exists", "TENANT_EXISTS", "a tenant with this id exists");
       return tenant;
     },

@@ -95,13 +95,13 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     ? createRedisStores(config.redisUrl, { now, keyPrefix: config.redisKeyPrefix, tlsCa: config.redisTlsCaFile ? readFileSync(config.redisTlsCaFile, "utf8") : undefined })
     : createMemoryStores({ now });
   const keyring = keyringFor(config);
-  const tenants = createTenants(durable.tenants, now, ephemeral.invalidation);
+  const tenants = createTenants(durable.tenants, now, ephemeral.invalidation, random);
   await tenants.listen();
   await tenants.ensureDefault(now());
 
-  const sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now, ...(options.sessionCache ? { cache: options.sessionCache } : {}) });
+  const sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now, random, ...(options.sessionCache ? { cache: options.sessionCache } : {}) });
   await sessions.listen();
-  const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now });
+  const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now, random });
   await apiKeys.listen();
   const passwords = createPasswordHasher(config.passwordPepper);
   const accounts = createAccounts({ accounts: durable.accounts, keyring });

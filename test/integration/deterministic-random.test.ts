@@ -23,23 +23,26 @@ describe("a seeded Random", () => {
     const caller = createCaller("connect-json-h1", server.baseUrl);
     try {
       await caller.call(IdentityService.method.signUp, { email: EMAIL, password: "correct horse battery staple", locale: "en" }, {});
+      const token = linkToken((await server.waitForMail(EMAIL)).text);
+      const verified = (await caller.call(IdentityService.method.verifyIdentity, { token }, {})) as { sessionToken: string };
+      const accounts = await server.rawRows("accounts");
+      const identities = await server.rawRows("identities");
+      const outbox = await server.rawRows("outbox");
+      return { token, sessionToken: verified.sessionToken, accountIds: accounts.map((r) => r.id), identityIds: identities.map((r) => r.id), messageIds: outbox.map((r) => r.id) };
     } finally {
       caller.close();
     }
-    const mail = await server.waitForMail(EMAIL);
-    const accounts = await server.rawRows("accounts");
-    const identities = await server.rawRows("identities");
-    const outbox = await server.rawRows("outbox");
-    return { token: linkToken(mail.text), accountIds: accounts.map((r) => r.id), identityIds: identities.map((r) => r.id), messageIds: outbox.map((r) => r.id) };
   }
 
-  it("makes the same account, identity and message ids and the same link token on every run", async () => {
+  it("makes the same account, identity and message ids, link token and session token on every run", async () => {
     const first = await signUpOn("seed-1");
     const again = await signUpOn("seed-1");
     const other = await signUpOn("seed-2");
     expect(first.accountIds).toHaveLength(1);
     expect(again).toEqual(first);
+    expect(first.sessionToken).toMatch(/^.+\..{43}$/);
     expect(other.token).not.toBe(first.token);
+    expect(other.sessionToken).not.toBe(first.sessionToken);
     expect(other.accountIds).not.toEqual(first.accountIds);
   });
 });
