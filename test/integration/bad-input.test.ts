@@ -14,7 +14,7 @@ import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_de
 import { IdentityService, SignUpRequestSchema } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 import { refusal } from "../support/clients.ts";
 
 const STRONG = "correct horse battery staple";
@@ -114,14 +114,10 @@ describe.each(BACKENDS)("bad input on the %s backend", (backend) => {
     }
   });
 
-  // KNOWN BUG (reported, not fixed here): a Connect request whose binary body is not a valid
-  // protobuf message answers 500 {"code":"internal","message":"parse binary: premature EOF"}.
-  // connect-es parses unary Connect bodies before any interceptor runs (so errorInterceptor in
-  // src/server/errors.ts never sees it) and maps binary parse failures to Internal, while it maps
-  // JSON parse failures to InvalidArgument. Over gRPC the connect-node handler answers INTERNAL
-  // the same way, whereas the ValidateSession fast path answers INVALID_ARGUMENT.
-  // `it.fails` keeps this visible: it starts failing once the server answers InvalidArgument.
-  it.fails("refuses a Connect body that is not a protobuf message with InvalidArgument, not Internal", async () => {
+  // connect-es parses unary Connect bodies before any interceptor runs and maps binary parse
+  // failures to Internal (JSON ones to InvalidArgument); src/interceptors/client-faults.ts turns
+  // an Internal raised before the handler into InvalidArgument. This was an it.fails before.
+  it("refuses a Connect body that is not a protobuf message with InvalidArgument, not Internal", async () => {
     const res = await fetch(`${server.baseUrl}/identity.v1.IdentityService/SignUp`, {
       method: "POST",
       headers: { "content-type": "application/proto" },
@@ -178,3 +174,124 @@ describe.each(BACKENDS)("bad input on the %s backend", (backend) => {
     await server.waitForMail(email, (m) => m.text.includes("verify-email?token="));
   });
 });
+
+/** Bytes no protobuf parser accepts: field 1, length 5, then only one byte. */
+const GARBAGE = new Uint8Array([0x0a, 0x05, 0x61]);
+const envelope = (message: Uint8Array, flags = 0) => {
+  const out = new Uint8Array(5 + message.length);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, message.length);
+  out.set(message, 5);
+  return out;
+};
+
+/** The frames of an enveloped body (gRPC-Web, Connect streaming). */
+function frames(body: Uint8Array): Array<{ flags: number; data: Uint8Array }> {
+  const out = [];
+  for (let at = 0; at + 5 <= body.length; ) {
+    const length = new DataView(body.buffer, body.byteOffset + at + 1, 4).getUint32(0);
+    out.push({ flags: body[at]!, data: body.subarray(at + 5, at + 5 + length) });
+    at += 5 + length;
+  }
+  return out;
+}
+
+/** A grpc-js call whose request bytes are `bytes` as sent; resolves with the status code. */
+function grpcJsRawStatus(baseUrl: string, path: string, bytes: Uint8Array, kind: "unary" | "server_streaming", bearer?: string): Promise<grpc.status> {
+  const client = new grpc.Client(new URL(baseUrl).host, grpc.credentials.createInsecure());
+  const done = (code: grpc.status) => {
+    client.close();
+    return code;
+  };
+  return new Promise((resolve) => {
+    const serialize = () => Buffer.from(bytes);
+    const deserialize = (b: Buffer) => b;
+    const metadata = new grpc.Metadata();
+    if (bearer) metadata.set("authorization", `Bearer ${bearer}`);
+    if (kind === "unary") client.makeUnaryRequest(path, serialize, deserialize, {}, metadata, (err) => resolve(done(err ? err.code : grpc.status.OK)));
+    else {
+      const stream = client.makeServerStreamRequest(path, serialize, deserialize, {}, metadata);
+      stream.on("data", () => {});
+      stream.on("error", (err: grpc.ServiceError) => resolve(done(err.code)));
+      stream.on("end", () => resolve(done(grpc.status.OK)));
+    }
+  });
+}
+
+describe.each(BACKENDS)("undecodable bodies on the %s backend", (backend) => {
+  let server: TestServer;
+  const logLines: string[] = [];
+  let sessionToken = "";
+
+  beforeAll(async () => {
+    server = await startTestServer(backend, { env: { LOG_LEVEL: "info" }, logLines });
+    // A streamed request is read after authentication: its garbage is sent by a signed-in person.
+    const transport = createConnectTransport({ baseUrl: server.baseUrl, httpVersion: "1.1" });
+    const email = freshEmail("garbage");
+    await call(transport, IdentityService.method.signUp, { email, password: STRONG });
+    const mail = await server.waitForMail(email, (m) => m.text.includes("token="));
+    sessionToken = (await call(transport, IdentityService.method.verifyIdentity, { token: linkToken(mail.text) })).sessionToken;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  // Anonymous, person-only and admin unary RPCs (their body is read before anything else), and a
+  // server-streaming one (read after authentication: sent with a live session).
+  const RPCS: Array<[string, "unary" | "server_streaming"]> = [
+    ["/identity.v1.IdentityService/SignUp", "unary"],
+    ["/identity.v1.SessionService/SignIn", "unary"],
+    ["/identity.v1.AccountService/UpdateAccount", "unary"],
+    ["/identity.v1.AdminService/GetUser", "unary"],
+    ["/identity.v1.AccountService/ExportAccountData", "server_streaming"],
+  ];
+
+  it.each(RPCS)("%s: InvalidArgument over gRPC (grpc-js)", async (path, kind) => {
+    expect(await grpcJsRawStatus(server.baseUrl, path, GARBAGE, kind, kind === "server_streaming" ? sessionToken : undefined)).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  it("ValidateSession: InvalidArgument over gRPC, on the fast path as on connect-node (compressed)", async () => {
+    expect(await grpcJsRawStatus(server.baseUrl, "/identity.v1.SessionService/ValidateSession", GARBAGE, "unary")).toBe(grpc.status.INVALID_ARGUMENT);
+    const client = new grpc.Client(new URL(server.baseUrl).host, grpc.credentials.createInsecure(), { "grpc.default_compression_algorithm": 2 });
+    try {
+      const code = await new Promise<grpc.status>((resolve) =>
+        client.makeUnaryRequest("/identity.v1.SessionService/ValidateSession", () => Buffer.from(GARBAGE), (b: Buffer) => b, {}, (err) => resolve(err ? err.code : grpc.status.OK)),
+      );
+      expect(code).toBe(grpc.status.INVALID_ARGUMENT);
+    } finally {
+      client.close();
+    }
+  });
+
+  it.each(RPCS)("%s: InvalidArgument over gRPC-Web", async (path, kind) => {
+    const headers: Record<string, string> = { "content-type": "application/grpc-web+proto" };
+    if (kind === "server_streaming") headers.authorization = `Bearer ${sessionToken}`;
+    const res = await fetch(`${server.baseUrl}${path}`, { method: "POST", headers, body: envelope(GARBAGE) });
+    const trailer = frames(new Uint8Array(await res.arrayBuffer())).find((f) => (f.flags & 0x80) !== 0);
+    const status = res.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/i.exec(new TextDecoder().decode(trailer?.data))?.[1];
+    expect(status).toBe(String(grpc.status.INVALID_ARGUMENT));
+  });
+
+  it.each(RPCS.filter(([, kind]) => kind === "unary"))("%s: InvalidArgument over Connect binary", async (path) => {
+    const res = await fetch(`${server.baseUrl}${path}`, { method: "POST", headers: { "content-type": "application/proto" }, body: GARBAGE });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { code: string }).code).toBe("invalid_argument");
+  });
+
+  it("ExportAccountData: InvalidArgument over Connect streaming", async () => {
+    const res = await fetch(`${server.baseUrl}/identity.v1.AccountService/ExportAccountData`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+proto", authorization: `Bearer ${sessionToken}` },
+      body: envelope(GARBAGE),
+    });
+    const end = frames(new Uint8Array(await res.arrayBuffer())).find((f) => (f.flags & 0x02) !== 0);
+    expect((JSON.parse(new TextDecoder().decode(end?.data)) as { error?: { code: string } }).error?.code).toBe("invalid_argument");
+  });
+
+  it("logged none of it at error level (anyone can send garbage)", () => {
+    expect(logLines.length).toBeGreaterThan(0); // the server does log (its start), so silence below is real
+    const errors = logLines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level >= 50);
+    expect(errors).toEqual([]);
+  });
+});
+
