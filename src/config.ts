@@ -43,6 +43,21 @@ export interface Config {
   readonly trustedProxies: number;
   readonly verificationLinkTtlMs: number;
   readonly shutdownGraceMs: number;
+  /**
+   * Development mode: the embedded backends and generated keys are allowed, and
+   * messages may be written to the log instead of sent. Implicit only on an
+   * environment with no production variable; otherwise DEVELOPMENT_MODE=true.
+   */
+  readonly development: boolean;
+  /** Bounds on every backend call, so a backend that drops packets cannot hang a call or a probe. */
+  readonly timeouts: {
+    readonly mysqlConnectMs: number;
+    readonly mysqlQueryMs: number;
+    readonly redisConnectMs: number;
+    readonly redisCommandMs: number;
+  };
+  /** Problems worth a warning that do not stop the service (unknown variables), for the log. */
+  readonly warnings: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -106,11 +121,41 @@ function keyEncryptionKeys(env: Env): Config["keyEncryptionKeys"] {
   return keys;
 }
 
+/** Every variable loadConfig reads; anything else with one of their prefixes is most likely a typo. */
+const KNOWN_VARIABLES = [
+  "PORT", "HOST", "TLS_CERT_FILE", "TLS_KEY_FILE", "MYSQL_URL", "KEYSTORE_MYSQL_URL", "MYSQL_TLS_CA_FILE",
+  "MYSQL_CONNECT_TIMEOUT_MS", "MYSQL_QUERY_TIMEOUT_MS", "REDIS_URL", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
+  "REDIS_CONNECT_TIMEOUT_MS", "REDIS_COMMAND_TIMEOUT_MS", "DATA_DIR", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL",
+  "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "WORKERS",
+  "TRUSTED_PROXIES", "VERIFICATION_LINK_TTL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "DEVELOPMENT_MODE",
+];
+const KNOWN_PREFIXES = [...new Set(KNOWN_VARIABLES.filter((v) => v.includes("_")).map((v) => v.slice(0, v.indexOf("_") + 1)))];
+
+/** Variables that only make sense in production: set without MYSQL_URL and REDIS_URL, they suggest a mistake. */
+const PRODUCTION_VARIABLES = [
+  "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "SMTP_URL", "MYSQL_TLS_CA_FILE", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
+];
+
+function unknownVariables(env: Env): string[] {
+  return Object.keys(env)
+    .filter((name) => env[name] !== undefined && !KNOWN_VARIABLES.includes(name) && KNOWN_PREFIXES.some((p) => name.startsWith(p)))
+    .sort();
+}
+
+function flag(env: Env, name: string): boolean {
+  const raw = (env[name] ?? "").toLowerCase();
+  if (raw === "" || raw === "false" || raw === "0") return false;
+  if (raw === "true" || raw === "1") return true;
+  throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const mysqlUrl = url(env, "MYSQL_URL", ["mysql:", "mariadb:"]);
   const redisUrl = url(env, "REDIS_URL", ["redis:", "rediss:"]);
   const keystoreMysqlUrl = url(env, "KEYSTORE_MYSQL_URL", ["mysql:", "mariadb:"]);
   const embedded = mysqlUrl === undefined || redisUrl === undefined;
+  const unknown = unknownVariables(env);
+  const developmentSwitch = flag(env, "DEVELOPMENT_MODE");
   const kek = keyEncryptionKeys(env);
   const blindIndexKey = env.BLIND_INDEX_KEY ? key32("BLIND_INDEX_KEY", env.BLIND_INDEX_KEY) : undefined;
   // Outside the embedded development mode, keys must come from the operator:
@@ -154,10 +199,61 @@ export function loadConfig(env: Env = process.env): Config {
     trustedProxies: integer(env, "TRUSTED_PROXIES", 0, 0, 10),
     verificationLinkTtlMs: integer(env, "VERIFICATION_LINK_TTL_SECONDS", 24 * 3600, 60, 7 * 24 * 3600) * 1000,
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_SECONDS", 10, 0, 600) * 1000,
+    development: embedded || developmentSwitch,
+    timeouts: Object.freeze({
+      mysqlConnectMs: integer(env, "MYSQL_CONNECT_TIMEOUT_MS", 2000, 100, 60_000),
+      mysqlQueryMs: integer(env, "MYSQL_QUERY_TIMEOUT_MS", 5000, 100, 600_000),
+      redisConnectMs: integer(env, "REDIS_CONNECT_TIMEOUT_MS", 2000, 100, 60_000),
+      redisCommandMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 2000, 100, 60_000),
+    }),
+    warnings: unknown.map((name) => `unknown variable ${name} is ignored${suggestion(name)}`),
   };
   if (mysqlUrl !== undefined && redisUrl === undefined) throw new ConfigError("REDIS_URL", "is required when MYSQL_URL is set");
   if (redisUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("MYSQL_URL", "is required when REDIS_URL is set");
   if (keystoreMysqlUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("KEYSTORE_MYSQL_URL", "needs MYSQL_URL (the embedded key store is keys.sqlite in DATA_DIR)");
   if (keystoreMysqlUrl !== undefined && keystoreMysqlUrl === mysqlUrl) throw new ConfigError("KEYSTORE_MYSQL_URL", "must name another database than MYSQL_URL (leave it unset to keep the keys in the main database)");
+  if (embedded && !developmentSwitch && mysqlUrl === undefined && redisUrl === undefined) {
+    // A misspelled MYSQL_URL must not quietly mean an embedded database: with any
+    // sign of a production setup, development mode has to be asked for by name.
+    const production = [...PRODUCTION_VARIABLES.filter((name) => env[name]), ...unknown.filter((name) => /^(MYSQL|REDIS)_/.test(name))];
+    if (production.length > 0) {
+      throw new ConfigError("MYSQL_URL", `and REDIS_URL are not set, but ${production.join(", ")} ${production.length > 1 ? "are" : "is"}: set them, or DEVELOPMENT_MODE=true for the embedded development mode`);
+    }
+  }
   return Object.freeze(config);
+}
+
+/**
+ * What serving needs beyond loadConfig (operator commands do not send mail): in
+ * production, messages carry live links and codes, so they must go to an SMTP
+ * server, never to the log.
+ */
+export function assertServable(config: Config): void {
+  if (!config.development && config.smtpUrl === undefined) {
+    throw new ConfigError("SMTP_URL", "is required when MYSQL_URL and REDIS_URL are set (DEVELOPMENT_MODE=true writes messages to the log instead, links and codes included)");
+  }
+}
+
+/** " (did you mean X?)" for the known variable closest to a misspelled one. */
+function suggestion(name: string): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const known of KNOWN_VARIABLES) {
+    const d = distance(name, known);
+    if (d < bestDistance) [best, bestDistance] = [known, d];
+  }
+  return best ? ` (did you mean ${best}?)` : "";
+}
+
+/** Levenshtein distance, for suggestions only. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }

@@ -42,15 +42,28 @@ export function toConnectError(error: unknown, onUnexpected: (error: unknown) =>
     if (error.code !== Code.Internal && error.code !== Code.Unknown) return error;
   }
   onUnexpected(error);
-  if (isBackendDown(error)) return new ConnectError("a backend is unavailable; retry later", Code.Unavailable);
+  if (isBackendDown(error)) return backendUnavailable();
   return new ConnectError("internal error", Code.Internal);
+}
+
+/** How long a client should wait before retrying a call a backend outage failed. */
+export const BACKEND_RETRY_MS = 1000;
+
+function backendUnavailable(): ConnectError {
+  const seconds = BACKEND_RETRY_MS / 1000;
+  return new ConnectError("a backend is unavailable; retry later", Code.Unavailable, { "retry-after": String(Math.ceil(seconds)) }, [
+    { desc: ErrorInfoSchema, value: { reason: "BACKEND_UNAVAILABLE", domain: ERROR_DOMAIN } },
+    { desc: RetryInfoSchema, value: { retryDelay: { seconds: BigInt(Math.floor(seconds)), nanos: 0 } } },
+  ]);
 }
 
 function isBackendDown(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   const message = (error as { message?: string } | null)?.message ?? "";
-  return ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "PROTOCOL_CONNECTION_LOST", "EPIPE"].includes(code ?? "") ||
-    /Connection is closed|max retries per request/i.test(message);
+  // Connection failures and the drivers' own time bounds (mysql2 connectTimeout and
+  // query timeout, ioredis connectTimeout, commandTimeout and socketTimeout).
+  return ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "PROTOCOL_CONNECTION_LOST", "PROTOCOL_SEQUENCE_TIMEOUT", "EPIPE"].includes(code ?? "") ||
+    /Connection is closed|max retries per request|Command timed out|Socket timeout|Stream isn't writeable/i.test(message);
 }
 
 /** The one log line of an unexpected error, wherever the call was answered (interceptor or fast path). */

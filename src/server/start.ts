@@ -2,28 +2,69 @@
 // core (node:cluster) or a single process on the embedded backend, and shut
 // down gracefully on SIGTERM/SIGINT.
 import cluster from "node:cluster";
-import { ConfigError, loadConfig, type Config } from "../config.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { assertServable, ConfigError, loadConfig, type Config } from "../config.ts";
+import type { DurableStores } from "../domain/ports/stores.ts";
+import { configurationErrorOf } from "../store/sql/open.ts";
 import { openServingDurable } from "./durable.ts";
 import { createHttpServer } from "./http.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "../interceptors/metrics.ts";
 import { createRuntime } from "./wiring.ts";
 
+/** EX_CONFIG: a configuration error that restarting cannot fix. */
+const EXIT_CONFIG = 78;
+
+function exitOnConfigError(error: unknown): never {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  throw error;
+}
+
 function configOrExit(): Config {
   try {
-    return loadConfig();
+    const config = loadConfig();
+    assertServable(config);
+    return config;
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(78); // EX_CONFIG
+    return exitOnConfigError(error);
+  }
+}
+
+/**
+ * Opens the durable stores, retrying with backoff while the database cannot be
+ * reached (one line when it fails, one when it answers); a refusal that retrying
+ * cannot fix (bad credentials, unknown database) is a ConfigError.
+ */
+async function openDurableRetrying(config: Config, log: Logger, options: { prepare: boolean }): Promise<DurableStores> {
+  let delayMs = 500;
+  let failing: string | undefined;
+  for (;;) {
+    try {
+      const stores = await openServingDurable(config, log, options);
+      if (failing) log.info("MYSQL_URL: the database answers: starting");
+      return stores;
+    } catch (error) {
+      if (!config.mysqlUrl) throw error; // the embedded file: nothing to wait for
+      const refused = configurationErrorOf(config, error);
+      if (refused) throw refused;
+      const cause = String((error as { code?: string }).code ?? (error as Error).message);
+      if (cause !== failing) log.warn({ cause }, `MYSQL_URL: the database cannot be reached (${cause}); retrying with backoff until it answers`);
+      failing = cause;
+      await sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, 15_000);
     }
-    throw error;
   }
 }
 
 /** Runs one serving process; resolves once it listens. */
 export async function serve(config: Config, log: Logger, options: { migrate: boolean }) {
-  const runtime = await createRuntime(config, log, { migrate: options.migrate });
+  // The database is opened (and migrated) before anything serves; Redis may come later.
+  await (await openDurableRetrying(config, log, { prepare: options.migrate })).close();
+  const runtime = await createRuntime(config, log, { migrate: false });
+  runtime.readiness.watch();
   const server = createHttpServer({ config, runtime, log, metrics: createMetrics() });
   const port = await server.listen();
   let stopping = false;
@@ -44,18 +85,27 @@ export async function serve(config: Config, log: Logger, options: { migrate: boo
 export async function start(): Promise<void> {
   const config = configOrExit();
   const log = createLogger(config.logLevel);
+  if (cluster.isPrimary) {
+    for (const warning of config.warnings) log.warn(warning);
+  }
   if (config.workers <= 1 || !cluster.isPrimary) {
-    const { port } = await serve(config, log, { migrate: cluster.isPrimary });
+    const { port } = await serve(config, log, { migrate: cluster.isPrimary }).catch(exitOnConfigError);
     log.info({ port, host: config.host, tls: Boolean(config.tlsCertFile), worker: cluster.worker?.id }, "listening");
     if (cluster.isPrimary) process.stdout.write(`identity service listening on ${config.tlsCertFile ? "https" : "http"}://${config.host}:${port}\n`);
     return;
   }
   // Primary: migrate and replay the erasure ledger once, then fork the workers that share the port.
-  await (await openServingDurable(config, log, { prepare: true })).close();
+  await (await openDurableRetrying(config, log, { prepare: true }).catch(exitOnConfigError)).close();
   let stopping = false;
   for (let i = 0; i < config.workers; i++) cluster.fork();
   cluster.on("exit", (worker, code) => {
     if (stopping) return;
+    if (code === EXIT_CONFIG) {
+      // Another worker would fail the same way: stop instead of looping.
+      stop();
+      process.exitCode = EXIT_CONFIG;
+      return;
+    }
     log.error({ worker: worker.id, code }, "worker exited; starting another");
     cluster.fork();
   });

@@ -34,6 +34,7 @@ import { createRedisStores } from "../store/redis/stores.ts";
 import type { App } from "../services/app.ts";
 import { openServingDurable } from "./durable.ts";
 import type { Logger } from "./logger.ts";
+import { createReadiness, type Readiness } from "./readiness.ts";
 
 export interface Runtime {
   app: App;
@@ -44,8 +45,10 @@ export interface Runtime {
   outboxWorker: OutboxWorker;
   /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
   retention: Retention;
-  /** True when every backend answers. */
+  /** True when every backend answers (bounded: READY_TIMEOUT_MS). */
   ready(): Promise<boolean>;
+  /** The backends' state; `watch()` logs their changes (the serving process starts it). */
+  readiness: Readiness;
   close(): Promise<void>;
 }
 
@@ -66,6 +69,17 @@ export interface RuntimeOptions {
    */
   purgeIntervalMs?: number;
 }
+
+/**
+ * Production without SMTP_URL (operator commands, which never deliver; the service
+ * refuses to start so, see assertServable): a message stays queued, never logged.
+ */
+const noMailTransport: MailTransport = {
+  async send() {
+    throw new Error("SMTP_URL is not set: messages cannot be sent");
+  },
+  async close() {},
+};
 
 /** Development keys for the embedded mode, generated once and kept in the data directory. */
 function developmentKeys(dataDir: string): { kek: Buffer; blind: Buffer } {
@@ -92,8 +106,23 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const embedded = config.mysqlUrl === undefined;
   const durable = await openServingDurable(config, log, { prepare: options.migrate !== false });
   const ephemeral = config.redisUrl
-    ? createRedisStores(config.redisUrl, { now, keyPrefix: config.redisKeyPrefix, tlsCa: config.redisTlsCaFile ? readFileSync(config.redisTlsCaFile, "utf8") : undefined })
+    ? createRedisStores(config.redisUrl, {
+        now,
+        keyPrefix: config.redisKeyPrefix,
+        tlsCa: config.redisTlsCaFile ? readFileSync(config.redisTlsCaFile, "utf8") : undefined,
+        connectTimeoutMs: config.timeouts.redisConnectMs,
+        commandTimeoutMs: config.timeouts.redisCommandMs,
+      })
     : createMemoryStores({ now });
+  const readiness = createReadiness(
+    embedded
+      ? [{ name: "database", variable: "DATA_DIR", ping: () => durable.ping() }]
+      : [
+          { name: "mysql", variable: config.keystoreMysqlUrl ? "MYSQL_URL, KEYSTORE_MYSQL_URL" : "MYSQL_URL", ping: () => durable.ping() },
+          { name: "redis", variable: "REDIS_URL", ping: () => ephemeral.ping() },
+        ],
+    log,
+  );
   const keyring = keyringFor(config);
   const tenants = createTenants(durable.tenants, now, ephemeral.invalidation, random);
   await tenants.listen();
@@ -108,11 +137,14 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const audit = createAudit(durable.audit, now);
   const consents = createConsents({ store: durable.consents, now, random });
 
+  // Messages carry live links and codes: only development mode may write them to the log.
   const transport =
     options.mailTransport ??
     (config.smtpUrl
       ? createSmtpTransport(config.smtpUrl, config.mailFrom)
-      : createLogTransport((line, fields) => log.info({ mail: fields }, line)));
+      : config.development
+        ? createLogTransport((line, fields) => log.info({ mail: fields }, line))
+        : noMailTransport);
   if (embedded) {
     // One warning, naming everything that makes this a development setup.
     log.warn(
@@ -122,8 +154,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
         (config.smtpUrl ? "" : ", messages written to this log") +
         ". Set MYSQL_URL, REDIS_URL, KEY_ENCRYPTION_KEYS, BLIND_INDEX_KEY and SMTP_URL in production.",
     );
-  } else if (!config.smtpUrl && !options.mailTransport) {
-    log.warn("SMTP_URL is not set: messages are written to this log instead of being sent");
+  } else if (config.development) {
+    log.warn("DEVELOPMENT MODE (DEVELOPMENT_MODE=true) with MYSQL_URL and REDIS_URL" + (config.smtpUrl ? "" : ": SMTP_URL is not set, messages are written to this log instead of being sent"));
   }
   const outboxWorker = createOutboxWorker({
     outbox: durable.outbox,
@@ -172,11 +204,10 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     ephemeral,
     outboxWorker,
     retention,
-    async ready() {
-      const [sql, redis] = await Promise.all([durable.ping(), ephemeral.ping()]);
-      return sql && redis;
-    },
+    ready: () => readiness.ready(),
+    readiness,
     async close() {
+      readiness.close();
       await purge?.stop();
       await outboxWorker.stop();
       await transport.close();

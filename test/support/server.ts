@@ -14,6 +14,7 @@ import { createLogger } from "../../src/server/logger.ts";
 import { createMetrics, type Metrics } from "../../src/interceptors/metrics.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/server/wiring.ts";
 import { createMysqlDatabase, REDIS_URL, redisPrefix, type BackendName } from "./backends.ts";
+import { viaProxy, type TcpProxy } from "./proxy.ts";
 import { startSmtp, type Received } from "./smtp.ts";
 
 export interface TestServer {
@@ -38,7 +39,13 @@ export interface TestServer {
 
 export async function startTestServer(
   backend: BackendName,
-  options: { env?: Record<string, string>; runtime?: RuntimeOptions; logLines?: string[] } = {},
+  options: {
+    env?: Record<string, string>;
+    runtime?: RuntimeOptions;
+    logLines?: string[];
+    /** Reach MySQL and/or Redis through these proxies (test/support/proxy.ts), to fail them. */
+    via?: { mysql?: TcpProxy; redis?: TcpProxy };
+  } = {},
 ): Promise<TestServer> {
   const inbox: Received[] = [];
   const smtp = await startSmtp(inbox);
@@ -55,7 +62,14 @@ export async function startTestServer(
     KEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
     BLIND_INDEX_KEY: randomBytes(32).toString("base64"),
     SHUTDOWN_GRACE_SECONDS: "2",
-    ...(mysql ? { MYSQL_URL: mysql.url, REDIS_URL, REDIS_KEY_PREFIX: redisPrefix(), WORKERS: "1" } : {}),
+    ...(mysql
+      ? {
+          MYSQL_URL: options.via?.mysql ? viaProxy(mysql.url, options.via.mysql) : mysql.url,
+          REDIS_URL: options.via?.redis ? viaProxy(REDIS_URL, options.via.redis) : REDIS_URL,
+          REDIS_KEY_PREFIX: redisPrefix(),
+          WORKERS: "1",
+        }
+      : { DEVELOPMENT_MODE: "true" }),
     ...options.env,
   });
   const logLines = options.logLines;
@@ -147,7 +161,7 @@ export function cliEnv(config: Config): Record<string, string> {
     KEY_ENCRYPTION_KEYS: (config.keyEncryptionKeys ?? []).map((k) => `${k.id}:${k.key.toString("base64")}`).join(","),
     BLIND_INDEX_KEY: config.blindIndexKey?.toString("base64") ?? "",
     LOG_LEVEL: "error",
-    ...(config.mysqlUrl ? { MYSQL_URL: config.mysqlUrl, REDIS_URL: config.redisUrl!, REDIS_KEY_PREFIX: config.redisKeyPrefix } : {}),
+    ...(config.mysqlUrl ? { MYSQL_URL: config.mysqlUrl, REDIS_URL: config.redisUrl!, REDIS_KEY_PREFIX: config.redisKeyPrefix } : { DEVELOPMENT_MODE: "true" }),
     ...(config.keystoreMysqlUrl ? { KEYSTORE_MYSQL_URL: config.keystoreMysqlUrl } : {}),
   };
 }

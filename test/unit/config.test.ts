@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.ts";
+import { assertServable, ConfigError, loadConfig } from "../../src/config.ts";
 
 const key = (bytes = 32) => randomBytes(bytes).toString("base64");
 
@@ -151,19 +151,19 @@ describe("KEY_ENCRYPTION_KEYS parsing", () => {
   it("keeps the listed order (the first wraps new keys) and trims spaces", () => {
     const a = randomBytes(32);
     const b = randomBytes(32);
-    const config = loadConfig({ KEY_ENCRYPTION_KEYS: `new: ${a.toString("base64")} ,old:${b.toString("base64")}` });
+    const config = loadConfig({ DEVELOPMENT_MODE: "true", KEY_ENCRYPTION_KEYS: `new: ${a.toString("base64")} ,old:${b.toString("base64")}` });
     expect(config.keyEncryptionKeys?.map((k) => k.id)).toEqual(["new", "old"]);
     expect(config.keyEncryptionKeys?.[0]?.key.equals(a)).toBe(true);
   });
 
   it("keeps key ids verbatim (case-sensitive)", () => {
-    const config = loadConfig({ KEY_ENCRYPTION_KEYS: `Prod_2025-A:${key()},prod_2025-a:${key()}` });
+    const config = loadConfig({ DEVELOPMENT_MODE: "true", KEY_ENCRYPTION_KEYS: `Prod_2025-A:${key()},prod_2025-a:${key()}` });
     expect(config.keyEncryptionKeys?.map((k) => k.id)).toEqual(["Prod_2025-A", "prod_2025-a"]);
   });
 
   it('gives a bare key the id "k1"', () => {
     const k = randomBytes(32);
-    const config = loadConfig({ KEY_ENCRYPTION_KEYS: k.toString("base64") });
+    const config = loadConfig({ DEVELOPMENT_MODE: "true", KEY_ENCRYPTION_KEYS: k.toString("base64") });
     expect(config.keyEncryptionKeys).toHaveLength(1);
     expect(config.keyEncryptionKeys?.[0]?.id).toBe("k1");
     expect(config.keyEncryptionKeys?.[0]?.key.equals(k)).toBe(true);
@@ -171,6 +171,77 @@ describe("KEY_ENCRYPTION_KEYS parsing", () => {
 
   it("decodes BLIND_INDEX_KEY", () => {
     const k = randomBytes(32);
-    expect(loadConfig({ BLIND_INDEX_KEY: k.toString("base64") }).blindIndexKey?.equals(k)).toBe(true);
+    expect(loadConfig({ DEVELOPMENT_MODE: "true", BLIND_INDEX_KEY: k.toString("base64") }).blindIndexKey?.equals(k)).toBe(true);
+  });
+});
+
+describe("development mode is an explicit choice once production is in sight", () => {
+  it("is implicit on an environment with no production variable", () => {
+    expect(loadConfig({}).development).toBe(true);
+    expect(loadConfig({ PORT: "9000", LOG_LEVEL: "debug" }).development).toBe(true);
+  });
+
+  it("refuses the embedded mode when a production variable is set without MYSQL_URL and REDIS_URL", () => {
+    for (const [name, value] of [["KEY_ENCRYPTION_KEYS", key()], ["BLIND_INDEX_KEY", key()], ["SMTP_URL", "smtp://mail"], ["REDIS_KEY_PREFIX", "prod:"], ["PASSWORD_PEPPER", "p"]] as const) {
+      const message = configError({ [name]: value }).message;
+      expect(message).toMatch(/^invalid configuration: MYSQL_URL /);
+      expect(message).toContain(name);
+      expect(message).toContain("DEVELOPMENT_MODE=true");
+    }
+  });
+
+  it("refuses the embedded mode when MYSQL_URL or REDIS_URL is misspelled", () => {
+    const message = configError({ MYSQL_ULR: "mysql://db/identity", REDIS_URI: "redis://cache" }).message;
+    expect(message).toContain("MYSQL_ULR");
+    expect(message).toContain("REDIS_URI");
+  });
+
+  it("accepts production variables in development mode when DEVELOPMENT_MODE is set", () => {
+    const config = loadConfig({ DEVELOPMENT_MODE: "true", SMTP_URL: "smtp://mail" });
+    expect(config.development).toBe(true);
+    expect(config.mysqlUrl).toBeUndefined();
+  });
+
+  it("is off in production unless asked for, and DEVELOPMENT_MODE takes only true or false", () => {
+    expect(loadConfig(server()).development).toBe(false);
+    expect(loadConfig(server({ DEVELOPMENT_MODE: "1" })).development).toBe(true);
+    expect(loadConfig(server({ DEVELOPMENT_MODE: "false" })).development).toBe(false);
+    expect(configError(server({ DEVELOPMENT_MODE: "yes please" })).message).toMatch(/^invalid configuration: DEVELOPMENT_MODE /);
+  });
+});
+
+describe("unknown variables", () => {
+  it("are warned about, with the likely intended name, when they carry one of the service's prefixes", () => {
+    const config = loadConfig(server({ SMTP_ULR: "smtp://mail", LOG_LEVLE: "debug", HOME: "/root", TEST_X: "1" }));
+    expect(config.warnings).toEqual([
+      "unknown variable LOG_LEVLE is ignored (did you mean LOG_LEVEL?)",
+      "unknown variable SMTP_ULR is ignored (did you mean SMTP_URL?)",
+    ]);
+    expect(loadConfig(server()).warnings).toEqual([]);
+  });
+});
+
+describe("backend timeouts", () => {
+  it("have bounded defaults and are read from the environment", () => {
+    expect(loadConfig({}).timeouts).toEqual({ mysqlConnectMs: 2000, mysqlQueryMs: 5000, redisConnectMs: 2000, redisCommandMs: 2000 });
+    const config = loadConfig(server({ MYSQL_CONNECT_TIMEOUT_MS: "500", MYSQL_QUERY_TIMEOUT_MS: "30000", REDIS_CONNECT_TIMEOUT_MS: "700", REDIS_COMMAND_TIMEOUT_MS: "300" }));
+    expect(config.timeouts).toEqual({ mysqlConnectMs: 500, mysqlQueryMs: 30000, redisConnectMs: 700, redisCommandMs: 300 });
+    expect(configError(server({ REDIS_COMMAND_TIMEOUT_MS: "0" })).message).toMatch(/^invalid configuration: REDIS_COMMAND_TIMEOUT_MS /);
+  });
+});
+
+describe("assertServable", () => {
+  it("refuses production without SMTP_URL: messages would put live links in the log", () => {
+    let error: unknown;
+    try {
+      assertServable(loadConfig(server()));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/^invalid configuration: SMTP_URL /);
+    expect(() => assertServable(loadConfig(server({ SMTP_URL: "smtp://mail" })))).not.toThrow();
+    expect(() => assertServable(loadConfig(server({ DEVELOPMENT_MODE: "true" })))).not.toThrow();
+    expect(() => assertServable(loadConfig({}))).not.toThrow();
   });
 });

@@ -139,6 +139,20 @@ describe("toConnectError with unexpected errors", () => {
     expect(toConnectError(new Error(message), vi.fn()).code).toBe(Code.Unavailable);
   });
 
+  it.each([
+    ["mysql2 query timeout", Object.assign(new Error("Query inactivity timeout"), { code: "PROTOCOL_SEQUENCE_TIMEOUT" })],
+    ["mysql2 connect timeout", Object.assign(new Error("connect ETIMEDOUT"), { code: "ETIMEDOUT" })],
+    ["ioredis command timeout", new Error("Command timed out")],
+    ["ioredis socket timeout", new Error("Socket timeout. Expecting data, but didn't receive any in 2000ms.")],
+  ])("a backend that does not answer in time (%s) is Unavailable with a retry hint, never Internal", (_name, original) => {
+    const error = toConnectError(original, vi.fn());
+    expect(error.code).toBe(Code.Unavailable);
+    const retry = error.findDetails(RetryInfoSchema)[0];
+    expect(Number(retry?.retryDelay?.seconds ?? 0) * 1000 + (retry?.retryDelay?.nanos ?? 0) / 1e6).toBeGreaterThan(0);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("BACKEND_UNAVAILABLE");
+    expect(error.metadata.get("retry-after")).toBe("1");
+  });
+
   it("passes framework ConnectErrors through untouched", () => {
     const onUnexpected = vi.fn();
     const original = new ConnectError("bad JSON", Code.InvalidArgument);

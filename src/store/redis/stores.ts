@@ -166,7 +166,9 @@ function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck):
   }
 
   function connect(): Redis {
-    const connection = redis.duplicate();
+    // SUBSCRIBE waits in ioredis' queue until Redis answers (no retry limit, no
+    // command timeout): a subscription is never given up while Redis is away.
+    const connection = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined });
     connection.on("error", () => {});
     connection.on("message", (from: string, raw: string) => {
       if (connection !== current || from !== channel) return;
@@ -219,10 +221,13 @@ function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck):
           return;
         }
         current = connect();
-        await current.subscribe(channel);
-        subscribed = true;
         timer = setInterval(() => void verify(), check.intervalMs);
         timer.unref();
+        // Redis down at start: the service must still open its port (and report not
+        // ready); the queued SUBSCRIBE is made when Redis arrives, and the first
+        // answered PING after it says subscribed(true).
+        if (await subscribedOrDown(current, current.subscribe(channel))) subscribed = true;
+        else subscriber.subscribed(false);
       },
     },
     close: async () => {
@@ -256,15 +261,52 @@ function leases(redis: Redis, k: Keys): Leases {
 }
 
 /**
+ * Resolves once `subscribed` does, or as soon as Redis turns out to be down: a
+ * service started while Redis is away must still open its port (and report not
+ * ready); the queued subscription is made when Redis arrives.
+ */
+function subscribedOrDown(connection: Redis, subscribed: Promise<unknown>): Promise<boolean> {
+  const outcome = subscribed.then(() => true, () => false); // rejected only when the connection is closed for good
+  if (connection.status === "ready") return outcome;
+  if (connection.status === "reconnecting" || connection.status === "end") return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      connection.off("error", down);
+      resolve(ok);
+    };
+    const down = () => done(false);
+    void outcome.then(done);
+    connection.once("error", down);
+  });
+}
+
+export interface RedisBounds {
+  /** Bound on opening a connection (the TCP connect). */
+  connectTimeoutMs?: number;
+  /** Bound on each command, and on a connection that stops answering (it is then dropped and reopened). */
+  commandTimeoutMs?: number;
+}
+
+/**
  * `url` redis:// or rediss:// (TLS, verified against the system's CAs). `tlsCa`:
  * PEM of the CA that signed the server's certificate — the connection then uses
  * TLS verified against it, whatever the scheme.
  */
 export function createRedisStores(
   url: string,
-  options: { now: () => number; keyPrefix?: string; tlsCa?: string | undefined; subscriberCheck?: SubscriberCheck },
+  options: { now: () => number; keyPrefix?: string; tlsCa?: string | undefined; subscriberCheck?: SubscriberCheck } & RedisBounds,
 ): EphemeralStores {
-  const redis = new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true, ...(options.tlsCa ? { tls: { ca: options.tlsCa } } : {}) });
+  const commandTimeout = options.commandTimeoutMs ?? 2000;
+  const redis = new Redis(url, {
+    // A Redis that drops packets fails a call in bounded time: connecting, each
+    // command, and a connection that stops answering (socketTimeout drops it).
+    connectTimeout: options.connectTimeoutMs ?? 2000,
+    commandTimeout,
+    socketTimeout: commandTimeout,
+    maxRetriesPerRequest: 2,
+    enableAutoPipelining: true,
+    ...(options.tlsCa ? { tls: { ca: options.tlsCa } } : {}),
+  });
   const k = keys(options.keyPrefix ?? "");
   // ioredis retries connecting by itself; errors surface on commands and through ping().
   redis.on("error", () => {});

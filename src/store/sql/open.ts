@@ -3,14 +3,14 @@
 // primary (src/server/start.ts) and every operator command open them here.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../../config.ts";
+import { ConfigError, type Config } from "../../config.ts";
 import type { DurableStores } from "../../domain/ports/stores.ts";
 import { openSqlDatabase, type SqlDatabase } from "./database.ts";
 import { migrateKeyStore, moveKeysFromMainDatabase } from "./key-store.ts";
 import { migrateToLatest } from "./migrations.ts";
 import { createSqlStores } from "./stores.ts";
 
-export type DurableConfig = Pick<Config, "mysqlUrl" | "keystoreMysqlUrl" | "mysqlTlsCaFile" | "dataDir">;
+export type DurableConfig = Pick<Config, "mysqlUrl" | "keystoreMysqlUrl" | "mysqlTlsCaFile" | "dataDir" | "timeouts">;
 
 export interface DurableDatabases {
   main: SqlDatabase;
@@ -33,10 +33,12 @@ export function openDurableDatabases(config: DurableConfig): DurableDatabases {
       separateKeyStore: true,
     };
   }
+  // A server that drops packets must fail a call in bounded time, not hang it.
+  const bounds = { connectTimeoutMs: config.timeouts.mysqlConnectMs, queryTimeoutMs: config.timeouts.mysqlQueryMs };
   return {
-    main: openSqlDatabase({ mysqlUrl: config.mysqlUrl, tlsCa }),
+    main: openSqlDatabase({ mysqlUrl: config.mysqlUrl, tlsCa, ...bounds }),
     // Key reads are single-row primary-key lookups: a small pool is plenty.
-    keys: openSqlDatabase({ mysqlUrl: config.keystoreMysqlUrl ?? config.mysqlUrl, tlsCa, poolSize: 5 }),
+    keys: openSqlDatabase({ mysqlUrl: config.keystoreMysqlUrl ?? config.mysqlUrl, tlsCa, poolSize: 5, ...bounds }),
     separateKeyStore: config.keystoreMysqlUrl !== undefined,
   };
 }
@@ -47,9 +49,14 @@ export function openDurableDatabases(config: DurableConfig): DurableDatabases {
  * Returns what it did, for the log.
  */
 export async function migrateDurable(databases: DurableDatabases): Promise<{ applied: string[]; movedKeys: number }> {
-  const applied = [...(await migrateToLatest(databases.main.db)), ...(await migrateKeyStore(databases.keys))];
-  const movedKeys = databases.separateKeyStore ? await moveKeysFromMainDatabase(databases.main, databases.keys) : 0;
-  return { applied, movedKeys };
+  // Migrations run before anything serves, unbounded: rebuilding a large table may take minutes.
+  return databases.main.unbounded(() =>
+    databases.keys.unbounded(async () => {
+      const applied = [...(await migrateToLatest(databases.main.db)), ...(await migrateKeyStore(databases.keys))];
+      const movedKeys = databases.separateKeyStore ? await moveKeysFromMainDatabase(databases.main, databases.keys) : 0;
+      return { applied, movedKeys };
+    }),
+  );
 }
 
 /** Opens (and, unless `migrate` is false, migrates) the durable stores a Config names. */
@@ -62,4 +69,27 @@ export async function openDurableStores(config: DurableConfig, options: { migrat
     await Promise.all([databases.main.close(), databases.keys.close()]);
     throw error;
   }
+}
+
+/** MySQL errors that retrying cannot fix: the URL names a user, password or database the server refuses. */
+const CONFIGURATION_ERRORS: Record<string, string> = {
+  ER_ACCESS_DENIED_ERROR: "is refused by the server: access denied (wrong user or password)",
+  ER_DBACCESS_DENIED_ERROR: "is refused by the server: the user may not use this database",
+  ER_BAD_DB_ERROR: "names a database that does not exist",
+  ER_NOT_SUPPORTED_AUTH_MODE: "is refused by the server: authentication method not supported",
+};
+
+/**
+ * Opening the durable stores failed: a ConfigError naming the variable when
+ * retrying cannot help (bad credentials, unknown database), else undefined (the
+ * server is unreachable or starting: retry).
+ */
+export function configurationErrorOf(config: DurableConfig, error: unknown): ConfigError | undefined {
+  if (!config.mysqlUrl) return undefined;
+  const e = error as { code?: string; sqlMessage?: string } | null;
+  const problem = CONFIGURATION_ERRORS[e?.code ?? ""];
+  if (!problem) return undefined;
+  // The refused database is named in the server's message; say which URL names it.
+  const keystore = config.keystoreMysqlUrl !== undefined && e?.sqlMessage !== undefined && e.sqlMessage.includes(`'${new URL(config.keystoreMysqlUrl).pathname.slice(1)}'`);
+  return new ConfigError(keystore ? "KEYSTORE_MYSQL_URL" : "MYSQL_URL", `${problem} (${e?.code})`);
 }
