@@ -202,7 +202,7 @@ export function loadConfig(env: Env = process.env): Config {
     development: embedded || developmentSwitch,
     timeouts: Object.freeze({
       mysqlConnectMs: integer(env, "MYSQL_CONNECT_TIMEOUT_MS", 2000, 100, 60_000),
-      mysqlQueryMs: integer(env, "MYSQL_QUERY_TIMEOUT_MS", 5000, 100, 600_000),
+      mysqlQueryMs: integer(env, "MYSQL_QUERY_TIMEOUT_MS", 10_000, 100, 600_000),
       redisConnectMs: integer(env, "REDIS_CONNECT_TIMEOUT_MS", 2000, 100, 60_000),
       redisCommandMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 2000, 100, 60_000),
     }),

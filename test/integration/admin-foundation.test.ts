@@ -49,7 +49,7 @@ function runCli(server: TestServer, args: string[], stdin: string): Promise<{ co
     KEY_ENCRYPTION_KEYS: config.keyEncryptionKeys!.map((k) => `${k.id}:${k.key.toString("base64")}`).join(","),
     BLIND_INDEX_KEY: config.blindIndexKey!.toString("base64"),
     LOG_LEVEL: "error",
-    ...(config.mysqlUrl ? { MYSQL_URL: config.mysqlUrl, REDIS_URL: config.redisUrl!, REDIS_KEY_PREFIX: config.redisKeyPrefix } : {}),
+    ...(config.mysqlUrl ? { MYSQL_URL: config.mysqlUrl, REDIS_URL: config.redisUrl!, REDIS_KEY_PREFIX: config.redisKeyPrefix } : { DEVELOPMENT_MODE: "true" }),
   };
   return new Promise((resolve, reject) => {
     const child = spawn("npx", ["node", "src/cli/admin.ts", ...args], { cwd: process.cwd(), env, stdio: ["pipe", "pipe", "pipe"] });
