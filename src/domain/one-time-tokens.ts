@@ -8,7 +8,6 @@ import { invalidArgument } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import type { Random } from "./ports/random.ts";
 import type { TokenStore } from "./ports/tokens.ts";
-import type { RequestMeta } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
 import type { OneTimeToken, TokenPurpose } from "./types.ts";
 
@@ -73,7 +72,7 @@ export async function discardLinkToken(deps: { tokens: TokenStore }, token: stri
 export async function peekOneTimeToken(
   deps: { tokens: TokenStore; tenants: Pick<Tenants, "get">; limits: Pick<Limits, "consume">; now: () => number },
   /** `purpose`: the purpose the token must have, or the purposes it may have. */
-  input: { field: string; token: string; purpose: TokenPurpose | readonly TokenPurpose[]; meta: RequestMeta },
+  input: { field: string; token: string; purpose: TokenPurpose | readonly TokenPurpose[]; meta: { ip: string } },
 ): Promise<{ tokenHash: string; token: OneTimeToken }> {
   if (input.token.length === 0 || input.token.length > 256) throw tokenRefused(input.field);
   const tokenHash = oneTimeTokenHash(input.token);
