@@ -10,6 +10,8 @@ import type { SessionStore } from "../../domain/ports/sessions.ts";
 import type { EphemeralStores } from "../../domain/ports/stores.ts";
 import type { TokenStore } from "../../domain/ports/tokens.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
+import { translatingErrors } from "../translate-errors.ts";
+import { translateRedisError } from "./errors.ts";
 
 /** Builds every key; `prefix` lets several deployments (or test runs) share one Redis. */
 function keys(prefix: string) {
@@ -311,12 +313,19 @@ export function createRedisStores(
   // ioredis retries connecting by itself; errors surface on commands and through ping().
   redis.on("error", () => {});
   const invalidation = invalidationBus(redis, k.invalidationChannel, options.subscriberCheck ?? DEFAULT_SUBSCRIBER_CHECK);
+  const leaseStore = translatingErrors(leases(redis, k), translateRedisError);
   return {
-    sessions: sessionStore(redis, k),
-    tokens: tokenStore(redis, k),
-    rateLimiter: rateLimiter(redis, k, options.now),
-    invalidation: invalidation.bus,
-    leases: leases(redis, k),
+    // Every port answers with the domain's errors (src/domain/ports/errors.ts).
+    sessions: translatingErrors(sessionStore(redis, k), translateRedisError),
+    tokens: translatingErrors(tokenStore(redis, k), translateRedisError),
+    rateLimiter: translatingErrors(rateLimiter(redis, k, options.now), translateRedisError),
+    invalidation: translatingErrors(invalidation.bus, translateRedisError),
+    leases: {
+      acquire: async (name, ttlMs) => {
+        const held = await leaseStore.acquire(name, ttlMs);
+        return held && translatingErrors(held, translateRedisError);
+      },
+    },
     async ping() {
       try {
         return (await redis.ping()) === "PONG";

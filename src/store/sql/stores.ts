@@ -12,7 +12,9 @@ import { createApiKeyStore } from "./api-key-store.ts";
 import { createSqlAuditStore } from "./audit-store.ts";
 import { createSqlConsentStore, insertConsents } from "./consent-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
+import { translateSqlError } from "./errors.ts";
 import { createSqlKeyStore } from "./key-store.ts";
+import { translatingErrors } from "../translate-errors.ts";
 import type { AccountsTable, Database, IdentitiesTable, TenantsTable } from "./schema.ts";
 
 function toAccount(row: Selectable<AccountsTable>): StoredAccount {
@@ -449,14 +451,16 @@ function outboxStore({ db }: SqlDatabase): OutboxStore {
  */
 export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase): DurableStores {
   const keys = createSqlKeyStore(keyDatabase);
+  // Every port answers with the domain's errors (src/domain/ports/errors.ts).
+  const ported = <T extends object>(port: T) => translatingErrors(port, translateSqlError);
   return {
-    tenants: tenantStore(database),
-    accounts: accountStore(database, keys),
-    keys,
-    apiKeys: createApiKeyStore(database),
-    outbox: outboxStore(database),
-    audit: createSqlAuditStore(database),
-    consents: createSqlConsentStore(database),
+    tenants: ported(tenantStore(database)),
+    accounts: ported(accountStore(database, keys)),
+    keys: ported(keys),
+    apiKeys: ported(createApiKeyStore(database)),
+    outbox: ported(outboxStore(database)),
+    audit: ported(createSqlAuditStore(database)),
+    consents: ported(createSqlConsentStore(database)),
     async ping() {
       const [main, keyStore] = await Promise.all([database.ping(), keyDatabase.ping()]);
       return main && keyStore;

@@ -1,0 +1,19 @@
+// ioredis errors as the domain's error kinds. ioredis reports a closed
+// connection and exhausted retries with plain errors, so their messages are
+// matched here, the one place that knows this driver.
+import { backendUnavailable } from "../../domain/ports/errors.ts";
+
+const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
+const CONNECTION_MESSAGES = /Connection is closed|max retries per request|Command timed out|Stream isn't writeable/i;
+
+/** True when Redis could not be reached, the connection broke, or a command timed out. */
+export function isRedisUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; name?: string; message?: string } | null;
+  if (!e || typeof e !== "object") return false;
+  return (e.code !== undefined && CONNECTION_CODES.has(e.code)) || e.name === "MaxRetriesPerRequestError" || CONNECTION_MESSAGES.test(e.message ?? "");
+}
+
+/** A Redis driver error as the domain's error kind; anything else unchanged. */
+export function translateRedisError(error: unknown): unknown {
+  return isRedisUnavailable(error) ? backendUnavailable(error) : error;
+}
