@@ -13,12 +13,11 @@ import { file_identity_v1_account_service } from "../../gen/identity/v1/account_
 import { file_identity_v1_admin_service } from "../../gen/identity/v1/admin_service_pb.js";
 import { file_identity_v1_identity_service } from "../../gen/identity/v1/identity_service_pb.js";
 import { file_identity_v1_session_service } from "../../gen/identity/v1/session_service_pb.js";
-import { authenticationInterceptor } from "../interceptors/authentication.ts";
-import { clientFaultInterceptor, requestGate } from "../interceptors/client-faults.ts";
-import { errorInterceptor, logUnexpected } from "../interceptors/errors.ts";
+import { logUnexpected } from "../interceptors/errors.ts";
 import type { Metrics } from "../interceptors/metrics.ts";
 import { contextValuesFor } from "../interceptors/request-meta.ts";
-import { accessOf, registerIdentityServices } from "../services/routes.ts";
+import { routerOptions } from "../interceptors/stack.ts";
+import { registerIdentityServices } from "../services/routes.ts";
 import { installFastPath, READ_MAX_BYTES } from "./fast-path.ts";
 import { registerHealth } from "./health.ts";
 import type { Logger } from "./logger.ts";
@@ -49,11 +48,9 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
   };
   const connectHandler = connectNodeAdapter({
     routes,
-    // Outermost first: metrics see the mapped error; authentication's refusals are mapped like a handler's.
-    interceptors: [clientFaultInterceptor, metrics.interceptor, errorInterceptor(logUnexpected(log)), authenticationInterceptor(runtime.app, accessOf)],
+    ...routerOptions({ app: runtime.app, metrics, log }),
     contextValues: contextValuesFor(config.trustedProxies),
     readMaxBytes: READ_MAX_BYTES,
-    requestGate,
     // Connect-Web callers may omit the Connect-Protocol-Version header.
     requireConnectProtocolHeader: false,
   });

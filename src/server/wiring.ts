@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { createKeyring, type Keyring } from "../crypto/keyring.ts";
-import { createPasswordHasher } from "../crypto/passwords.ts";
+import { createPasswordHasher, type PasswordHasher } from "../crypto/passwords.ts";
 import { systemRandom } from "../crypto/random.ts";
 import { createLogTransport, createSmtpTransport } from "../delivery/mail-transport.ts";
 import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
@@ -54,6 +54,8 @@ export interface Runtime {
 
 export interface RuntimeOptions {
   now?: () => number;
+  /** Replaces argon2 (the fast test tier injects a cheap hasher; production always hashes with argon2). */
+  passwords?: PasswordHasher;
   /** Where tokens, codes and ids draw their randomness (default: the CSPRNG); tests pass a seeded one. */
   random?: Random;
   /** Overrides the mail transport built from SMTP_URL (tests). */
@@ -132,7 +134,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   await sessions.listen();
   const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now, random });
   await apiKeys.listen();
-  const passwords = createPasswordHasher(config.passwordPepper);
+  const passwords = options.passwords ?? createPasswordHasher(config.passwordPepper);
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
   const audit = createAudit(durable.audit, now);
   const consents = createConsents({ store: durable.consents, now, random });

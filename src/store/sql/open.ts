@@ -24,12 +24,16 @@ export interface DurableDatabases {
 export const EMBEDDED_MAIN_FILE = "identity.sqlite";
 export const EMBEDDED_KEYS_FILE = "keys.sqlite";
 
+/** DATA_DIR ":memory:" keeps both embedded databases in memory, for the fast test tier (test/service/): nothing survives the process. */
+export const IN_MEMORY = ":memory:";
+
 export function openDurableDatabases(config: DurableConfig): DurableDatabases {
   const tlsCa = config.mysqlTlsCaFile ? readFileSync(config.mysqlTlsCaFile, "utf8") : undefined;
   if (!config.mysqlUrl) {
+    const embedded = (file: string) => (config.dataDir === IN_MEMORY ? IN_MEMORY : join(config.dataDir, file));
     return {
-      main: openSqlDatabase({ sqlitePath: join(config.dataDir, EMBEDDED_MAIN_FILE) }),
-      keys: openSqlDatabase({ sqlitePath: join(config.dataDir, EMBEDDED_KEYS_FILE) }),
+      main: openSqlDatabase({ sqlitePath: embedded(EMBEDDED_MAIN_FILE) }),
+      keys: openSqlDatabase({ sqlitePath: embedded(EMBEDDED_KEYS_FILE) }),
       separateKeyStore: true,
     };
   }
