@@ -89,9 +89,8 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
   async function pendingChange({ principal, meta, code: raw }: EmailChangeInput & { code: string }) {
     const code = raw.replace(/[\s-]/g, "");
     if (code.length === 0) throw invalidArgument("code", "is required");
-    const { settings } = await deps.tenants.get(principal.tenantId);
-    await limits.consume("code_ip", meta.ip, settings);
-    await limits.consume("code_account", principal.accountId, settings);
+    const tenant = await deps.tenants.get(principal.tenantId);
+    await Promise.all([limits.consume("code_ip", tenant, meta.ip), limits.consume("code_account", tenant, principal.accountId)]);
     if (!/^\d+$/.test(code) || code.length !== EMAIL_CHANGE_CODE_DIGITS) throw refused();
     const hash = emailChangeCodeKey(principal.accountId, code);
     const [token, pending] = await Promise.all([tokens.peek(hash), tokens.peek(pendingKey(principal.accountId))]);
@@ -105,7 +104,7 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
       const tenant = await deps.tenants.get(principal.tenantId);
       const newEmail = normalizeEmail("new_email", raw);
       // Each start issues a code: counted with the code checks of the account.
-      await limits.consume("code_account", principal.accountId, tenant.settings);
+      await limits.consume("code_account", tenant, principal.accountId);
       const { account, dataKey } = await loadAccount(principal);
       const newLookup = keyring.blindIndex(EMAIL_INDEX, newEmail);
       const currentLookup = keyring.blindIndex(EMAIL_INDEX, account.profile.email);
@@ -133,11 +132,11 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
 
       const messages: MessagePayload[] = [];
       // The current address hears of every start, taken address or not: it is the caller's own.
-      if (await limits.tryConsume("message_address", currentLookup, tenant.settings)) {
+      if (await limits.tryConsume("message_address", tenant, currentLookup)) {
         messages.push({ kind: MessageKind.EMAIL_CHANGE_REQUESTED, to: account.profile.email, locale: account.locale, variables: { newEmail } });
       }
       // A taken address hears nothing: its owner did not ask, and the caller is not told.
-      if (!holder && (await limits.tryConsume("message_address", newLookup, tenant.settings))) {
+      if (!holder && (await limits.tryConsume("message_address", tenant, newLookup))) {
         messages.push({ kind: MessageKind.EMAIL_CHANGE_CODE, to: newEmail, locale: account.locale, variables: { code, expiresInMinutes: String(EMAIL_CHANGE_CODE_TTL_MS / MINUTE) } });
       }
       if (messages.length === 0) return;

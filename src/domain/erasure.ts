@@ -105,7 +105,7 @@ export interface ErasureDeps extends ErasureLedgerDeps {
   tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   passwords: PasswordHasher;
-  limits: Pick<Limits, "consume">;
+  limits: Pick<Limits, "passwordGuess">;
 }
 
 export function createErasure(deps: ErasureDeps): Erasure {
@@ -142,9 +142,7 @@ export function createErasure(deps: ErasureDeps): Erasure {
         if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
         const { account } = openAccount(deps.keyring, found.account, found.wrappedKey);
         // Guesses count with the sign-in attempts: a stolen session cannot try passwords faster than a sign-in form.
-        const { settings } = await deps.tenants.get(tenantId);
-        await deps.limits.consume("sign_in_ip", meta.ip, settings);
-        await deps.limits.consume("sign_in_account", deps.keyring.blindIndex(EMAIL_INDEX, account.profile.email), settings);
+        await deps.limits.passwordGuess(await deps.tenants.get(tenantId), deps.keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
         const matches = found.account.passwordHash ? await deps.passwords.verify(found.account.passwordHash, given) : (await deps.passwords.verifyDummy(given), false);
         if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the password is incorrect");
       }

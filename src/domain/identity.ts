@@ -133,7 +133,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const grants = checkConsentGrants("consents", input.consents ?? []);
       if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
-      await limits.consume("sign_up_ip", input.meta.ip, tenant.settings);
+      await limits.consume("sign_up_ip", tenant, input.meta.ip);
 
       // Hash before looking up, so both outcomes cost one argon2 computation.
       const passwordHash = await passwords.hash(password);
@@ -154,7 +154,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const account = { id: accountId, tenantId: tenant.id };
       const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
       const verification = verificationMessage(deps, tenant, email, locale, token);
-      const messages = (await limits.tryConsume("message_address", lookupHash, tenant.settings)) ? [sealMessage(dataKey, account, verification, at, random)] : [];
+      const messages = (await limits.tryConsume("message_address", tenant, lookupHash)) ? [sealMessage(dataKey, account, verification, at, random)] : [];
       try {
         await accounts.createAccount({
           ...rows,
@@ -201,8 +201,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       const password = givenPassword("email_password.password", input.password);
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
       // Counted per address whether or not it exists: the answer reveals nothing.
-      await limits.consume("sign_in_ip", input.meta.ip, tenant.settings);
-      await limits.consume("sign_in_account", lookupHash, tenant.settings);
+      await limits.passwordGuess(tenant, lookupHash, input.meta.ip);
 
       const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
       subject.accountId = found?.account.id ?? "";

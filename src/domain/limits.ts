@@ -2,23 +2,33 @@
 // Each budget is progressive: the base budget per 15 minutes (or per hour for
 // messages and sign-ups), then twice it per hour and four times it per day, so
 // a persistent attacker waits longer and longer, yet nobody is ever locked out
-// for good. Passwords, codes and messages count on separate keys.
+// for good. Passwords, codes and messages count on separate keys, and every
+// counter belongs to one tenant. The tiers of one check are counted in one
+// limiter call (one Redis round trip). docs/rate-limits.md says what they
+// protect and what they never do.
 import { rateLimited } from "./errors.ts";
-import type { RateLimiter } from "./ports/limits.ts";
+import type { RateCounter, RateLimiter } from "./ports/limits.ts";
 import type { TenantSettings } from "./types.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-/** What is being limited; each has its own counters. */
-export type LimitedAction =
-  | "sign_in_ip"
-  | "sign_in_account"
-  | "sign_up_ip"
-  | "code_ip"
-  | "code_account"
-  | "message_address";
+/**
+ * What a password guess at a busy account costs in time, by how many of the
+ * account's tiers are exceeded across all sources: slower, never refused, so
+ * strangers cannot lock the owner out. Bounded: the owner waits at most this.
+ */
+export const ACCOUNT_SLOWDOWN_MS = [500, 1000, 2000] as const;
+
+/** What is being limited; each has its own counters. Password guesses: see Limits.passwordGuess. */
+export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account" | "message_address";
+
+/** The tenant whose budgets (and counters) apply. */
+export interface LimitScope {
+  id: string;
+  settings: TenantSettings;
+}
 
 interface Budget {
   /** Attempts allowed in the base window. */
@@ -26,7 +36,7 @@ interface Budget {
   windowMs: number;
 }
 
-function budgetFor(action: LimitedAction, settings: TenantSettings): Budget {
+function budgetFor(action: LimitedAction | "sign_in_ip" | "sign_in_account", settings: TenantSettings): Budget {
   switch (action) {
     case "sign_in_ip":
       return { base: settings.signInPerIpLimit, windowMs: 15 * MINUTE };
@@ -43,38 +53,72 @@ function budgetFor(action: LimitedAction, settings: TenantSettings): Budget {
   }
 }
 
-/** The tiers of a budget: base per window, 2× per 4 windows (at least an hour), 4× per day. */
-function tiers({ base, windowMs }: Budget): Array<{ limit: number; windowMs: number }> {
+/** The tiers of a budget as counters named `field`: base per window, 2× per 4 windows (at least an hour), 4× per day. */
+function tiers({ base, windowMs }: Budget, field = ""): RateCounter[] {
   return [
-    { limit: base, windowMs },
-    { limit: base * 2, windowMs: Math.max(HOUR, windowMs * 4) },
-    { limit: base * 4, windowMs: DAY },
+    { field, limit: base, windowMs },
+    { field, limit: base * 2, windowMs: Math.max(HOUR, windowMs * 4) },
+    { field, limit: base * 4, windowMs: DAY },
   ];
 }
 
+/** Counters are per tenant: one tenant's traffic never spends another's budget. The group is one Redis Cluster slot. */
+const group = (scope: LimitScope, action: string, key: string) => `${scope.id}:${action}:${key}`;
+
 export interface Limits {
   /** Counts one attempt; throws resource_exhausted with the delay when over budget. */
-  consume(action: LimitedAction, key: string, settings: TenantSettings): Promise<void>;
+  consume(action: LimitedAction, scope: LimitScope, key: string): Promise<void>;
   /** Counts one attempt; false (without throwing) when over budget — for silent drops such as messages. */
-  tryConsume(action: LimitedAction, key: string, settings: TenantSettings): Promise<boolean>;
+  tryConsume(action: LimitedAction, scope: LimitScope, key: string): Promise<boolean>;
+  /**
+   * Counts one guess at the password of `account` (the address's blind index,
+   * whether or not it exists) from `source` (the client IP), before it is
+   * checked. Refused (resource_exhausted) only when the source is over its own
+   * budget, across accounts or at this account; the account's guesses from
+   * every source only slow the answer down (ACCOUNT_SLOWDOWN_MS), so a correct
+   * password from a source with no recent guesses always gets through.
+   */
+  passwordGuess(scope: LimitScope, account: string, source: string): Promise<void>;
+  /** After a completed password reset: the account's guess counters, every source's, start afresh. */
+  forgivePasswordGuesses(scope: LimitScope, account: string): Promise<void>;
 }
 
-export function createLimits(limiter: RateLimiter): Limits {
-  async function check(action: LimitedAction, key: string, settings: TenantSettings): Promise<number> {
-    let retryAfterMs = 0;
-    for (const tier of tiers(budgetFor(action, settings))) {
-      const result = await limiter.consume(`${action}:${key}`, tier.limit, tier.windowMs);
-      if (!result.allowed) retryAfterMs = Math.max(retryAfterMs, result.retryAfterMs);
-    }
-    return retryAfterMs;
+export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: number) => Promise<void> } = {}): Limits {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+
+  /** The longest wait among refused counters; 0 when all allowed. */
+  const retryAfter = (results: ReadonlyArray<{ allowed: boolean; retryAfterMs: number }>) => Math.max(0, ...results.filter((r) => !r.allowed).map((r) => r.retryAfterMs));
+
+  async function check(action: LimitedAction, scope: LimitScope, key: string): Promise<number> {
+    return retryAfter(await limiter.hit(group(scope, action, key), tiers(budgetFor(action, scope.settings))));
   }
+
   return {
-    async consume(action, key, settings) {
-      const retryAfterMs = await check(action, key, settings);
+    async consume(action, scope, key) {
+      const retryAfterMs = await check(action, scope, key);
       if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
     },
-    async tryConsume(action, key, settings) {
-      return (await check(action, key, settings)) === 0;
+    async tryConsume(action, scope, key) {
+      return (await check(action, scope, key)) === 0;
+    },
+    async passwordGuess(scope, account, source) {
+      const perAccount = tiers(budgetFor("sign_in_account", scope.settings));
+      // Two groups (two slots), counted at once: the source across accounts; this
+      // account from this source (field) and from every source (the group's own).
+      const [bySource, byAccount] = await Promise.all([
+        limiter.hit(group(scope, "sign_in_ip", source), tiers(budgetFor("sign_in_ip", scope.settings))),
+        limiter.hit(group(scope, "sign_in_account", account), [...perAccount.map((c) => ({ ...c, field: `ip:${source}` })), ...perAccount]),
+      ]);
+      const retryAfterMs = retryAfter([...bySource, ...byAccount.slice(0, perAccount.length)]);
+      if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
+      const exceeded = byAccount.slice(perAccount.length).filter((r) => !r.allowed).length;
+      if (exceeded > 0) await sleep(ACCOUNT_SLOWDOWN_MS[Math.min(exceeded, ACCOUNT_SLOWDOWN_MS.length) - 1]!);
+    },
+    async forgivePasswordGuesses(scope, account) {
+      await limiter.reset(
+        group(scope, "sign_in_account", account),
+        tiers(budgetFor("sign_in_account", scope.settings)).map((c) => c.windowMs),
+      );
     },
   };
 }

@@ -78,7 +78,7 @@ export async function peekOneTimeToken(
   const tokenHash = oneTimeTokenHash(input.token);
   const peeked = await deps.tokens.peek(tokenHash);
   const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? DEFAULT_TENANT_ID);
-  await deps.limits.consume("code_ip", input.meta.ip, tenantForLimits.settings);
+  await deps.limits.consume("code_ip", tenantForLimits, input.meta.ip);
   const purposes: readonly TokenPurpose[] = typeof input.purpose === "string" ? [input.purpose] : input.purpose;
   if (!peeked || !purposes.includes(peeked.purpose) || peeked.expiresAt <= deps.now()) throw tokenRefused(input.field);
   return { tokenHash, token: peeked };

@@ -51,7 +51,7 @@ export interface RecoveryFlows {
   /** Uses the code, sets the password, verifies the address, ends every session. */
   completePasswordReset(input: { code: string; newPassword: string; meta: RequestMeta }): Promise<void>;
   /** Needs the current password; ends every session but the caller's. */
-  changePassword(input: { principal: SessionPrincipal; currentPassword: string; newPassword: string }): Promise<void>;
+  changePassword(input: { principal: SessionPrincipal; currentPassword: string; newPassword: string; meta: RequestMeta }): Promise<void>;
   listIdentities(principal: SessionPrincipal): Promise<IdentityView[]>;
   /** Never the last verified identity; not_found for another account's. */
   removeIdentity(input: { principal: SessionPrincipal; identityId: string }): Promise<void>;
@@ -76,8 +76,8 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
     const email = normalizeEmail("email", input.email);
     const locale = input.locale === "" ? undefined : parseLocale("locale", input.locale, tenant.settings.defaultLocale);
     const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
-    await limits.consume("code_ip", input.meta.ip, tenant.settings);
-    const withinBudget = await limits.tryConsume("message_address", lookupHash, tenant.settings);
+    await limits.consume("code_ip", tenant, input.meta.ip);
+    const withinBudget = await limits.tryConsume("message_address", tenant, lookupHash);
     const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
     return { tenant, locale, found: withinBudget ? found : undefined };
   }
@@ -149,17 +149,20 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
         await accounts.markIdentityVerified({ identityId: identity.id, accountId: account.id, at, state: stateAfterVerification(tenant.settings, found.account.state) });
       }
       await deps.sessions.endAll(account.id);
+      // Proving the mailbox ends whatever guessing slowed or refused sign-ins to the account's addresses.
+      const addresses = (await accounts.listIdentities(account.id)).filter((i) => i.kind === IdentityKind.EMAIL).map((i) => i.lookupHash);
+      await Promise.all([...new Set([identity.lookupHash, ...addresses])].map((lookupHash) => limits.forgivePasswordGuesses(tenant, lookupHash)));
       // An accepted invitation set the first password: there was none to warn about.
       if (token.purpose === "reset_password") await queue(dataKey, account, passwordChangedNotice(account));
     },
 
-    async changePassword({ principal, currentPassword, newPassword }) {
+    async changePassword({ principal, currentPassword, newPassword, meta }) {
       const tenant = await deps.tenants.get(principal.tenantId);
       const { stored, account, dataKey } = await signedInAccount(principal);
       const current = givenPassword("current_password", currentPassword);
       const password = checkNewPassword("new_password", newPassword, tenant.settings.passwordMinLength, [account.profile.email]);
-      // Guesses at the current password count with the sign-in attempts on the address.
-      await limits.consume("sign_in_account", keyring.blindIndex(EMAIL_INDEX, account.profile.email), tenant.settings);
+      // Guesses at the current password count with the sign-in guesses at the address, from this source.
+      await limits.passwordGuess(tenant, keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
       const matches = stored.passwordHash ? await passwords.verify(stored.passwordHash, current) : (await passwords.verifyDummy(current), false);
       if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the current password is incorrect");
       await accounts.setPasswordHash(account.id, await passwords.hash(password), now());

@@ -6,8 +6,24 @@ export interface RateLimitResult {
   retryAfterMs: number;
 }
 
+/** One counter of a rate-limit group: `field` names it within the group ("" for the group's own). */
+export interface RateCounter {
+  field: string;
+  limit: number;
+  /** Fixed windows of this length, numbered from the injected clock. */
+  windowMs: number;
+}
+
 /** Fixed-window counters (see ./errors.ts for the errors every method may throw). */
 export interface RateLimiter {
   /** Counts one attempt against `key` in the fixed window; allowed while within `limit`. */
   consume(key: string, limit: number, windowMs: number): Promise<RateLimitResult>;
+  /**
+   * Counts one attempt on every counter of `group` in one atomic step: one
+   * round trip, one Redis Cluster slot (the group is the hash tag). Results
+   * come in the order of `counters`.
+   */
+  hit(group: string, counters: readonly RateCounter[]): Promise<RateLimitResult[]>;
+  /** Forgets every count of `group` (all fields) in the windows of these lengths current now. */
+  reset(group: string, windowsMs: readonly number[]): Promise<void>;
 }

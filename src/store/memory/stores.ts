@@ -108,19 +108,31 @@ function tokenStore(now: () => number): { store: TokenStore; sweep: () => void }
 }
 
 function rateLimiter(now: () => number): { store: RateLimiter; sweep: () => void } {
-  const counters = new ExpiringMap<{ count: number }>(now);
+  // One map of counts per group and window, as the Redis store keeps one hash.
+  const windows = new ExpiringMap<Map<string, number>>(now);
+  const windowKey = (group: string, windowMs: number, t: number) => `${group}\u0000${windowMs}:${Math.floor(t / windowMs)}`;
+  const remainingMs = (t: number, windowMs: number) => (Math.floor(t / windowMs) + 1) * windowMs - t;
   const store: RateLimiter = {
     async consume(key, limit, windowMs) {
+      return (await store.hit(key, [{ field: "", limit, windowMs }]))[0]!;
+    },
+    async hit(group, counters) {
       const t = now();
-      const window = Math.floor(t / windowMs);
-      const counterKey = `${key}:${windowMs}:${window}`;
-      const counter = counters.get(counterKey) ?? { count: 0 };
-      counter.count += 1;
-      counters.set(counterKey, counter, (window + 1) * windowMs - t);
-      return counter.count <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: (window + 1) * windowMs - t };
+      return counters.map(({ field, limit, windowMs }) => {
+        const key = windowKey(group, windowMs, t);
+        const counts = windows.get(key) ?? new Map<string, number>();
+        const count = (counts.get(field) ?? 0) + 1;
+        counts.set(field, count);
+        windows.set(key, counts, remainingMs(t, windowMs));
+        return count <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: remainingMs(t, windowMs) };
+      });
+    },
+    async reset(group, windowsMs) {
+      const t = now();
+      for (const windowMs of windowsMs) windows.delete(windowKey(group, windowMs, t));
     },
   };
-  return { store, sweep: () => counters.sweep() };
+  return { store, sweep: () => windows.sweep() };
 }
 
 function invalidationBus(): InvalidationBus {

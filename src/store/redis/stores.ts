@@ -20,7 +20,8 @@ function keys(prefix: string) {
     sessionPrefix: (accountId: string) => `${prefix}sess:{${accountId}}:`,
     sessionIndex: (accountId: string) => `${prefix}sess:{${accountId}}`,
     token: (tokenHash: string) => `${prefix}tok:{${tokenHash}}`,
-    counter: (key: string, windowMs: number, window: number) => `${prefix}rl:{${key}}:${windowMs}:${window}`,
+    /** One hash per group and window, a field per counter: the group is the hash tag, so a group's windows share a slot. */
+    counters: (group: string, windowMs: number, window: number) => `${prefix}rl:{${group}}:${windowMs}:${window}`,
     lease: (name: string) => `${prefix}lease:{${name}}`,
     invalidationChannel: `${prefix}sessions:invalidated`,
   };
@@ -56,11 +57,16 @@ for _, h in ipairs(redis.call('HKEYS', KEYS[1])) do
 end
 return ended`;
 
-// KEYS: counter. ARGV: windowMs.
-const COUNT_ATTEMPT = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+// KEYS: one hash per window. ARGV: each key's ttlMs, then (key index, field) per counter.
+const COUNT_ATTEMPTS = `
+local counts = {}
+for i = #KEYS + 1, #ARGV, 2 do
+  counts[#counts + 1] = redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1)
+end
+for i = 1, #KEYS do
+  if redis.call('PTTL', KEYS[i]) == -1 then redis.call('PEXPIRE', KEYS[i], ARGV[i]) end
+end
+return counts`;
 
 function sessionStore(redis: Redis, k: Keys): SessionStore {
   return {
@@ -116,15 +122,37 @@ function tokenStore(redis: Redis, k: Keys): TokenStore {
 
 /** Fixed windows numbered from the injected clock, so tests move time instead of sleeping. */
 function rateLimiter(redis: Redis, k: Keys, now: () => number): RateLimiter {
-  return {
+  const limiter: RateLimiter = {
     async consume(key, limit, windowMs) {
+      return (await limiter.hit(key, [{ field: "", limit, windowMs }]))[0]!;
+    },
+    async hit(group, counters) {
       const t = now();
-      const window = Math.floor(t / windowMs);
-      const count = Number(await redis.eval(COUNT_ATTEMPT, 1, k.counter(key, windowMs, window), windowMs));
-      return count <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: (window + 1) * windowMs - t };
+      const windowKeys: string[] = [];
+      const ttls: number[] = [];
+      const pairs: Array<number | string> = [];
+      for (const { field, windowMs } of counters) {
+        const key = k.counters(group, windowMs, Math.floor(t / windowMs));
+        let index = windowKeys.indexOf(key);
+        if (index < 0) {
+          index = windowKeys.push(key) - 1;
+          ttls.push(remainingMs(t, windowMs));
+        }
+        pairs.push(index + 1, field);
+      }
+      const counts = (await redis.eval(COUNT_ATTEMPTS, windowKeys.length, ...windowKeys, ...ttls, ...pairs)) as number[];
+      return counters.map(({ limit, windowMs }, i) => (Number(counts[i]) <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: remainingMs(t, windowMs) }));
+    },
+    async reset(group, windowsMs) {
+      const t = now();
+      if (windowsMs.length > 0) await redis.del(...windowsMs.map((windowMs) => k.counters(group, windowMs, Math.floor(t / windowMs))));
     },
   };
+  return limiter;
 }
+
+/** Milliseconds from `t` to the end of its fixed window. */
+const remainingMs = (t: number, windowMs: number) => (Math.floor(t / windowMs) + 1) * windowMs - t;
 
 /** How the subscriber connection is watched: a PING every intervalMs, dead when none answers within timeoutMs. */
 export interface SubscriberCheck {
