@@ -334,6 +334,52 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
         const results = await Promise.all(Array.from({ length: 20 }, () => stores.rateLimiter.consume(key, 5, WINDOW)));
         expect(results.filter((r) => r.allowed)).toHaveLength(5);
       });
+
+      it("hit counts every counter of a group at once, each against its own limit and window", async () => {
+        const group = `t1:sign_in_account:${randomUUID()}`;
+        t = T0 + 59_000;
+        const counters = [
+          { field: "ip:2001:db8::1", limit: 1, windowMs: WINDOW },
+          { field: "", limit: 2, windowMs: WINDOW },
+          { field: "", limit: 3, windowMs: HOUR },
+        ];
+        const ok = { allowed: true, retryAfterMs: 0 };
+        expect(await stores.rateLimiter.hit(group, counters)).toStrictEqual([ok, ok, ok]);
+        expect(await stores.rateLimiter.hit(group, counters)).toStrictEqual([{ allowed: false, retryAfterMs: 1000 }, ok, ok]);
+        // Another field of the group counts apart; the group's own counters go on.
+        const other = [{ ...counters[0]!, field: "ip:192.0.2.1" }, counters[1]!, counters[2]!];
+        expect(await stores.rateLimiter.hit(group, other)).toStrictEqual([ok, { allowed: false, retryAfterMs: 1000 }, ok]);
+        // A new minute: the minute's counters start afresh, the hour's go on.
+        t = T0 + WINDOW;
+        expect(await stores.rateLimiter.hit(group, counters)).toStrictEqual([ok, ok, { allowed: false, retryAfterMs: HOUR - WINDOW }]);
+        // Another group is another set of counters.
+        expect(await stores.rateLimiter.hit(`t2:sign_in_account:${randomUUID()}`, counters)).toStrictEqual([ok, ok, ok]);
+      });
+
+      it("reset forgets every field of a group in the current windows, and no other group's", async () => {
+        const [group, bystander] = [`t1:sign_in_account:${randomUUID()}`, `t1:sign_in_account:${randomUUID()}`];
+        t = T0 + 10_000;
+        const counters = [
+          { field: "ip:198.51.100.1", limit: 1, windowMs: WINDOW },
+          { field: "", limit: 1, windowMs: HOUR },
+        ];
+        for (const g of [group, bystander]) await stores.rateLimiter.hit(g, counters);
+        expect((await stores.rateLimiter.hit(group, counters)).map((r) => r.allowed)).toEqual([false, false]);
+        await stores.rateLimiter.reset(group, [WINDOW, HOUR]);
+        expect((await stores.rateLimiter.hit(group, counters)).map((r) => r.allowed)).toEqual([true, true]);
+        expect((await stores.rateLimiter.hit(bystander, counters)).map((r) => r.allowed)).toEqual([false, false]);
+      });
+
+      it("counts concurrent hits on a group exactly", async () => {
+        const group = `t1:code_ip:${randomUUID()}`;
+        const counters = [
+          { field: "", limit: 5, windowMs: WINDOW },
+          { field: "", limit: 8, windowMs: HOUR },
+        ];
+        const results = await Promise.all(Array.from({ length: 20 }, () => stores.rateLimiter.hit(group, counters)));
+        expect(results.filter(([minute]) => minute!.allowed)).toHaveLength(5);
+        expect(results.filter(([, hour]) => hour!.allowed)).toHaveLength(8);
+      });
     });
 
     describe("invalidation bus", () => {

@@ -1,0 +1,89 @@
+// The rate-limit rules on the in-process limiter and an injected clock and sleep:
+// one limiter call per group, password guesses refused per source and only slowed
+// (boundedly) per account, a completed reset forgives, tenants count apart.
+import { describe, expect, it } from "vitest";
+import { DomainError } from "../../src/domain/errors.ts";
+import { ACCOUNT_SLOWDOWN_MS, createLimits, type LimitScope } from "../../src/domain/limits.ts";
+import type { RateLimiter } from "../../src/domain/ports.ts";
+import { DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
+import { createMemoryStores } from "../../src/store/memory/stores.ts";
+
+const T0 = Date.UTC(2030, 0, 1);
+const tenant: LimitScope = { id: "t1", settings: { ...DEFAULT_TENANT_SETTINGS, signInPerAccountLimit: 10, signInPerIpLimit: 100 } };
+
+function setup() {
+  let t = T0;
+  const inner = createMemoryStores({ now: () => t }).rateLimiter;
+  const calls: string[] = [];
+  const limiter: RateLimiter = {
+    consume: (...args) => (calls.push(`consume ${args[0]}`), inner.consume(...args)),
+    hit: (group, counters) => (calls.push(`hit ${group}`), inner.hit(group, counters)),
+    reset: (group, windows) => (calls.push(`reset ${group}`), inner.reset(group, windows)),
+  };
+  const slept: number[] = [];
+  const limits = createLimits(limiter, { sleep: async (ms) => void slept.push(ms) });
+  return { limits, calls, slept, advance: (ms: number) => (t += ms) };
+}
+
+const refusedCode = (promise: Promise<unknown>) =>
+  promise.then(
+    () => "allowed",
+    (error: unknown) => (error instanceof DomainError ? error.kind : String(error)),
+  );
+
+describe("limits", () => {
+  it("counts the tiers of a check in one limiter call per group", async () => {
+    const { limits, calls } = setup();
+    await limits.consume("code_ip", tenant, "192.0.2.1");
+    expect(calls).toEqual(["hit t1:code_ip:192.0.2.1"]);
+    calls.length = 0;
+    await limits.passwordGuess(tenant, "lookup-a", "192.0.2.1");
+    expect(calls.sort()).toEqual(["hit t1:sign_in_account:lookup-a", "hit t1:sign_in_ip:192.0.2.1"]);
+  });
+
+  it("refuses a source over its budget at an account; other sources are slowed by a bounded delay, never refused", async () => {
+    const { limits, slept } = setup();
+    const outcomes: string[] = [];
+    for (let i = 0; i < 60; i++) outcomes.push(await refusedCode(limits.passwordGuess(tenant, "lookup-a", "203.0.113.1")));
+    expect(outcomes.slice(0, 10)).toEqual(Array(10).fill("allowed"));
+    expect(outcomes.slice(10)).toEqual(Array(50).fill("resource_exhausted"));
+    expect(slept).toEqual([]); // refusals are not slowed: the source learns nothing more by waiting
+    // 60 guesses: over every account-wide tier (10, 20, 40). From anywhere else: the longest delay, no refusal.
+    for (let i = 0; i < 30; i++) expect(await refusedCode(limits.passwordGuess(tenant, "lookup-a", `198.51.100.${i}`))).toBe("allowed");
+    expect(slept).toEqual(Array(30).fill(ACCOUNT_SLOWDOWN_MS.at(-1)));
+  });
+
+  it("slows by how many account-wide tiers are exceeded", async () => {
+    const { limits, slept } = setup();
+    for (let i = 0; i < 41; i++) await limits.passwordGuess(tenant, "lookup-b", `198.51.100.${i}`);
+    expect(slept).toEqual([...Array(10).fill(500), ...Array(20).fill(1000), 2000]);
+    expect(Math.max(...slept)).toBeLessThanOrEqual(ACCOUNT_SLOWDOWN_MS.at(-1)!);
+  });
+
+  it("a completed reset forgives every source's guesses at the account, and only this account's", async () => {
+    const { limits, slept } = setup();
+    for (let i = 0; i < 45; i++) await refusedCode(limits.passwordGuess(tenant, "lookup-c", "203.0.113.2"));
+    for (let i = 0; i < 11; i++) await refusedCode(limits.passwordGuess(tenant, "lookup-d", "203.0.113.3"));
+    await limits.forgivePasswordGuesses(tenant, "lookup-c");
+    slept.length = 0;
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-c", "203.0.113.2"))).toBe("allowed");
+    expect(slept).toEqual([]);
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-d", "203.0.113.3"))).toBe("resource_exhausted");
+  });
+
+  it("counts each tenant apart", async () => {
+    const { limits } = setup();
+    const other: LimitScope = { ...tenant, id: "t2" };
+    for (let i = 0; i < 3; i++) await limits.consume("code_account", { ...tenant, settings: { ...tenant.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1");
+    expect(await refusedCode(limits.consume("code_account", { ...tenant, settings: { ...tenant.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1"))).toBe("resource_exhausted");
+    expect(await refusedCode(limits.consume("code_account", { ...other, settings: { ...other.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1"))).toBe("allowed");
+  });
+
+  it("windows pass: the source's refusal ends with its window", async () => {
+    const { limits, advance } = setup();
+    for (let i = 0; i < 11; i++) await refusedCode(limits.passwordGuess(tenant, "lookup-e", "203.0.113.4"));
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-e", "203.0.113.4"))).toBe("resource_exhausted");
+    advance(15 * 60_000);
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-e", "203.0.113.4"))).toBe("allowed");
+  });
+});
