@@ -288,50 +288,52 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
 
     describe("rate limiter", () => {
       const WINDOW = 60_000;
+      /** One counter: a group's own, one window. */
+      const consume = async (key: string, limit: number, windowMs: number) => (await stores.rateLimiter.hit(key, [{ field: "", limit, windowMs }]))[0]!;
 
       it("allows `limit` attempts in a window, then refuses with the time until the window ends", async () => {
         const key = `ip:${randomUUID()}`;
         t = T0 + 10_000;
-        for (let i = 0; i < 3; i++) expect(await stores.rateLimiter.consume(key, 3, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+        for (let i = 0; i < 3; i++) expect(await consume(key, 3, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
 
-        const refused = await stores.rateLimiter.consume(key, 3, WINDOW);
+        const refused = await consume(key, 3, WINDOW);
         expect(refused.allowed).toBe(false);
         expect(refused.retryAfterMs).toBeGreaterThan(0);
         expect(refused.retryAfterMs).toBeLessThanOrEqual(WINDOW);
 
         // Still refused just before the announced time, whatever the attempts in between...
         t += 1000;
-        const later = await stores.rateLimiter.consume(key, 3, WINDOW);
+        const later = await consume(key, 3, WINDOW);
         expect(later).toStrictEqual({ allowed: false, retryAfterMs: refused.retryAfterMs - 1000 });
         t = T0 + 10_000 + refused.retryAfterMs - 1;
-        expect((await stores.rateLimiter.consume(key, 3, WINDOW)).allowed).toBe(false);
+        expect((await consume(key, 3, WINDOW)).allowed).toBe(false);
 
         // ...and allowed again once it has come: a fresh window of `limit` attempts.
         t = T0 + 10_000 + refused.retryAfterMs;
-        for (let i = 0; i < 3; i++) expect(await stores.rateLimiter.consume(key, 3, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
-        expect((await stores.rateLimiter.consume(key, 3, WINDOW)).allowed).toBe(false);
+        for (let i = 0; i < 3; i++) expect(await consume(key, 3, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+        expect((await consume(key, 3, WINDOW)).allowed).toBe(false);
       });
 
       it("windows are fixed: the retry time is the end of the current window", async () => {
         const key = `ip:${randomUUID()}`;
         t = T0 + 59_000;
-        expect((await stores.rateLimiter.consume(key, 1, WINDOW)).allowed).toBe(true);
-        expect(await stores.rateLimiter.consume(key, 1, WINDOW)).toStrictEqual({ allowed: false, retryAfterMs: 1000 });
+        expect((await consume(key, 1, WINDOW)).allowed).toBe(true);
+        expect(await consume(key, 1, WINDOW)).toStrictEqual({ allowed: false, retryAfterMs: 1000 });
         t = T0 + WINDOW;
-        expect(await stores.rateLimiter.consume(key, 1, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+        expect(await consume(key, 1, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
       });
 
       it("keys are independent", async () => {
         const [a, b] = [`account:${randomUUID()}`, `account:${randomUUID()}`];
-        expect((await stores.rateLimiter.consume(a, 1, WINDOW)).allowed).toBe(true);
-        expect((await stores.rateLimiter.consume(a, 1, WINDOW)).allowed).toBe(false);
-        expect(await stores.rateLimiter.consume(b, 1, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
-        expect((await stores.rateLimiter.consume(b, 1, WINDOW)).allowed).toBe(false);
+        expect((await consume(a, 1, WINDOW)).allowed).toBe(true);
+        expect((await consume(a, 1, WINDOW)).allowed).toBe(false);
+        expect(await consume(b, 1, WINDOW)).toStrictEqual({ allowed: true, retryAfterMs: 0 });
+        expect((await consume(b, 1, WINDOW)).allowed).toBe(false);
       });
 
       it("counts concurrent attempts exactly", async () => {
         const key = `ip:${randomUUID()}`;
-        const results = await Promise.all(Array.from({ length: 20 }, () => stores.rateLimiter.consume(key, 5, WINDOW)));
+        const results = await Promise.all(Array.from({ length: 20 }, () => consume(key, 5, WINDOW)));
         expect(results.filter((r) => r.allowed)).toHaveLength(5);
       });
 

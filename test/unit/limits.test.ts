@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../../src/domain/errors.ts";
 import { ACCOUNT_SLOWDOWN_MS, createLimits, type LimitScope } from "../../src/domain/limits.ts";
-import type { RateLimiter } from "../../src/domain/ports.ts";
+import type { RateLimiter } from "../../src/domain/ports/limits.ts";
 import { DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
 
@@ -16,7 +16,6 @@ function setup() {
   const inner = createMemoryStores({ now: () => t }).rateLimiter;
   const calls: string[] = [];
   const limiter: RateLimiter = {
-    consume: (...args) => (calls.push(`consume ${args[0]}`), inner.consume(...args)),
     hit: (group, counters) => (calls.push(`hit ${group}`), inner.hit(group, counters)),
     reset: (group, windows) => (calls.push(`reset ${group}`), inner.reset(group, windows)),
   };

@@ -16,8 +16,6 @@ export interface RateCounter {
 
 /** Fixed-window counters (see ./errors.ts for the errors every method may throw). */
 export interface RateLimiter {
-  /** Counts one attempt against `key` in the fixed window; allowed while within `limit`. */
-  consume(key: string, limit: number, windowMs: number): Promise<RateLimitResult>;
   /**
    * Counts one attempt on every counter of `group` in one atomic step: one
    * round trip, one Redis Cluster slot (the group is the hash tag). Results

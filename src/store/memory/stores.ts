@@ -113,9 +113,6 @@ function rateLimiter(now: () => number): { store: RateLimiter; sweep: () => void
   const windowKey = (group: string, windowMs: number, t: number) => `${group}\u0000${windowMs}:${Math.floor(t / windowMs)}`;
   const remainingMs = (t: number, windowMs: number) => (Math.floor(t / windowMs) + 1) * windowMs - t;
   const store: RateLimiter = {
-    async consume(key, limit, windowMs) {
-      return (await store.hit(key, [{ field: "", limit, windowMs }]))[0]!;
-    },
     async hit(group, counters) {
       const t = now();
       return counters.map(({ field, limit, windowMs }) => {

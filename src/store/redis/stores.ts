@@ -122,10 +122,7 @@ function tokenStore(redis: Redis, k: Keys): TokenStore {
 
 /** Fixed windows numbered from the injected clock, so tests move time instead of sleeping. */
 function rateLimiter(redis: Redis, k: Keys, now: () => number): RateLimiter {
-  const limiter: RateLimiter = {
-    async consume(key, limit, windowMs) {
-      return (await limiter.hit(key, [{ field: "", limit, windowMs }]))[0]!;
-    },
+  return {
     async hit(group, counters) {
       const t = now();
       const windowKeys: string[] = [];
@@ -148,7 +145,6 @@ function rateLimiter(redis: Redis, k: Keys, now: () => number): RateLimiter {
       if (windowsMs.length > 0) await redis.del(...windowsMs.map((windowMs) => k.counters(group, windowMs, Math.floor(t / windowMs))));
     },
   };
-  return limiter;
 }
 
 /** Milliseconds from `t` to the end of its fixed window. */
