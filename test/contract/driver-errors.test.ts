@@ -90,7 +90,7 @@ describe("an unreachable backend is unavailable", () => {
     try {
       await expect(stores.sessions.get("a", "b")).rejects.toMatchObject(unavailable);
       await expect(stores.tokens.peek("x")).rejects.toMatchObject(unavailable);
-      await expect(stores.rateLimiter.consume("k", 1, 1000)).rejects.toMatchObject(unavailable);
+      await expect(stores.rateLimiter.hit("k", [{ field: "", limit: 1, windowMs: 1000 }])).rejects.toMatchObject(unavailable);
     } finally {
       await stores.close();
     }
