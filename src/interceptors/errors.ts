@@ -5,6 +5,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { DomainError, type ErrorKind } from "../domain/errors.ts";
+import { BACKEND_RETRY_MS } from "../domain/ports/errors.ts";
 import { procedureName } from "./metrics.ts";
 
 const CODES: Record<ErrorKind, Code> = {
@@ -23,6 +24,9 @@ export const ERROR_DOMAIN = "identity.v1";
 
 export function toConnectError(error: unknown, onUnexpected: (error: unknown) => void): ConnectError {
   if (error instanceof DomainError) {
+    // A backend outage (translated by its adapter, src/store/*/errors.ts) is answered
+    // as Unavailable and still logged, with the driver's error, for the operator.
+    if (error.kind === "unavailable" && error.cause !== undefined) onUnexpected(error.cause);
     const details: ConstructorParameters<typeof ConnectError>[3] = [
       { desc: ErrorInfoSchema, value: { reason: error.reason, domain: ERROR_DOMAIN } },
     ];
@@ -41,30 +45,12 @@ export function toConnectError(error: unknown, onUnexpected: (error: unknown) =>
     // Errors raised by the framework itself (bad JSON, unknown method) are already well-formed.
     if (error.code !== Code.Internal && error.code !== Code.Unknown) return error;
   }
+  // Driver errors never get here as such: the store adapters translate them.
   onUnexpected(error);
-  if (isBackendDown(error)) return backendUnavailable();
   return new ConnectError("internal error", Code.Internal);
 }
 
-/** How long a client should wait before retrying a call a backend outage failed. */
-export const BACKEND_RETRY_MS = 1000;
-
-function backendUnavailable(): ConnectError {
-  const seconds = BACKEND_RETRY_MS / 1000;
-  return new ConnectError("a backend is unavailable; retry later", Code.Unavailable, { "retry-after": String(Math.ceil(seconds)) }, [
-    { desc: ErrorInfoSchema, value: { reason: "BACKEND_UNAVAILABLE", domain: ERROR_DOMAIN } },
-    { desc: RetryInfoSchema, value: { retryDelay: { seconds: BigInt(Math.floor(seconds)), nanos: 0 } } },
-  ]);
-}
-
-function isBackendDown(error: unknown): boolean {
-  const code = (error as { code?: string } | null)?.code;
-  const message = (error as { message?: string } | null)?.message ?? "";
-  // Connection failures and the drivers' own time bounds (mysql2 connectTimeout and
-  // query timeout, ioredis connectTimeout, commandTimeout and socketTimeout).
-  return ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "PROTOCOL_CONNECTION_LOST", "PROTOCOL_SEQUENCE_TIMEOUT", "EPIPE"].includes(code ?? "") ||
-    /Connection is closed|max retries per request|Command timed out|Socket timeout|Stream isn't writeable/i.test(message);
-}
+export { BACKEND_RETRY_MS };
 
 /** The one log line of an unexpected error, wherever the call was answered (interceptor or fast path). */
 export function logUnexpected(log: { error(fields: object, message: string): void }): (error: unknown, procedure: string) => void {

@@ -3,6 +3,8 @@ import { describe, expect, it, vi } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { DomainError, invalidArgument, rateLimited, unauthenticated, type ErrorKind } from "../../src/domain/errors.ts";
 import { ERROR_DOMAIN, errorInterceptor, toConnectError } from "../../src/interceptors/errors.ts";
+import { translateRedisError } from "../../src/store/redis/errors.ts";
+import { translateSqlError } from "../../src/store/sql/errors.ts";
 
 const KINDS: Array<[ErrorKind, Code]> = [
   ["invalid_argument", Code.InvalidArgument],
@@ -126,24 +128,25 @@ describe("toConnectError with unexpected errors", () => {
     expect(onUnexpected).toHaveBeenCalledWith(thrown);
   });
 
+  // Driver errors reach the edge as their adapter translated them (src/store/*/errors.ts).
   it.each(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "PROTOCOL_CONNECTION_LOST", "EPIPE"])("%s becomes Unavailable", (code) => {
     const original = Object.assign(new Error(`connect ${code} 10.0.0.5:3306`), { code });
     const onUnexpected = vi.fn();
-    const error = toConnectError(original, onUnexpected);
+    const error = toConnectError(translateSqlError(original), onUnexpected);
     expect(error.code).toBe(Code.Unavailable);
     expect(error.message).not.toContain("10.0.0.5");
     expect(onUnexpected).toHaveBeenCalledWith(original);
   });
 
   it.each(["Connection is closed.", "Reached the max retries per request limit (which is 20)."])("Redis client error %j becomes Unavailable", (message) => {
-    expect(toConnectError(new Error(message), vi.fn()).code).toBe(Code.Unavailable);
+    expect(toConnectError(translateRedisError(new Error(message)), vi.fn()).code).toBe(Code.Unavailable);
   });
 
   it.each([
-    ["mysql2 query timeout", Object.assign(new Error("Query inactivity timeout"), { code: "PROTOCOL_SEQUENCE_TIMEOUT" })],
-    ["mysql2 connect timeout", Object.assign(new Error("connect ETIMEDOUT"), { code: "ETIMEDOUT" })],
-    ["ioredis command timeout", new Error("Command timed out")],
-    ["ioredis socket timeout", new Error("Socket timeout. Expecting data, but didn't receive any in 2000ms.")],
+    ["mysql2 query timeout", translateSqlError(Object.assign(new Error("Query inactivity timeout"), { code: "PROTOCOL_SEQUENCE_TIMEOUT" }))],
+    ["mysql2 connect timeout", translateSqlError(Object.assign(new Error("connect ETIMEDOUT"), { code: "ETIMEDOUT" }))],
+    ["ioredis command timeout", translateRedisError(new Error("Command timed out"))],
+    ["ioredis socket timeout", translateRedisError(new Error("Socket timeout. Expecting data, but didn't receive any in 2000ms."))],
   ])("a backend that does not answer in time (%s) is Unavailable with a retry hint, never Internal", (_name, original) => {
     const error = toConnectError(original, vi.fn());
     expect(error.code).toBe(Code.Unavailable);

@@ -14,10 +14,12 @@ import { DomainError } from "../errors.ts";
  */
 export const BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE";
 export const ALREADY_EXISTS = "ALREADY_EXISTS";
+/** How long a client should wait before retrying a call a backend outage failed. */
+export const BACKEND_RETRY_MS = 1000;
 
-/** A backend could not be reached or kept aborting; `cause` is kept for the log. */
+/** A backend could not be reached or kept aborting; `cause` is kept for the log (the edge logs it), never sent. */
 export function backendUnavailable(cause: unknown): DomainError {
-  return new DomainError("unavailable", BACKEND_UNAVAILABLE, "a backend is unavailable; retry later", { cause });
+  return new DomainError("unavailable", BACKEND_UNAVAILABLE, "a backend is unavailable; retry later", { cause, retryAfterMs: BACKEND_RETRY_MS });
 }
 
 /** A write hit a unique key; `cause` is kept for the log. */

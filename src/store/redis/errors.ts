@@ -4,7 +4,8 @@
 import { backendUnavailable } from "../../domain/ports/errors.ts";
 
 const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
-const CONNECTION_MESSAGES = /Connection is closed|max retries per request|Command timed out|Stream isn't writeable/i;
+// ioredis's own time bounds (connectTimeout, commandTimeout, socketTimeout) included.
+const CONNECTION_MESSAGES = /Connection is closed|max retries per request|Command timed out|Socket timeout|Stream isn't writeable/i;
 
 /** True when Redis could not be reached, the connection broke, or a command timed out. */
 export function isRedisUnavailable(error: unknown): boolean {
