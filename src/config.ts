@@ -58,6 +58,13 @@ export interface Config {
   };
   /** Problems worth a warning that do not stop the service (unknown variables), for the log. */
   readonly warnings: readonly string[];
+  /**
+   * How the outbox retries a message that could not be sent for a transient
+   * reason (SMTP down, timeout, 4xx): the first delay, doubling with jitter up to
+   * the maximum delay, until the message is older than the maximum age
+   * (OUTBOX_RETRY_BASE_SECONDS, OUTBOX_RETRY_MAX_DELAY_SECONDS, OUTBOX_MAX_AGE_SECONDS).
+   */
+  readonly outboxRetry: { readonly baseDelayMs: number; readonly maxDelayMs: number; readonly maxAgeMs: number };
 }
 
 export class ConfigError extends Error {
@@ -128,6 +135,7 @@ const KNOWN_VARIABLES = [
   "REDIS_CONNECT_TIMEOUT_MS", "REDIS_COMMAND_TIMEOUT_MS", "DATA_DIR", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL",
   "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "WORKERS",
   "TRUSTED_PROXIES", "VERIFICATION_LINK_TTL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "DEVELOPMENT_MODE",
+  "OUTBOX_RETRY_BASE_SECONDS", "OUTBOX_RETRY_MAX_DELAY_SECONDS", "OUTBOX_MAX_AGE_SECONDS",
 ];
 const KNOWN_PREFIXES = [...new Set(KNOWN_VARIABLES.filter((v) => v.includes("_")).map((v) => v.slice(0, v.indexOf("_") + 1)))];
 
@@ -147,6 +155,15 @@ function flag(env: Env, name: string): boolean {
   if (raw === "" || raw === "false" || raw === "0") return false;
   if (raw === "true" || raw === "1") return true;
   throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
+}
+
+/** Defaults: 30 s doubling up to an hour between attempts, for two days (an outage over a weekend night is survived). */
+function outboxRetry(env: Env): Config["outboxRetry"] {
+  const baseDelayMs = integer(env, "OUTBOX_RETRY_BASE_SECONDS", 30, 1, 3600) * 1000;
+  const maxDelayMs = integer(env, "OUTBOX_RETRY_MAX_DELAY_SECONDS", 3600, 1, 24 * 3600) * 1000;
+  const maxAgeMs = integer(env, "OUTBOX_MAX_AGE_SECONDS", 2 * 24 * 3600, 60, 30 * 24 * 3600) * 1000;
+  if (maxDelayMs < baseDelayMs) throw new ConfigError("OUTBOX_RETRY_MAX_DELAY_SECONDS", "must be at least OUTBOX_RETRY_BASE_SECONDS");
+  return Object.freeze({ baseDelayMs, maxDelayMs, maxAgeMs });
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -207,6 +224,7 @@ export function loadConfig(env: Env = process.env): Config {
       redisCommandMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 2000, 100, 60_000),
     }),
     warnings: unknown.map((name) => `unknown variable ${name} is ignored${suggestion(name)}`),
+    outboxRetry: outboxRetry(env),
   };
   if (mysqlUrl !== undefined && redisUrl === undefined) throw new ConfigError("REDIS_URL", "is required when MYSQL_URL is set");
   if (redisUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("MYSQL_URL", "is required when REDIS_URL is set");

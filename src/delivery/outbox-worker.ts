@@ -1,7 +1,10 @@
 // Delivers queued messages: lease due rows, open, render, send, then record
 // the outcome. Delivery is at least once: a send whose markSent is lost (crash,
-// database error) is sent again when its lease expires.
+// database error) is sent again when its lease expires. A transient failure
+// (SMTP down, timeout, 4xx) is retried with backoff until the message's
+// maximum age; a permanent one (a 5xx for the recipient) fails it at once.
 import type { ClaimedMessage, OutboxStore } from "../domain/ports/outbox.ts";
+import { classifySendError, DEFAULT_RETRY_POLICY, describeFailure, nextAttemptAt, ownFailure, retryDelayMs, type DeliveryFailure, type RetryPolicy } from "./retry.ts";
 import { renderMessage } from "./templates.ts";
 import type { MessagePayload } from "../domain/messages.ts";
 import type { MailTransport, RenderedMessage } from "./types.ts";
@@ -17,9 +20,41 @@ export interface OutboxWorkerOptions {
   pollIntervalMs?: number; // default 1000
   leaseMs?: number; // default 60_000
   batchSize?: number; // default 20
-  maxAttempts?: number; // default 8
-  backoffMs?: (attempt: number) => number; // default exponential 2^attempt * 1000 capped at 1h, with jitter
+  /** Backoff and maximum age of transient failures (default DEFAULT_RETRY_POLICY: 30 s doubling to 1 h, for 2 days). */
+  retry?: RetryPolicy;
+  /** Jitter source for the backoff (default Math.random). */
+  random?: () => number;
+  /** Overrides the policy's delay after the attempt-th failure (the maximum age still applies). */
+  backoffMs?: (attempt: number) => number;
+  /** Also give up after this many attempts (default: no limit but the maximum age). */
+  maxAttempts?: number;
+  /**
+   * Errors: a DeliveryError for a failed attempt (codes only, nothing the server
+   * said: its text names the recipient), or whatever broke a pass (the database).
+   */
   onError?: (error: unknown, message?: ClaimedMessage) => void;
+  /** Every attempt's outcome (metrics). */
+  onAttempt?: (outcome: DeliveryOutcome) => void;
+}
+
+export type DeliveryOutcome =
+  | { kind: string; result: "sent" }
+  | { kind: string; result: "retry" | "failed"; failure: DeliveryFailure };
+
+/** A failed attempt as it may be logged: the scrubbed failure, the attempt, and what happens next. */
+export class DeliveryError extends Error {
+  readonly failure: DeliveryFailure;
+  readonly attempt: number;
+  /** When the next attempt is due; null: given up (status failed). */
+  readonly nextAttemptAt: number | null;
+
+  constructor(failure: DeliveryFailure, attempt: number, nextAttemptAt: number | null) {
+    super(`${failure.class} delivery failure: ${describeFailure(failure)}`);
+    this.name = "DeliveryError";
+    this.failure = failure;
+    this.attempt = attempt;
+    this.nextAttemptAt = nextAttemptAt;
+  }
 }
 
 export interface OutboxWorker {
@@ -31,26 +66,17 @@ export interface OutboxWorker {
   stop(): Promise<void>;
 }
 
-/** 2^attempt seconds capped at an hour, between half and all of it so retries spread out. */
-function defaultBackoff(attempt: number): number {
-  const base = Math.min(2 ** attempt * 1000, 3_600_000);
-  return Math.round(base / 2 + (Math.random() * base) / 2);
-}
-
-/** Error text for last_error: no addresses, since it outlives the payload. */
-function describe(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/[^\s<>()"'@]+@[^\s<>()"']+/g, "<address>").slice(0, 500) || "unknown error";
-}
-
 export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   const { outbox, transport, owner, now } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const leaseMs = options.leaseMs ?? 60_000;
   const batchSize = options.batchSize ?? 20;
-  const maxAttempts = options.maxAttempts ?? 8;
-  const backoffMs = options.backoffMs ?? defaultBackoff;
+  const retry = options.retry ?? DEFAULT_RETRY_POLICY;
+  const maxAttempts = options.maxAttempts ?? Infinity;
+  const random = options.random ?? Math.random;
+  const backoffMs = options.backoffMs ?? ((attempt: number) => retryDelayMs(attempt, retry, random));
   const onError = options.onError ?? (() => {});
+  const onAttempt = options.onAttempt ?? (() => {});
 
   let running = false;
   let timer: NodeJS.Timeout | undefined;
@@ -59,12 +85,20 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   // Every pass (timer or runOnce) is chained on this, so passes never overlap.
   let chain: Promise<unknown> = Promise.resolve();
 
-  /** Records a failed attempt; retries later unless `permanent` or out of attempts. */
-  async function fail(message: ClaimedMessage, error: unknown, permanent: boolean): Promise<void> {
-    onError(error, message);
+  /**
+   * Records a failed attempt: retried later when transient and the message is
+   * young enough, else failed. Only the scrubbed failure goes anywhere.
+   */
+  async function fail(message: ClaimedMessage, failure: DeliveryFailure, options: { dropPayload?: boolean } = {}): Promise<void> {
     const attempt = message.attempts + 1;
-    const next = permanent || attempt >= maxAttempts ? null : now() + backoffMs(attempt);
-    await outbox.markFailed(message.id, owner, describe(error), next);
+    const at = now();
+    const next =
+      failure.class === "permanent" || attempt >= maxAttempts
+        ? null
+        : nextAttemptAt({ attempt, now: at, queuedAt: message.queuedAt, delayMs: backoffMs(attempt), maxAgeMs: retry.maxAgeMs });
+    onError(new DeliveryError(failure, attempt, next), message);
+    onAttempt({ kind: message.kind, result: next === null ? "failed" : "retry", failure });
+    await outbox.markFailed(message.id, owner, describeFailure(failure), next, { errorClass: failure.class, at, keepPayload: options.dropPayload !== true });
   }
 
   /** Delivers one claimed message; true when sent. */
@@ -73,27 +107,30 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     try {
       payload = await options.openPayload(message);
     } catch (error) {
-      await fail(message, error, false); // e.g. the key store is briefly unreachable
+      // e.g. the key store is briefly unreachable: only the error's code is kept.
+      await fail(message, { ...classifySendError(error), class: "transient" });
       return false;
     }
     if (!payload) {
-      await fail(message, new Error("payload can no longer be opened"), true);
+      await fail(message, ownFailure("permanent", "PAYLOAD_GONE", "payload can no longer be opened"), { dropPayload: true });
       return false;
     }
     let rendered: RenderedMessage;
     try {
       rendered = renderMessage(payload, { productName: options.productName });
-    } catch (error) {
-      await fail(message, error, true); // a bad kind or missing variable will not fix itself
+    } catch {
+      // A bad kind or missing variable will not fix itself (nor will a requeue).
+      await fail(message, ownFailure("permanent", "RENDER_FAILED", "message cannot be rendered"), { dropPayload: true });
       return false;
     }
     try {
       await transport.send({ to: payload.to, ...rendered });
     } catch (error) {
-      await fail(message, error, false);
+      await fail(message, classifySendError(error));
       return false;
     }
     await outbox.markSent(message.id, owner, now());
+    onAttempt({ kind: message.kind, result: "sent" });
     return true;
   }
 

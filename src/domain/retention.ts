@@ -2,7 +2,8 @@
 // - Unverified sign-ups older than unverifiedRetentionMs: deleted with everything
 //   about them (Retention.purgeUnverified).
 // - Delivered messages: outbox rows sent or given up on longer ago than
-//   deliveredMessageRetentionMs (their payload was already dropped on delivery).
+//   deliveredMessageRetentionMs (a sent one's payload was dropped on delivery; a
+//   failed one keeps its sealed payload until then, so an operator can requeue it).
 // - Audit events older than auditEventRetentionMs — security events (sign-ins,
 //   sign-ups, verifications, rate-limit hits) and admin events alike: each
 //   tenant's trail is one hash chain, so the oldest events go as a prefix and a

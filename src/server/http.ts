@@ -41,6 +41,7 @@ type AnyResponse = ServerResponse | Http2ServerResponse;
 
 export function createHttpServer(deps: { config: Config; runtime: Runtime; log: Logger; metrics: Metrics }): HttpServer {
   const { config, runtime, log, metrics } = deps;
+  for (const metric of runtime.metrics) metrics.registry.registerMetric(metric);
   const routes = (router: ConnectRouter) => {
     registerIdentityServices(router, runtime.app);
     registerHealth(router, () => runtime.ready(), SERVICE_NAMES);

@@ -9,7 +9,7 @@ import { createKeyring, type Keyring } from "../crypto/keyring.ts";
 import { createPasswordHasher, type PasswordHasher } from "../crypto/passwords.ts";
 import { systemRandom } from "../crypto/random.ts";
 import { createLogTransport, createSmtpTransport } from "../delivery/mail-transport.ts";
-import { createOutboxWorker, type OutboxWorker } from "../delivery/outbox-worker.ts";
+import { createOutboxWorker, DeliveryError, type OutboxWorker } from "../delivery/outbox-worker.ts";
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
 import { createAdminUsers } from "../domain/admin-users.ts";
@@ -35,6 +35,8 @@ import type { App } from "../services/app.ts";
 import { openServingDurable } from "./durable.ts";
 import type { Logger } from "./logger.ts";
 import { createReadiness, type Readiness } from "./readiness.ts";
+import { createDeliveryMetrics } from "../delivery/metrics.ts";
+import type { Metric } from "prom-client";
 
 export interface Runtime {
   app: App;
@@ -43,6 +45,8 @@ export interface Runtime {
   durable: DurableStores;
   ephemeral: EphemeralStores;
   outboxWorker: OutboxWorker;
+  /** Metrics of the runtime's own work (delivery), for the HTTP server's /metrics. */
+  metrics: Metric[];
   /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
   retention: Retention;
   /** True when every backend answers (bounded: READY_TIMEOUT_MS). */
@@ -159,6 +163,10 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   } else if (config.development) {
     log.warn("DEVELOPMENT MODE (DEVELOPMENT_MODE=true) with MYSQL_URL and REDIS_URL" + (config.smtpUrl ? "" : ": SMTP_URL is not set, messages are written to this log instead of being sent"));
   }
+  const deliveryMetrics = createDeliveryMetrics(
+    () => durable.outbox.countByStatus(),
+    (err) => log.warn({ err }, "outbox depth could not be read for /metrics"),
+  );
   const outboxWorker = createOutboxWorker({
     outbox: durable.outbox,
     openPayload: (message) => accounts.openMessage(message),
@@ -166,7 +174,21 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     productName: "Identity",
     now,
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
-    onError: (error, message) => log.warn({ err: error, messageId: message?.id, kind: message?.kind }, "message delivery failed"),
+    retry: config.outboxRetry,
+    onAttempt: (outcome) => deliveryMetrics.attempt(outcome),
+    onError: (error, message) => {
+      // A failed attempt is logged by its codes only: the SMTP server's text names the recipient.
+      if (error instanceof DeliveryError) {
+        const { failure, attempt, nextAttemptAt } = error;
+        // "errorCode", not "code": the logger redacts every "code" (verification codes).
+        const { code: errorCode, ...rest } = failure;
+        const fields = { delivery: { ...rest, errorCode, attempt, retryAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString() }, messageId: message?.id, kind: message?.kind };
+        if (nextAttemptAt === null) log.warn(fields, "message given up (failed): requeue it with `npm run outbox -- requeue`");
+        else log.info(fields, "message delivery failed; retrying later");
+        return;
+      }
+      log.warn({ err: error, messageId: message?.id, kind: message?.kind }, "outbox pass failed");
+    },
   });
   if (options.deliver !== false) outboxWorker.start();
 
@@ -205,6 +227,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     durable,
     ephemeral,
     outboxWorker,
+    metrics: deliveryMetrics.metrics,
     retention,
     ready: () => readiness.ready(),
     readiness,

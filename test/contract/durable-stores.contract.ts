@@ -677,8 +677,8 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
         const first = await h.stores.outbox.claimDue({ now: T0 + 10, limit: 2, owner: "a", leaseMs: 30_000 });
         expect(first).toStrictEqual([
-          { ...m0, attempts: 0 },
-          { ...m1, attempts: 0 },
+          { ...m0, attempts: 0, queuedAt: m0.createdAt },
+          { ...m1, attempts: 0, queuedAt: m1.createdAt },
         ]);
         for (const c of first) {
           expect(typeof c.attempts).toBe("number");
@@ -687,10 +687,10 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
         // The rest that is due; the leased ones and the not-yet-due one are not offered.
         const second = await h.stores.outbox.claimDue({ now: T0 + 10, limit: 10, owner: "b", leaseMs: 30_000 });
-        expect(second).toStrictEqual([{ ...m2, attempts: 0 }]);
+        expect(second).toStrictEqual([{ ...m2, attempts: 0, queuedAt: m2.createdAt }]);
         expect(await h.stores.outbox.claimDue({ now: T0 + 10, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([]);
 
-        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([{ ...later, attempts: 0 }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([{ ...later, attempts: 0, queuedAt: later.createdAt }]);
       });
 
       it("claimDue with an empty queue returns nothing", async () => {
@@ -706,7 +706,7 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect((await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "a", leaseMs: 1000 })).map((c) => c.id)).toEqual([m.id]);
         expect(await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
         expect(await h.stores.outbox.claimDue({ now: T0 + 999, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
-        expect(await h.stores.outbox.claimDue({ now: T0 + 1000, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 0 }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 1000, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 0, queuedAt: m.createdAt }]);
 
         const row = await outboxRow(m.id);
         expect(row.lock_owner).toBe("b");
@@ -773,7 +773,7 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect(row).toMatchObject({ status: "pending", attempts: 1, next_attempt_at: T0 + 500, locked_until: 0, lock_owner: null, last_error: "421 try again later", payload: m.payloadSealed, sent_at: null });
 
         expect(await h.stores.outbox.claimDue({ now: T0 + 499, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
-        expect(await h.stores.outbox.claimDue({ now: T0 + 500, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 1 }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 500, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 1, queuedAt: m.createdAt }]);
       });
 
       it("markFailed(null) gives up: status failed, payload cleared, never claimed again", async () => {
@@ -797,6 +797,84 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         await h.stores.outbox.claimDue({ now: T0, limit: 1, owner: "a", leaseMs: 60_000 });
         await h.stores.outbox.markFailed(m.id, "a", "é".repeat(300) + "x".repeat(400), T0 + 1);
         expect((await outboxRow(m.id)).last_error).toBe("é".repeat(300) + "x".repeat(200));
+      });
+
+      /** Queues `m`, leases it and gives it up with `error`, keeping its payload (what the worker does). */
+      const failMessage = async (m: OutboxMessage, error = "EENVELOPE 550 RCPT TO", keepPayload = true) => {
+        await h.stores.outbox.enqueue([m]);
+        await h.stores.outbox.claimDue({ now: m.createdAt, limit: 1, owner: "a", leaseMs: 60_000 });
+        await h.stores.outbox.markFailed(m.id, "a", error, null, { errorClass: "permanent", at: m.createdAt + 7, keepPayload });
+      };
+
+      it("markFailed(null, keepPayload) gives up keeping the sealed payload, the error class and when", async () => {
+        const m = message(T0);
+        await failMessage(m);
+        expect(await outboxRow(m.id)).toMatchObject({ status: "failed", attempts: 1, payload: m.payloadSealed, last_error: "EENVELOPE 550 RCPT TO", last_error_class: "permanent", failed_at: T0 + 7 });
+        expect(await h.stores.outbox.claimDue({ now: T0 + 10_000_000, limit: 10, owner: "c", leaseMs: 1000 })).toStrictEqual([]);
+      });
+
+      it("listFailed pages failed messages of a tenant or of all, in (tenant, id) order, without payloads", async () => {
+        const a = [message(T0, { tenantId: "outbox-a" }), message(T0 + 1, { tenantId: "outbox-a" }), message(T0 + 2, { tenantId: "outbox-a" })];
+        const b = [message(T0 + 3, { tenantId: "outbox-b" })];
+        for (const m of [...a, ...b]) await failMessage(m);
+        await failMessage(message(T0 + 4, { tenantId: "outbox-b" }), "payload can no longer be opened", false);
+        await h.stores.outbox.enqueue([message(T0 + 5, { tenantId: "outbox-a" })]); // pending: never listed
+
+        const all = await h.stores.outbox.listFailed({ limit: 10 });
+        expect(all.map((f) => f.tenantId)).toEqual(["outbox-a", "outbox-a", "outbox-a", "outbox-b", "outbox-b"]);
+        expect(all.slice(0, 3).map((f) => f.id)).toEqual(a.map((m) => m.id).sort());
+        expect(all[0]).toStrictEqual({
+          id: all[0]!.id,
+          tenantId: "outbox-a",
+          kind: "verify_email",
+          attempts: 1,
+          lastError: "EENVELOPE 550 RCPT TO",
+          lastErrorClass: "permanent",
+          createdAt: a.find((m) => m.id === all[0]!.id)!.createdAt,
+          failedAt: a.find((m) => m.id === all[0]!.id)!.createdAt + 7,
+          queuedAt: a.find((m) => m.id === all[0]!.id)!.createdAt,
+          requeueable: true,
+        });
+        expect(all.map((f) => f.requeueable)).toEqual([true, true, true, ...(all[3]!.id === b[0]!.id ? [true, false] : [false, true])]);
+
+        // Pages of two, resuming after the last one seen, across the tenant boundary.
+        const first = await h.stores.outbox.listFailed({ limit: 2 });
+        const second = await h.stores.outbox.listFailed({ limit: 2, after: { tenantId: first[1]!.tenantId, id: first[1]!.id } });
+        const third = await h.stores.outbox.listFailed({ limit: 2, after: { tenantId: second[1]!.tenantId, id: second[1]!.id } });
+        expect([...first, ...second, ...third]).toStrictEqual(all);
+
+        expect((await h.stores.outbox.listFailed({ tenantId: "outbox-b", limit: 10 })).map((f) => f.tenantId)).toEqual(["outbox-b", "outbox-b"]);
+        expect(await h.stores.outbox.listFailed({ tenantId: "outbox-none", limit: 10 })).toStrictEqual([]);
+      });
+
+      it("requeue puts a failed message back, due now, its age restarting; repeatable, confined to the tenant", async () => {
+        const m = message(T0, { tenantId: "outbox-a" });
+        await failMessage(m);
+        expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-b", now: T0 + 100 })).toBe("not_found");
+        expect((await outboxRow(m.id)).status).toBe("failed");
+        expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-a", now: T0 + 100 })).toBe("requeued");
+        expect(await outboxRow(m.id)).toMatchObject({ status: "pending", next_attempt_at: T0 + 100, queued_at: T0 + 100, failed_at: null, attempts: 0, payload: m.payloadSealed });
+        expect(await h.stores.outbox.requeue({ id: m.id, now: T0 + 200 })).toBe("requeued"); // again: already pending
+        expect((await outboxRow(m.id)).queued_at).toBe(T0 + 100);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 0, queuedAt: T0 + 100 }]);
+        expect(await h.stores.outbox.requeue({ id: randomUUID(), now: T0 })).toBe("not_found");
+      });
+
+      it("requeue refuses a message whose payload is gone; requeueAll takes only those with one", async () => {
+        const gone = message(T0, { tenantId: "outbox-a" });
+        await failMessage(gone, "payload can no longer be opened", false);
+        expect(await h.stores.outbox.requeue({ id: gone.id, now: T0 + 1 })).toBe("payload_gone");
+        const a = message(T0 + 1, { tenantId: "outbox-a" });
+        const b = message(T0 + 2, { tenantId: "outbox-b" });
+        await failMessage(a);
+        await failMessage(b);
+        expect(await h.stores.outbox.countByStatus()).toStrictEqual({ pending: 0, failed: 3 });
+        expect(await h.stores.outbox.requeueAll({ tenantId: "outbox-a", now: T0 + 10 })).toBe(1);
+        expect(await h.stores.outbox.countByStatus()).toStrictEqual({ pending: 1, failed: 2 });
+        expect(await h.stores.outbox.requeueAll({ now: T0 + 10 })).toBe(1);
+        expect(await h.stores.outbox.requeueAll({ now: T0 + 10 })).toBe(0);
+        expect(await h.stores.outbox.countByStatus()).toStrictEqual({ pending: 2, failed: 1 });
+        expect((await outboxRow(gone.id)).status).toBe("failed");
       });
 
       it("outbox rows hold numbers as numbers", async () => {

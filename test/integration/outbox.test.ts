@@ -8,7 +8,7 @@ import { createSqlStores } from "../../src/store/sql/stores.ts";
 import type { OutboxMessage } from "../../src/domain/ports/outbox.ts";
 import type { DurableStores } from "../../src/domain/ports/stores.ts";
 import { createSmtpTransport } from "../../src/delivery/mail-transport.ts";
-import { createOutboxWorker, type OutboxWorker, type OutboxWorkerOptions } from "../../src/delivery/outbox-worker.ts";
+import { createOutboxWorker, DeliveryError, type OutboxWorker, type OutboxWorkerOptions } from "../../src/delivery/outbox-worker.ts";
 import type { MailTransport } from "../../src/delivery/types.ts";
 import type { MessagePayload } from "../../src/domain/messages.ts";
 
@@ -141,8 +141,9 @@ describe("outbox worker over SQLite and SMTP", () => {
     expect(await row("m1")).toMatchObject({ status: "sent", attempts: 2, payload: null });
   });
 
-  it("gives up after maxAttempts: status failed, payload dropped, last error kept without the address", async () => {
-    const smtp = await startSmtp(inbox, 0, true);
+  // A 550 now fails a message at once (below); maxAttempts is reached through transient refusals.
+  it("gives up after maxAttempts: status failed, payload kept sealed for a requeue, last error kept without the address", async () => {
+    const smtp = await startSmtp(inbox, 0, 451);
     cleanup.push(() => smtp.close());
     const w = worker(transportTo(smtp.port), { maxAttempts: 3 });
     await enqueue("m1", payload("jane@example.com"));
@@ -152,8 +153,10 @@ describe("outbox worker over SQLite and SMTP", () => {
       t += 3_600_000;
     }
     const given = await row("m1");
-    expect(given).toMatchObject({ status: "failed", attempts: 3, payload: null, lock_owner: null });
-    expect(given.last_error).toMatch(/550/);
+    expect(given).toMatchObject({ status: "failed", attempts: 3, lock_owner: null, last_error_class: "transient" });
+    // Kept (sealed under the account's key in production) so an operator can requeue it; retention deletes it.
+    expect(given.payload).toBe(JSON.stringify(payload("jane@example.com")));
+    expect(given.last_error).toMatch(/451/);
     expect(given.last_error).not.toContain("jane@example.com");
 
     t += 24 * 3_600_000;
@@ -233,5 +236,106 @@ describe("outbox worker over SQLite and SMTP", () => {
     await vi.waitFor(() => expect(inbox).toHaveLength(2));
     await w.stop();
     expect(inbox.map((m) => m.to)).toEqual(["one@example.com", "two@example.com"]);
+  });
+
+  it("survives an SMTP outage of hours: retried with growing, jittered delays, delivered exactly once when the server is back", async () => {
+    const port = await freePort();
+    const errors: unknown[] = [];
+    // The default policy (30 s doubling up to an hour, two days), with the jitter pinned to its middle.
+    const w = worker(transportTo(port), { backoffMs: undefined, random: () => 0.5, onError: (e) => errors.push(e) });
+    await enqueue("m1", payload("jane@example.com"));
+    const start = t;
+
+    const delays: number[] = [];
+    while (t - start < 6 * 3_600_000) {
+      expect(await w.runOnce()).toBe(0);
+      const pending = await row("m1");
+      expect(pending).toMatchObject({ status: "pending", last_error_class: "transient" });
+      delays.push(Number(pending.next_attempt_at) - t);
+      t = Number(pending.next_attempt_at);
+    }
+    // Before, the 8th failure (after ~3 minutes) was the last: the message was lost for good.
+    expect(delays.length).toBeGreaterThan(8);
+    expect(delays.slice(0, 8)).toEqual([22_500, 45_000, 90_000, 180_000, 360_000, 720_000, 1_440_000, 2_700_000]);
+    expect(new Set(delays.slice(8))).toEqual(new Set([2_700_000])); // capped at an hour, minus the jitter
+    expect(errors.every((e) => e instanceof DeliveryError && e.failure.class === "transient")).toBe(true);
+    expect((await row("m1")).last_error).toBe("ESOCKET ECONNREFUSED CONN");
+
+    const smtp = await startSmtp(inbox, port);
+    cleanup.push(() => smtp.close());
+    expect(await w.runOnce()).toBe(1);
+    t += 3 * 24 * 3_600_000;
+    expect(await w.runOnce()).toBe(0);
+    expect(inbox).toHaveLength(1);
+    expect(inbox[0]!.envelopeTo).toEqual(["jane@example.com"]);
+    expect(await row("m1")).toMatchObject({ status: "sent", attempts: delays.length + 1, payload: null });
+  });
+
+  it("a 550 for the recipient fails the message at once, is never retried, is listed, and a requeue delivers it once the server accepts", async () => {
+    const smtp = await startSmtp(inbox, 0, 550);
+    cleanup.push(() => smtp.close());
+    const errors: unknown[] = [];
+    const w = worker(transportTo(smtp.port), { onError: (e) => errors.push(e) });
+    await enqueue("m1", payload("jane@example.com"));
+
+    expect(await w.runOnce()).toBe(0);
+    const failed = await row("m1");
+    expect(failed).toMatchObject({ status: "failed", attempts: 1, last_error_class: "permanent", last_error: "EENVELOPE 550 RCPT TO", failed_at: t });
+    expect(smtp.recipientsOffered()).toBe(1);
+    t += 3 * 24 * 3_600_000;
+    expect(await w.runOnce()).toBe(0);
+    expect(smtp.recipientsOffered()).toBe(1);
+
+    // What the worker reports holds codes only, though the server's reply named the address.
+    expect(errors).toHaveLength(1);
+    const reported = errors[0] as DeliveryError;
+    expect(reported.failure).toStrictEqual({ class: "permanent", code: "EENVELOPE", responseCode: 550, command: "RCPT TO" });
+    expect(reported.nextAttemptAt).toBeNull();
+    expect(`${JSON.stringify(reported)} ${reported.message} ${reported.stack}`).not.toContain("jane@example.com");
+
+    const listed = await stores.outbox.listFailed({ limit: 10 });
+    expect(listed).toMatchObject([{ id: "m1", tenantId: "tenant-1", kind: "verify_email", attempts: 1, lastErrorClass: "permanent", requeueable: true }]);
+    expect(JSON.stringify(listed)).not.toContain("jane@example.com");
+
+    // Requeued while the server still refuses: refused again, once.
+    expect(await stores.outbox.requeue({ id: "m1", now: t })).toBe("requeued");
+    expect(await w.runOnce()).toBe(0);
+    expect(await row("m1")).toMatchObject({ status: "failed", attempts: 1 }); // a requeue starts the count over
+
+    smtp.refuse(null);
+    t += 60_000;
+    expect(await stores.outbox.requeue({ id: "m1", now: t })).toBe("requeued");
+    expect(await w.runOnce()).toBe(1);
+    expect(await w.runOnce()).toBe(0);
+    expect(inbox).toHaveLength(1);
+    expect(inbox[0]!.envelopeTo).toEqual(["jane@example.com"]);
+    expect(await row("m1")).toMatchObject({ status: "sent", attempts: 1, payload: null });
+    expect(await stores.outbox.listFailed({ limit: 10 })).toStrictEqual([]);
+  });
+
+  it("retries a transient failure until the maximum age, the last attempt at the deadline; a requeue restarts the age", async () => {
+    const port = await freePort();
+    const maxAgeMs = 3 * 3_600_000;
+    const w = worker(transportTo(port), { backoffMs: undefined, random: () => 1, retry: { baseDelayMs: 60_000, maxDelayMs: 3_600_000, maxAgeMs } });
+    const queued = await enqueue("m1", payload("jane@example.com"));
+
+    const attemptsAt: number[] = [];
+    for (;;) {
+      attemptsAt.push(t);
+      expect(await w.runOnce()).toBe(0);
+      const current = await row("m1");
+      if (current.status === "failed") break;
+      t = Number(current.next_attempt_at);
+    }
+    expect(attemptsAt.at(-1)).toBe(queued.createdAt + maxAgeMs);
+    expect(attemptsAt.every((at) => at <= queued.createdAt + maxAgeMs)).toBe(true);
+    expect(await row("m1")).toMatchObject({ status: "failed", last_error_class: "transient", attempts: attemptsAt.length, failed_at: queued.createdAt + maxAgeMs });
+    expect((await row("m1")).payload).not.toBeNull();
+
+    // Requeued the next day: a fresh start (age and backoff), so the next failure is retried again, soon.
+    t += 24 * 3_600_000;
+    expect(await stores.outbox.requeue({ id: "m1", now: t })).toBe("requeued");
+    expect(await w.runOnce()).toBe(0);
+    expect(await row("m1")).toMatchObject({ status: "pending", next_attempt_at: t + 60_000, attempts: 1 });
   });
 });

@@ -17,7 +17,8 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
   const logLines: string[] = [];
 
   beforeAll(async () => {
-    server = await startTestServer(backend, { env: { LOG_LEVEL: "trace" }, logLines });
+    // Retries a second apart (at most), so a transient failure is retried, and logged, within the test.
+    server = await startTestServer(backend, { env: { LOG_LEVEL: "trace", OUTBOX_RETRY_BASE_SECONDS: "1", OUTBOX_RETRY_MAX_DELAY_SECONDS: "1" }, logLines });
     api = createCaller("connect-json-h1", server.baseUrl);
   });
   afterAll(async () => {
@@ -43,6 +44,49 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
     expect(logLines.length).toBeGreaterThan(0);
     for (const secret of [PASSWORD, "wrong password entirely", email, token, sessionToken.split(".")[1]!, signedIn.sessionToken.split(".")[1]!]) {
       expect(logs).not.toContain(secret);
+    }
+  });
+
+  /** Waits until an outbox row satisfies `done` (read from the database directly). */
+  async function waitForOutbox(done: (row: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const rows = await server.rawRows("outbox");
+      const found = rows.find(done);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no outbox row as expected within 15 s: ${JSON.stringify(rows.map((r) => [r.status, r.attempts, r.last_error]))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it("logs no recipient address when the SMTP server refuses it, permanently (550) or for now (451, on every retry)", async () => {
+    const before = logLines.length;
+    try {
+      // Permanent: failed at once, never retried.
+      server.smtp.refuse(550);
+      const refused = `refused.${Date.now()}@example.test`;
+      await api.call(IdentityService.method.signUp, { email: refused, password: PASSWORD });
+      const failed = await waitForOutbox((r) => r.status === "failed" && r.last_error_class === "permanent");
+      expect(failed.last_error).toBe("EENVELOPE 550 RCPT TO");
+
+      // Transient: retried (and logged) several times, then delivered once the server accepts.
+      server.smtp.refuse(451);
+      const deferred = `deferred.${Date.now()}@example.test`;
+      await api.call(IdentityService.method.signUp, { email: deferred, password: PASSWORD });
+      await waitForOutbox((r) => r.status === "pending" && Number(r.attempts) >= 3 && r.last_error_class === "transient");
+      server.smtp.refuse(null);
+      await server.waitForMail(deferred);
+
+      const logs = logLines.slice(before).join("\n");
+      // The failures were logged (by their codes)...
+      expect(logs).toContain("EENVELOPE");
+      expect(logs).toMatch(/"responseCode":550/);
+      expect(logs.match(/"responseCode":451/g)?.length ?? 0).toBeGreaterThanOrEqual(3);
+      // ...and neither address appears, in any field, on any attempt.
+      for (const address of [refused, deferred, refused.split("@")[0]!, deferred.split("@")[0]!]) expect(logs).not.toContain(address);
+      expect(JSON.stringify(await server.rawRows("outbox"))).not.toContain("@example.test");
+    } finally {
+      server.smtp.refuse(null);
     }
   });
 

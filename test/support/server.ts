@@ -15,7 +15,7 @@ import { createMetrics, type Metrics } from "../../src/interceptors/metrics.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/server/wiring.ts";
 import { createMysqlDatabase, REDIS_URL, redisPrefix, type BackendName } from "./backends.ts";
 import { viaProxy, type TcpProxy } from "./proxy.ts";
-import { startSmtp, type Received } from "./smtp.ts";
+import { startSmtp, type Received, type Smtp } from "./smtp.ts";
 
 export interface TestServer {
   baseUrl: string;
@@ -26,6 +26,8 @@ export interface TestServer {
   metrics: Metrics;
   /** Every message the SMTP server received, in order. */
   inbox: Received[];
+  /** The SMTP server the service sends to (make it refuse recipients with smtp.refuse). */
+  smtp: Smtp;
   /** Every row of a table, read directly from the database (not through the service). */
   rawRows(table: string): Promise<Array<Record<string, unknown>>>;
   /** Names of every table in the database. */
@@ -85,6 +87,7 @@ export async function startTestServer(
     runtime,
     metrics,
     inbox,
+    smtp,
     async rawRows(table) {
       if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
       return rawQuery(config, `SELECT * FROM ${table}`);

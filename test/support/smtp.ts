@@ -39,19 +39,29 @@ export function parseMail(raw: string): Omit<Received, "envelopeTo"> {
 
 export interface Smtp {
   port: number;
+  /** From now on, answer every RCPT TO with this reply code ("No such user <address>", as real servers say), or accept again (null). */
+  refuse(code: number | null): void;
+  /** How many RCPT TO commands the server was sent (accepted or not). */
+  recipientsOffered(): number;
   close(): Promise<void>;
 }
 
-/** A real SMTP server collecting into `inbox`; `rejectRecipients` answers 550 to every RCPT TO. */
-export function startSmtp(inbox: Received[], port = 0, rejectRecipients = false): Promise<Smtp> {
+/**
+ * A real SMTP server collecting into `inbox`; `rejectRecipients` answers 550 to
+ * every RCPT TO (or the given reply code: 451 to defer, 550 to refuse).
+ */
+export function startSmtp(inbox: Received[], port = 0, rejectRecipients: boolean | number = false): Promise<Smtp> {
+  let refusal: number | null = rejectRecipients === true ? 550 : rejectRecipients === false ? null : rejectRecipients;
+  let offered = 0;
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ["STARTTLS"],
     logger: false,
     closeTimeout: 100,
     onRcptTo(address, _session, callback) {
-      if (!rejectRecipients) return callback();
-      callback(Object.assign(new Error(`No such user ${address.address}`), { responseCode: 550 }));
+      offered++;
+      if (refusal === null) return callback();
+      callback(Object.assign(new Error(`No such user ${address.address}`), { responseCode: refusal }));
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
@@ -67,6 +77,10 @@ export function startSmtp(inbox: Received[], port = 0, rejectRecipients = false)
     server.listen(port, "127.0.0.1", () => {
       resolve({
         port: (server.server.address() as AddressInfo).port,
+        refuse: (code) => {
+          refusal = code;
+        },
+        recipientsOffered: () => offered,
         close: () => new Promise<void>((done) => server.close(() => done())),
       });
     });

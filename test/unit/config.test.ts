@@ -245,3 +245,20 @@ describe("assertServable", () => {
     expect(() => assertServable(loadConfig({}))).not.toThrow();
   });
 });
+
+describe("outbox retry settings", () => {
+  it("retries for two days by default, 30 s doubling up to an hour apart", () => {
+    expect(loadConfig({}).outboxRetry).toEqual({ baseDelayMs: 30_000, maxDelayMs: 3_600_000, maxAgeMs: 172_800_000 });
+  });
+
+  it("reads OUTBOX_MAX_AGE_SECONDS, OUTBOX_RETRY_BASE_SECONDS and OUTBOX_RETRY_MAX_DELAY_SECONDS", () => {
+    const config = loadConfig({ OUTBOX_MAX_AGE_SECONDS: "259200", OUTBOX_RETRY_BASE_SECONDS: "10", OUTBOX_RETRY_MAX_DELAY_SECONDS: "7200" });
+    expect(config.outboxRetry).toEqual({ baseDelayMs: 10_000, maxDelayMs: 7_200_000, maxAgeMs: 259_200_000 });
+  });
+
+  it("refuses a maximum delay below the first delay, and out-of-range values, naming the variable", () => {
+    expect(configError({ OUTBOX_RETRY_BASE_SECONDS: "600", OUTBOX_RETRY_MAX_DELAY_SECONDS: "60" }).message).toContain("OUTBOX_RETRY_MAX_DELAY_SECONDS");
+    expect(configError({ OUTBOX_MAX_AGE_SECONDS: "10" }).message).toContain("OUTBOX_MAX_AGE_SECONDS");
+    expect(configError({ OUTBOX_RETRY_BASE_SECONDS: "soon" }).message).toContain("OUTBOX_RETRY_BASE_SECONDS");
+  });
+});

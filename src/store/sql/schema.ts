@@ -60,6 +60,12 @@ export interface OutboxTable {
   locked_until: number;
   lock_owner: string | null;
   last_error: string | null;
+  /** "permanent" or "transient": the class of last_error (0009). */
+  last_error_class: string | null;
+  /** When the message was given up on (status "failed"); null otherwise (0009). */
+  failed_at: number | null;
+  /** When it was last requeued by an operator; null: created_at. Its maximum age counts from here (0009). */
+  queued_at: number | null;
   /** Encrypted message (recipient, locale, variables) under the account's data key; cleared once sent. */
   payload: string | null;
   created_at: number;

@@ -1,8 +1,7 @@
 // The durable stores over Kysely: one implementation for MySQL/MariaDB/TiDB and SQLite.
-import type { Selectable, Transaction } from "kysely";
+import type { Selectable } from "kysely";
 import { type AccountStore, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "../../domain/ports/accounts.ts";
 import type { KeyStore } from "../../domain/ports/keys.ts";
-import type { ClaimedMessage, OutboxMessage, OutboxStore } from "../../domain/ports/outbox.ts";
 import type { DurableStores } from "../../domain/ports/stores.ts";
 import type { TenantStore } from "../../domain/ports/tenants.ts";
 import { AccountState, type Role, type Tenant } from "../../domain/types.ts";
@@ -15,7 +14,8 @@ import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import { translateSqlError } from "./errors.ts";
 import { createSqlKeyStore } from "./key-store.ts";
 import { translatingErrors } from "../translate-errors.ts";
-import type { AccountsTable, Database, IdentitiesTable, TenantsTable } from "./schema.ts";
+import { createSqlOutboxStore, insertMessages } from "./outbox-store.ts";
+import type { AccountsTable, IdentitiesTable, TenantsTable } from "./schema.ts";
 
 function toAccount(row: Selectable<AccountsTable>): StoredAccount {
   return {
@@ -45,30 +45,6 @@ function toIdentity(row: Selectable<IdentitiesTable>): StoredIdentity {
     verifiedAt: row.verified_at === null ? null : Number(row.verified_at),
     createdAt: Number(row.created_at),
   };
-}
-
-async function insertMessages(db: Transaction<Database> | SqlDatabase["db"], messages: OutboxMessage[]): Promise<void> {
-  if (messages.length === 0) return;
-  await db
-    .insertInto("outbox")
-    .values(
-      messages.map((m) => ({
-        id: m.id,
-        tenant_id: m.tenantId,
-        account_id: m.accountId,
-        kind: m.kind,
-        status: "pending",
-        attempts: 0,
-        next_attempt_at: m.createdAt,
-        locked_until: 0,
-        lock_owner: null,
-        last_error: null,
-        payload: m.payloadSealed,
-        created_at: m.createdAt,
-        sent_at: null,
-      })),
-    )
-    .execute();
 }
 
 function toTenant(row: Selectable<TenantsTable>): Tenant {
@@ -341,108 +317,6 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
   };
 }
 
-function outboxStore({ db }: SqlDatabase): OutboxStore {
-  return {
-    enqueue: (messages) => insertMessages(db, messages),
-
-    async claimDue({ now, limit, owner, leaseMs }) {
-      const candidates = await db
-        .selectFrom("outbox")
-        .select("id")
-        .where("status", "=", "pending")
-        .where("next_attempt_at", "<=", now)
-        .where("locked_until", "<=", now)
-        .orderBy("next_attempt_at")
-        .limit(limit)
-        .execute();
-      const claimed: ClaimedMessage[] = [];
-      for (const { id } of candidates) {
-        // A conditional update is the lease: whoever changes the row owns it.
-        const result = await db
-          .updateTable("outbox")
-          .set({ locked_until: now + leaseMs, lock_owner: owner })
-          .where("id", "=", id)
-          .where("status", "=", "pending")
-          .where("locked_until", "<=", now)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) !== 1) continue;
-        const row = await db.selectFrom("outbox").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
-        if (row.payload === null) continue;
-        claimed.push({
-          id: row.id,
-          tenantId: row.tenant_id,
-          accountId: row.account_id,
-          kind: row.kind,
-          payloadSealed: row.payload,
-          createdAt: Number(row.created_at),
-          attempts: Number(row.attempts),
-        });
-      }
-      return claimed;
-    },
-
-    async markSent(id, owner, at) {
-      await db
-        .updateTable("outbox")
-        .set((eb) => ({ status: "sent", sent_at: at, payload: null, locked_until: 0, lock_owner: null, attempts: eb("attempts", "+", 1) }))
-        .where("id", "=", id)
-        .where("lock_owner", "=", owner)
-        .execute();
-    },
-
-    async markFailed(id, owner, error, nextAttemptAt) {
-      await db
-        .updateTable("outbox")
-        .set((eb) => ({
-          status: nextAttemptAt === null ? "failed" : "pending",
-          next_attempt_at: nextAttemptAt ?? 0,
-          last_error: error.slice(0, 500),
-          locked_until: 0,
-          lock_owner: null,
-          attempts: eb("attempts", "+", 1),
-          // A message given up on keeps no personal data.
-          ...(nextAttemptAt === null ? { payload: null } : {}),
-        }))
-        .where("id", "=", id)
-        .where("lock_owner", "=", owner)
-        .execute();
-    },
-
-    async purgeDelivered({ tenantId, createdBefore, limit }) {
-      // The outbox_tenant_status_created index: two ranges (sent, failed), oldest first.
-      const due = await db
-        .selectFrom("outbox")
-        .select("id")
-        .where("tenant_id", "=", tenantId)
-        .where("status", "in", ["sent", "failed"])
-        .where("created_at", "<", createdBefore)
-        .orderBy("created_at")
-        .limit(limit)
-        .execute();
-      if (due.length === 0) return 0;
-      // Conditional again: only what is still delivered (ids come from another statement).
-      const result = await db
-        .deleteFrom("outbox")
-        .where("id", "in", due.map((r) => r.id))
-        .where("status", "in", ["sent", "failed"])
-        .executeTakeFirst();
-      return Number(result.numDeletedRows);
-    },
-
-    async listForAccount({ tenantId, accountId, afterId, limit }) {
-      // The outbox_account index; the payload is never read.
-      let query = db
-        .selectFrom("outbox")
-        .select(["id", "kind", "status", "attempts", "created_at", "sent_at"])
-        .where("account_id", "=", accountId)
-        .where("tenant_id", "=", tenantId);
-      if (afterId !== undefined) query = query.where("id", ">", afterId);
-      const rows = await query.orderBy("id").limit(limit).execute();
-      return rows.map((r) => ({ id: r.id, kind: r.kind, status: r.status, attempts: Number(r.attempts), createdAt: Number(r.created_at), sentAt: r.sent_at === null ? null : Number(r.sent_at) }));
-    },
-  };
-}
-
 /**
  * The durable stores over the main database and the key store's database:
  * another database (KEYSTORE_MYSQL_URL, keys.sqlite) or its own connection pool
@@ -458,7 +332,7 @@ export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase)
     accounts: ported(accountStore(database, keys)),
     keys: ported(keys),
     apiKeys: ported(createApiKeyStore(database)),
-    outbox: ported(outboxStore(database)),
+    outbox: ported(createSqlOutboxStore(database)),
     audit: ported(createSqlAuditStore(database)),
     consents: ported(createSqlConsentStore(database)),
     async ping() {
