@@ -20,6 +20,7 @@ import { createConsents } from "../domain/consents.ts";
 import { createDataExport } from "../domain/data-export.ts";
 import { createEmailChange } from "../domain/email-change.ts";
 import { createErasure } from "../domain/erasure.ts";
+import { createFailedMessages, type FailedMessages } from "../domain/failed-messages.ts";
 import { createIdentityFlows } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
@@ -45,6 +46,8 @@ export interface Runtime {
   durable: DurableStores;
   ephemeral: EphemeralStores;
   outboxWorker: OutboxWorker;
+  /** Failed messages: list and requeue (src/cli/outbox.ts, AdminService). */
+  failedMessages: FailedMessages;
   /** Metrics of the runtime's own work (delivery), for the HTTP server's /metrics. */
   metrics: Metric[];
   /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
@@ -191,6 +194,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     },
   });
   if (options.deliver !== false) outboxWorker.start();
+  const failedMessages = createFailedMessages({ outbox: durable.outbox, now, onRequeued: () => outboxWorker.nudge() });
 
   const limits = createLimits(ephemeral.rateLimiter);
   // What every flow that queues messages and issues one-time tokens shares.
@@ -227,6 +231,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     durable,
     ephemeral,
     outboxWorker,
+    failedMessages,
     metrics: deliveryMetrics.metrics,
     retention,
     ready: () => readiness.ready(),

@@ -850,20 +850,20 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
       it("requeue puts a failed message back, due now, its age restarting; repeatable, confined to the tenant", async () => {
         const m = message(T0, { tenantId: "outbox-a" });
         await failMessage(m);
-        expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-b", now: T0 + 100 })).toBe("not_found");
+        expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-b", now: T0 + 100 })).toStrictEqual({ outcome: "not_found" });
         expect((await outboxRow(m.id)).status).toBe("failed");
-        expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-a", now: T0 + 100 })).toBe("requeued");
+        expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-a", now: T0 + 100 })).toStrictEqual({ outcome: "requeued", tenantId: "outbox-a" });
         expect(await outboxRow(m.id)).toMatchObject({ status: "pending", next_attempt_at: T0 + 100, queued_at: T0 + 100, failed_at: null, attempts: 0, payload: m.payloadSealed });
-        expect(await h.stores.outbox.requeue({ id: m.id, now: T0 + 200 })).toBe("requeued"); // again: already pending
+        expect(await h.stores.outbox.requeue({ id: m.id, now: T0 + 200 })).toMatchObject({ outcome: "requeued" }); // again: already pending
         expect((await outboxRow(m.id)).queued_at).toBe(T0 + 100);
         expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 0, queuedAt: T0 + 100 }]);
-        expect(await h.stores.outbox.requeue({ id: randomUUID(), now: T0 })).toBe("not_found");
+        expect(await h.stores.outbox.requeue({ id: randomUUID(), now: T0 })).toMatchObject({ outcome: "not_found" });
       });
 
       it("requeue refuses a message whose payload is gone; requeueAll takes only those with one", async () => {
         const gone = message(T0, { tenantId: "outbox-a" });
         await failMessage(gone, "payload can no longer be opened", false);
-        expect(await h.stores.outbox.requeue({ id: gone.id, now: T0 + 1 })).toBe("payload_gone");
+        expect(await h.stores.outbox.requeue({ id: gone.id, now: T0 + 1 })).toMatchObject({ outcome: "payload_gone" });
         const a = message(T0 + 1, { tenantId: "outbox-a" });
         const b = message(T0 + 2, { tenantId: "outbox-b" });
         await failMessage(a);

@@ -298,13 +298,13 @@ describe("outbox worker over SQLite and SMTP", () => {
     expect(JSON.stringify(listed)).not.toContain("jane@example.com");
 
     // Requeued while the server still refuses: refused again, once.
-    expect(await stores.outbox.requeue({ id: "m1", now: t })).toBe("requeued");
+    expect(await stores.outbox.requeue({ id: "m1", now: t })).toMatchObject({ outcome: "requeued" });
     expect(await w.runOnce()).toBe(0);
     expect(await row("m1")).toMatchObject({ status: "failed", attempts: 1 }); // a requeue starts the count over
 
     smtp.refuse(null);
     t += 60_000;
-    expect(await stores.outbox.requeue({ id: "m1", now: t })).toBe("requeued");
+    expect(await stores.outbox.requeue({ id: "m1", now: t })).toMatchObject({ outcome: "requeued" });
     expect(await w.runOnce()).toBe(1);
     expect(await w.runOnce()).toBe(0);
     expect(inbox).toHaveLength(1);
@@ -334,7 +334,7 @@ describe("outbox worker over SQLite and SMTP", () => {
 
     // Requeued the next day: a fresh start (age and backoff), so the next failure is retried again, soon.
     t += 24 * 3_600_000;
-    expect(await stores.outbox.requeue({ id: "m1", now: t })).toBe("requeued");
+    expect(await stores.outbox.requeue({ id: "m1", now: t })).toMatchObject({ outcome: "requeued" });
     expect(await w.runOnce()).toBe(0);
     expect(await row("m1")).toMatchObject({ status: "pending", next_attempt_at: t + 60_000, attempts: 1 });
   });

@@ -89,9 +89,10 @@ export interface OutboxOperations {
    * (its backoff restarts), its maximum age counting again from `now`.
    * "not_found": no failed message has this id (in the tenant, when given);
    * "payload_gone": it failed because its payload could not be opened, and
-   * nothing is left to send. Safe to repeat (an already pending one is "requeued").
+   * nothing is left to send. Safe to repeat (an already pending one is
+   * "requeued"). `tenantId`: the message's tenant, when it exists.
    */
-  requeue(input: { id: string; tenantId?: string; now: number }): Promise<"requeued" | "not_found" | "payload_gone">;
+  requeue(input: { id: string; tenantId?: string; now: number }): Promise<{ outcome: "requeued" | "not_found" | "payload_gone"; tenantId?: string }>;
   /** Requeues every failed message that still has its payload (of the tenant, when given); returns how many. */
   requeueAll(input: { tenantId?: string; now: number }): Promise<number>;
   /** How many messages wait to be sent (pending) and how many were given up on (failed), in every tenant. */

@@ -137,15 +137,17 @@ export function createSqlOutboxStore({ db }: SqlDatabase): OutboxStore {
     },
 
     async requeue({ id, tenantId, now }) {
-      let update = db.updateTable("outbox").set(requeued(now)).where("id", "=", id).where("status", "=", "failed").where("payload", "is not", null);
-      if (tenantId !== undefined) update = update.where("tenant_id", "=", tenantId);
-      if (Number((await update.executeTakeFirst()).numUpdatedRows) === 1) return "requeued";
-      let query = db.selectFrom("outbox").select(["status"]).where("id", "=", id);
+      let query = db.selectFrom("outbox").select(["status", "tenant_id"]).where("id", "=", id);
       if (tenantId !== undefined) query = query.where("tenant_id", "=", tenantId);
       const row = await query.executeTakeFirst();
+      if (!row || row.status === "sent") return { outcome: "not_found" };
+      // The update is conditional on the row still being failed with a payload: a concurrent requeue or purge wins cleanly.
+      const update = await db.updateTable("outbox").set(requeued(now)).where("id", "=", id).where("status", "=", "failed").where("payload", "is not", null).executeTakeFirst();
+      if (Number(update.numUpdatedRows) === 1) return { outcome: "requeued", tenantId: row.tenant_id };
+      const after = await db.selectFrom("outbox").select(["status"]).where("id", "=", id).executeTakeFirst();
       // Already pending (a repeated requeue, or another operator's) counts as done.
-      if (row?.status === "pending") return "requeued";
-      return row?.status === "failed" ? "payload_gone" : "not_found";
+      if (after?.status === "pending") return { outcome: "requeued", tenantId: row.tenant_id };
+      return after?.status === "failed" ? { outcome: "payload_gone", tenantId: row.tenant_id } : { outcome: "not_found" };
     },
 
     async requeueAll({ tenantId, now }) {
