@@ -47,14 +47,27 @@ export function toConnectError(error: unknown, onUnexpected: (error: unknown) =>
   }
   // Driver errors never get here as such: the store adapters translate them.
   onUnexpected(error);
+  if (isCancellation(error)) return new ConnectError("cancelled by the client", Code.Canceled);
   return new ConnectError("internal error", Code.Internal);
 }
 
 export { BACKEND_RETRY_MS };
 
-/** The one log line of an unexpected error, wherever the call was answered (interceptor or fast path). */
-export function logUnexpected(log: { error(fields: object, message: string): void }): (error: unknown, procedure: string) => void {
-  return (error, procedure) => log.error({ err: error, procedure }, "unexpected error");
+/**
+ * A client that went away mid-call (a reflection stream closed by buf curl, a
+ * reset stream, a closed connection): routine, and anyone can cause it.
+ */
+function isCancellation(error: unknown): boolean {
+  const e = error as { code?: unknown; name?: string } | null;
+  return e?.code === "ERR_STREAM_PREMATURE_CLOSE" || e?.name === "AbortError" || (error instanceof ConnectError && error.code === Code.Canceled);
+}
+
+/** The one log line of an unexpected error, wherever the call was answered (interceptor or fast path); a client's cancellation is only debug. */
+export function logUnexpected(log: { error(fields: object, message: string): void; debug?(fields: object, message: string): void }): (error: unknown, procedure: string) => void {
+  return (error, procedure) => {
+    if (isCancellation(error)) log.debug?.({ procedure }, "call cancelled by the client");
+    else log.error({ err: error, procedure }, "unexpected error");
+  };
 }
 
 /** Maps every error a handler throws (unary and streaming) through toConnectError. */
