@@ -60,7 +60,8 @@ export interface SignInResult extends IssuedSession {
 
 export interface IdentityFlows {
   signUp(input: SignUpInput): Promise<void>;
-  verifyIdentity(input: { token: string; meta: RequestMeta }): Promise<SignInResult>;
+  /** `tenantId`: the request's, whose code budget an unknown token spends. */
+  verifyIdentity(input: { token: string; tenantId: string; meta: RequestMeta }): Promise<SignInResult>;
   signInWithPassword(input: { tenantId: string; email: string; password: string; meta: RequestMeta }): Promise<SignInResult>;
 }
 
@@ -173,8 +174,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       if (messages.length > 0) deps.onMessageQueued();
     },
 
-    async verifyIdentity({ token, meta }: { token: string; meta: RequestMeta }, subject: SecuritySubject) {
-      const { tokenHash } = await peekOneTimeToken(deps, { field: "token", token, purpose: "verify_email", meta });
+    async verifyIdentity({ token, tenantId, meta }: { token: string; tenantId: string; meta: RequestMeta }, subject: SecuritySubject) {
+      const { tokenHash } = await peekOneTimeToken(deps, { field: "token", token, purpose: "verify_email", tenantId, meta });
       const taken = await takeOneTimeToken(deps, "token", tokenHash, "verify_email");
       Object.assign(subject, { tenantId: taken.tenantId, accountId: taken.accountId });
       const tenant = await deps.tenants.get(taken.tenantId);

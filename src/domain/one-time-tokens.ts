@@ -8,7 +8,7 @@ import { invalidArgument } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import type { Random } from "./ports/random.ts";
 import type { TokenStore } from "./ports/tokens.ts";
-import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
+import type { Tenants } from "./tenants.ts";
 import type { OneTimeToken, TokenPurpose } from "./types.ts";
 
 /** Bytes of a link token: 256 bits (DESIGN: ≥ 128-bit link tokens). */
@@ -67,17 +67,18 @@ export async function discardLinkToken(deps: { tokens: TokenStore }, token: stri
 /**
  * The live token for `purpose`, without using it; refused (TOKEN_INVALID on
  * `field`) otherwise. Every look costs one attempt from the caller IP's code
- * budget, so guessing is limited.
+ * budget, so guessing is limited: the token's tenant's budget, or the
+ * request's (`tenantId`) for an unknown token.
  */
 export async function peekOneTimeToken(
   deps: { tokens: TokenStore; tenants: Pick<Tenants, "get">; limits: Pick<Limits, "consume">; now: () => number },
   /** `purpose`: the purpose the token must have, or the purposes it may have. */
-  input: { field: string; token: string; purpose: TokenPurpose | readonly TokenPurpose[]; meta: { ip: string } },
+  input: { field: string; token: string; purpose: TokenPurpose | readonly TokenPurpose[]; tenantId: string; meta: { ip: string } },
 ): Promise<{ tokenHash: string; token: OneTimeToken }> {
   if (input.token.length === 0 || input.token.length > 256) throw tokenRefused(input.field);
   const tokenHash = oneTimeTokenHash(input.token);
   const peeked = await deps.tokens.peek(tokenHash);
-  const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? DEFAULT_TENANT_ID);
+  const tenantForLimits = await deps.tenants.get(peeked?.tenantId ?? input.tenantId);
   await deps.limits.consume("code_ip", tenantForLimits, input.meta.ip);
   const purposes: readonly TokenPurpose[] = typeof input.purpose === "string" ? [input.purpose] : input.purpose;
   if (!peeked || !purposes.includes(peeked.purpose) || peeked.expiresAt <= deps.now()) throw tokenRefused(input.field);

@@ -47,9 +47,10 @@ export interface RecoveryFlows {
   /** Sends a reset link to an existing address (verified or not); answers alike for any address. */
   startPasswordReset(input: AddressRequest): Promise<void>;
   /** When the reset code expires, if it is valid; the code stays usable. */
-  checkPasswordResetCode(input: { code: string; meta: RequestMeta }): Promise<{ expiresAt: number }>;
+  /** `tenantId`, here and in completePasswordReset: the request's, whose code budget an unknown code spends. */
+  checkPasswordResetCode(input: { code: string; tenantId: string; meta: RequestMeta }): Promise<{ expiresAt: number }>;
   /** Uses the code, sets the password, verifies the address, ends every session. */
-  completePasswordReset(input: { code: string; newPassword: string; meta: RequestMeta }): Promise<void>;
+  completePasswordReset(input: { code: string; newPassword: string; tenantId: string; meta: RequestMeta }): Promise<void>;
   /** Needs the current password; ends every session but the caller's. */
   changePassword(input: { principal: SessionPrincipal; currentPassword: string; newPassword: string; meta: RequestMeta }): Promise<void>;
   listIdentities(principal: SessionPrincipal): Promise<IdentityView[]>;
@@ -93,8 +94,8 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
    * The live reset code with its account and identity, still bound to the same password and address.
    * An invitation's token (src/domain/admin-users.ts) is a reset code too: accepting it sets the first password.
    */
-  async function inspectResetCode(code: string, meta: RequestMeta) {
-    const { tokenHash, token } = await peekOneTimeToken(deps, { field: "code", token: code, purpose: RESET_PURPOSES, meta });
+  async function inspectResetCode(code: string, tenantId: string, meta: RequestMeta) {
+    const { tokenHash, token } = await peekOneTimeToken(deps, { field: "code", token: code, purpose: RESET_PURPOSES, tenantId, meta });
     const found = await accounts.getAccount(token.tenantId, token.accountId);
     const identity = found && (await accounts.listIdentities(found.account.id)).find((i) => i.id === token.identityId);
     if (!found || !identity || identity.lookupHash !== token.data?.address || passwordFingerprint(found.account) !== token.data?.password) throw tokenRefused("code");
@@ -129,13 +130,13 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       });
     },
 
-    async checkPasswordResetCode({ code, meta }) {
-      const { token } = await inspectResetCode(code, meta);
+    async checkPasswordResetCode({ code, tenantId, meta }) {
+      const { token } = await inspectResetCode(code, tenantId, meta);
       return { expiresAt: token.expiresAt };
     },
 
-    async completePasswordReset({ code, newPassword, meta }) {
-      const { tokenHash, token, found, identity } = await inspectResetCode(code, meta);
+    async completePasswordReset({ code, newPassword, tenantId, meta }) {
+      const { tokenHash, token, found, identity } = await inspectResetCode(code, tenantId, meta);
       const tenant = await deps.tenants.get(token.tenantId);
       const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
       // The rules first: a refused password does not use up the code.

@@ -27,11 +27,11 @@ export function recoveryHandlers(app: App): Pick<ServiceImpl<typeof IdentityServ
       return {};
     },
     async checkPasswordResetCode(req, ctx) {
-      const { expiresAt } = await app.recovery.checkPasswordResetCode({ code: req.code, meta: requestMeta(ctx) });
+      const { expiresAt } = await app.recovery.checkPasswordResetCode({ code: req.code, tenantId: tenantOf(ctx), meta: requestMeta(ctx) });
       return { expireTime: timestampFromMs(expiresAt) };
     },
     async completePasswordReset(req, ctx) {
-      await app.recovery.completePasswordReset({ code: req.code, newPassword: req.newPassword, meta: requestMeta(ctx) });
+      await app.recovery.completePasswordReset({ code: req.code, newPassword: req.newPassword, tenantId: tenantOf(ctx), meta: requestMeta(ctx) });
       return {};
     },
     async changePassword(req, ctx) {

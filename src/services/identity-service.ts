@@ -32,7 +32,7 @@ export function identityService(app: App) {
       return {};
     },
     async verifyIdentity(req, ctx) {
-      const { token, session } = await app.identity.verifyIdentity({ token: req.token, meta: requestMeta(ctx) });
+      const { token, session } = await app.identity.verifyIdentity({ token: req.token, tenantId: tenantOf(ctx), meta: requestMeta(ctx) });
       return { sessionToken: token, accountId: session.accountId, expireTime: timestampFromMs(session.expiresAt) };
     },
     ...emailChangeHandlers(app),

@@ -1,7 +1,8 @@
 // Every RPC that checks a credential or a code, driven past a small per-tenant
 // budget: ResourceExhausted with a RetryInfo delay, and allowed again once the
-// injected clock passes the window. The table is data: a limited RPC added
-// later belongs here.
+// injected clock passes the window; the same address in another tenant keeps
+// that tenant's whole budget. The table is data: a limited RPC added later
+// belongs here.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -19,22 +20,29 @@ const PASSWORD = "correct horse battery staple";
 
 describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
   let server: TestServer;
+  /** A second tenant with the same budgets: its counters are its own. */
+  let otherTenant = "";
   // Start just after a whole hour so every tier's fixed window is predictable.
   let offset = Math.ceil(Date.now() / HOUR) * HOUR + 1000 - Date.now();
   beforeAll(async () => {
     server = await startTestServer(backend, { env: { TRUSTED_PROXIES: "1" }, runtime: { now: () => Date.now() + offset } });
-    await server.runtime.app.tenants.update(DEFAULT_TENANT_ID, (t) => ({
+    const { settings } = await server.runtime.app.tenants.update(DEFAULT_TENANT_ID, (t) => ({
       name: t.name,
       settings: { ...t.settings, signUpPerIpLimit: BUDGET, codeAttemptsPerIpLimit: BUDGET, signInPerIpLimit: BUDGET, signInPerAccountLimit: 50 },
     }));
+    otherTenant = (await server.runtime.app.tenants.create({ name: "Other", settings })).id;
   });
   afterAll(async () => {
     await server?.close();
   });
 
   let ip = 0;
-  const client = (address: string) => {
-    const transport = createConnectTransport({ baseUrl: server.baseUrl, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("x-forwarded-for", address), next(req))] });
+  const client = (address: string, tenant?: string) => {
+    const transport = createConnectTransport({
+      baseUrl: server.baseUrl,
+      httpVersion: "1.1",
+      interceptors: [(next) => (req) => (req.header.set("x-forwarded-for", address), tenant && req.header.set("x-tenant-id", tenant), next(req))],
+    });
     return { identity: createClient(IdentityService, transport), session: createClient(SessionService, transport) };
   };
 
@@ -49,7 +57,8 @@ describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
   ];
 
   it.each(cases)("%s", async (_name, call) => {
-    const api = client(`198.51.100.${++ip}`);
+    const address = `198.51.100.${++ip}`;
+    const api = client(address);
     const outcome = async (n: number) => {
       try {
         await call(api, n);
@@ -70,6 +79,10 @@ describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
     const other = client(`198.51.100.${++ip}`);
     const otherError = await call(other, 1000).then(() => undefined, (e: unknown) => ConnectError.from(e));
     expect(otherError?.code, otherError?.message).not.toBe(Code.ResourceExhausted);
+    // The same address in another tenant spends that tenant's budget, untouched so far (issue 9).
+    const inOtherTenant = client(address, otherTenant);
+    const otherTenantError = await call(inOtherTenant, 2000).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(otherTenantError?.code, otherTenantError?.message).not.toBe(Code.ResourceExhausted);
     offset += delayMs + 1;
     expect((await outcome(BUDGET + 2))?.code).not.toBe(Code.ResourceExhausted);
   });
