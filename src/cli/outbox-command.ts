@@ -80,7 +80,7 @@ async function listFailed(runtime: Runtime, args: readonly string[], io: OutboxI
   let shown = 0;
   let pageToken = "";
   do {
-    const page = await runtime.failedMessages.list({ ...(tenantId !== undefined ? { tenantId } : {}), pageSize: Math.min(500, limit - shown), pageToken });
+    const page = await runtime.app.failedMessages.list({ ...(tenantId !== undefined ? { tenantId } : {}), pageSize: Math.min(500, limit - shown), pageToken });
     for (const m of page.messages) io.out(values.json === true ? `${JSON.stringify(m)}\n` : `${row(m)}\n`);
     shown += page.messages.length;
     pageToken = page.nextPageToken;
@@ -96,7 +96,7 @@ async function requeue(runtime: Runtime, args: readonly string[], io: OutboxIo):
   const tenantId = tenantOf(values);
   if (values.all === true) {
     if (positionals.length > 0) throw new UsageError("give a message id or --all, not both");
-    const count = await runtime.failedMessages.requeueAll(tenantId !== undefined ? { tenantId } : {});
+    const count = await runtime.app.failedMessages.requeueAll(tenantId !== undefined ? { tenantId } : {});
     await runtime.app.audit.record({ ...systemEvent, tenantId: tenantId ?? "default", action: "outbox.requeue", target: tenantId ? `tenant:${tenantId}` : "", reason: `requeued ${count} failed messages of ${tenantId ? "the tenant" : "every tenant"}` });
     io.out(`${count}\n`);
     io.err(`${count} failed message${count === 1 ? "" : "s"} requeued\n`);
@@ -104,7 +104,7 @@ async function requeue(runtime: Runtime, args: readonly string[], io: OutboxIo):
   }
   if (positionals.length !== 1) throw new UsageError("requeue needs one message id (or --all)");
   const id = positionals[0]!;
-  const { tenantId: messageTenant } = await runtime.failedMessages.requeue({ id, ...(tenantId !== undefined ? { tenantId } : {}) });
+  const { tenantId: messageTenant } = await runtime.app.failedMessages.requeue({ id, ...(tenantId !== undefined ? { tenantId } : {}) });
   await runtime.app.audit.record({ ...systemEvent, tenantId: messageTenant, action: "outbox.requeue", target: `message:${id}`, reason: "" });
   io.out(`${id}\n`);
   io.err(`message ${id} requeued\n`);

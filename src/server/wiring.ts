@@ -20,7 +20,7 @@ import { createConsents } from "../domain/consents.ts";
 import { createDataExport } from "../domain/data-export.ts";
 import { createEmailChange } from "../domain/email-change.ts";
 import { createErasure } from "../domain/erasure.ts";
-import { createFailedMessages, type FailedMessages } from "../domain/failed-messages.ts";
+import { createFailedMessages } from "../domain/failed-messages.ts";
 import { createIdentityFlows } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
@@ -46,8 +46,6 @@ export interface Runtime {
   durable: DurableStores;
   ephemeral: EphemeralStores;
   outboxWorker: OutboxWorker;
-  /** Failed messages: list and requeue (src/cli/outbox.ts, AdminService). */
-  failedMessages: FailedMessages;
   /** Metrics of the runtime's own work (delivery), for the HTTP server's /metrics. */
   metrics: Metric[];
   /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
@@ -226,12 +224,11 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
 
   return {
-    app: { identity, recovery, emailChange, sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport, erasure, users },
+    app: { identity, recovery, emailChange, sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport, erasure, users, failedMessages },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, sessions, now, random }),
     durable,
     ephemeral,
     outboxWorker,
-    failedMessages,
     metrics: deliveryMetrics.metrics,
     retention,
     ready: () => readiness.ready(),

@@ -1,11 +1,12 @@
 // identity.v1.AdminService: translate proto ⇄ domain, nothing else. Each
 // area's handlers live in their own module (tenants and API keys, users,
-// privacy, audit); composed here into one implementation, complete by type.
+// privacy, audit, failed messages); composed here into one implementation, complete by type.
 // Every RPC needs a session or an API key; authorize() then applies the RPC's rule.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import type { AccessPolicy } from "./access.ts";
 import { auditHandlers } from "./admin-audit.ts";
+import { outboxHandlers } from "./admin-outbox.ts";
 import { privacyHandlers } from "./admin-privacy.ts";
 import { tenantHandlers } from "./admin-tenants.ts";
 import { userHandlers } from "./admin-users.ts";
@@ -19,5 +20,6 @@ export function adminService(app: App): ServiceImpl<typeof AdminService> {
     ...auditHandlers(app),
     ...privacyHandlers(app),
     ...userHandlers(app),
+    ...outboxHandlers(app),
   } satisfies ServiceImpl<typeof AdminService>;
 }

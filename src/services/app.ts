@@ -7,6 +7,7 @@ import type { Consents } from "../domain/consents.ts";
 import type { DataExport } from "../domain/data-export.ts";
 import type { EmailChange } from "../domain/email-change.ts";
 import type { Erasure } from "../domain/erasure.ts";
+import type { FailedMessages } from "../domain/failed-messages.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
 import type { RecoveryFlows } from "../domain/recovery.ts";
 import type { Profiles } from "../domain/profile.ts";
@@ -27,4 +28,5 @@ export interface App {
   dataExport: DataExport;
   erasure: Erasure;
   users: AdminUsers;
+  failedMessages: FailedMessages;
 }

@@ -113,6 +113,9 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.AdminService.CreateApiKey":                { permission: null, expect: "U P P A P P P", request: { tenantId: "default" } },
   "identity.v1.AdminService.ListApiKeys":                 { permission: null, expect: "U P P A P P P", request: { tenantId: "default" } },
   "identity.v1.AdminService.RevokeApiKey":                { permission: null, expect: "U P P A P P P", request: { apiKeyId: UNKNOWN_ID } },
+  // AdminService, failed messages: ADMIN of the tenant or a super admin; no API key (a requeue sends mail to a person).
+  "identity.v1.AdminService.ListFailedMessages":          { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.RequeueMessage":              { permission: null, expect: "U P A A P P P", request: { messageId: UNKNOWN_ID } },
 };
 
 const keyOf = (method: DescMethod) => `${method.parent.typeName}.${method.name}`;

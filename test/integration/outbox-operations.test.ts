@@ -3,10 +3,13 @@
 // list-failed` shows it without the address; `requeue` sends it once the
 // server accepts; /metrics shows the queue's depth and the failures.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
+import { AdminService, DeliveryFailureClass } from "../../gen/identity/v1/admin_service_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
+import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { runOutboxCommand } from "../../src/cli/outbox-command.ts";
 import { BACKENDS } from "../support/backends.ts";
-import { createCaller, type Caller } from "../support/clients.ts";
+import { createCaller, refusal, type Caller } from "../support/clients.ts";
 import { cliEnv, runCli, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -109,6 +112,59 @@ describe.each(BACKENDS)("failed messages on the %s backend", (backend) => {
     expect((await outbox("list-failed", "--limit", "zero")).code).toBe(2);
     expect((await outbox("list-failed", "--tenant", "a b")).code).toBe(2);
     expect((await outbox("purge")).code).toBe(2);
+  });
+
+  it("AdminService lists the tenant's failed messages in pages, without addresses, and RequeueMessage sends one once the server accepts", async () => {
+    const rootEmail = `root.${Date.now()}@example.test`;
+    await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: PASSWORD, promote: false });
+    const root = { authorization: `Bearer ${(await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: PASSWORD } } })).sessionToken}` };
+    const failedCount = async () => (await server.rawRows("outbox")).filter((r) => r.status === "failed").length;
+    const emails = [`first.${Date.now()}@example.test`, `second.${Date.now()}@example.test`];
+    server.smtp.refuse(550);
+    try {
+      for (const email of emails) await api.call(IdentityService.method.signUp, { email, password: PASSWORD });
+      await until(async () => ((await failedCount()) === 2 ? true : undefined), "two failed messages");
+    } finally {
+      server.smtp.refuse(null);
+    }
+
+    const first = await api.call(AdminService.method.listFailedMessages, { pageSize: 1 }, root);
+    expect(first.messages).toHaveLength(1);
+    expect(first.nextPageToken).not.toBe("");
+    const second = await api.call(AdminService.method.listFailedMessages, { pageSize: 1, pageToken: first.nextPageToken }, root);
+    expect(second.messages).toHaveLength(1);
+    expect(second.nextPageToken).toBe("");
+    const listed = [...first.messages, ...second.messages];
+    expect(new Set(listed.map((m) => m.id)).size).toBe(2);
+    for (const m of listed) {
+      expect(m).toMatchObject({ tenantId: "default", kind: "verify_email", attempts: 1, lastErrorClass: DeliveryFailureClass.PERMANENT, lastError: "EENVELOPE 550 RCPT TO", requeueable: true });
+      expect(Number(m.failTime?.seconds)).toBeGreaterThan(0);
+    }
+    expect(JSON.stringify(listed, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))).not.toContain("@example.test");
+    expect((await refusal(api.call(AdminService.method.listFailedMessages, { pageToken: "bm90LWEtdG9rZW4" }, root))).code).toBe(Code.InvalidArgument);
+
+    // Another tenant's admin (here a super admin acting in it) neither sees nor requeues them.
+    const elsewhere = { ...root, "x-tenant-id": "elsewhere" };
+    expect((await api.call(AdminService.method.listFailedMessages, {}, elsewhere)).messages).toEqual([]);
+    const foreign = await refusal(api.call(AdminService.method.requeueMessage, { messageId: listed[0]!.id }, elsewhere));
+    expect(foreign.code).toBe(Code.NotFound);
+    expect(foreign.rawMessage).toContain("no failed message");
+    expect((await refusal(api.call(AdminService.method.requeueMessage, { messageId: "" }, root))).code).toBe(Code.InvalidArgument);
+    expect((await refusal(api.call(AdminService.method.requeueMessage, { messageId: "jane@example.test" }, root))).code).toBe(Code.NotFound);
+
+    for (const m of listed) await api.call(AdminService.method.requeueMessage, { messageId: m.id }, root);
+    for (const email of emails) await server.waitForMail(email);
+    await until(async () => ((await failedCount()) === 0 ? true : undefined), "no failed message");
+    expect((await api.call(AdminService.method.listFailedMessages, {}, root)).messages).toEqual([]);
+    for (const email of emails) expect(server.inbox.filter((m) => m.envelopeTo.includes(email))).toHaveLength(1);
+
+    // Both calls are audited in the tenant, the requeues by message id; nothing names an address.
+    const audit = (await server.rawRows("audit_events")).filter((e) => String(e.action).startsWith("outbox.") && String(e.actor).startsWith("account:"));
+    expect(audit.filter((e) => e.action === "outbox.list_failed").length).toBeGreaterThanOrEqual(4);
+    expect(audit.filter((e) => e.action === "outbox.requeue" && e.outcome === "success").map((e) => e.target).sort()).toEqual(listed.map((m) => `message:${m.id}`).sort());
+    const refused = audit.filter((e) => e.action === "outbox.requeue" && e.outcome === "MESSAGE_NOT_FOUND").map((e) => `${e.tenant_id} ${e.target}`);
+    expect(refused.sort()).toEqual(["default ", `elsewhere message:${listed[0]!.id}`]);
+    expect(JSON.stringify(audit)).not.toContain("@example.test");
   });
 
   it("runs as an operator runs it: `npm run outbox -- list-failed` in its own process", async () => {

@@ -2,7 +2,7 @@
 // @generated from file identity/v1/admin_service.proto (package identity.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Account, AccountState, Consent, Role, Subscription } from "./common_pb.js";
@@ -1500,6 +1500,214 @@ export declare type RevokeApiKeyResponse = Message<"identity.v1.RevokeApiKeyResp
 export declare const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse>;
 
 /**
+ * FailedMessage is a message the outbox gave up on, as operators see it:
+ * never its recipient or content, which stay sealed until it is sent.
+ *
+ * @generated from message identity.v1.FailedMessage
+ */
+export declare type FailedMessage = Message<"identity.v1.FailedMessage"> & {
+  /**
+   * The message's id (what RequeueMessage takes).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The tenant the message belongs to.
+   *
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * What the message is, for example "verify_email" or "password_reset".
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * How many attempts were made since it was last queued.
+   *
+   * @generated from field: int32 attempts = 4;
+   */
+  attempts: number;
+
+  /**
+   * Whether the last failure was permanent or transient.
+   *
+   * @generated from field: identity.v1.DeliveryFailureClass last_error_class = 5;
+   */
+  lastErrorClass: DeliveryFailureClass;
+
+  /**
+   * The codes of the last failure, for example "EENVELOPE 550 RCPT TO" or
+   * "ESOCKET ECONNREFUSED CONN"; never the SMTP server's text.
+   *
+   * @generated from field: string last_error = 6;
+   */
+  lastError: string;
+
+  /**
+   * When the message was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it was last queued (created or requeued); its maximum age counts from here.
+   *
+   * @generated from field: google.protobuf.Timestamp queue_time = 8;
+   */
+  queueTime?: Timestamp | undefined;
+
+  /**
+   * When it was given up on.
+   *
+   * @generated from field: google.protobuf.Timestamp fail_time = 9;
+   */
+  failTime?: Timestamp | undefined;
+
+  /**
+   * Whether RequeueMessage can send it; false when its account was erased.
+   *
+   * @generated from field: bool requeueable = 10;
+   */
+  requeueable: boolean;
+};
+
+/**
+ * Describes the message identity.v1.FailedMessage.
+ * Use `create(FailedMessageSchema)` to create a new message.
+ */
+export declare const FailedMessageSchema: GenMessage<FailedMessage>;
+
+/**
+ * ListFailedMessagesRequest pages the tenant's failed messages.
+ *
+ * @generated from message identity.v1.ListFailedMessagesRequest
+ */
+export declare type ListFailedMessagesRequest = Message<"identity.v1.ListFailedMessagesRequest"> & {
+  /**
+   * At most this many messages (default 50, at most 500).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of a previous call.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message identity.v1.ListFailedMessagesRequest.
+ * Use `create(ListFailedMessagesRequestSchema)` to create a new message.
+ */
+export declare const ListFailedMessagesRequestSchema: GenMessage<ListFailedMessagesRequest>;
+
+/**
+ * ListFailedMessagesResponse holds one page of failed messages.
+ *
+ * @generated from message identity.v1.ListFailedMessagesResponse
+ */
+export declare type ListFailedMessagesResponse = Message<"identity.v1.ListFailedMessagesResponse"> & {
+  /**
+   * The messages, by id.
+   *
+   * @generated from field: repeated identity.v1.FailedMessage messages = 1;
+   */
+  messages: FailedMessage[];
+
+  /**
+   * The token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message identity.v1.ListFailedMessagesResponse.
+ * Use `create(ListFailedMessagesResponseSchema)` to create a new message.
+ */
+export declare const ListFailedMessagesResponseSchema: GenMessage<ListFailedMessagesResponse>;
+
+/**
+ * RequeueMessageRequest names the failed message to send again.
+ *
+ * @generated from message identity.v1.RequeueMessageRequest
+ */
+export declare type RequeueMessageRequest = Message<"identity.v1.RequeueMessageRequest"> & {
+  /**
+   * The message's id, from ListFailedMessages.
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message identity.v1.RequeueMessageRequest.
+ * Use `create(RequeueMessageRequestSchema)` to create a new message.
+ */
+export declare const RequeueMessageRequestSchema: GenMessage<RequeueMessageRequest>;
+
+/**
+ * RequeueMessageResponse confirms the message is queued again.
+ *
+ * @generated from message identity.v1.RequeueMessageResponse
+ */
+export declare type RequeueMessageResponse = Message<"identity.v1.RequeueMessageResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.RequeueMessageResponse.
+ * Use `create(RequeueMessageResponseSchema)` to create a new message.
+ */
+export declare const RequeueMessageResponseSchema: GenMessage<RequeueMessageResponse>;
+
+/**
+ * DeliveryFailureClass says whether a failure could pass by itself.
+ *
+ * @generated from enum identity.v1.DeliveryFailureClass
+ */
+export enum DeliveryFailureClass {
+  /**
+   * Not set (never sent).
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CLASS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The SMTP server refused the recipient or the message (a 5xx to RCPT TO or
+   * DATA), or the message could not be opened or rendered: never retried.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CLASS_PERMANENT = 1;
+   */
+  PERMANENT = 1,
+
+  /**
+   * The server was unreachable, timed out or deferred (4xx), or refused our
+   * own login or sender: retried until the message's maximum age.
+   *
+   * @generated from enum value: DELIVERY_FAILURE_CLASS_TRANSIENT = 2;
+   */
+  TRANSIENT = 2,
+}
+
+/**
+ * Describes the enum identity.v1.DeliveryFailureClass.
+ */
+export declare const DeliveryFailureClassSchema: GenEnum<DeliveryFailureClass>;
+
+/**
  * AdminService is how admins and internal services manage users, tenants,
  * API keys and the audit trail. Every read or change of another person's data
  * is audited.
@@ -1812,6 +2020,38 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Lists the tenant's messages the outbox gave up on (a permanent refusal, or
+   * transient failures until the maximum age), by id, in keyset pages: kind,
+   * attempts, failure class and codes, times — never the recipient or the
+   * content. Audited itself (outbox.list_failed). Callers: admins of the
+   * tenant, super admins (any tenant, through x-tenant-id); no API key.
+   * Errors: InvalidArgument on page_size or page_token (PAGE_TOKEN_INVALID).
+   *
+   * @generated from rpc identity.v1.AdminService.ListFailedMessages
+   */
+  listFailedMessages: {
+    methodKind: "unary";
+    input: typeof ListFailedMessagesRequestSchema;
+    output: typeof ListFailedMessagesResponseSchema;
+  },
+  /**
+   * Puts a failed message of the tenant back in the queue as if new: sent
+   * within a second, its backoff and maximum age restarting. Safe to retry (a
+   * message already queued again answers OK). Audited (outbox.requeue). Same
+   * callers as ListFailedMessages.
+   * Errors: InvalidArgument on message_id when empty; NotFound
+   * MESSAGE_NOT_FOUND (no failed message of the tenant has the id);
+   * FailedPrecondition MESSAGE_PAYLOAD_GONE (its account was erased: nothing
+   * is left to send).
+   *
+   * @generated from rpc identity.v1.AdminService.RequeueMessage
+   */
+  requeueMessage: {
+    methodKind: "unary";
+    input: typeof RequeueMessageRequestSchema;
+    output: typeof RequeueMessageResponseSchema;
   },
 }>;
 
