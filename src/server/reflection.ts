@@ -4,6 +4,7 @@ import { toBinary, type DescExtension, type DescFile } from "@bufbuild/protobuf"
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -25,6 +26,9 @@ export function registerReflection(router: ConnectRouter, files: readonly DescFi
     file_grpc_health_v1_health,
     v1.file_grpc_reflection_v1_reflection,
     v1alpha.file_grpc_reflection_v1alpha_reflection,
+    // The details every error may carry (ErrorInfo, BadRequest, RetryInfo…): with
+    // them, grpcurl and buf curl print ErrorInfo.reason instead of base64.
+    file_google_rpc_error_details,
   ];
   // Only services from served files are listed: a service merely present in
   // an imported file is not necessarily routed by this server.

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescFile, type MessageInitShape } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { create, createFileRegistry, fromBinary, toBinary, toJson, type DescFile, type MessageInitShape } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import { registerReflection } from "../../src/server/reflection.ts";
@@ -27,6 +27,7 @@ import { file_identity_v1_identity_service } from "../../gen/identity/v1/identit
 import { file_identity_v1_session_service } from "../../gen/identity/v1/session_service_pb.js";
 import { file_identity_v1_account_service } from "../../gen/identity/v1/account_service_pb.js";
 import { file_identity_v1_admin_service } from "../../gen/identity/v1/admin_service_pb.js";
+import { startTestServer } from "../support/server.ts";
 
 const exec = promisify(execFile);
 const BUF = join(import.meta.dirname, "../../node_modules/.bin/buf");
@@ -172,5 +173,42 @@ describe("connect client", () => {
       serving = true;
     }
     expect(seen).toEqual([Status.SERVING, Status.NOT_SERVING]);
+  });
+});
+
+describe("error details resolved by reflection, as grpcurl does", () => {
+  it("serves google.rpc.ErrorInfo and BadRequest, so a client decodes ErrorInfo.reason from buf curl's base64", async () => {
+    const identity = await startTestServer("embedded");
+    const env = { ...process.env, BUF_CACHE_DIR: bufCache };
+    try {
+      // buf curl prints an error's details as base64: it resolves them only from its own registry.
+      const printed = await exec(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", "{}", `${identity.baseUrl}/identity.v1.SessionService/ValidateSession`], { env, timeout: 20_000 }).then(
+        () => "{}",
+        (error: { stderr: string }) => error.stderr,
+      );
+      const error = JSON.parse(printed) as { code: string; details?: Array<{ type: string; value: string }> };
+      expect(error.code).toBe("invalid_argument");
+
+      for (const reflectProtocol of ["v1", "v1alpha"]) {
+        // What a generic client (grpcurl) does with them: ask reflection for each type by name.
+        const resolved = new Map<string, unknown>();
+        for (const detail of error.details ?? []) {
+          const answer = JSON.parse(
+            (
+              await exec(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", JSON.stringify({ fileContainingSymbol: detail.type }), `${identity.baseUrl}/grpc.reflection.${reflectProtocol}.ServerReflection/ServerReflectionInfo`], { env, timeout: 20_000 })
+            ).stdout,
+          ) as { fileDescriptorResponse?: { fileDescriptorProto: string[] }; errorResponse?: unknown };
+          expect(answer.errorResponse, `${reflectProtocol} ${detail.type}`).toBeUndefined();
+          const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: answer.fileDescriptorResponse!.fileDescriptorProto.map((b64) => fromBinary(FileDescriptorProtoSchema, Buffer.from(b64, "base64"))).reverse() })); // imports first
+          const schema = registry.getMessage(detail.type);
+          expect(schema, detail.type).toBeDefined();
+          resolved.set(detail.type, toJson(schema!, fromBinary(schema!, Buffer.from(detail.value, "base64"))));
+        }
+        expect(resolved.get("google.rpc.ErrorInfo"), reflectProtocol).toEqual({ reason: "INVALID_ARGUMENT", domain: "identity.v1" });
+        expect(JSON.stringify(resolved.get("google.rpc.BadRequest")), reflectProtocol).toContain("session_token");
+      }
+    } finally {
+      await identity.close();
+    }
   });
 });
