@@ -82,16 +82,19 @@ export declare type TenantSettings = Message<"identity.v1.TenantSettings"> & {
   validateRequiresApiKey: boolean;
 
   /**
-   * Sign-in attempts allowed per IP per 15 minutes, 1 to 1,000,000 (default
-   * 100); the budget grows 2x per hour and 4x per day (progressive waits).
+   * Password guesses allowed per source (client IP), across accounts, per 15
+   * minutes, 1 to 1,000,000 (default 100); then twice it per hour and four
+   * times it per day (progressive waits, never a permanent lockout).
    *
    * @generated from field: int32 sign_in_per_ip_limit = 9;
    */
   signInPerIpLimit: number;
 
   /**
-   * Sign-in attempts allowed per account per 15 minutes, 1 to 1,000,000
-   * (default 10), progressive like sign_in_per_ip_limit.
+   * Password guesses at one account allowed from one source per 15 minutes, 1
+   * to 1,000,000 (default 10), progressive like sign_in_per_ip_limit. Guesses
+   * at the account from every source beyond these tiers only slow the answers
+   * (at most 2 s), never refuse them; a completed password reset forgives them.
    *
    * @generated from field: int32 sign_in_per_account_limit = 10;
    */

@@ -382,9 +382,11 @@ export declare const SessionService: GenService<{
    * email_password.email or email_password.password; Unauthenticated
    * INVALID_CREDENTIALS; FailedPrecondition IDENTITY_UNVERIFIED,
    * ACCOUNT_PENDING_ACTIVATION or ACCOUNT_DEACTIVATED; ResourceExhausted
-   * RATE_LIMITED per IP and per account (progressive, never a permanent
-   * lockout); Unavailable ACCOUNT_CHANGED when the account changed during the
-   * sign-in (sign in again).
+   * RATE_LIMITED when the source (client IP) is over its budget, across
+   * accounts or at this account (progressive, never a permanent lockout).
+   * Guesses at the account from every source only slow the answer down (at most
+   * 2 s), so strangers cannot lock the owner out. Unavailable ACCOUNT_CHANGED
+   * when the account changed during the sign-in (sign in again).
    *
    * @generated from rpc identity.v1.SessionService.SignIn
    */
