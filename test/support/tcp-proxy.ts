@@ -3,7 +3,7 @@
 // flowing, nothing is closed, as with packets dropped) or reset them.
 // Connections are picked by a predicate on what the client sent so far (e.g.
 // the one that sent SUBSCRIBE); connections opened while stalled that match
-// are stalled too.
+// are stalled too. It can also refuse new connections (a backend that is down).
 import net from "node:net";
 
 export interface TcpProxy {
@@ -14,6 +14,8 @@ export interface TcpProxy {
   resume(): void;
   /** Resets (destroys) every connection whose client bytes match. */
   reset(match: (clientBytes: string) => boolean): void;
+  /** While true, every new connection is reset as soon as it is accepted (a backend that is down). */
+  refuse(refusing: boolean): void;
   close(): Promise<void>;
 }
 
@@ -28,6 +30,7 @@ interface Link {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const links = new Set<Link>();
   let stalled: ((clientBytes: string) => boolean) | undefined;
+  let refusing = false;
   const isStalled = (link: Link) => stalled !== undefined && stalled(link.sent);
 
   function forward(link: Link, to: net.Socket, chunk: Buffer) {
@@ -36,6 +39,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   }
 
   const server = net.createServer((client) => {
+    if (refusing) return void client.resetAndDestroy();
     const upstream = net.connect(target.port, target.host);
     const link: Link = { client, upstream, sent: "", held: [] };
     links.add(link);
@@ -72,6 +76,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         link.client.resetAndDestroy();
         link.upstream.destroy();
       }
+    },
+    refuse(on) {
+      refusing = on;
     },
     async close() {
       stalled = undefined;

@@ -184,6 +184,9 @@ function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck):
   let timer: NodeJS.Timeout | undefined;
   let checking = false;
   let closed = false;
+  // Connections whose SUBSCRIBE was answered: only then does an answered PING mean "receiving".
+  const confirmed = new WeakSet<Redis>();
+  const subscribing = new WeakMap<Redis, Promise<void>>();
 
   function setSubscribed(next: boolean) {
     if (next === subscribed) return;
@@ -191,29 +194,44 @@ function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck):
     for (const subscriber of subscribers) subscriber.subscribed(next);
   }
 
+  /** A subscriber connection of its own: never reconnected by ioredis (verify() replaces it), so nothing is resubscribed behind our back. */
   function connect(): Redis {
-    // SUBSCRIBE waits in ioredis' queue until Redis answers (no retry limit, no
-    // command timeout): a subscription is never given up while Redis is away.
-    const connection = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined });
+    // No command timeout on SUBSCRIBE and no retry limit: it fails only with its
+    // connection, and verify() then replaces the connection until Redis answers —
+    // a subscription is never given up while Redis is away.
+    const connection = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined, autoResubscribe: false, retryStrategy: () => null });
     connection.on("error", () => {});
     connection.on("message", (from: string, raw: string) => {
       if (connection !== current || from !== channel) return;
       const messages = parseInvalidations(raw);
       for (const subscriber of subscribers) subscriber.invalidate(messages);
     });
-    for (const event of ["close", "end", "reconnecting"]) {
+    for (const event of ["close", "end"]) {
       connection.on(event, () => {
         if (connection === current) setSubscribed(false);
       });
     }
-    connection.on("ready", () => void verify());
+    const subscription = connection.subscribe(channel).then(() => {
+      confirmed.add(connection);
+      void verify();
+    });
+    subscription.catch(() => {}); // a failure shows as a closed connection or an unanswered PING
+    subscribing.set(connection, subscription);
     return connection;
+  }
+
+  /** Starts over on a new connection: a stalled one may never close by itself, a closed one is not reopened. */
+  function replace(connection: Redis) {
+    setSubscribed(false);
+    current = connect();
+    connection.disconnect();
   }
 
   /** One PING on the subscriber connection; a dead one is replaced. */
   async function verify() {
     const connection = current;
     if (checking || closed || !connection) return;
+    if (connection.status === "end") return replace(connection);
     if (connection.status !== "ready") return setSubscribed(false);
     checking = true;
     let timeout: NodeJS.Timeout | undefined;
@@ -227,12 +245,8 @@ function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck):
     clearTimeout(timeout);
     checking = false;
     if (connection !== current || closed) return;
-    if (answered) return setSubscribed(true);
-    setSubscribed(false);
-    // A stalled connection may never close by itself: start over on a new one.
-    current = connect();
-    current.subscribe(channel).catch(() => {});
-    connection.disconnect();
+    if (!answered) return replace(connection);
+    if (confirmed.has(connection)) setSubscribed(true);
   }
 
   return {
@@ -252,7 +266,7 @@ function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck):
         // Redis down at start: the service must still open its port (and report not
         // ready); the queued SUBSCRIBE is made when Redis arrives, and the first
         // answered PING after it says subscribed(true).
-        if (await subscribedOrDown(current, current.subscribe(channel))) subscribed = true;
+        if (await subscribedOrDown(current, subscribing.get(current)!)) subscribed = true;
         else subscriber.subscribed(false);
       },
     },
