@@ -246,7 +246,8 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
         return await load(id);
       } catch (error) {
         const failure = failing.get(id);
-        const known = error instanceof DomainError || !failure || now() - failure.since > STALE_MAX_MS ? undefined : cache.lastKnown(id);
+        // Only a failed read counts (load() records it), never not_found.
+        const known = !failure || now() - failure.since > STALE_MAX_MS ? undefined : cache.lastKnown(id);
         if (known) return known;
         throw error;
       }
