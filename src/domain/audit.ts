@@ -243,25 +243,30 @@ export interface SecurityEventNames {
   rateLimited: string;
 }
 
+/** Whom a credential flow's event concerns, as far as the flow got. */
 export interface SecuritySubject {
-  tenantId: string;
-  /** "" until the flow knows the account. */
-  accountId: string;
+  /** When the tenant came from a token rather than the call. */
+  tenantId?: string;
+  /** The target account; absent (recorded as "") until the flow knows it, or for an unknown address. */
+  accountId?: string;
   /** What to record instead of "success" when the flow succeeded in a way worth telling apart (a sign-up of a taken address). */
   outcome?: string;
 }
+
+/** A credential flow's outcome: its value or the error it was refused with, and whom it concerned. */
+export type SecurityAttempt<T> = { ok: true; value: T; subject: SecuritySubject } | { ok: false; error: unknown; subject: SecuritySubject };
 
 export interface SecurityEvents {
   /**
    * Runs a credential flow and records its outcome as an anonymous security
    * event: success, a refusal (unauthenticated, failed precondition, permission
    * denied, an invalid token — outcome is the error's reason) or a rate-limit
-   * hit. Malformed input and unknown tenants are not recorded. The flow sets
-   * `subject.accountId` (the target) once it knows the account, and
-   * `subject.tenantId` when the tenant comes from a token rather than the call; unknown addresses are recorded with target
-   * "" — one write either way, so the answer and its timing reveal nothing.
+   * hit, about the subject the flow returned. Malformed input and unknown
+   * tenants are not recorded. Unknown addresses are recorded with target "" —
+   * one write either way, so the answer and its timing reveal nothing. Returns
+   * the flow's value, or throws its error.
    */
-  run<T>(tenantId: string, meta: RequestMeta, names: SecurityEventNames, flow: (subject: SecuritySubject) => Promise<T>): Promise<T>;
+  run<T>(tenantId: string, meta: RequestMeta, names: SecurityEventNames, flow: () => Promise<SecurityAttempt<T>>): Promise<T>;
 }
 
 /** How long one (tenant, event, ip, target) rate-limit hit is remembered: repeats within it are not re-recorded. */
@@ -287,30 +292,33 @@ export function createSecurityEvents(audit: AuditLog, now: () => number): Securi
 
   return {
     async run(tenantId, meta, names, flow) {
-      const subject: SecuritySubject = { tenantId, accountId: "" };
+      const attempt = await flow();
+      const subjectTenant = attempt.subject.tenantId ?? tenantId;
+      const accountId = attempt.subject.accountId ?? "";
       const record = (action: string, outcome: string) =>
         audit.record({
-          tenantId: subject.tenantId,
+          tenantId: subjectTenant,
           actor: "anonymous",
           action,
-          target: subject.accountId ? `account:${subject.accountId}` : "",
+          target: accountId ? `account:${accountId}` : "",
           reason: "",
           ip: meta.ip,
           userAgent: meta.userAgent,
           outcome,
         });
-      const result = await flow(subject).catch(async (error: unknown) => {
+      if (!attempt.ok) {
+        const { error } = attempt;
         if (error instanceof DomainError) {
           if (error.kind === "resource_exhausted") {
-            if (firstRateLimitHit(JSON.stringify([subject.tenantId, names.rateLimited, meta.ip, subject.accountId]))) await record(names.rateLimited, error.reason);
+            if (firstRateLimitHit(JSON.stringify([subjectTenant, names.rateLimited, meta.ip, accountId]))) await record(names.rateLimited, error.reason);
           } else if (isRefusal(error)) {
             await record(`${names.action}_failed`, error.reason);
           }
         }
         throw error;
-      });
-      await record(names.action, subject.outcome ?? "success");
-      return result;
+      }
+      await record(names.action, attempt.subject.outcome ?? "success");
+      return attempt.value;
     },
   };
 }

@@ -6,7 +6,7 @@ import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
-import { createSecurityEvents, type SecuritySubject } from "./audit.ts";
+import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
@@ -124,123 +124,141 @@ export async function queueVerificationLink(deps: VerificationLinkDeps, tenant: 
 export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   const { accounts, outbox, keyring, passwords, now, random, limits } = deps;
 
-  // Each flow gets the subject its security event is about (see the wrapper below).
+  // Each flow returns its outcome with the subject its security event is about
+  // (whom it concerned, as far as it got): the wrapper below records it.
   const flows = {
-    async signUp(input: SignUpInput, subject: SecuritySubject) {
-      const tenant = await deps.tenants.get(input.tenantId);
-      const email = normalizeEmail("email", input.email);
-      const locale = parseLocale("locale", input.locale, tenant.settings.defaultLocale);
-      const password = checkNewPassword("password", input.password, tenant.settings.passwordMinLength, [email]);
-      const grants = checkConsentGrants("consents", input.consents ?? []);
-      if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
-      const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
-      await limits.consume("sign_up_ip", tenant, input.meta.ip);
-
-      // Hash before looking up, so both outcomes cost one argon2 computation.
-      const passwordHash = await passwords.hash(password);
-      const at = now();
-      const { dataKey, ...rows } = newEmailAccount(keyring, {
-        tenantId: tenant.id,
-        email,
-        lookupHash,
-        passwordHash,
-        role: Role.USER,
-        state: AccountState.PENDING_VERIFICATION,
-        locale,
-        verifiedAt: null,
-        at,
-        random,
-      });
-      const accountId = rows.account.id;
-      const account = { id: accountId, tenantId: tenant.id };
-      const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
-      const verification = verificationMessage(deps, tenant, email, locale, token);
-      const messages = (await limits.tryConsume("message_address", tenant, lookupHash)) ? [sealMessage(dataKey, account, verification, at, random)] : [];
+    async signUp(input: SignUpInput): Promise<SecurityAttempt<void>> {
+      let subject: SecuritySubject = {};
       try {
-        await accounts.createAccount({
-          ...rows,
-          messages,
-          consents: consentRows({ tenantId: tenant.id, accountId }, grants, consentClient(input.meta.userAgent), at, random),
+        const tenant = await deps.tenants.get(input.tenantId);
+        const email = normalizeEmail("email", input.email);
+        const locale = parseLocale("locale", input.locale, tenant.settings.defaultLocale);
+        const password = checkNewPassword("password", input.password, tenant.settings.passwordMinLength, [email]);
+        const grants = checkConsentGrants("consents", input.consents ?? []);
+        if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
+        const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
+        await limits.consume("sign_up_ip", tenant, input.meta.ip);
+
+        // Hash before looking up, so both outcomes cost one argon2 computation.
+        const passwordHash = await passwords.hash(password);
+        const at = now();
+        const { dataKey, ...rows } = newEmailAccount(keyring, {
+          tenantId: tenant.id,
+          email,
+          lookupHash,
+          passwordHash,
+          role: Role.USER,
+          state: AccountState.PENDING_VERIFICATION,
+          locale,
+          verifiedAt: null,
+          at,
+          random,
         });
-        subject.accountId = accountId;
+        const accountId = rows.account.id;
+        const account = { id: accountId, tenantId: tenant.id };
+        const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
+        const verification = verificationMessage(deps, tenant, email, locale, token);
+        const messages = (await limits.tryConsume("message_address", tenant, lookupHash)) ? [sealMessage(dataKey, account, verification, at, random)] : [];
+        try {
+          await accounts.createAccount({
+            ...rows,
+            messages,
+            consents: consentRows({ tenantId: tenant.id, accountId }, grants, consentClient(input.meta.userAgent), at, random),
+          });
+          subject = { accountId };
+        } catch (error) {
+          if (!(error instanceof DuplicateIdentityError)) throw error;
+          subject = { outcome: "IDENTITY_EXISTS" }; // recorded only: the caller's answer is the same
+          await discardLinkToken(deps, token); // never usable: its account was not created
+          // This attempt's message budget was counted above (for the verification that
+          // will not be sent): the notice uses it instead of counting a second time.
+          await notifyExistingOwner(tenant, lookupHash, locale, messages.length > 0, passwordHash);
+        }
+        if (messages.length > 0) deps.onMessageQueued();
+        return { ok: true, value: undefined, subject };
       } catch (error) {
-        if (!(error instanceof DuplicateIdentityError)) throw error;
-        subject.outcome = "IDENTITY_EXISTS"; // recorded only: the caller's answer is the same
-        await discardLinkToken(deps, token); // never usable: its account was not created
-        // This attempt's message budget was counted above (for the verification that
-        // will not be sent): the notice uses it instead of counting a second time.
-        await notifyExistingOwner(tenant, lookupHash, locale, messages.length > 0, passwordHash);
+        return { ok: false, error, subject };
       }
-      if (messages.length > 0) deps.onMessageQueued();
     },
 
-    async verifyIdentity({ token, tenantId, meta }: { token: string; tenantId: string; meta: RequestMeta }, subject: SecuritySubject) {
-      const { tokenHash } = await peekOneTimeToken(deps, { field: "token", token, purpose: "verify_email", tenantId, meta });
-      const taken = await takeOneTimeToken(deps, "token", tokenHash, "verify_email");
-      Object.assign(subject, { tenantId: taken.tenantId, accountId: taken.accountId });
-      const tenant = await deps.tenants.get(taken.tenantId);
-      const found = await accounts.getAccount(taken.tenantId, taken.accountId);
-      if (!found) throw tokenRefused("token");
-      // A link sent by a second sign-up of a still unverified address carries that
-      // sign-up's password: whoever opens it proves the mailbox, so the password is
-      // theirs, not the one an earlier, unproven sign-up chose (account pre-hijacking).
-      const pendingPasswordHash = taken.data?.passwordHash;
-      if (pendingPasswordHash && found.account.state === AccountState.PENDING_VERIFICATION) {
-        await accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
+    async verifyIdentity({ token, tenantId, meta }: { token: string; tenantId: string; meta: RequestMeta }): Promise<SecurityAttempt<SignInResult>> {
+      let subject: SecuritySubject = {};
+      try {
+        const { tokenHash } = await peekOneTimeToken(deps, { field: "token", token, purpose: "verify_email", tenantId, meta });
+        const taken = await takeOneTimeToken(deps, "token", tokenHash, "verify_email");
+        subject = { tenantId: taken.tenantId, accountId: taken.accountId };
+        const tenant = await deps.tenants.get(taken.tenantId);
+        const found = await accounts.getAccount(taken.tenantId, taken.accountId);
+        if (!found) throw tokenRefused("token");
+        // A link sent by a second sign-up of a still unverified address carries that
+        // sign-up's password: whoever opens it proves the mailbox, so the password is
+        // theirs, not the one an earlier, unproven sign-up chose (account pre-hijacking).
+        const pendingPasswordHash = taken.data?.passwordHash;
+        if (pendingPasswordHash && found.account.state === AccountState.PENDING_VERIFICATION) {
+          await accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
+        }
+        const nextState = stateAfterVerification(tenant.settings, found.account.state);
+        if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw tokenRefused("token");
+        const { account } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
+        assertCanSignIn(account);
+        const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1);
+        return { ok: true, value: { ...issued, account }, subject };
+    
+      } catch (error) {
+        return { ok: false, error, subject };
       }
-      const nextState = stateAfterVerification(tenant.settings, found.account.state);
-      if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw tokenRefused("token");
-      const { account } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
-      assertCanSignIn(account);
-      const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1);
-      return { ...issued, account };
     },
 
-    async signInWithPassword(input: Parameters<IdentityFlows["signInWithPassword"]>[0], subject: SecuritySubject) {
-      const tenant = await deps.tenants.get(input.tenantId);
-      const email = normalizeEmail("email_password.email", input.email);
-      const password = givenPassword("email_password.password", input.password);
-      const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
-      // Counted per address whether or not it exists: the answer reveals nothing.
-      await limits.passwordGuess(tenant, lookupHash, input.meta.ip);
+    async signInWithPassword(input: Parameters<IdentityFlows["signInWithPassword"]>[0]): Promise<SecurityAttempt<SignInResult>> {
+      let subject: SecuritySubject = {};
+      try {
+        const tenant = await deps.tenants.get(input.tenantId);
+        const email = normalizeEmail("email_password.email", input.email);
+        const password = givenPassword("email_password.password", input.password);
+        const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
+        // Counted per address whether or not it exists: the answer reveals nothing.
+        await limits.passwordGuess(tenant, lookupHash, input.meta.ip);
 
-      const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
-      subject.accountId = found?.account.id ?? "";
-      if (!found || !found.account.passwordHash) {
-        await passwords.verifyDummy(password); // same cost as a real check
-        throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+        const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
+        subject = { accountId: found?.account.id ?? "" };
+        if (!found || !found.account.passwordHash) {
+          await passwords.verifyDummy(password); // same cost as a real check
+          throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+        }
+        if (!(await passwords.verify(found.account.passwordHash, password))) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+        // Only someone who knows the password learns the account's state.
+        const { account } = openAccount(keyring, found.account, found.wrappedKey);
+        if (found.identity.verifiedAt === null) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
+        assertCanSignIn(account);
+        let passwordHash = found.account.passwordHash;
+        if (passwords.needsRehash(passwordHash)) {
+          passwordHash = await passwords.hash(password);
+          await accounts.setPasswordHash(account.id, passwordHash, now());
+        }
+        const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1);
+        // A deactivation, role change or password reset that ended every session while
+        // this sign-in was checking the password must not miss the session issued now.
+        const current = (await accounts.getAccount(tenant.id, account.id))?.account;
+        if (!current || current.state !== account.state || current.role !== account.role || current.passwordHash !== passwordHash) {
+          await deps.sessions.end(issued.token);
+          if (current && current.passwordHash === passwordHash) assertCanSignIn({ ...account, state: current.state });
+          throw current?.passwordHash === passwordHash
+            ? new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed during sign-in; sign in again")
+            : unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+        }
+        return { ok: true, value: { ...issued, account }, subject };
+      } catch (error) {
+        return { ok: false, error, subject };
       }
-      if (!(await passwords.verify(found.account.passwordHash, password))) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
-      // Only someone who knows the password learns the account's state.
-      const { account } = openAccount(keyring, found.account, found.wrappedKey);
-      if (found.identity.verifiedAt === null) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
-      assertCanSignIn(account);
-      let passwordHash = found.account.passwordHash;
-      if (passwords.needsRehash(passwordHash)) {
-        passwordHash = await passwords.hash(password);
-        await accounts.setPasswordHash(account.id, passwordHash, now());
-      }
-      const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1);
-      // A deactivation, role change or password reset that ended every session while
-      // this sign-in was checking the password must not miss the session issued now.
-      const current = (await accounts.getAccount(tenant.id, account.id))?.account;
-      if (!current || current.state !== account.state || current.role !== account.role || current.passwordHash !== passwordHash) {
-        await deps.sessions.end(issued.token);
-        if (current && current.passwordHash === passwordHash) assertCanSignIn({ ...account, state: current.state });
-        throw current?.passwordHash === passwordHash
-          ? new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed during sign-in; sign in again")
-          : unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
-      }
-      return { ...issued, account };
     },
   };
 
   // Every outcome is an audit event: one write whether or not the address is known.
   const security = createSecurityEvents(deps.audit, now);
   return {
-    signUp: (input) => security.run(input.tenantId, input.meta, { action: "identity.sign_up", rateLimited: "identity.rate_limited" }, (subject) => flows.signUp(input, subject)),
-    verifyIdentity: (input) => security.run(DEFAULT_TENANT_ID, input.meta, { action: "identity.verify", rateLimited: "identity.rate_limited" }, (subject) => flows.verifyIdentity(input, subject)),
-    signInWithPassword: (input) => security.run(input.tenantId, input.meta, { action: "session.sign_in", rateLimited: "session.rate_limited" }, (subject) => flows.signInWithPassword(input, subject)),
+    signUp: (input) => security.run(input.tenantId, input.meta, { action: "identity.sign_up", rateLimited: "identity.rate_limited" }, () => flows.signUp(input)),
+    verifyIdentity: (input) => security.run(DEFAULT_TENANT_ID, input.meta, { action: "identity.verify", rateLimited: "identity.rate_limited" }, () => flows.verifyIdentity(input)),
+    signInWithPassword: (input) => security.run(input.tenantId, input.meta, { action: "session.sign_in", rateLimited: "session.rate_limited" }, () => flows.signInWithPassword(input)),
   };
 
   /**

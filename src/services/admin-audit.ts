@@ -37,7 +37,7 @@ export function auditEventToProto(event: AuditEvent): AuditEventMessage {
 }
 
 /** Epoch milliseconds of an optional Timestamp; invalid_argument naming the field when out of range. */
-export function msOf(field: string, timestamp: Timestamp | undefined): number | undefined {
+export function timestampToEpochMs(field: string, timestamp: Timestamp | undefined): number | undefined {
   if (!timestamp) return undefined;
   const ms = Number(timestamp.seconds) * 1000 + Math.floor(timestamp.nanos / 1_000_000);
   if (!Number.isSafeInteger(ms) || ms < 0 || timestamp.nanos < 0 || timestamp.nanos > 999_999_999) throw invalidArgument(field, "is not a valid time");
@@ -56,8 +56,8 @@ export function auditHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, 
           actor: req.actor,
           target: req.target,
           action: req.action,
-          after: msOf("after", req.after),
-          before: msOf("before", req.before),
+          after: timestampToEpochMs("after", req.after),
+          before: timestampToEpochMs("before", req.before),
           pageSize: req.pageSize,
           pageToken: req.pageToken,
         }),

@@ -51,7 +51,7 @@ const SETTING_BY_PATH = new Map(PROTO_SETTING_KEYS.map((key) => [`settings.${SET
 const isDuration = (key: ProtoSetting) => key.endsWith("Ms");
 
 /** Milliseconds of a Duration; NaN when absent or out of range (the settings check names the field). */
-function msOf(duration: Duration | undefined): number {
+function durationToMs(duration: Duration | undefined): number {
   if (!duration) return Number.NaN;
   const seconds = Number(duration.seconds);
   if (!Number.isSafeInteger(seconds) || duration.nanos < 0) return Number.NaN;
@@ -60,7 +60,7 @@ function msOf(duration: Duration | undefined): number {
 
 function readSetting(message: TenantSettingsMessage, key: ProtoSetting): TenantSettings[ProtoSetting] {
   const value = message[PROTO_SETTINGS[key]];
-  return isDuration(key) ? msOf(value as Duration | undefined) : (value as TenantSettings[ProtoSetting]);
+  return isDuration(key) ? durationToMs(value as Duration | undefined) : (value as TenantSettings[ProtoSetting]);
 }
 
 /** Whether the message sets the field (proto3: a zero value means unset). */

@@ -18,7 +18,7 @@ import type { Need } from "../domain/authorization.ts";
 import { invalidArgument } from "../domain/errors.ts";
 import { isId } from "../domain/ids.ts";
 import { Role } from "../domain/types.ts";
-import { msOf } from "./admin-audit.ts";
+import { timestampToEpochMs } from "./admin-audit.ts";
 import type { App } from "./app.ts";
 import { audited, authorize } from "./authorize.ts";
 import { requestMeta } from "./call-context.ts";
@@ -76,8 +76,8 @@ export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, U
           state: req.state,
           role: req.role,
           plan: req.plan,
-          createdAtOrAfter: msOf("created_after", req.createdAfter),
-          createdBefore: msOf("created_before", req.createdBefore),
+          createdAtOrAfter: timestampToEpochMs("created_after", req.createdAfter),
+          createdBefore: timestampToEpochMs("created_before", req.createdBefore),
           email: req.email,
           pageSize: req.pageSize,
           pageToken: req.pageToken,
@@ -134,7 +134,7 @@ export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, U
       const account = await onAccount(ctx, USERS_WRITE, "user.set_subscription", req, async (target) => {
         // An empty subscription ({}) clears the plan; a missing one is a mistake.
         if (!subscription) throw invalidArgument("subscription", "is required (send an empty one to clear the plan)");
-        return app.users.setSubscription(target, subscription.plan, msOf("subscription.expire_time", subscription.expireTime) ?? null);
+        return app.users.setSubscription(target, subscription.plan, timestampToEpochMs("subscription.expire_time", subscription.expireTime) ?? null);
       });
       return { account: accountToProto(account) };
     },
