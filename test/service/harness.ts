@@ -54,6 +54,7 @@ export interface ServiceHarness {
 export async function createServiceHarness(): Promise<ServiceHarness> {
   const config = loadConfig({
     DATA_DIR: IN_MEMORY,
+    DEVELOPMENT_MODE: "true", // the embedded backend, with keys given
     LOG_LEVEL: "silent",
     PUBLIC_URL: "https://app.example.test",
     KEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
