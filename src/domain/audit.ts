@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import type { AuditEvent, AuditEventInput, AuditLog } from "./audit-log.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
-import { AUDIT_GENESIS_HASH, type AuditHead, type AuditStore, type StoredAuditEvent } from "./ports/audit.ts";
+import { AUDIT_GENESIS_HASH, type AuditAppender, type AuditHead, type AuditReader, type StoredAuditEvent } from "./ports/audit.ts";
 import type { RequestMeta } from "./sessions.ts";
 
 export const AUDIT_PAGE_SIZE_DEFAULT = 50;
@@ -131,7 +131,8 @@ function optionalFilter(field: string, value: string | undefined): string | unde
   return value;
 }
 
-export function createAudit(store: AuditStore, now: () => number): Audit {
+/** Records, lists and verifies the trail: appends and reads, never prunes (retention does). */
+export function createAudit(store: AuditAppender & AuditReader, now: () => number): Audit {
   async function verifyChain(tenantId: string): Promise<{ checked: number; broken?: { sequence: number; problem: AuditBreak } }> {
     // The head first: every event up to it is committed (an append writes both in one transaction).
     // Events appended while we read are after it and are left for the next check.

@@ -9,7 +9,7 @@
 // is wrapped by an old KEK, the old KEK can be removed from the configuration.
 // The blind-index key (BLIND_INDEX_KEY) is another key and is not rotated here.
 import type { Keyring } from "../crypto/keyring.ts";
-import type { KeyStore } from "./ports/keys.ts";
+import type { KeyReader, KeyWriter } from "./ports/keys.ts";
 
 export interface RotationProgress {
   /** Keys read so far. */
@@ -33,7 +33,7 @@ export interface RotationOptions {
 }
 
 /** One pass over the key store: every key not yet under the active KEK is rewrapped under it. */
-export async function rotateDataKeys(deps: { keys: KeyStore; keyring: Keyring }, options: RotationOptions = {}): Promise<RotationProgress> {
+export async function rotateDataKeys(deps: { keys: Pick<KeyReader, "list"> & Pick<KeyWriter, "replace">; keyring: Keyring }, options: RotationOptions = {}): Promise<RotationProgress> {
   const batchSize = options.batchSize ?? 200;
   const progress: RotationProgress = { scanned: 0, rewrapped: 0, skipped: 0, failed: [], lastAccountId: options.afterAccountId ?? "" };
   for (;;) {
@@ -58,7 +58,7 @@ export async function rotateDataKeys(deps: { keys: KeyStore; keyring: Keyring },
 }
 
 /** How many stored keys are not wrapped by the active KEK (a full read of the key store, in batches). */
-export async function countStaleKeys(deps: { keys: KeyStore; keyring: Keyring }, batchSize = 1000): Promise<number> {
+export async function countStaleKeys(deps: { keys: Pick<KeyReader, "list">; keyring: Keyring }, batchSize = 1000): Promise<number> {
   let stale = 0;
   let afterAccountId = "";
   for (;;) {

@@ -6,7 +6,7 @@
 import type { Keyring } from "../crypto/keyring.ts";
 import { openAccount, sealProfile } from "./accounts.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
-import type { AccountStore } from "./ports/accounts.ts";
+import type { AccountReader, AccountWriter } from "./ports/accounts.ts";
 import type { Tenants } from "./tenants.ts";
 import type { Account, Locale, Profile } from "./types.ts";
 import { parseLocale } from "./validation.ts";
@@ -138,7 +138,7 @@ function checkPushToken(input: PushTokenInput | undefined): PushTokenInput {
   return { deviceId, platform, token: input.token };
 }
 
-export function createProfiles(deps: { accounts: AccountStore; keyring: Keyring; tenants: Tenants; now: () => number }): Profiles {
+export function createProfiles(deps: { accounts: Pick<AccountReader, "getAccount"> & Pick<AccountWriter, "updateProfile">; keyring: Keyring; tenants: Pick<Tenants, "get">; now: () => number }): Profiles {
   /** Applies `change` to the freshly read account and writes it if nobody wrote in between; retries otherwise. */
   async function mutate(tenantId: string, accountId: string, change: (account: Account) => { profile: Profile; locale: Locale }): Promise<Account> {
     // Each failed write means another one succeeded: 8 attempts outlast 7 writers at once.
