@@ -77,10 +77,6 @@ export function createKeyring(keks: ReadonlyArray<{ id: string; key: Buffer }>, 
   };
 }
 
-/** A CSPRNG token of `bytes` random bytes (default 32 = 256 bits), base64url. */
-export function randomToken(bytes = 32): string {
-  return randomBytes(bytes).toString("base64url");
-}
 
 /** How secrets (session tokens, link tokens, API keys) are stored: SHA-256, hex. */
 export function hashSecret(secret: string): string {

@@ -6,8 +6,12 @@ import {
   decryptString,
   encryptString,
   hashSecret,
-  randomToken,
 } from "../../src/crypto/keyring.ts";
+import { systemRandom } from "../../src/crypto/random.ts";
+import { randomToken as drawToken } from "../../src/domain/one-time-tokens.ts";
+
+// Tokens are drawn from the injected Random (src/domain/one-time-tokens.ts); here, the CSPRNG.
+const randomToken = (bytes?: number) => drawToken(systemRandom, bytes);
 
 const ACCOUNT = "0190a8b2-7c3d-7e4f-8a1b-2c3d4e5f6a7b";
 const OTHER_ACCOUNT = "0190a8b2-7c3d-7e4f-8a1b-2c3d4e5f6a7c";
