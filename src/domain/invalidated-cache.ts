@@ -28,11 +28,6 @@ interface Entry<V> {
 export interface InvalidatedCache<V> {
   /** The fresh value cached under `key` (no I/O), else undefined. */
   get(key: string): V | undefined;
-  /**
-   * The value last cached under `key` whatever its age, unless an invalidation
-   * dropped it since: the "last known" answer for when the store is down.
-   */
-  lastKnown(key: string): V | undefined;
   /** The current epoch: take it before reading the store, pass it to set(). */
   epoch(): number;
   /** Caches `value` unless an invalidation landed since `epoch` or the bus is down. */
@@ -84,8 +79,6 @@ export function createInvalidatedCache<V>(bounds: CacheBounds, now: () => number
       const entry = entries.get(key);
       return entry && now() - entry.cachedAt < bounds.maxAgeMs ? entry.value : undefined;
     },
-
-    lastKnown: (key) => entries.get(key)?.value,
 
     epoch: () => epoch,
 

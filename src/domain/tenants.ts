@@ -69,6 +69,7 @@ const CACHE_MS = 10_000;
 /** While the store fails, the last known settings answer for this long at most, re-read at most once a second. */
 const STALE_MAX_MS = 10 * 60_000;
 const STALE_RETRY_MS = 1000;
+const MAX_TENANTS_KEPT = 10_000;
 const DAY = 24 * HOUR;
 const MAX_DURATION_MS = 366 * DAY;
 const MAX_LIMIT = 1_000_000;
@@ -197,10 +198,20 @@ export function pageSizeOf(requested: number): number {
 }
 
 export function createTenants(store: TenantStore, now: () => number, invalidation?: InvalidationBus, random?: Random): Tenants {
-  const cache = createInvalidatedCache<Tenant>({ maxEntries: 10_000, maxAgeMs: CACHE_MS }, now);
+  const cache = createInvalidatedCache<Tenant>({ maxEntries: MAX_TENANTS_KEPT, maxAgeMs: CACHE_MS }, now);
   // Tenants whose last re-read failed, and when to try again: meanwhile their
   // last known settings answer at once (the store is down, every call would wait for it).
   const failing = new Map<string, { since: number; retryAt: number }>();
+  // The settings last read of each tenant, kept apart from the cache (which a lost
+  // subscription empties): the answer while the store cannot be read.
+  const lastKnown = new Map<string, Tenant>();
+
+  function remember(id: string, tenant: Tenant | undefined) {
+    lastKnown.delete(id);
+    if (!tenant) return;
+    if (lastKnown.size >= MAX_TENANTS_KEPT) lastKnown.delete(lastKnown.keys().next().value!);
+    lastKnown.set(id, tenant);
+  }
   const refreshing = new Map<string, Promise<Tenant>>();
 
   /** Reads the tenant from the store (one read in flight per tenant) and caches it. */
@@ -213,13 +224,17 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
         .then(
           (tenant) => {
             failing.delete(id);
-            if (!tenant) throw notFound(id);
+            if (!tenant) {
+              remember(id, undefined);
+              throw notFound(id);
+            }
             const completed = complete(tenant);
             cache.set(id, completed, epoch, [tenantGroup(id)]);
+            if (epoch === cache.epoch()) remember(id, completed);
             return completed;
           },
           (error: unknown) => {
-            if (cache.lastKnown(id)) failing.set(id, { since: failing.get(id)?.since ?? now(), retryAt: now() + STALE_RETRY_MS });
+            if (lastKnown.has(id)) failing.set(id, { since: failing.get(id)?.since ?? now(), retryAt: now() + STALE_RETRY_MS });
             throw error;
           },
         )
@@ -232,7 +247,7 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
   /** The last known settings while the store cannot be read (within STALE_MAX_MS), refreshed in the background. */
   function stale(id: string): Tenant | undefined {
     const failure = failing.get(id);
-    const known = cache.lastKnown(id);
+    const known = lastKnown.get(id);
     if (!failure || !known || now() - failure.since > STALE_MAX_MS) return undefined;
     if (now() >= failure.retryAt) load(id).catch(() => {});
     return known;
@@ -247,7 +262,7 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
       } catch (error) {
         const failure = failing.get(id);
         // Only a failed read counts (load() records it), never not_found.
-        const known = !failure || now() - failure.since > STALE_MAX_MS ? undefined : cache.lastKnown(id);
+        const known = !failure || now() - failure.since > STALE_MAX_MS ? undefined : lastKnown.get(id);
         if (known) return known;
         throw error;
       }
@@ -286,6 +301,7 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
       });
       if (!updated) throw notFound(id);
       cache.delete(id);
+      remember(id, complete(updated));
       failing.delete(id);
       await invalidation?.publish([{ kind: "tenant", tenantId: id }]);
       return complete(updated);
@@ -294,7 +310,9 @@ export function createTenants(store: TenantStore, now: () => number, invalidatio
     listen: async () => {
       if (!invalidation) return;
       await listenForInvalidations(invalidation, cache, (message) => {
-        if (message.kind === "tenant") cache.deleteGroup(tenantGroup(message.tenantId));
+        if (message.kind !== "tenant") return;
+        cache.deleteGroup(tenantGroup(message.tenantId));
+        remember(message.tenantId, undefined); // changed elsewhere: what this instance knows is no longer the last
       });
     },
   };

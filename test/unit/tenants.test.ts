@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 import { backendUnavailable } from "../../src/domain/ports/errors.ts";
+import type { InvalidationBus, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
 import type { TenantStore } from "../../src/domain/ports/tenants.ts";
 import { createTenants, DEFAULT_TENANT_SETTINGS, tenantSettingsViolations, type Tenants } from "../../src/domain/tenants.ts";
 import type { TenantSettings } from "../../src/domain/types.ts";
@@ -176,6 +177,23 @@ describe("tenant settings while the database is down", () => {
     expect(tenants.getCached(id)?.name).toBe("Shop"); // answered at once, re-read in the background
     await vi.waitFor(() => expect(tenants.getCached(id)?.name).toBe("Renamed"));
     expect(state.reads).toBe(reads + 1);
+  });
+
+  it("also while the invalidation subscription is down (which empties the cache), but not after the tenant changed elsewhere", async () => {
+    const subscribers: InvalidationSubscriber[] = [];
+    const bus: InvalidationBus = { publish: async () => {}, subscribe: async (x) => void subscribers.push(x) };
+    const state = { down: false };
+    const wrapped: TenantStore = { ...store, get: async (id) => (state.down ? Promise.reject(backendUnavailable(new Error("ECONNRESET"))) : store.get(id)) };
+    const tenants = createTenants(wrapped, now, bus);
+    await tenants.listen();
+    const { id } = await tenants.create({ name: "Shop", settings: DEFAULT_TENANT_SETTINGS });
+    await tenants.get(id);
+    subscribers.forEach((x) => x.subscribed(false));
+    state.down = true;
+    expect((await tenants.get(id)).name).toBe("Shop");
+
+    subscribers.forEach((x) => x.invalidate([{ kind: "tenant", tenantId: id }]));
+    await expect(tenants.get(id)).rejects.toThrow(expect.objectContaining({ kind: "unavailable" }));
   });
 
   it("not forever: after 10 minutes without a successful read the outage is reported", async () => {
