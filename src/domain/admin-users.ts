@@ -29,7 +29,9 @@
 // Deletion is the erasure of src/domain/erasure.ts. Role changes, deactivation
 // and deletion end every session of the account at once (sessions carry the
 // role; ValidateSession, its cache and the gRPC fast path stop answering for
-// them immediately).
+// them immediately) — whatever the session store does at that moment: the
+// revocation commits with the change (src/domain/revocations.ts), and a retry
+// settles whatever the account still owes.
 import { createHash } from "node:crypto";
 import type { Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
@@ -57,6 +59,7 @@ import type { TokenStore } from "./ports/tokens.ts";
 import { actorOf, type Principal } from "./principal.ts";
 import { PROFILE_LIMITS, profileText, type ProfileValues, type Profiles } from "./profile.ts";
 import { passwordFingerprint, type RecoveryFlows } from "./recovery.ts";
+import type { Revocations } from "./revocations.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
 import { pageSizeOf, type Tenants } from "./tenants.ts";
 import { AccountState, IdentityKind, Role, type Account, type Locale, type Tenant } from "./types.ts";
@@ -77,7 +80,10 @@ export interface AdminUserDeps {
   tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   passwords: PasswordHasher;
-  sessions: Pick<Sessions, "endAll">;
+  /** Ends sessions directly (RevokeUserSessions, and sessions carrying a stale role). */
+  sessions: Pick<Sessions, "endAll" | "endWhere">;
+  /** Settles the revocations a committed change queued. */
+  revocations: Pick<Revocations, "settle">;
   limits: Limits;
   now: () => number;
   /** Invitation tokens and ids draw from it. */
@@ -362,12 +368,17 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
     async setRole(target, rawRole) {
       const role = roleOf("role", rawRole);
       assertMayGrantRole(target.principal, role, target.tenantId);
-      const { account, before } = await change(target, (current, others) => {
+      const { account } = await change(target, (current, others) => {
         assertKeepsASuperAdmin(current, { kind: "set_role", role }, others);
-        return current.role === role ? {} : { role };
+        return current.role === role ? {} : { role, endSessions: "role_changed" };
       });
-      // Sessions carry the role they were issued with: none may keep the old one.
-      if (before.role !== role) await deps.sessions.endAll(account.id);
+      // Sessions carry the role they were issued with: none may keep another one. What this
+      // change (or an earlier attempt whose session store failed) queued is settled first.
+      await deps.revocations.settle(target.tenantId, account.id);
+      // Then any session still carrying another role (a sign-in that raced the change) ends
+      // too, so a retry with the same role finishes the job. Best effort: were the session
+      // store down, the queued revocation above already holds and is retried.
+      await deps.sessions.endWhere(account.id, (session) => session.role !== role).catch(() => 0);
       return account;
     },
 
@@ -391,9 +402,10 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
     async deactivate(target) {
       const { account } = await change(target, (current, others) => {
         assertKeepsASuperAdmin(current, { kind: "deactivate" }, others);
-        return current.state === AccountState.DEACTIVATED ? {} : { state: AccountState.DEACTIVATED };
+        // Queued again on a retry: the sessions end whether or not the state changes now.
+        return current.state === AccountState.DEACTIVATED ? { endSessions: "deactivated" } : { state: AccountState.DEACTIVATED, endSessions: "deactivated" };
       });
-      await deps.sessions.endAll(account.id);
+      await deps.revocations.settle(target.tenantId, account.id);
       return account;
     },
 

@@ -13,7 +13,7 @@ import { EMAIL_INDEX, newEmailAccount } from "./accounts.ts";
 import { DomainError } from "./errors.ts";
 import { type AccountReader, type AccountWriter, DuplicateIdentityError } from "./ports/accounts.ts";
 import type { Random } from "./ports/random.ts";
-import type { Sessions } from "./sessions.ts";
+import type { Revocations } from "./revocations.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
 import { AccountState, IdentityKind, Role } from "./types.ts";
 import { checkNewPassword, normalizeEmail } from "./validation.ts";
@@ -30,7 +30,7 @@ export interface BootstrapDeps {
   tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   passwords: PasswordHasher;
-  sessions: Pick<Sessions, "endAll">;
+  revocations: Pick<Revocations, "settle">;
   now: () => number;
   random: Random;
 }
@@ -53,8 +53,8 @@ export function createBootstrap(deps: BootstrapDeps): Bootstrap {
 
       if (found) {
         const accountId = found.account.id;
-        await accounts.setPasswordHash(accountId, passwordHash, at);
-        await deps.sessions.endAll(accountId);
+        await accounts.setPasswordHash(accountId, passwordHash, at, { reason: "promoted" });
+        await deps.revocations.settle(DEFAULT_TENANT_ID, accountId);
         await accounts.markIdentityVerified({ identityId: found.identity.id, accountId, at, state: AccountState.ACTIVE });
         // Last: until the role is set, running the command again takes this same path.
         await accounts.setRole({ tenantId: DEFAULT_TENANT_ID, accountId, role: Role.SUPER_ADMIN, at });

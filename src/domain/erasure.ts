@@ -10,7 +10,10 @@
 // 3. The main transaction deletes every row about the account (every table of
 //    src/store/sql/account-tables.ts) and commits. Had it failed, the rows left
 //    are unreadable and `replay` (at start, and `npm run erasure:replay`) deletes them.
-// 4. Every session ends, on every instance at once (the invalidation bus).
+// 4. Every session ends, on every instance at once (the invalidation bus). The
+//    revocation was queued in step 3's transaction (src/domain/revocations.ts):
+//    a failing session store delays the deletion, never the refusal, and a
+//    retried erasure (not_found by then) settles what is still pending.
 //    Single-use tokens (verification, reset, invitation links) cannot be listed
 //    by account; they point at an account that no longer exists and are refused.
 // 5. A pseudonymous audit event: action "account.erased", target "account:<id>".
@@ -31,7 +34,8 @@ import type { Limits } from "./limits.ts";
 import type { AccountEraser, AccountReader, StoredAccount } from "./ports/accounts.ts";
 import type { KeyReader } from "./ports/keys.ts";
 import type { SessionPrincipal } from "./principal.ts";
-import type { RequestMeta, Sessions } from "./sessions.ts";
+import type { Revocations } from "./revocations.ts";
+import type { RequestMeta } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
 
 /** Ledger entries read and compared with the main database per query. */
@@ -97,7 +101,7 @@ export interface ErasureLedgerDeps {
 export interface ErasureDeps extends ErasureLedgerDeps {
   /** Erasure is the privileged half; reading is only for eraseOwn's password check. */
   accounts: Pick<AccountReader, "getAccount"> & Pick<AccountEraser, "eraseAccount" | "deleteAccountRows">;
-  sessions: Pick<Sessions, "endAll">;
+  revocations: Pick<Revocations, "settle">;
   /** Where the pseudonymous "account.erased" event goes. */
   audit?: AuditLog;
   now: () => number;
@@ -113,8 +117,12 @@ export function createErasure(deps: ErasureDeps): Erasure {
   const erasure: Erasure = {
     async erase({ tenantId, accountId, actor, reason, meta, check }) {
       const erased = await accounts.eraseAccount({ tenantId, accountId, at: deps.now(), ...(check ? { check } : {}) });
-      if (!erased) throw new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
-      await deps.sessions.endAll(accountId);
+      if (!erased) {
+        // Erased already (a retry after a failure)? Whatever it still owes is settled.
+        await deps.revocations.settle(tenantId, accountId);
+        throw new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
+      }
+      await deps.revocations.settle(tenantId, accountId);
       // Where an admin asked from is about the admin; where the person asked from is about them.
       const bySelf = actor === `account:${accountId}`;
       await deps.audit?.record({

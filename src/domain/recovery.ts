@@ -13,8 +13,8 @@ import { DomainError, unauthenticated } from "./errors.ts";
 import { givenPassword, linkBase, queueVerificationLink, stateAfterVerification, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
 import { issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
 import type { StoredAccount } from "./ports/accounts.ts";
-import type { Sessions } from "./sessions.ts";
 import type { SessionPrincipal } from "./principal.ts";
+import type { Revocations } from "./revocations.ts";
 import type { RequestMeta } from "./sessions.ts";
 import { IdentityKind, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale, requireNonEmpty } from "./validation.ts";
@@ -61,8 +61,8 @@ export interface RecoveryFlows {
 /** What a reset link (or an invitation, src/domain/admin-users.ts) is bound to besides its account: the password it replaces. */
 export const passwordFingerprint = (account: StoredAccount) => hashSecret(`password:${account.passwordHash ?? ""}`);
 
-/** Recovery's dependencies: identity's, with ending every session of an account. */
-export type RecoveryDeps = Omit<IdentityFlowDeps, "sessions" | "audit"> & { sessions: Pick<Sessions, "endAll"> };
+/** Recovery's dependencies: identity's, with settling the session revocations a password change queues. */
+export type RecoveryDeps = Omit<IdentityFlowDeps, "sessions" | "audit"> & { revocations: Pick<Revocations, "settle"> };
 
 export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
   const { accounts, outbox, keyring, passwords, limits, now, random } = deps;
@@ -144,12 +144,14 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       const passwordHash = await passwords.hash(password);
       await takeOneTimeToken(deps, "code", tokenHash, token.purpose);
       const at = now();
-      await accounts.setPasswordHash(account.id, passwordHash, at);
+      // The revocation commits with the new password (src/domain/revocations.ts): the code is
+      // used up, so the sessions must end without anyone retrying.
+      await accounts.setPasswordHash(account.id, passwordHash, at, { reason: "password_reset" });
       // Opening the link proved the address, as VerifyIdentity does.
       if (identity.verifiedAt === null) {
         await accounts.markIdentityVerified({ identityId: identity.id, accountId: account.id, at, state: stateAfterVerification(tenant.settings, found.account.state) });
       }
-      await deps.sessions.endAll(account.id);
+      await deps.revocations.settle(token.tenantId, account.id);
       // Proving the mailbox ends whatever guessing slowed or refused sign-ins to the account's addresses.
       const addresses = (await accounts.listIdentities(account.id)).filter((i) => i.kind === IdentityKind.EMAIL).map((i) => i.lookupHash);
       await Promise.all([...new Set([identity.lookupHash, ...addresses])].map((lookupHash) => limits.forgivePasswordGuesses(tenant, lookupHash)));
@@ -166,8 +168,8 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       await limits.passwordGuess(tenant, keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
       const matches = stored.passwordHash ? await passwords.verify(stored.passwordHash, current) : (await passwords.verifyDummy(current), false);
       if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the current password is incorrect");
-      await accounts.setPasswordHash(account.id, await passwords.hash(password), now());
-      await deps.sessions.endAll(account.id, principal.tokenHash);
+      await accounts.setPasswordHash(account.id, await passwords.hash(password), now(), { reason: "password_changed", keepTokenHash: principal.tokenHash });
+      await deps.revocations.settle(principal.tenantId, account.id);
       await queue(dataKey, account, passwordChangedNotice(account));
     },
 

@@ -12,6 +12,7 @@ import { randomToken } from "./one-time-tokens.ts";
 import type { Random } from "./ports/random.ts";
 import { accountGroup, createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
 import type { InvalidationBus } from "./ports/invalidation.ts";
+import type { PendingRevocation } from "./ports/revocations.ts";
 import type { SessionStore } from "./ports/sessions.ts";
 import type { Account, AssuranceLevel, SessionRecord, TenantSettings } from "./types.ts";
 
@@ -43,6 +44,14 @@ export interface Sessions {
   end(token: string): Promise<void>;
   /** Ends every session of an account except one; returns how many ended. */
   endAll(accountId: string, keepTokenHash?: string): Promise<number>;
+  /** Ends the account's live sessions `which` selects, in the store and every instance's cache; returns how many ended. */
+  endWhere(accountId: string, which: (session: SessionRecord, tokenHash: string) => boolean): Promise<number>;
+  /**
+   * The revocations committed but not yet carried out in the store (src/domain/revocations.ts):
+   * validation refuses the sessions they name, whatever the store or the cache still holds.
+   * Replaces the previous list.
+   */
+  refuseRevoked(pending: readonly PendingRevocation[]): void;
   /** The account's live sessions, newest first. */
   list(accountId: string): Promise<ValidSession[]>;
   /** Ends the account's session with this id (never another account's); false when the account has no such live session. */
@@ -85,6 +94,11 @@ export function createSessions(deps: {
   // token hash → session; grouped by account and tenant for account- and tenant-wide invalidation.
   const cache = createInvalidatedCache<SessionRecord>({ maxEntries: deps.cache?.maxEntries ?? 100_000, maxAgeMs: deps.cache?.maxAgeMs ?? 30_000 }, deps.now);
 
+  // Pending revocations by account id; empty almost always, so the hot path pays one size check.
+  let revoked = new Map<string, PendingRevocation[]>();
+  const isRevoked = (tokenHash: string, session: SessionRecord) =>
+    revoked.size > 0 && (revoked.get(session.accountId)?.some((r) => session.createdAt <= r.createdAt && tokenHash !== r.keepTokenHash) ?? false);
+
   const live = (session: SessionRecord, at: number) => session.expiresAt > at && session.absoluteExpiresAt > at;
   const invalid = () => unauthenticated("SESSION_INVALID", "session is invalid or expired");
 
@@ -110,7 +124,7 @@ export function createSessions(deps: {
     const at = deps.now();
     const epoch = cache.epoch();
     const session = await deps.store.get(accountId, tokenHash);
-    if (!session || !live(session, at)) throw invalid();
+    if (!session || !live(session, at) || isRevoked(tokenHash, session)) throw invalid();
     cache.set(tokenHash, session, epoch, [accountGroup(session.accountId), tenantGroup(session.tenantId)]);
     return { tokenHash, session };
   }
@@ -118,7 +132,7 @@ export function createSessions(deps: {
   async function listLive(accountId: string): Promise<ValidSession[]> {
     const at = deps.now();
     return (await deps.store.listForAccount(accountId))
-      .filter(({ session }) => live(session, at))
+      .filter(({ tokenHash, session }) => live(session, at) && !isRevoked(tokenHash, session))
       .sort((a, b) => b.session.createdAt - a.session.createdAt || (a.session.sessionId < b.session.sessionId ? 1 : -1));
   }
 
@@ -149,6 +163,7 @@ export function createSessions(deps: {
       if (!parsed) return Promise.reject(invalid());
       const hit = cache.get(parsed.tokenHash);
       if (hit) {
+        if (isRevoked(parsed.tokenHash, hit)) return Promise.reject(invalid());
         if (live(hit, deps.now())) return { tokenHash: parsed.tokenHash, session: hit };
         cache.delete(parsed.tokenHash);
       }
@@ -169,6 +184,28 @@ export function createSessions(deps: {
       return hashes.length;
     },
 
+    async endWhere(accountId, which) {
+      const chosen = (await deps.store.listForAccount(accountId)).filter(({ session, tokenHash }) => which(session, tokenHash)).map((s) => s.tokenHash);
+      if (chosen.length === 0) return 0;
+      let count = 0;
+      await ended(
+        () => chosen,
+        async () => {
+          for (const tokenHash of chosen) if (await deps.store.delete(accountId, tokenHash)) count++;
+        },
+      );
+      return count;
+    },
+
+    refuseRevoked(pending) {
+      const next = new Map<string, PendingRevocation[]>();
+      for (const r of pending) next.set(r.accountId, [...(next.get(r.accountId) ?? []), r]);
+      // An account whose revocation was carried out (maybe by another instance, whose
+      // invalidation may never have reached this one): drop whatever this cache holds of it.
+      for (const accountId of revoked.keys()) if (!next.has(accountId)) cache.deleteGroup(accountGroup(accountId));
+      revoked = next;
+    },
+
     list: listLive,
 
     async revoke(accountId, sessionId) {
@@ -180,7 +217,7 @@ export function createSessions(deps: {
       const at = deps.now();
       // Refreshed from the stored record, not a cached copy.
       const current = await deps.store.get(seen.accountId, tokenHash);
-      if (!current || !live(current, at)) throw invalid();
+      if (!current || !live(current, at) || isRevoked(tokenHash, current)) throw invalid();
       const refreshed: SessionRecord = {
         ...current,
         lastSeenAt: at,

@@ -28,6 +28,7 @@ import type { Random } from "../domain/ports/random.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports/stores.ts";
 import { createRecoveryFlows } from "../domain/recovery.ts";
 import { createRetention, startRetention, type Retention } from "../domain/retention.ts";
+import { createRevocations, startRevocationLoop, type Revocations } from "../domain/revocations.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
 import { createMemoryStores } from "../store/memory/stores.ts";
@@ -50,6 +51,8 @@ export interface Runtime {
   metrics: Metric[];
   /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
   retention: Retention;
+  /** Pending session revocations (src/domain/revocations.ts): drained by a background loop. */
+  revocations: Revocations;
   /** True when every backend answers (bounded: READY_TIMEOUT_MS). */
   ready(): Promise<boolean>;
   /** The backends' state; `watch()` logs their changes (the serving process starts it). */
@@ -75,6 +78,13 @@ export interface RuntimeOptions {
    * audit events (default 15 minutes; 0: never, tests call runtime.retention.run).
    */
   purgeIntervalMs?: number;
+  /**
+   * How often every instance reads the pending revocations, refuses the sessions they
+   * name and retries carrying them out (default 1 s; 0: never, tests call runtime.revocations.drain).
+   */
+  revocationIntervalMs?: number;
+  /** Wraps the ephemeral stores once built (tests inject session-store faults). */
+  wrapEphemeral?: (stores: EphemeralStores) => EphemeralStores;
 }
 
 /**
@@ -112,7 +122,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const random = options.random ?? systemRandom;
   const embedded = config.mysqlUrl === undefined;
   const durable = await openServingDurable(config, log, { prepare: options.migrate !== false });
-  const ephemeral = config.redisUrl
+  const built = config.redisUrl
     ? createRedisStores(config.redisUrl, {
         now,
         keyPrefix: config.redisKeyPrefix,
@@ -121,6 +131,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
         commandTimeoutMs: config.timeouts.redisCommandMs,
       })
     : createMemoryStores({ now });
+  const ephemeral = options.wrapEphemeral ? options.wrapEphemeral(built) : built;
   const readiness = createReadiness(
     embedded
       ? [{ name: "database", variable: "DATA_DIR", ping: () => durable.ping() }]
@@ -137,6 +148,15 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
 
   const sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now, random, ...(options.sessionCache ? { cache: options.sessionCache } : {}) });
   await sessions.listen();
+  const revocations = createRevocations({
+    store: durable.revocations,
+    sessions,
+    onDeferred: (err) => log.warn({ err }, "sessions of a committed change could not be ended yet: refused meanwhile, retried until done"),
+  });
+  const revocationIntervalMs = options.revocationIntervalMs ?? 1000;
+  const revocationLoop = revocationIntervalMs > 0
+    ? startRevocationLoop(revocations, { intervalMs: revocationIntervalMs, onError: (err) => log.warn({ err }, "pending revocations could not be read") })
+    : undefined;
   const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now, random });
   await apiKeys.listen();
   const passwords = options.passwords ?? createPasswordHasher(config.passwordPepper);
@@ -203,10 +223,10 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   };
   const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
   const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit });
-  const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits });
+  const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
-  const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, sessions, audit, now, tenants, keyring, passwords, limits });
-  const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, recovery, profiles, erasure });
+  const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
+  const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, revocations, limits, recovery, profiles, erasure });
   const emailChange = createEmailChange({ ...messaging, accounts: durable.accounts, tenants, keyring, limits, now, random });
   const dataExport = createDataExport({ accounts: durable.accounts, keyring, sessions, consents, outbox: durable.outbox, audit: durable.audit, now });
   const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
@@ -225,17 +245,19 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
 
   return {
     app: { identity, recovery, emailChange, sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport, erasure, users, failedMessages },
-    bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, sessions, now, random }),
+    bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,
     ephemeral,
     outboxWorker,
     metrics: deliveryMetrics.metrics,
     retention,
+    revocations,
     ready: () => readiness.ready(),
     readiness,
     async close() {
       readiness.close();
       await purge?.stop();
+      await revocationLoop?.stop();
       await outboxWorker.stop();
       await transport.close();
       await ephemeral.close();

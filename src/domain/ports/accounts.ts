@@ -4,6 +4,7 @@
 import type { AccountState, Role } from "../types.ts";
 import type { StoredConsent } from "./consents.ts";
 import type { OutboxMessage } from "./outbox.ts";
+import type { RevocationReason, RevocationRequest } from "./revocations.ts";
 
 /** An account row as stored: personal fields sealed under the account's data key. */
 export interface StoredAccount {
@@ -61,6 +62,11 @@ export interface AccountUpdate {
   state?: AccountState;
   plan?: string;
   planExpiresAt?: number | null;
+  /**
+   * Queues the revocation of the account's sessions in the same transaction
+   * (./revocations.ts), even when nothing else changes: a retried call owes it too.
+   */
+  endSessions?: RevocationReason;
 }
 
 /** An account with its wrapped data key (from the key store). */
@@ -126,8 +132,11 @@ export interface AccountWriter {
    * atomically. Returns false (writing nothing) when the identity does not exist.
    */
   markIdentityVerified(input: { identityId: string; accountId: string; at: number; state: AccountState }): Promise<boolean>;
-  /** Replaces the password hash (after a rehash or a change); a missing account is a no-op. */
-  setPasswordHash(accountId: string, passwordHash: string, at: number): Promise<void>;
+  /**
+   * Replaces the password hash (after a rehash or a change); a missing account is a no-op.
+   * With `endSessions`, queues the revocation of the account's sessions in the same transaction.
+   */
+  setPasswordHash(accountId: string, passwordHash: string, at: number, endSessions?: RevocationRequest): Promise<void>;
   /**
    * Deletes one of the account's identities, never its last verified one: the
    * check and the delete happen in one transaction under the account row's lock,
@@ -180,7 +189,8 @@ export interface AccountEraser {
    * super admins of the default tenant, destroys its data key and records the
    * erasure in the key store's ledger (KeyStore.erase, committed before the rows
    * go: a failure after it leaves rows nobody can decrypt, which the ledger
-   * replay deletes), then deletes every row about it (every per-account table).
+   * replay deletes), then deletes every row about it (every per-account table)
+   * and queues the revocation of its sessions (./revocations.ts, reason "erased").
    * Returns the erased account; undefined (calling nothing) when it is not in the tenant.
    */
   eraseAccount(input: { tenantId: string; accountId: string; at: number; check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void }): Promise<StoredAccount | undefined>;

@@ -8,6 +8,7 @@ import type { ConsentStore } from "./consents.ts";
 import type { KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./limits.ts";
 import type { OutboxStore } from "./outbox.ts";
+import type { RevocationStore } from "./revocations.ts";
 import type { InvalidationBus } from "./invalidation.ts";
 import type { Leases } from "./leases.ts";
 import type { SessionStore } from "./sessions.ts";
@@ -33,6 +34,8 @@ export interface DurableStores {
   outbox: OutboxStore;
   audit: AuditStore;
   consents: ConsentStore;
+  /** Revocations committed changes still owe. */
+  revocations: RevocationStore;
   /** Wrapped data keys and the erasure ledger; a separate database when configured. */
   keys: KeyStore;
   /** True when the backend answers; never throws. */

@@ -13,6 +13,7 @@ import type { KeyStore } from "../../domain/ports/keys.ts";
 import { DEFAULT_TENANT_ID } from "../../domain/tenants.ts";
 import { AccountState, Role } from "../../domain/types.ts";
 import { deleteAccountRows } from "./account-tables.ts";
+import { queueRevocation } from "./revocation-store.ts";
 import type { AccountsTable, Database } from "./schema.ts";
 
 type AdminMethods = Pick<AccountStore, "listAccounts" | "updateAccount" | "eraseAccount">;
@@ -87,7 +88,8 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
       return db.transaction().execute(async (trx) => {
         const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
         if (!locked) return undefined;
-        const update = change(locked.account, locked.otherActiveSuperAdmins);
+        const { endSessions, ...update } = change(locked.account, locked.otherActiveSuperAdmins);
+        if (endSessions) await queueRevocation(trx, { tenantId, accountId, at, request: { reason: endSessions } });
         const set = {
           ...(update.role !== undefined && { role: update.role }),
           ...(update.state !== undefined && { state: update.state }),
@@ -114,6 +116,7 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
         // then on the rows are unreadable, and the ledger replay deletes them if this fails.
         await keys.erase({ accountId, tenantId, erasedAt: at });
         await deleteAccountRows(trx, accountId);
+        await queueRevocation(trx, { tenantId, accountId, at, request: { reason: "erased" } });
         return locked.account;
       });
     },

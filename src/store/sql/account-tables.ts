@@ -29,6 +29,8 @@ export const SHARED_TABLES = [
   "audit_events",
   "audit_checkpoints",
   "erasure_ledger",
+  // Ids only, deleted once carried out; a revocation must outlive the erasure that queued it.
+  "pending_revocations",
   "kysely_migration",
   "kysely_migration_lock",
   "keystore_migration",

@@ -10,6 +10,7 @@ import { unverifiedPurge } from "./migrations/0004_unverified_purge.ts";
 import { consents } from "./migrations/0005_consents.ts";
 import { userListing } from "./migrations/0006_user_listing.ts";
 import { retention } from "./migrations/0007_retention.ts";
+import { pendingRevocations } from "./migrations/0008_pending_revocations.ts";
 import { outboxFailures } from "./migrations/0009_outbox_failures.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   "0005_consents": consents,
   "0006_user_listing": userListing,
   "0007_retention": retention,
+  "0008_pending_revocations": pendingRevocations,
   "0009_outbox_failures": outboxFailures,
 };
 

@@ -115,6 +115,16 @@ export interface ApiKeysTable {
   created_by: string;
 }
 
+/** Revocations a committed change still owes (migration 0008, src/domain/revocations.ts). */
+export interface PendingRevocationsTable {
+  id: string;
+  account_id: string;
+  tenant_id: string;
+  reason: string;
+  keep_token_hash: string | null;
+  created_at: number;
+}
+
 /** Consent decisions, one row per decision (append-only); the newest per purpose is the current state. */
 export interface ConsentsTable {
   id: string;
@@ -140,4 +150,5 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_checkpoints: AuditCheckpointsTable;
   consents: ConsentsTable;
+  pending_revocations: PendingRevocationsTable;
 }

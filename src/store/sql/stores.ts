@@ -13,6 +13,7 @@ import { createSqlConsentStore, insertConsents } from "./consent-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import { translateSqlError } from "./errors.ts";
 import { createSqlKeyStore } from "./key-store.ts";
+import { createSqlRevocationStore, queueRevocation } from "./revocation-store.ts";
 import { translatingErrors } from "../translate-errors.ts";
 import { createSqlOutboxStore, insertMessages } from "./outbox-store.ts";
 import type { AccountsTable, IdentitiesTable, TenantsTable } from "./schema.ts";
@@ -217,8 +218,16 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       }
     },
 
-    async setPasswordHash(accountId, passwordHash, at) {
-      await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
+    async setPasswordHash(accountId, passwordHash, at, endSessions) {
+      if (!endSessions) {
+        await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
+        return;
+      }
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
+        const row = await trx.selectFrom("accounts").select("tenant_id").where("id", "=", accountId).executeTakeFirst();
+        if (row) await queueRevocation(trx, { tenantId: row.tenant_id, accountId, at, request: endSessions });
+      });
     },
 
     async removeIdentity({ accountId, identityId, at }) {
@@ -335,6 +344,7 @@ export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase)
     outbox: ported(createSqlOutboxStore(database)),
     audit: ported(createSqlAuditStore(database)),
     consents: ported(createSqlConsentStore(database)),
+    revocations: ported(createSqlRevocationStore(database.db)),
     async ping() {
       const [main, keyStore] = await Promise.all([database.ping(), keyDatabase.ping()]);
       return main && keyStore;

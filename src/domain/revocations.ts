@@ -1,0 +1,122 @@
+// Revocation that survives a failing session store (DESIGN: "revocation is a
+// promise"). A change that must end an account's sessions — role change,
+// deactivation, erasure, password change or reset — queues a PendingRevocation
+// in the same database transaction as the change itself (RevocationStore). So
+// once the change is committed, so is the revocation, and then:
+// 1. `settle` carries it out at once (ends the sessions in the session store and
+//    every instance's cache) and forgets it. If the session store fails, the
+//    call still succeeds: the revocation stays queued, and this instance refuses
+//    the sessions it names from then on (Sessions.refuseRevoked).
+// 2. The loop (`startRevocationLoop`) reads the queue on every instance once a
+//    second: each instance refuses what is queued — whatever Redis or the
+//    invalidation channel does — and carries out what it can, until done.
+// Carrying one out twice (two instances, a retried call) is harmless: it ends
+// the sessions issued up to the change, and they are gone the second time.
+// Every call that queues one is safe to retry: the retry settles whatever the
+// account still owes (see admin-users.ts, erasure.ts, recovery.ts).
+import type { PendingRevocation, RevocationStore } from "./ports/revocations.ts";
+import type { Sessions } from "./sessions.ts";
+
+/** Pending revocations read (refused and carried out) per pass of the loop. */
+const BATCH = 500;
+
+export interface Revocations {
+  /**
+   * After a committed change: carries out the account's pending revocations in
+   * the tenant (including any an earlier, failed attempt left). Never throws: what
+   * cannot be carried out now stays queued, is refused here at once and retried
+   * by the loop. Returns how many sessions ended.
+   */
+  settle(tenantId: string, accountId: string): Promise<number>;
+  /**
+   * One pass of the loop: reads the queue (oldest first), refuses everything in
+   * it, carries out what it can. Throws only when the queue cannot be read.
+   */
+  drain(): Promise<{ pending: number; completed: number }>;
+}
+
+export interface RevocationDeps {
+  store: RevocationStore;
+  sessions: Pick<Sessions, "endWhere" | "refuseRevoked">;
+  /** A revocation of the account's sessions could not be carried out yet (it stays queued). */
+  onDeferred?: (error: unknown, accountId: string) => void;
+}
+
+export function createRevocations(deps: RevocationDeps): Revocations {
+  // What this instance knows to be pending: the loop's last read plus what failed here since.
+  let known = new Map<string, PendingRevocation>();
+  const refuse = () => deps.sessions.refuseRevoked([...known.values()]);
+
+  /** Ends the sessions the revocation names and forgets it; throws when the session store fails. */
+  async function carryOut(r: PendingRevocation): Promise<number> {
+    const ended = await deps.sessions.endWhere(r.accountId, (session, tokenHash) => session.createdAt <= r.createdAt && tokenHash !== r.keepTokenHash);
+    await deps.store.complete(r.id);
+    if (known.delete(r.id)) refuse();
+    return ended;
+  }
+
+  async function attempt(r: PendingRevocation): Promise<number | undefined> {
+    try {
+      return await carryOut(r);
+    } catch (error) {
+      if (!known.has(r.id)) {
+        known.set(r.id, r);
+        refuse();
+      }
+      deps.onDeferred?.(error, r.accountId);
+      return undefined;
+    }
+  }
+
+  return {
+    async settle(tenantId, accountId) {
+      let pending: PendingRevocation[];
+      try {
+        pending = await deps.store.forAccount(tenantId, accountId);
+      } catch (error) {
+        // Committed all the same: the loop finds it once the database answers again.
+        deps.onDeferred?.(error, accountId);
+        return 0;
+      }
+      let ended = 0;
+      for (const r of pending) ended += (await attempt(r)) ?? 0;
+      return ended;
+    },
+
+    async drain() {
+      const pending = await deps.store.listPending(BATCH);
+      known = new Map(pending.map((r) => [r.id, r]));
+      refuse();
+      let completed = 0;
+      for (const r of pending) if ((await attempt(r)) !== undefined) completed++;
+      return { pending: pending.length, completed };
+    },
+  };
+}
+
+/**
+ * Runs `drain` every `intervalMs` until stopped. Every instance runs it: each
+ * must refuse what is queued, and carrying a revocation out twice is harmless,
+ * so no lease is needed.
+ */
+export function startRevocationLoop(revocations: Pick<Revocations, "drain">, options: { intervalMs: number; onError: (error: unknown) => void }): { stop(): Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const tick = () => {
+    running = revocations
+      .drain()
+      .then(() => undefined, options.onError)
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, options.intervalMs);
+      });
+  };
+  timer = setTimeout(tick, 0);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
