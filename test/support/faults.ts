@@ -1,0 +1,43 @@
+// Fault injection in front of the ephemeral stores: while `failing`, the calls
+// that end sessions (listing, deleting, publishing invalidations) throw the
+// error a dropped Redis connection gives, as if Redis went away right after a
+// change committed in the database. Reads and writes of single sessions keep
+// working, so a session the change should have ended is still found in the
+// store: the harshest case for a revocation that was never carried out.
+import type { EphemeralStores } from "../../src/domain/ports.ts";
+
+export interface SessionStoreFaults {
+  /** Makes the revoking calls fail (true) or pass through (false). */
+  failing: boolean;
+  /** How many calls failed so far. */
+  failures: number;
+  wrap(stores: EphemeralStores): EphemeralStores;
+}
+
+export function sessionStoreFaults(): SessionStoreFaults {
+  const faults: SessionStoreFaults = {
+    failing: false,
+    failures: 0,
+    wrap(stores) {
+      const guard = <A extends unknown[], R>(call: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+        if (faults.failing) {
+          faults.failures++;
+          throw Object.assign(new Error("Connection is closed."), { code: "ECONNRESET" });
+        }
+        return call(...args);
+      };
+      const { sessions, invalidation } = stores;
+      return {
+        ...stores,
+        sessions: {
+          ...sessions,
+          listForAccount: guard((accountId: string) => sessions.listForAccount(accountId)),
+          delete: guard((accountId: string, tokenHash: string) => sessions.delete(accountId, tokenHash)),
+          deleteAllForAccount: guard((accountId: string, keep?: string) => sessions.deleteAllForAccount(accountId, keep)),
+        },
+        invalidation: { ...invalidation, publish: guard((hashes: string[]) => invalidation.publish(hashes)) },
+      };
+    },
+  };
+  return faults;
+}
