@@ -291,7 +291,10 @@ if (BACKENDS.includes("mysql")) {
       const committedAt = Date.now();
       let answered: Role | "refused" = Role.ADMIN;
       while (Date.now() - committedAt < 3000) {
-        answered = await second.app.sessions.validate(token).then((v) => v.session.role, () => "refused" as const);
+        answered = await Promise.resolve(second.app.sessions.validate(token)).then(
+          (v) => v.session.role,
+          () => "refused" as const,
+        );
         if (answered === "refused") break;
         await new Promise((r) => setTimeout(r, 10));
       }

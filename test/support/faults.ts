@@ -4,7 +4,8 @@
 // change committed in the database. Reads and writes of single sessions keep
 // working, so a session the change should have ended is still found in the
 // store: the harshest case for a revocation that was never carried out.
-import type { EphemeralStores } from "../../src/domain/ports.ts";
+import type { Invalidation } from "../../src/domain/ports/invalidation.ts";
+import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 
 export interface SessionStoreFaults {
   /** Makes the revoking calls fail (true) or pass through (false). */
@@ -35,7 +36,7 @@ export function sessionStoreFaults(): SessionStoreFaults {
           delete: guard((accountId: string, tokenHash: string) => sessions.delete(accountId, tokenHash)),
           deleteAllForAccount: guard((accountId: string, keep?: string) => sessions.deleteAllForAccount(accountId, keep)),
         },
-        invalidation: { ...invalidation, publish: guard((hashes: string[]) => invalidation.publish(hashes)) },
+        invalidation: { ...invalidation, publish: guard((messages: readonly Invalidation[]) => invalidation.publish(messages)) },
       };
     },
   };

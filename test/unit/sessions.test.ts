@@ -14,7 +14,7 @@ import {
   type TenantSettings,
 } from "../../src/domain/types.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
-import type { InvalidationBus, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
+import type { Invalidation, InvalidationBus, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 
 const START = Date.UTC(2025, 0, 15, 12, 0, 0);
@@ -640,5 +640,64 @@ describe("revocation races and group invalidations", () => {
     const again = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
     await s.validate(again.token);
     expect(cachedAnswer(s, again.token)).toBeDefined();
+  });
+});
+
+describe("pending revocations (refuseRevoked, endWhere)", () => {
+  const revocation = (accountId: string, createdAt: number, keepTokenHash: string | null = null) => ({ id: newId(createdAt), tenantId: DEFAULT_TENANT_ID, accountId, reason: "role_changed" as const, createdAt, keepTokenHash });
+
+  it("refuses the sessions issued up to the revocation — cached, stored, listed or refreshed — except the one kept, and not later ones", async () => {
+    const s = sessions();
+    const a = account();
+    const old = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+    const kept = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(old.token); // cached
+    clock += SECOND;
+    s.refuseRevoked([revocation(a.id, clock, hashSecret(kept.token))]);
+    clock += SECOND;
+    const later = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+
+    expect(cachedAnswer(s, old.token)).toBeUndefined();
+    await expect(settle(s.validate(old.token))).rejects.toMatchObject({ reason: "SESSION_INVALID" });
+    expect((await s.validate(kept.token)).session.sessionId).toBe(kept.session.sessionId);
+    expect((await s.validate(later.token)).session.sessionId).toBe(later.session.sessionId);
+    expect((await s.list(a.id)).map((v) => v.session.sessionId).sort()).toEqual([kept.session.sessionId, later.session.sessionId].sort());
+    const oldValid = { tokenHash: hashSecret(old.token), session: old.session };
+    await expect(s.refresh(oldValid, settings())).rejects.toMatchObject({ reason: "SESSION_INVALID" });
+    // Still in the store: refused, not ended (that is endWhere's job).
+    expect(await stores.sessions.get(a.id, hashSecret(old.token))).toBeDefined();
+  });
+
+  it("when a revocation leaves the list (carried out elsewhere), drops what the cache held of that account", async () => {
+    const s = sessions();
+    const a = account();
+    const other = account();
+    const mine = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+    const theirs = await s.issue(other, settings(), META, AssuranceLevel.AAL1);
+    s.refuseRevoked([revocation(a.id, clock - 1)]); // older than the session: it stays valid
+    await s.validate(mine.token);
+    await s.validate(theirs.token);
+    expect(cachedAnswer(s, mine.token)).toBeDefined();
+    // Another instance ended the session but its invalidation never arrived here.
+    await stores.sessions.delete(a.id, hashSecret(mine.token));
+    s.refuseRevoked([]);
+    expect(cachedAnswer(s, mine.token)).toBeUndefined();
+    await expect(settle(s.validate(mine.token))).rejects.toMatchObject({ reason: "SESSION_INVALID" });
+    expect(cachedAnswer(s, theirs.token)).toBeDefined();
+  });
+
+  it("endWhere ends the selected sessions in the store and this cache, and tells other instances", async () => {
+    const s = sessions();
+    const a = account();
+    const admin = await s.issue({ ...a, role: Role.ADMIN }, settings(), META, AssuranceLevel.AAL1);
+    const user = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+    await s.validate(admin.token);
+    const published: Invalidation[] = [];
+    await stores.invalidation.subscribe({ invalidate: (messages) => published.push(...messages), subscribed: () => {} });
+    expect(await s.endWhere(a.id, (session) => session.role !== Role.USER)).toBe(1);
+    await expect(settle(s.validate(admin.token))).rejects.toMatchObject({ reason: "SESSION_INVALID" });
+    expect((await s.validate(user.token)).session.role).toBe(Role.USER);
+    expect(published).toContainEqual({ kind: "session", tokenHashes: [hashSecret(admin.token)] });
+    expect(await s.endWhere(a.id, (session) => session.role !== Role.USER)).toBe(0);
   });
 });
