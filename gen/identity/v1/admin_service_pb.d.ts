@@ -1802,7 +1802,9 @@ export declare const AdminService: GenService<{
   },
   /**
    * Sets a user's role and ends the account's sessions (a session carries the
-   * role it was issued with). SUPER_ADMIN only in the default tenant.
+   * role it was issued with), even when the session store fails at that moment
+   * (docs/revocation.md). Safe to retry: the same role again ends any session
+   * still carrying another one. SUPER_ADMIN only in the default tenant.
    * Errors: PermissionDenied ROLE_TOO_HIGH for a role above the caller's;
    * FailedPrecondition LAST_SUPER_ADMIN when it would demote the last active
    * super admin.
@@ -1830,7 +1832,8 @@ export declare const AdminService: GenService<{
   },
   /**
    * Deactivates a user: sign-in is refused (ACCOUNT_DEACTIVATED) and every
-   * session ends at once on every instance.
+   * session ends at once on every instance, even when the session store fails
+   * at that moment (docs/revocation.md). Safe to retry.
    * Errors: FailedPrecondition LAST_SUPER_ADMIN.
    *
    * @generated from rpc identity.v1.AdminService.DeactivateUser
@@ -1842,8 +1845,11 @@ export declare const AdminService: GenService<{
   },
   /**
    * Erases a user: the data key is destroyed and ledgered, every row deleted,
-   * every session ended (the same erasure as AccountService.DeleteAccount).
-   * Errors: FailedPrecondition LAST_SUPER_ADMIN.
+   * every session ended (the same erasure as AccountService.DeleteAccount),
+   * even when the session store fails at that moment (docs/revocation.md).
+   * Errors: FailedPrecondition LAST_SUPER_ADMIN; NotFound ACCOUNT_NOT_FOUND,
+   * also for a retry once erased (which still ends what the account's sessions
+   * owe).
    *
    * @generated from rpc identity.v1.AdminService.DeleteUser
    */
