@@ -12,10 +12,9 @@ import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2St
 import { SessionService, ValidateSessionRequestSchema, ValidateSessionResponseSchema } from "../../gen/identity/v1/session_service_pb.js";
 import { invalidArgument } from "../domain/errors.ts";
 import type { ValidSession } from "../domain/sessions.ts";
-import { validateSession } from "../domain/validate-session.ts";
+import { validateSession, type SessionValidationDeps } from "../domain/validate-session.ts";
 import { toConnectError } from "../interceptors/errors.ts";
 import { procedureName, type Metrics } from "../interceptors/metrics.ts";
-import type { App } from "../services/app.ts";
 import { bearerOf } from "../services/call-context.ts";
 import { validateResponse } from "../services/session-service.ts";
 
@@ -43,7 +42,7 @@ function frame(message: Uint8Array): Buffer {
 
 export function installFastPath(
   server: Http2Server | Http2SecureServer,
-  deps: { app: App; metrics: Metrics; onUnexpected: (error: unknown, procedure: string) => void },
+  deps: { validation: SessionValidationDeps; metrics: Metrics; onUnexpected: (error: unknown, procedure: string) => void },
 ): void {
   // createServer(options, onRequest) attached node's compatibility layer as a
   // 'stream' listener; we take its place and hand it every stream we don't serve.
@@ -96,7 +95,7 @@ export function installFastPath(
       }
       let answer: ValidSession | Promise<ValidSession>;
       try {
-        answer = validateSession(deps.app, token, () => bearerOf(authorization));
+        answer = validateSession(deps.validation, token, () => bearerOf(authorization));
       } catch (error) {
         return fail(stream, error, started);
       }

@@ -102,7 +102,7 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
   const h2Options = { settings: { maxConcurrentStreams: 1000 } };
   const tls = config.tlsCertFile && config.tlsKeyFile ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } : undefined;
   const h2 = tls ? http2.createSecureServer({ ...h2Options, ...tls, allowHTTP1: true }, onRequest) : http2.createServer(h2Options, onRequest);
-  installFastPath(h2, { app: runtime.app, metrics, onUnexpected: logUnexpected(log) });
+  installFastPath(h2, { validation: runtime.app, metrics, onUnexpected: logUnexpected(log) });
   h2.on("session", (session: Http2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
