@@ -286,7 +286,7 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
       const password = input.password === "" ? undefined : checkNewPassword("password", input.password, tenant.settings.passwordMinLength, [email]);
       const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
       // An admin hears when a message cannot go out, rather than having it dropped silently.
-      if (input.sendWelcome) await deps.limits.consume("message_address", tenant, lookupHash);
+      if (input.sendWelcome) await deps.limits.consumeMessage(tenant, lookupHash, actorOf(principal));
 
       const passwordHash = password === undefined ? null : await deps.passwords.hash(password);
       const at = now();
@@ -438,7 +438,7 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
       const identity = (await accounts.listIdentities(account.id)).find((i) => i.kind === IdentityKind.EMAIL);
       if (!identity) throw new DomainError("failed_precondition", "NO_EMAIL_IDENTITY", "the account has no email address to send to");
       const tenant = await deps.tenants.get(target.tenantId);
-      await deps.limits.consume("message_address", tenant, identity.lookupHash);
+      await deps.limits.consumeMessage(tenant, identity.lookupHash, target.meta.ip);
       const { token } = await issueInvitation(found.account, identity);
       await outbox.enqueue([sealMessage(dataKey, account, invitation(tenant, account.profile.email, account.locale, token), now(), random)]);
       deps.onMessageQueued();

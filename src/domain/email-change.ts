@@ -100,7 +100,7 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
   }
 
   return {
-    async start({ principal, newEmail: raw }) {
+    async start({ principal, meta, newEmail: raw }) {
       const tenant = await deps.tenants.get(principal.tenantId);
       const newEmail = normalizeEmail("new_email", raw);
       // Each start issues a code: counted with the code checks of the account.
@@ -132,11 +132,11 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
 
       const messages: MessagePayload[] = [];
       // The current address hears of every start, taken address or not: it is the caller's own.
-      if (await limits.tryConsume("message_address", tenant, currentLookup)) {
+      if (await limits.tryMessage(tenant, currentLookup, meta.ip)) {
         messages.push({ kind: MessageKind.EMAIL_CHANGE_REQUESTED, to: account.profile.email, locale: account.locale, variables: { newEmail } });
       }
       // A taken address hears nothing: its owner did not ask, and the caller is not told.
-      if (!holder && (await limits.tryConsume("message_address", tenant, newLookup))) {
+      if (!holder && (await limits.tryMessage(tenant, newLookup, meta.ip))) {
         messages.push({ kind: MessageKind.EMAIL_CHANGE_CODE, to: newEmail, locale: account.locale, variables: { code, expiresInMinutes: String(EMAIL_CHANGE_CODE_TTL_MS / MINUTE) } });
       }
       if (messages.length === 0) return;

@@ -158,7 +158,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         const account = { id: accountId, tenantId: tenant.id };
         const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
         const verification = verificationMessage(deps, tenant, email, locale, token);
-        const messages = (await limits.tryConsume("message_address", tenant, lookupHash)) ? [sealMessage(dataKey, account, verification, at, random)] : [];
+        const messages = (await limits.tryMessage(tenant, lookupHash, input.meta.ip)) ? [sealMessage(dataKey, account, verification, at, random)] : [];
         try {
           await accounts.createAccount({
             ...rows,

@@ -4,8 +4,9 @@
 // a persistent attacker waits longer and longer, yet nobody is ever locked out
 // for good. Passwords, codes and messages count on separate keys, and every
 // counter belongs to one tenant. The tiers of one check are counted in one
-// limiter call (one Redis round trip). docs/rate-limits.md says what they
-// protect and what they never do.
+// limiter call (one Redis round trip; a message that passes its source's share
+// takes a second). docs/rate-limits.md says what they protect and what they
+// never do.
 import { rateLimited } from "./errors.ts";
 import type { RateCounter, RateLimiter } from "./ports/limits.ts";
 import type { TenantSettings } from "./types.ts";
@@ -21,8 +22,8 @@ const DAY = 24 * HOUR;
  */
 export const ACCOUNT_SLOWDOWN_MS = [500, 1000, 2000] as const;
 
-/** What is being limited; each has its own counters. Password guesses: see Limits.passwordGuess. */
-export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account" | "message_address";
+/** What is being limited; each has its own counters. Password guesses and messages: see Limits. */
+export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account";
 
 /** The tenant whose budgets (and counters) apply. */
 export interface LimitScope {
@@ -36,7 +37,7 @@ interface Budget {
   windowMs: number;
 }
 
-function budgetFor(action: LimitedAction | "sign_in_ip" | "sign_in_account", settings: TenantSettings): Budget {
+function budgetFor(action: LimitedAction | "sign_in_ip" | "sign_in_account" | "message_address", settings: TenantSettings): Budget {
   switch (action) {
     case "sign_in_ip":
       return { base: settings.signInPerIpLimit, windowMs: 15 * MINUTE };
@@ -68,8 +69,17 @@ const group = (scope: LimitScope, action: string, key: string) => `${scope.id}:$
 export interface Limits {
   /** Counts one attempt; throws resource_exhausted with the delay when over budget. */
   consume(action: LimitedAction, scope: LimitScope, key: string): Promise<void>;
-  /** Counts one attempt; false (without throwing) when over budget — for silent drops such as messages. */
-  tryConsume(action: LimitedAction, scope: LimitScope, key: string): Promise<boolean>;
+  /**
+   * Counts one message to `address` (its blind index) asked for by `source`
+   * (the client IP, or the admin sending it); false when over budget, for a
+   * silent drop. Each source has the address's budget to itself, and the
+   * address gets at most twice that whoever asks: nobody bombs a mailbox
+   * through us, and no single stranger spends the owner's budget for
+   * verification or reset mail.
+   */
+  tryMessage(scope: LimitScope, address: string, source: string): Promise<boolean>;
+  /** tryMessage, throwing resource_exhausted with the delay — for a caller told that the message cannot go out (an admin). */
+  consumeMessage(scope: LimitScope, address: string, source: string): Promise<void>;
   /**
    * Counts one guess at the password of `account` (the address's blind index,
    * whether or not it exists) from `source` (the client IP), before it is
@@ -89,29 +99,40 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
   /** The longest wait among refused counters; 0 when all allowed. */
   const retryAfter = (results: ReadonlyArray<{ allowed: boolean; retryAfterMs: number }>) => Math.max(0, ...results.filter((r) => !r.allowed).map((r) => r.retryAfterMs));
 
-  async function check(action: LimitedAction, scope: LimitScope, key: string): Promise<number> {
-    return retryAfter(await limiter.hit(group(scope, action, key), tiers(budgetFor(action, scope.settings))));
+  async function checkMessage(scope: LimitScope, address: string, source: string): Promise<number> {
+    const budget = budgetFor("message_address", scope.settings);
+    const addressGroup = group(scope, "message_address", address);
+    const ownShare = retryAfter(await limiter.hit(addressGroup, tiers(budget, `src:${source}`)));
+    if (ownShare > 0) return ownShare;
+    // Only what a source's share let through counts for the address: asking on
+    // and on from one source spends nothing of the others'.
+    return retryAfter(await limiter.hit(addressGroup, tiers({ ...budget, base: budget.base * 2 })));
   }
 
   return {
     async consume(action, scope, key) {
-      const retryAfterMs = await check(action, scope, key);
+      const retryAfterMs = retryAfter(await limiter.hit(group(scope, action, key), tiers(budgetFor(action, scope.settings))));
       if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
     },
-    async tryConsume(action, scope, key) {
-      return (await check(action, scope, key)) === 0;
+    async tryMessage(scope, address, source) {
+      return (await checkMessage(scope, address, source)) === 0;
+    },
+    async consumeMessage(scope, address, source) {
+      const retryAfterMs = await checkMessage(scope, address, source);
+      if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
     },
     async passwordGuess(scope, account, source) {
-      const perAccount = tiers(budgetFor("sign_in_account", scope.settings));
+      const perAccount = budgetFor("sign_in_account", scope.settings);
       // Two groups (two slots), counted at once: the source across accounts; this
-      // account from this source (field) and from every source (the group's own).
+      // account from this source (a field) and from every source (the group's own).
       const [bySource, byAccount] = await Promise.all([
         limiter.hit(group(scope, "sign_in_ip", source), tiers(budgetFor("sign_in_ip", scope.settings))),
-        limiter.hit(group(scope, "sign_in_account", account), [...perAccount.map((c) => ({ ...c, field: `ip:${source}` })), ...perAccount]),
+        limiter.hit(group(scope, "sign_in_account", account), [...tiers(perAccount, `src:${source}`), ...tiers(perAccount)]),
       ]);
-      const retryAfterMs = retryAfter([...bySource, ...byAccount.slice(0, perAccount.length)]);
+      const fromSource = byAccount.length / 2;
+      const retryAfterMs = retryAfter([...bySource, ...byAccount.slice(0, fromSource)]);
       if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
-      const exceeded = byAccount.slice(perAccount.length).filter((r) => !r.allowed).length;
+      const exceeded = byAccount.slice(fromSource).filter((r) => !r.allowed).length;
       if (exceeded > 0) await sleep(ACCOUNT_SLOWDOWN_MS[Math.min(exceeded, ACCOUNT_SLOWDOWN_MS.length) - 1]!);
     },
     async forgivePasswordGuesses(scope, account) {

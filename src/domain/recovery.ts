@@ -78,7 +78,7 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
     const locale = input.locale === "" ? undefined : parseLocale("locale", input.locale, tenant.settings.defaultLocale);
     const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
     await limits.consume("code_ip", tenant, input.meta.ip);
-    const withinBudget = await limits.tryConsume("message_address", tenant, lookupHash);
+    const withinBudget = await limits.tryMessage(tenant, lookupHash, input.meta.ip);
     const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
     return { tenant, locale, found: withinBudget ? found : undefined };
   }

@@ -28,6 +28,12 @@ let seq = 0;
 const uniqueEmail = (tag: string) => `lockout.${tag}.${Date.now()}.${seq++}@example.test`;
 const isReset = (m: Received) => m.text.includes("/reset-password?token=");
 
+/** Polls `check` every 50 ms until it holds or 5 s pass; its last answer. */
+async function eventually(check: () => boolean): Promise<boolean> {
+  for (const deadline = Date.now() + 5000; !check(); await new Promise((resolve) => setTimeout(resolve, 50))) if (Date.now() > deadline) return false;
+  return true;
+}
+
 describe.each(BACKENDS)("no lockout by strangers on the %s backend", (backend) => {
   let server: TestServer;
   // Just after a UTC midnight: every tier's window, the daily one included, starts afresh there.
@@ -127,6 +133,18 @@ describe.each(BACKENDS)("no lockout by strangers on the %s backend", (backend) =
     await identity.startPasswordReset({ email: owner });
     await identity.completePasswordReset({ code: linkToken((await server.waitForMail(owner, isReset)).text), newPassword: NEW_PASSWORD });
     expect((await signIn(owner, NEW_PASSWORD, shared)).sessionToken).not.toBe("");
+  });
+
+  it("a stranger asking resets for the owner's address spends only their own share of its message budget", async () => {
+    const owner = await person("mail");
+    const resets = () => server.inbox.filter((m) => m.to.includes(owner) && isReset(m));
+    for (let i = 0; i < 10; i++) await from("203.0.113.60").identity.startPasswordReset({ email: owner });
+    await eventually(() => resets().length >= 5);
+    // The owner, from home: a reset mail arrives, and its link sets the password.
+    await from("198.51.100.60").identity.startPasswordReset({ email: owner });
+    expect(await eventually(() => resets().length === 6)).toBe(true);
+    await from("198.51.100.60").identity.completePasswordReset({ code: linkToken(resets().at(-1)!.text), newPassword: NEW_PASSWORD });
+    expect((await signIn(owner, NEW_PASSWORD, "198.51.100.60")).sessionToken).not.toBe("");
   });
 
   it("counters belong to one tenant: a budget spent in one leaves another's untouched", async () => {

@@ -78,6 +78,24 @@ describe("limits", () => {
     expect(await refusedCode(limits.consume("code_account", { ...other, settings: { ...other.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1"))).toBe("allowed");
   });
 
+  it("messages: each source has the address's budget to itself; the address gets at most twice it, whoever asks", async () => {
+    const { limits, calls } = setup();
+    const scope: LimitScope = { ...tenant, settings: { ...tenant.settings, messagesPerAddressLimit: 5 } };
+    const sent = async (source: string, n: number) => {
+      let count = 0;
+      for (let i = 0; i < n; i++) if (await limits.tryMessage(scope, "address-a", source)) count++;
+      return count;
+    };
+    expect(await sent("203.0.113.9", 20)).toBe(5); // a stranger spends only its own share
+    // One call per ask, a second for the address-wide count when the source's share allows.
+    expect(calls.filter((c) => c === "hit t1:message_address:address-a")).toHaveLength(20 + 5);
+    expect(await sent("198.51.100.9", 1)).toBe(1); // the owner still gets the reset mail
+    expect(await sent("198.51.100.10", 10)).toBe(4); // and the mailbox gets 10 an hour at most
+    await expect(limits.consumeMessage(scope, "address-a", "admin:1")).rejects.toMatchObject({ kind: "resource_exhausted" });
+    expect(await sent("203.0.113.9", 1)).toBe(0);
+    expect(await limits.tryMessage(scope, "address-b", "203.0.113.9")).toBe(true);
+  });
+
   it("windows pass: the source's refusal ends with its window", async () => {
     const { limits, advance } = setup();
     for (let i = 0; i < 11; i++) await refusedCode(limits.passwordGuess(tenant, "lookup-e", "203.0.113.4"));
