@@ -8,7 +8,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
-import { BACKENDS, REDIS_URL } from "../support/backends.ts";
+import type { Invalidation } from "../../src/domain/ports/invalidation.ts";
+import { createRedisStores } from "../../src/store/redis/stores.ts";
+import { BACKENDS, REDIS_URL, redisPrefix } from "../support/backends.ts";
 import { createCaller, type Caller } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -112,4 +114,40 @@ describe.skipIf(!BACKENDS.includes("mysql"))("revocation across instances when t
     await onB.call(SessionService.method.validateSession, { sessionToken });
     return sessionToken;
   }
+});
+
+describe.skipIf(!BACKENDS.includes("mysql"))("the Redis invalidation bus watching its subscriber", () => {
+  it("reports a stalled subscription down within its check, and up once a new connection answers; a reset one at once", async () => {
+    const redis = new URL(REDIS_URL);
+    const proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    const keyPrefix = redisPrefix();
+    const watched = createRedisStores(`redis://127.0.0.1:${proxy.port}`, { now: Date.now, keyPrefix, subscriberCheck: { intervalMs: 100, timeoutMs: 100 } });
+    const publisher = createRedisStores(REDIS_URL, { now: Date.now, keyPrefix });
+    const states: Array<{ up: boolean; at: number }> = [];
+    const heard: Invalidation[][] = [];
+    try {
+      await watched.invalidation.subscribe({ invalidate: (m) => heard.push([...m]), subscribed: (up) => states.push({ up, at: Date.now() }) });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(states.filter((s) => !s.up)).toStrictEqual([]); // healthy: never reported down
+
+      const stalledAt = Date.now();
+      proxy.stall(subscriber);
+      await expect.poll(() => states.some((s) => !s.up), { timeout: 2000, interval: 20 }).toBe(true);
+      expect(states.find((s) => !s.up)!.at - stalledAt).toBeLessThan(1000); // 100 ms period + 100 ms timeout, on a loaded machine
+
+      proxy.resume();
+      await expect.poll(() => states.at(-1)?.up, { timeout: 3000, interval: 20 }).toBe(true);
+      await publisher.invalidation.publish([{ kind: "account", accountId: "a1" }]);
+      await expect.poll(() => heard.some((m) => m[0]?.kind === "account"), { timeout: 2000, interval: 20 }).toBe(true); // delivered again
+
+      const count = states.length;
+      proxy.reset(subscriber);
+      await expect.poll(() => states.slice(count).some((s) => !s.up), { timeout: 500, interval: 10 }).toBe(true);
+      await expect.poll(() => states.at(-1)?.up, { timeout: 3000, interval: 20 }).toBe(true);
+    } finally {
+      await watched.close();
+      await publisher.close();
+      await proxy.close();
+    }
+  });
 });
