@@ -63,11 +63,35 @@ function tiers({ base, windowMs }: Budget, field = ""): RateCounter[] {
   ];
 }
 
+/**
+ * What one client IP counts as: an IPv6 address by its /64 (one subscriber
+ * commonly holds a whole /64, so single addresses would give an attacker
+ * endless fresh budgets), an IPv4-mapped one as the IPv4 address; anything
+ * else (IPv4, an admin's id) as it is.
+ */
+export function sourceKey(ip: string): string {
+  const address = ip.split("%", 1)[0]!.toLowerCase();
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(":")) return ip;
+  const halves = address.split("::");
+  if (halves.length > 2) return ip;
+  const groups = (half: string | undefined) => (half ? half.split(":") : []);
+  const [head, tail] = [groups(halves[0]), groups(halves[1])];
+  // An embedded IPv4 tail (::ffff:… handled above, 64:ff9b::1.2.3.4) is two groups; only the first four matter.
+  if (tail.length > 0 && tail.at(-1)!.includes(".")) tail.splice(-1, 1, "0", "0");
+  const missing = 8 - head.length - tail.length;
+  if ((halves.length === 1 && missing !== 0) || missing < 0) return ip;
+  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
+  if (!all.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return ip;
+  return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+}
+
 /** Counters are per tenant: one tenant's traffic never spends another's budget. The group is one Redis Cluster slot. */
 const group = (scope: LimitScope, action: string, key: string) => `${scope.id}:${action}:${key}`;
 
 export interface Limits {
-  /** Counts one attempt; throws resource_exhausted with the delay when over budget. */
+  /** Counts one attempt on `key` (a client IP for the *_ip actions, see sourceKey); throws resource_exhausted with the delay when over budget. */
   consume(action: LimitedAction, scope: LimitScope, key: string): Promise<void>;
   /**
    * Counts one message to `address` (its blind index) asked for by `source`
@@ -82,13 +106,13 @@ export interface Limits {
   consumeMessage(scope: LimitScope, address: string, source: string): Promise<void>;
   /**
    * Counts one guess at the password of `account` (the address's blind index,
-   * whether or not it exists) from `source` (the client IP), before it is
+   * whether or not it exists) from `ip` (the client's, see sourceKey), before it is
    * checked. Refused (resource_exhausted) only when the source is over its own
    * budget, across accounts or at this account; the account's guesses from
    * every source only slow the answer down (ACCOUNT_SLOWDOWN_MS), so a correct
    * password from a source with no recent guesses always gets through.
    */
-  passwordGuess(scope: LimitScope, account: string, source: string): Promise<void>;
+  passwordGuess(scope: LimitScope, account: string, ip: string): Promise<void>;
   /** After a completed password reset: the account's guess counters, every source's, start afresh. */
   forgivePasswordGuesses(scope: LimitScope, account: string): Promise<void>;
 }
@@ -102,7 +126,7 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
   async function checkMessage(scope: LimitScope, address: string, source: string): Promise<number> {
     const budget = budgetFor("message_address", scope.settings);
     const addressGroup = group(scope, "message_address", address);
-    const ownShare = retryAfter(await limiter.hit(addressGroup, tiers(budget, `src:${source}`)));
+    const ownShare = retryAfter(await limiter.hit(addressGroup, tiers(budget, `src:${sourceKey(source)}`)));
     if (ownShare > 0) return ownShare;
     // Only what a source's share let through counts for the address: asking on
     // and on from one source spends nothing of the others'.
@@ -111,7 +135,8 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
 
   return {
     async consume(action, scope, key) {
-      const retryAfterMs = retryAfter(await limiter.hit(group(scope, action, key), tiers(budgetFor(action, scope.settings))));
+      const counted = action === "code_account" ? key : sourceKey(key);
+      const retryAfterMs = retryAfter(await limiter.hit(group(scope, action, counted), tiers(budgetFor(action, scope.settings))));
       if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
     },
     async tryMessage(scope, address, source) {
@@ -121,7 +146,8 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
       const retryAfterMs = await checkMessage(scope, address, source);
       if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
     },
-    async passwordGuess(scope, account, source) {
+    async passwordGuess(scope, account, ip) {
+      const source = sourceKey(ip);
       const perAccount = budgetFor("sign_in_account", scope.settings);
       // Two groups (two slots), counted at once: the source across accounts; this
       // account from this source (a field) and from every source (the group's own).

@@ -3,7 +3,7 @@
 // (boundedly) per account, a completed reset forgives, tenants count apart.
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../../src/domain/errors.ts";
-import { ACCOUNT_SLOWDOWN_MS, createLimits, type LimitScope } from "../../src/domain/limits.ts";
+import { ACCOUNT_SLOWDOWN_MS, createLimits, sourceKey, type LimitScope } from "../../src/domain/limits.ts";
 import type { RateLimiter } from "../../src/domain/ports/limits.ts";
 import { DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
@@ -102,5 +102,30 @@ describe("limits", () => {
     expect(await refusedCode(limits.passwordGuess(tenant, "lookup-e", "203.0.113.4"))).toBe("resource_exhausted");
     advance(15 * 60_000);
     expect(await refusedCode(limits.passwordGuess(tenant, "lookup-e", "203.0.113.4"))).toBe("allowed");
+  });
+
+  it("counts an IPv6 client by its /64, an IPv4-mapped one as IPv4, anything else as it is", () => {
+    const cases: Array<[string, string]> = [
+      ["2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"],
+      ["2001:0DB8:0001:0002::ffff", "2001:db8:1:2::/64"],
+      ["2001:db8::1", "2001:db8:0:0::/64"],
+      ["::1", "0:0:0:0::/64"],
+      ["fe80::1%eth0", "fe80:0:0:0::/64"],
+      ["64:ff9b::192.0.2.1", "64:ff9b:0:0::/64"],
+      ["::ffff:192.0.2.7", "192.0.2.7"],
+      ["192.0.2.7", "192.0.2.7"],
+      ["account:0192ab", "account:0192ab"],
+      ["1:2:3", "1:2:3"],
+      ["1::2::3", "1::2::3"],
+    ];
+    for (const [ip, key] of cases) expect(sourceKey(ip), ip).toBe(key);
+  });
+
+  it("one IPv6 /64 is one source: rotating addresses inside it gains nothing", async () => {
+    const { limits } = setup();
+    const outcomes: string[] = [];
+    for (let i = 1; i <= 11; i++) outcomes.push(await refusedCode(limits.passwordGuess(tenant, "lookup-f", `2001:db8:aa:bb::${i.toString(16)}`)));
+    expect(outcomes).toEqual([...Array(10).fill("allowed"), "resource_exhausted"]);
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-f", "2001:db8:aa:bc::1"))).toBe("allowed");
   });
 });
