@@ -109,6 +109,35 @@ describe.each(BACKENDS)("RevocationStore contract: %s", (backend) => {
     expect(await h.stores.revocations.forAccount(tenantId, id)).toMatchObject([{ reason: "erased", createdAt: T0 + 5, accountId: id, tenantId }]);
   });
 
+  it("eraseAccount finishes an erasure interrupted after its key was destroyed: rows deleted, revocation queued, answered undefined", async () => {
+    const tenantId = tenant();
+    const id = await account(tenantId);
+    await h.stores.keys.delete([id]); // as KeyStore.erase left it, the main transaction having failed
+    expect(await h.raw.selectFrom("accounts").select("id").where("id", "=", id).execute()).toHaveLength(1);
+    let checked = false;
+    expect(
+      await h.stores.accounts.eraseAccount({
+        tenantId,
+        accountId: id,
+        at: T0 + 7,
+        check: () => {
+          checked = true;
+        },
+      }),
+    ).toBeUndefined();
+    expect(checked).toBe(false);
+    expect(await h.raw.selectFrom("accounts").select("id").where("id", "=", id).execute()).toHaveLength(0);
+    expect(await h.raw.selectFrom("identities").select("id").where("account_id", "=", id).execute()).toHaveLength(0);
+    expect(await h.stores.revocations.forAccount(tenantId, id)).toMatchObject([{ reason: "erased", createdAt: T0 + 7 }]);
+    // Not from another tenant, and an updateAccount finds nothing to change.
+    const other = await account(tenantId);
+    await h.stores.keys.delete([other]);
+    expect(await h.stores.accounts.eraseAccount({ tenantId: "elsewhere", accountId: other, at: T0 })).toBeUndefined();
+    expect(await h.stores.accounts.updateAccount({ tenantId, accountId: other, at: T0, change: () => ({ endSessions: "deactivated" }) })).toBeUndefined();
+    expect(await h.stores.revocations.forAccount(tenantId, other)).toEqual([]);
+    expect(await h.raw.selectFrom("accounts").select("id").where("id", "=", other).execute()).toHaveLength(1);
+  });
+
   it("listPending reads oldest first up to the limit; complete forgets one, twice without error", async () => {
     const tenantId = tenant();
     const ids = [await account(tenantId), await account(tenantId), await account(tenantId)];

@@ -159,6 +159,18 @@ describe.each(BACKENDS)("revocation while the session store fails, on the %s bac
     expect(await validate(person.token)).toEqual(refused);
   });
 
+  it("DeleteUser after an erasure that stopped once its key was destroyed: NotFound, and the sessions end", async () => {
+    const person = await user("half-erased");
+    expect(await validate(person.token)).toEqual({ fast: Role.USER, connect: Role.USER });
+    // KeyStore.erase committed, then the main transaction failed: rows left, unreadable.
+    await server.runtime.durable.keys.delete([person.id]);
+    expect(await codeOf(api.call(AdminService.method.deleteUser, { accountId: person.id, reason: "asked again" }, shopRoot))).toBe(Code.NotFound);
+    expect(await validate(person.token)).toEqual(refused);
+    expect(await stored(person.id)).toHaveLength(0);
+    expect((await server.rawRows("accounts")).filter((r) => r.id === person.id)).toHaveLength(0);
+    expect(await pending()).toBe(0);
+  });
+
   it("DeleteAccount: every session of the person who erased their account is refused at once, and gone after the drain", async () => {
     const person = await user("self-erased");
     const other = await signIn(person.email, PASSWORD, shopId);

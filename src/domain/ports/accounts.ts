@@ -192,6 +192,9 @@ export interface AccountEraser {
    * replay deletes), then deletes every row about it (every per-account table)
    * and queues the revocation of its sessions (./revocations.ts, reason "erased").
    * Returns the erased account; undefined (calling nothing) when it is not in the tenant.
+   * An account whose key is gone but whose rows remain (an erasure interrupted after
+   * KeyStore.erase) is erased already: its rows are deleted and the revocation queued,
+   * and it answers undefined too.
    */
   eraseAccount(input: { tenantId: string; accountId: string; at: number; check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void }): Promise<StoredAccount | undefined>;
   /** Deletes every row about these accounts (the ledger replay); returns the ids that had rows. Idempotent. */

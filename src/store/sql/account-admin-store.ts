@@ -46,7 +46,9 @@ export function listAccountsQuery(db: Kysely<Database>, query: AccountListQuery)
 /**
  * Locks the target (after the default tenant's super admins) and reads it, with
  * the number of OTHER active super admins of the default tenant (0 elsewhere:
- * the last-super-admin rule only concerns the default tenant).
+ * the last-super-admin rule only concerns the default tenant). "keyless" when
+ * the row is there (and locked) but its key is gone: an erasure interrupted
+ * after it destroyed the key.
  */
 async function lockForChange(trx: Transaction<Database>, keys: KeyStore, tenantId: string, accountId: string, toAccount: (row: Selectable<AccountsTable>) => StoredAccount) {
   const touch = () => trx.updateTable("accounts").set((eb) => ({ updated_at: eb.ref("updated_at") }));
@@ -55,8 +57,9 @@ async function lockForChange(trx: Transaction<Database>, keys: KeyStore, tenantI
   if (Number(locked.numUpdatedRows) === 0) return undefined;
   const row = await trx.selectFrom("accounts").selectAll().where("id", "=", accountId).where("tenant_id", "=", tenantId).executeTakeFirst();
   // The key store may be another database: read outside this transaction, by primary key.
-  const wrappedKey = row && (await keys.get(accountId));
-  if (!row || wrappedKey === undefined) return undefined;
+  if (!row) return undefined;
+  const wrappedKey = await keys.get(accountId);
+  if (wrappedKey === undefined) return "keyless" as const;
   let otherActiveSuperAdmins = 0;
   if (tenantId === DEFAULT_TENANT_ID) {
     const counted = await trx
@@ -87,7 +90,7 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
     async updateAccount({ tenantId, accountId, at, change }) {
       return db.transaction().execute(async (trx) => {
         const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
-        if (!locked) return undefined;
+        if (!locked || locked === "keyless") return undefined;
         const { endSessions, ...update } = change(locked.account, locked.otherActiveSuperAdmins);
         if (endSessions) await queueRevocation(trx, { tenantId, accountId, at, request: { reason: endSessions } });
         const set = {
@@ -111,6 +114,13 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
       return db.transaction().execute(async (trx) => {
         const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
         if (!locked) return undefined;
+        if (locked === "keyless") {
+          // An erasure stopped after destroying the key (the main transaction failed): finish
+          // it — the rows go and the sessions' revocation is queued — yet answer "not there".
+          await deleteAccountRows(trx, accountId);
+          await queueRevocation(trx, { tenantId, accountId, at, request: { reason: "erased" } });
+          return undefined;
+        }
         check?.(locked.account, locked.otherActiveSuperAdmins);
         // The key and the ledger entry commit first (the key store's own transaction): from
         // then on the rows are unreadable, and the ledger replay deletes them if this fails.
