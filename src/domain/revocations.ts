@@ -38,7 +38,7 @@ export interface Revocations {
 export interface RevocationDeps {
   store: RevocationStore;
   sessions: Pick<Sessions, "endWhere" | "refuseRevoked">;
-  /** A revocation of the account's sessions could not be carried out yet (it stays queued). */
+  /** A revocation of the account's sessions could not be carried out yet (it stays queued); told once per revocation, not on every retry. */
   onDeferred?: (error: unknown, accountId: string) => void;
 }
 
@@ -55,15 +55,23 @@ export function createRevocations(deps: RevocationDeps): Revocations {
     return ended;
   }
 
+  // Revocations this instance already reported as deferred: a store down for minutes logs once each, not every second.
+  const reported = new Set<string>();
+
   async function attempt(r: PendingRevocation): Promise<number | undefined> {
     try {
-      return await carryOut(r);
+      const ended = await carryOut(r);
+      reported.delete(r.id);
+      return ended;
     } catch (error) {
       if (!known.has(r.id)) {
         known.set(r.id, r);
         refuse();
       }
-      deps.onDeferred?.(error, r.accountId);
+      if (!reported.has(r.id)) {
+        reported.add(r.id);
+        deps.onDeferred?.(error, r.accountId);
+      }
       return undefined;
     }
   }
@@ -86,6 +94,7 @@ export function createRevocations(deps: RevocationDeps): Revocations {
     async drain() {
       const pending = await deps.store.listPending(BATCH);
       known = new Map(pending.map((r) => [r.id, r]));
+      for (const id of reported) if (!known.has(id)) reported.delete(id); // carried out elsewhere
       refuse();
       let completed = 0;
       for (const r of pending) if ((await attempt(r)) !== undefined) completed++;
