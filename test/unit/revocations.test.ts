@@ -91,6 +91,21 @@ describe("revocations", () => {
     expect(await revocations.drain()).toEqual({ pending: 0, completed: 0 });
   });
 
+  it("a pass with the session store timing out costs one timeout, not one per pending revocation", async () => {
+    for (let i = 0; i < 5; i++) await revokedAccount();
+    const slow = createSessions({
+      store: {
+        ...ephemeral.sessions,
+        listForAccount: () => new Promise((_, reject) => setTimeout(() => reject(new Error("Command timed out")), 200)),
+      },
+      invalidation: ephemeral.invalidation,
+      now: () => clock,
+    });
+    const started = Date.now();
+    expect(await createRevocations({ store: durable.stores.revocations, sessions: slow }).drain()).toEqual({ pending: 5, completed: 0 });
+    expect(Date.now() - started).toBeLessThan(800);
+  });
+
   it("settle only touches the tenant's own account", async () => {
     const { accountId, token } = await revokedAccount();
     expect(await revocations.settle("another-tenant", accountId)).toBe(0);
