@@ -8,6 +8,8 @@
 // success (the revocation committed with the change), the old session is
 // refused at once — over the gRPC fast path and its cache too — and, once the
 // store answers again, a retry or the background drain removes it for good.
+// Last, real Redis behind a TCP proxy that refuses connections: the same
+// promise with no test hook in the path.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
@@ -17,9 +19,10 @@ import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { Role } from "../../src/domain/types.ts";
 import { createLogger } from "../../src/server/logger.ts";
 import { createRuntime, type Runtime } from "../../src/server/wiring.ts";
-import { BACKENDS } from "../support/backends.ts";
+import { BACKENDS, REDIS_URL } from "../support/backends.ts";
 import { codeOf, createCaller, type Caller } from "../support/clients.ts";
 import { sessionStoreFaults, type SessionStoreFaults } from "../support/faults.ts";
+import { startTcpProxy, type TcpProxy } from "../support/proxy.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -317,3 +320,48 @@ if (BACKENDS.includes("mysql")) {
     });
   });
 }
+
+describe.skipIf(!BACKENDS.includes("mysql"))("Redis cut (a TCP proxy refusing) between the commit and the revocation", () => {
+  let proxy: TcpProxy;
+  let server: TestServer;
+  let api: Caller;
+
+  beforeAll(async () => {
+    const redis = new URL(REDIS_URL);
+    proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    server = await startTestServer("mysql", { env: { REDIS_CONNECT_TIMEOUT_MS: "300", REDIS_COMMAND_TIMEOUT_MS: "300" }, via: { redis: proxy } });
+    api = createCaller("connect-json-h1", server.baseUrl);
+  });
+  afterAll(async () => {
+    proxy?.mode("forward");
+    api?.close();
+    await server?.close();
+    await proxy?.close();
+  });
+
+  it("DeactivateUser by an API key while Redis is down succeeds; the session is never answered, and is gone within seconds of Redis coming back", async () => {
+    const rootEmail = uniqueEmail("cut-root");
+    await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: ROOT_PASSWORD, promote: false });
+    const root = bearer((await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken);
+    const key = bearer((await api.call(AdminService.method.createApiKey, { tenantId: "", name: "ops", permissions: ["users.write"] }, root)).secret);
+    const email = uniqueEmail("cut");
+    const id = (await api.call(AdminService.method.createUser, { email, password: PASSWORD }, key)).account!.id;
+    const token = (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })).sessionToken;
+    const validate = () => api.call(SessionService.method.validateSession, { sessionToken: token });
+    expect((await validate()).role).toBe(Role.USER);
+
+    proxy.mode("refuse");
+    const res = await api.call(AdminService.method.deactivateUser, { accountId: id, reason: "left" }, key);
+    expect(res.account!.id).toBe(id);
+    // Redis is down: nothing is answered for the session, and never as valid.
+    expect([Code.Unavailable, Code.Unauthenticated]).toContain(await codeOf(validate()));
+    expect(await server.rawRows("pending_revocations")).toHaveLength(1);
+
+    proxy.mode("forward");
+    const deadline = Date.now() + 10_000;
+    while ((await server.rawRows("pending_revocations")).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await server.rawRows("pending_revocations")).toHaveLength(0);
+    expect(await server.runtime.ephemeral.sessions.listForAccount(id)).toEqual([]);
+    expect(await codeOf(validate())).toBe(Code.Unauthenticated);
+  });
+});
