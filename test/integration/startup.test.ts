@@ -163,9 +163,9 @@ describe.skipIf(!BACKENDS.includes("mysql"))("backends at start", () => {
       await proxy?.close();
     });
 
-    it("MySQL unreachable: one line naming MYSQL_URL, retried with backoff, serving once it answers", async () => {
+    it.each(["refuse", "stall"] as const)("MySQL unreachable (%s): one line naming MYSQL_URL, retried with backoff, serving once it answers", async (mode) => {
       const target = new URL(MYSQL_ADMIN_URL);
-      proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 3306) }, "refuse");
+      proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 3306) }, mode);
       const service = startMain(production(viaProxy(database.url, proxy), REDIS_URL));
       await eventually(() => /MYSQL_URL: the database cannot be reached/.test(service.output()), 20_000, service.output);
       await new Promise((r) => setTimeout(r, 2500)); // several retries
@@ -179,9 +179,9 @@ describe.skipIf(!BACKENDS.includes("mysql"))("backends at start", () => {
       await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 10_000, service.output);
     });
 
-    it("Redis unreachable: the port opens, not ready, Unavailable, one line per change, ready on its own when Redis arrives", async () => {
+    it.each(["refuse", "stall"] as const)("Redis unreachable (%s): the port opens, not ready, Unavailable, one line per change, ready on its own when Redis arrives", async (mode) => {
       const target = new URL(REDIS_URL);
-      proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) }, "refuse");
+      proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) }, mode);
       const service = startMain(production(database.url, viaProxy(REDIS_URL, proxy), { LOG_LEVLE: "debug" }));
       const port = await service.listening(30_000);
       const base = `http://127.0.0.1:${port}`;
