@@ -80,10 +80,10 @@ export interface AdminUserDeps {
   tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   passwords: PasswordHasher;
-  /** Ends sessions directly (RevokeUserSessions, and sessions carrying a stale role). */
-  sessions: Pick<Sessions, "endAll" | "endWhere">;
+  /** Ends sessions carrying a stale role directly (SetUserRole). */
+  sessions: Pick<Sessions, "endWhere">;
   /** Settles the revocations a committed change queued. */
-  revocations: Pick<Revocations, "settle">;
+  revocations: Pick<Revocations, "settle" | "revokeAll">;
   limits: Limits;
   now: () => number;
   /** Invitation tokens and ids draw from it. */
@@ -157,7 +157,7 @@ export interface AdminUsers {
   delete(target: UserTarget & { reason: string; meta: RequestMeta }): Promise<void>;
   /** A reset link to the account's address; a new invitation to an invited person who has not accepted yet. */
   sendPasswordReset(target: UserTarget & { meta: RequestMeta }): Promise<void>;
-  /** Ends every session of the account; returns how many. */
+  /** Ends every session of the account, durably (src/domain/revocations.ts); returns how many ended now. */
   revokeSessions(target: UserTarget): Promise<number>;
   /** plan "" clears the subscription; expiresAt null: no expiry. */
   setSubscription(target: UserTarget, plan: string, expiresAt: number | null): Promise<Account>;
@@ -446,7 +446,8 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
 
     async revokeSessions(target) {
       const found = await loadManaged(target);
-      return deps.sessions.endAll(found.account.id);
+      // Queued first, like a committed change's: it holds whatever the session store does now.
+      return deps.revocations.revokeAll(target.tenantId, found.account.id, "sessions_revoked");
     },
 
     async setSubscription(target, rawPlan, expiresAt) {

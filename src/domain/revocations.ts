@@ -14,7 +14,7 @@
 // the sessions issued up to the change, and they are gone the second time.
 // Every call that queues one is safe to retry: the retry settles whatever the
 // account still owes (see admin-users.ts, erasure.ts, recovery.ts).
-import type { PendingRevocation, RevocationStore } from "./ports/revocations.ts";
+import type { PendingRevocation, RevocationReason, RevocationStore } from "./ports/revocations.ts";
 import type { Sessions } from "./sessions.ts";
 
 /** Pending revocations read (refused and carried out) per pass of the loop. */
@@ -29,6 +29,12 @@ export interface Revocations {
    */
   settle(tenantId: string, accountId: string): Promise<number>;
   /**
+   * Ends every session of the account issued until now, durably: queues the
+   * revocation, then settles it (so it holds, and never throws, when the session
+   * store fails). Returns how many sessions ended now.
+   */
+  revokeAll(tenantId: string, accountId: string, reason: RevocationReason): Promise<number>;
+  /**
    * One pass of the loop: reads the queue (oldest first), refuses everything in
    * it, carries out what it can. Throws only when the queue cannot be read.
    */
@@ -38,6 +44,7 @@ export interface Revocations {
 export interface RevocationDeps {
   store: RevocationStore;
   sessions: Pick<Sessions, "endWhere" | "refuseRevoked">;
+  now: () => number;
   /** A revocation of the account's sessions could not be carried out yet (it stays queued); told once per revocation, not on every retry. */
   onDeferred?: (error: unknown, accountId: string) => void;
 }
@@ -76,7 +83,7 @@ export function createRevocations(deps: RevocationDeps): Revocations {
     }
   }
 
-  return {
+  const revocations: Revocations = {
     async settle(tenantId, accountId) {
       let pending: PendingRevocation[];
       try {
@@ -101,7 +108,13 @@ export function createRevocations(deps: RevocationDeps): Revocations {
       const results = await Promise.all(pending.map(attempt));
       return { pending: pending.length, completed: results.filter((r) => r !== undefined).length };
     },
+
+    async revokeAll(tenantId, accountId, reason) {
+      await deps.store.queue({ tenantId, accountId, at: deps.now(), request: { reason } });
+      return revocations.settle(tenantId, accountId);
+    },
   };
+  return revocations;
 }
 
 /**

@@ -151,6 +151,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const revocations = createRevocations({
     store: durable.revocations,
     sessions,
+    now,
     onDeferred: (err) => log.warn({ err }, "sessions of a committed change could not be ended yet: refused meanwhile, retried until done"),
   });
   const revocationIntervalMs = options.revocationIntervalMs ?? 1000;

@@ -138,6 +138,13 @@ describe.each(BACKENDS)("RevocationStore contract: %s", (backend) => {
     expect(await h.raw.selectFrom("accounts").select("id").where("id", "=", other).execute()).toHaveLength(1);
   });
 
+  it("queue records a revocation no other change carries", async () => {
+    const tenantId = tenant();
+    const id = await account(tenantId);
+    await h.stores.revocations.queue({ tenantId, accountId: id, at: T0 + 3, request: { reason: "sessions_revoked" } });
+    expect(await h.stores.revocations.forAccount(tenantId, id)).toMatchObject([{ reason: "sessions_revoked", createdAt: T0 + 3, keepTokenHash: null, accountId: id, tenantId }]);
+  });
+
   it("listPending reads oldest first up to the limit; complete forgets one, twice without error", async () => {
     const tenantId = tenant();
     const ids = [await account(tenantId), await account(tenantId), await account(tenantId)];

@@ -174,6 +174,24 @@ describe.each(BACKENDS)("revocation while the session store fails, on the %s bac
     expect(await pending()).toBe(0);
   });
 
+  it("RevokeUserSessions: answers success and the sessions are refused at once; the drain ends them once the store answers", async () => {
+    const person = await user("revoked");
+    const second = await signIn(person.email, PASSWORD, shopId);
+    expect(await validate(person.token)).toEqual({ fast: Role.USER, connect: Role.USER });
+    const res = await whileFailing(() => api.call(AdminService.method.revokeUserSessions, { accountId: person.id }, shopRoot));
+    expect(res.revokedCount).toBe(0); // none ended yet: owed
+    expect(await validate(person.token)).toEqual(refused);
+    expect(await validate(second)).toEqual(refused);
+    await server.runtime.revocations.drain();
+    expect(await stored(person.id)).toHaveLength(0);
+    expect(await pending()).toBe(0);
+    // A session signed in after the call is not the revocation's business.
+    const later = await signIn(person.email, PASSWORD, shopId);
+    expect(await validate(later)).toEqual({ fast: Role.USER, connect: Role.USER });
+    expect((await api.call(AdminService.method.revokeUserSessions, { accountId: person.id }, shopRoot)).revokedCount).toBe(1);
+    expect(await validate(later)).toEqual(refused);
+  });
+
   it("DeleteAccount: every session of the person who erased their account is refused at once, and gone after the drain", async () => {
     const person = await user("self-erased");
     const other = await signIn(person.email, PASSWORD, shopId);

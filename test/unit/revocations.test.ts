@@ -35,7 +35,7 @@ describe("revocations", () => {
     sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now: () => clock });
     await sessions.listen();
     deferred = [];
-    revocations = createRevocations({ store: durable.stores.revocations, sessions, onDeferred: (_, accountId) => deferred.push(accountId) });
+    revocations = createRevocations({ store: durable.stores.revocations, sessions, now: () => clock, onDeferred: (_, accountId) => deferred.push(accountId) });
   });
   afterEach(async () => {
     await ephemeral.close();
@@ -102,7 +102,7 @@ describe("revocations", () => {
       now: () => clock,
     });
     const started = Date.now();
-    expect(await createRevocations({ store: durable.stores.revocations, sessions: slow }).drain()).toEqual({ pending: 5, completed: 0 });
+    expect(await createRevocations({ store: durable.stores.revocations, sessions: slow, now: () => clock }).drain()).toEqual({ pending: 5, completed: 0 });
     expect(Date.now() - started).toBeLessThan(800);
   });
 

@@ -1873,7 +1873,9 @@ export declare const AdminService: GenService<{
     output: typeof SendPasswordResetResponseSchema;
   },
   /**
-   * Ends every session of a user, on every instance at once.
+   * Ends every session of a user, on every instance at once, even when the
+   * session store fails at that moment (docs/revocation.md); revoked_count
+   * counts those ended at once. Safe to retry.
    *
    * @generated from rpc identity.v1.AdminService.RevokeUserSessions
    */

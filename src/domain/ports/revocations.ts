@@ -4,7 +4,7 @@
 // those sessions. See ./errors.ts for the errors every method may throw.
 
 /** Why a committed change ends an account's sessions. */
-export type RevocationReason = "role_changed" | "deactivated" | "erased" | "password_changed" | "password_reset" | "promoted";
+export type RevocationReason = "role_changed" | "deactivated" | "erased" | "password_changed" | "password_reset" | "promoted" | "sessions_revoked";
 
 /** What a change asks the store to queue, in the change's own transaction. */
 export interface RevocationRequest {
@@ -32,6 +32,8 @@ export interface RevocationStore {
   forAccount(tenantId: string, accountId: string): Promise<PendingRevocation[]>;
   /** Up to `limit` pending revocations of every tenant, oldest first (a primary-key range). */
   listPending(limit: number): Promise<PendingRevocation[]>;
+  /** Queues a revocation that no other change carries (an admin ending a user's sessions). */
+  queue(input: { tenantId: string; accountId: string; at: number; request: RevocationRequest }): Promise<void>;
   /** Forgets a carried-out revocation; an unknown id (carried out by another instance) is ignored. */
   complete(id: string): Promise<void>;
 }

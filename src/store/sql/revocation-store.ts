@@ -18,7 +18,7 @@ function toRevocation(row: Selectable<PendingRevocationsTable>): PendingRevocati
 }
 
 /** Queues a revocation of the account's sessions inside the caller's transaction. */
-export async function queueRevocation(trx: Transaction<Database>, input: { tenantId: string; accountId: string; at: number; request: RevocationRequest }): Promise<void> {
+export async function queueRevocation(trx: Transaction<Database> | Kysely<Database>, input: { tenantId: string; accountId: string; at: number; request: RevocationRequest }): Promise<void> {
   await trx
     .insertInto("pending_revocations")
     .values({
@@ -43,6 +43,7 @@ export function createSqlRevocationStore(db: Kysely<Database>): RevocationStore 
       const rows = await db.selectFrom("pending_revocations").selectAll().orderBy("id").limit(limit).execute();
       return rows.map(toRevocation);
     },
+    queue: (input) => queueRevocation(db, input),
     async complete(id) {
       await db.deleteFrom("pending_revocations").where("id", "=", id).execute();
     },
