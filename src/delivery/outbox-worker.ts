@@ -11,8 +11,11 @@ import type { MailTransport, RenderedMessage } from "./types.ts";
 
 export interface OutboxWorkerOptions {
   outbox: OutboxStore;
-  /** Decrypts a claimed message; undefined when it can no longer be opened (account erased) → the message is dropped as failed without retry. */
-  openPayload(message: ClaimedMessage): Promise<MessagePayload | undefined>;
+  /**
+   * Decrypts a claimed message; undefined when it can no longer be opened (account erased) → the message is dropped
+   * as failed without retry; null when there is nothing to send (a decoy request) → settled as sent, nothing sent.
+   */
+  openPayload(message: ClaimedMessage): Promise<MessagePayload | null | undefined>;
   transport: MailTransport;
   productName: string;
   now: () => number;
@@ -103,12 +106,16 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
 
   /** Delivers one claimed message; true when sent. */
   async function deliver(message: ClaimedMessage): Promise<boolean> {
-    let payload: MessagePayload | undefined;
+    let payload: MessagePayload | null | undefined;
     try {
       payload = await options.openPayload(message);
     } catch (error) {
       // e.g. the key store is briefly unreachable: only the error's code is kept.
       await fail(message, { ...classifySendError(error), class: "transient" });
+      return false;
+    }
+    if (payload === null) {
+      await outbox.markSent(message.id, owner, now()); // drops the payload; counted nowhere: nothing went out
       return false;
     }
     if (!payload) {

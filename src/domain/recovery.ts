@@ -10,8 +10,9 @@ import { hashSecret } from "../crypto/keyring.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, openAccount, openIdentityValue, sealMessage } from "./accounts.ts";
 import { DomainError, unauthenticated } from "./errors.ts";
-import { givenPassword, linkBase, queueVerificationLink, stateAfterVerification, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
-import { issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
+import type { AddressRequests } from "./address-requests.ts";
+import { givenPassword, stateAfterVerification, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
+import { peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
 import type { StoredAccount } from "./ports/accounts.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { Revocations } from "./revocations.ts";
@@ -19,9 +20,7 @@ import type { RequestMeta } from "./sessions.ts";
 import { IdentityKind, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale, requireNonEmpty } from "./validation.ts";
 
-const MINUTE = 60_000;
-/** Reset links live 10 minutes (DESIGN: out-of-band codes expire within 10 minutes). */
-export const RESET_CODE_TTL_MS = 10 * MINUTE;
+export { RESET_CODE_TTL_MS } from "./address-requests.ts";
 /** Tokens CompletePasswordReset accepts: reset links, and invitations (which set the first password). */
 const RESET_PURPOSES = ["reset_password", "invitation"] as const;
 
@@ -61,8 +60,11 @@ export interface RecoveryFlows {
 /** What a reset link (or an invitation, src/domain/admin-users.ts) is bound to besides its account: the password it replaces. */
 export const passwordFingerprint = (account: StoredAccount) => hashSecret(`password:${account.passwordHash ?? ""}`);
 
-/** Recovery's dependencies: identity's, with settling the session revocations a password change queues. */
-export type RecoveryDeps = Omit<IdentityFlowDeps, "sessions" | "audit"> & { revocations: Pick<Revocations, "settle"> };
+/**
+ * Recovery's dependencies: identity's, with settling the session revocations a password change queues,
+ * and the queue of address requests (src/domain/address-requests.ts) a reset or a resend goes through.
+ */
+export type RecoveryDeps = Omit<IdentityFlowDeps, "sessions" | "audit"> & { revocations: Pick<Revocations, "settle">; addressRequests: AddressRequests };
 
 export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
   const { accounts, outbox, keyring, passwords, limits, now, random } = deps;
@@ -70,7 +72,9 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
   /**
    * The request's tenant, locale and the address's identity, when it exists and
    * the address's message budget allows one more message. Both outcomes do the
-   * same lookups and count the same budgets.
+   * same lookups and count the same budgets; the caller then queues one row
+   * either way (addressRequests.queue: a request or a decoy), so neither the
+   * answer nor its time tells whether the address is known.
    */
   async function lookUpAddress(input: AddressRequest): Promise<{ tenant: Tenant; locale: Locale | undefined; found: FoundIdentity | undefined }> {
     const tenant = await deps.tenants.get(input.tenantId);
@@ -111,23 +115,14 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
   return {
     async resendVerification(input) {
       const { tenant, locale, found } = await lookUpAddress(input);
-      if (found && found.identity.verifiedAt === null) await queueVerificationLink(deps, tenant, found, locale);
+      const target = found && found.identity.verifiedAt === null ? found : undefined;
+      await deps.addressRequests.queue(tenant, MessageKind.VERIFY_EMAIL, target, locale);
     },
 
     async startPasswordReset(input) {
       const { tenant, locale, found } = await lookUpAddress(input);
-      if (!found) return;
-      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
-      const { token } = await issueLinkToken(deps, "reset_password", found.identity, RESET_CODE_TTL_MS, {
-        password: passwordFingerprint(found.account),
-        address: found.identity.lookupHash,
-      });
-      await queue(dataKey, account, {
-        kind: MessageKind.PASSWORD_RESET,
-        to: account.profile.email,
-        locale: locale ?? account.locale,
-        variables: { link: `${linkBase(tenant, deps.publicUrl)}/reset-password?token=${token}`, expiresInMinutes: String(RESET_CODE_TTL_MS / MINUTE) },
-      });
+      // The link is issued when the message is delivered (src/domain/address-requests.ts).
+      await deps.addressRequests.queue(tenant, MessageKind.PASSWORD_RESET, found, locale);
     },
 
     async checkPasswordResetCode({ code, tenantId, meta }) {

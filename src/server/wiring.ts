@@ -26,7 +26,8 @@ import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
 import type { Random } from "../domain/ports/random.ts";
 import type { DurableStores, EphemeralStores } from "../domain/ports/stores.ts";
-import { createRecoveryFlows } from "../domain/recovery.ts";
+import { createAddressRequests } from "../domain/address-requests.ts";
+import { createRecoveryFlows, passwordFingerprint } from "../domain/recovery.ts";
 import { createRetention, startRetention, type Retention } from "../domain/retention.ts";
 import { createRevocations, startRevocationLoop, type Revocations } from "../domain/revocations.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
@@ -189,9 +190,26 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     () => durable.outbox.countByStatus(),
     (err) => log.warn({ err }, "outbox depth could not be read for /metrics"),
   );
+  // Before the worker, which opens its rows (it may start delivering at once).
+  const addressRequests = createAddressRequests(
+    {
+      accounts: durable.accounts,
+      tenants,
+      keyring,
+      tokens: ephemeral.tokens,
+      outbox: durable.outbox,
+      now,
+      random,
+      publicUrl: config.publicUrl,
+      verificationLinkTtlMs: config.verificationLinkTtlMs,
+      onMessageQueued: () => outboxWorker.nudge(),
+    },
+    passwordFingerprint,
+  );
   const outboxWorker = createOutboxWorker({
     outbox: durable.outbox,
-    openPayload: (message) => accounts.openMessage(message),
+    // Reset and resend requests become their message here, decoys nothing (src/domain/address-requests.ts).
+    openPayload: (message) => addressRequests.open(message, (m) => accounts.openMessage(m)),
     transport,
     productName: "Identity",
     now,
@@ -224,7 +242,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   };
   const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
   const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit });
-  const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits });
+  const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits, addressRequests });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
   const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, revocations, limits, recovery, profiles, erasure });

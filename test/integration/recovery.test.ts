@@ -550,7 +550,8 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
       const ids = new Set(accounts.map((a) => a.id));
       for (const table of ["account_keys", "identities", "outbox"]) {
         const rows = table === "account_keys" ? await server.rawKeyRows(table) : await server.rawRows(table);
-        expect(rows.filter((r) => !ids.has(r.account_id)), table).toEqual([]);
+        // Decoys of requests for unknown addresses (src/domain/address-requests.ts) point at no account by design.
+        expect(rows.filter((r) => !ids.has(r.account_id) && !(table === "outbox" && r.account_id === "")), table).toEqual([]);
       }
 
       expect((await lookup(younger))?.identity.verifiedAt).toBeNull();
