@@ -12,13 +12,17 @@ export function procedureName(method: DescMethod): string {
 
 export interface Metrics {
   registry: Registry;
+  /** The text /metrics answers: this registry's, or the whole cluster's when a worker's scrape is given. */
+  scrape(): Promise<string>;
   interceptor: Interceptor;
   /** Records one answered call: `error` undefined for success; `startedAt` from performance.now(). */
   observe(procedure: string, error: unknown, startedAt: number): void;
 }
 
-export function createMetrics(): Metrics {
+/** `throughCluster`: on a cluster worker, turns its registry into a scrape of every worker (server/cluster-metrics.ts). */
+export function createMetrics(options: { throughCluster?: (registry: Registry) => () => Promise<string> } = {}): Metrics {
   const registry = new Registry();
+  const scrape = options.throughCluster?.(registry) ?? (() => registry.metrics());
   collectDefaultMetrics({ register: registry });
   const calls = new Counter({ name: "identity_rpc_calls_total", help: "RPCs answered, by procedure and code", labelNames: ["procedure", "code"], registers: [registry] });
   const latency = new Histogram({
@@ -45,5 +49,5 @@ export function createMetrics(): Metrics {
       throw error;
     }
   };
-  return { registry, interceptor, observe };
+  return { registry, scrape, interceptor, observe };
 }

@@ -91,7 +91,13 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
       return;
     }
     if (req.method === "GET" && path === "/metrics") {
-      void metrics.registry.metrics().then((body) => plain(res, 200, body, metrics.registry.contentType));
+      void metrics.scrape().then(
+        (body) => plain(res, 200, body, metrics.registry.contentType),
+        (error: Error) => {
+          log.warn({ cause: error.message }, "metrics could not be gathered");
+          plain(res, 503, "metrics unavailable\n");
+        },
+      );
       return;
     }
     connectHandler(req as never, res as never);

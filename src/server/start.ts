@@ -7,6 +7,7 @@ import { assertServable, ConfigError, loadConfig, type Config } from "../config.
 import type { DurableStores } from "../domain/ports/stores.ts";
 import { configurationErrorOf } from "../store/sql/open.ts";
 import { openServingDurable } from "./durable.ts";
+import { aggregateWorkerMetrics, scrapeThroughPrimary } from "./cluster-metrics.ts";
 import { createHttpServer } from "./http.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "../interceptors/metrics.ts";
@@ -65,7 +66,8 @@ export async function serve(config: Config, log: Logger, options: { migrate: boo
   await (await openDurableRetrying(config, log, { prepare: options.migrate })).close();
   const runtime = await createRuntime(config, log, { migrate: false });
   runtime.readiness.watch();
-  const server = createHttpServer({ config, runtime, log, metrics: createMetrics() });
+  const metrics = createMetrics({ throughCluster: cluster.isWorker ? scrapeThroughPrimary : undefined });
+  const server = createHttpServer({ config, runtime, log, metrics });
   const port = await server.listen();
   let stopping = false;
   const stop = async (signal: string) => {
@@ -97,6 +99,7 @@ export async function start(): Promise<void> {
   // Primary: migrate and replay the erasure ledger once, then fork the workers that share the port.
   await (await openDurableRetrying(config, log, { prepare: true }).catch(exitOnConfigError)).close();
   let stopping = false;
+  aggregateWorkerMetrics();
   for (let i = 0; i < config.workers; i++) cluster.fork();
   cluster.on("exit", (worker, code) => {
     if (stopping) return;
