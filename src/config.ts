@@ -37,6 +37,8 @@ export interface Config {
   readonly passwordPepper: Buffer | undefined;
   readonly corsOrigins: readonly string[];
   readonly logLevel: string;
+  /** LOG_FORMAT: json, or pretty (development only); undefined: pretty in development on a terminal, else JSON. */
+  readonly logFormat: "json" | "pretty" | undefined;
   /** HTTP worker processes (node:cluster); 1 on the embedded backend. */
   readonly workers: number;
   /** Trust X-Forwarded-For from this many proxies when finding the client IP. */
@@ -133,7 +135,7 @@ const KNOWN_VARIABLES = [
   "PORT", "HOST", "TLS_CERT_FILE", "TLS_KEY_FILE", "MYSQL_URL", "KEYSTORE_MYSQL_URL", "MYSQL_TLS_CA_FILE",
   "MYSQL_CONNECT_TIMEOUT_MS", "MYSQL_QUERY_TIMEOUT_MS", "REDIS_URL", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
   "REDIS_CONNECT_TIMEOUT_MS", "REDIS_COMMAND_TIMEOUT_MS", "DATA_DIR", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL",
-  "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "WORKERS",
+  "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "LOG_FORMAT", "WORKERS",
   "TRUSTED_PROXIES", "VERIFICATION_LINK_TTL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "DEVELOPMENT_MODE",
   "OUTBOX_RETRY_BASE_SECONDS", "OUTBOX_RETRY_MAX_DELAY_SECONDS", "OUTBOX_MAX_AGE_SECONDS",
 ];
@@ -192,6 +194,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     throw new ConfigError("LOG_LEVEL", "must be one of fatal, error, warn, info, debug, trace, silent");
   }
+  const logFormat = env.LOG_FORMAT || undefined;
+  if (logFormat !== undefined && logFormat !== "json" && logFormat !== "pretty") throw new ConfigError("LOG_FORMAT", "must be json or pretty");
   const config: Config = {
     port: integer(env, "PORT", 8080, 0, 65535),
     host,
@@ -212,6 +216,7 @@ export function loadConfig(env: Env = process.env): Config {
     passwordPepper: env.PASSWORD_PEPPER ? Buffer.from(env.PASSWORD_PEPPER, "utf8") : undefined,
     corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
     logLevel,
+    logFormat,
     workers: embedded ? 1 : integer(env, "WORKERS", availableParallelism(), 1, 256),
     trustedProxies: integer(env, "TRUSTED_PROXIES", 0, 0, 10),
     verificationLinkTtlMs: integer(env, "VERIFICATION_LINK_TTL_SECONDS", 24 * 3600, 60, 7 * 24 * 3600) * 1000,
@@ -226,6 +231,8 @@ export function loadConfig(env: Env = process.env): Config {
     warnings: unknown.map((name) => `unknown variable ${name} is ignored${suggestion(name)}`),
     outboxRetry: outboxRetry(env),
   };
+  // Production logs are read by machines: one JSON object per line.
+  if (logFormat === "pretty" && !config.development) throw new ConfigError("LOG_FORMAT", "pretty is for development mode only: production logs are JSON");
   if (mysqlUrl !== undefined && redisUrl === undefined) throw new ConfigError("REDIS_URL", "is required when MYSQL_URL is set");
   if (redisUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("MYSQL_URL", "is required when REDIS_URL is set");
   if (keystoreMysqlUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("KEYSTORE_MYSQL_URL", "needs MYSQL_URL (the embedded key store is keys.sqlite in DATA_DIR)");

@@ -9,7 +9,7 @@ import { configurationErrorOf } from "../store/sql/open.ts";
 import { openServingDurable } from "./durable.ts";
 import { aggregateWorkerMetrics, scrapeThroughPrimary } from "./cluster-metrics.ts";
 import { createHttpServer } from "./http.ts";
-import { createLogger, type Logger } from "./logger.ts";
+import { chooseLogFormat, createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "../interceptors/metrics.ts";
 import { createRuntime } from "./wiring.ts";
 
@@ -86,7 +86,7 @@ export async function serve(config: Config, log: Logger, options: { migrate: boo
 
 export async function start(): Promise<void> {
   const config = configOrExit();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, chooseLogFormat(config, process.stdout.isTTY === true));
   if (cluster.isPrimary) {
     for (const warning of config.warnings) log.warn(warning);
   }

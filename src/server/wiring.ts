@@ -220,7 +220,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       // A failed attempt is logged by its codes only: the SMTP server's text names the recipient.
       if (error instanceof DeliveryError) {
         const { failure, attempt, nextAttemptAt } = error;
-        // "errorCode", not "code": the logger redacts every "code" (verification codes).
+        // "errorCode": the SMTP reply code, named apart from the failure class.
         const { code: errorCode, ...rest } = failure;
         const fields = { delivery: { ...rest, errorCode, attempt, retryAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString() }, messageId: message?.id, kind: message?.kind };
         if (nextAttemptAt === null) log.warn(fields, "message given up (failed): requeue it with `npm run outbox -- requeue`");
