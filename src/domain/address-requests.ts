@@ -11,7 +11,9 @@ import { openAccount, sealMessage } from "./accounts.ts";
 import { linkBase, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { issueLinkToken } from "./one-time-tokens.ts";
-import type { ClaimedMessage } from "./ports/outbox.ts";
+import type { ClaimedMessage, OutboxMessage } from "./ports/outbox.ts";
+import type { Random } from "./ports/random.ts";
+import type { Keyring } from "../crypto/keyring.ts";
 import type { Locale, Tenant } from "./types.ts";
 
 const MINUTE = 60_000;
@@ -46,8 +48,20 @@ export interface AddressRequests {
 
 /** Reset links live 10 minutes (DESIGN: out-of-band codes expire within 10 minutes). */
 export const RESET_CODE_TTL_MS = 10 * MINUTE;
+/** How long after answering the worker is woken for a request (it polls anyway). */
+const WAKE_DELAY_MS = 50;
 // Decoys name no identity; an id of the same length keeps the sealed row the same size.
 const DECOY_IDENTITY = "0".repeat(26);
+
+/**
+ * An outbox row naming nobody, sealed under a throwaway key: what a flow queues
+ * in place of a message it must not send (its address is taken, or unknown), so
+ * the write is the same. The worker settles it without sending anything.
+ */
+export function sealDecoy(keyring: Pick<Keyring, "newDataKey">, tenantId: string, kind: MessageKind, at: number, random?: Random): OutboxMessage {
+  const payload: MessagePayload = { kind, to: "", locale: "" as Locale, variables: {} };
+  return sealMessage(keyring.newDataKey("").key, { id: "", tenantId }, payload, at, random);
+}
 
 export function createAddressRequests(deps: AddressRequestDeps, fingerprint: (account: FoundIdentity["account"]) => string): AddressRequests {
   const { keyring, now, random } = deps;
@@ -64,7 +78,9 @@ export function createAddressRequests(deps: AddressRequestDeps, fingerprint: (ac
         request: { identityId: target?.identity.id ?? DECOY_IDENTITY, ...(data ? { data } : {}) },
       };
       await deps.outbox.enqueue([sealMessage(dataKey, { id: target?.account.id ?? "", tenantId: tenant.id }, payload, now(), random)]);
-      deps.onMessageQueued();
+      // The worker's part (a token and a mail for a known address, nothing for a decoy) must not
+      // overlap this answer on its way out: it is woken a moment later, not at once.
+      setTimeout(deps.onMessageQueued, WAKE_DELAY_MS).unref();
     },
 
     async open(message, openMessage) {

@@ -6,6 +6,7 @@
 import { decryptString, encryptString, hashSecret, type Keyring } from "../crypto/keyring.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
+import { sealDecoy } from "./address-requests.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { randomDigits, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
@@ -135,12 +136,19 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
       if (await limits.tryMessage(tenant, currentLookup, meta.ip)) {
         messages.push({ kind: MessageKind.EMAIL_CHANGE_REQUESTED, to: account.profile.email, locale: account.locale, variables: { newEmail } });
       }
-      // A taken address hears nothing: its owner did not ask, and the caller is not told.
-      if (!holder && (await limits.tryMessage(tenant, newLookup, meta.ip))) {
-        messages.push({ kind: MessageKind.EMAIL_CHANGE_CODE, to: newEmail, locale: account.locale, variables: { code, expiresInMinutes: String(EMAIL_CHANGE_CODE_TTL_MS / MINUTE) } });
+      // A taken address hears nothing: its owner did not ask, and the caller is not told — not in
+      // time either: its budget is counted and a decoy row (sent to nobody) written in its place.
+      const newWithinBudget = await limits.tryMessage(tenant, newLookup, meta.ip);
+      const rows = messages.map((payload) => sealMessage(dataKey, account, payload, at, random));
+      if (newWithinBudget) {
+        rows.push(
+          holder
+            ? sealDecoy(keyring, account.tenantId, MessageKind.EMAIL_CHANGE_CODE, at, random)
+            : sealMessage(dataKey, account, { kind: MessageKind.EMAIL_CHANGE_CODE, to: newEmail, locale: account.locale, variables: { code, expiresInMinutes: String(EMAIL_CHANGE_CODE_TTL_MS / MINUTE) } }, at, random),
+        );
       }
-      if (messages.length === 0) return;
-      await outbox.enqueue(messages.map((payload) => sealMessage(dataKey, account, payload, at, random)));
+      if (rows.length === 0) return;
+      await outbox.enqueue(rows);
       deps.onMessageQueued();
     },
 

@@ -164,7 +164,12 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
         .where("kind", "=", kind)
         .where("lookup_hash", "=", lookupHash)
         .executeTakeFirst();
-      if (!identity) return undefined;
+      if (!identity) {
+        // The same reads as for a known address (the account and its key, in two stores): the
+        // time of a lookup must not tell whether an address exists (no enumeration by timing).
+        await this.getAccount(tenantId, "");
+        return undefined;
+      }
       const found = await this.getAccount(tenantId, identity.account_id);
       return found && { identity: toIdentity(identity), ...found };
     },
