@@ -58,6 +58,12 @@ export interface Config {
     readonly redisConnectMs: number;
     readonly redisCommandMs: number;
   };
+  /**
+   * OpenTelemetry tracing to an OTLP/HTTP collector; undefined (the default) when
+   * off. On with OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint, unless
+   * OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none.
+   */
+  readonly tracing: { readonly url: string; readonly serviceName: string } | undefined;
   /** Problems worth a warning that do not stop the service (unknown variables), for the log. */
   readonly warnings: readonly string[];
   /**
@@ -138,8 +144,10 @@ const KNOWN_VARIABLES = [
   "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "LOG_FORMAT", "WORKERS",
   "TRUSTED_PROXIES", "VERIFICATION_LINK_TTL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "DEVELOPMENT_MODE",
   "OUTBOX_RETRY_BASE_SECONDS", "OUTBOX_RETRY_MAX_DELAY_SECONDS", "OUTBOX_MAX_AGE_SECONDS",
+  "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME",
 ];
-const KNOWN_PREFIXES = [...new Set(KNOWN_VARIABLES.filter((v) => v.includes("_")).map((v) => v.slice(0, v.indexOf("_") + 1)))];
+// OTEL_ is left out: the OpenTelemetry exporter reads more of its standard variables (headers, timeouts) itself.
+const KNOWN_PREFIXES = [...new Set(KNOWN_VARIABLES.filter((v) => v.includes("_")).map((v) => v.slice(0, v.indexOf("_") + 1)))].filter((p) => p !== "OTEL_");
 
 /** Variables that only make sense in production: set without MYSQL_URL and REDIS_URL, they suggest a mistake. */
 const PRODUCTION_VARIABLES = [
@@ -157,6 +165,19 @@ function flag(env: Env, name: string): boolean {
   if (raw === "" || raw === "false" || raw === "0") return false;
   if (raw === "true" || raw === "1") return true;
   throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
+}
+
+/** The standard OpenTelemetry variables, as far as this service reads them: OTLP over HTTP, traces only. */
+function tracing(env: Env): Config["tracing"] {
+  if (flag(env, "OTEL_SDK_DISABLED")) return undefined;
+  const exporter = env.OTEL_TRACES_EXPORTER || undefined;
+  if (exporter !== undefined && exporter !== "otlp" && exporter !== "none") throw new ConfigError("OTEL_TRACES_EXPORTER", "must be otlp or none");
+  const tracesEndpoint = url(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ["http:", "https:"]);
+  const endpoint = url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", ["http:", "https:"]);
+  if (exporter === "none" || (exporter === undefined && tracesEndpoint === undefined && endpoint === undefined)) return undefined;
+  // Per the specification, the generic endpoint gets /v1/traces appended; the signal-specific one is used as is.
+  const target = tracesEndpoint ?? `${(endpoint ?? "http://localhost:4318").replace(/\/+$/, "")}/v1/traces`;
+  return Object.freeze({ url: target, serviceName: env.OTEL_SERVICE_NAME || "identity" });
 }
 
 /** Defaults: 30 s doubling up to an hour between attempts, for two days (an outage over a weekend night is survived). */
@@ -228,6 +249,7 @@ export function loadConfig(env: Env = process.env): Config {
       redisConnectMs: integer(env, "REDIS_CONNECT_TIMEOUT_MS", 2000, 100, 60_000),
       redisCommandMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 2000, 100, 60_000),
     }),
+    tracing: tracing(env),
     warnings: unknown.map((name) => `unknown variable ${name} is ignored${suggestion(name)}`),
     outboxRetry: outboxRetry(env),
   };

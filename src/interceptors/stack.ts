@@ -7,9 +7,13 @@ import { authenticationInterceptor, type Authenticators } from "./authentication
 import { clientFaultInterceptor, requestGate } from "./client-faults.ts";
 import { errorInterceptor, logUnexpected } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
+import { tracingInterceptor } from "./tracing.ts";
+import type { Tracer } from "@opentelemetry/api";
 
-export function routerOptions(deps: { app: Authenticators; metrics: Metrics; log: { error(fields: object, message: string): void } }): Pick<ConnectRouterOptions, "interceptors" | "requestGate"> {
+export function routerOptions(deps: { app: Authenticators; metrics: Metrics; log: { error(fields: object, message: string): void }; tracer?: Tracer }): Pick<ConnectRouterOptions, "interceptors" | "requestGate"> {
   const interceptors: Interceptor[] = [
+    // Only when tracing is on; outermost, so the span sees the final code.
+    ...(deps.tracer ? [tracingInterceptor(deps.tracer)] : []),
     // Reading the request is the client's fault (a unary body was parsed before any of these ran).
     clientFaultInterceptor,
     // Metrics see the mapped error.

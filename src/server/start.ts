@@ -9,6 +9,7 @@ import { configurationErrorOf } from "../store/sql/open.ts";
 import { openServingDurable } from "./durable.ts";
 import { aggregateWorkerMetrics, scrapeThroughPrimary } from "./cluster-metrics.ts";
 import { createHttpServer } from "./http.ts";
+import { startTracing } from "./tracing.ts";
 import { chooseLogFormat, createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "../interceptors/metrics.ts";
 import { createRuntime } from "./wiring.ts";
@@ -64,10 +65,11 @@ async function openDurableRetrying(config: Config, log: Logger, options: { prepa
 export async function serve(config: Config, log: Logger, options: { migrate: boolean }) {
   // The database is opened (and migrated) before anything serves; Redis may come later.
   await (await openDurableRetrying(config, log, { prepare: options.migrate })).close();
-  const runtime = await createRuntime(config, log, { migrate: false });
+  const tracing = config.tracing ? startTracing({ serviceName: config.tracing.serviceName, url: config.tracing.url }) : undefined;
+  const runtime = await createRuntime(config, log, { migrate: false, tracer: tracing?.tracer });
   runtime.readiness.watch();
   const metrics = createMetrics({ throughCluster: cluster.isWorker ? scrapeThroughPrimary : undefined });
-  const server = createHttpServer({ config, runtime, log, metrics });
+  const server = createHttpServer({ config, runtime, log, metrics, tracer: tracing?.tracer });
   const port = await server.listen();
   let stopping = false;
   const stop = async (signal: string) => {
@@ -76,6 +78,7 @@ export async function serve(config: Config, log: Logger, options: { migrate: boo
     log.info({ signal }, "shutting down: finishing in-flight calls");
     await server.close(config.shutdownGraceMs);
     await runtime.close();
+    await tracing?.shutdown().catch(() => {}); // the last spans, if the collector takes them
     log.info("stopped");
     process.exit(0);
   };

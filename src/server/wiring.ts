@@ -40,6 +40,8 @@ import type { Logger } from "./logger.ts";
 import { createReadiness, type Readiness } from "./readiness.ts";
 import { createDeliveryMetrics } from "../delivery/metrics.ts";
 import type { Metric } from "prom-client";
+import type { Tracer } from "@opentelemetry/api";
+import { tracedHasher, tracedStores } from "./tracing.ts";
 
 export interface Runtime {
   app: App;
@@ -84,6 +86,8 @@ export interface RuntimeOptions {
    * name and retries carrying them out (default 1 s; 0: never, tests call runtime.revocations.drain).
    */
   revocationIntervalMs?: number;
+  /** Traces every store and argon2 call as a child span of the active one (src/server/tracing.ts); off when undefined. */
+  tracer?: Tracer;
   /** Wraps the ephemeral stores once built (tests inject session-store faults). */
   wrapEphemeral?: (stores: EphemeralStores) => EphemeralStores;
 }
@@ -122,7 +126,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const now = options.now ?? Date.now;
   const random = options.random ?? systemRandom;
   const embedded = config.mysqlUrl === undefined;
-  const durable = await openServingDurable(config, log, { prepare: options.migrate !== false });
+  const opened = await openServingDurable(config, log, { prepare: options.migrate !== false });
+  const durable = options.tracer ? tracedStores(opened, embedded ? "sqlite" : "mysql", options.tracer) : opened;
   const built = config.redisUrl
     ? createRedisStores(config.redisUrl, {
         now,
@@ -132,7 +137,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
         commandTimeoutMs: config.timeouts.redisCommandMs,
       })
     : createMemoryStores({ now });
-  const ephemeral = options.wrapEphemeral ? options.wrapEphemeral(built) : built;
+  const wrapped = options.wrapEphemeral ? options.wrapEphemeral(built) : built;
+  const ephemeral = options.tracer ? tracedStores(wrapped, config.redisUrl ? "redis" : "memory", options.tracer) : wrapped;
   const readiness = createReadiness(
     embedded
       ? [{ name: "database", variable: "DATA_DIR", ping: () => durable.ping() }]
@@ -161,7 +167,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
   const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now, random });
   await apiKeys.listen();
-  const passwords = options.passwords ?? createPasswordHasher(config.passwordPepper);
+  const hasher = options.passwords ?? createPasswordHasher(config.passwordPepper);
+  const passwords = options.tracer ? tracedHasher(hasher, options.tracer) : hasher;
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
   const audit = createAudit(durable.audit, now);
   const consents = createConsents({ store: durable.consents, now, random });

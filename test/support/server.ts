@@ -11,6 +11,7 @@ import { createConnection } from "mysql2/promise";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { createHttpServer } from "../../src/server/http.ts";
 import { createLogger } from "../../src/server/logger.ts";
+import type { Tracer } from "@opentelemetry/api";
 import { createMetrics, type Metrics } from "../../src/interceptors/metrics.ts";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/server/wiring.ts";
 import { createMysqlDatabase, REDIS_URL, redisPrefix, type BackendName } from "./backends.ts";
@@ -47,6 +48,8 @@ export async function startTestServer(
     logLines?: string[];
     /** Reach MySQL and/or Redis through these proxies (test/support/proxy.ts), to fail them. */
     via?: { mysql?: TcpProxy; redis?: TcpProxy };
+    /** Traces the runtime and the RPCs (src/server/tracing.ts). */
+    tracer?: Tracer;
   } = {},
 ): Promise<TestServer> {
   const inbox: Received[] = [];
@@ -76,9 +79,9 @@ export async function startTestServer(
   });
   const logLines = options.logLines;
   const log = createLogger(config.logLevel, logLines ? { write: (line: string) => void logLines.push(line) } : undefined);
-  const runtime = await createRuntime(config, log, options.runtime);
+  const runtime = await createRuntime(config, log, { ...options.runtime, ...(options.tracer ? { tracer: options.tracer } : {}) });
   const metrics = createMetrics();
-  const server = createHttpServer({ config, runtime, log, metrics });
+  const server = createHttpServer({ config, runtime, log, metrics, ...(options.tracer ? { tracer: options.tracer } : {}) });
   const port = await server.listen();
   return {
     baseUrl: `http://127.0.0.1:${port}`,
