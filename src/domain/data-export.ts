@@ -216,10 +216,10 @@ export function createDataExport(deps: DataExportDeps): DataExport {
         createTime: iso(i.createdAt),
       }));
 
-      yield* section("sessions", batchesOf(await deps.sessions.list(accountId)), ({ session: s }) => ({
+      yield* section("sessions", batchesOf(await deps.sessions.list(accountId)), ({ session: s, client }) => ({
         id: s.sessionId,
-        userAgent: s.userAgent,
-        ipAddress: s.ip,
+        userAgent: client.userAgent,
+        ipAddress: client.ip,
         assuranceLevel: nameOf(AssuranceLevel, s.assurance),
         createTime: iso(s.createdAt),
         lastSeenTime: iso(s.lastSeenAt),

@@ -1,7 +1,7 @@
 // The first path every person takes: sign up, verify the address, sign in.
 // Enumeration-safe: sign-up and sign-in answer the same way, after the same
 // work, whether or not an address is known.
-import type { Keyring } from "../crypto/keyring.ts";
+import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage } from "./accounts.ts";
@@ -121,8 +121,16 @@ export async function queueVerificationLink(deps: VerificationLinkDeps, tenant: 
   deps.onMessageQueued();
 }
 
+const pendingPasswordContext = (accountId: string) => `pending-password:${accountId}`;
+
 export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   const { accounts, outbox, keyring, passwords, now, random, limits } = deps;
+
+  /** The password hash a second sign-up's verification link carries, opened; undefined when it carries none. */
+  function pendingPassword(found: FoundIdentity | { account: StoredAccount; wrappedKey: string }, data: Record<string, string> | undefined): string | undefined {
+    if (data?.passwordHashSealed) return decryptString(keyring.unwrapDataKey(found.account.id, found.wrappedKey), data.passwordHashSealed, pendingPasswordContext(found.account.id));
+    return data?.passwordHash; // a link sent before hashes were sealed (they live a day at most)
+  }
 
   // Each flow returns its outcome with the subject its security event is about
   // (whom it concerned, as far as it got): the wrapper below records it.
@@ -193,15 +201,15 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         // A link sent by a second sign-up of a still unverified address carries that
         // sign-up's password: whoever opens it proves the mailbox, so the password is
         // theirs, not the one an earlier, unproven sign-up chose (account pre-hijacking).
-        const pendingPasswordHash = taken.data?.passwordHash;
+        const pendingPasswordHash = pendingPassword(found, taken.data);
         if (pendingPasswordHash && found.account.state === AccountState.PENDING_VERIFICATION) {
           await accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
         }
         const nextState = stateAfterVerification(tenant.settings, found.account.state);
         if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw tokenRefused("token");
-        const { account } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
+        const { account, dataKey } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
         assertCanSignIn(account);
-        const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1);
+        const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1, dataKey);
         return { ok: true, value: { ...issued, account }, subject };
     
       } catch (error) {
@@ -227,7 +235,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         }
         if (!(await passwords.verify(found.account.passwordHash, password))) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
         // Only someone who knows the password learns the account's state.
-        const { account } = openAccount(keyring, found.account, found.wrappedKey);
+        const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
         if (found.identity.verifiedAt === null) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
         assertCanSignIn(account);
         let passwordHash = found.account.passwordHash;
@@ -235,7 +243,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           passwordHash = await passwords.hash(password);
           await accounts.setPasswordHash(account.id, passwordHash, now());
         }
-        const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1);
+        const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1, dataKey);
         // A deactivation, role change or password reset that ended every session while
         // this sign-in was checking the password must not miss the session issued now.
         const current = (await accounts.getAccount(tenant.id, account.id))?.account;
@@ -269,7 +277,11 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale, withinBudget: boolean, passwordHash: string) {
     const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
     if (!found || !withinBudget) return;
-    if (found.identity.verifiedAt === null) return queueVerificationLink(deps, tenant, found, locale, { passwordHash });
+    if (found.identity.verifiedAt === null) {
+      // The hash rides on the link's token, in Redis for as long as the link lives: sealed, like the rest of the person's data.
+      const dataKey = keyring.unwrapDataKey(found.account.id, found.wrappedKey);
+      return queueVerificationLink(deps, tenant, found, locale, { passwordHashSealed: encryptString(dataKey, passwordHash, pendingPasswordContext(found.account.id)) });
+    }
     const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
     const notice: MessagePayload = {
       kind: MessageKind.SIGNUP_EXISTING,

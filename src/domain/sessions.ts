@@ -4,7 +4,7 @@
 // Validation is served from an in-process cache of recently validated sessions
 // (src/domain/invalidated-cache.ts); sign-out and revocation publish the token
 // hashes so every instance and worker drops them at once (docs/revocation.md).
-import { hashSecret } from "../crypto/keyring.ts";
+import { decryptString, encryptString, hashSecret } from "../crypto/keyring.ts";
 import { systemRandom } from "../crypto/random.ts";
 import { unauthenticated } from "./errors.ts";
 import { isId, newId } from "./ids.ts";
@@ -31,8 +31,34 @@ export interface ValidSession {
   session: SessionRecord;
 }
 
+/** A session as its owner sees it in a list: with where it was opened, unsealed. */
+export interface ListedSession extends ValidSession {
+  client: RequestMeta;
+}
+
+/** The longest user agent kept with a session: enough to recognise a device, and a session stays under 512 bytes in Redis. */
+export const SESSION_USER_AGENT_MAX = 120;
+const clientContext = (sessionId: string) => `session-client:${sessionId}`;
+
+/** Seals where a session was opened under the account's data key: IP addresses and user agents are personal data. */
+export function sealSessionClient(dataKey: Buffer, sessionId: string, meta: RequestMeta): string {
+  return encryptString(dataKey, JSON.stringify([meta.ip, meta.userAgent.slice(0, SESSION_USER_AGENT_MAX)]), clientContext(sessionId));
+}
+
+/** Opens sealSessionClient's value; empty when it cannot be opened (the key is gone: the account was erased). */
+export function openSessionClient(dataKey: Buffer | undefined, session: SessionRecord): RequestMeta {
+  if (!dataKey) return { ip: "", userAgent: "" };
+  try {
+    const [ip, userAgent] = JSON.parse(decryptString(dataKey, session.client, clientContext(session.sessionId))) as [string, string];
+    return { ip, userAgent };
+  } catch {
+    return { ip: "", userAgent: "" };
+  }
+}
+
 export interface Sessions {
-  issue(account: Account, settings: TenantSettings, meta: RequestMeta, assurance: AssuranceLevel): Promise<IssuedSession>;
+  /** `dataKey`: the account's, which seals where the session was opened. */
+  issue(account: Account, settings: TenantSettings, meta: RequestMeta, assurance: AssuranceLevel, dataKey: Buffer): Promise<IssuedSession>;
   /**
    * The live session behind a token; unauthenticated when unknown, expired,
    * revoked or malformed. Answers synchronously (a plain value, no I/O) when the
@@ -52,8 +78,8 @@ export interface Sessions {
    * Replaces the previous list.
    */
   refuseRevoked(pending: readonly PendingRevocation[]): void;
-  /** The account's live sessions, newest first. */
-  list(accountId: string): Promise<ValidSession[]>;
+  /** The account's live sessions, newest first, with where each was opened (unsealed with the account's data key). */
+  list(accountId: string): Promise<ListedSession[]>;
   /** Ends the account's session with this id (never another account's); false when the account has no such live session. */
   revoke(accountId: string, sessionId: string): Promise<boolean>;
   /**
@@ -89,6 +115,8 @@ export function createSessions(deps: {
   invalidation: InvalidationBus;
   now: () => number;
   cache?: SessionCacheOptions;
+  /** The account's data key, to list its sessions; undefined when it is gone. */
+  dataKey: (tenantId: string, accountId: string) => Promise<Buffer | undefined>;
 }): Sessions {
   const random = deps.random ?? systemRandom;
   // token hash → session; grouped by account and tenant for account- and tenant-wide invalidation.
@@ -137,11 +165,12 @@ export function createSessions(deps: {
   }
 
   return {
-    async issue(account, settings, meta, assurance) {
+    async issue(account, settings, meta, assurance, dataKey) {
       const at = deps.now();
       const absoluteExpiresAt = at + settings.sessionAbsoluteLifetimeMs;
+      const sessionId = newId(at, random);
       const session: SessionRecord = {
-        sessionId: newId(at, random),
+        sessionId,
         accountId: account.id,
         tenantId: account.tenantId,
         role: account.role,
@@ -150,8 +179,7 @@ export function createSessions(deps: {
         lastSeenAt: at,
         expiresAt: Math.min(at + settings.sessionIdleTimeoutMs, absoluteExpiresAt),
         absoluteExpiresAt,
-        userAgent: meta.userAgent.slice(0, 200),
-        ip: meta.ip,
+        client: sealSessionClient(dataKey, sessionId, meta),
       };
       const token = `${account.id}.${randomToken(random, 32)}`;
       await deps.store.create(hashSecret(token), session, session.expiresAt - at);
@@ -206,7 +234,12 @@ export function createSessions(deps: {
       revoked = next;
     },
 
-    list: listLive,
+    async list(accountId) {
+      const live = await listLive(accountId);
+      if (live.length === 0) return [];
+      const dataKey = await deps.dataKey(live[0]!.session.tenantId, accountId);
+      return live.map((s) => ({ ...s, client: openSessionClient(dataKey, s.session) }));
+    },
 
     async revoke(accountId, sessionId) {
       const target = (await listLive(accountId)).find(({ session }) => session.sessionId === sessionId);

@@ -90,8 +90,12 @@ export interface SessionRecord {
   /** Idle expiry: lastSeenAt + idle timeout, capped by absoluteExpiresAt. */
   expiresAt: number;
   absoluteExpiresAt: number;
-  userAgent: string;
-  ip: string;
+  /**
+   * Where the session was opened — the client's IP address and user agent —
+   * sealed under the account's data key (sealSessionClient in
+   * src/domain/sessions.ts): opened only to list sessions, never to validate one.
+   */
+  client: string;
 }
 
 /** Purposes of single-use out-of-band tokens; a token only works for its own purpose. */

@@ -153,7 +153,18 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   await tenants.listen();
   await tenants.ensureDefault(now());
 
-  const sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now, random, ...(options.sessionCache ? { cache: options.sessionCache } : {}) });
+  const sessions = createSessions({
+    store: ephemeral.sessions,
+    invalidation: ephemeral.invalidation,
+    now,
+    random,
+    ...(options.sessionCache ? { cache: options.sessionCache } : {}),
+    // Only listing sessions opens where they were opened (validation never does).
+    dataKey: async (tenantId, accountId) => {
+      const found = await durable.accounts.getAccount(tenantId, accountId);
+      return found && keyring.unwrapDataKey(found.account.id, found.wrappedKey);
+    },
+  });
   await sessions.listen();
   const revocations = createRevocations({
     store: durable.revocations,

@@ -31,11 +31,11 @@ export function consentToProto(consent: Consent): ConsentMessage {
 }
 
 /** A session as its owner may see it: never its token or the token's hash. */
-export function sessionToProto(session: SessionRecord, current: boolean): SessionMessage {
+export function sessionToProto(session: SessionRecord, client: { ip: string; userAgent: string }, current: boolean): SessionMessage {
   return create(SessionSchema, {
     id: session.sessionId,
-    userAgent: session.userAgent,
-    ipAddress: session.ip,
+    userAgent: client.userAgent,
+    ipAddress: client.ip,
     createTime: timestampFromMs(session.createdAt),
     lastSeenTime: timestampFromMs(session.lastSeenAt),
     expireTime: timestampFromMs(session.expiresAt),

@@ -75,7 +75,7 @@ export function sessionService(app: App) {
     async listSessions(_req, ctx) {
       const { session, tokenHash } = requireSession(ctx);
       const sessions = await app.sessions.list(session.accountId);
-      return { sessions: sessions.map((s) => sessionToProto(s.session, s.tokenHash === tokenHash)) };
+      return { sessions: sessions.map((s) => sessionToProto(s.session, s.client, s.tokenHash === tokenHash)) };
     },
     async revokeSession(req, ctx) {
       const { session } = requireSession(ctx);

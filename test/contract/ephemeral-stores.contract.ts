@@ -39,8 +39,7 @@ function session(accountId: string, at: number, overrides: Partial<SessionRecord
     lastSeenAt: at,
     expiresAt: at + HOUR,
     absoluteExpiresAt: at + 30 * 24 * HOUR,
-    userAgent: "Mozilla/5.0 (contract test) « é »",
-    ip: "2001:db8::1",
+    client: "sealed:Mozilla/5.0 (contract test) « é » 2001:db8::1",
     ...overrides,
   };
 }

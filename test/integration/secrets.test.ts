@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
-import { BACKENDS } from "../support/backends.ts";
+import { Redis } from "ioredis";
+import { BACKENDS, REDIS_URL } from "../support/backends.ts";
 import { createCaller, type Caller } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
@@ -123,5 +124,66 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
     // The new hash still verifies: signing in again works.
     await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } });
     expect((await api.call(AccountService.method.getAccount, {}, { authorization: `Bearer ${sessionToken}` })).account?.id).toBe(accountId);
+  });
+
+  /** Every key of this server's Redis prefix with its value (strings, hashes, sets), as one text. */
+  async function redisDump(): Promise<string> {
+    const redis = new Redis(REDIS_URL);
+    try {
+      let dump = "";
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", `${server.config.redisKeyPrefix}*`, "COUNT", 500);
+        cursor = next;
+        for (const key of keys) {
+          const type = await redis.type(key);
+          const value = type === "string" ? await redis.get(key) : type === "hash" ? await redis.hgetall(key) : type === "set" ? await redis.smembers(key) : type === "zset" ? await redis.zrange(key, 0, -1) : type === "list" ? await redis.lrange(key, 0, -1) : `(${type})`;
+          dump += `${key} ${JSON.stringify(value)}\n`;
+        }
+      } while (cursor !== "0");
+      return dump;
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  it.runIf(backend === "mysql")("keeps no password hash, address, IP address or user agent in clear in any Redis key", async () => {
+    const marker = `UaMarker${Date.now()}`;
+    const agent = createCaller("connect-json-h1", server.baseUrl, { userAgent: `Mozilla/5.0 ${marker}` });
+    try {
+      // A signed-in session (its record holds where it was opened) ...
+      const email = `redis.dump.${Date.now()}@example.test`;
+      await agent.call(IdentityService.method.signUp, { email, password: PASSWORD });
+      await agent.call(IdentityService.method.verifyIdentity, { token: linkToken((await server.waitForMail(email)).text) });
+      await agent.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } });
+      // ... and a second sign-up of an unverified address (its link carries the new password's hash).
+      const pending = `redis.pending.${Date.now()}@example.test`;
+      await agent.call(IdentityService.method.signUp, { email: pending, password: PASSWORD });
+      await agent.call(IdentityService.method.signUp, { email: pending, password: `${PASSWORD} again` });
+      await server.waitForMail(pending, (m) => m.text.includes("verify-email?token=") && server.inbox.filter((n) => n.envelopeTo.includes(pending)).length >= 2);
+
+      const dump = await redisDump();
+      expect(dump).toContain(`${server.config.redisKeyPrefix}sess:`); // the sessions are there ...
+      expect(dump).toContain(`${server.config.redisKeyPrefix}tok:`); // ... and the links
+      expect(dump).not.toContain("$argon2");
+      expect(dump).not.toContain(marker);
+      // The client IP stays out of sessions (rate-limit counters are keyed by it for at most a day).
+      expect(dump.split("\n").filter((line) => line.includes(":sess:") && line.includes("127.0.0.1"))).toEqual([]);
+      for (const address of [email, pending]) {
+        expect(dump.toLowerCase()).not.toContain(address);
+        expect(dump.toLowerCase()).not.toContain(address.split("@")[0]!);
+      }
+      // A session stays small (DESIGN: under 512 bytes in Redis), even with the longest user agent kept.
+      const redis = new Redis(REDIS_URL);
+      try {
+        const keys = await redis.keys(`${server.config.redisKeyPrefix}sess:*:*`);
+        expect(keys.length).toBeGreaterThan(0);
+        for (const key of keys) expect(Buffer.byteLength((await redis.get(key)) ?? "")).toBeLessThan(512);
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      agent.close();
+    }
   });
 });

@@ -18,6 +18,8 @@ import { sessionStoreFaults, type SessionStoreFaults } from "../support/faults.t
 const keyring = createKeyring([{ id: "k1", key: randomBytes(32) }], randomBytes(32));
 const META = { ip: "203.0.113.7", userAgent: "vitest/4" };
 
+/** The account data key sessions seal their client under, in these tests. */
+const TEST_DATA_KEY = Buffer.alloc(32, 7);
 describe("revocations", () => {
   let durable: DurableHarness;
   let ephemeral: EphemeralStores;
@@ -32,7 +34,7 @@ describe("revocations", () => {
     durable = await openDurable("embedded");
     faults = sessionStoreFaults();
     ephemeral = faults.wrap(createMemoryStores({ now: () => clock }));
-    sessions = createSessions({ store: ephemeral.sessions, invalidation: ephemeral.invalidation, now: () => clock });
+    sessions = createSessions({ dataKey: async () => TEST_DATA_KEY, store: ephemeral.sessions, invalidation: ephemeral.invalidation, now: () => clock });
     await sessions.listen();
     deferred = [];
     revocations = createRevocations({ store: durable.stores.revocations, sessions, now: () => clock, onDeferred: (_, accountId) => deferred.push(accountId) });
@@ -58,7 +60,7 @@ describe("revocations", () => {
     await durable.stores.accounts.createAccount({ account: rows.account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages: [] });
     const found = (await durable.stores.accounts.getAccount("shop", rows.account.id))!;
     const { account } = openAccount(keyring, found.account, found.wrappedKey);
-    const issued = await sessions.issue(account, DEFAULT_TENANT_SETTINGS, META, AssuranceLevel.AAL1);
+    const issued = await sessions.issue(account, DEFAULT_TENANT_SETTINGS, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     clock += 1;
     await durable.stores.accounts.updateAccount({ tenantId: "shop", accountId: account.id, at: clock, change: () => ({ role: Role.USER, endSessions: "role_changed" }) });
     clock += 1;
@@ -93,7 +95,7 @@ describe("revocations", () => {
 
   it("a pass with the session store timing out costs one timeout, not one per pending revocation", async () => {
     for (let i = 0; i < 5; i++) await revokedAccount();
-    const slow = createSessions({
+    const slow = createSessions({ dataKey: async () => TEST_DATA_KEY,
       store: {
         ...ephemeral.sessions,
         listForAccount: () => new Promise((_, reject) => setTimeout(() => reject(new Error("Command timed out")), 200)),

@@ -3,7 +3,7 @@ import { hashSecret } from "../../src/crypto/keyring.ts";
 import { DomainError } from "../../src/domain/errors.ts";
 import { isId, newId } from "../../src/domain/ids.ts";
 import type { SessionStore } from "../../src/domain/ports/sessions.ts";
-import { createSessions, type SessionCacheOptions, type Sessions, type ValidSession } from "../../src/domain/sessions.ts";
+import { createSessions, openSessionClient, SESSION_USER_AGENT_MAX, type SessionCacheOptions, type Sessions, type ValidSession } from "../../src/domain/sessions.ts";
 import { DEFAULT_TENANT_ID, DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 import {
   AccountState,
@@ -17,6 +17,8 @@ import { createMemoryStores } from "../../src/store/memory/stores.ts";
 import type { Invalidation, InvalidationBus, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 
+/** The account data key sessions seal their client under, in these tests. */
+const TEST_DATA_KEY = Buffer.alloc(32, 7);
 const START = Date.UTC(2025, 0, 15, 12, 0, 0);
 const SECOND = 1000;
 const HOUR = 3_600_000;
@@ -57,7 +59,7 @@ function settings(overrides: Partial<TenantSettings> = {}): TenantSettings {
 }
 
 function sessions(cache?: SessionCacheOptions, on: EphemeralStores = stores): Sessions {
-  return createSessions({ store: on.sessions, invalidation: on.invalidation, now, cache });
+  return createSessions({ dataKey: async () => TEST_DATA_KEY, store: on.sessions, invalidation: on.invalidation, now, cache });
 }
 
 /** validate()'s answer as a promise, whether the cache answered synchronously or not. */
@@ -85,7 +87,7 @@ describe("issue", () => {
   it('returns a token "<accountId>.<43 chars>" and the session record', async () => {
     const s = sessions();
     const acct = account({ role: Role.ADMIN });
-    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     const [prefix, secret, ...rest] = token.split(".");
     expect(rest).toEqual([]);
     expect(prefix).toBe(acct.id);
@@ -97,16 +99,16 @@ describe("issue", () => {
       assurance: AssuranceLevel.AAL1,
       createdAt: START,
       lastSeenAt: START,
-      ip: META.ip,
-      userAgent: META.userAgent,
+      client: expect.any(String),
     });
+    expect(openSessionClient(TEST_DATA_KEY, session)).toEqual(META);
     expect(isId(session.sessionId)).toBe(true);
   });
 
   it("stores only the token hash", async () => {
     const s = sessions();
     const acct = account();
-    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     expect(await stores.sessions.get(acct.id, hashSecret(token))).toEqual(session);
     expect(await stores.sessions.get(acct.id, token)).toBeUndefined();
   });
@@ -114,40 +116,53 @@ describe("issue", () => {
   it("issues a different token each time", async () => {
     const s = sessions();
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     expect(a.token).not.toBe(b.token);
     expect(a.session.sessionId).not.toBe(b.session.sessionId);
   });
 
   it("expires at now + idle timeout when that comes first", async () => {
-    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 30 * 24 * HOUR }), META, AssuranceLevel.AAL1);
+    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 30 * 24 * HOUR }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     expect(session.expiresAt).toBe(START + HOUR);
     expect(session.absoluteExpiresAt).toBe(START + 30 * 24 * HOUR);
   });
 
   it("expires at now + absolute lifetime when that comes first", async () => {
-    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL2);
+    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL2, TEST_DATA_KEY);
     expect(session.expiresAt).toBe(START + HOUR);
     expect(session.absoluteExpiresAt).toBe(START + HOUR);
     expect(session.assurance).toBe(AssuranceLevel.AAL2);
   });
 
   it("uses the default tenant settings (24 h idle, 30 d absolute)", async () => {
-    const { session } = await sessions().issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { session } = await sessions().issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     expect(session.expiresAt).toBe(START + Math.min(DEFAULT_TENANT_SETTINGS.sessionIdleTimeoutMs, DEFAULT_TENANT_SETTINGS.sessionAbsoluteLifetimeMs));
   });
 
-  it("caps a long user agent at 200 characters", async () => {
-    const { session } = await sessions().issue(account(), settings(), { ip: "::1", userAgent: "x".repeat(1000) }, AssuranceLevel.AAL1);
-    expect(session.userAgent).toHaveLength(200);
+  it(`caps a long user agent at ${SESSION_USER_AGENT_MAX} characters`, async () => {
+    const { session } = await sessions().issue(account(), settings(), { ip: "::1", userAgent: "x".repeat(1000) }, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    expect(openSessionClient(TEST_DATA_KEY, session).userAgent).toHaveLength(SESSION_USER_AGENT_MAX);
+  });
+
+  it("keeps where a session was opened sealed under the account's data key, and lists it opened", async () => {
+    const s = sessions();
+    const meta = { ip: "2001:db8:85a3::8a2e:370:7334", userAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0" };
+    const { token, session } = await s.issue(account(), settings(), meta, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    expect(JSON.stringify(session)).not.toContain(meta.ip);
+    expect(JSON.stringify(session)).not.toContain("Firefox");
+    expect(openSessionClient(Buffer.alloc(32, 8), session)).toEqual({ ip: "", userAgent: "" }); // another key opens nothing
+    const [listed] = await s.list(session.accountId);
+    expect(listed?.client).toEqual(meta);
+    // Validation hands back the record as stored: nothing is opened on the hot path.
+    expect((await s.validate(token)).session.client).toBe(session.client);
   });
 });
 
 describe("validate", () => {
   it("returns the session and its token hash", async () => {
     const s = sessions();
-    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     const valid = await s.validate(token);
     expect(valid.session).toEqual(session);
     expect(valid.tokenHash).toBe(hashSecret(token));
@@ -155,7 +170,7 @@ describe("validate", () => {
 
   it("validate answers from the cache (synchronously) only after a first validate", async () => {
     const s = sessions();
-    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     expect(cachedAnswer(s, token)).toBeUndefined();
     await s.validate(token);
     expect(cachedAnswer(s, token)).toEqual({ tokenHash: hashSecret(token), session });
@@ -163,7 +178,7 @@ describe("validate", () => {
 
   it("rejects an unknown well-formed token", async () => {
     const s = sessions();
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     const other = `${token.slice(0, 37)}${"A".repeat(43)}`;
     const error = await expectUnauthenticated(s.validate(other));
     expect(error.reason).toBe("SESSION_INVALID");
@@ -171,7 +186,7 @@ describe("validate", () => {
 
   it("rejects a token whose account prefix was swapped", async () => {
     const s = sessions();
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await expectUnauthenticated(s.validate(`${newId(clock)}${token.slice(36)}`));
   });
 
@@ -196,7 +211,7 @@ describe("validate", () => {
           return stores.sessions.get(accountId, tokenHash);
         },
       };
-      const s = createSessions({ store, invalidation: stores.invalidation, now });
+      const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store, invalidation: stores.invalidation, now });
       const error = await expectUnauthenticated(s.validate(token));
       expect(error.reason).toBe("SESSION_INVALID");
       expect(cachedAnswer(s, token)).toBeUndefined();
@@ -209,7 +224,7 @@ describe("end / endAll", () => {
   it("end makes validate fail, in this instance and from the store", async () => {
     const s = sessions();
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(token);
     await s.end(token);
     expect(cachedAnswer(s, token)).toBeUndefined();
@@ -219,7 +234,7 @@ describe("end / endAll", () => {
 
   it("end is idempotent and ignores malformed tokens", async () => {
     const s = sessions();
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.end(token);
     await expect(s.end(token)).resolves.toBeUndefined();
     await expect(s.end("garbage")).resolves.toBeUndefined();
@@ -228,8 +243,8 @@ describe("end / endAll", () => {
   it("end leaves the account's other sessions alone", async () => {
     const s = sessions();
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.end(a.token);
     await expect(settle(s.validate(b.token))).resolves.toMatchObject({ session: b.session });
   });
@@ -239,8 +254,8 @@ describe("end / endAll", () => {
     const acct = account();
     const other = account();
     const issued = [];
-    for (let i = 0; i < 4; i++) issued.push(await s.issue(acct, settings(), META, AssuranceLevel.AAL1));
-    const bystander = await s.issue(other, settings(), META, AssuranceLevel.AAL1);
+    for (let i = 0; i < 4; i++) issued.push(await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY));
+    const bystander = await s.issue(other, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     for (const { token } of issued) await s.validate(token); // cached too
     const [keep, ...rest] = issued;
     if (!keep) throw new Error("unreachable");
@@ -259,8 +274,8 @@ describe("end / endAll", () => {
   it("endAll without a kept hash ends every session", async () => {
     const s = sessions();
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     expect(await s.endAll(acct.id)).toBe(2);
     await expectUnauthenticated(s.validate(a.token));
     await expectUnauthenticated(s.validate(b.token));
@@ -270,7 +285,7 @@ describe("end / endAll", () => {
 describe("expiry and cache bounds", () => {
   it("fails after expiresAt even while the entry is cached", async () => {
     const s = sessions({ maxAgeMs: HOUR });
-    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 10 * SECOND }), META, AssuranceLevel.AAL1);
+    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 10 * SECOND }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(token);
     clock = session.expiresAt - 1;
     expect(cachedAnswer(s, token)).toBeDefined();
@@ -291,8 +306,8 @@ describe("expiry and cache bounds", () => {
       listForAccount: async () => [],
       deleteAllForAccount: async () => [],
     };
-    const s = createSessions({ store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 0 } });
-    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL1);
+    const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 0 } });
+    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = session.absoluteExpiresAt;
     await expectUnauthenticated(s.validate(token));
@@ -309,8 +324,8 @@ describe("expiry and cache bounds", () => {
       listForAccount: async () => [],
       deleteAllForAccount: async () => [],
     };
-    const s = createSessions({ store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 3 * HOUR } });
-    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 2 * HOUR }), META, AssuranceLevel.AAL1);
+    const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 3 * HOUR } });
+    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 2 * HOUR }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     records.set(hashSecret(token), { ...session, expiresAt: START + 10 * HOUR });
     await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = START + 2 * HOUR - 1;
@@ -324,7 +339,7 @@ describe("expiry and cache bounds", () => {
     const maxAgeMs = 5 * SECOND;
     const s = sessions({ maxAgeMs });
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(token);
     expect(await stores.sessions.delete(acct.id, hashSecret(token))).toBe(true);
 
@@ -340,7 +355,7 @@ describe("expiry and cache bounds", () => {
   it("does not cache at all when maxAgeMs is 0", async () => {
     const s = sessions({ maxAgeMs: 0 });
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(token);
     expect(cachedAnswer(s, token)).toBeUndefined();
     await stores.sessions.delete(acct.id, hashSecret(token));
@@ -350,9 +365,9 @@ describe("expiry and cache bounds", () => {
   it("evicts the oldest entry beyond maxEntries", async () => {
     const s = sessions({ maxEntries: 2 });
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const c = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const c = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(a.token);
     await s.validate(b.token);
     expect(cachedAnswer(s, a.token)).toBeDefined();
@@ -373,7 +388,7 @@ describe("invalidation across instances", () => {
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
     await b.listen();
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await a.validate(token);
     await b.validate(token);
     expect(cachedAnswer(a, token)).toBeDefined();
@@ -388,7 +403,7 @@ describe("invalidation across instances", () => {
   it("without listen() the other instance keeps serving its cache (what invalidation fixes)", async () => {
     const a = sessions({ maxAgeMs: HOUR });
     const b = sessions({ maxAgeMs: HOUR });
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await a.validate(token);
     await b.end(token);
     expect(cachedAnswer(a, token)).toBeDefined();
@@ -400,8 +415,8 @@ describe("invalidation across instances", () => {
     await a.listen();
     await b.listen();
     const acct = account();
-    const keep = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const drop = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const keep = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const drop = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await a.validate(keep.token);
     await a.validate(drop.token);
 
@@ -415,7 +430,7 @@ describe("invalidation across instances", () => {
   it('an "all" invalidation clears the whole cache', async () => {
     const a = sessions({ maxAgeMs: HOUR });
     await a.listen();
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await a.validate(token);
     await stores.invalidation.publish([{ kind: "all" }]);
     expect(cachedAnswer(a, token)).toBeUndefined();
@@ -426,10 +441,10 @@ describe("invalidation across instances", () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
     const slow: SessionStore = { ...stores.sessions, get: async (a, h) => { const s = await stores.sessions.get(a, h); await gate; return s; } };
-    const a = createSessions({ store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
+    const a = createSessions({ dataKey: async () => TEST_DATA_KEY, store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
-    const { token } = await b.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await b.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     const pending = a.validate(token);
     await b.end(token);
     release();
@@ -443,7 +458,7 @@ describe("invalidation across instances", () => {
     try {
       const a = sessions({ maxAgeMs: HOUR });
       await a.listen();
-      const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+      const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
       await a.validate(token);
       await elsewhere.invalidation.publish([{ kind: "session", tokenHashes: [hashSecret(token)] }]);
       expect(cachedAnswer(a, token)).toBeDefined();
@@ -457,14 +472,15 @@ describe("list / revoke", () => {
   it("lists the account's live sessions newest first, with their hashes, and no one else's", async () => {
     const s = sessions();
     const acct = account();
-    const first = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const first = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     clock += SECOND;
-    const second = await s.issue(acct, settings({ sessionIdleTimeoutMs: 10 * SECOND }), { ip: "198.51.100.1", userAgent: "other" }, AssuranceLevel.AAL1);
+    const second = await s.issue(acct, settings({ sessionIdleTimeoutMs: 10 * SECOND }), { ip: "198.51.100.1", userAgent: "other" }, AssuranceLevel.AAL1, TEST_DATA_KEY);
     clock += SECOND;
-    const third = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const third = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
 
-    expect(await s.list(acct.id)).toStrictEqual([third, second, first].map(({ token, session }) => ({ tokenHash: hashSecret(token), session })));
+    const clients = [META, { ip: "198.51.100.1", userAgent: "other" }, META];
+    expect(await s.list(acct.id)).toStrictEqual([third, second, first].map(({ token, session }, i) => ({ tokenHash: hashSecret(token), session, client: clients[i] })));
     clock += 10 * SECOND; // the second one's idle expiry passes
     expect((await s.list(acct.id)).map((v) => v.session.sessionId)).toStrictEqual([third.session.sessionId, first.session.sessionId]);
   });
@@ -475,8 +491,8 @@ describe("list / revoke", () => {
     await a.listen();
     await b.listen();
     const acct = account();
-    const gone = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const kept = await a.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const gone = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const kept = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     for (const s of [a, b]) for (const { token } of [gone, kept]) await s.validate(token);
 
     expect(await a.revoke(acct.id, gone.session.sessionId)).toBe(true);
@@ -492,8 +508,8 @@ describe("list / revoke", () => {
   it("revoke never ends another account's session", async () => {
     const s = sessions();
     const mine = account();
-    const theirs = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
-    await s.issue(mine, settings(), META, AssuranceLevel.AAL1);
+    const theirs = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    await s.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     expect(await s.revoke(mine.id, theirs.session.sessionId)).toBe(false);
     expect(await s.revoke(mine.id, newId(clock))).toBe(false);
     await expect(settle(s.validate(theirs.token))).resolves.toMatchObject({ session: theirs.session });
@@ -506,7 +522,7 @@ describe("refresh", () => {
   it("slides the idle expiry from now, records the time seen and extends the stored TTL", async () => {
     const s = sessions({ maxAgeMs: HOUR });
     const acct = account();
-    const { token, session } = await s.issue(acct, short, META, AssuranceLevel.AAL1);
+    const { token, session } = await s.issue(acct, short, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     clock += 50 * 60 * SECOND;
     const valid = await s.validate(token);
 
@@ -522,7 +538,7 @@ describe("refresh", () => {
 
   it("never extends past the absolute lifetime", async () => {
     const s = sessions();
-    const { token, session } = await s.issue(account(), short, META, AssuranceLevel.AAL1);
+    const { token, session } = await s.issue(account(), short, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     for (let i = 0; i < 5; i++) {
       clock += 50 * 60 * SECOND;
       if (clock >= session.absoluteExpiresAt) break;
@@ -535,7 +551,7 @@ describe("refresh", () => {
   it("refuses an ended session and does not bring it back", async () => {
     const s = sessions({ maxAgeMs: HOUR });
     const acct = account();
-    const { token } = await s.issue(acct, short, META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(acct, short, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     const valid = await s.validate(token);
     await s.end(token);
     await expectUnauthenticated(s.refresh(valid, short));
@@ -548,7 +564,7 @@ describe("refresh", () => {
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
     await b.listen();
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await b.validate(token);
     await a.refresh(await a.validate(token), settings());
     expect(cachedAnswer(b, token)).toBeDefined(); // later expiry: b's copy may stay until it lapses
@@ -564,8 +580,8 @@ describe("revocation races and group invalidations", () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
     const slowDelete: SessionStore = { ...stores.sessions, delete: async (a, h) => (await gate, stores.sessions.delete(a, h)) };
-    const s = createSessions({ store: slowDelete, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store: slowDelete, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     const ending = s.end(token);
     await settle(s.validate(token)); // read while the store still has it
     release();
@@ -578,12 +594,12 @@ describe("revocation races and group invalidations", () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
     const slow: SessionStore = { ...stores.sessions, get: async (a, h) => { const s = await stores.sessions.get(a, h); await gate; return s; } };
-    const a = createSessions({ store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
+    const a = createSessions({ dataKey: async () => TEST_DATA_KEY, store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
     const acct = account();
-    const keep = await b.issue(acct, settings(), META, AssuranceLevel.AAL1);
-    const other = await b.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const keep = await b.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const other = await b.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     const pending = settle(a.validate(other.token)); // read before the revocation, answered after it
     expect(await b.endAll(acct.id, hashSecret(keep.token))).toBe(1);
     release();
@@ -597,8 +613,8 @@ describe("revocation races and group invalidations", () => {
     await a.listen();
     const mine = account();
     const theirs = account();
-    const issued = [await a.issue(mine, settings(), META, AssuranceLevel.AAL1), await a.issue(mine, settings(), META, AssuranceLevel.AAL1)];
-    const bystander = await a.issue(theirs, settings(), META, AssuranceLevel.AAL1);
+    const issued = [await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY), await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY)];
+    const bystander = await a.issue(theirs, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     for (const { token } of [...issued, bystander]) await a.validate(token);
     await stores.invalidation.publish([{ kind: "account", accountId: mine.id }]);
     for (const { token } of issued) expect(cachedAnswer(a, token)).toBeUndefined();
@@ -608,8 +624,8 @@ describe("revocation races and group invalidations", () => {
   it('a "tenant" invalidation drops every cached session of that tenant, and only those', async () => {
     const a = sessions({ maxAgeMs: HOUR });
     await a.listen();
-    const inTenant = await a.issue(account({ tenantId: "shop" }), settings(), META, AssuranceLevel.AAL1);
-    const elsewhere = await a.issue(account(), settings(), META, AssuranceLevel.AAL1);
+    const inTenant = await a.issue(account({ tenantId: "shop" }), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const elsewhere = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     for (const { token } of [inTenant, elsewhere]) await a.validate(token);
     await stores.invalidation.publish([{ kind: "tenant", tenantId: "shop" }]);
     expect(cachedAnswer(a, inTenant.token)).toBeUndefined();
@@ -621,10 +637,10 @@ describe("revocation races and group invalidations", () => {
     const bus: InvalidationBus = { publish: async () => {}, subscribe: async (s) => void subscribers.push(s) };
     let lookups = 0;
     const counting: SessionStore = { ...stores.sessions, get: (a, h) => (lookups++, stores.sessions.get(a, h)) };
-    const s = createSessions({ store: counting, invalidation: bus, now, cache: { maxAgeMs: HOUR } });
+    const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store: counting, invalidation: bus, now, cache: { maxAgeMs: HOUR } });
     await s.listen();
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(token);
     expect(cachedAnswer(s, token)).toBeDefined();
     expect(lookups).toBe(1);
@@ -637,7 +653,7 @@ describe("revocation races and group invalidations", () => {
     await expectUnauthenticated(s.validate(token));
 
     subscribers.forEach((x) => x.subscribed(true));
-    const again = await s.issue(acct, settings(), META, AssuranceLevel.AAL1);
+    const again = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(again.token);
     expect(cachedAnswer(s, again.token)).toBeDefined();
   });
@@ -649,13 +665,13 @@ describe("pending revocations (refuseRevoked, endWhere)", () => {
   it("refuses the sessions issued up to the revocation — cached, stored, listed or refreshed — except the one kept, and not later ones", async () => {
     const s = sessions();
     const a = account();
-    const old = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
-    const kept = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+    const old = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const kept = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(old.token); // cached
     clock += SECOND;
     s.refuseRevoked([revocation(a.id, clock, hashSecret(kept.token))]);
     clock += SECOND;
-    const later = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+    const later = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
 
     expect(cachedAnswer(s, old.token)).toBeUndefined();
     await expect(settle(s.validate(old.token))).rejects.toMatchObject({ reason: "SESSION_INVALID" });
@@ -672,8 +688,8 @@ describe("pending revocations (refuseRevoked, endWhere)", () => {
     const s = sessions();
     const a = account();
     const other = account();
-    const mine = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
-    const theirs = await s.issue(other, settings(), META, AssuranceLevel.AAL1);
+    const mine = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const theirs = await s.issue(other, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     s.refuseRevoked([revocation(a.id, clock - 1)]); // older than the session: it stays valid
     await s.validate(mine.token);
     await s.validate(theirs.token);
@@ -689,8 +705,8 @@ describe("pending revocations (refuseRevoked, endWhere)", () => {
   it("endWhere ends the selected sessions in the store and this cache, and tells other instances", async () => {
     const s = sessions();
     const a = account();
-    const admin = await s.issue({ ...a, role: Role.ADMIN }, settings(), META, AssuranceLevel.AAL1);
-    const user = await s.issue(a, settings(), META, AssuranceLevel.AAL1);
+    const admin = await s.issue({ ...a, role: Role.ADMIN }, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const user = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.validate(admin.token);
     const published: Invalidation[] = [];
     await stores.invalidation.subscribe({ invalidate: (messages) => published.push(...messages), subscribed: () => {} });

@@ -68,20 +68,40 @@ for i = 1, #KEYS do
 end
 return counts`;
 
+/**
+ * A session as stored: an array, not an object (no field names; the account id
+ * is in the key), so a session with its sealed client stays under 512 bytes.
+ */
+export function encodeSession(session: SessionRecord): string {
+  const { sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client } = session;
+  return JSON.stringify([1, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client]);
+}
+
+export function decodeSession(accountId: string, raw: string): SessionRecord {
+  const parsed = JSON.parse(raw) as unknown;
+  if (!Array.isArray(parsed)) {
+    // Written before sessions were stored as arrays: its client is dropped (it was in clear).
+    const { userAgent: _ua, ip: _ip, ...rest } = parsed as SessionRecord & { userAgent?: string; ip?: string };
+    return { ...rest, client: rest.client ?? "" };
+  }
+  const [, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client] = parsed as [number, string, string, SessionRecord["role"], SessionRecord["assurance"], number, number, number, number, string];
+  return { sessionId, accountId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client };
+}
+
 function sessionStore(redis: Redis, k: Keys): SessionStore {
   return {
     async create(tokenHash, session, ttlMs) {
-      await redis.eval(CREATE_SESSION, 2, k.session(session.accountId, tokenHash), k.sessionIndex(session.accountId), JSON.stringify(session), Math.max(1, Math.ceil(ttlMs)), tokenHash);
+      await redis.eval(CREATE_SESSION, 2, k.session(session.accountId, tokenHash), k.sessionIndex(session.accountId), encodeSession(session), Math.max(1, Math.ceil(ttlMs)), tokenHash);
     },
     async get(accountId, tokenHash) {
       const raw = await redis.get(k.session(accountId, tokenHash));
-      return raw === null ? undefined : (JSON.parse(raw) as SessionRecord);
+      return raw === null ? undefined : decodeSession(accountId, raw);
     },
     async delete(accountId, tokenHash) {
       return (await redis.eval(DELETE_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), tokenHash)) === 1;
     },
     async touch(accountId, tokenHash, session, ttlMs) {
-      return (await redis.eval(TOUCH_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), JSON.stringify(session), Math.max(1, Math.ceil(ttlMs)))) === 1;
+      return (await redis.eval(TOUCH_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), encodeSession(session), Math.max(1, Math.ceil(ttlMs)))) === 1;
     },
     async listForAccount(accountId) {
       const hashes = await redis.hkeys(k.sessionIndex(accountId));
@@ -91,7 +111,7 @@ function sessionStore(redis: Redis, k: Keys): SessionStore {
       const gone: string[] = [];
       hashes.forEach((tokenHash, i) => {
         const raw = values[i];
-        if (raw) live.push({ tokenHash, session: JSON.parse(raw) as SessionRecord });
+        if (raw) live.push({ tokenHash, session: decodeSession(accountId, raw) });
         else gone.push(tokenHash);
       });
       if (gone.length > 0) await redis.hdel(k.sessionIndex(accountId), ...gone); // expired ones
