@@ -2,7 +2,7 @@
 // constructs these; tests build a runtime through the same function.
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { createKeyring, type Keyring } from "../crypto/keyring.ts";
@@ -178,7 +178,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
   const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now, random });
   await apiKeys.listen();
-  const hasher = options.passwords ?? createPasswordHasher(config.passwordPepper);
+  // Each worker hashes at most its share of the cores at once (see passwords.ts).
+  const hasher = options.passwords ?? createPasswordHasher(config.passwordPepper, { maxConcurrent: Math.max(1, Math.ceil(availableParallelism() / config.workers)) });
   const passwords = options.tracer ? tracedHasher(hasher, options.tracer) : hasher;
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
   const audit = createAudit(durable.audit, now);
