@@ -138,6 +138,61 @@ describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
     expect(await audit.verify(tenant)).toMatchObject({ intact: true, checkedCount: 75, firstBrokenSequence: 0 });
   }, 60_000);
 
+  it("writes concurrent appends of one tenant together: a few transactions for 60 events, not one lock wait each", async () => {
+    // Counts the transactions that inserted events (one multi-row insert each) through this store.
+    let inserts = 0;
+    const counted = database.db.withPlugin({
+      transformQuery(args) {
+        if (args.node.kind === "InsertQueryNode" && JSON.stringify(args.node.into).includes("audit_events")) inserts++;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    });
+    const grouped = createAudit(createSqlAuditStore({ ...database, db: counted }), () => clock++);
+    const tenant = newTenant();
+    await grouped.record(input(tenant, { reason: "first" }));
+    inserts = 0;
+    // 60 appends at once, as 60 sign-ins of one tenant finishing together: they overlap in
+    // time (all in flight at once) and share one transaction, or two when one was already open.
+    const started: number[] = [];
+    const settled: number[] = [];
+    const results = await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        started.push(performance.now());
+        const event = await grouped.record(input(tenant, { reason: `signin ${i}` }));
+        settled.push(performance.now());
+        return event;
+      }),
+    );
+    expect(inserts).toBeLessThanOrEqual(2);
+    expect(Math.max(...started)).toBeLessThan(Math.min(...settled));
+    expect(results.map((e) => e.sequence).sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i + 2));
+    expect(await grouped.verify(tenant)).toMatchObject({ intact: true, checkedCount: 61 });
+  });
+
+  it("fails only the append whose event cannot be built, and the chain stays whole around it", async () => {
+    const tenant = newTenant();
+    await audit.record(input(tenant));
+    const answers = await Promise.allSettled(
+      Array.from({ length: 9 }, (_, i) =>
+        i === 4
+          ? store.append(tenant, () => {
+              throw new Error("cannot build this one");
+            })
+          : i === 6
+            ? store.append(tenant, (head) => ({ ...input(tenant), sequence: head.sequence + 2, at: clock++, prevHash: head.hash, hash: "0".repeat(64) }))
+            : audit.record(input(tenant, { reason: `ok ${i}` })),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(["fulfilled", "fulfilled", "fulfilled", "fulfilled", "rejected", "fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(String((answers[4] as PromiseRejectedResult).reason)).toContain("cannot build this one");
+    expect(String((answers[6] as PromiseRejectedResult).reason)).toContain("does not continue the chain");
+    expect(await store.head(tenant)).toMatchObject({ sequence: 8 });
+    expect(await audit.verify(tenant)).toMatchObject({ intact: true, checkedCount: 8 });
+    // And the next append continues the chain.
+    expect((await audit.record(input(tenant))).sequence).toBe(9);
+  });
+
   it("keeps chains of different tenants apart", async () => {
     const a = newTenant();
     const b = newTenant();

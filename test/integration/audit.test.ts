@@ -210,6 +210,24 @@ describe.each(BACKENDS)("the audit trail on the %s backend", (backend) => {
     expect(await codeOf(api.call(AdminService.method.listAuditEvents, {}, { ...admin, "x-tenant-id": "another" }))).toBe(Code.PermissionDenied);
   });
 
+  it("keeps the chain whole and complete when sign-ins and admin reads of one tenant append at once", async () => {
+    const alice = `account:${ids.alice}`;
+    const before = await listAll({ target: alice });
+    const aliceEmail = (await api.call(AdminService.method.getUser, { accountId: ids.alice!, reason: "audit test lookup" }, admin)).account!.email;
+    await Promise.all([
+      ...Array.from({ length: 4 }, () => signIn(aliceEmail)),
+      ...Array.from({ length: 4 }, (_, i) => api.call(AdminService.method.getUser, { accountId: ids.alice!, reason: `concurrent read ${i}` }, admin)),
+    ]);
+    const after = await listAll({ target: alice });
+    const added = after.slice(before.length);
+    expect(added.filter((e) => e.action === "session.sign_in" && e.outcome === "success")).toHaveLength(4);
+    // The lookup above and the four concurrent reads, each with its own reason.
+    expect(added.filter((e) => e.action === "user.get").map((e) => e.reason).sort()).toEqual(["audit test lookup", ...Array.from({ length: 4 }, (_, i) => `concurrent read ${i}`)].sort());
+    const all = await listAll();
+    expect(all.map((e) => Number(e.sequence))).toEqual(all.map((_, i) => i + 1));
+    expect((await api.call(AdminService.method.verifyAuditChain, {}, admin)).intact).toBe(true);
+  });
+
   it("verifies the chain, then names an event altered and an event deleted directly in the database, over the RPC and the CLI", async () => {
     const intact = await api.call(AdminService.method.verifyAuditChain, {}, admin);
     expect(intact.intact).toBe(true);

@@ -36,7 +36,9 @@ export interface AuditAppender {
    * and never fork the chain. A tenant's first append creates its head at
    * { sequence: 0, hash: AUDIT_GENESIS_HASH }. `build` must be pure: it may run
    * more than once (a transaction retried after a deadlock). An error thrown by
-   * `build` propagates, appending nothing.
+   * `build` propagates, appending nothing (for that call only). Concurrent
+   * appends may be committed together in one transaction; each resolves only
+   * once its own event is committed.
    */
   append(tenantId: string, build: (head: AuditHead) => StoredAuditEvent): Promise<StoredAuditEvent>;
 }

@@ -6,8 +6,17 @@
 // SQLite (other connections and processes wait in the busy handler). Whoever
 // holds it reads the head, inserts the next event and stores its hash; nobody
 // else can read that head in between, so the chain never forks.
+//
+// Group commit: every sign-in, sign-up and refusal appends an event, so a busy
+// tenant's appends would queue one transaction at a time on that row lock.
+// Instead each store (one per process) keeps at most one append transaction in
+// flight per tenant; the appends that arrive meanwhile wait and then go in
+// together, as one transaction (one lock, one multi-row insert, one head
+// update). Nothing is buffered past a commit: each caller's promise settles
+// only when its event is committed (or has failed), so a crash loses no event
+// that anyone was told was written, and the chain stays gap-free.
 import type { Selectable } from "kysely";
-import { AUDIT_GENESIS_HASH, type AuditStore, type StoredAuditEvent } from "../../domain/ports/audit.ts";
+import { AUDIT_GENESIS_HASH, type AuditHead, type AuditStore, type StoredAuditEvent } from "../../domain/ports/audit.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import type { AuditEventsTable } from "./schema.ts";
 
@@ -36,58 +45,125 @@ function toEvent(row: Selectable<AuditEventsTable>): StoredAuditEvent {
 
 const MAX_ATTEMPTS = 5;
 
-export function createSqlAuditStore({ db }: SqlDatabase): AuditStore {
+/** Events per transaction at most (SQLite allows 32,766 bound values: 12 per event). */
+const MAX_BATCH = 500;
+
+interface PendingAppend {
+  build: (head: AuditHead) => StoredAuditEvent;
+  resolve: (event: StoredAuditEvent) => void;
+  reject: (error: unknown) => void;
+}
+
+function toRow(event: StoredAuditEvent) {
   return {
-    async append(tenantId, build) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const appended = await db.transaction().execute(async (trx) => {
-            // Write first: this takes the lock before anything is read.
-            const bumped = await trx
-              .updateTable("audit_heads")
-              .set((eb) => ({ sequence: eb("sequence", "+", 1) }))
-              .where("tenant_id", "=", tenantId)
-              .executeTakeFirst();
-            if (Number(bumped.numUpdatedRows) === 0) return undefined; // no chain yet
-            const head = await trx.selectFrom("audit_heads").select(["sequence", "hash"]).where("tenant_id", "=", tenantId).executeTakeFirstOrThrow();
-            const sequence = Number(head.sequence);
-            const event = build({ sequence: sequence - 1, hash: head.hash });
-            if (event.tenantId !== tenantId || event.sequence !== sequence || event.prevHash !== head.hash) {
-              throw new Error("audit event does not continue the chain's head");
+    tenant_id: event.tenantId,
+    sequence: event.sequence,
+    at: event.at,
+    actor: event.actor,
+    action: event.action,
+    target: event.target,
+    reason: event.reason,
+    ip: event.ip,
+    user_agent: event.userAgent,
+    outcome: event.outcome,
+    prev_hash: event.prevHash,
+    hash: event.hash,
+  };
+}
+
+export function createSqlAuditStore({ db }: SqlDatabase): AuditStore {
+  /** Appends waiting for the tenant's transaction in flight, by tenant. */
+  const waiting = new Map<string, PendingAppend[]>();
+
+  /**
+   * Appends `batch` in chain order in one transaction, retried whole after a
+   * deadlock; settles each caller after the commit. A `build` that throws fails
+   * its own caller only, and appends nothing for it.
+   */
+  async function appendBatch(tenantId: string, batch: PendingAppend[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let outcomes: Array<{ event: StoredAuditEvent } | { error: unknown }> = [];
+      try {
+        const appended = await db.transaction().execute(async (trx) => {
+          outcomes = [];
+          // Write first: this takes the lock before anything is read.
+          const bumped = await trx
+            .updateTable("audit_heads")
+            .set((eb) => ({ sequence: eb("sequence", "+", 1) }))
+            .where("tenant_id", "=", tenantId)
+            .executeTakeFirst();
+          if (Number(bumped.numUpdatedRows) === 0) return false; // no chain yet
+          const locked = await trx.selectFrom("audit_heads").select(["sequence", "hash"]).where("tenant_id", "=", tenantId).executeTakeFirstOrThrow();
+          let head: AuditHead = { sequence: Number(locked.sequence) - 1, hash: locked.hash };
+          const events: StoredAuditEvent[] = [];
+          for (const pending of batch) {
+            try {
+              const event = pending.build(head);
+              if (event.tenantId !== tenantId || event.sequence !== head.sequence + 1 || event.prevHash !== head.hash) {
+                throw new Error("audit event does not continue the chain's head");
+              }
+              events.push(event);
+              outcomes.push({ event });
+              head = { sequence: event.sequence, hash: event.hash };
+            } catch (error) {
+              outcomes.push({ error });
             }
-            await trx
-              .insertInto("audit_events")
-              .values({
-                tenant_id: event.tenantId,
-                sequence: event.sequence,
-                at: event.at,
-                actor: event.actor,
-                action: event.action,
-                target: event.target,
-                reason: event.reason,
-                ip: event.ip,
-                user_agent: event.userAgent,
-                outcome: event.outcome,
-                prev_hash: event.prevHash,
-                hash: event.hash,
-              })
-              .execute();
-            await trx.updateTable("audit_heads").set({ hash: event.hash }).where("tenant_id", "=", tenantId).execute();
-            return event;
-          });
-          if (appended) return appended;
-          // The tenant's first event: create its head outside any transaction (a
-          // concurrent creator may win; either way the head exists), then append.
-          try {
-            await db.insertInto("audit_heads").values({ tenant_id: tenantId, sequence: 0, hash: AUDIT_GENESIS_HASH }).execute();
-          } catch (error) {
-            if (!isUniqueViolation(error)) throw error;
           }
-        } catch (error) {
-          if (!isRetryableLockError(error)) throw error;
+          if (events.length > 0) await trx.insertInto("audit_events").values(events.map(toRow)).execute();
+          // The head ends at the last event (or back where it was when every build failed).
+          await trx.updateTable("audit_heads").set({ sequence: head.sequence, hash: head.hash }).where("tenant_id", "=", tenantId).execute();
+          return true;
+        });
+        if (appended) {
+          batch.forEach((pending, i) => {
+            const outcome = outcomes[i]!;
+            if ("event" in outcome) pending.resolve(outcome.event);
+            else pending.reject(outcome.error);
+          });
+          return;
         }
-        if (attempt >= MAX_ATTEMPTS) throw new Error(`audit append for tenant ${tenantId} did not get the chain's lock after ${MAX_ATTEMPTS} attempts`);
+        // The tenant's first event: create its head outside any transaction (a
+        // concurrent creator may win; either way the head exists), then append.
+        try {
+          await db.insertInto("audit_heads").values({ tenant_id: tenantId, sequence: 0, hash: AUDIT_GENESIS_HASH }).execute();
+        } catch (error) {
+          if (!isUniqueViolation(error)) throw error;
+        }
+      } catch (error) {
+        if (!isRetryableLockError(error)) throw error;
       }
+      if (attempt >= MAX_ATTEMPTS) throw new Error(`audit append for tenant ${tenantId} did not get the chain's lock after ${MAX_ATTEMPTS} attempts`);
+    }
+  }
+
+  /** Appends whatever waits for the tenant, batch after batch, until nothing does. */
+  async function drain(tenantId: string): Promise<void> {
+    for (;;) {
+      const queue = waiting.get(tenantId);
+      if (!queue || queue.length === 0) {
+        waiting.delete(tenantId);
+        return;
+      }
+      const batch = queue.splice(0, MAX_BATCH);
+      try {
+        await appendBatch(tenantId, batch);
+      } catch (error) {
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+  }
+
+  return {
+    append(tenantId, build) {
+      return new Promise<StoredAuditEvent>((resolve, reject) => {
+        const queue = waiting.get(tenantId);
+        if (queue) {
+          queue.push({ build, resolve, reject }); // the transaction in flight's drain takes it next
+          return;
+        }
+        waiting.set(tenantId, [{ build, resolve, reject }]);
+        void drain(tenantId);
+      });
     },
 
     async list({ tenantId, actor, target, action, atOrAfter, before, afterSequence, limit }) {
