@@ -10,6 +10,7 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
 import type { AccountListQuery, AccountStore, StoredAccount } from "../../domain/ports/accounts.ts";
 import type { KeyStore } from "../../domain/ports/keys.ts";
+import { withDeadlockRetry } from "./errors.ts";
 import { DEFAULT_TENANT_ID } from "../../domain/tenants.ts";
 import { AccountState, Role } from "../../domain/types.ts";
 import { deleteAccountRows } from "./account-tables.ts";
@@ -88,7 +89,8 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
     },
 
     async updateAccount({ tenantId, accountId, at, change }) {
-      return db.transaction().execute(async (trx) => {
+      // Every effect is in this database (the revocation is queued in it): safe to run again after a deadlock.
+      return withDeadlockRetry(() => db.transaction().execute(async (trx) => {
         const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
         if (!locked || locked === "keyless") return undefined;
         const { endSessions, ...update } = change(locked.account, locked.otherActiveSuperAdmins);
@@ -107,7 +109,7 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
           .where("tenant_id", "=", tenantId)
           .execute();
         return { account: { ...locked.account, ...update, updatedAt: at }, wrappedKey: locked.wrappedKey };
-      });
+      }));
     },
 
     async eraseAccount({ tenantId, accountId, at, check }) {

@@ -53,3 +53,32 @@ export function translateSqlError(error: unknown): unknown {
   if (isLockConflict(error) || isConnectionFailure(error)) return backendUnavailable(error);
   return error;
 }
+
+/** MySQL ER_LOCK_DEADLOCK: the server rolled the whole transaction back, so running it again is safe. */
+const DEADLOCK_ERRNO = 1213;
+/** How often a transaction a deadlock rolled back is run again before giving up (as `unavailable`). */
+export const DEADLOCK_ATTEMPTS = 4;
+
+/** True when the server chose this transaction as a deadlock's victim (SQLite: the database was busy). */
+export function isDeadlock(error: unknown): boolean {
+  const e = error as DriverError | null;
+  if (!e || typeof e !== "object") return false;
+  return e.errno === DEADLOCK_ERRNO || (e.errcode !== undefined && (e.errcode & 0xff) === 5);
+}
+
+/**
+ * Runs a transaction, again (after a short random pause) when a deadlock rolled
+ * it back: two concurrent role changes must not fail one of them. Only for
+ * transactions whose every effect is inside the database (no key-store write, no
+ * message sent): a rolled-back attempt then left nothing behind.
+ */
+export async function withDeadlockRetry<T>(run: () => Promise<T>, attempts = DEADLOCK_ATTEMPTS): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= attempts || !isDeadlock(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    }
+  }
+}

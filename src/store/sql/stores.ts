@@ -11,7 +11,7 @@ import { createApiKeyStore } from "./api-key-store.ts";
 import { createSqlAuditStore } from "./audit-store.ts";
 import { createSqlConsentStore, insertConsents } from "./consent-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
-import { translateSqlError } from "./errors.ts";
+import { translateSqlError, withDeadlockRetry } from "./errors.ts";
 import { createSqlKeyStore } from "./key-store.ts";
 import { createSqlRevocationStore, queueRevocation } from "./revocation-store.ts";
 import { translatingErrors } from "../translate-errors.ts";
@@ -228,11 +228,13 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
         await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
         return;
       }
-      await db.transaction().execute(async (trx) => {
-        await trx.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
-        const row = await trx.selectFrom("accounts").select("tenant_id").where("id", "=", accountId).executeTakeFirst();
-        if (row) await queueRevocation(trx, { tenantId: row.tenant_id, accountId, at, request: endSessions });
-      });
+      await withDeadlockRetry(() =>
+        db.transaction().execute(async (trx) => {
+          await trx.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
+          const row = await trx.selectFrom("accounts").select("tenant_id").where("id", "=", accountId).executeTakeFirst();
+          if (row) await queueRevocation(trx, { tenantId: row.tenant_id, accountId, at, request: endSessions });
+        }),
+      );
     },
 
     async removeIdentity({ accountId, identityId, at }) {
