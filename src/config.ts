@@ -19,8 +19,13 @@ export interface Config {
   readonly mysqlTlsCaFile: string | undefined;
   /** PEM file of the CA that signed the Redis server's certificate: TLS (also with rediss:// URLs), verified. */
   readonly redisTlsCaFile: string | undefined;
-  /** Redis URL; undefined means the in-process store. */
+  /** Redis URL; undefined means the in-process store (or a Redis Cluster, below). */
   readonly redisUrl: string | undefined;
+  /**
+   * Redis Cluster seed nodes (REDIS_CLUSTER_NODES), instead of REDIS_URL: the
+   * ephemeral stores then use an ioredis Cluster. Never set together with redisUrl.
+   */
+  readonly redisClusterNodes: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined;
   /** Prefix of every Redis key and channel, so deployments can share one Redis. */
   readonly redisKeyPrefix: string;
   /** Directory for the embedded database and generated development keys. */
@@ -109,6 +114,21 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** REDIS_CLUSTER_NODES: "host:port,host:port" (IPv6 as [addr]:port); seeds only, the rest of the cluster is discovered. */
+function clusterNodes(env: Env): Config["redisClusterNodes"] {
+  const raw = env.REDIS_CLUSTER_NODES;
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const nodes = raw.split(",").map((entry) => {
+    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/@]+)):(\d{1,5})$/.exec(entry.trim());
+    const port = Number(match?.[3]);
+    if (!match || port < 1 || port > 65535) {
+      throw new ConfigError("REDIS_CLUSTER_NODES", `must be a comma-separated list of host:port, got "${entry.trim()}"`);
+    }
+    return Object.freeze({ host: (match[1] ?? match[2])!, port });
+  });
+  return Object.freeze(nodes);
+}
+
 function file(env: Env, name: string): string | undefined {
   const path = env[name];
   if (path === undefined || path === "") return undefined;
@@ -139,7 +159,7 @@ function keyEncryptionKeys(env: Env): Config["keyEncryptionKeys"] {
 /** Every variable loadConfig reads; anything else with one of their prefixes is most likely a typo. */
 const KNOWN_VARIABLES = [
   "PORT", "HOST", "TLS_CERT_FILE", "TLS_KEY_FILE", "MYSQL_URL", "KEYSTORE_MYSQL_URL", "MYSQL_TLS_CA_FILE",
-  "MYSQL_CONNECT_TIMEOUT_MS", "MYSQL_QUERY_TIMEOUT_MS", "REDIS_URL", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
+  "MYSQL_CONNECT_TIMEOUT_MS", "MYSQL_QUERY_TIMEOUT_MS", "REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
   "REDIS_CONNECT_TIMEOUT_MS", "REDIS_COMMAND_TIMEOUT_MS", "DATA_DIR", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL",
   "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "LOG_FORMAT", "WORKERS",
   "TRUSTED_PROXIES", "VERIFICATION_LINK_TTL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "DEVELOPMENT_MODE",
@@ -192,8 +212,18 @@ function outboxRetry(env: Env): Config["outboxRetry"] {
 export function loadConfig(env: Env = process.env): Config {
   const mysqlUrl = url(env, "MYSQL_URL", ["mysql:", "mariadb:"]);
   const redisUrl = url(env, "REDIS_URL", ["redis:", "rediss:"]);
+  const redisClusterNodes = clusterNodes(env);
+  if (redisUrl !== undefined && redisClusterNodes !== undefined) {
+    throw new ConfigError("REDIS_CLUSTER_NODES", "and REDIS_URL are both set: set REDIS_URL for one Redis server, or REDIS_CLUSTER_NODES for a Redis Cluster, not both");
+  }
+  const redisPrefix = env.REDIS_KEY_PREFIX ?? "identity:";
+  // A brace in the prefix would become every key's hash tag: the whole service on one slot.
+  if (redisClusterNodes !== undefined && /[{}]/.test(redisPrefix)) {
+    throw new ConfigError("REDIS_KEY_PREFIX", "must not contain { or } with REDIS_CLUSTER_NODES (it would put every key on one hash slot)");
+  }
+  const redisSet = redisUrl !== undefined || redisClusterNodes !== undefined;
   const keystoreMysqlUrl = url(env, "KEYSTORE_MYSQL_URL", ["mysql:", "mariadb:"]);
-  const embedded = mysqlUrl === undefined || redisUrl === undefined;
+  const embedded = mysqlUrl === undefined || !redisSet;
   const unknown = unknownVariables(env);
   const developmentSwitch = flag(env, "DEVELOPMENT_MODE");
   const kek = keyEncryptionKeys(env);
@@ -224,10 +254,11 @@ export function loadConfig(env: Env = process.env): Config {
     tlsKeyFile,
     mysqlUrl: embedded ? undefined : mysqlUrl,
     redisUrl: embedded ? undefined : redisUrl,
+    redisClusterNodes: embedded ? undefined : redisClusterNodes,
     keystoreMysqlUrl,
     mysqlTlsCaFile: file(env, "MYSQL_TLS_CA_FILE"),
     redisTlsCaFile: file(env, "REDIS_TLS_CA_FILE"),
-    redisKeyPrefix: env.REDIS_KEY_PREFIX ?? "identity:",
+    redisKeyPrefix: redisPrefix,
     dataDir: env.DATA_DIR || "data",
     smtpUrl: url(env, "SMTP_URL", ["smtp:", "smtps:"]),
     mailFrom,
@@ -255,11 +286,11 @@ export function loadConfig(env: Env = process.env): Config {
   };
   // Production logs are read by machines: one JSON object per line.
   if (logFormat === "pretty" && !config.development) throw new ConfigError("LOG_FORMAT", "pretty is for development mode only: production logs are JSON");
-  if (mysqlUrl !== undefined && redisUrl === undefined) throw new ConfigError("REDIS_URL", "is required when MYSQL_URL is set");
-  if (redisUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("MYSQL_URL", "is required when REDIS_URL is set");
+  if (mysqlUrl !== undefined && !redisSet) throw new ConfigError("REDIS_URL", "(or REDIS_CLUSTER_NODES) is required when MYSQL_URL is set");
+  if (redisSet && mysqlUrl === undefined) throw new ConfigError("MYSQL_URL", `is required when ${redisUrl !== undefined ? "REDIS_URL" : "REDIS_CLUSTER_NODES"} is set`);
   if (keystoreMysqlUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("KEYSTORE_MYSQL_URL", "needs MYSQL_URL (the embedded key store is keys.sqlite in DATA_DIR)");
   if (keystoreMysqlUrl !== undefined && keystoreMysqlUrl === mysqlUrl) throw new ConfigError("KEYSTORE_MYSQL_URL", "must name another database than MYSQL_URL (leave it unset to keep the keys in the main database)");
-  if (embedded && !developmentSwitch && mysqlUrl === undefined && redisUrl === undefined) {
+  if (embedded && !developmentSwitch && mysqlUrl === undefined && !redisSet) {
     // A misspelled MYSQL_URL must not quietly mean an embedded database: with any
     // sign of a production setup, development mode has to be asked for by name.
     const production = [...PRODUCTION_VARIABLES.filter((name) => env[name]), ...unknown.filter((name) => /^(MYSQL|REDIS)_/.test(name))];

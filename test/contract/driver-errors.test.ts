@@ -123,6 +123,11 @@ describe("the translations, by driver error shape", () => {
     ["closed connection", new Error("Connection is closed.")],
     ["retries exhausted", Object.assign(new Error("Reached the max retries per request limit (which is 2)."), { name: "MaxRetriesPerRequestError" })],
     ["command timeout", new Error("Command timed out")],
+    ["cluster unreachable", new Error("None of startup nodes is available")],
+    ["cluster not ready (calls are not queued)", new Error("Cluster isn't ready and enableOfflineQueue options is false")],
+    ["cluster closed", new Error("Cluster is ended.")],
+    ["cluster down (slots not served)", new Error("Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down")],
+    ["CLUSTERDOWN reply", Object.assign(new Error("CLUSTERDOWN Hash slot not served"), { name: "ReplyError" })],
   ])("Redis: %s", (_name, error) => {
     expect(translateRedisError(error)).toMatchObject(unavailable);
   });

@@ -1,8 +1,9 @@
-// Ephemeral stores on Redis. Keys carry {hash tags}: everything about one
-// account's sessions shares a slot, so multi-key updates stay atomic (Lua)
-// under Redis Cluster too.
+// Ephemeral stores on Redis, one server or a Redis Cluster. Keys carry {hash
+// tags}, and every script and multi-key command touches keys of one tag, so of
+// one slot: one account's sessions (revocation is one script), one rate-limit
+// group's windows (a check's tiers are one script), one lease, one token.
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Invalidation, InvalidationBus, InvalidationSubscriber } from "../../domain/ports/invalidation.ts";
 import type { Leases } from "../../domain/ports/leases.ts";
 import type { RateLimiter } from "../../domain/ports/limits.ts";
@@ -27,6 +28,8 @@ function keys(prefix: string) {
   };
 }
 type Keys = ReturnType<typeof keys>;
+/** The commands the stores send: the same on one server and on a cluster (where ioredis routes each by its first key). */
+type Client = Redis | Cluster;
 
 // KEYS: session, index. ARGV: json, ttlMs, tokenHash.
 const CREATE_SESSION = `
@@ -46,7 +49,8 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) then return 0 en
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`;
 
-// KEYS: index. ARGV: session key prefix, hash to keep ('' for none).
+// KEYS: index. ARGV: session key prefix, hash to keep ('' for none). The session
+// keys it builds carry the index's hash tag (the account), so they live on its slot.
 const DELETE_ALL_SESSIONS = `
 local ended = {}
 for _, h in ipairs(redis.call('HKEYS', KEYS[1])) do
@@ -88,7 +92,7 @@ export function decodeSession(accountId: string, raw: string): SessionRecord {
   return { sessionId, accountId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client };
 }
 
-function sessionStore(redis: Redis, k: Keys): SessionStore {
+function sessionStore(redis: Client, k: Keys): SessionStore {
   return {
     async create(tokenHash, session, ttlMs) {
       await redis.eval(CREATE_SESSION, 2, k.session(session.accountId, tokenHash), k.sessionIndex(session.accountId), encodeSession(session), Math.max(1, Math.ceil(ttlMs)), tokenHash);
@@ -123,7 +127,7 @@ function sessionStore(redis: Redis, k: Keys): SessionStore {
   };
 }
 
-function tokenStore(redis: Redis, k: Keys): TokenStore {
+function tokenStore(redis: Client, k: Keys): TokenStore {
   const key = k.token;
   return {
     async put(tokenHash, token, ttlMs) {
@@ -141,7 +145,7 @@ function tokenStore(redis: Redis, k: Keys): TokenStore {
 }
 
 /** Fixed windows numbered from the injected clock, so tests move time instead of sleeping. */
-function rateLimiter(redis: Redis, k: Keys, now: () => number): RateLimiter {
+function rateLimiter(redis: Client, k: Keys, now: () => number): RateLimiter {
   return {
     async hit(group, counters) {
       const t = now();
@@ -197,7 +201,7 @@ function parseInvalidations(raw: string): Invalidation[] {
  * connection replaces it; its first answered PING (after its SUBSCRIBE, on
  * the same connection) brings subscribed(true).
  */
-function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck): { bus: InvalidationBus; close: () => Promise<void> } {
+function invalidationBus(redis: Client, openSubscriber: () => Redis, channel: string, check: SubscriberCheck): { bus: InvalidationBus; close: () => Promise<void> } {
   const subscribers: InvalidationSubscriber[] = [];
   let current: Redis | undefined;
   let subscribed = false;
@@ -214,12 +218,9 @@ function invalidationBus(redis: Redis, channel: string, check: SubscriberCheck):
     for (const subscriber of subscribers) subscriber.subscribed(next);
   }
 
-  /** A subscriber connection of its own: never reconnected by ioredis (verify() replaces it), so nothing is resubscribed behind our back. */
+  /** A subscriber connection of its own (see SUBSCRIBER_OPTIONS): verify() replaces it, so nothing is resubscribed behind our back. */
   function connect(): Redis {
-    // No command timeout on SUBSCRIBE and no retry limit: it fails only with its
-    // connection, and verify() then replaces the connection until Redis answers —
-    // a subscription is never given up while Redis is away.
-    const connection = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined, autoResubscribe: false, retryStrategy: () => null });
+    const connection = openSubscriber();
     connection.on("error", () => {});
     connection.on("message", (from: string, raw: string) => {
       if (connection !== current || from !== channel) return;
@@ -306,7 +307,7 @@ const RELEASE_LEASE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`;
 
-function leases(redis: Redis, k: Keys): Leases {
+function leases(redis: Client, k: Keys): Leases {
   return {
     async acquire(name, ttlMs) {
       const key = k.lease(name);
@@ -347,37 +348,147 @@ export interface RedisBounds {
   commandTimeoutMs?: number;
 }
 
+/** One Redis server (a redis:// or rediss:// URL), or a Redis Cluster reached through some of its nodes. */
+export type RedisTarget = string | { readonly clusterNodes: ReadonlyArray<{ readonly host: string; readonly port: number }> };
+
 /**
- * `url` redis:// or rediss:// (TLS, verified against the system's CAs). `tlsCa`:
- * PEM of the CA that signed the server's certificate — the connection then uses
- * TLS verified against it, whatever the scheme.
+ * The subscriber connection: no command timeout on SUBSCRIBE and no retry
+ * limit (it fails only with its connection), and never reconnected by ioredis:
+ * verify() replaces it until Redis answers, so a subscription is never given
+ * up while Redis is away.
+ */
+const SUBSCRIBER_OPTIONS = { maxRetriesPerRequest: null, commandTimeout: undefined, autoResubscribe: false, retryStrategy: () => null } satisfies RedisOptions;
+
+interface Connected {
+  redis: Client;
+  openSubscriber: () => Redis;
+  /** True when the backend serves commands. */
+  serving: () => Promise<boolean>;
+  /** Defined while calls must wait for a first connection: resolves when they may go (connected, or waited long enough). */
+  firstConnection: () => Promise<void> | undefined;
+}
+
+function connectServer(url: string, options: RedisOptions): Connected {
+  const redis = new Redis(url, options);
+  return {
+    redis,
+    openSubscriber: () => redis.duplicate(SUBSCRIBER_OPTIONS),
+    serving: async () => (await redis.ping()) === "PONG",
+    firstConnection: () => undefined,
+  };
+}
+
+/**
+ * A Redis Cluster. Classic pub/sub is forwarded by the cluster bus to every
+ * node, so the subscriber is a plain connection to any one node (the next one
+ * each time it is replaced, so a dead node is left behind), watched by PING
+ * like a single server's.
+ *
+ * A cluster that is not ready (never reached, or every node lost) refuses
+ * calls at once instead of queueing them: ioredis would hold them with no time
+ * bound, and run them when it comes back, long after their callers were told
+ * Unavailable. Calls made before the first connection wait for it, up to the
+ * connect timeout.
+ */
+function connectCluster(seeds: ReadonlyArray<{ host: string; port: number }>, options: RedisOptions, connectTimeoutMs: number): Connected {
+  const { maxRetriesPerRequest, enableAutoPipelining, ...nodeOptions } = options;
+  const cluster = new Cluster(
+    seeds.map(({ host, port }) => ({ host, port })),
+    {
+      redisOptions: { ...nodeOptions, maxRetriesPerRequest },
+      enableOfflineQueue: false,
+      enableAutoPipelining,
+      // ioredis groups auto-pipelined commands by the slot of their first
+      // argument, which for EVAL is the script: scripts on keys of other nodes
+      // would share one pipeline, and fail. They are routed by their keys instead.
+      autoPipeliningIgnoredCommands: ["eval", "evalsha"],
+      slotsRefreshTimeout: connectTimeoutMs,
+    },
+  );
+  let everReady = false;
+  let waiting: Promise<void> | undefined;
+  cluster.once("ready", () => (everReady = true));
+  let next = 0;
+  return {
+    redis: cluster,
+    openSubscriber() {
+      const known = cluster.nodes("all").map((node) => ({ host: node.options.host!, port: node.options.port! }));
+      const nodes = known.length > 0 ? known : seeds;
+      const node = nodes[next++ % nodes.length]!;
+      return new Redis({ ...nodeOptions, host: node.host, port: node.port, ...SUBSCRIBER_OPTIONS });
+    },
+    // Ready means every slot is served: a node that sees the cluster down (a master lost) says so.
+    serving: async () => ((await cluster.cluster("INFO")) as string).includes("cluster_state:ok"),
+    firstConnection() {
+      if (everReady) return undefined;
+      waiting ??= new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          cluster.off("ready", done);
+          waiting = undefined;
+          resolve();
+        };
+        const timer = setTimeout(done, connectTimeoutMs);
+        cluster.once("ready", done);
+      });
+      return waiting;
+    },
+  };
+}
+
+/** The port's calls wait for `gate` while it asks them to (a cluster's first connection). */
+function afterGate<T extends object>(port: T, gate: () => Promise<void> | undefined): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(port)) {
+    if (typeof value !== "function") {
+      wrapped[name] = value;
+      continue;
+    }
+    const call = (args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(port, args);
+    wrapped[name] = (...args: unknown[]) => {
+      const waiting = gate();
+      return waiting ? waiting.then(() => call(args)) : call(args);
+    };
+  }
+  return wrapped as T;
+}
+
+/**
+ * `target` a redis:// or rediss:// URL (rediss: TLS verified against the
+ * system's CAs), or a cluster's nodes. `tlsCa`: PEM of the CA that signed the
+ * servers' certificates — connections then use TLS verified against it,
+ * whatever the scheme (the only way to TLS for a cluster).
  */
 export function createRedisStores(
-  url: string,
+  target: RedisTarget,
   options: { now: () => number; keyPrefix?: string; tlsCa?: string | undefined; subscriberCheck?: SubscriberCheck } & RedisBounds,
 ): EphemeralStores {
   const commandTimeout = options.commandTimeoutMs ?? 2000;
-  const redis = new Redis(url, {
+  const connectTimeout = options.connectTimeoutMs ?? 2000;
+  const redisOptions: RedisOptions = {
     // A Redis that drops packets fails a call in bounded time: connecting, each
     // command, and a connection that stops answering (socketTimeout drops it).
-    connectTimeout: options.connectTimeoutMs ?? 2000,
+    connectTimeout,
     commandTimeout,
     socketTimeout: commandTimeout,
     maxRetriesPerRequest: 2,
     enableAutoPipelining: true,
     ...(options.tlsCa ? { tls: { ca: options.tlsCa } } : {}),
-  });
+  };
+  const connected = typeof target === "string" ? connectServer(target, redisOptions) : connectCluster(target.clusterNodes, redisOptions, connectTimeout);
+  const { redis } = connected;
   const k = keys(options.keyPrefix ?? "");
   // ioredis retries connecting by itself; errors surface on commands and through ping().
   redis.on("error", () => {});
-  const invalidation = invalidationBus(redis, k.invalidationChannel, options.subscriberCheck ?? DEFAULT_SUBSCRIBER_CHECK);
-  const leaseStore = translatingErrors(leases(redis, k), translateRedisError);
+  const invalidation = invalidationBus(redis, connected.openSubscriber, k.invalidationChannel, options.subscriberCheck ?? DEFAULT_SUBSCRIBER_CHECK);
+  // Every port answers with the domain's errors (src/domain/ports/errors.ts).
+  const port = <T extends object>(store: T) => translatingErrors(afterGate(store, connected.firstConnection), translateRedisError);
+  const leaseStore = port(leases(redis, k));
   return {
-    // Every port answers with the domain's errors (src/domain/ports/errors.ts).
-    sessions: translatingErrors(sessionStore(redis, k), translateRedisError),
-    tokens: translatingErrors(tokenStore(redis, k), translateRedisError),
-    rateLimiter: translatingErrors(rateLimiter(redis, k, options.now), translateRedisError),
-    invalidation: translatingErrors(invalidation.bus, translateRedisError),
+    sessions: port(sessionStore(redis, k)),
+    tokens: port(tokenStore(redis, k)),
+    rateLimiter: port(rateLimiter(redis, k, options.now)),
+    invalidation: port(invalidation.bus),
     leases: {
       acquire: async (name, ttlMs) => {
         const held = await leaseStore.acquire(name, ttlMs);
@@ -386,7 +497,8 @@ export function createRedisStores(
     },
     async ping() {
       try {
-        return (await redis.ping()) === "PONG";
+        await connected.firstConnection();
+        return await connected.serving();
       } catch {
         return false;
       }
