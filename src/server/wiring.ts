@@ -128,8 +128,9 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const embedded = config.mysqlUrl === undefined;
   const opened = await openServingDurable(config, log, { prepare: options.migrate !== false });
   const durable = options.tracer ? tracedStores(opened, embedded ? "sqlite" : "mysql", options.tracer) : opened;
-  const built = config.redisUrl
-    ? createRedisStores(config.redisUrl, {
+  const redisTarget = config.redisClusterNodes ? { clusterNodes: config.redisClusterNodes } : config.redisUrl;
+  const built = redisTarget
+    ? createRedisStores(redisTarget, {
         now,
         keyPrefix: config.redisKeyPrefix,
         tlsCa: config.redisTlsCaFile ? readFileSync(config.redisTlsCaFile, "utf8") : undefined,
@@ -138,13 +139,13 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       })
     : createMemoryStores({ now });
   const wrapped = options.wrapEphemeral ? options.wrapEphemeral(built) : built;
-  const ephemeral = options.tracer ? tracedStores(wrapped, config.redisUrl ? "redis" : "memory", options.tracer) : wrapped;
+  const ephemeral = options.tracer ? tracedStores(wrapped, redisTarget ? "redis" : "memory", options.tracer) : wrapped;
   const readiness = createReadiness(
     embedded
       ? [{ name: "database", variable: "DATA_DIR", ping: () => durable.ping() }]
       : [
           { name: "mysql", variable: config.keystoreMysqlUrl ? "MYSQL_URL, KEYSTORE_MYSQL_URL" : "MYSQL_URL", ping: () => durable.ping() },
-          { name: "redis", variable: "REDIS_URL", ping: () => ephemeral.ping() },
+          { name: "redis", variable: config.redisClusterNodes ? "REDIS_CLUSTER_NODES" : "REDIS_URL", ping: () => ephemeral.ping() },
         ],
     log,
   );

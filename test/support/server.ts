@@ -50,6 +50,8 @@ export async function startTestServer(
     via?: { mysql?: TcpProxy; redis?: TcpProxy };
     /** Traces the runtime and the RPCs (src/server/tracing.ts). */
     tracer?: Tracer;
+    /** REDIS_CLUSTER_NODES of a Redis Cluster (test/support/redis-cluster.ts) to use instead of the shared Redis. */
+    redisCluster?: string;
   } = {},
 ): Promise<TestServer> {
   const inbox: Received[] = [];
@@ -70,7 +72,9 @@ export async function startTestServer(
     ...(mysql
       ? {
           MYSQL_URL: options.via?.mysql ? viaProxy(mysql.url, options.via.mysql) : mysql.url,
-          REDIS_URL: options.via?.redis ? viaProxy(REDIS_URL, options.via.redis) : REDIS_URL,
+          ...(options.redisCluster
+            ? { REDIS_CLUSTER_NODES: options.redisCluster }
+            : { REDIS_URL: options.via?.redis ? viaProxy(REDIS_URL, options.via.redis) : REDIS_URL }),
           REDIS_KEY_PREFIX: redisPrefix(),
           WORKERS: "1",
         }
@@ -167,7 +171,13 @@ export function cliEnv(config: Config): Record<string, string> {
     KEY_ENCRYPTION_KEYS: (config.keyEncryptionKeys ?? []).map((k) => `${k.id}:${k.key.toString("base64")}`).join(","),
     BLIND_INDEX_KEY: config.blindIndexKey?.toString("base64") ?? "",
     LOG_LEVEL: "error",
-    ...(config.mysqlUrl ? { MYSQL_URL: config.mysqlUrl, REDIS_URL: config.redisUrl!, REDIS_KEY_PREFIX: config.redisKeyPrefix } : { DEVELOPMENT_MODE: "true" }),
+    ...(config.mysqlUrl
+      ? {
+          MYSQL_URL: config.mysqlUrl,
+          ...(config.redisClusterNodes ? { REDIS_CLUSTER_NODES: config.redisClusterNodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",") } : { REDIS_URL: config.redisUrl! }),
+          REDIS_KEY_PREFIX: config.redisKeyPrefix,
+        }
+      : { DEVELOPMENT_MODE: "true" }),
     ...(config.keystoreMysqlUrl ? { KEYSTORE_MYSQL_URL: config.keystoreMysqlUrl } : {}),
   };
 }

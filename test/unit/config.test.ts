@@ -262,3 +262,42 @@ describe("outbox retry settings", () => {
     expect(configError({ OUTBOX_RETRY_BASE_SECONDS: "soon" }).message).toContain("OUTBOX_RETRY_BASE_SECONDS");
   });
 });
+
+describe("REDIS_CLUSTER_NODES", () => {
+  const cluster = (nodes: string, extra: Record<string, string | undefined> = {}) => server({ REDIS_URL: undefined, REDIS_CLUSTER_NODES: nodes, ...extra });
+
+  it("lists a Redis Cluster's seed nodes instead of REDIS_URL: production, not the embedded store", () => {
+    const config = loadConfig(cluster("10.0.0.1:7000, redis-b.internal:7001,[2001:db8::5]:7002"));
+    expect(config.redisClusterNodes).toEqual([
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-b.internal", port: 7001 },
+      { host: "2001:db8::5", port: 7002 },
+    ]);
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.development).toBe(false);
+    expect(Object.isFrozen(config.redisClusterNodes)).toBe(true);
+    expect(loadConfig(server()).redisClusterNodes).toBeUndefined();
+    expect(loadConfig(server({ REDIS_CLUSTER_NODES: "" })).redisClusterNodes).toBeUndefined();
+  });
+
+  it.each([
+    ["both REDIS_URL and REDIS_CLUSTER_NODES", server({ REDIS_CLUSTER_NODES: "10.0.0.1:7000" }), "REDIS_CLUSTER_NODES"],
+    ["a node without a port", cluster("10.0.0.1:7000,10.0.0.2"), "REDIS_CLUSTER_NODES"],
+    ["a port out of range", cluster("10.0.0.1:70000"), "REDIS_CLUSTER_NODES"],
+    ["a URL instead of host:port", cluster("redis://10.0.0.1:7000"), "REDIS_CLUSTER_NODES"],
+    ["an empty entry", cluster("10.0.0.1:7000,,10.0.0.2:7000"), "REDIS_CLUSTER_NODES"],
+    ["an IPv6 address without brackets", cluster("2001:db8::5:7000"), "REDIS_CLUSTER_NODES"],
+    ["REDIS_CLUSTER_NODES without MYSQL_URL", { REDIS_CLUSTER_NODES: "10.0.0.1:7000" }, "MYSQL_URL"],
+    ["a key prefix with a hash tag: every key on one slot", cluster("10.0.0.1:7000", { REDIS_KEY_PREFIX: "{identity}:" }), "REDIS_KEY_PREFIX"],
+  ])("refuses %s, naming the variable", (_name, env, variable) => {
+    expect(configError(env).message.startsWith(`invalid configuration: ${variable} `)).toBe(true);
+  });
+
+  it("MYSQL_URL alone asks for REDIS_URL or REDIS_CLUSTER_NODES", () => {
+    expect(configError({ MYSQL_URL: "mysql://db/identity" }).message).toMatch(/REDIS_URL \(or REDIS_CLUSTER_NODES\) is required/);
+  });
+
+  it("is a known variable (no unknown-variable warning)", () => {
+    expect(loadConfig(cluster("10.0.0.1:7000")).warnings).toEqual([]);
+  });
+});
