@@ -405,9 +405,20 @@ function connectCluster(seeds: ReadonlyArray<{ host: string; port: number }>, op
       slotsRefreshTimeout: connectTimeoutMs,
     },
   );
-  let everReady = false;
-  let waiting: Promise<void> | undefined;
-  cluster.once("ready", () => (everReady = true));
+  // The first connection settles once: connected, failed (closed), or not within
+  // the connect timeout. Only calls made before that wait; later ones go (or fail) at once.
+  let settled = false;
+  const firstConnection = new Promise<void>((resolve) => {
+    const done = () => {
+      settled = true;
+      clearTimeout(timer);
+      for (const event of ["ready", "close", "end"]) cluster.off(event, done);
+      resolve();
+    };
+    const timer = setTimeout(done, connectTimeoutMs);
+    timer.unref();
+    for (const event of ["ready", "close", "end"]) cluster.once(event, done);
+  });
   let next = 0;
   return {
     redis: cluster,
@@ -419,20 +430,7 @@ function connectCluster(seeds: ReadonlyArray<{ host: string; port: number }>, op
     },
     // Ready means every slot is served: a node that sees the cluster down (a master lost) says so.
     serving: async () => ((await cluster.cluster("INFO")) as string).includes("cluster_state:ok"),
-    firstConnection() {
-      if (everReady) return undefined;
-      waiting ??= new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          cluster.off("ready", done);
-          waiting = undefined;
-          resolve();
-        };
-        const timer = setTimeout(done, connectTimeoutMs);
-        cluster.once("ready", done);
-      });
-      return waiting;
-    },
+    firstConnection: () => (settled ? undefined : firstConnection),
   };
 }
 
