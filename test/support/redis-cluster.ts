@@ -5,12 +5,12 @@
 // the run; elsewhere the cluster suites are skipped with one line.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { IN_CI } from "./backends.ts";
+import { freePort } from "./main-process.ts";
 
 const run = promisify(execFile);
 
@@ -42,18 +42,6 @@ export interface RedisCluster {
   /** A plain connection to one node (not cluster-aware): for looking at what a node holds. */
   connect(node: ClusterNode): Redis;
   stop(): Promise<void>;
-}
-
-/** A port nobody listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
