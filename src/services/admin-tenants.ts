@@ -204,9 +204,10 @@ export function tenantHandlers(app: App): Pick<ServiceImpl<typeof AdminService>,
     async revokeApiKey(req, ctx) {
       const { principal, tenantId } = await authorize(app, ctx, SUPER_ADMIN_ONLY);
       if (req.apiKeyId === "") throw invalidArgument("api_key_id", "is required");
-      // A malformed id names no key: answered like an unknown one, without a query.
+      // A malformed id names no key: answered like an unknown one, without a query, and not
+      // recorded as the target (an audit target names an id, never what a caller typed).
       const known = isId(req.apiKeyId) ? await app.apiKeys.find(req.apiKeyId) : undefined;
-      const where = { tenantId: known?.tenantId ?? tenantId, action: "api_key.revoke", target: `api_key:${req.apiKeyId.slice(0, 36)}` };
+      const where = { tenantId: known?.tenantId ?? tenantId, action: "api_key.revoke", target: isId(req.apiKeyId) ? `api_key:${req.apiKeyId}` : "" };
       await audited(app, ctx, principal, where, () => {
         if (!known) throw new DomainError("not_found", "API_KEY_NOT_FOUND", "API key not found");
         return app.apiKeys.revoke(known.id);
