@@ -53,11 +53,16 @@ export function createRevocations(deps: RevocationDeps): Revocations {
   // What this instance knows to be pending: the loop's last read plus what failed here since.
   let known = new Map<string, PendingRevocation>();
   const refuse = () => deps.sessions.refuseRevoked([...known.values()]);
+  // What failed here, with the number of queue reads started before: a read that started
+  // earlier may have missed it (committed after), so only a later one's silence drops it.
+  const failedHere = new Map<string, { revocation: PendingRevocation; reads: number }>();
+  let readsStarted = 0;
 
   /** Ends the sessions the revocation names and forgets it; throws when the session store fails. */
   async function carryOut(r: PendingRevocation): Promise<number> {
     const ended = await deps.sessions.endWhere(r.accountId, (session, tokenHash) => session.createdAt <= r.createdAt && tokenHash !== r.keepTokenHash);
     await deps.store.complete(r.id);
+    failedHere.delete(r.id);
     if (known.delete(r.id)) refuse();
     return ended;
   }
@@ -71,6 +76,7 @@ export function createRevocations(deps: RevocationDeps): Revocations {
       reported.delete(r.id);
       return ended;
     } catch (error) {
+      if (!failedHere.has(r.id)) failedHere.set(r.id, { revocation: r, reads: readsStarted });
       if (!known.has(r.id)) {
         known.set(r.id, r);
         refuse();
@@ -99,8 +105,14 @@ export function createRevocations(deps: RevocationDeps): Revocations {
     },
 
     async drain() {
+      const read = ++readsStarted;
       const pending = await deps.store.listPending(BATCH);
       known = new Map(pending.map((r) => [r.id, r]));
+      for (const [id, { revocation, reads }] of failedHere) {
+        if (known.has(id)) continue;
+        if (reads < read && pending.length < BATCH) failedHere.delete(id); // carried out elsewhere
+        else known.set(id, revocation);
+      }
       for (const id of reported) if (!known.has(id)) reported.delete(id); // carried out elsewhere
       refuse();
       // All at once: with the session store down, a pass costs one command timeout, not one per

@@ -108,6 +108,30 @@ describe("revocations", () => {
     expect(Date.now() - started).toBeLessThan(800);
   });
 
+  it("a failure here stays refused through a queue read that started before it was committed", async () => {
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const store = durable.stores.revocations;
+    const racing = createRevocations({
+      store: { ...store, listPending: async (limit) => { const rows = await store.listPending(limit); await gate; return rows; } },
+      sessions,
+      now: () => clock,
+    });
+    const draining = racing.drain(); // reads the queue before the change below commits
+    await new Promise((r) => setTimeout(r, 50));
+    const { accountId, token } = await revokedAccount();
+    faults.failing = true;
+    await racing.settle("shop", accountId);
+    expect(await refused(token)).toBe(true);
+    release();
+    await draining;
+    expect(await refused(token)).toBe(true); // the stale read did not lift the refusal
+    expect(await racing.drain()).toEqual({ pending: 1, completed: 0 });
+    faults.failing = false;
+    expect(await racing.drain()).toEqual({ pending: 1, completed: 1 });
+    expect(await refused(token)).toBe(true);
+  });
+
   it("settle only touches the tenant's own account", async () => {
     const { accountId, token } = await revokedAccount();
     expect(await revocations.settle("another-tenant", accountId)).toBe(0);
