@@ -32,10 +32,19 @@ export function createMetrics(options: { throughCluster?: (registry: Registry) =
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  // The labelled children, looked up once per (procedure, code): prom-client
+  // otherwise sorts and joins the labels into a key on every call of the hot path.
+  const callCounters = new Map<string, ReturnType<typeof calls.labels>>();
+  const latencies = new Map<string, ReturnType<typeof latency.labels>>();
   const observe = (procedure: string, error: unknown, startedAt: number) => {
     const code = error === undefined ? "ok" : error instanceof ConnectError ? String(error.code) : "unknown";
-    calls.inc({ procedure, code });
-    latency.observe({ procedure }, (performance.now() - startedAt) / 1000);
+    const key = `${procedure} ${code}`;
+    let counter = callCounters.get(key);
+    if (!counter) callCounters.set(key, (counter = calls.labels({ procedure, code })));
+    counter.inc();
+    let histogram = latencies.get(procedure);
+    if (!histogram) latencies.set(procedure, (histogram = latency.labels({ procedure })));
+    histogram.observe((performance.now() - startedAt) / 1000);
   };
   const interceptor: Interceptor = (next) => async (req) => {
     const startedAt = performance.now();

@@ -63,12 +63,20 @@ export function installFastPath(
     stream.respond({ ...RESPONSE_HEADERS, ...trailers }, { endStream: true });
   }
 
+  // The framed answer depends only on the session record: a session served from
+  // the in-process cache (the same record object each time) is encoded once.
+  // Records read anew from Redis are new objects, so a changed session never
+  // meets a stale answer; entries go when their record does.
+  const encoded = new WeakMap<ValidSession["session"], Buffer>();
+
   function succeed(stream: ServerHttp2Stream, valid: ValidSession, started: number) {
     deps.metrics.observe(PROCEDURE, undefined, started);
     if (stream.destroyed || stream.closed) return;
+    let body = encoded.get(valid.session);
+    if (!body) encoded.set(valid.session, (body = frame(toBinary(ValidateSessionResponseSchema, validateResponse(valid.session)))));
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(frame(toBinary(ValidateSessionResponseSchema, validateResponse(valid.session))));
+    stream.end(body);
   }
 
   function serve(stream: ServerHttp2Stream, authorization: string | undefined) {
