@@ -1,12 +1,14 @@
-// The physical-limit baseline: a bare @grpc/grpc-js unary server answering
-// /identity.v1.SessionService/ValidateSession with a fixed response, decoding
-// each request and encoding each response with protobuf-es like the service.
+// The physical-limit baselines for /identity.v1.SessionService/ValidateSession:
+// a bare @grpc/grpc-js unary server answering a fixed response, decoding each
+// request and encoding each response with protobuf-es like the service; or,
+// with BASELINE_KIND=http2, node:http2 alone answering a canned frame.
 // Started by bench/run.ts as a child process.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import cluster from "node:cluster";
 import { randomUUID } from "node:crypto";
+import http2 from "node:http2";
 import {
   ValidateSessionRequestSchema,
   ValidateSessionResponseSchema,
@@ -53,6 +55,35 @@ if (workers > 1 && cluster.isPrimary) {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM");
     cluster.on("exit", () => Object.keys(cluster.workers ?? {}).length === 0 && process.exit(0));
   };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+} else if (process.env.BASELINE_KIND === "http2") {
+  // The floor of Node itself: node:http2 alone, reading each request to its end
+  // and answering one canned gRPC frame (the same bytes the grpc-js baseline
+  // encodes) with grpc-status 0 in the trailers — no decoding, no encoding.
+  const message = toBinary(ValidateSessionResponseSchema, FIXED);
+  const canned = Buffer.allocUnsafe(5 + message.length);
+  canned[0] = 0;
+  canned.writeUInt32BE(message.length, 1);
+  canned.set(message, 5);
+  const headers = { ":status": 200, "content-type": "application/grpc+proto" };
+  const trailers = { "grpc-status": "0" };
+  const server = http2.createServer();
+  server.on("stream", (stream) => {
+    stream.on("error", () => {});
+    stream.on("data", () => {});
+    stream.on("end", () => {
+      if (stream.destroyed || stream.closed) return;
+      stream.respond(headers, { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      stream.end(canned);
+    });
+  });
+  server.listen(requestedPort, "127.0.0.1", () => {
+    if (cluster.isWorker) process.send!("listening");
+    else process.stdout.write(`port ${(server.address() as { port: number }).port}\n`);
+  });
+  const stop = () => server.close(() => process.exit(0));
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 } else {
