@@ -49,6 +49,7 @@ const ACCOUNTS = (() => {
   return n;
 })();
 const SMALL_ACCOUNTS = 1000;
+const SKIP_VALIDATE = process.env.BENCH_SKIP_VALIDATE === "1";
 
 const say = (line = "") => process.stdout.write(`${line}\n`);
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "n/a");
@@ -692,36 +693,39 @@ async function main(): Promise<number> {
     }
     if (keys === 0) report.checks.push(`the service wrote no Redis key under REDIS_KEY_PREFIX=${redisPrefix}: it ignores the prefix, so its keys are NOT cleaned up`);
 
-    // 1. Baseline.
-    say();
-    say("ValidateSession over gRPC");
-    // The bare server as DESIGN.md measured it (one process), and in the service's
-    // shape (one node:cluster worker per core) so the ratio compares like with like.
-    // Then node:http2 alone in one process: the floor of Node the service is measured against.
-    const baselineShapes: Array<{ kind: BaselineKind; processes: number }> = [...[...new Set([1, report.serviceWorkers])].map((processes) => ({ kind: "grpc-js" as const, processes })), { kind: "http2", processes: 1 }];
-    for (const { kind, processes } of baselineShapes) {
-      const baseline = startProcess("bench/baseline-server.ts", cleanEnv({ BASELINE_KIND: kind, BASELINE_WORKERS: String(processes), BASELINE_PORT: String(processes > 1 ? await freePort() : 0) }));
-      cleanups.push(() => baseline.stop());
-      const baselinePort = Number((await waitForLine(baseline, /^port (\d+)/, 30_000))[1]);
-      const baselineUrl = `http://127.0.0.1:${baselinePort}${VALIDATE_PATH}`;
-      const baselineCheck = await checkValidate(baselineUrl, body, undefined);
-      if (!baselineCheck.ok) throw new Error(`baseline answered ${baselineCheck.detail}`);
-      const label = `${BASELINE_LABEL[kind]}, ${processes === 1 ? "1 process" : `${processes} workers`}`;
-      const measured = await validateLoad(label, baselineUrl, body, baselineCheck.frameBytes, baseline.child.pid!);
-      report.baselines.push({ processes, kind, ...measured });
-      printLoad(label, measured);
-      await baseline.stop();
-    }
+    // BENCH_SKIP_VALIDATE=1: SignIn (and --accounts) only, e.g. to profile the sign-in path alone.
+    if (!SKIP_VALIDATE) {
+      // 1. Baseline.
+      say();
+      say("ValidateSession over gRPC");
+      // The bare server as DESIGN.md measured it (one process), and in the service's
+      // shape (one node:cluster worker per core) so the ratio compares like with like.
+      // Then node:http2 alone in one process: the floor of Node the service is measured against.
+      const baselineShapes: Array<{ kind: BaselineKind; processes: number }> = [...[...new Set([1, report.serviceWorkers])].map((processes) => ({ kind: "grpc-js" as const, processes })), { kind: "http2", processes: 1 }];
+      for (const { kind, processes } of baselineShapes) {
+        const baseline = startProcess("bench/baseline-server.ts", cleanEnv({ BASELINE_KIND: kind, BASELINE_WORKERS: String(processes), BASELINE_PORT: String(processes > 1 ? await freePort() : 0) }));
+        cleanups.push(() => baseline.stop());
+        const baselinePort = Number((await waitForLine(baseline, /^port (\d+)/, 30_000))[1]);
+        const baselineUrl = `http://127.0.0.1:${baselinePort}${VALIDATE_PATH}`;
+        const baselineCheck = await checkValidate(baselineUrl, body, undefined);
+        if (!baselineCheck.ok) throw new Error(`baseline answered ${baselineCheck.detail}`);
+        const label = `${BASELINE_LABEL[kind]}, ${processes === 1 ? "1 process" : `${processes} workers`}`;
+        const measured = await validateLoad(label, baselineUrl, body, baselineCheck.frameBytes, baseline.child.pid!);
+        report.baselines.push({ processes, kind, ...measured });
+        printLoad(label, measured);
+        await baseline.stop();
+      }
 
-    // 2. The service.
-    const serviceUrl = `${base}${VALIDATE_PATH}`;
-    const before = await checkValidate(serviceUrl, body, owner.accountId);
-    if (!before.ok) throw new Error(`service ValidateSession answered ${before.detail}`);
-    report.service = await validateLoad(`service, ${report.serviceWorkers} workers`, serviceUrl, body, before.frameBytes, service.child.pid!);
-    printLoad(`service (${report.serviceWorkers} workers)`, report.service);
-    const after = await checkValidate(serviceUrl, body, owner.accountId);
-    say(`  one real call before and after the load: ${before.detail}; after: ${after.ok ? "OK" : after.detail}`);
-    if (!after.ok) report.checks.push(`ValidateSession after the load answered ${after.detail}`);
+      // 2. The service.
+      const serviceUrl = `${base}${VALIDATE_PATH}`;
+      const before = await checkValidate(serviceUrl, body, owner.accountId);
+      if (!before.ok) throw new Error(`service ValidateSession answered ${before.detail}`);
+      report.service = await validateLoad(`service, ${report.serviceWorkers} workers`, serviceUrl, body, before.frameBytes, service.child.pid!);
+      printLoad(`service (${report.serviceWorkers} workers)`, report.service);
+      const after = await checkValidate(serviceUrl, body, owner.accountId);
+      say(`  one real call before and after the load: ${before.detail}; after: ${after.ok ? "OK" : after.detail}`);
+      if (!after.ok) report.checks.push(`ValidateSession after the load answered ${after.detail}`);
+    }
 
     // 3. SignIn under load.
     say();
@@ -754,9 +758,9 @@ async function main(): Promise<number> {
     const measured = report.service;
     const shape = (processes: number) => (processes === 1 ? "1 process" : `${processes} workers`);
     const perCall = (m: Measured) => (m.full.cpu ? (m.full.cpu.serverCores * 1e6) / m.full.load.callsPerS : NaN);
-    const rows: string[][] = [
+    const validateRows = (measured: Measured): string[][] => [
       ["ValidateSession over gRPC", "calls/s", `p99 ${CONNECTIONS}×${STREAMS}`, `p99 ${CONNECTIONS}×${LIGHT_STREAMS}`, "CPU/call", ""],
-      ...[...report.baselines.map((b) => ({ label: `${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`, m: b as Measured })), { label: `service, ${shape(report.serviceWorkers)}`, m: measured }].map(({ label, m }) => [
+      ...[...report.baselines.map((b) => ({ label: `${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`, m: b as Measured })), { label: `service, ${shape(report.serviceWorkers ?? 1)}`, m: measured }].map(({ label, m }) => [
         `  ${label}`,
         fmt(m.full.load.callsPerS),
         ms(m.full.load.p99Ms),
@@ -773,6 +777,9 @@ async function main(): Promise<number> {
       ...report.baselines.map((b) => [`  calls per server CPU-second ÷ ${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`, fmt(1e6 / perCall(measured)), fmt(1e6 / perCall(b)), pct(perCall(b) / perCall(measured)), "", ""]),
       [`  p99 at ${CONNECTIONS}×${STREAMS} (saturated)`, ms(measured.full.load.p99Ms), "", "", "< 5 ms", verdict(measured.full.load.p99Ms < 5)],
       [`  p99 at ${CONNECTIONS}×${LIGHT_STREAMS} (below saturation)`, ms(measured.light.p99Ms), "", "", "< 5 ms", verdict(measured.light.p99Ms < 5)],
+    ];
+    const rows: string[][] = [
+      ...(measured ? validateRows(measured) : [["goal", "figure", "reference", "ratio", "goal", ""]]),
       ["  SignIn ÷ argon2 limit (cores ÷ one hash)", `${fmt(s.perS, 1)}/s`, `${fmt(argon2Limit, 1)}/s`, pct(signInRatio), "≥ 90 %", verdict(signInRatio >= 0.9)],
       [`  SignIn ÷ ${CORES} hashes at once (measured)`, `${fmt(s.perS, 1)}/s`, `${fmt(report.argon2.parallelPerS, 1)}/s`, pct(s.perS / report.argon2.parallelPerS), "", ""],
     ];
