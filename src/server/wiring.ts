@@ -179,8 +179,11 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
   const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now, random });
   await apiKeys.listen();
-  // Each worker hashes at most its share of the cores at once (see passwords.ts).
-  const hasher = options.passwords ?? createPasswordHasher(config.passwordPepper, { maxConcurrent: Math.max(1, Math.ceil(availableParallelism() / config.workers)) });
+  // Each worker hashes at most one computation per core at once (see passwords.ts),
+  // not its share of the cores: connections do not spread evenly over workers (the
+  // bench saw one worker take nearly all sign-ins), and a worker capped at its share
+  // would leave the other cores idle.
+  const hasher = options.passwords ?? createPasswordHasher(config.passwordPepper, { maxConcurrent: availableParallelism() });
   const passwords = options.tracer ? tracedHasher(hasher, options.tracer) : hasher;
   const accounts = createAccounts({ accounts: durable.accounts, keyring });
   const audit = createAudit(durable.audit, now);
