@@ -1,16 +1,6 @@
-// The operator commands behind `npm run admin -- <command>`, on an open
-// runtime (the same wiring as the service, so data is sealed the same way).
-// src/cli/admin.ts opens the runtime from the environment and calls this;
-// tests call it on a test server's runtime.
-//
-//   create-super-admin --email <address> --password-stdin [--promote]
-//     Creates the first super admin in the default tenant, verified and active,
-//     and prints its account id. Idempotent: when a super admin has the address,
-//     nothing changes. An existing non-super-admin account with the address is
-//     refused unless --promote (then it becomes super admin with the password
-//     read from stdin, and its sessions end).
-//   create-api-key --tenant <id> --name <text> --permissions <p1,p2,...>
-//     Creates a service API key and prints its secret — the only time it is shown.
+// `npm run admin -- create-super-admin | create-api-key`, on an open runtime
+// (the service's own wiring, so data is sealed the same way; src/cli/admin.ts
+// opens it, tests pass theirs). Usage: docs/administration.md.
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DomainError } from "../domain/errors.ts";
 import { PERMISSIONS } from "../domain/principal.ts";

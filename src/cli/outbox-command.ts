@@ -1,17 +1,6 @@
-// The operator commands behind `npm run outbox -- <command>`, on an open
-// runtime: what to do with messages the outbox gave up on (see docs/delivery.md).
-// src/cli/outbox.ts opens the runtime from the environment and calls this;
-// tests call it on a test server's runtime.
-//
-//   list-failed [--tenant <id>] [--limit <n>] [--json]
-//     Lists failed messages (every tenant's, or one's), oldest id first: id,
-//     tenant, kind, attempts, failure class, last error (codes), created, failed
-//     and (re)queued times, and whether it can be requeued. Never the recipient
-//     or the content: they stay sealed.
-//   requeue <message id> [--tenant <id>]
-//   requeue --all [--tenant <id>]
-//     Puts failed messages back in the queue as if new (the running service
-//     sends them within a second); audited as "outbox.requeue".
+// `npm run outbox -- list-failed | requeue`: what to do with messages the outbox
+// gave up on, on an open runtime (src/cli/outbox.ts opens it; tests pass theirs).
+// Usage and output: docs/delivery.md.
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DomainError } from "../domain/errors.ts";
 import type { FailedMessage } from "../domain/ports/outbox.ts";

@@ -1,15 +1,6 @@
-// `npm run keys:rotate [-- --after <account id>] [--batch <n>]`: rewraps every
-// data key in the key store under the first key of KEY_ENCRYPTION_KEYS, in
-// batches, while the service keeps serving (see src/domain/key-rotation.ts).
-//
-// Steps (README, "Key rotation"): put the new KEK first in KEY_ENCRYPTION_KEYS,
-// keeping the old ones after it, on every instance; run this; once it reports
-// that every key is under the new KEK, remove the old KEKs from the configuration.
-// Interrupted? Run it again (keys already rewrapped are skipped), or resume with
-// --after and the last account id it printed.
-//
-// Exit status: 0 every key is under the active KEK; 1 some are not (named why),
-// or the run failed; 2 bad usage; 78 bad configuration.
+// `npm run keys:rotate`: rewraps every data key under the first KEK, in batches,
+// while the service serves; resumable. Exit 0 when every key is under the active
+// KEK, 1 otherwise, 2 bad usage, 78 bad configuration. Steps: docs/privacy.md#key-rotation.
 import { ConfigError, loadConfig } from "../config.ts";
 import { countStaleKeys, rotateDataKeys } from "../domain/key-rotation.ts";
 import { keyringFor } from "../server/wiring.ts";

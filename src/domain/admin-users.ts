@@ -1,37 +1,7 @@
-// User management by admins and internal services (AdminService): create or
-// invite, read, list, update, set role, activate, deactivate, delete, send a
-// password reset, end sessions, set a subscription.
-//
-// Who may make a call at all (role, API key permission, tenant) is decided
-// before anything here runs, by authorize() (src/services/authorize.ts). This
-// module applies the per-account rules of src/domain/authorization.ts:
-// - writes need mayManageAccount (an admin or API key manages the USER accounts
-//   of its tenant; a platform super admin any account); nobody grants a role
-//   above their own; the last active super admin is never demoted, deactivated
-//   or deleted (checked under the store's locks, so concurrent changes cannot
-//   both pass).
-// - reads (GetUser, ListUsers) see every account of the tenant acted in: an
-//   admin needs to know who the tenant's admins are. GetUser needs a reason.
-//
-// Accounts an admin creates:
-// - with a password: ACTIVE and email verified — the admin vouches for the
-//   address (the proto has no flag for it). With send_welcome as well, an
-//   invitation lets the person replace that password with their own.
-// - without a password, with send_welcome: an invitation. The account waits in
-//   PENDING_VERIFICATION with no password; the message links to
-//   `<link base>/accept-invitation?token=<256-bit token>`, valid INVITATION_TTL_MS
-//   (7 days, fixed), single use. The person sets a password with
-//   IdentityService.CompletePasswordReset(code = the token), which also verifies
-//   the address and activates the account (PENDING_ACTIVATION instead when the
-//   tenant requires manual activation) — see src/domain/recovery.ts.
-// - without either: refused (the person could never sign in).
-//
-// Deletion is the erasure of src/domain/erasure.ts. Role changes, deactivation
-// and deletion end every session of the account at once (sessions carry the
-// role; ValidateSession, its cache and the gRPC fast path stop answering for
-// them immediately) — whatever the session store does at that moment: the
-// revocation commits with the change (src/domain/revocations.ts), and a retry
-// settles whatever the account still owes.
+// User management by admins and API keys (AdminService): the per-account rules
+// of domain/authorization.ts applied under the store's locks (so the last super
+// admin survives concurrent changes), invitations, and session revocation that
+// commits with the change (domain/revocations.ts). See docs/administration.md#users.
 import { createHash } from "node:crypto";
 import type { Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";

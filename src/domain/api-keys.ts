@@ -1,14 +1,6 @@
-// Service API keys: how internal services authenticate ("authorization: Bearer
-// idk_…"). A key belongs to one tenant and holds a set of permissions. Its
-// secret is "idk_" + 256 random bits (base64url), shown once at creation and
-// stored only as hashSecret(secret); the prefix tells it apart from a session
-// token ("<account id>.<secret>") without any lookup.
-//
-// Lookups are cached in-process for a few seconds at most (every ValidateSession
-// of a tenant that requires keys needs one). Revocation drops the key from this
-// process's cache at once and publishes an "apiKey" invalidation,
-// so every other instance and worker drops it too; a lost message is bounded
-// by the cache's few seconds.
+// Service API keys ("Bearer idk_…"): one tenant, a set of permissions, the secret
+// shown once and stored hashed; the prefix tells a key from a session token with
+// no lookup. Cached briefly and dropped everywhere on revocation.
 import { hashSecret } from "../crypto/keyring.ts";
 import { systemRandom } from "../crypto/random.ts";
 import { assertNoViolations, DomainError, unauthenticated, type FieldViolation } from "./errors.ts";

@@ -1,18 +1,6 @@
-// Who may do what. Pure rules over principals and roles: no I/O, so the
-// services can apply them before looking anything up (permission before
-// existence), and a unit test can cover every combination.
-//
-// Roles are ordered: SUPER_ADMIN > ADMIN > USER.
-// - SUPER_ADMIN manages tenants, API keys, platform settings and other admins.
-//   Super admins live in the default tenant and act on any tenant by naming it
-//   (a request's tenant_id field, or the x-tenant-id header). A SUPER_ADMIN role
-//   held in any other tenant counts as ADMIN there, and cannot be granted.
-// - ADMIN manages the users (role USER) of its own tenant, nothing else.
-// - USER manages only its own account (AccountService; not these rules).
-// - An API key is confined to its tenant and to its permissions; it never has a
-//   role, so it manages USER accounts only and can grant no role above USER.
-// Nobody grants a role above their own, and the last active super admin can
-// neither be demoted, deactivated nor deleted.
+// Who may do what: pure rules over principals and roles (SUPER_ADMIN > ADMIN >
+// USER; API keys confined to a tenant and permissions), with no I/O so services
+// apply them before looking anything up. Roles: docs/administration.md#roles.
 import { isApiKeySecret } from "./api-keys.ts";
 import { DomainError, permissionDenied, unauthenticated } from "./errors.ts";
 import type { ApiKeyPrincipal, Permission, Principal } from "./principal.ts";

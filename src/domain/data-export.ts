@@ -1,39 +1,7 @@
-// The data export (GDPR art. 15 and 20): every record about one person, as
-// JSON documents, one section after another. The person asks for it through
-// AccountService.ExportAccountData; an admin through AdminService.ExportUserData
-// (authorized and audited in the service). Both read this one exporter.
-//
-// Shape. The export is a sequence of parts; each part's JSON is an object
-//   { format: "identity.export.v1", accountId, section, part, exportTime, records: [...] }
-// with at most EXPORT_PART_RECORDS records, so a large section (a long audit
-// trail) arrives as several parts and is never held in memory whole: every
-// section is read from its store in batches of that size. Sections, in order:
-//   account                 the account and its profile (one record)
-//   identities              ways to sign in: kind, value, verified, times (no hashes)
-//   sessions                live sessions: id, user agent, IP, times (no tokens)
-//   consents                the history, newest first; the first part also has
-//                           `current`, the newest decision per purpose
-//   subscription            plan and expiry (one record)
-//   messages                messages sent or queued to the person: kind, status,
-//                           times (never their contents, which hold single-use links)
-//   audit_events_about_me   audit events whose target is the person
-//   audit_events_by_me      audit events whose actor is the person
-//   summary                 one record per section above (parts, records) and
-//                           complete: true — present only when nothing failed
-// Times are ISO 8601 strings (UTC), or null.
-//
-// Nothing about anyone else. An audit event names the parties as "account:<id>":
-// another person's id becomes "account" (its kind only), wherever it appears —
-// an admin who read the person's data, or the person's own actions on another
-// account. The IP address and user agent of an event are kept only when they
-// are the person's: events the person made, and successful sign-ins,
-// verifications and sign-ups of the person's account (anonymous flows that
-// proved to be them); a failed attempt on their account may be anyone's. The
-// stated reason is kept, except on events about another account (it may speak
-// of that person). API keys, tenants and "system" name no person and are kept.
-// Events by a person of the default tenant (where platform super admins live,
-// who act in every tenant) are gathered from every tenant's chain; anyone
-// else's only from their own tenant.
+// The data export (GDPR art. 15 and 20): every record about one person, section
+// by section, in parts of at most EXPORT_PART_RECORDS so nothing is held whole in
+// memory. The person and an admin read this one exporter; nothing about anyone
+// else leaves it. Sections and the redaction rules: docs/privacy.md#data-export.
 import type { Keyring } from "../crypto/keyring.ts";
 import { openAccount, openIdentityValue } from "./accounts.ts";
 import { roleName } from "./authorization.ts";

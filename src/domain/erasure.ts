@@ -1,28 +1,7 @@
-// Erasure (GDPR art. 17): everything about an account goes, and its data key is
-// destroyed so any copy of its encrypted data, in any backup, stays unreadable.
-//
-// Order, and why it is safe at every step:
-// 1. Under the account row's lock (main database transaction), `check` runs
-//    (an admin's rules: never the last super admin); throwing erases nothing.
-// 2. The key store destroys the data key and appends the account id to the
-//    erasure ledger, in its own transaction. Committed: from now on nothing about
-//    the account can be decrypted, and the ledger remembers it.
-// 3. The main transaction deletes every row about the account (every table of
-//    src/store/sql/account-tables.ts) and commits. Had it failed, the rows left
-//    are unreadable and `replay` (at start, and `npm run erasure:replay`) deletes them.
-// 4. Every session ends, on every instance at once (the invalidation bus). The
-//    revocation was queued in step 3's transaction (src/domain/revocations.ts):
-//    a failing session store delays the deletion, never the refusal, and a
-//    retried erasure (not_found by then) settles what is still pending.
-//    Single-use tokens (verification, reset, invitation links) cannot be listed
-//    by account; they point at an account that no longer exists and are refused.
-// 5. A pseudonymous audit event: action "account.erased", target "account:<id>".
-//    The id names nobody once the rows and key are gone; the event carries no
-//    IP or user agent when the person erased their own account.
-//
-// The ledger lives in the key store, which is backed up apart from the main
-// database: restoring an old main-database backup never rolls the ledger back,
-// and replaying the ledger deletes whatever the backup brought back.
+// Erasure (GDPR art. 17): the data key is destroyed and ledgered first, then the
+// rows go and the sessions' revocation commits with them, so every step leaves
+// nothing readable and a restore from backup is undone by replaying the ledger.
+// The order and why each step is safe: docs/privacy.md#erasure.
 import type { Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { EMAIL_INDEX, openAccount } from "./accounts.ts";

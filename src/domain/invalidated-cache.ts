@@ -1,15 +1,7 @@
-// One in-process cache for everything read on the hot path (sessions, tenant
-// settings, API keys), kept honest by the InvalidationBus. Its promises:
-// - bounded: at most maxEntries (the oldest insertion goes first) and no entry
-//   is served older than maxAgeMs, whatever the bus does;
-// - a read that raced an invalidation is not cached: every invalidation bumps
-//   an epoch, and set() with an epoch taken before the read is dropped if any
-//   invalidation landed in between (it could otherwise put a just-revoked
-//   entry back until maxAgeMs);
-// - invalidation by key and by group (every session of an account or of a
-//   tenant): entries name their groups when cached;
-// - while the bus says the subscription is down (messages may be missed), the
-//   cache neither answers nor stores: callers read the store instead.
+// One in-process cache for what the hot path reads (sessions, tenant settings,
+// API keys): bounded in size and age, invalidated by key or group through the
+// bus, and it never stores a read that raced an invalidation nor answers while
+// the subscription is down. The promises: createInvalidatedCache.
 import type { Invalidation, InvalidationBus } from "./ports/invalidation.ts";
 
 export interface CacheBounds {
@@ -44,6 +36,17 @@ export interface InvalidatedCache<V> {
   readonly size: number;
 }
 
+/**
+ * The cache's promises:
+ * - bounded: at most maxEntries (the oldest insertion goes first) and no entry
+ *   is served older than maxAgeMs, whatever the bus does;
+ * - a read that raced an invalidation is not cached: every invalidation bumps an
+ *   epoch, and set() with an epoch taken before the read is dropped if any
+ *   invalidation landed in between;
+ * - invalidation by key and by group (every session of an account or tenant);
+ * - while the subscription is down (messages may be missed) it neither answers
+ *   nor stores: callers read the store instead.
+ */
 export function createInvalidatedCache<V>(bounds: CacheBounds, now: () => number): InvalidatedCache<V> {
   const entries = new Map<string, Entry<V>>();
   const groups = new Map<string, Set<string>>();

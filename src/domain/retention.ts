@@ -1,20 +1,6 @@
-// Retention: what each tenant's settings say may be kept, and no longer.
-// - Unverified sign-ups older than unverifiedRetentionMs: deleted with everything
-//   about them (Retention.purgeUnverified).
-// - Delivered messages: outbox rows sent or given up on longer ago than
-//   deliveredMessageRetentionMs (a sent one's payload was dropped on delivery; a
-//   failed one keeps its sealed payload until then, so an operator can requeue it).
-// - Audit events older than auditEventRetentionMs — security events (sign-ins,
-//   sign-ups, verifications, rate-limit hits) and admin events alike: each
-//   tenant's trail is one hash chain, so the oldest events go as a prefix and a
-//   checkpoint (the last deleted event's sequence and hash) keeps the rest
-//   verifiable (src/domain/audit.ts starts from it).
-// - Sessions are not stored durably: Redis expires each one at its idle or
-//   absolute expiry by itself (the in-process store sweeps expired ones every minute).
-//
-// One job runs it all every intervalMs. Every step is an idempotent batch delete,
-// safe with several instances; a lease named after the interval's window (one
-// run per window, whoever takes it first) spares the others the work.
+// Retention: what each tenant's settings say may be kept, and no longer —
+// unverified sign-ups, delivered messages, audit events (as a chain prefix with
+// a checkpoint). One leased, idempotent, batched job; see docs/privacy.md#retention.
 import type { AccountEraser } from "./ports/accounts.ts";
 import type { AuditPruner } from "./ports/audit.ts";
 import type { Leases } from "./ports/leases.ts";

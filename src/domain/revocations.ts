@@ -1,19 +1,7 @@
-// Revocation that survives a failing session store (DESIGN: "revocation is a
-// promise"). A change that must end an account's sessions — role change,
-// deactivation, erasure, password change or reset — queues a PendingRevocation
-// in the same database transaction as the change itself (RevocationStore). So
-// once the change is committed, so is the revocation, and then:
-// 1. `settle` carries it out at once (ends the sessions in the session store and
-//    every instance's cache) and forgets it. If the session store fails, the
-//    call still succeeds: the revocation stays queued, and this instance refuses
-//    the sessions it names from then on (Sessions.refuseRevoked).
-// 2. The loop (`startRevocationLoop`) reads the queue on every instance once a
-//    second: each instance refuses what is queued — whatever Redis or the
-//    invalidation channel does — and carries out what it can, until done.
-// Carrying one out twice (two instances, a retried call) is harmless: it ends
-// the sessions issued up to the change, and they are gone the second time.
-// Every call that queues one is safe to retry: the retry settles whatever the
-// account still owes (see admin-users.ts, erasure.ts, recovery.ts).
+// Revocation that survives a failing session store: a change that must end
+// sessions queues a PendingRevocation in its own transaction, settles it at once
+// when it can, and every instance refuses and retries what is still queued.
+// Guarantees and bounds: docs/revocation.md.
 import type { PendingRevocation, RevocationReason, RevocationStore } from "./ports/revocations.ts";
 import type { Sessions } from "./sessions.ts";
 

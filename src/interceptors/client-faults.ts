@@ -1,21 +1,7 @@
-// A request body the framework cannot read is the client's fault: InvalidArgument,
-// on every protocol. connect-es parses request messages before any interceptor
-// runs and reports an undecodable protobuf binary body (and undecodable
-// compressed bytes) as Internal, while it reports bad JSON as InvalidArgument
-// and the gRPC fast path answers InvalidArgument — the paths disagreed.
-//
-// A unary request is parsed before the interceptors, and no hook sees that
-// error before it is encoded, except the call's abort signal: every protocol
-// handler of connect-es (2.2, pinned) aborts the handler context with the
-// error before writing it. So a request gate (run before the body is read)
-// listens on that signal, and an Internal error raised before the
-// interceptors were reached — nothing of ours ran, so it can only come from
-// reading the request — is turned into InvalidArgument in place.
-// A streaming request is parsed as the handler reads it, inside the
-// interceptors: the interceptor below answers an Internal error raised while
-// reading the request's messages as InvalidArgument (and so it is not logged
-// as unexpected). test/integration/bad-input.test.ts proves both on each
-// protocol (and would catch a framework upgrade that changes the order).
+// An unreadable request is the client's fault: InvalidArgument on every protocol,
+// never Internal and never logged as unexpected. connect-es parses a unary body
+// before any interceptor, so a gate listens on the call's abort signal; streaming
+// bodies are read inside the interceptor below. bad-input.test.ts pins both.
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 
 const handlerReached = createContextKey(false, { description: "the call got past parsing into the interceptors" });

@@ -1,14 +1,6 @@
-// AdminService: a person's consents and data export as an admin reads them
-// (ListUserConsents, ExportUserData). Proto ⇄ domain only; the rules live in
-// src/domain/consents.ts and src/domain/data-export.ts, the export being the
-// very one the person gets from AccountService.ExportAccountData.
-//
-// Who may call: an ADMIN (or a platform super admin) of the tenant, or an API
-// key of the tenant holding users.read — checked by authorize() before the
-// account is looked up; then only accounts the caller may manage (an admin: the
-// USER accounts of its tenant; a super admin: any). A stated reason is required,
-// and every call is audited with it ("user.list_consents", "user.export"),
-// refusals included. An export's event is written before the first part is sent.
+// AdminService: a person's consents and data export as an admin reads them,
+// proto ⇄ domain only — the very exporter the person uses. A stated reason is
+// required and every call is audited, refusals included.
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import type { HandlerContext } from "@connectrpc/connect";

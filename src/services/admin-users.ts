@@ -1,15 +1,6 @@
-// AdminService: user management. Proto ⇄ domain only; the rules live in
-// src/domain/admin-users.ts and (who may call) src/domain/authorization.ts.
-//
-// Every RPC runs authorize() first — permission before existence: a caller who
-// may not make the call is refused before the account it names is looked up.
-// Reads need users.read (an API key) or ADMIN; writes users.write or ADMIN. The
-// tenant acted in is the caller's, or the x-tenant-id header of a platform
-// super admin. Then the action runs inside audited(): every outcome after
-// authorization — success, or the refusal's reason (not found, a role too high,
-// bad input) — appends an event with the actor, "account:<id>", the stated
-// reason, IP and user agent. Calls refused by authorize() itself are not
-// recorded (an anonymous flood must not grow the log).
+// AdminService: user management, proto ⇄ domain only (rules: domain/admin-users.ts).
+// Every RPC authorizes before it looks anything up, then runs inside audited():
+// each outcome after authorization is recorded with the stated reason.
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import type { HandlerContext } from "@connectrpc/connect";

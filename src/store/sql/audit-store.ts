@@ -1,20 +1,7 @@
-// The audit trail over Kysely, for MySQL/MariaDB/TiDB and SQLite alike.
-//
-// Appends serialize on the tenant's row in `audit_heads`: the transaction's
-// first statement bumps the head's sequence, which takes the row's exclusive
-// lock on InnoDB/TiDB (held until commit) and the database write lock on
-// SQLite (other connections and processes wait in the busy handler). Whoever
-// holds it reads the head, inserts the next event and stores its hash; nobody
-// else can read that head in between, so the chain never forks.
-//
-// Group commit: every sign-in, sign-up and refusal appends an event, so a busy
-// tenant's appends would queue one transaction at a time on that row lock.
-// Instead each store (one per process) keeps at most one append transaction in
-// flight per tenant; the appends that arrive meanwhile wait and then go in
-// together, as one transaction (one lock, one multi-row insert, one head
-// update). Nothing is buffered past a commit: each caller's promise settles
-// only when its event is committed (or has failed), so a crash loses no event
-// that anyone was told was written, and the chain stays gap-free.
+// The audit trail over Kysely (MySQL/MariaDB/TiDB and SQLite). Appends serialize
+// on the tenant's audit_heads row so the chain never forks; a busy tenant's
+// appends share one transaction (group commit), and each caller resolves only
+// once its own event is committed, so no acknowledged event can be lost.
 import type { Selectable } from "kysely";
 import { AUDIT_GENESIS_HASH, type AuditHead, type AuditStore, type StoredAuditEvent } from "../../domain/ports/audit.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
