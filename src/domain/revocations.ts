@@ -19,9 +19,10 @@ export interface Revocations {
   /**
    * Ends every session of the account issued until now, durably: queues the
    * revocation, then settles it (so it holds, and never throws, when the session
-   * store fails). Returns how many sessions ended now.
+   * store fails). Returns how many sessions ended now. `keepTokenHash`: a session
+   * that stays (the caller's own, for RevokeOtherSessions).
    */
-  revokeAll(tenantId: string, accountId: string, reason: RevocationReason): Promise<number>;
+  revokeAll(tenantId: string, accountId: string, reason: RevocationReason, keepTokenHash?: string): Promise<number>;
   /**
    * One pass of the loop: reads the queue (oldest first), refuses everything in
    * it, carries out what it can. Throws only when the queue cannot be read.
@@ -109,8 +110,8 @@ export function createRevocations(deps: RevocationDeps): Revocations {
       return { pending: pending.length, completed: results.filter((r) => r !== undefined).length };
     },
 
-    async revokeAll(tenantId, accountId, reason) {
-      await deps.store.queue({ tenantId, accountId, at: deps.now(), request: { reason } });
+    async revokeAll(tenantId, accountId, reason, keepTokenHash) {
+      await deps.store.queue({ tenantId, accountId, at: deps.now(), request: keepTokenHash === undefined ? { reason } : { reason, keepTokenHash } });
       return revocations.settle(tenantId, accountId);
     },
   };

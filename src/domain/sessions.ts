@@ -80,7 +80,11 @@ export interface Sessions {
   refuseRevoked(pending: readonly PendingRevocation[]): void;
   /** The account's live sessions, newest first, with where each was opened (unsealed with the account's data key). */
   list(accountId: string): Promise<ListedSession[]>;
-  /** Ends the account's session with this id (never another account's); false when the account has no such live session. */
+  /**
+   * Ends the account's session with this id (never another account's); false when the account has no
+   * such live session — and then the account's invalidation is announced again, so a retry after a
+   * failed announcement still ends it in every instance's cache.
+   */
   revoke(accountId: string, sessionId: string): Promise<boolean>;
   /**
    * Slides a live session's idle expiry to min(now + idle timeout, absolute
@@ -214,7 +218,14 @@ export function createSessions(deps: {
 
     async endWhere(accountId, which) {
       const chosen = (await deps.store.listForAccount(accountId)).filter(({ session, tokenHash }) => which(session, tokenHash)).map((s) => s.tokenHash);
-      if (chosen.length === 0) return 0;
+      // Nothing left to delete may mean an earlier attempt deleted them and then failed to
+      // announce it: announce again (the whole account, the hashes are gone), else other
+      // instances could answer from their caches until the cache bound.
+      if (chosen.length === 0) {
+        cache.deleteGroup(accountGroup(accountId));
+        await deps.invalidation.publish([{ kind: "account", accountId }]);
+        return 0;
+      }
       let count = 0;
       await ended(
         () => chosen,
@@ -243,7 +254,12 @@ export function createSessions(deps: {
 
     async revoke(accountId, sessionId) {
       const target = (await listLive(accountId)).find(({ session }) => session.sessionId === sessionId);
-      return target !== undefined && (await endOne(accountId, target.tokenHash));
+      if (target !== undefined && (await endOne(accountId, target.tokenHash))) return true;
+      // Not found may be a retry after an attempt that deleted the session and then failed to
+      // announce it (its token hash is gone with it): announce the caller's whole account, so the
+      // retry ends it in every instance's cache too.
+      await deps.invalidation.publish([{ kind: "account", accountId }]);
+      return false;
     },
 
     async refresh({ tokenHash, session: seen }, settings) {

@@ -286,7 +286,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     : undefined;
 
   return {
-    app: { identity, recovery, emailChange, sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport, erasure, users, failedMessages },
+    app: { identity, recovery, emailChange, sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport, erasure, users, failedMessages, revocations },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,
     ephemeral,

@@ -86,7 +86,9 @@ export function sessionService(app: App) {
     },
     async revokeOtherSessions(_req, ctx) {
       const { session, tokenHash } = requireSession(ctx);
-      return { revokedCount: await app.sessions.endAll(session.accountId, tokenHash) };
+      // The durable path (src/domain/revocations.ts): queued, then carried out, so a failing
+      // session store or invalidation channel cannot lose it, and a retry finishes it.
+      return { revokedCount: await app.revocations.revokeAll(session.tenantId, session.accountId, "sessions_revoked", tokenHash) };
     },
     async refreshSession(_req, ctx) {
       const valid = requireSession(ctx);

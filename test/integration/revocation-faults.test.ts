@@ -339,6 +339,106 @@ if (BACKENDS.includes("mysql")) {
   });
 }
 
+if (BACKENDS.includes("mysql")) {
+  // The caller's own revoking calls (issue 9): the store delete succeeds, then the
+  // announcement to other instances fails. The second instance runs no revocation
+  // loop, so only an announcement can end the session in its cache: a retry must
+  // announce again even though nothing is left to delete.
+  describe("the announcement fails after the delete, a second instance caches the session, on the mysql backend", () => {
+    let server: TestServer;
+    let faults: SessionStoreFaults;
+    let api: Caller;
+    let second: Runtime;
+    let root: Record<string, string>;
+
+    beforeAll(async () => {
+      faults = sessionStoreFaults();
+      server = await startTestServer("mysql", { runtime: { wrapEphemeral: faults.wrap, revocationIntervalMs: 0 } });
+      api = createCaller("connect-json-h1", server.baseUrl);
+      second = await createRuntime(server.config, createLogger("silent"), { migrate: false, deliver: false, purgeIntervalMs: 0, revocationIntervalMs: 0 });
+      const rootEmail = uniqueEmail("announce-root");
+      await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: ROOT_PASSWORD, promote: false });
+      root = bearer((await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken);
+    });
+    afterAll(async () => {
+      faults.failingPublish = false;
+      api?.close();
+      await second?.close();
+      await server?.close();
+    });
+
+    /** A user with two sessions; the second instance has `other` cached. */
+    async function twoSessions(tag: string) {
+      const email = uniqueEmail(tag);
+      await api.call(AdminService.method.createUser, { email, password: PASSWORD, role: Role.USER }, root);
+      const signIn = async () => (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })).sessionToken;
+      const keep = await signIn();
+      const other = await signIn();
+      const { session } = await second.app.sessions.validate(other);
+      return { keep, other, sessionId: session.sessionId };
+    }
+
+    /** Fails only the announcement while `call` runs, and checks that it did fail one. */
+    async function whilePublishFails(call: () => Promise<unknown>): Promise<void> {
+      const before = faults.failures;
+      faults.failingPublish = true;
+      try {
+        await call().catch(() => undefined);
+      } finally {
+        faults.failingPublish = false;
+      }
+      expect(faults.failures).toBeGreaterThan(before);
+    }
+
+    /** The second instance refuses the session within 2 s (an announcement's delivery), far under its cache's 30 s bound. */
+    async function refusedBySecond(token: string) {
+      const start = Date.now();
+      let refused = false;
+      while (!refused && Date.now() - start < 2000) {
+        refused = await Promise.resolve(second.app.sessions.validate(token)).then(() => false, () => true);
+        if (!refused) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(refused).toBe(true);
+    }
+
+    it("RevokeOtherSessions: after a failed announcement and a retry, the second instance refuses the ended session and keeps the caller's", async () => {
+      const { keep, other } = await twoSessions("others");
+      await whilePublishFails(() => api.call(SessionService.method.revokeOtherSessions, {}, bearer(keep)));
+      await api.call(SessionService.method.revokeOtherSessions, {}, bearer(keep));
+      await refusedBySecond(other);
+      await second.app.sessions.validate(keep);
+      expect(await server.runtime.ephemeral.sessions.listForAccount((await second.app.sessions.validate(keep)).session.accountId)).toHaveLength(1);
+    });
+
+    it("RevokeSession: the call fails when its announcement fails; the retry answers NotFound and the second instance refuses the session", async () => {
+      const { keep, other, sessionId } = await twoSessions("one");
+      await whilePublishFails(async () => {
+        expect(await codeOf(api.call(SessionService.method.revokeSession, { sessionId }, bearer(keep)))).toBe(Code.Unavailable);
+      });
+      expect(await codeOf(api.call(SessionService.method.revokeSession, { sessionId }, bearer(keep)))).toBe(Code.NotFound);
+      await refusedBySecond(other);
+      await second.app.sessions.validate(keep);
+    });
+
+    it("SignOut: a retry after a failed announcement re-announces, and the second instance refuses the session", async () => {
+      const { keep, other } = await twoSessions("signout");
+      await whilePublishFails(() => api.call(SessionService.method.signOut, {}, bearer(other)));
+      await api.call(SessionService.method.signOut, {}, bearer(other));
+      await refusedBySecond(other);
+      await second.app.sessions.validate(keep);
+    });
+
+    it("RevokeUserSessions: a retry after a failed announcement ends the sessions in the second instance's cache", async () => {
+      const { keep, other } = await twoSessions("admin");
+      const accountId = (await second.app.sessions.validate(keep)).session.accountId;
+      await whilePublishFails(() => api.call(AdminService.method.revokeUserSessions, { accountId }, root));
+      await api.call(AdminService.method.revokeUserSessions, { accountId }, root);
+      await refusedBySecond(other);
+      await refusedBySecond(keep);
+    });
+  });
+}
+
 describe.skipIf(!BACKENDS.includes("mysql"))("Redis cut (a TCP proxy refusing) between the commit and the revocation", () => {
   let proxy: TcpProxy;
   let server: TestServer;

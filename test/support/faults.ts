@@ -10,6 +10,8 @@ import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 export interface SessionStoreFaults {
   /** Makes the revoking calls fail (true) or pass through (false). */
   failing: boolean;
+  /** Makes only the invalidation publish fail: the store deletes succeed, their announcement does not. */
+  failingPublish: boolean;
   /** How many calls failed so far. */
   failures: number;
   wrap(stores: EphemeralStores): EphemeralStores;
@@ -18,10 +20,11 @@ export interface SessionStoreFaults {
 export function sessionStoreFaults(): SessionStoreFaults {
   const faults: SessionStoreFaults = {
     failing: false,
+    failingPublish: false,
     failures: 0,
     wrap(stores) {
-      const guard = <A extends unknown[], R>(call: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
-        if (faults.failing) {
+      const guard = <A extends unknown[], R>(call: (...args: A) => Promise<R>, publish = false) => async (...args: A): Promise<R> => {
+        if (faults.failing || (publish && faults.failingPublish)) {
           faults.failures++;
           throw Object.assign(new Error("Connection is closed."), { code: "ECONNRESET" });
         }
@@ -36,7 +39,7 @@ export function sessionStoreFaults(): SessionStoreFaults {
           delete: guard((accountId: string, tokenHash: string) => sessions.delete(accountId, tokenHash)),
           deleteAllForAccount: guard((accountId: string, keep?: string) => sessions.deleteAllForAccount(accountId, keep)),
         },
-        invalidation: { ...invalidation, publish: guard((messages: readonly Invalidation[]) => invalidation.publish(messages)) },
+        invalidation: { ...invalidation, publish: guard((messages: readonly Invalidation[]) => invalidation.publish(messages), true) },
       };
     },
   };
