@@ -146,7 +146,8 @@ describe.runIf(isRoot)("the image's embedded default, as an unprivileged user", 
     expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
 
     // The embedded database and its generated keys are in the volume, owned by the user; nothing else changed.
-    const data = inImage(dockerfile.env.DATA_DIR!);
+    // DATA_DIR as the service resolves it: relative to the WORKDIR when not absolute (default "data").
+    const data = inImage(posix.resolve(dockerfile.workdir, dockerfile.env.DATA_DIR ?? "data"));
     expect(readdirSync(data).length).toBeGreaterThan(0);
     for (const name of readdirSync(data)) expect(statSync(join(data, name)).uid).toBe(NOBODY);
     expect(snapshot(root, new Set(dockerfile.volumes.map(inImage)))).toEqual(before);

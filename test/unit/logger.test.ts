@@ -32,8 +32,10 @@ describe("redaction", () => {
     log.info({ call: { request: { currentPassword: secrets[0], phone: secrets[4], displayName: secrets[5] } } }, "two levels down");
     log.info({ mail: { to: secrets[3], subject: "Verify", text: "code 123456" } }, "email (development transport, not sent)");
     log.info({ headers: { cookie: secrets[6] }, secret: "s3cr3t" }, "headers");
+    log.warn({ err: Object.assign(new Error("READONLY"), { code: "READONLY", command: { name: "set", args: ["identity:sess:{acc_1}:deadbeefcafe", "alice@example.com"] } }) }, "redis");
     const text = lines.join("\n");
-    for (const secret of [...secrets, "s3cr3t"]) expect(text).not.toContain(secret);
+    for (const secret of [...secrets, "s3cr3t", "deadbeefcafe"]) expect(text).not.toContain(secret);
+    expect(JSON.parse(lines[5]!).err).toMatchObject({ code: "READONLY", command: { name: "set", args: "[redacted]" } });
     expect(JSON.parse(lines[3]!).mail).toEqual({ to: "[redacted]", subject: "Verify", text: "code 123456" });
   });
 
