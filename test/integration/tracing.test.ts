@@ -118,3 +118,35 @@ describe.runIf(BACKENDS.includes("mysql"))("tracing an RPC over MariaDB, Redis a
     expect(rpc.attributes["rpc.connect_rpc.error_code"]).toBeUndefined();
   });
 });
+
+describe("tracing the embedded backends", () => {
+  const exporter = new InMemorySpanExporter();
+  let tracing: Tracing;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    tracing = startTracing({ serviceName: "identity-test" }, exporter);
+    server = await startTestServer("embedded", { tracer: tracing.tracer });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await tracing?.shutdown();
+  });
+
+  it("names SQLite and the in-process store as the systems of the child spans", async () => {
+    exporter.reset();
+    const parentId = hex(8);
+    const res = await request(server.port, "POST", "/identity.v1.SessionService/SignIn", JSON.stringify({ emailPassword: { email: "nobody@example.test", password: "not the password at all" } }), {
+      "content-type": "application/json",
+      traceparent: `00-${hex(16)}-${parentId}-01`,
+    });
+    expect(res.status).toBe(401);
+    await tracing.flush();
+    const spans = exporter.getFinishedSpans();
+    const rpc = spans.find((s) => s.parentSpanContext?.spanId === parentId)!;
+    const systems = new Set(spans.filter((s) => s.spanContext().traceId === rpc.spanContext().traceId).map((s) => s.attributes["db.system.name"]));
+    expect(systems).toContain("sqlite");
+    expect(systems).toContain("memory");
+  });
+});
