@@ -37,10 +37,14 @@ export function auditEventToProto(event: AuditEvent): AuditEventMessage {
 }
 
 /** Epoch milliseconds of an optional Timestamp; invalid_argument naming the field when out of range. */
+/** 9999-12-31T23:59:59.999Z: the last instant a google.protobuf.Timestamp may hold (JSON cannot write a later one). */
+const MAX_TIMESTAMP_MS = 253_402_300_799_999;
+
 export function timestampToEpochMs(field: string, timestamp: Timestamp | undefined): number | undefined {
   if (!timestamp) return undefined;
   const ms = Number(timestamp.seconds) * 1000 + Math.floor(timestamp.nanos / 1_000_000);
-  if (!Number.isSafeInteger(ms) || ms < 0 || timestamp.nanos < 0 || timestamp.nanos > 999_999_999) throw invalidArgument(field, "is not a valid time");
+  // A time kept past year 9999 would answer Internal on every later read over JSON.
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TIMESTAMP_MS || timestamp.nanos < 0 || timestamp.nanos > 999_999_999) throw invalidArgument(field, "is not a valid time");
   return ms;
 }
 
