@@ -129,9 +129,10 @@ export function createErasure(deps: ErasureDeps): Erasure {
         if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
         const { account } = openAccount(deps.keyring, found.account, found.wrappedKey);
         // Guesses count with the sign-in attempts: a stolen session cannot try passwords faster than a sign-in form.
-        await deps.limits.passwordGuess(await deps.tenants.get(tenantId), deps.keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
+        const guess = await deps.limits.passwordGuess(await deps.tenants.get(tenantId), deps.keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
         const matches = found.account.passwordHash ? await deps.passwords.verify(found.account.passwordHash, given) : (await deps.passwords.verifyDummy(given), false);
         if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the password is incorrect");
+        await guess.refund();
       }
       await erasure.erase({
         tenantId,

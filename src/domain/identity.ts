@@ -225,7 +225,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         const password = givenPassword("email_password.password", input.password);
         const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
         // Counted per address whether or not it exists: the answer reveals nothing.
-        await limits.passwordGuess(tenant, lookupHash, input.meta.ip);
+        const guess = await limits.passwordGuess(tenant, lookupHash, input.meta.ip);
 
         const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
         subject = { accountId: found?.account.id ?? "" };
@@ -234,6 +234,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
         }
         if (!(await passwords.verify(found.account.passwordHash, password))) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+        // Only failures count: the owner signing in again and again spends no budget.
+        await guess.refund();
         // Only someone who knows the password learns the account's state.
         const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
         if (found.identity.verifiedAt === null) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");

@@ -90,6 +90,12 @@ export function sourceKey(ip: string): string {
 /** Counters are per tenant: one tenant's traffic never spends another's budget. The group is one Redis Cluster slot. */
 const group = (scope: LimitScope, action: string, key: string) => `${scope.id}:${action}:${key}`;
 
+/** A counted password guess. */
+export interface PasswordGuess {
+  /** The password was correct: takes the guess back from every counter it was counted on. */
+  refund(): Promise<void>;
+}
+
 export interface Limits {
   /** Counts one attempt on `key` (a client IP for the *_ip actions, see sourceKey); throws resource_exhausted with the delay when over budget. */
   consume(action: LimitedAction, scope: LimitScope, key: string): Promise<void>;
@@ -109,10 +115,12 @@ export interface Limits {
    * whether or not it exists) from `ip` (the client's, see sourceKey), before it is
    * checked. Refused (resource_exhausted) only when the source is over its own
    * budget, across accounts or at this account; the account's guesses from
-   * every source only slow the answer down (ACCOUNT_SLOWDOWN_MS), so a correct
-   * password from a source with no recent guesses always gets through.
+   * every source only slow the answer down (ACCOUNT_SLOWDOWN_MS). The caller
+   * refunds a correct guess, so only failures stay counted: the owner signing
+   * in again and again spends nothing, and a correct password from a source
+   * with no recent failures always gets through.
    */
-  passwordGuess(scope: LimitScope, account: string, ip: string): Promise<void>;
+  passwordGuess(scope: LimitScope, account: string, ip: string): Promise<PasswordGuess>;
   /** After a completed password reset: the account's guess counters, every source's, start afresh. */
   forgivePasswordGuesses(scope: LimitScope, account: string): Promise<void>;
 }
@@ -149,17 +157,26 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
     async passwordGuess(scope, account, ip) {
       const source = sourceKey(ip);
       const perAccount = budgetFor("sign_in_account", scope.settings);
+      const sourceGroup = group(scope, "sign_in_ip", source);
+      const sourceCounters = tiers(budgetFor("sign_in_ip", scope.settings));
+      const accountGroup = group(scope, "sign_in_account", account);
+      const accountCounters = [...tiers(perAccount, `src:${source}`), ...tiers(perAccount)];
+      // Counted before the check, so concurrent guesses cannot overshoot a budget;
+      // one time for both groups, so a refund takes back these windows' counts.
+      const at = limiter.now();
       // Two groups (two slots), counted at once: the source across accounts; this
       // account from this source (a field) and from every source (the group's own).
-      const [bySource, byAccount] = await Promise.all([
-        limiter.hit(group(scope, "sign_in_ip", source), tiers(budgetFor("sign_in_ip", scope.settings))),
-        limiter.hit(group(scope, "sign_in_account", account), [...tiers(perAccount, `src:${source}`), ...tiers(perAccount)]),
-      ]);
+      const [bySource, byAccount] = await Promise.all([limiter.hit(sourceGroup, sourceCounters, at), limiter.hit(accountGroup, accountCounters, at)]);
       const fromSource = byAccount.length / 2;
       const retryAfterMs = retryAfter([...bySource, ...byAccount.slice(0, fromSource)]);
       if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
       const exceeded = byAccount.slice(fromSource).filter((r) => !r.allowed).length;
       if (exceeded > 0) await sleep(ACCOUNT_SLOWDOWN_MS[Math.min(exceeded, ACCOUNT_SLOWDOWN_MS.length) - 1]!);
+      return {
+        async refund() {
+          await Promise.all([limiter.refund(sourceGroup, sourceCounters, at), limiter.refund(accountGroup, accountCounters, at)]);
+        },
+      };
     },
     async forgivePasswordGuesses(scope, account) {
       await limiter.reset(

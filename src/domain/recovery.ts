@@ -160,9 +160,10 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       const current = givenPassword("current_password", currentPassword);
       const password = checkNewPassword("new_password", newPassword, tenant.settings.passwordMinLength, [account.profile.email]);
       // Guesses at the current password count with the sign-in guesses at the address, from this source.
-      await limits.passwordGuess(tenant, keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
+      const guess = await limits.passwordGuess(tenant, keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
       const matches = stored.passwordHash ? await passwords.verify(stored.passwordHash, current) : (await passwords.verifyDummy(current), false);
       if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the current password is incorrect");
+      await guess.refund();
       await accounts.setPasswordHash(account.id, await passwords.hash(password), now(), { reason: "password_changed", keepTokenHash: principal.tokenHash });
       await deps.revocations.settle(principal.tenantId, account.id);
       await queue(dataKey, account, passwordChangedNotice(account));

@@ -371,6 +371,35 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
         expect((await stores.rateLimiter.hit(bystander, counters)).map((r) => r.allowed)).toEqual([false, false]);
       });
 
+      it("refund takes back one count on each counter in the windows of `at`, floored at 0, and creates nothing", async () => {
+        const group = `t1:sign_in_account:${randomUUID()}`;
+        const counters = [
+          { field: "src:192.0.2.1", limit: 2, windowMs: WINDOW },
+          { field: "", limit: 100, windowMs: HOUR },
+        ];
+        const minute = async (at?: number) => (await stores.rateLimiter.hit(group, counters, at))[0]!.allowed;
+        t = T0 + WINDOW - 1;
+        const at = stores.rateLimiter.now();
+        expect(at).toBe(t);
+        await stores.rateLimiter.hit(group, counters, at);
+        // A window boundary between hit and refund: the refund is for the minute that was
+        // counted (ended, nothing left to take back), never for the new one.
+        t = T0 + WINDOW;
+        expect([await minute(), await minute()]).toEqual([true, true]);
+        await stores.rateLimiter.refund(group, counters, at);
+        expect(await minute()).toBe(false);
+        // Floored at 0: refunds beyond the count take back nothing more, nor do they create a counter.
+        const fresh = `t1:sign_in_ip:${randomUUID()}`;
+        counters[1] = { ...counters[1]!, limit: 2 };
+        for (let i = 0; i < 3; i++) await stores.rateLimiter.refund(fresh, counters, t);
+        expect((await stores.rateLimiter.hit(fresh, counters)).map((r) => r.allowed)).toEqual([true, true]);
+        expect((await stores.rateLimiter.hit(fresh, counters)).map((r) => r.allowed)).toEqual([true, true]);
+        expect((await stores.rateLimiter.hit(fresh, counters)).map((r) => r.allowed)).toEqual([false, false]);
+        await stores.rateLimiter.refund(fresh, counters, t);
+        for (let i = 0; i < 5; i++) await stores.rateLimiter.refund(fresh, counters, t);
+        expect((await stores.rateLimiter.hit(fresh, counters)).map((r) => r.allowed)).toEqual([true, true]);
+      });
+
       it("counts concurrent hits on a group exactly", async () => {
         const group = `t1:code_ip:${randomUUID()}`;
         const counters = [

@@ -16,8 +16,10 @@ function setup() {
   const inner = createMemoryStores({ now: () => t }).rateLimiter;
   const calls: string[] = [];
   const limiter: RateLimiter = {
-    hit: (group, counters) => (calls.push(`hit ${group}`), inner.hit(group, counters)),
+    hit: (group, counters, at) => (calls.push(`hit ${group}`), inner.hit(group, counters, at)),
+    refund: (group, counters, at) => (calls.push(`refund ${group}`), inner.refund(group, counters, at)),
     reset: (group, windows) => (calls.push(`reset ${group}`), inner.reset(group, windows)),
+    now: () => inner.now(),
   };
   const slept: number[] = [];
   const limits = createLimits(limiter, { sleep: async (ms) => void slept.push(ms) });
@@ -68,6 +70,40 @@ describe("limits", () => {
     expect(await refusedCode(limits.passwordGuess(tenant, "lookup-c", "203.0.113.2"))).toBe("allowed");
     expect(slept).toEqual([]);
     expect(await refusedCode(limits.passwordGuess(tenant, "lookup-d", "203.0.113.3"))).toBe("resource_exhausted");
+  });
+
+  it("a correct password refunds its guess: the owner signing in 5x the account's day budget from one source is never refused nor slowed", async () => {
+    const { limits, slept, calls } = setup();
+    // 50 > every account tier (10, 20, 40); each guess is checked correct and refunded.
+    for (let i = 0; i < 50; i++) {
+      const guess = await limits.passwordGuess(tenant, "lookup-g", "192.0.2.50");
+      await guess.refund();
+    }
+    expect(slept).toEqual([]);
+    expect([...new Set(calls.filter((c) => c.startsWith("refund")))].sort()).toEqual(["refund t1:sign_in_account:lookup-g", "refund t1:sign_in_ip:192.0.2.50"]);
+    // Failures still count, from the full budget: the 11th wrong one from the source is refused.
+    const outcomes: string[] = [];
+    for (let i = 0; i < 11; i++) outcomes.push(await refusedCode(limits.passwordGuess(tenant, "lookup-g", "192.0.2.50")));
+    expect(outcomes).toEqual([...Array(10).fill("allowed"), "resource_exhausted"]);
+  });
+
+  it("a refund takes back only its own guess: failures around successes keep counting", async () => {
+    const { limits } = setup();
+    for (let i = 0; i < 9; i++) await limits.passwordGuess(tenant, "lookup-h", "192.0.2.51");
+    await (await limits.passwordGuess(tenant, "lookup-h", "192.0.2.51")).refund();
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-h", "192.0.2.51"))).toBe("allowed"); // the 10th failure
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-h", "192.0.2.51"))).toBe("resource_exhausted");
+  });
+
+  it("a refund after a window boundary takes back the window that was counted, not the new one", async () => {
+    const { limits, advance } = setup();
+    advance(15 * 60_000 - 1);
+    const guess = await limits.passwordGuess(tenant, "lookup-i", "192.0.2.52"); // last ms of a 15-minute window
+    advance(1);
+    for (let i = 0; i < 10; i++) await limits.passwordGuess(tenant, "lookup-i", "192.0.2.52"); // the new window's budget, all failures
+    await guess.refund();
+    // Had the refund taken one from the new window, an 11th failure there would pass.
+    expect(await refusedCode(limits.passwordGuess(tenant, "lookup-i", "192.0.2.52"))).toBe("resource_exhausted");
   });
 
   it("counts each tenant apart", async () => {

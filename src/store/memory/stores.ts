@@ -113,8 +113,8 @@ function rateLimiter(now: () => number): { store: RateLimiter; sweep: () => void
   const windowKey = (group: string, windowMs: number, t: number) => `${group}\u0000${windowMs}:${Math.floor(t / windowMs)}`;
   const remainingMs = (t: number, windowMs: number) => (Math.floor(t / windowMs) + 1) * windowMs - t;
   const store: RateLimiter = {
-    async hit(group, counters) {
-      const t = now();
+    async hit(group, counters, at) {
+      const t = at ?? now();
       return counters.map(({ field, limit, windowMs }) => {
         const key = windowKey(group, windowMs, t);
         const counts = windows.get(key) ?? new Map<string, number>();
@@ -124,10 +124,19 @@ function rateLimiter(now: () => number): { store: RateLimiter; sweep: () => void
         return count <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: remainingMs(t, windowMs) };
       });
     },
+    async refund(group, counters, at) {
+      // In place: the window keeps its expiry; an expired one has nothing to take back.
+      for (const { field, windowMs } of counters) {
+        const counts = windows.get(windowKey(group, windowMs, at));
+        const count = counts?.get(field) ?? 0;
+        if (count > 0) counts!.set(field, count - 1);
+      }
+    },
     async reset(group, windowsMs) {
       const t = now();
       for (const windowMs of windowsMs) windows.delete(windowKey(group, windowMs, t));
     },
+    now,
   };
   return { store, sweep: () => windows.sweep() };
 }

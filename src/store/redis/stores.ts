@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Invalidation, InvalidationBus, InvalidationSubscriber } from "../../domain/ports/invalidation.ts";
 import type { Leases } from "../../domain/ports/leases.ts";
-import type { RateLimiter } from "../../domain/ports/limits.ts";
+import type { RateCounter, RateLimiter } from "../../domain/ports/limits.ts";
 import type { SessionStore } from "../../domain/ports/sessions.ts";
 import type { EphemeralStores } from "../../domain/ports/stores.ts";
 import type { TokenStore } from "../../domain/ports/tokens.ts";
@@ -71,6 +71,15 @@ for i = 1, #KEYS do
   if redis.call('PTTL', KEYS[i]) == -1 then redis.call('PEXPIRE', KEYS[i], ARGV[i]) end
 end
 return counts`;
+
+// KEYS: one hash per window. ARGV: (key index, field) per counter. Never below 0,
+// and never creates a key (an expired window has nothing to take back, and a key made here would have no TTL).
+const REFUND_ATTEMPTS = `
+for i = 1, #ARGV, 2 do
+  local key = KEYS[tonumber(ARGV[i])]
+  if tonumber(redis.call('HGET', key, ARGV[i + 1]) or '0') > 0 then redis.call('HINCRBY', key, ARGV[i + 1], -1) end
+end
+return 0`;
 
 /**
  * A session as stored: an array, not an object (no field names; the account id
@@ -146,28 +155,38 @@ function tokenStore(redis: Client, k: Keys): TokenStore {
 
 /** Fixed windows numbered from the injected clock, so tests move time instead of sleeping. */
 function rateLimiter(redis: Client, k: Keys, now: () => number): RateLimiter {
-  return {
-    async hit(group, counters) {
-      const t = now();
-      const windowKeys: string[] = [];
-      const ttls: number[] = [];
-      const pairs: Array<number | string> = [];
-      for (const { field, windowMs } of counters) {
-        const key = k.counters(group, windowMs, Math.floor(t / windowMs));
-        let index = windowKeys.indexOf(key);
-        if (index < 0) {
-          index = windowKeys.push(key) - 1;
-          ttls.push(remainingMs(t, windowMs));
-        }
-        pairs.push(index + 1, field);
+  /** The window keys of `counters` at `t` (each once), with (key index, field) per counter. */
+  const keysOf = (group: string, counters: readonly RateCounter[], t: number) => {
+    const windowKeys: string[] = [];
+    const ttls: number[] = [];
+    const pairs: Array<number | string> = [];
+    for (const { field, windowMs } of counters) {
+      const key = k.counters(group, windowMs, Math.floor(t / windowMs));
+      let index = windowKeys.indexOf(key);
+      if (index < 0) {
+        index = windowKeys.push(key) - 1;
+        ttls.push(remainingMs(t, windowMs));
       }
+      pairs.push(index + 1, field);
+    }
+    return { windowKeys, ttls, pairs };
+  };
+  return {
+    async hit(group, counters, at) {
+      const t = at ?? now();
+      const { windowKeys, ttls, pairs } = keysOf(group, counters, t);
       const counts = (await redis.eval(COUNT_ATTEMPTS, windowKeys.length, ...windowKeys, ...ttls, ...pairs)) as number[];
       return counters.map(({ limit, windowMs }, i) => (Number(counts[i]) <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: remainingMs(t, windowMs) }));
+    },
+    async refund(group, counters, at) {
+      const { windowKeys, pairs } = keysOf(group, counters, at);
+      if (windowKeys.length > 0) await redis.eval(REFUND_ATTEMPTS, windowKeys.length, ...windowKeys, ...pairs);
     },
     async reset(group, windowsMs) {
       const t = now();
       if (windowsMs.length > 0) await redis.del(...windowsMs.map((windowMs) => k.counters(group, windowMs, Math.floor(t / windowMs))));
     },
+    now,
   };
 }
 
