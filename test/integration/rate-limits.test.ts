@@ -98,6 +98,8 @@ describe.each(BACKENDS)("sign-in rate limits on the %s backend", (backend) => {
     // 16 minutes later the 15-minute window has passed.
     offset += 16 * MINUTE;
     expect((await signIn(target, PASSWORD)).sessionToken).not.toBe("");
+    // That correct password was refunded (only failures count); one more wrong one is the 14th attempt counted.
+    expect((await refusal(signIn(target, WRONG))).code, "attempt 14").toBe(Code.Unauthenticated);
 
     // Then the hourly tier (twice the base): 14 attempts on the target from this IP this hour so far, 20 allowed.
     for (let i = 15; i <= 20; i++) {
