@@ -339,7 +339,7 @@ describe.each(BACKENDS)("hostile string fields on the %s backend", (backend) => 
     }
     expect(calls).toBeGreaterThan(500);
     expect(failures).toEqual([]);
-  }, 120_000);
+  }, 300_000); // ~25 s alone; the bound is for a loaded machine running the whole suite
 
   it("no RPC answers Internal or Unknown to extreme numbers, unknown enums, out-of-range timestamps, bytes or 10,000-element lists", async () => {
     const failures: string[] = [];
