@@ -18,7 +18,7 @@ import type { Locale, Tenant } from "./types.ts";
 
 const MINUTE = 60_000;
 
-/** What a queued request (kind PASSWORD_RESET or VERIFY_EMAIL) carries until the worker opens it. */
+/** What a queued request (kind PASSWORD_RESET, VERIFY_EMAIL or SIGNUP_EXISTING) carries until the worker opens it. */
 export interface QueuedRequest {
   identityId: string;
   /** Token data (a second sign-up's password hash rides on its verification link). */
@@ -30,6 +30,8 @@ export interface RequestPayload extends MessagePayload {
   request: QueuedRequest;
 }
 
+export type RequestKind = typeof MessageKind.PASSWORD_RESET | typeof MessageKind.VERIFY_EMAIL | typeof MessageKind.SIGNUP_EXISTING;
+
 export type AddressRequestDeps = Pick<IdentityFlowDeps, "accounts" | "tenants" | "keyring" | "tokens" | "outbox" | "now" | "random" | "publicUrl" | "verificationLinkTtlMs" | "onMessageQueued">;
 
 export interface AddressRequests {
@@ -37,7 +39,7 @@ export interface AddressRequests {
    * Queues `kind` for `target` (its message is built when delivered), or a decoy
    * when `target` is undefined: the same work either way. `locale`: the request's; empty: the account's.
    */
-  queue(tenant: Tenant, kind: typeof MessageKind.PASSWORD_RESET | typeof MessageKind.VERIFY_EMAIL, target: FoundIdentity | undefined, locale: Locale | undefined, data?: Record<string, string>): Promise<void>;
+  queue(tenant: Tenant, kind: RequestKind, target: FoundIdentity | undefined, locale: Locale | undefined, data?: Record<string, string>): Promise<void>;
   /**
    * Opens a claimed outbox row for delivery: the message; undefined when its
    * account (and key) is gone; null when there is nothing to send (a decoy, or a
@@ -98,6 +100,10 @@ export function createAddressRequests(deps: AddressRequestDeps, fingerprint: (ac
       if (payload.kind === MessageKind.PASSWORD_RESET) {
         const { token } = await issueLinkToken(deps, "reset_password", identity, RESET_CODE_TTL_MS, { password: fingerprint(found.account), address: identity.lookupHash });
         return { kind: payload.kind, to: account.profile.email, locale, variables: { link: `${base}/reset-password?token=${token}`, expiresInMinutes: String(RESET_CODE_TTL_MS / MINUTE) } };
+      }
+      if (payload.kind === MessageKind.SIGNUP_EXISTING) {
+        // A sign-up with a taken address: its owner hears of it (in the account's locale first).
+        return { kind: payload.kind, to: account.profile.email, locale: (account.locale || payload.locale) as Locale, variables: { link: `${base}/sign-in`, resetLink: `${base}/reset-password` } };
       }
       if (identity.verifiedAt !== null) return null; // verified meanwhile: no link needed
       const { token } = await issueLinkToken(deps, "verify_email", identity, deps.verificationLinkTtlMs, payload.request.data);

@@ -5,12 +5,13 @@ import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage } from "./accounts.ts";
+import type { AddressRequests } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
-import { discardLinkToken, issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
+import { issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
 import { type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "./ports/accounts.ts";
 import type { OutboxWriter } from "./ports/outbox.ts";
 import type { Random } from "./ports/random.ts";
@@ -42,6 +43,8 @@ export interface IdentityFlowDeps {
   onMessageQueued: () => void;
   /** Where sign-ups, verifications and sign-ins (and their failures) are recorded as security events. */
   audit: AuditLog;
+  /** How a sign-up with a taken address reaches its owner: one request row, built into a message by the worker. */
+  addressRequests: Pick<AddressRequests, "queue">;
 }
 
 export interface SignUpInput {
@@ -124,7 +127,7 @@ export async function queueVerificationLink(deps: VerificationLinkDeps, tenant: 
 const pendingPasswordContext = (accountId: string) => `pending-password:${accountId}`;
 
 export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
-  const { accounts, outbox, keyring, passwords, now, random, limits } = deps;
+  const { accounts, keyring, passwords, now, random, limits } = deps;
 
   /** The password hash a second sign-up's verification link carries, opened; undefined when it carries none. */
   function pendingPassword(found: FoundIdentity | { account: StoredAccount; wrappedKey: string }, data: Record<string, string> | undefined): string | undefined {
@@ -177,12 +180,14 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         } catch (error) {
           if (!(error instanceof DuplicateIdentityError)) throw error;
           subject = { outcome: "IDENTITY_EXISTS" }; // recorded only: the caller's answer is the same
-          await discardLinkToken(deps, token); // never usable: its account was not created
+          // The token is not discarded: no message carries it and its account was never created,
+          // so it cannot be used; deleting it would be one more round trip only this outcome makes.
           // This attempt's message budget was counted above (for the verification that
           // will not be sent): the notice uses it instead of counting a second time.
           await notifyExistingOwner(tenant, lookupHash, locale, messages.length > 0, passwordHash);
         }
-        if (messages.length > 0) deps.onMessageQueued();
+        // A taken address's request wakes the worker itself, a moment after the answer.
+        if (messages.length > 0 && subject.accountId) deps.onMessageQueued();
         return { ok: true, value: undefined, subject };
       } catch (error) {
         return { ok: false, error, subject };
@@ -277,20 +282,16 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
    * which sets this attempt's password (see verifyIdentity).
    */
   async function notifyExistingOwner(tenant: Tenant, lookupHash: string, locale: Locale, withinBudget: boolean, passwordHash: string) {
+    // One lookup and one request row (the worker issues any token and builds the message):
+    // with the failed insert, about the work a fresh address's single commit costs.
+    if (!withinBudget) return; // a fresh address over budget queues nothing either
     const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
-    if (!found || !withinBudget) return;
+    if (!found) return deps.addressRequests.queue(tenant, MessageKind.SIGNUP_EXISTING, undefined, locale); // erased meanwhile: a decoy
     if (found.identity.verifiedAt === null) {
       // The hash rides on the link's token, in Redis for as long as the link lives: sealed, like the rest of the person's data.
       const dataKey = keyring.unwrapDataKey(found.account.id, found.wrappedKey);
-      return queueVerificationLink(deps, tenant, found, locale, { passwordHashSealed: encryptString(dataKey, passwordHash, pendingPasswordContext(found.account.id)) });
+      return deps.addressRequests.queue(tenant, MessageKind.VERIFY_EMAIL, found, locale, { passwordHashSealed: encryptString(dataKey, passwordHash, pendingPasswordContext(found.account.id)) });
     }
-    const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
-    const notice: MessagePayload = {
-      kind: MessageKind.SIGNUP_EXISTING,
-      to: account.profile.email,
-      locale: (account.locale as Locale) || locale,
-      variables: { link: `${linkBase(tenant, deps.publicUrl)}/sign-in`, resetLink: `${linkBase(tenant, deps.publicUrl)}/reset-password` },
-    };
-    await outbox.enqueue([sealMessage(dataKey, account, notice, now(), random)]);
+    return deps.addressRequests.queue(tenant, MessageKind.SIGNUP_EXISTING, found, locale);
   }
 }

@@ -264,7 +264,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     onMessageQueued: () => outboxWorker.nudge(),
   };
   const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
-  const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit });
+  const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit, addressRequests });
   const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits, addressRequests });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
