@@ -453,11 +453,14 @@ function connectCluster(seeds: ReadonlyArray<{ host: string; port: number }>, op
   };
 }
 
+/** Port methods that answer synchronously (the clock): never gated. */
+const SYNCHRONOUS_METHODS = new Set(["now"]);
+
 /** The port's calls wait for `gate` while it asks them to (a cluster's first connection). */
 function afterGate<T extends object>(port: T, gate: () => Promise<void> | undefined): T {
   const wrapped: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(port)) {
-    if (typeof value !== "function") {
+    if (typeof value !== "function" || SYNCHRONOUS_METHODS.has(name)) {
       wrapped[name] = value;
       continue;
     }
