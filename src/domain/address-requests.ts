@@ -8,7 +8,11 @@
 // durable, so a crash after the answer loses nothing; the owner's row goes with
 // the account on erasure, like any of its messages.
 import { openAccount, sealMessage } from "./accounts.ts";
-import { linkBase, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
+import { type FoundIdentity, linkBase } from "./found-identity.ts";
+import type { AccountReader, AccountWriter } from "./ports/accounts.ts";
+import type { OutboxWriter } from "./ports/outbox.ts";
+import type { TokenStore } from "./ports/tokens.ts";
+import type { Tenants } from "./tenants.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { issueLinkToken } from "./one-time-tokens.ts";
 import type { ClaimedMessage, OutboxMessage } from "./ports/outbox.ts";
@@ -32,7 +36,19 @@ export interface RequestPayload extends MessagePayload {
 
 export type RequestKind = typeof MessageKind.PASSWORD_RESET | typeof MessageKind.VERIFY_EMAIL | typeof MessageKind.SIGNUP_EXISTING;
 
-export type AddressRequestDeps = Pick<IdentityFlowDeps, "accounts" | "tenants" | "keyring" | "tokens" | "outbox" | "now" | "random" | "publicUrl" | "verificationLinkTtlMs" | "onMessageQueued">;
+export interface AddressRequestDeps {
+  accounts: AccountReader & AccountWriter;
+  tenants: Pick<Tenants, "get">;
+  keyring: Keyring;
+  tokens: TokenStore;
+  outbox: OutboxWriter;
+  now: () => number;
+  random: Random;
+  publicUrl: string;
+  verificationLinkTtlMs: number;
+  /** Called after messages are queued, to wake the outbox worker. */
+  onMessageQueued: () => void;
+}
 
 export interface AddressRequests {
   /**
@@ -98,16 +114,34 @@ export function createAddressRequests(deps: AddressRequestDeps, fingerprint: (ac
       const locale = (payload.locale || account.locale) as Locale;
       const base = linkBase(tenant, deps.publicUrl);
       if (payload.kind === MessageKind.PASSWORD_RESET) {
-        const { token } = await issueLinkToken(deps, "reset_password", identity, RESET_CODE_TTL_MS, { password: fingerprint(found.account), address: identity.lookupHash });
-        return { kind: payload.kind, to: account.profile.email, locale, variables: { link: `${base}/reset-password?token=${token}`, expiresInMinutes: String(RESET_CODE_TTL_MS / MINUTE) } };
+        const { token } = await issueLinkToken(deps, "reset_password", identity, RESET_CODE_TTL_MS, {
+          password: fingerprint(found.account),
+          address: identity.lookupHash,
+        });
+        return {
+          kind: payload.kind,
+          to: account.profile.email,
+          locale,
+          variables: { link: `${base}/reset-password?token=${token}`, expiresInMinutes: String(RESET_CODE_TTL_MS / MINUTE) },
+        };
       }
       if (payload.kind === MessageKind.SIGNUP_EXISTING) {
         // A sign-up with a taken address: its owner hears of it (in the account's locale first).
-        return { kind: payload.kind, to: account.profile.email, locale: (account.locale || payload.locale) as Locale, variables: { link: `${base}/sign-in`, resetLink: `${base}/reset-password` } };
+        return {
+          kind: payload.kind,
+          to: account.profile.email,
+          locale: (account.locale || payload.locale) as Locale,
+          variables: { link: `${base}/sign-in`, resetLink: `${base}/reset-password` },
+        };
       }
       if (identity.verifiedAt !== null) return null; // verified meanwhile: no link needed
       const { token } = await issueLinkToken(deps, "verify_email", identity, deps.verificationLinkTtlMs, payload.request.data);
-      return { kind: payload.kind, to: account.profile.email, locale, variables: { link: `${base}/verify-email?token=${token}`, expiresInMinutes: String(Math.round(deps.verificationLinkTtlMs / MINUTE)) } };
+      return {
+        kind: payload.kind,
+        to: account.profile.email,
+        locale,
+        variables: { link: `${base}/verify-email?token=${token}`, expiresInMinutes: String(Math.round(deps.verificationLinkTtlMs / MINUTE)) },
+      };
     },
   };
 }

@@ -12,13 +12,15 @@ import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } fro
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
-import { type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "./ports/accounts.ts";
+import { type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount } from "./ports/accounts.ts";
 import type { OutboxWriter } from "./ports/outbox.ts";
 import type { Random } from "./ports/random.ts";
 import type { TokenStore } from "./ports/tokens.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
 import { AccountState, AssuranceLevel, IdentityKind, Role, type Account, type Locale, type Tenant, type TenantSettings } from "./types.ts";
+import type { FoundIdentity } from "./found-identity.ts";
+import { linkBase } from "./found-identity.ts";
 import { checkNewPassword, normalizeEmail, normalizePassword, parseLocale, PASSWORD_MAX_LENGTH } from "./validation.ts";
 
 const MINUTE = 60_000;
@@ -68,17 +70,7 @@ export interface IdentityFlows {
   signInWithPassword(input: { tenantId: string; email: string; password: string; meta: RequestMeta }): Promise<SignInResult>;
 }
 
-/** An identity found by its lookup, with its account and wrapped data key. */
-export interface FoundIdentity {
-  identity: StoredIdentity;
-  account: StoredAccount;
-  wrappedKey: string;
-}
-
-/** The base of the links in a tenant's messages: its link base URL, else PUBLIC_URL. */
-export function linkBase(tenant: Tenant, publicUrl: string): string {
-  return (tenant.settings.linkBaseUrl || publicUrl).replace(/\/+$/, "");
-}
+export { type FoundIdentity, linkBase } from "./found-identity.ts";
 
 /** The state an account moves to once an identity of it is proven. A deactivated account stays deactivated. */
 export function stateAfterVerification(settings: TenantSettings, current: AccountState): AccountState {
@@ -95,19 +87,33 @@ export function givenPassword(field: string, raw: string): string {
 
 export function assertCanSignIn(account: Account) {
   if (account.state === AccountState.DEACTIVATED) throw new DomainError("failed_precondition", "ACCOUNT_DEACTIVATED", "account is deactivated");
-  if (account.state === AccountState.PENDING_VERIFICATION) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
-  if (account.state === AccountState.PENDING_ACTIVATION) throw new DomainError("failed_precondition", "ACCOUNT_PENDING_ACTIVATION", "account awaits activation by an administrator");
+  if (account.state === AccountState.PENDING_VERIFICATION)
+    throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
+  if (account.state === AccountState.PENDING_ACTIVATION)
+    throw new DomainError("failed_precondition", "ACCOUNT_PENDING_ACTIVATION", "account awaits activation by an administrator");
 }
 
 /** What queuing a verification link needs. */
-export type VerificationLinkDeps = Pick<IdentityFlowDeps, "keyring" | "tokens" | "outbox" | "now" | "random" | "publicUrl" | "verificationLinkTtlMs" | "onMessageQueued">;
+export type VerificationLinkDeps = Pick<
+  IdentityFlowDeps,
+  "keyring" | "tokens" | "outbox" | "now" | "random" | "publicUrl" | "verificationLinkTtlMs" | "onMessageQueued"
+>;
 
-function verificationMessage(deps: Pick<IdentityFlowDeps, "publicUrl" | "verificationLinkTtlMs">, tenant: Tenant, to: string, locale: Locale, token: string): MessagePayload {
+function verificationMessage(
+  deps: Pick<IdentityFlowDeps, "publicUrl" | "verificationLinkTtlMs">,
+  tenant: Tenant,
+  to: string,
+  locale: Locale,
+  token: string,
+): MessagePayload {
   return {
     kind: MessageKind.VERIFY_EMAIL,
     to,
     locale,
-    variables: { link: `${linkBase(tenant, deps.publicUrl)}/verify-email?token=${token}`, expiresInMinutes: String(Math.round(deps.verificationLinkTtlMs / MINUTE)) },
+    variables: {
+      link: `${linkBase(tenant, deps.publicUrl)}/verify-email?token=${token}`,
+      expiresInMinutes: String(Math.round(deps.verificationLinkTtlMs / MINUTE)),
+    },
   };
 }
 
@@ -116,7 +122,13 @@ function verificationMessage(deps: Pick<IdentityFlowDeps, "publicUrl" | "verific
  * sign-up, a resend); earlier links stay valid until they expire. The message
  * goes in the request's locale, else the account's. `data` rides on the token.
  */
-export async function queueVerificationLink(deps: VerificationLinkDeps, tenant: Tenant, found: FoundIdentity, locale: Locale | undefined, data?: Record<string, string>): Promise<void> {
+export async function queueVerificationLink(
+  deps: VerificationLinkDeps,
+  tenant: Tenant,
+  found: FoundIdentity,
+  locale: Locale | undefined,
+  data?: Record<string, string>,
+): Promise<void> {
   const { account, dataKey } = openAccount(deps.keyring, found.account, found.wrappedKey);
   const { token } = await issueLinkToken(deps, "verify_email", found.identity, deps.verificationLinkTtlMs, data);
   const message = verificationMessage(deps, tenant, account.profile.email, locale ?? account.locale, token);
@@ -130,8 +142,12 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   const { accounts, keyring, passwords, now, random, limits } = deps;
 
   /** The password hash a second sign-up's verification link carries, opened; undefined when it carries none. */
-  function pendingPassword(found: FoundIdentity | { account: StoredAccount; wrappedKey: string }, data: Record<string, string> | undefined): string | undefined {
-    if (data?.passwordHashSealed) return decryptString(keyring.unwrapDataKey(found.account.id, found.wrappedKey), data.passwordHashSealed, pendingPasswordContext(found.account.id));
+  function pendingPassword(
+    found: FoundIdentity | { account: StoredAccount; wrappedKey: string },
+    data: Record<string, string> | undefined,
+  ): string | undefined {
+    if (data?.passwordHashSealed)
+      return decryptString(keyring.unwrapDataKey(found.account.id, found.wrappedKey), data.passwordHashSealed, pendingPasswordContext(found.account.id));
     return data?.passwordHash; // a link sent before hashes were sealed (they live a day at most)
   }
 
@@ -211,12 +227,12 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           await accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
         }
         const nextState = stateAfterVerification(tenant.settings, found.account.state);
-        if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState }))) throw tokenRefused("token");
+        if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState })))
+          throw tokenRefused("token");
         const { account, dataKey } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
         assertCanSignIn(account);
         const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1, dataKey);
         return { ok: true, value: { ...issued, account }, subject };
-    
       } catch (error) {
         return { ok: false, error, subject };
       }
@@ -234,7 +250,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
 
         const found = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
         subject = { accountId: found?.account.id ?? "" };
-        if (!found || !found.account.passwordHash) {
+        if (!found?.account.passwordHash) {
           await passwords.verifyDummy(password); // same cost as a real check
           throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
         }
@@ -271,9 +287,12 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   // Every outcome is an audit event: one write whether or not the address is known.
   const security = createSecurityEvents(deps.audit, now);
   return {
-    signUp: (input) => security.run(input.tenantId, input.meta, { action: "identity.sign_up", rateLimited: "identity.rate_limited" }, () => flows.signUp(input)),
-    verifyIdentity: (input) => security.run(DEFAULT_TENANT_ID, input.meta, { action: "identity.verify", rateLimited: "identity.rate_limited" }, () => flows.verifyIdentity(input)),
-    signInWithPassword: (input) => security.run(input.tenantId, input.meta, { action: "session.sign_in", rateLimited: "session.rate_limited" }, () => flows.signInWithPassword(input)),
+    signUp: (input) =>
+      security.run(input.tenantId, input.meta, { action: "identity.sign_up", rateLimited: "identity.rate_limited" }, () => flows.signUp(input)),
+    verifyIdentity: (input) =>
+      security.run(DEFAULT_TENANT_ID, input.meta, { action: "identity.verify", rateLimited: "identity.rate_limited" }, () => flows.verifyIdentity(input)),
+    signInWithPassword: (input) =>
+      security.run(input.tenantId, input.meta, { action: "session.sign_in", rateLimited: "session.rate_limited" }, () => flows.signInWithPassword(input)),
   };
 
   /**
@@ -290,7 +309,9 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
     if (found.identity.verifiedAt === null) {
       // The hash rides on the link's token, in Redis for as long as the link lives: sealed, like the rest of the person's data.
       const dataKey = keyring.unwrapDataKey(found.account.id, found.wrappedKey);
-      return deps.addressRequests.queue(tenant, MessageKind.VERIFY_EMAIL, found, locale, { passwordHashSealed: encryptString(dataKey, passwordHash, pendingPasswordContext(found.account.id)) });
+      return deps.addressRequests.queue(tenant, MessageKind.VERIFY_EMAIL, found, locale, {
+        passwordHashSealed: encryptString(dataKey, passwordHash, pendingPasswordContext(found.account.id)),
+      });
     }
     return deps.addressRequests.queue(tenant, MessageKind.SIGNUP_EXISTING, found, locale);
   }
