@@ -61,8 +61,30 @@ export async function createSeeder(options: {
         at,
       });
       ids[i] = account.id;
-      accounts.push([account.id, account.tenantId, account.role, account.state, account.locale, 1, account.profileSealed, account.passwordHash, account.plan, account.planExpiresAt, account.createdAt, account.updatedAt]);
-      identities.push([identity.id, identity.tenantId, identity.accountId, identity.kind, identity.lookupHash, identity.valueSealed, identity.verifiedAt, identity.createdAt]);
+      accounts.push([
+        account.id,
+        account.tenantId,
+        account.role,
+        account.state,
+        account.locale,
+        1,
+        account.profileSealed,
+        account.passwordHash,
+        account.plan,
+        account.planExpiresAt,
+        account.createdAt,
+        account.updatedAt,
+      ]);
+      identities.push([
+        identity.id,
+        identity.tenantId,
+        identity.accountId,
+        identity.kind,
+        identity.lookupHash,
+        identity.valueSealed,
+        identity.verifiedAt,
+        identity.createdAt,
+      ]);
       keys.push([account.id, account.tenantId, wrappedKey, at]);
     }
     return { accounts, identities, keys };
@@ -72,7 +94,10 @@ export async function createSeeder(options: {
     const { accounts, identities, keys } = rows(from, to);
     await connection.query("INSERT INTO account_keys (account_id, tenant_id, wrapped_key, created_at) VALUES ?", [keys]);
     await connection.query("INSERT INTO identities (id, tenant_id, account_id, kind, lookup_hash, value, verified_at, created_at) VALUES ?", [identities]);
-    await connection.query("INSERT INTO accounts (id, tenant_id, role, state, locale, email_verified, profile, password_hash, plan, plan_expires_at, created_at, updated_at) VALUES ?", [accounts]);
+    await connection.query(
+      "INSERT INTO accounts (id, tenant_id, role, state, locale, email_verified, profile, password_hash, plan, plan_expires_at, created_at, updated_at) VALUES ?",
+      [accounts],
+    );
   }
 
   let count = 0;
@@ -86,14 +111,16 @@ export async function createSeeder(options: {
       const started = performance.now();
       let next = count;
       // One batch in flight per connection: building a batch (the crypto) overlaps the others' inserts.
-      await Promise.all(options.connections.map(async (connection) => {
-        while (next < total) {
-          const from = next;
-          const to = Math.min(total, from + BATCH);
-          next = to;
-          await insert(connection, from, to);
-        }
-      }));
+      await Promise.all(
+        options.connections.map(async (connection) => {
+          while (next < total) {
+            const from = next;
+            const to = Math.min(total, from + BATCH);
+            next = to;
+            await insert(connection, from, to);
+          }
+        }),
+      );
       count = Math.max(count, total);
       return (performance.now() - started) / 1000;
     },

@@ -76,15 +76,24 @@ export async function runH2load(options: LoadOptions): Promise<LoadResult> {
   writeFileSync(bodyFile, options.body);
   try {
     const args = [
-      "-c", String(options.connections),
-      "-m", String(options.streams),
-      "-t", "1",
-      "-D", String(options.durationS),
-      "--warm-up-time", String(options.warmUpS),
-      "-d", bodyFile,
-      "-H", "content-type: application/grpc",
-      "-H", "te: trailers",
-      "--log-file", logFile,
+      "-c",
+      String(options.connections),
+      "-m",
+      String(options.streams),
+      "-t",
+      "1",
+      "-D",
+      String(options.durationS),
+      "--warm-up-time",
+      String(options.warmUpS),
+      "-d",
+      bodyFile,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      "--log-file",
+      logFile,
       options.url,
     ];
     const output = await new Promise<string>((resolve, reject) => {
@@ -110,7 +119,13 @@ export async function runH2load(options: LoadOptions): Promise<LoadResult> {
     // body): a response carrying at least one full response message is a real answer.
     const bytesPerResponse = dataBytes / Math.max(1, done);
     const answered = bytesPerResponse >= options.expectedResponseBytes ? status2xx : Math.floor(dataBytes / options.expectedResponseBytes);
-    const result = summarize("h2load", latencies, Math.min(answered, status2xx), options.durationS, `${Math.min(status2xx, done)}/${done} HTTP 2xx (h2load), ${bytesPerResponse.toFixed(0)} body bytes per response (an answer frame is ${options.expectedResponseBytes}, a gRPC error 0)`);
+    const result = summarize(
+      "h2load",
+      latencies,
+      Math.min(answered, status2xx),
+      options.durationS,
+      `${Math.min(status2xx, done)}/${done} HTTP 2xx (h2load), ${bytesPerResponse.toFixed(0)} body bytes per response (an answer frame is ${options.expectedResponseBytes}, a gRPC error 0)`,
+    );
     // h2load's own rate and count are authoritative; the log is for the percentiles.
     return { ...result, calls: done, callsPerS: rate };
   } finally {
@@ -125,7 +140,15 @@ export async function runH2load(options: LoadOptions): Promise<LoadResult> {
 export async function runNodeLoad(options: LoadOptions): Promise<LoadResult> {
   const target = new URL(options.url);
   const sessions = Array.from({ length: options.connections }, () => http2.connect(target.origin));
-  await Promise.all(sessions.map((s) => new Promise<void>((resolve, reject) => { s.once("connect", () => resolve()); s.once("error", reject); })));
+  await Promise.all(
+    sessions.map(
+      (s) =>
+        new Promise<void>((resolve, reject) => {
+          s.once("connect", () => resolve());
+          s.once("error", reject);
+        }),
+    ),
+  );
   const headers = { ":method": "POST", ":path": target.pathname, "content-type": "application/grpc", te: "trailers" };
   const started = performance.now();
   const measureFrom = started + options.warmUpS * 1000;
@@ -150,8 +173,8 @@ export async function runNodeLoad(options: LoadOptions): Promise<LoadResult> {
       const stream = session.request(headers);
       let bytes = 0;
       let status: string | undefined;
-      stream.on("response", (h) => (status = h["grpc-status"] as string | undefined ?? status));
-      stream.on("trailers", (t) => (status = t["grpc-status"] as string | undefined ?? status));
+      stream.on("response", (h) => (status = (h["grpc-status"] as string | undefined) ?? status));
+      stream.on("trailers", (t) => (status = (t["grpc-status"] as string | undefined) ?? status));
       stream.on("data", (c: Buffer) => (bytes += c.length));
       stream.on("error", () => {});
       stream.once("close", () => {
@@ -166,7 +189,13 @@ export async function runNodeLoad(options: LoadOptions): Promise<LoadResult> {
   };
   await Promise.all(sessions.flatMap((s) => Array.from({ length: options.streams }, () => loop(s))));
   for (const s of sessions) s.close();
-  const result = summarize("node:http2 client", latencies.subarray(0, count), succeeded, options.durationS, `grpc-status 0 with a full response body: ${succeeded}/${count}${failed ? ` (${failed} failed)` : ""}`);
+  const result = summarize(
+    "node:http2 client",
+    latencies.subarray(0, count),
+    succeeded,
+    options.durationS,
+    `grpc-status 0 with a full response body: ${succeeded}/${count}${failed ? ` (${failed} failed)` : ""}`,
+  );
   return result;
 }
 

@@ -20,7 +20,15 @@ interface Profile {
 
 const args = process.argv.slice(2);
 const top = Number(args.find((a) => /^\d+$/.test(a)) ?? 30);
-const files = args.filter((a) => !/^\d+$/.test(a)).flatMap((path) => (statSync(path).isDirectory() ? readdirSync(path).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(path, f)) : [path]));
+const files = args
+  .filter((a) => !/^\d+$/.test(a))
+  .flatMap((path) =>
+    statSync(path).isDirectory()
+      ? readdirSync(path)
+          .filter((f) => f.endsWith(".cpuprofile"))
+          .map((f) => join(path, f))
+      : [path],
+  );
 const selfUs = new Map<string, number>();
 let totalUs = 0;
 for (const file of files) {
@@ -37,6 +45,9 @@ for (const file of files) {
 }
 const busyUs = totalUs - (selfUs.get("(idle)") ?? 0);
 process.stdout.write(`${files.length} profile(s), ${(totalUs / 1e6).toFixed(1)} s sampled, ${(busyUs / 1e6).toFixed(1)} s not idle\n`);
-for (const [key, us] of [...selfUs].filter(([k]) => k !== "(idle)").sort((a, b) => b[1] - a[1]).slice(0, top)) {
+for (const [key, us] of [...selfUs]
+  .filter(([k]) => k !== "(idle)")
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, top)) {
   process.stdout.write(`${((100 * us) / busyUs).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(7)} ms  ${key}\n`);
 }

@@ -52,7 +52,8 @@ const SMALL_ACCOUNTS = 1000;
 const SKIP_VALIDATE = process.env.BENCH_SKIP_VALIDATE === "1";
 
 const say = (line = "") => process.stdout.write(`${line}\n`);
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "n/a");
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "n/a";
 const ms = (n: number) => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.toFixed(1)} ms` : "n/a");
 const pct = (n: number) => (Number.isFinite(n) ? `${(n * 100).toFixed(1)} %` : "n/a");
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
@@ -70,7 +71,29 @@ interface Proc {
 }
 
 /** Variables the service reads; none leaks in from the caller's shell. */
-const SERVICE_VARIABLES = ["PORT", "HOST", "TLS_CERT_FILE", "TLS_KEY_FILE", "MYSQL_URL", "REDIS_URL", "REDIS_KEY_PREFIX", "DATA_DIR", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL", "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "WORKERS", "TRUSTED_PROXIES", "VERIFICATION_LINK_TTL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "UV_THREADPOOL_SIZE"];
+const SERVICE_VARIABLES = [
+  "PORT",
+  "HOST",
+  "TLS_CERT_FILE",
+  "TLS_KEY_FILE",
+  "MYSQL_URL",
+  "REDIS_URL",
+  "REDIS_KEY_PREFIX",
+  "DATA_DIR",
+  "SMTP_URL",
+  "MAIL_FROM",
+  "PUBLIC_URL",
+  "KEY_ENCRYPTION_KEYS",
+  "BLIND_INDEX_KEY",
+  "PASSWORD_PEPPER",
+  "CORS_ORIGINS",
+  "LOG_LEVEL",
+  "WORKERS",
+  "TRUSTED_PROXIES",
+  "VERIFICATION_LINK_TTL_SECONDS",
+  "SHUTDOWN_GRACE_SECONDS",
+  "UV_THREADPOOL_SIZE",
+];
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env };
@@ -322,9 +345,11 @@ function expectOk(answer: ConnectAnswer, what: string): Record<string, unknown> 
 /** Runs `task(i)` for i in [0, count) with at most `width` at once. */
 async function pool(count: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(width, count) }, async () => {
-    while (next < count) await task(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(width, count) }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
 }
 
 /** A distinct client address per account (the service trusts one proxy hop in the bench). */
@@ -412,28 +437,30 @@ async function signInLoad(base: string, accounts: Account[], password: string, p
   const latencies: number[] = [];
   const errors = new Map<string, number>();
   let ranOutAt: number | undefined;
-  await Promise.all(Array.from({ length: SIGN_IN_CLIENTS }, async () => {
-    while (performance.now() < stopAt) {
-      if (issued >= budget) {
-        ranOutAt ??= performance.now();
-        return;
+  await Promise.all(
+    Array.from({ length: SIGN_IN_CLIENTS }, async () => {
+      while (performance.now() < stopAt) {
+        if (issued >= budget) {
+          ranOutAt ??= performance.now();
+          return;
+        }
+        const account = accounts[issued++ % accounts.length]!;
+        const at = performance.now();
+        let outcome = "ok";
+        try {
+          const answer = await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: account.email, password } }, account.ip);
+          if (answer.status !== 200) outcome = `HTTP ${answer.status} ${String(answer.body.code ?? "")}`;
+          else if (answer.body.accountId !== account.accountId) outcome = "wrong account";
+        } catch (error) {
+          outcome = (error as Error).message;
+        }
+        const end = performance.now();
+        if (at < measureFrom || end > stopAt) continue;
+        if (outcome === "ok") latencies.push(end - at);
+        else errors.set(outcome, (errors.get(outcome) ?? 0) + 1);
       }
-      const account = accounts[issued++ % accounts.length]!;
-      const at = performance.now();
-      let outcome = "ok";
-      try {
-        const answer = await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: account.email, password } }, account.ip);
-        if (answer.status !== 200) outcome = `HTTP ${answer.status} ${String(answer.body.code ?? "")}`;
-        else if (answer.body.accountId !== account.accountId) outcome = "wrong account";
-      } catch (error) {
-        outcome = (error as Error).message;
-      }
-      const end = performance.now();
-      if (at < measureFrom || end > stopAt) continue;
-      if (outcome === "ok") latencies.push(end - at);
-      else errors.set(outcome, (errors.get(outcome) ?? 0) + 1);
-    }
-  }));
+    }),
+  );
   const windowS = ((ranOutAt ?? stopAt) - measureFrom) / 1000;
   latencies.sort((a, b) => a - b);
   return {
@@ -468,9 +495,11 @@ async function validateLoad(label: string, url: string, body: Buffer, expectedRe
 /** One real ValidateSession: answers grpc-status 0 for the right account. */
 async function checkValidate(url: string, body: Buffer, accountId: string | undefined): Promise<{ ok: boolean; detail: string; frameBytes: number }> {
   const answer = await grpcCall(url, body);
-  if (answer.grpcStatus !== "0" || !answer.message) return { ok: false, detail: `HTTP ${answer.httpStatus}, grpc-status ${answer.grpcStatus} ${answer.grpcMessage ?? ""}`, frameBytes: 0 };
+  if (answer.grpcStatus !== "0" || !answer.message)
+    return { ok: false, detail: `HTTP ${answer.httpStatus}, grpc-status ${answer.grpcStatus} ${answer.grpcMessage ?? ""}`, frameBytes: 0 };
   const decoded = fromBinary(ValidateSessionResponseSchema, answer.message);
-  if (accountId !== undefined && decoded.accountId !== accountId) return { ok: false, detail: `account ${decoded.accountId}, expected ${accountId}`, frameBytes: 0 };
+  if (accountId !== undefined && decoded.accountId !== accountId)
+    return { ok: false, detail: `account ${decoded.accountId}, expected ${accountId}`, frameBytes: 0 };
   return { ok: true, detail: `grpc-status 0, account ${decoded.accountId}, tenant ${decoded.tenantId}`, frameBytes: answer.message.length + 5 };
 }
 
@@ -490,17 +519,45 @@ async function meanMs(calls: number, task: (i: number) => Promise<void>): Promis
   return (performance.now() - started) / calls;
 }
 
-async function scalePhase(ctx: { base: string; connections: Connection[]; owner: Account; password: string; sessionToken: string; kek: { id: string; key: Buffer }; blindIndexKey: Buffer }): Promise<ScaleRow[]> {
+async function scalePhase(ctx: {
+  base: string;
+  connections: Connection[];
+  owner: Account;
+  password: string;
+  sessionToken: string;
+  kek: { id: string; key: Buffer };
+  blindIndexKey: Buffer;
+}): Promise<ScaleRow[]> {
   const { base, connections, owner, password } = ctx;
   const sizes = [...new Set([Math.min(SMALL_ACCOUNTS, ACCOUNTS), ACCOUNTS])];
   say();
-  say(`Cost as accounts grow: ${sizes.map((n) => fmt(n)).join(" then ")} accounts seeded straight into MariaDB (real sealed rows, blind indexes, one data key each), the same calls at each size`);
+  say(
+    `Cost as accounts grow: ${sizes.map((n) => fmt(n)).join(" then ")} accounts seeded straight into MariaDB (real sealed rows, blind indexes, one data key each), the same calls at each size`,
+  );
   // The owner becomes the tenant's admin (directly in the database, as an operator's bootstrap would) and signs in again.
   await connections[0]!.query("UPDATE accounts SET role = 2 WHERE id = ?", [owner.accountId]);
-  const admin = { authorization: `Bearer ${String(expectOk(await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: owner.email, password } }, owner.ip), "admin SignIn").sessionToken)}` };
+  const admin = {
+    authorization: `Bearer ${String(expectOk(await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: owner.email, password } }, owner.ip), "admin SignIn").sessionToken)}`,
+  };
   const user = { authorization: `Bearer ${ctx.sessionToken}` };
-  const seeder = await createSeeder({ connections, tenantId: "default", kek: ctx.kek, blindIndexKey: ctx.blindIndexKey, password, runId: RUN_ID, startAt: Date.UTC(2026, 0, 1) });
-  const rows: ScaleRow[] = ["SignIn", "ValidateSession (Connect)", "GetAccount", "ListUsers, first page of 50", "ListUsers, a page of 50 half-way", "ExportUserData", "DeleteUser (erasure)"].map((operation) => ({ operation, ms: new Map() }));
+  const seeder = await createSeeder({
+    connections,
+    tenantId: "default",
+    kek: ctx.kek,
+    blindIndexKey: ctx.blindIndexKey,
+    password,
+    runId: RUN_ID,
+    startAt: Date.UTC(2026, 0, 1),
+  });
+  const rows: ScaleRow[] = [
+    "SignIn",
+    "ValidateSession (Connect)",
+    "GetAccount",
+    "ListUsers, first page of 50",
+    "ListUsers, a page of 50 half-way",
+    "ExportUserData",
+    "DeleteUser (erasure)",
+  ].map((operation) => ({ operation, ms: new Map() }));
   // Each seeded account is used once by SignIn and once by erasure: no rate limit or earlier erasure interferes.
   let used = 0;
   const fresh = () => used++;
@@ -518,21 +575,47 @@ async function scalePhase(ctx: { base: string; connections: Connection[]; owner:
     const measured = [
       await meanMs(6, async () => {
         const i = pick();
-        expectOk(await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: seeder.email(i), password } }, addressOf(100_000 + i)), "seeded SignIn");
+        expectOk(
+          await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: seeder.email(i), password } }, addressOf(100_000 + i)),
+          "seeded SignIn",
+        );
       }),
-      await meanMs(200, async () => void expectOk(await connectCall(base, "identity.v1.SessionService/ValidateSession", { sessionToken: ctx.sessionToken }, owner.ip), "ValidateSession")),
+      await meanMs(
+        200,
+        async () =>
+          void expectOk(await connectCall(base, "identity.v1.SessionService/ValidateSession", { sessionToken: ctx.sessionToken }, owner.ip), "ValidateSession"),
+      ),
       await meanMs(100, async () => void expectOk(await connectCall(base, "identity.v1.AccountService/GetAccount", {}, owner.ip, user), "GetAccount")),
-      await meanMs(30, async () => void expectOk(await connectCall(base, "identity.v1.AdminService/ListUsers", { pageSize: 50 }, owner.ip, admin), "ListUsers")),
+      await meanMs(
+        30,
+        async () => void expectOk(await connectCall(base, "identity.v1.AdminService/ListUsers", { pageSize: 50 }, owner.ip, admin), "ListUsers"),
+      ),
       await meanMs(30, async () => {
-        const page = expectOk(await connectCall(base, "identity.v1.AdminService/ListUsers", { pageSize: 50, pageToken: deepToken }, owner.ip, admin), "ListUsers deep");
+        const page = expectOk(
+          await connectCall(base, "identity.v1.AdminService/ListUsers", { pageSize: 50, pageToken: deepToken }, owner.ip, admin),
+          "ListUsers deep",
+        );
         if (!Array.isArray(page.users) || page.users.length !== 50) throw new Error("the deep page is not a full page");
       }),
       await meanMs(10, async () => {
         const i = pick();
-        const answer = await connectStream(base, "identity.v1.AdminService/ExportUserData", { accountId: seeder.accountId(i), reason: "bench" }, owner.ip, admin);
+        const answer = await connectStream(
+          base,
+          "identity.v1.AdminService/ExportUserData",
+          { accountId: seeder.accountId(i), reason: "bench" },
+          owner.ip,
+          admin,
+        );
         expectOk(answer, "ExportUserData");
       }),
-      await meanMs(10, async () => void expectOk(await connectCall(base, "identity.v1.AdminService/DeleteUser", { accountId: seeder.accountId(pick()), reason: "bench" }, owner.ip, admin), "DeleteUser")),
+      await meanMs(
+        10,
+        async () =>
+          void expectOk(
+            await connectCall(base, "identity.v1.AdminService/DeleteUser", { accountId: seeder.accountId(pick()), reason: "bench" }, owner.ip, admin),
+            "DeleteUser",
+          ),
+      ),
     ];
     measured.forEach((value, r) => rows[r]!.ms.set(size, value));
     say(`  at ${fmt(size)}: ${rows.map((r) => `${r.operation} ${ms(r.ms.get(size)!)}`).join("; ")}`);
@@ -557,14 +640,29 @@ interface Report {
 }
 
 function printLoad(label: string, measured: Measured) {
-  const { full: { load, cpu }, light } = measured;
-  say(`  ${label}: ${fmt(load.callsPerS)} calls/s, mean ${ms(load.meanMs)}, p50 ${ms(load.p50Ms)}, p99 ${ms(load.p99Ms)}, max ${ms(load.maxMs)} (${fmt(load.calls)} calls in ${LOAD_S} s)`);
+  const {
+    full: { load, cpu },
+    light,
+  } = measured;
+  say(
+    `  ${label}: ${fmt(load.callsPerS)} calls/s, mean ${ms(load.meanMs)}, p50 ${ms(load.p50Ms)}, p99 ${ms(load.p99Ms)}, max ${ms(load.maxMs)} (${fmt(load.calls)} calls in ${LOAD_S} s)`,
+  );
   say(`    answers: ${load.check}`);
   if (cpu) {
     const perCall = (cpu.serverCores * 1e6) / load.callsPerS;
-    say(`    CPU: server ${cpu.serverCores.toFixed(2)} cores [${cpu.perProcess.map((s) => s / LOAD_S).filter((c) => c >= 0.005).map((c) => c.toFixed(2)).join(" + ")}] = ${fmt(perCall)} µs per call; client ${cpu.clientCores.toFixed(2)}; other ${cpu.otherCores.toFixed(2)}; machine ${pct(cpu.machineBusy)} busy`);
+    say(
+      `    CPU: server ${cpu.serverCores.toFixed(2)} cores [${cpu.perProcess
+        .map((s) => s / LOAD_S)
+        .filter((c) => c >= 0.005)
+        .map((c) => c.toFixed(2))
+        .join(
+          " + ",
+        )}] = ${fmt(perCall)} µs per call; client ${cpu.clientCores.toFixed(2)}; other ${cpu.otherCores.toFixed(2)}; machine ${pct(cpu.machineBusy)} busy`,
+    );
   }
-  say(`    below saturation (${CONNECTIONS}×${LIGHT_STREAMS}, ${LIGHT_S} s): ${fmt(light.callsPerS)} calls/s, p50 ${ms(light.p50Ms)}, p99 ${ms(light.p99Ms)}, max ${ms(light.maxMs)}${light.succeeded < light.calls ? ` — ${light.check}` : ""}`);
+  say(
+    `    below saturation (${CONNECTIONS}×${LIGHT_STREAMS}, ${LIGHT_S} s): ${fmt(light.callsPerS)} calls/s, p50 ${ms(light.p50Ms)}, p99 ${ms(light.p99Ms)}, max ${ms(light.maxMs)}${light.succeeded < light.calls ? ` — ${light.check}` : ""}`,
+  );
 }
 
 async function main(): Promise<number> {
@@ -600,7 +698,11 @@ async function main(): Promise<number> {
   let failed = false;
 
   say(`identity service benchmark — ${CORES} cores, Node ${process.versions.node}, run ${RUN_ID}`);
-  say(client ? `load client: h2load (${CONNECTIONS} connections × ${STREAMS} streams, ${WARM_UP_S} s warm-up + ${LOAD_S} s)` : `load client: h2load NOT FOUND (or BENCH_CLIENT=node) — using the node:http2 fallback in this process (${CONNECTIONS} connections × ${STREAMS} streams); its own CPU competes with the servers, so figures are lower than with h2load and not comparable with DESIGN.md's`);
+  say(
+    client
+      ? `load client: h2load (${CONNECTIONS} connections × ${STREAMS} streams, ${WARM_UP_S} s warm-up + ${LOAD_S} s)`
+      : `load client: h2load NOT FOUND (or BENCH_CLIENT=node) — using the node:http2 fallback in this process (${CONNECTIONS} connections × ${STREAMS} streams); its own CPU competes with the servers, so figures are lower than with h2load and not comparable with DESIGN.md's`,
+  );
   try {
     // Other work on the machine skews every figure: wait a little for it to calm
     // down, then time argon2 first, before anything of ours runs.
@@ -610,11 +712,20 @@ async function main(): Promise<number> {
     if (idle > 0.1) report.checks.push(`the machine was ${pct(idle)} busy before the bench started (other work shares the cores)`);
     report.argon2 = await measureArgon2();
     const argon2Limit = CORES / (report.argon2.oneMs / 1000);
-    say(`argon2id (m=${ARGON2_PARAMS.memoryCost} KiB, t=${ARGON2_PARAMS.timeCost}, p=${ARGON2_PARAMS.parallelism}): ${ms(report.argon2.oneMs)} per hash alone (mean of 20, ${report.argon2.minMs.toFixed(1)}–${report.argon2.maxMs.toFixed(1)}) → limit ${fmt(argon2Limit, 1)} sign-ins/s on ${CORES} cores`);
-    say(`  ${CORES} hashes at once (this process): ${fmt(report.argon2.parallelPerS, 1)} hashes/s = ${pct(report.argon2.parallelPerS / argon2Limit)} of that limit — what the cores really give when all of them hash`);
+    say(
+      `argon2id (m=${ARGON2_PARAMS.memoryCost} KiB, t=${ARGON2_PARAMS.timeCost}, p=${ARGON2_PARAMS.parallelism}): ${ms(report.argon2.oneMs)} per hash alone (mean of 20, ${report.argon2.minMs.toFixed(1)}–${report.argon2.maxMs.toFixed(1)}) → limit ${fmt(argon2Limit, 1)} sign-ins/s on ${CORES} cores`,
+    );
+    say(
+      `  ${CORES} hashes at once (this process): ${fmt(report.argon2.parallelPerS, 1)} hashes/s = ${pct(report.argon2.parallelPerS / argon2Limit)} of that limit — what the cores really give when all of them hash`,
+    );
 
     // Backends.
-    const admin = await createConnection({ host: mysqlUrl.hostname, port: Number(mysqlUrl.port || 3306), user: decodeURIComponent(mysqlUrl.username || "root"), password: decodeURIComponent(mysqlUrl.password) });
+    const admin = await createConnection({
+      host: mysqlUrl.hostname,
+      port: Number(mysqlUrl.port || 3306),
+      user: decodeURIComponent(mysqlUrl.username || "root"),
+      password: decodeURIComponent(mysqlUrl.password),
+    });
     await admin.query(`CREATE DATABASE \`${database}\``);
     cleanups.push(async () => {
       await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
@@ -644,29 +755,35 @@ async function main(): Promise<number> {
     const blindIndexKey = randomBytes(32);
     const serviceMysql = new URL(mysqlUrl);
     serviceMysql.pathname = `/${database}`;
-    const service = startProcess("src/main.ts", cleanEnv({
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      MYSQL_URL: serviceMysql.toString(),
-      REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: redisPrefix,
-      KEY_ENCRYPTION_KEYS: `${kek.id}:${kek.key.toString("base64")}`,
-      BLIND_INDEX_KEY: blindIndexKey.toString("base64"),
-      LOG_LEVEL: "warn",
-      DATA_DIR: dataDir,
-      SMTP_URL: `smtp://127.0.0.1:${inbox.port}`,
-      MAIL_FROM: "Identity bench <bench@example.test>",
-      PUBLIC_URL: "https://bench.example.test",
-      // Load comes from one address; as behind a proxy, each simulated user gets its own.
-      TRUSTED_PROXIES: "1",
-      ...(process.env.BENCH_WORKERS ? { WORKERS: process.env.BENCH_WORKERS } : {}),
-    }));
+    const service = startProcess(
+      "src/main.ts",
+      cleanEnv({
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        MYSQL_URL: serviceMysql.toString(),
+        REDIS_URL: redisUrl,
+        REDIS_KEY_PREFIX: redisPrefix,
+        KEY_ENCRYPTION_KEYS: `${kek.id}:${kek.key.toString("base64")}`,
+        BLIND_INDEX_KEY: blindIndexKey.toString("base64"),
+        LOG_LEVEL: "warn",
+        DATA_DIR: dataDir,
+        SMTP_URL: `smtp://127.0.0.1:${inbox.port}`,
+        MAIL_FROM: "Identity bench <bench@example.test>",
+        PUBLIC_URL: "https://bench.example.test",
+        // Load comes from one address; as behind a proxy, each simulated user gets its own.
+        TRUSTED_PROXIES: "1",
+        ...(process.env.BENCH_WORKERS ? { WORKERS: process.env.BENCH_WORKERS } : {}),
+      }),
+    );
     cleanups.push(() => service.stop());
     const listening = await waitForLine(service, /identity service listening on \S+(?: \((\d+) workers\))?/, 60_000);
     report.serviceWorkers = Number(listening[1] ?? 1);
     const base = `http://127.0.0.1:${port}`;
     for (const deadline = Date.now() + 30_000; ; ) {
-      const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status === 200, () => false);
+      const ready = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ready) break;
       if (Date.now() > deadline || service.child.exitCode !== null) throw new Error(`service not ready:\n${service.tail.slice(-20).join("\n")}`);
       await sleep(100);
@@ -682,7 +799,10 @@ async function main(): Promise<number> {
     const accounts = await createAccounts(base, inbox, 1 + signInAccounts, password);
     say(`setup: ${accounts.length} accounts signed up and verified through SMTP in ${((performance.now() - setupStart) / 1000).toFixed(1)} s`);
     const [owner, ...signInPool] = accounts as [Account, ...Account[]];
-    const signedIn = expectOk(await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: owner.email, password } }, owner.ip), "SignIn");
+    const signedIn = expectOk(
+      await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: owner.email, password } }, owner.ip),
+      "SignIn",
+    );
     const sessionToken = String(signedIn.sessionToken);
     const body = grpcFrame(toBinary(ValidateSessionRequestSchema, create(ValidateSessionRequestSchema, { sessionToken })));
     let keys = 0;
@@ -691,7 +811,8 @@ async function main(): Promise<number> {
       cursor = next;
       keys += found.length;
     }
-    if (keys === 0) report.checks.push(`the service wrote no Redis key under REDIS_KEY_PREFIX=${redisPrefix}: it ignores the prefix, so its keys are NOT cleaned up`);
+    if (keys === 0)
+      report.checks.push(`the service wrote no Redis key under REDIS_KEY_PREFIX=${redisPrefix}: it ignores the prefix, so its keys are NOT cleaned up`);
 
     // BENCH_SKIP_VALIDATE=1: SignIn (and --accounts) only, e.g. to profile the sign-in path alone.
     if (!SKIP_VALIDATE) {
@@ -701,9 +822,15 @@ async function main(): Promise<number> {
       // The bare server as DESIGN.md measured it (one process), and in the service's
       // shape (one node:cluster worker per core) so the ratio compares like with like.
       // Then node:http2 alone in one process: the floor of Node the service is measured against.
-      const baselineShapes: Array<{ kind: BaselineKind; processes: number }> = [...[...new Set([1, report.serviceWorkers])].map((processes) => ({ kind: "grpc-js" as const, processes })), { kind: "http2", processes: 1 }];
+      const baselineShapes: Array<{ kind: BaselineKind; processes: number }> = [
+        ...[...new Set([1, report.serviceWorkers])].map((processes) => ({ kind: "grpc-js" as const, processes })),
+        { kind: "http2", processes: 1 },
+      ];
       for (const { kind, processes } of baselineShapes) {
-        const baseline = startProcess("bench/baseline-server.ts", cleanEnv({ BASELINE_KIND: kind, BASELINE_WORKERS: String(processes), BASELINE_PORT: String(processes > 1 ? await freePort() : 0) }));
+        const baseline = startProcess(
+          "bench/baseline-server.ts",
+          cleanEnv({ BASELINE_KIND: kind, BASELINE_WORKERS: String(processes), BASELINE_PORT: String(processes > 1 ? await freePort() : 0) }),
+        );
         cleanups.push(() => baseline.stop());
         const baselinePort = Number((await waitForLine(baseline, /^port (\d+)/, 30_000))[1]);
         const baselineUrl = `http://127.0.0.1:${baselinePort}${VALIDATE_PATH}`;
@@ -729,19 +856,42 @@ async function main(): Promise<number> {
 
     // 3. SignIn under load.
     say();
-    say(`SignIn under load (Connect JSON over HTTP/1.1, ${SIGN_IN_CLIENTS} clients, ${SIGN_IN_WARM_UP_S} s warm-up + ${LOAD_S} s; ${signInPool.length} accounts × ≤${perAccount} sign-ins each, one client address per account)`);
+    say(
+      `SignIn under load (Connect JSON over HTTP/1.1, ${SIGN_IN_CLIENTS} clients, ${SIGN_IN_WARM_UP_S} s warm-up + ${LOAD_S} s; ${signInPool.length} accounts × ≤${perAccount} sign-ins each, one client address per account)`,
+    );
     const signInCpu = cpuWindow(service.child.pid!, SIGN_IN_WARM_UP_S * 1000);
     report.signIn = await signInLoad(base, signInPool, password, perAccount);
     const cpu = signInCpu.end();
     const s = report.signIn;
-    say(`  ${fmt(s.perS, 1)} sign-ins/s (${s.ok} OK in ${s.windowS.toFixed(1)} s), mean ${ms(s.meanMs)}, p99 ${ms(s.p99Ms)}${s.ranOut ? " — stopped early: the accounts' sign-in budget ran out" : ""}`);
+    say(
+      `  ${fmt(s.perS, 1)} sign-ins/s (${s.ok} OK in ${s.windowS.toFixed(1)} s), mean ${ms(s.meanMs)}, p99 ${ms(s.p99Ms)}${s.ranOut ? " — stopped early: the accounts' sign-in budget ran out" : ""}`,
+    );
     if (s.errors.size > 0) say(`  errors: ${[...s.errors].map(([k, v]) => `${v}× ${k}`).join(", ")}`);
-    if (cpu) say(`    CPU: server ${cpu.serverCores.toFixed(2)} cores [${cpu.perProcess.map((c) => c / s.windowS).filter((c) => c >= 0.005).map((c) => c.toFixed(2)).join(" + ")}] = ${ms((cpu.serverCores * 1000) / s.perS)} per sign-in (one hash alone: ${ms(report.argon2.oneMs)}); client ${cpu.clientCores.toFixed(2)}; other (MariaDB, Redis, …) ${cpu.otherCores.toFixed(2)}; machine ${pct(cpu.machineBusy)} busy`);
+    if (cpu)
+      say(
+        `    CPU: server ${cpu.serverCores.toFixed(2)} cores [${cpu.perProcess
+          .map((c) => c / s.windowS)
+          .filter((c) => c >= 0.005)
+          .map((c) => c.toFixed(2))
+          .join(
+            " + ",
+          )}] = ${ms((cpu.serverCores * 1000) / s.perS)} per sign-in (one hash alone: ${ms(report.argon2.oneMs)}); client ${cpu.clientCores.toFixed(2)}; other (MariaDB, Redis, …) ${cpu.otherCores.toFixed(2)}; machine ${pct(cpu.machineBusy)} busy`,
+      );
     if (cpu) noteForeign("SignIn", cpu.otherCores - 0.15);
 
     // 4. Cost as the accounts grow.
     if (ACCOUNTS > 0) {
-      const connections = await Promise.all([0, 1, 2].map(() => createConnection({ host: mysqlUrl.hostname, port: Number(mysqlUrl.port || 3306), user: decodeURIComponent(mysqlUrl.username || "root"), password: decodeURIComponent(mysqlUrl.password), database })));
+      const connections = await Promise.all(
+        [0, 1, 2].map(() =>
+          createConnection({
+            host: mysqlUrl.hostname,
+            port: Number(mysqlUrl.port || 3306),
+            user: decodeURIComponent(mysqlUrl.username || "root"),
+            password: decodeURIComponent(mysqlUrl.password),
+            database,
+          }),
+        ),
+      );
       cleanups.push(async () => void (await Promise.all(connections.map((c) => c.end()))));
       report.scale = await scalePhase({ base, connections, owner, password, sessionToken, kek, blindIndexKey });
     }
@@ -760,43 +910,88 @@ async function main(): Promise<number> {
     const perCall = (m: Measured) => (m.full.cpu ? (m.full.cpu.serverCores * 1e6) / m.full.load.callsPerS : NaN);
     const validateRows = (measured: Measured): string[][] => [
       ["ValidateSession over gRPC", "calls/s", `p99 ${CONNECTIONS}×${STREAMS}`, `p99 ${CONNECTIONS}×${LIGHT_STREAMS}`, "CPU/call", ""],
-      ...[...report.baselines.map((b) => ({ label: `${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`, m: b as Measured })), { label: `service, ${shape(report.serviceWorkers ?? 1)}`, m: measured }].map(({ label, m }) => [
-        `  ${label}`,
-        fmt(m.full.load.callsPerS),
-        ms(m.full.load.p99Ms),
-        ms(m.light.p99Ms),
-        `${fmt(perCall(m))} µs`,
-        "",
-      ]),
+      ...[
+        ...report.baselines.map((b) => ({ label: `${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`, m: b as Measured })),
+        { label: `service, ${shape(report.serviceWorkers ?? 1)}`, m: measured },
+      ].map(({ label, m }) => [`  ${label}`, fmt(m.full.load.callsPerS), ms(m.full.load.p99Ms), ms(m.light.p99Ms), `${fmt(perCall(m))} µs`, ""]),
       ["goal", "figure", "reference", "ratio", "goal", ""],
       ...report.baselines.map((b) => {
         const ratio = measured.full.load.callsPerS / b.full.load.callsPerS;
         const goal = b.kind === "http2" ? 0.9 : 0.8;
-        return [`  throughput ÷ ${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`, `${fmt(measured.full.load.callsPerS)}/s`, `${fmt(b.full.load.callsPerS)}/s`, pct(ratio), `≥ ${goal * 100} %`, verdict(ratio >= goal)];
+        return [
+          `  throughput ÷ ${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`,
+          `${fmt(measured.full.load.callsPerS)}/s`,
+          `${fmt(b.full.load.callsPerS)}/s`,
+          pct(ratio),
+          `≥ ${goal * 100} %`,
+          verdict(ratio >= goal),
+        ];
       }),
-      ...report.baselines.map((b) => [`  calls per server CPU-second ÷ ${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`, fmt(1e6 / perCall(measured)), fmt(1e6 / perCall(b)), pct(perCall(b) / perCall(measured)), "", ""]),
+      ...report.baselines.map((b) => [
+        `  calls per server CPU-second ÷ ${BASELINE_LABEL[b.kind]}, ${shape(b.processes)}`,
+        fmt(1e6 / perCall(measured)),
+        fmt(1e6 / perCall(b)),
+        pct(perCall(b) / perCall(measured)),
+        "",
+        "",
+      ]),
       [`  p99 at ${CONNECTIONS}×${STREAMS} (saturated)`, ms(measured.full.load.p99Ms), "", "", "< 5 ms", verdict(measured.full.load.p99Ms < 5)],
       [`  p99 at ${CONNECTIONS}×${LIGHT_STREAMS} (below saturation)`, ms(measured.light.p99Ms), "", "", "< 5 ms", verdict(measured.light.p99Ms < 5)],
     ];
     const rows: string[][] = [
       ...(measured ? validateRows(measured) : [["goal", "figure", "reference", "ratio", "goal", ""]]),
-      ["  SignIn ÷ argon2 limit (cores ÷ one hash)", `${fmt(s.perS, 1)}/s`, `${fmt(argon2Limit, 1)}/s`, pct(signInRatio), "≥ 90 %", verdict(signInRatio >= 0.9)],
-      [`  SignIn ÷ ${CORES} hashes at once (measured)`, `${fmt(s.perS, 1)}/s`, `${fmt(report.argon2.parallelPerS, 1)}/s`, pct(s.perS / report.argon2.parallelPerS), "", ""],
+      [
+        "  SignIn ÷ argon2 limit (cores ÷ one hash)",
+        `${fmt(s.perS, 1)}/s`,
+        `${fmt(argon2Limit, 1)}/s`,
+        pct(signInRatio),
+        "≥ 90 %",
+        verdict(signInRatio >= 0.9),
+      ],
+      [
+        `  SignIn ÷ ${CORES} hashes at once (measured)`,
+        `${fmt(s.perS, 1)}/s`,
+        `${fmt(report.argon2.parallelPerS, 1)}/s`,
+        pct(s.perS / report.argon2.parallelPerS),
+        "",
+        "",
+      ],
     ];
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     say();
     say(`summary (${client ?? "node:http2 fallback client"}, ${CONNECTIONS}×${STREAMS} streams; ${CORES} cores shared by servers, client, MariaDB and Redis)`);
-    for (const row of rows) say(`  ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ").trimEnd()}`);
+    for (const row of rows)
+      say(
+        `  ${row
+          .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
+          .join("  ")
+          .trimEnd()}`,
+      );
     if (report.scale) {
       const sizes = [...new Set(report.scale.flatMap((r) => [...r.ms.keys()]))];
       const big = sizes[sizes.length - 1]!;
-      const scaleRows = [["cost as accounts grow (mean per call, one client)", ...sizes.map((n) => `${fmt(n)} accounts`), "ratio", "goal", ""], ...report.scale.map((r) => {
-        const ratio = (r.ms.get(big) ?? NaN) / (r.ms.get(sizes[0]!) ?? NaN);
-        return [`  ${r.operation}`, ...sizes.map((n) => ms(r.ms.get(n) ?? NaN)), sizes.length > 1 ? `${ratio.toFixed(2)}×` : "", "≤ 1.10×", sizes.length > 1 ? verdict(ratio <= 1.1) : ""];
-      })];
+      const scaleRows = [
+        ["cost as accounts grow (mean per call, one client)", ...sizes.map((n) => `${fmt(n)} accounts`), "ratio", "goal", ""],
+        ...report.scale.map((r) => {
+          const ratio = (r.ms.get(big) ?? NaN) / (r.ms.get(sizes[0]!) ?? NaN);
+          return [
+            `  ${r.operation}`,
+            ...sizes.map((n) => ms(r.ms.get(n) ?? NaN)),
+            sizes.length > 1 ? `${ratio.toFixed(2)}×` : "",
+            "≤ 1.10×",
+            sizes.length > 1 ? verdict(ratio <= 1.1) : "",
+          ];
+        }),
+      ];
       const scaleWidths = scaleRows[0]!.map((_, c) => Math.max(...scaleRows.map((r) => r[c]!.length)));
       say();
-      for (const row of scaleRows) say(`  ${row.map((cell, c) => (c === 0 ? cell.padEnd(scaleWidths[c]!) : cell.padStart(scaleWidths[c]!))).join("  ").trimEnd()}`);
+      for (const row of scaleRows)
+        say(
+          `  ${row
+            .map((cell, c) => (c === 0 ? cell.padEnd(scaleWidths[c]!) : cell.padStart(scaleWidths[c]!)))
+            .join("  ")
+            .trimEnd()}`,
+        );
     }
     for (const check of report.checks) say(`  ! ${check}`);
     for (const line of foreignLoad) say(`  ! skewed — ${line}`);

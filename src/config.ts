@@ -158,20 +158,57 @@ function keyEncryptionKeys(env: Env): Config["keyEncryptionKeys"] {
 
 /** Every variable loadConfig reads; anything else with one of their prefixes is most likely a typo. */
 const KNOWN_VARIABLES = [
-  "PORT", "HOST", "TLS_CERT_FILE", "TLS_KEY_FILE", "MYSQL_URL", "KEYSTORE_MYSQL_URL", "MYSQL_TLS_CA_FILE",
-  "MYSQL_CONNECT_TIMEOUT_MS", "MYSQL_QUERY_TIMEOUT_MS", "REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
-  "REDIS_CONNECT_TIMEOUT_MS", "REDIS_COMMAND_TIMEOUT_MS", "DATA_DIR", "SMTP_URL", "MAIL_FROM", "PUBLIC_URL",
-  "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "CORS_ORIGINS", "LOG_LEVEL", "LOG_FORMAT", "WORKERS",
-  "TRUSTED_PROXIES", "VERIFICATION_LINK_TTL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "DEVELOPMENT_MODE",
-  "OUTBOX_RETRY_BASE_SECONDS", "OUTBOX_RETRY_MAX_DELAY_SECONDS", "OUTBOX_MAX_AGE_SECONDS",
-  "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME",
+  "PORT",
+  "HOST",
+  "TLS_CERT_FILE",
+  "TLS_KEY_FILE",
+  "MYSQL_URL",
+  "KEYSTORE_MYSQL_URL",
+  "MYSQL_TLS_CA_FILE",
+  "MYSQL_CONNECT_TIMEOUT_MS",
+  "MYSQL_QUERY_TIMEOUT_MS",
+  "REDIS_URL",
+  "REDIS_CLUSTER_NODES",
+  "REDIS_TLS_CA_FILE",
+  "REDIS_KEY_PREFIX",
+  "REDIS_CONNECT_TIMEOUT_MS",
+  "REDIS_COMMAND_TIMEOUT_MS",
+  "DATA_DIR",
+  "SMTP_URL",
+  "MAIL_FROM",
+  "PUBLIC_URL",
+  "KEY_ENCRYPTION_KEYS",
+  "BLIND_INDEX_KEY",
+  "PASSWORD_PEPPER",
+  "CORS_ORIGINS",
+  "LOG_LEVEL",
+  "LOG_FORMAT",
+  "WORKERS",
+  "TRUSTED_PROXIES",
+  "VERIFICATION_LINK_TTL_SECONDS",
+  "SHUTDOWN_GRACE_SECONDS",
+  "DEVELOPMENT_MODE",
+  "OUTBOX_RETRY_BASE_SECONDS",
+  "OUTBOX_RETRY_MAX_DELAY_SECONDS",
+  "OUTBOX_MAX_AGE_SECONDS",
+  "OTEL_SDK_DISABLED",
+  "OTEL_TRACES_EXPORTER",
+  "OTEL_EXPORTER_OTLP_ENDPOINT",
+  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+  "OTEL_SERVICE_NAME",
 ];
 // OTEL_ is left out: the OpenTelemetry exporter reads more of its standard variables (headers, timeouts) itself.
 const KNOWN_PREFIXES = [...new Set(KNOWN_VARIABLES.filter((v) => v.includes("_")).map((v) => v.slice(0, v.indexOf("_") + 1)))].filter((p) => p !== "OTEL_");
 
 /** Variables that only make sense in production: set without MYSQL_URL and REDIS_URL, they suggest a mistake. */
 const PRODUCTION_VARIABLES = [
-  "KEY_ENCRYPTION_KEYS", "BLIND_INDEX_KEY", "PASSWORD_PEPPER", "SMTP_URL", "MYSQL_TLS_CA_FILE", "REDIS_TLS_CA_FILE", "REDIS_KEY_PREFIX",
+  "KEY_ENCRYPTION_KEYS",
+  "BLIND_INDEX_KEY",
+  "PASSWORD_PEPPER",
+  "SMTP_URL",
+  "MYSQL_TLS_CA_FILE",
+  "REDIS_TLS_CA_FILE",
+  "REDIS_KEY_PREFIX",
 ];
 
 function unknownVariables(env: Env): string[] {
@@ -214,7 +251,10 @@ export function loadConfig(env: Env = process.env): Config {
   const redisUrl = url(env, "REDIS_URL", ["redis:", "rediss:"]);
   const redisClusterNodes = clusterNodes(env);
   if (redisUrl !== undefined && redisClusterNodes !== undefined) {
-    throw new ConfigError("REDIS_CLUSTER_NODES", "and REDIS_URL are both set: set REDIS_URL for one Redis server, or REDIS_CLUSTER_NODES for a Redis Cluster, not both");
+    throw new ConfigError(
+      "REDIS_CLUSTER_NODES",
+      "and REDIS_URL are both set: set REDIS_URL for one Redis server, or REDIS_CLUSTER_NODES for a Redis Cluster, not both",
+    );
   }
   const redisPrefix = env.REDIS_KEY_PREFIX ?? "identity:";
   // A brace in the prefix would become every key's hash tag: the whole service on one slot.
@@ -266,7 +306,10 @@ export function loadConfig(env: Env = process.env): Config {
     keyEncryptionKeys: kek,
     blindIndexKey,
     passwordPepper: env.PASSWORD_PEPPER ? Buffer.from(env.PASSWORD_PEPPER, "utf8") : undefined,
-    corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
+    corsOrigins: (env.CORS_ORIGINS ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean),
     logLevel,
     logFormat,
     workers: embedded ? 1 : integer(env, "WORKERS", availableParallelism(), 1, 256),
@@ -287,15 +330,21 @@ export function loadConfig(env: Env = process.env): Config {
   // Production logs are read by machines: one JSON object per line.
   if (logFormat === "pretty" && !config.development) throw new ConfigError("LOG_FORMAT", "pretty is for development mode only: production logs are JSON");
   if (mysqlUrl !== undefined && !redisSet) throw new ConfigError("REDIS_URL", "(or REDIS_CLUSTER_NODES) is required when MYSQL_URL is set");
-  if (redisSet && mysqlUrl === undefined) throw new ConfigError("MYSQL_URL", `is required when ${redisUrl !== undefined ? "REDIS_URL" : "REDIS_CLUSTER_NODES"} is set`);
-  if (keystoreMysqlUrl !== undefined && mysqlUrl === undefined) throw new ConfigError("KEYSTORE_MYSQL_URL", "needs MYSQL_URL (the embedded key store is keys.sqlite in DATA_DIR)");
-  if (keystoreMysqlUrl !== undefined && keystoreMysqlUrl === mysqlUrl) throw new ConfigError("KEYSTORE_MYSQL_URL", "must name another database than MYSQL_URL (leave it unset to keep the keys in the main database)");
+  if (redisSet && mysqlUrl === undefined)
+    throw new ConfigError("MYSQL_URL", `is required when ${redisUrl !== undefined ? "REDIS_URL" : "REDIS_CLUSTER_NODES"} is set`);
+  if (keystoreMysqlUrl !== undefined && mysqlUrl === undefined)
+    throw new ConfigError("KEYSTORE_MYSQL_URL", "needs MYSQL_URL (the embedded key store is keys.sqlite in DATA_DIR)");
+  if (keystoreMysqlUrl !== undefined && keystoreMysqlUrl === mysqlUrl)
+    throw new ConfigError("KEYSTORE_MYSQL_URL", "must name another database than MYSQL_URL (leave it unset to keep the keys in the main database)");
   if (embedded && !developmentSwitch && mysqlUrl === undefined && !redisSet) {
     // A misspelled MYSQL_URL must not quietly mean an embedded database: with any
     // sign of a production setup, development mode has to be asked for by name.
     const production = [...PRODUCTION_VARIABLES.filter((name) => env[name]), ...unknown.filter((name) => /^(MYSQL|REDIS)_/.test(name))];
     if (production.length > 0) {
-      throw new ConfigError("MYSQL_URL", `and REDIS_URL are not set, but ${production.join(", ")} ${production.length > 1 ? "are" : "is"}: set them, or DEVELOPMENT_MODE=true for the embedded development mode`);
+      throw new ConfigError(
+        "MYSQL_URL",
+        `and REDIS_URL are not set, but ${production.join(", ")} ${production.length > 1 ? "are" : "is"}: set them, or DEVELOPMENT_MODE=true for the embedded development mode`,
+      );
     }
   }
   return Object.freeze(config);
@@ -308,7 +357,10 @@ export function loadConfig(env: Env = process.env): Config {
  */
 export function assertServable(config: Config): void {
   if (!config.development && config.smtpUrl === undefined) {
-    throw new ConfigError("SMTP_URL", "is required when MYSQL_URL and REDIS_URL are set (DEVELOPMENT_MODE=true writes messages to the log instead, links and codes included)");
+    throw new ConfigError(
+      "SMTP_URL",
+      "is required when MYSQL_URL and REDIS_URL are set (DEVELOPMENT_MODE=true writes messages to the log instead, links and codes included)",
+    );
   }
 }
 

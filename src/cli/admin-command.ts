@@ -51,11 +51,17 @@ const systemEvent = { actor: "system", reason: "", ip: "", userAgent: "identity 
 async function createSuperAdmin(runtime: Runtime, args: readonly string[], io: AdminIo): Promise<number> {
   const values = parse(args, { email: { type: "string" }, "password-stdin": { type: "boolean" }, promote: { type: "boolean" } });
   if (typeof values.email !== "string") throw new UsageError("--email is required");
-  if (values["password-stdin"] !== true) throw new UsageError("--password-stdin is required (a password on the command line would be seen by other users of this machine)");
+  if (values["password-stdin"] !== true)
+    throw new UsageError("--password-stdin is required (a password on the command line would be seen by other users of this machine)");
   const password = (await io.readStdin()).replace(/\r?\n$/, "");
   const { accountId, outcome } = await runtime.bootstrap.createSuperAdmin({ email: values.email, password, promote: values.promote === true });
   if (outcome !== "exists") {
-    await runtime.app.audit.record({ ...systemEvent, tenantId: "default", action: outcome === "created" ? "admin.super_admin_created" : "admin.super_admin_promoted", target: `account:${accountId}` });
+    await runtime.app.audit.record({
+      ...systemEvent,
+      tenantId: "default",
+      action: outcome === "created" ? "admin.super_admin_created" : "admin.super_admin_promoted",
+      target: `account:${accountId}`,
+    });
   }
   io.out(`${accountId}\n`);
   io.err(
@@ -74,7 +80,10 @@ async function createApiKey(runtime: Runtime, args: readonly string[], io: Admin
   if (typeof values.name !== "string") throw new UsageError("--name is required");
   if (typeof values.permissions !== "string") throw new UsageError("--permissions is required");
   const tenant = await runtime.app.tenants.get(values.tenant);
-  const permissions = values.permissions.split(",").map((p) => p.trim()).filter(Boolean);
+  const permissions = values.permissions
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
   const { key, secret } = await runtime.app.apiKeys.create({ tenantId: tenant.id, name: values.name, permissions, createdBy: "system" });
   await runtime.app.audit.record({ ...systemEvent, tenantId: tenant.id, action: "api_key.create", target: `api_key:${key.id}` });
   io.out(`${secret}\n`);

@@ -18,7 +18,9 @@ try {
   const { stores, migrated } = await openDurableStores(config);
   try {
     if (migrated.applied.length > 0) process.stdout.write(`applied migrations: ${migrated.applied.join(", ")}\n`);
-    const result = await replayErasures(stores, (p) => process.stdout.write(`checked ${p.checked} ledger entries; deleted the rows of ${p.erased} erased accounts\n`));
+    const result = await replayErasures(stores, (p) =>
+      process.stdout.write(`checked ${p.checked} ledger entries; deleted the rows of ${p.erased} erased accounts\n`),
+    );
     process.stdout.write(
       result.erased > 0
         ? `done: ${result.erased} of ${result.checked} erased accounts had rows in the main database again; they are deleted\n`

@@ -57,7 +57,18 @@ const time = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOStrin
 const COLUMNS = ["id", "tenant", "kind", "attempts", "class", "last_error", "created", "failed", "queued", "requeueable"];
 
 function row(m: FailedMessage): string {
-  return [m.id, m.tenantId, m.kind, String(m.attempts), m.lastErrorClass, m.lastError || "-", time(m.createdAt), time(m.failedAt), time(m.queuedAt), m.requeueable ? "yes" : "no"].join("\t");
+  return [
+    m.id,
+    m.tenantId,
+    m.kind,
+    String(m.attempts),
+    m.lastErrorClass,
+    m.lastError || "-",
+    time(m.createdAt),
+    time(m.failedAt),
+    time(m.queuedAt),
+    m.requeueable ? "yes" : "no",
+  ].join("\t");
 }
 
 async function listFailed(runtime: Runtime, args: readonly string[], io: OutboxIo): Promise<number> {
@@ -86,7 +97,13 @@ async function requeue(runtime: Runtime, args: readonly string[], io: OutboxIo):
   if (values.all === true) {
     if (positionals.length > 0) throw new UsageError("give a message id or --all, not both");
     const count = await runtime.app.failedMessages.requeueAll(tenantId !== undefined ? { tenantId } : {});
-    await runtime.app.audit.record({ ...systemEvent, tenantId: tenantId ?? "default", action: "outbox.requeue", target: tenantId ? `tenant:${tenantId}` : "", reason: `requeued ${count} failed messages of ${tenantId ? "the tenant" : "every tenant"}` });
+    await runtime.app.audit.record({
+      ...systemEvent,
+      tenantId: tenantId ?? "default",
+      action: "outbox.requeue",
+      target: tenantId ? `tenant:${tenantId}` : "",
+      reason: `requeued ${count} failed messages of ${tenantId ? "the tenant" : "every tenant"}`,
+    });
     io.out(`${count}\n`);
     io.err(`${count} failed message${count === 1 ? "" : "s"} requeued\n`);
     return 0;

@@ -36,7 +36,9 @@ try {
     const deps = { keys: stores.keys, keyring };
     write(`rewrapping every data key under KEK "${keyring.activeKekId}"${afterAccountId ? ` after account ${afterAccountId}` : ""}`);
     const report = (p: { scanned: number; rewrapped: number; skipped: number; failed: string[]; lastAccountId: string }) =>
-      write(`scanned ${p.scanned}, rewrapped ${p.rewrapped}, changed meanwhile ${p.skipped}, unreadable ${p.failed.length} (last account ${p.lastAccountId || "-"})`);
+      write(
+        `scanned ${p.scanned}, rewrapped ${p.rewrapped}, changed meanwhile ${p.skipped}, unreadable ${p.failed.length} (last account ${p.lastAccountId || "-"})`,
+      );
     const failed = new Set<string>();
     let pass = await rotateDataKeys(deps, { batchSize, afterAccountId, onBatch: report });
     pass.failed.forEach((id) => failed.add(id));
@@ -49,7 +51,9 @@ try {
     }
     if (failed.size > 0) {
       code = 1;
-      write(`${failed.size} keys are wrapped by a KEK missing from KEY_ENCRYPTION_KEYS and were left as they are, e.g. account ${[...failed][0]}: add that KEK and run again`);
+      write(
+        `${failed.size} keys are wrapped by a KEK missing from KEY_ENCRYPTION_KEYS and were left as they are, e.g. account ${[...failed][0]}: add that KEK and run again`,
+      );
     }
     if (stale > failed.size) {
       code = 1;

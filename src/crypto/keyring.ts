@@ -77,7 +77,6 @@ export function createKeyring(keks: ReadonlyArray<{ id: string; key: Buffer }>, 
   };
 }
 
-
 /** How secrets (session tokens, link tokens, API keys) are stored: SHA-256, hex. */
 export function hashSecret(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");

@@ -35,7 +35,8 @@ export function createLimiter(limit: number) {
   const waiting: Array<() => void> = [];
   const release = () => {
     const next = waiting.shift();
-    if (next) next(); // the slot passes straight to the next task
+    if (next)
+      next(); // the slot passes straight to the next task
     else running--;
   };
   return {
@@ -51,7 +52,10 @@ export function createLimiter(limit: number) {
   };
 }
 
-export function createPasswordHasher(pepper?: Buffer, { maxConcurrent = availableParallelism(), argon2: impl = argon2 }: PasswordHasherOptions = {}): PasswordHasher {
+export function createPasswordHasher(
+  pepper?: Buffer,
+  { maxConcurrent = availableParallelism(), argon2: impl = argon2 }: PasswordHasherOptions = {},
+): PasswordHasher {
   const options = pepper ? { ...ARGON2_PARAMS, secret: pepper } : { ...ARGON2_PARAMS };
   const limiter = createLimiter(maxConcurrent);
   const verifyRaw = (hash: string, password: string) => limiter.run(() => impl.verify(hash, password, pepper ? { secret: pepper } : {}));

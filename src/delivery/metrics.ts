@@ -16,7 +16,10 @@ export interface DeliveryMetrics {
  * transient; identity_delivery_given_up_total{kind,class}: messages failed for
  * good; identity_delivery_sent_total{kind}.
  */
-export function createDeliveryMetrics(depth: () => Promise<{ pending: number; failed: number }>, onError: (error: unknown) => void = () => {}): DeliveryMetrics {
+export function createDeliveryMetrics(
+  depth: () => Promise<{ pending: number; failed: number }>,
+  onError: (error: unknown) => void = () => {},
+): DeliveryMetrics {
   const queue = new Gauge({
     name: "identity_outbox_messages",
     help: "Messages in the outbox waiting to be sent (pending) or given up on (failed)",
@@ -32,8 +35,18 @@ export function createDeliveryMetrics(depth: () => Promise<{ pending: number; fa
       }
     },
   });
-  const failures = new Counter({ name: "identity_delivery_failures_total", help: "Failed delivery attempts, by message kind and class (permanent, transient)", labelNames: ["kind", "class"], registers: [] });
-  const givenUp = new Counter({ name: "identity_delivery_given_up_total", help: "Messages given up on (status failed), by message kind and the class of the last failure", labelNames: ["kind", "class"], registers: [] });
+  const failures = new Counter({
+    name: "identity_delivery_failures_total",
+    help: "Failed delivery attempts, by message kind and class (permanent, transient)",
+    labelNames: ["kind", "class"],
+    registers: [],
+  });
+  const givenUp = new Counter({
+    name: "identity_delivery_given_up_total",
+    help: "Messages given up on (status failed), by message kind and the class of the last failure",
+    labelNames: ["kind", "class"],
+    registers: [],
+  });
   const sent = new Counter({ name: "identity_delivery_sent_total", help: "Messages sent, by kind", labelNames: ["kind"], registers: [] });
   return {
     attempt(outcome) {

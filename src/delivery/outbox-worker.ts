@@ -4,7 +4,16 @@
 // (SMTP down, timeout, 4xx) is retried with backoff until the message's
 // maximum age; a permanent one (a 5xx for the recipient) fails it at once.
 import type { ClaimedMessage, OutboxStore } from "../domain/ports/outbox.ts";
-import { classifySendError, DEFAULT_RETRY_POLICY, describeFailure, nextAttemptAt, ownFailure, retryDelayMs, type DeliveryFailure, type RetryPolicy } from "./retry.ts";
+import {
+  classifySendError,
+  DEFAULT_RETRY_POLICY,
+  describeFailure,
+  nextAttemptAt,
+  ownFailure,
+  retryDelayMs,
+  type DeliveryFailure,
+  type RetryPolicy,
+} from "./retry.ts";
 import { renderMessage } from "./templates.ts";
 import type { MessagePayload } from "../domain/messages.ts";
 import type { MailTransport, RenderedMessage } from "./types.ts";
@@ -40,9 +49,7 @@ export interface OutboxWorkerOptions {
   onAttempt?: (outcome: DeliveryOutcome) => void;
 }
 
-export type DeliveryOutcome =
-  | { kind: string; result: "sent" }
-  | { kind: string; result: "retry" | "failed"; failure: DeliveryFailure };
+export type DeliveryOutcome = { kind: string; result: "sent" } | { kind: string; result: "retry" | "failed"; failure: DeliveryFailure };
 
 /** A failed attempt as it may be logged: the scrubbed failure, the attempt, and what happens next. */
 export class DeliveryError extends Error {

@@ -79,7 +79,8 @@ export function classifySendError(error: unknown): DeliveryFailure {
   const failure: DeliveryFailure = { class: "transient", code: code(e.code) ?? "UNKNOWN" };
   const originalCode = code(e.originalCode);
   if (originalCode) failure.originalCode = originalCode;
-  if (typeof e.responseCode === "number" && Number.isInteger(e.responseCode) && e.responseCode >= 200 && e.responseCode < 600) failure.responseCode = e.responseCode;
+  if (typeof e.responseCode === "number" && Number.isInteger(e.responseCode) && e.responseCode >= 200 && e.responseCode < 600)
+    failure.responseCode = e.responseCode;
   if (typeof e.command === "string" && COMMAND.test(e.command)) failure.command = e.command;
   const refused = failure.responseCode !== undefined && failure.responseCode >= 500;
   const aboutRecipientOrMessage =

@@ -181,8 +181,16 @@ const TABLES: Record<Locale, Table> = { en, fr };
 
 // [unit in minutes, singular, plural]; days only from 2 days, so a day reads "24 hours".
 const UNITS: Record<Locale, Array<[size: number, one: string, many: string]>> = {
-  en: [[1440, "day", "days"], [60, "hour", "hours"], [1, "minute", "minutes"]],
-  fr: [[1440, "jour", "jours"], [60, "heure", "heures"], [1, "minute", "minutes"]],
+  en: [
+    [1440, "day", "days"],
+    [60, "hour", "hours"],
+    [1, "minute", "minutes"],
+  ],
+  fr: [
+    [1440, "jour", "jours"],
+    [60, "heure", "heures"],
+    [1, "minute", "minutes"],
+  ],
 };
 
 /** "24 hours" / "24 heures": the largest unit that divides the duration exactly. */
@@ -210,14 +218,22 @@ function escapeHtml(value: string): string {
 
 /** "fr-CA" → "fr"; anything unsupported → "en". */
 function resolveLocale(locale: string): Locale {
-  const base = String(locale ?? "").toLowerCase().split(/[-_]/)[0] ?? "";
+  const base =
+    String(locale ?? "")
+      .toLowerCase()
+      .split(/[-_]/)[0] ?? "";
   return Object.hasOwn(TABLES, base) ? (base as Locale) : "en";
 }
 
 const PLACEHOLDER = /\{(\w+)\}/g;
 
 /** Replaces placeholders; null when a value is missing (the paragraph is dropped). */
-function fill(template: string, values: Record<string, string | undefined>, render: (name: string, value: string) => string, literal: (s: string) => string): string | null {
+function fill(
+  template: string,
+  values: Record<string, string | undefined>,
+  render: (name: string, value: string) => string,
+  literal: (s: string) => string,
+): string | null {
   let out = "";
   let last = 0;
   for (const match of template.matchAll(PLACEHOLDER)) {

@@ -89,7 +89,18 @@ export function createAccounts(deps: { accounts: Pick<AccountReader, "getAccount
  */
 export function newEmailAccount(
   keyring: Keyring,
-  input: { tenantId: string; email: string; lookupHash: string; passwordHash: string | null; role: Role; state: AccountState; locale: Locale; verifiedAt: number | null; at: number; random?: Random },
+  input: {
+    tenantId: string;
+    email: string;
+    lookupHash: string;
+    passwordHash: string | null;
+    role: Role;
+    state: AccountState;
+    locale: Locale;
+    verifiedAt: number | null;
+    at: number;
+    random?: Random;
+  },
 ): { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; dataKey: Buffer } {
   const { at } = input;
   const accountId = newId(at, input.random);

@@ -166,7 +166,14 @@ function statedReason(raw: string): string {
 type ListPosition = NonNullable<AccountListQuery["after"]>;
 
 function fingerprint(query: Omit<AccountListQuery, "after" | "limit">): string {
-  const key = JSON.stringify([query.tenantId, query.role ?? null, query.state ?? null, query.plan ?? null, query.createdAtOrAfter ?? null, query.createdBefore ?? null]);
+  const key = JSON.stringify([
+    query.tenantId,
+    query.role ?? null,
+    query.state ?? null,
+    query.plan ?? null,
+    query.createdAtOrAfter ?? null,
+    query.createdBefore ?? null,
+  ]);
   return createHash("sha256").update(key).digest("base64url").slice(0, 12);
 }
 
@@ -273,14 +280,18 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
         at,
         random,
       });
-      const account = { ...rows.account, profileSealed: sealProfile(rows.dataKey, rows.account.id, { email, displayName, pronouns: "", customAttributes: {}, pushTokens: [] }) };
+      const account = {
+        ...rows.account,
+        profileSealed: sealProfile(rows.dataKey, rows.account.id, { email, displayName, pronouns: "", customAttributes: {}, pushTokens: [] }),
+      };
       const issued = input.sendWelcome ? await issueInvitation(account, rows.identity) : undefined;
       const messages = issued ? [sealMessage(rows.dataKey, account, invitation(tenant, email, locale, issued.token), at, random)] : [];
       try {
         await accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages });
       } catch (error) {
         if (issued) await discardLinkToken(deps, issued.token); // never usable: its account was not created
-        if (error instanceof DuplicateIdentityError) throw new DomainError("already_exists", "EMAIL_TAKEN", "an account with this email address exists in the tenant");
+        if (error instanceof DuplicateIdentityError)
+          throw new DomainError("already_exists", "EMAIL_TAKEN", "an account with this email address exists in the tenant");
         throw error;
       }
       if (messages.length > 0) deps.onMessageQueued();
@@ -356,7 +367,11 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
       const { account } = await change(target, (current) => {
         switch (current.state) {
           case AccountState.PENDING_VERIFICATION:
-            throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "the account's email address is not verified yet; it can be activated once it is");
+            throw new DomainError(
+              "failed_precondition",
+              "IDENTITY_UNVERIFIED",
+              "the account's email address is not verified yet; it can be activated once it is",
+            );
           case AccountState.PENDING_ACTIVATION:
             return { state: AccountState.ACTIVE };
           case AccountState.DEACTIVATED:

@@ -57,7 +57,8 @@ export function checkApiKeyInput(name: string, permissions: readonly string[]): 
   else if (/[\p{Cc}\p{Cf}]/u.test(trimmed)) violations.push({ field: "name", description: "must not contain control or invisible characters" });
   if (permissions.length === 0) violations.push({ field: "permissions", description: `name at least one of ${PERMISSIONS.join(", ")}` });
   permissions.forEach((p, i) => {
-    if (!(PERMISSIONS as readonly string[]).includes(p)) violations.push({ field: `permissions[${i}]`, description: `"${p.slice(0, 40)}" is not one of ${PERMISSIONS.join(", ")}` });
+    if (!(PERMISSIONS as readonly string[]).includes(p))
+      violations.push({ field: `permissions[${i}]`, description: `"${p.slice(0, 40)}" is not one of ${PERMISSIONS.join(", ")}` });
     else if (permissions.indexOf(p) !== i) violations.push({ field: `permissions[${i}]`, description: `repeats "${p}"` });
   });
   assertNoViolations(violations);
@@ -70,17 +71,34 @@ function principalOf(key: StoredApiKey): ApiKeyPrincipal {
 
 const refused = () => unauthenticated("API_KEY_INVALID", "the API key is invalid or revoked");
 
-export function createApiKeys(deps: { store: ApiKeyStore; invalidation: InvalidationBus; now: () => number; cache?: ApiKeyCacheOptions; random?: Random }): ApiKeys {
+export function createApiKeys(deps: {
+  store: ApiKeyStore;
+  invalidation: InvalidationBus;
+  now: () => number;
+  cache?: ApiKeyCacheOptions;
+  random?: Random;
+}): ApiKeys {
   const random = deps.random ?? systemRandom;
   // secret hash → the principal, or null for "no such live key".
-  const cache = createInvalidatedCache<ApiKeyPrincipal | null>({ maxAgeMs: deps.cache?.maxAgeMs ?? 5_000, maxEntries: deps.cache?.maxEntries ?? 10_000 }, deps.now);
+  const cache = createInvalidatedCache<ApiKeyPrincipal | null>(
+    { maxAgeMs: deps.cache?.maxAgeMs ?? 5_000, maxEntries: deps.cache?.maxEntries ?? 10_000 },
+    deps.now,
+  );
 
   return {
     async create({ tenantId, name, permissions, createdBy }) {
       const checked = checkApiKeyInput(name, permissions);
       const at = deps.now();
       const secret = `${API_KEY_PREFIX}${randomToken(random, 32)}`;
-      const key: StoredApiKey = { id: newId(at, random), tenantId, name: checked.name, permissions: checked.permissions, createdAt: at, revokedAt: null, createdBy };
+      const key: StoredApiKey = {
+        id: newId(at, random),
+        tenantId,
+        name: checked.name,
+        permissions: checked.permissions,
+        createdAt: at,
+        revokedAt: null,
+        createdBy,
+      };
       await deps.store.create(key, hashSecret(secret));
       return { key, secret };
     },

@@ -76,7 +76,20 @@ type HashedFields = Omit<StoredAuditEvent, "hash">;
  * (JSON.stringify: strings escaped, integers in decimal). Anyone can recompute it from a dump.
  */
 export function auditHash(e: HashedFields): string {
-  const canonical = JSON.stringify(["identity.audit.v1", e.tenantId, e.sequence, e.prevHash, e.at, e.actor, e.action, e.target, e.reason, e.ip, e.userAgent, e.outcome]);
+  const canonical = JSON.stringify([
+    "identity.audit.v1",
+    e.tenantId,
+    e.sequence,
+    e.prevHash,
+    e.at,
+    e.actor,
+    e.action,
+    e.target,
+    e.reason,
+    e.ip,
+    e.userAgent,
+    e.outcome,
+  ]);
   return createHash("sha256").update(canonical, "utf8").digest("hex");
 }
 
@@ -103,7 +116,14 @@ function identifier(name: keyof typeof WIDTH, value: string): string {
 // Page tokens: base64url("a1." + last sequence + "." + filter fingerprint).
 // The fingerprint ties a token to the tenant and filters it was issued for.
 function fingerprint(filter: AuditListFilter): string {
-  const key = JSON.stringify([filter.tenantId, filter.actor ?? null, filter.target ?? null, filter.action ?? null, filter.after ?? null, filter.before ?? null]);
+  const key = JSON.stringify([
+    filter.tenantId,
+    filter.actor ?? null,
+    filter.target ?? null,
+    filter.action ?? null,
+    filter.after ?? null,
+    filter.before ?? null,
+  ]);
   return createHash("sha256").update(key).digest("base64url").slice(0, 12);
 }
 
@@ -121,7 +141,8 @@ function decodeToken(token: string, filter: AuditListFilter): number {
   if (!match || Buffer.from(decoded, "latin1").toString("base64url") !== token) throw malformed();
   const sequence = Number(match[1]);
   if (!Number.isSafeInteger(sequence)) throw malformed();
-  if (match[2] !== fingerprint(filter)) throw invalidArgument("page_token", "was issued for other filters; keep the filters while paging", "PAGE_TOKEN_INVALID");
+  if (match[2] !== fingerprint(filter))
+    throw invalidArgument("page_token", "was issued for other filters; keep the filters while paging", "PAGE_TOKEN_INVALID");
   return sequence;
 }
 

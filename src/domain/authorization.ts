@@ -105,14 +105,22 @@ export type AccountChange = { kind: "set_role"; role: Role } | { kind: "deactiva
  * count and the change should be made in one transaction, or two concurrent
  * demotions of the last two super admins could both pass.
  */
-export function removesLastSuperAdmin(target: { tenantId: string; role: Role; state: AccountState }, change: AccountChange, otherActiveSuperAdmins: number): boolean {
+export function removesLastSuperAdmin(
+  target: { tenantId: string; role: Role; state: AccountState },
+  change: AccountChange,
+  otherActiveSuperAdmins: number,
+): boolean {
   const isActiveSuperAdmin = target.tenantId === DEFAULT_TENANT_ID && target.role === Role.SUPER_ADMIN && target.state === AccountState.ACTIVE;
   if (!isActiveSuperAdmin || otherActiveSuperAdmins > 0) return false;
   return change.kind !== "set_role" || change.role !== Role.SUPER_ADMIN;
 }
 
 /** Throws failed_precondition (LAST_SUPER_ADMIN) when removesLastSuperAdmin. */
-export function assertKeepsASuperAdmin(target: { tenantId: string; role: Role; state: AccountState }, change: AccountChange, otherActiveSuperAdmins: number): void {
+export function assertKeepsASuperAdmin(
+  target: { tenantId: string; role: Role; state: AccountState },
+  change: AccountChange,
+  otherActiveSuperAdmins: number,
+): void {
   if (removesLastSuperAdmin(target, change, otherActiveSuperAdmins)) {
     throw new DomainError("failed_precondition", "LAST_SUPER_ADMIN", "the last active super admin cannot be demoted, deactivated or deleted");
   }

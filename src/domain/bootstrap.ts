@@ -45,7 +45,11 @@ export function createBootstrap(deps: BootstrapDeps): Bootstrap {
       const found = await accounts.findByIdentity(DEFAULT_TENANT_ID, IdentityKind.EMAIL, lookupHash);
       if (found?.account.role === Role.SUPER_ADMIN) return { accountId: found.account.id, outcome: "exists" };
       if (found && !promote) {
-        throw new DomainError("failed_precondition", "ACCOUNT_EXISTS", "an account with this email exists and is not a super admin; pass --promote to make it one (its password is replaced)");
+        throw new DomainError(
+          "failed_precondition",
+          "ACCOUNT_EXISTS",
+          "an account with this email exists and is not a super admin; pass --promote to make it one (its password is replaced)",
+        );
       }
       const password = checkNewPassword("password", rawPassword, tenant.settings.passwordMinLength, [email]);
       const passwordHash = await deps.passwords.hash(password);

@@ -89,12 +89,29 @@ export function checkConsentGrants(field: string, grants: readonly ConsentGrant[
 /** How a decision's client is named: the caller's user agent (the application), well-formed and cut to fit. */
 export function consentClient(userAgent: string): string {
   // Code points; a lone surrogate (no database stores one) becomes U+FFFD.
-  return Array.from(userAgent, (c) => (c.length === 1 && c >= "\uD800" && c <= "\uDFFF" ? "\uFFFD" : c)).slice(0, CONSENT_LIMITS.clientLength).join("");
+  return Array.from(userAgent, (c) => (c.length === 1 && c >= "\uD800" && c <= "\uDFFF" ? "\uFFFD" : c))
+    .slice(0, CONSENT_LIMITS.clientLength)
+    .join("");
 }
 
 /** The rows recording checked decisions for an account at `at` (for ConsentStore.append or AccountStore.createAccount). */
-export function consentRows(account: { tenantId: string; accountId: string }, grants: readonly ConsentGrant[], client: string, at: number, random?: Random): StoredConsent[] {
-  return grants.map((g) => ({ id: newId(at, random), tenantId: account.tenantId, accountId: account.accountId, purpose: g.purpose, version: g.version, granted: g.granted, client, recordedAt: at }));
+export function consentRows(
+  account: { tenantId: string; accountId: string },
+  grants: readonly ConsentGrant[],
+  client: string,
+  at: number,
+  random?: Random,
+): StoredConsent[] {
+  return grants.map((g) => ({
+    id: newId(at, random),
+    tenantId: account.tenantId,
+    accountId: account.accountId,
+    purpose: g.purpose,
+    version: g.version,
+    granted: g.granted,
+    client,
+    recordedAt: at,
+  }));
 }
 
 function toConsent(row: StoredConsent): Consent {

@@ -114,7 +114,8 @@ export function createDataExport(deps: DataExportDeps): DataExport {
 
   const outboxBatches = (tenantId: string, accountId: string) =>
     keysetBatches(
-      (afterId: string | undefined) => deps.outbox.listForAccount({ tenantId, accountId, limit: EXPORT_PART_RECORDS, ...(afterId !== undefined ? { afterId } : {}) }),
+      (afterId: string | undefined) =>
+        deps.outbox.listForAccount({ tenantId, accountId, limit: EXPORT_PART_RECORDS, ...(afterId !== undefined ? { afterId } : {}) }),
       (last) => last.id,
     );
 
@@ -220,7 +221,12 @@ export function createDataExport(deps: DataExportDeps): DataExport {
         toExport,
       );
 
-      yield part("summary", 1, counts.map((c) => ({ ...c })), { complete: true });
+      yield part(
+        "summary",
+        1,
+        counts.map((c) => ({ ...c })),
+        { complete: true },
+      );
     },
   };
 }

@@ -74,7 +74,10 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
     return { stored: found.account, ...openAccount(keyring, found.account, found.wrappedKey) };
   }
 
-  function isLive(token: OneTimeToken | undefined, principal: SessionPrincipal): token is OneTimeToken & { data: { newEmailSealed: string; newEmailLookup: string } } {
+  function isLive(
+    token: OneTimeToken | undefined,
+    principal: SessionPrincipal,
+  ): token is OneTimeToken & { data: { newEmailSealed: string; newEmailLookup: string } } {
     return (
       token !== undefined &&
       token.purpose === PURPOSE &&
@@ -144,7 +147,18 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
         rows.push(
           holder
             ? sealDecoy(keyring, account.tenantId, MessageKind.EMAIL_CHANGE_CODE, at, random)
-            : sealMessage(dataKey, account, { kind: MessageKind.EMAIL_CHANGE_CODE, to: newEmail, locale: account.locale, variables: { code, expiresInMinutes: String(EMAIL_CHANGE_CODE_TTL_MS / MINUTE) } }, at, random),
+            : sealMessage(
+                dataKey,
+                account,
+                {
+                  kind: MessageKind.EMAIL_CHANGE_CODE,
+                  to: newEmail,
+                  locale: account.locale,
+                  variables: { code, expiresInMinutes: String(EMAIL_CHANGE_CODE_TTL_MS / MINUTE) },
+                },
+                at,
+                random,
+              ),
         );
       }
       if (rows.length === 0) return;
@@ -168,7 +182,13 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
         const newEmail = decryptString(dataKey, taken.data.newEmailSealed, newEmailContext(account.id));
         const at = now();
         // The notice is not subject to the message budget: it is the one the owner must get.
-        const notice = sealMessage(dataKey, account, { kind: MessageKind.EMAIL_CHANGED_NOTICE, to: account.profile.email, locale: account.locale, variables: { newEmail } }, at, random);
+        const notice = sealMessage(
+          dataKey,
+          account,
+          { kind: MessageKind.EMAIL_CHANGED_NOTICE, to: account.profile.email, locale: account.locale, variables: { newEmail } },
+          at,
+          random,
+        );
         let changed: boolean;
         try {
           changed = await accounts.changeEmail({

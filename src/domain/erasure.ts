@@ -122,7 +122,11 @@ export function createErasure(deps: ErasureDeps): Erasure {
       const recent = deps.now() - principal.authenticatedAt <= RECENT_SIGN_IN_MS;
       if (password !== "" || !recent) {
         if (password === "") {
-          throw new DomainError("failed_precondition", "RECENT_SIGN_IN_REQUIRED", `erasing the account needs a sign-in within the last ${RECENT_SIGN_IN_MS / 60_000} minutes, or the current password`);
+          throw new DomainError(
+            "failed_precondition",
+            "RECENT_SIGN_IN_REQUIRED",
+            `erasing the account needs a sign-in within the last ${RECENT_SIGN_IN_MS / 60_000} minutes, or the current password`,
+          );
         }
         const given = givenPassword("password", password);
         const found = await accounts.getAccount(tenantId, accountId);
@@ -130,7 +134,9 @@ export function createErasure(deps: ErasureDeps): Erasure {
         const { account } = openAccount(deps.keyring, found.account, found.wrappedKey);
         // Guesses count with the sign-in attempts: a stolen session cannot try passwords faster than a sign-in form.
         const guess = await deps.limits.passwordGuess(await deps.tenants.get(tenantId), deps.keyring.blindIndex(EMAIL_INDEX, account.profile.email), meta.ip);
-        const matches = found.account.passwordHash ? await deps.passwords.verify(found.account.passwordHash, given) : (await deps.passwords.verifyDummy(given), false);
+        const matches = found.account.passwordHash
+          ? await deps.passwords.verify(found.account.passwordHash, given)
+          : (await deps.passwords.verifyDummy(given), false);
         if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the password is incorrect");
         await guess.refund();
       }

@@ -49,7 +49,9 @@ export function invalidArgument(field: string, description: string, reason = "IN
 /** One invalid_argument error naming every offending field; returns when there are none. */
 export function assertNoViolations(violations: readonly FieldViolation[]): void {
   if (violations.length === 0) return;
-  throw new DomainError("invalid_argument", "INVALID_ARGUMENT", violations.map((v) => `${v.field}: ${v.description}`).join("; "), { fieldViolations: violations });
+  throw new DomainError("invalid_argument", "INVALID_ARGUMENT", violations.map((v) => `${v.field}: ${v.description}`).join("; "), {
+    fieldViolations: violations,
+  });
 }
 
 export function unauthenticated(reason = "UNAUTHENTICATED", message = "authentication required"): DomainError {

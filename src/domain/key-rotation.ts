@@ -33,7 +33,10 @@ export interface RotationOptions {
 }
 
 /** One pass over the key store: every key not yet under the active KEK is rewrapped under it. */
-export async function rotateDataKeys(deps: { keys: Pick<KeyReader, "list"> & Pick<KeyWriter, "replace">; keyring: Keyring }, options: RotationOptions = {}): Promise<RotationProgress> {
+export async function rotateDataKeys(
+  deps: { keys: Pick<KeyReader, "list"> & Pick<KeyWriter, "replace">; keyring: Keyring },
+  options: RotationOptions = {},
+): Promise<RotationProgress> {
   const batchSize = options.batchSize ?? 200;
   const progress: RotationProgress = { scanned: 0, rewrapped: 0, skipped: 0, failed: [], lastAccountId: options.afterAccountId ?? "" };
   for (;;) {

@@ -84,7 +84,10 @@ export function sourceKey(ip: string): string {
   if ((halves.length === 1 && missing !== 0) || missing < 0) return ip;
   const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill("0"), ...tail];
   if (!all.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return ip;
-  return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+  return `${all
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(":")}::/64`;
 }
 
 /** Counters are per tenant: one tenant's traffic never spends another's budget. The group is one Redis Cluster slot. */
@@ -129,7 +132,8 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   /** The longest wait among refused counters; 0 when all allowed. */
-  const retryAfter = (results: ReadonlyArray<{ allowed: boolean; retryAfterMs: number }>) => Math.max(0, ...results.filter((r) => !r.allowed).map((r) => r.retryAfterMs));
+  const retryAfter = (results: ReadonlyArray<{ allowed: boolean; retryAfterMs: number }>) =>
+    Math.max(0, ...results.filter((r) => !r.allowed).map((r) => r.retryAfterMs));
 
   async function checkMessage(scope: LimitScope, address: string, source: string): Promise<number> {
     const budget = budgetFor("message_address", scope.settings);

@@ -54,7 +54,14 @@ export async function issueLinkToken(
 ): Promise<{ token: string; expiresAt: number }> {
   const token = randomToken(deps.random);
   const expiresAt = deps.now() + ttlMs;
-  const record: OneTimeToken = { purpose, tenantId: identity.tenantId, accountId: identity.accountId, identityId: identity.id, expiresAt, ...(data ? { data } : {}) };
+  const record: OneTimeToken = {
+    purpose,
+    tenantId: identity.tenantId,
+    accountId: identity.accountId,
+    identityId: identity.id,
+    expiresAt,
+    ...(data ? { data } : {}),
+  };
   await deps.tokens.put(oneTimeTokenHash(token), record, ttlMs);
   return { token, expiresAt };
 }
@@ -86,7 +93,12 @@ export async function peekOneTimeToken(
 }
 
 /** Uses a token found by peekOneTimeToken. take() is atomic: of two concurrent uses, one wins. */
-export async function takeOneTimeToken(deps: { tokens: TokenStore; now: () => number }, field: string, tokenHash: string, purpose: TokenPurpose): Promise<OneTimeToken> {
+export async function takeOneTimeToken(
+  deps: { tokens: TokenStore; now: () => number },
+  field: string,
+  tokenHash: string,
+  purpose: TokenPurpose,
+): Promise<OneTimeToken> {
   const taken = await deps.tokens.take(tokenHash);
   if (!taken || taken.purpose !== purpose || taken.expiresAt <= deps.now()) throw tokenRefused(field);
   return taken;

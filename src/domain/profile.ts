@@ -138,7 +138,12 @@ function checkPushToken(input: PushTokenInput | undefined): PushTokenInput {
   return { deviceId, platform, token: input.token };
 }
 
-export function createProfiles(deps: { accounts: Pick<AccountReader, "getAccount"> & Pick<AccountWriter, "updateProfile">; keyring: Keyring; tenants: Pick<Tenants, "get">; now: () => number }): Profiles {
+export function createProfiles(deps: {
+  accounts: Pick<AccountReader, "getAccount"> & Pick<AccountWriter, "updateProfile">;
+  keyring: Keyring;
+  tenants: Pick<Tenants, "get">;
+  now: () => number;
+}): Profiles {
   /** Applies `change` to the freshly read account and writes it if nobody wrote in between; retries otherwise. */
   async function mutate(tenantId: string, accountId: string, change: (account: Account) => { profile: Profile; locale: Locale }): Promise<Account> {
     // Each failed write means another one succeeded: 8 attempts outlast 7 writers at once.

@@ -92,7 +92,12 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
     deps.onMessageQueued();
   }
 
-  const passwordChangedNotice = (account: Account): MessagePayload => ({ kind: MessageKind.PASSWORD_CHANGED_NOTICE, to: account.profile.email, locale: account.locale, variables: {} });
+  const passwordChangedNotice = (account: Account): MessagePayload => ({
+    kind: MessageKind.PASSWORD_CHANGED_NOTICE,
+    to: account.profile.email,
+    locale: account.locale,
+    variables: {},
+  });
 
   /**
    * The live reset code with its account and identity, still bound to the same password and address.
@@ -102,7 +107,8 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
     const { tokenHash, token } = await peekOneTimeToken(deps, { field: "code", token: code, purpose: RESET_PURPOSES, tenantId, meta });
     const found = await accounts.getAccount(token.tenantId, token.accountId);
     const identity = found && (await accounts.listIdentities(found.account.id)).find((i) => i.id === token.identityId);
-    if (!found || !identity || identity.lookupHash !== token.data?.address || passwordFingerprint(found.account) !== token.data?.password) throw tokenRefused("code");
+    if (!found || !identity || identity.lookupHash !== token.data?.address || passwordFingerprint(found.account) !== token.data?.password)
+      throw tokenRefused("code");
     return { tokenHash, token, found, identity };
   }
 
@@ -144,7 +150,12 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       await accounts.setPasswordHash(account.id, passwordHash, at, { reason: "password_reset" });
       // Opening the link proved the address, as VerifyIdentity does.
       if (identity.verifiedAt === null) {
-        await accounts.markIdentityVerified({ identityId: identity.id, accountId: account.id, at, state: stateAfterVerification(tenant.settings, found.account.state) });
+        await accounts.markIdentityVerified({
+          identityId: identity.id,
+          accountId: account.id,
+          at,
+          state: stateAfterVerification(tenant.settings, found.account.state),
+        });
       }
       await deps.revocations.settle(token.tenantId, account.id);
       // Proving the mailbox ends whatever guessing slowed or refused sign-ins to the account's addresses.
@@ -184,7 +195,8 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       requireNonEmpty("identity_id", identityId, 64);
       const result = await accounts.removeIdentity({ accountId: principal.accountId, identityId, at: now() });
       if (result === "not_found") throw new DomainError("not_found", "IDENTITY_NOT_FOUND", "identity not found");
-      if (result === "last_verified") throw new DomainError("failed_precondition", "LAST_IDENTITY", "the last verified identity of an account cannot be removed");
+      if (result === "last_verified")
+        throw new DomainError("failed_precondition", "LAST_IDENTITY", "the last verified identity of an account cannot be removed");
     },
   };
 }

@@ -60,7 +60,9 @@ export function createRetention(deps: {
     async run(at) {
       const result: RetentionRun = { unverifiedAccounts: await purgeUnverified(at), deliveredMessages: 0, auditEvents: 0 };
       await forEachTenant(deps.tenants, async ({ id: tenantId, settings }) => {
-        result.deliveredMessages += await drain(() => deps.outbox.purgeDelivered({ tenantId, createdBefore: at - settings.deliveredMessageRetentionMs, limit: BATCH }));
+        result.deliveredMessages += await drain(() =>
+          deps.outbox.purgeDelivered({ tenantId, createdBefore: at - settings.deliveredMessageRetentionMs, limit: BATCH }),
+        );
         result.auditEvents += await drain(() => deps.audit.prune({ tenantId, before: at - settings.auditEventRetentionMs, limit: BATCH }));
       });
       return result;

@@ -99,7 +99,8 @@ export function createRevocations(deps: RevocationDeps): Revocations {
       known = new Map(pending.map((r) => [r.id, r]));
       for (const [id, { revocation, reads }] of failedHere) {
         if (known.has(id)) continue;
-        if (reads < read && pending.length < BATCH) failedHere.delete(id); // carried out elsewhere
+        if (reads < read && pending.length < BATCH)
+          failedHere.delete(id); // carried out elsewhere
         else known.set(id, revocation);
       }
       for (const id of reported) if (!known.has(id)) reported.delete(id); // carried out elsewhere
@@ -123,7 +124,10 @@ export function createRevocations(deps: RevocationDeps): Revocations {
  * must refuse what is queued, and carrying a revocation out twice is harmless,
  * so no lease is needed.
  */
-export function startRevocationLoop(revocations: Pick<Revocations, "drain">, options: { intervalMs: number; onError: (error: unknown) => void }): { stop(): Promise<void> } {
+export function startRevocationLoop(
+  revocations: Pick<Revocations, "drain">,
+  options: { intervalMs: number; onError: (error: unknown) => void },
+): { stop(): Promise<void> } {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();

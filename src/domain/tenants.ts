@@ -142,7 +142,8 @@ export function tenantSettingsViolations(settings: TenantSettings, prefix: strin
     const value = settings[key];
     if (!Number.isInteger(value) || value < 1 || value > MAX_LIMIT) add(key, `must be between 1 and ${MAX_LIMIT}`);
   }
-  if (settings.linkBaseUrl !== "" && !isHttpUrl(settings.linkBaseUrl)) add("linkBaseUrl", "must be an http or https URL without credentials, query or fragment");
+  if (settings.linkBaseUrl !== "" && !isHttpUrl(settings.linkBaseUrl))
+    add("linkBaseUrl", "must be an http or https URL without credentials, query or fragment");
   if (!(SUPPORTED_LOCALES as readonly string[]).includes(settings.defaultLocale)) add("defaultLocale", `must be one of ${SUPPORTED_LOCALES.join(", ")}`);
   return violations;
 }

@@ -32,7 +32,8 @@ async function* readAsClientFault<T>(messages: AsyncIterable<T>): AsyncIterable<
   try {
     yield* messages;
   } catch (error) {
-    if (error instanceof ConnectError && error.code === Code.Internal) throw new ConnectError(error.rawMessage, Code.InvalidArgument, undefined, undefined, error);
+    if (error instanceof ConnectError && error.code === Code.Internal)
+      throw new ConnectError(error.rawMessage, Code.InvalidArgument, undefined, undefined, error);
     throw error;
   }
 }

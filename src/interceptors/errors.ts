@@ -27,11 +27,12 @@ export function toConnectError(error: unknown, onUnexpected: (error: unknown) =>
     // A backend outage (translated by its adapter, src/store/*/errors.ts) is answered
     // as Unavailable and still logged, with the driver's error, for the operator.
     if (error.kind === "unavailable" && error.cause !== undefined) onUnexpected(error.cause);
-    const details: ConstructorParameters<typeof ConnectError>[3] = [
-      { desc: ErrorInfoSchema, value: { reason: error.reason, domain: ERROR_DOMAIN } },
-    ];
+    const details: ConstructorParameters<typeof ConnectError>[3] = [{ desc: ErrorInfoSchema, value: { reason: error.reason, domain: ERROR_DOMAIN } }];
     if (error.fieldViolations.length > 0) {
-      details.push({ desc: BadRequestSchema, value: { fieldViolations: error.fieldViolations.map((v) => ({ field: v.field, description: v.description, reason: error.reason })) } });
+      details.push({
+        desc: BadRequestSchema,
+        value: { fieldViolations: error.fieldViolations.map((v) => ({ field: v.field, description: v.description, reason: error.reason })) },
+      });
     }
     const headers = new Headers();
     if (error.retryAfterMs !== undefined) {
@@ -63,7 +64,10 @@ function isCancellation(error: unknown): boolean {
 }
 
 /** The one log line of an unexpected error, wherever the call was answered (interceptor or fast path); a client's cancellation is only debug. */
-export function logUnexpected(log: { error(fields: object, message: string): void; debug?(fields: object, message: string): void }): (error: unknown, procedure: string) => void {
+export function logUnexpected(log: {
+  error(fields: object, message: string): void;
+  debug?(fields: object, message: string): void;
+}): (error: unknown, procedure: string) => void {
   return (error, procedure) => {
     if (isCancellation(error)) log.debug?.({ procedure }, "call cancelled by the client");
     else log.error({ err: error, procedure }, "unexpected error");

@@ -24,7 +24,12 @@ export function createMetrics(options: { throughCluster?: (registry: Registry) =
   const registry = new Registry();
   const scrape = options.throughCluster?.(registry) ?? (() => registry.metrics());
   collectDefaultMetrics({ register: registry });
-  const calls = new Counter({ name: "identity_rpc_calls_total", help: "RPCs answered, by procedure and code", labelNames: ["procedure", "code"], registers: [registry] });
+  const calls = new Counter({
+    name: "identity_rpc_calls_total",
+    help: "RPCs answered, by procedure and code",
+    labelNames: ["procedure", "code"],
+    registers: [registry],
+  });
   const latency = new Histogram({
     name: "identity_rpc_duration_seconds",
     help: "RPC handling time",

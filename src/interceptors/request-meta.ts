@@ -10,7 +10,10 @@ import { requestMetaKey } from "../services/call-context.ts";
 export function clientIp(remoteAddress: string | undefined, forwardedFor: string | string[] | undefined, trustedProxies: number): string {
   const direct = (remoteAddress ?? "").replace(/^::ffff:/, "");
   if (trustedProxies <= 0 || !forwardedFor) return direct;
-  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : forwardedFor).split(",").map((h) => h.trim()).filter(Boolean);
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : forwardedFor)
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
   return hops[hops.length - trustedProxies] ?? hops[0] ?? direct;
 }
 

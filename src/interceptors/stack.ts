@@ -10,7 +10,12 @@ import type { Metrics } from "./metrics.ts";
 import { tracingInterceptor } from "./tracing.ts";
 import type { Tracer } from "@opentelemetry/api";
 
-export function routerOptions(deps: { app: Authenticators; metrics: Metrics; log: { error(fields: object, message: string): void }; tracer?: Tracer }): Pick<ConnectRouterOptions, "interceptors" | "requestGate"> {
+export function routerOptions(deps: {
+  app: Authenticators;
+  metrics: Metrics;
+  log: { error(fields: object, message: string): void };
+  tracer?: Tracer;
+}): Pick<ConnectRouterOptions, "interceptors" | "requestGate"> {
   const interceptors: Interceptor[] = [
     // Only when tracing is on; outermost, so the span sees the final code.
     ...(deps.tracer ? [tracingInterceptor(deps.tracer)] : []),

@@ -29,7 +29,9 @@ const OK_TRAILERS = { "grpc-status": "0" };
 function isPlainGrpc(headers: IncomingHttpHeaders): boolean {
   const type = headers["content-type"];
   const encoding = headers["grpc-encoding"];
-  return headers[":method"] === "POST" && (type === "application/grpc" || type === "application/grpc+proto") && (encoding === undefined || encoding === "identity");
+  return (
+    headers[":method"] === "POST" && (type === "application/grpc" || type === "application/grpc+proto") && (encoding === undefined || encoding === "identity")
+  );
 }
 
 function frame(message: Uint8Array): Buffer {
@@ -96,10 +98,15 @@ export function installFastPath(
       let token: string;
       try {
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) throw invalidArgument("request", "is not one uncompressed gRPC message");
+        if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5)
+          throw invalidArgument("request", "is not one uncompressed gRPC message");
         token = fromBinary(ValidateSessionRequestSchema, body.subarray(5)).sessionToken;
       } catch (error) {
-        return fail(stream, error instanceof ConnectError || (error as { name?: string }).name === "DomainError" ? error : invalidArgument("request", "cannot be decoded"), started);
+        return fail(
+          stream,
+          error instanceof ConnectError || (error as { name?: string }).name === "DomainError" ? error : invalidArgument("request", "cannot be decoded"),
+          started,
+        );
       }
       let answer: ValidSession | Promise<ValidSession>;
       try {

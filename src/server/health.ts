@@ -7,17 +7,12 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/g
 // Watch has no push source to subscribe to, so it re-asks this often.
 const WATCH_POLL_MS = 1000;
 
-export function registerHealth(
-  router: ConnectRouter,
-  isServing: () => Promise<boolean>,
-  serviceNames: string[] = [],
-): void {
+export function registerHealth(router: ConnectRouter, isServing: () => Promise<boolean>, serviceNames: string[] = []): void {
   // "" is the whole server, per the health checking protocol.
   const known = new Set(["", ...serviceNames]);
 
   // A readiness check that throws means we cannot vouch for serving.
-  const current = async (): Promise<Status> =>
-    (await isServing().catch(() => false)) ? Status.SERVING : Status.NOT_SERVING;
+  const current = async (): Promise<Status> => ((await isServing().catch(() => false)) ? Status.SERVING : Status.NOT_SERVING);
 
   router.service(Health, {
     async check(req) {

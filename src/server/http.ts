@@ -25,7 +25,12 @@ import type { Logger } from "./logger.ts";
 import { registerReflection } from "./reflection.ts";
 import type { Runtime } from "./wiring.ts";
 
-export const SERVED_FILES = [file_identity_v1_identity_service, file_identity_v1_session_service, file_identity_v1_account_service, file_identity_v1_admin_service];
+export const SERVED_FILES = [
+  file_identity_v1_identity_service,
+  file_identity_v1_session_service,
+  file_identity_v1_account_service,
+  file_identity_v1_admin_service,
+];
 const SERVICE_NAMES = SERVED_FILES.flatMap((f) => f.services.map((s) => s.typeName));
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -116,7 +121,9 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  const h1 = tls ? undefined : http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 }, onRequest);
+  const h1 = tls
+    ? undefined
+    : http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 }, onRequest);
   // The HTTP/1.1 server is handed connections rather than listening itself; node
   // starts its connection tracking (idle detection, header and request timeouts)
   // on 'listening', so announce it.
@@ -148,7 +155,11 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
         });
       });
   const listener: net.Server = front ?? (h2 as unknown as net.Server);
-  if (tls) h2.on("connection", (socket: Socket) => { sockets.add(socket); socket.once("close", () => sockets.delete(socket)); });
+  if (tls)
+    h2.on("connection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
 
   return {
     listen() {

@@ -9,8 +9,18 @@ import type { Config } from "../config.ts";
 
 /** Field names that hold nothing but a secret or personal data wherever they appear. */
 export const SECRET_KEYS = [
-  "password", "currentPassword", "newPassword", "token", "sessionToken", "secret",
-  "authorization", "cookie", "email", "newEmail", "phone", "displayName",
+  "password",
+  "currentPassword",
+  "newPassword",
+  "token",
+  "sessionToken",
+  "secret",
+  "authorization",
+  "cookie",
+  "email",
+  "newEmail",
+  "phone",
+  "displayName",
 ];
 
 /** Secrets under a name that elsewhere is harmless: redacted at these exact paths only. */
@@ -55,7 +65,12 @@ export function prettyLine(json: string): string {
   if (err && typeof err === "object") {
     const { message, stack, type: _type, ...rest } = err as Record<string, unknown>;
     text += ` err=${JSON.stringify(message)}${Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : ""}`;
-    if (typeof stack === "string") text += `\n    ${stack.split("\n").slice(1).map((l) => l.trim()).join("\n    ")}`;
+    if (typeof stack === "string")
+      text += `\n    ${stack
+        .split("\n")
+        .slice(1)
+        .map((l) => l.trim())
+        .join("\n    ")}`;
   }
   return `${text}\n`;
 }

@@ -31,10 +31,13 @@ export function createReadiness(backends: readonly Backend[], log: Logger, timeo
   const bounded = (backend: Backend): Promise<boolean> =>
     new Promise((resolve) => {
       const timeout = setTimeout(() => resolve(false), timeoutMs);
-      backend.ping().then(
-        (ok) => resolve(ok),
-        () => resolve(false),
-      ).finally(() => clearTimeout(timeout));
+      backend
+        .ping()
+        .then(
+          (ok) => resolve(ok),
+          () => resolve(false),
+        )
+        .finally(() => clearTimeout(timeout));
     });
 
   const record = (backend: Backend, ok: boolean) => {
@@ -42,15 +45,21 @@ export function createReadiness(backends: readonly Backend[], log: Logger, timeo
     up.set(backend.name, ok);
     if (ok === before || (ok && before === undefined)) return;
     if (ok) log.info({ backend: backend.name }, `${backend.name} (${backend.variable}) answers again: ready`);
-    else log.warn({ backend: backend.name }, `${backend.name} (${backend.variable}) does not answer within ${timeoutMs} ms: not ready, calls that need it answer Unavailable until it is back`);
+    else
+      log.warn(
+        { backend: backend.name },
+        `${backend.name} (${backend.variable}) does not answer within ${timeoutMs} ms: not ready, calls that need it answer Unavailable until it is back`,
+      );
   };
 
   const check = async (): Promise<boolean> => {
-    const results = await Promise.all(backends.map(async (backend) => {
-      const ok = await bounded(backend);
-      record(backend, ok);
-      return ok;
-    }));
+    const results = await Promise.all(
+      backends.map(async (backend) => {
+        const ok = await bounded(backend);
+        record(backend, ok);
+        return ok;
+      }),
+    );
     return results.every(Boolean);
   };
 

@@ -83,7 +83,10 @@ export function registerReflection(router: ConnectRouter, files: readonly DescFi
       f.dependencies.forEach(walk);
     };
     walk(file);
-    closure.set(file, [...seen].map((f) => bytes.get(f)!));
+    closure.set(
+      file,
+      [...seen].map((f) => bytes.get(f)!),
+    );
   }
 
   const notFound = (what: string): MessageResponse => ({
@@ -91,9 +94,7 @@ export function registerReflection(router: ConnectRouter, files: readonly DescFi
     value: { errorCode: NOT_FOUND, errorMessage: `${what} not found` },
   });
   const fileResponse = (file: DescFile | undefined, what: string): MessageResponse =>
-    file
-      ? { case: "fileDescriptorResponse", value: { fileDescriptorProto: closure.get(file)! } }
-      : notFound(what);
+    file ? { case: "fileDescriptorResponse", value: { fileDescriptorProto: closure.get(file)! } } : notFound(what);
 
   const answer = (req: v1.ServerReflectionRequest | v1alpha.ServerReflectionRequest): MessageResponse => {
     const r = req.messageRequest;

@@ -174,9 +174,10 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     onDeferred: (err) => log.warn({ err }, "sessions of a committed change could not be ended yet: refused meanwhile, retried until done"),
   });
   const revocationIntervalMs = options.revocationIntervalMs ?? 1000;
-  const revocationLoop = revocationIntervalMs > 0
-    ? startRevocationLoop(revocations, { intervalMs: revocationIntervalMs, onError: (err) => log.warn({ err }, "pending revocations could not be read") })
-    : undefined;
+  const revocationLoop =
+    revocationIntervalMs > 0
+      ? startRevocationLoop(revocations, { intervalMs: revocationIntervalMs, onError: (err) => log.warn({ err }, "pending revocations could not be read") })
+      : undefined;
   const apiKeys = createApiKeys({ store: durable.apiKeys, invalidation: ephemeral.invalidation, now, random });
   await apiKeys.listen();
   // Each worker hashes at most one computation per core at once (see passwords.ts),
@@ -207,7 +208,9 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
         ". Set MYSQL_URL, REDIS_URL, KEY_ENCRYPTION_KEYS, BLIND_INDEX_KEY and SMTP_URL in production.",
     );
   } else if (config.development) {
-    log.warn("DEVELOPMENT MODE (DEVELOPMENT_MODE=true) with MYSQL_URL and REDIS_URL" + (config.smtpUrl ? "" : ": SMTP_URL is not set, messages are written to this log instead of being sent"));
+    log.warn(
+      `DEVELOPMENT MODE (DEVELOPMENT_MODE=true) with MYSQL_URL and REDIS_URL${config.smtpUrl ? "" : ": SMTP_URL is not set, messages are written to this log instead of being sent"}`,
+    );
   }
   const deliveryMetrics = createDeliveryMetrics(
     () => durable.outbox.countByStatus(),
@@ -245,7 +248,11 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
         const { failure, attempt, nextAttemptAt } = error;
         // "errorCode": the SMTP reply code, named apart from the failure class.
         const { code: errorCode, ...rest } = failure;
-        const fields = { delivery: { ...rest, errorCode, attempt, retryAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString() }, messageId: message?.id, kind: message?.kind };
+        const fields = {
+          delivery: { ...rest, errorCode, attempt, retryAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString() },
+          messageId: message?.id,
+          kind: message?.kind,
+        };
         if (nextAttemptAt === null) log.warn(fields, "message given up (failed): requeue it with `npm run outbox -- requeue`");
         else log.info(fields, "message delivery failed; retrying later");
         return;
@@ -273,20 +280,38 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const dataExport = createDataExport({ accounts: durable.accounts, keyring, sessions, consents, outbox: durable.outbox, audit: durable.audit, now });
   const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
   const retention = createRetention({ tenants: durable.tenants, accounts: durable.accounts, outbox: durable.outbox, audit: durable.audit });
-  const purge = purgeIntervalMs > 0
-    ? startRetention(retention, {
-        intervalMs: purgeIntervalMs,
-        now,
-        lease: ephemeral.leases,
-        onRun: (deleted) => {
-          if (deleted.unverifiedAccounts + deleted.deliveredMessages + deleted.auditEvents > 0) log.info({ deleted }, "retention: deleted what is past its tenant's retention");
-        },
-        onError: (err) => log.warn({ err }, "retention run failed"),
-      })
-    : undefined;
+  const purge =
+    purgeIntervalMs > 0
+      ? startRetention(retention, {
+          intervalMs: purgeIntervalMs,
+          now,
+          lease: ephemeral.leases,
+          onRun: (deleted) => {
+            if (deleted.unverifiedAccounts + deleted.deliveredMessages + deleted.auditEvents > 0)
+              log.info({ deleted }, "retention: deleted what is past its tenant's retention");
+          },
+          onError: (err) => log.warn({ err }, "retention run failed"),
+        })
+      : undefined;
 
   return {
-    app: { identity, recovery, emailChange, sessions, accounts, profiles, tenants, apiKeys, audit, consents, dataExport, erasure, users, failedMessages, revocations },
+    app: {
+      identity,
+      recovery,
+      emailChange,
+      sessions,
+      accounts,
+      profiles,
+      tenants,
+      apiKeys,
+      audit,
+      consents,
+      dataExport,
+      erasure,
+      users,
+      failedMessages,
+      revocations,
+    },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,
     ephemeral,

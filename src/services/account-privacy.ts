@@ -14,7 +14,10 @@ export function accountPrivacyHandlers(app: App): Pick<ServiceImpl<typeof Accoun
   return {
     async listConsents(_req, ctx) {
       const { session } = requireSession(ctx);
-      const [current, history] = await Promise.all([app.consents.current(session.tenantId, session.accountId), app.consents.history(session.tenantId, session.accountId)]);
+      const [current, history] = await Promise.all([
+        app.consents.current(session.tenantId, session.accountId),
+        app.consents.history(session.tenantId, session.accountId),
+      ]);
       return { consents: current.map(consentToProto), history: history.map(consentToProto) };
     },
 

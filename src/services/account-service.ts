@@ -1,7 +1,7 @@
 // identity.v1.AccountService: translate proto ⇄ domain, nothing else. Every
 // RPC acts for the person whose session calls it.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
+import type { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { invalidArgument } from "../domain/errors.ts";
 import type { AccessPolicy } from "./access.ts";
 import { accountPrivacyHandlers } from "./account-privacy.ts";
@@ -24,12 +24,14 @@ export function accountService(app: App) {
       const paths = req.updateMask?.paths ?? [];
       if (paths.length > 0 && !req.account) throw invalidArgument("account", "is required with an update_mask");
       // Rectification by the person is audited like an admin's (which fields, never their values).
-      const account = await selfAudited(app, ctx, principal, "account.update", `fields: ${paths.join(", ")}`, () => app.profiles.update(session.tenantId, session.accountId, paths, {
-        displayName: req.account?.displayName ?? "",
-        pronouns: req.account?.pronouns ?? "",
-        locale: req.account?.locale ?? "",
-        customAttributes: req.account?.customAttributes,
-      }));
+      const account = await selfAudited(app, ctx, principal, "account.update", `fields: ${paths.join(", ")}`, () =>
+        app.profiles.update(session.tenantId, session.accountId, paths, {
+          displayName: req.account?.displayName ?? "",
+          pronouns: req.account?.pronouns ?? "",
+          locale: req.account?.locale ?? "",
+          customAttributes: req.account?.customAttributes,
+        }),
+      );
       return { account: accountToProto(account) };
     },
     async addPushToken(req, ctx) {
@@ -39,7 +41,9 @@ export function accountService(app: App) {
     },
     async removePushToken(req, ctx) {
       const { session, principal } = requireSession(ctx);
-      await selfAudited(app, ctx, principal, "account.push_token.remove", "", () => app.profiles.removePushToken(session.tenantId, session.accountId, req.deviceId));
+      await selfAudited(app, ctx, principal, "account.push_token.remove", "", () =>
+        app.profiles.removePushToken(session.tenantId, session.accountId, req.deviceId),
+      );
       return {};
     },
     async deleteAccount(req, ctx) {

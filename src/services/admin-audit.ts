@@ -44,7 +44,8 @@ export function timestampToEpochMs(field: string, timestamp: Timestamp | undefin
   if (!timestamp) return undefined;
   const ms = Number(timestamp.seconds) * 1000 + Math.floor(timestamp.nanos / 1_000_000);
   // A time kept past year 9999 would answer Internal on every later read over JSON.
-  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TIMESTAMP_MS || timestamp.nanos < 0 || timestamp.nanos > 999_999_999) throw invalidArgument(field, "is not a valid time");
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TIMESTAMP_MS || timestamp.nanos < 0 || timestamp.nanos > 999_999_999)
+    throw invalidArgument(field, "is not a valid time");
   return ms;
 }
 
@@ -54,17 +55,22 @@ export function auditHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, 
   return {
     async listAuditEvents(req, ctx) {
       const { principal, tenantId } = await authorize(app, ctx, AUDIT_READ);
-      const page = await audited(app, ctx, principal, { tenantId, action: "audit.list", target: req.target.includes("@") ? "" : req.target.slice(0, 128) }, async () =>
-        app.audit.list({
-          tenantId,
-          actor: req.actor,
-          target: req.target,
-          action: req.action,
-          after: timestampToEpochMs("after", req.after),
-          before: timestampToEpochMs("before", req.before),
-          pageSize: req.pageSize,
-          pageToken: req.pageToken,
-        }),
+      const page = await audited(
+        app,
+        ctx,
+        principal,
+        { tenantId, action: "audit.list", target: req.target.includes("@") ? "" : req.target.slice(0, 128) },
+        async () =>
+          app.audit.list({
+            tenantId,
+            actor: req.actor,
+            target: req.target,
+            action: req.action,
+            after: timestampToEpochMs("after", req.after),
+            before: timestampToEpochMs("before", req.before),
+            pageSize: req.pageSize,
+            pageToken: req.pageToken,
+          }),
       );
       return { events: page.events.map(auditEventToProto), nextPageToken: page.nextPageToken };
     },

@@ -8,7 +8,12 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { DeliveryFailureClass, FailedMessageSchema, type AdminService, type FailedMessage as FailedMessageProto } from "../../gen/identity/v1/admin_service_pb.js";
+import {
+  DeliveryFailureClass,
+  FailedMessageSchema,
+  type AdminService,
+  type FailedMessage as FailedMessageProto,
+} from "../../gen/identity/v1/admin_service_pb.js";
 import { isId } from "../domain/ids.ts";
 import type { FailedMessage } from "../domain/ports/outbox.ts";
 import { Role } from "../domain/types.ts";

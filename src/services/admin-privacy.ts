@@ -19,7 +19,13 @@ const USERS_READ = { permission: "users.read", minRole: Role.ADMIN } as const;
  * a refusal is recorded too — reads the account as GetUser does (reason
  * required, not_found outside the tenant) and checks the caller may manage it.
  */
-async function readUser<T>(app: App, ctx: HandlerContext, req: { accountId: string; reason: string }, action: string, read: (account: Account) => Promise<T>): Promise<T> {
+async function readUser<T>(
+  app: App,
+  ctx: HandlerContext,
+  req: { accountId: string; reason: string },
+  action: string,
+  read: (account: Account) => Promise<T>,
+): Promise<T> {
   const { principal, tenantId } = await authorize(app, ctx, USERS_READ);
   const target = isId(req.accountId) ? `account:${req.accountId}` : "";
   return audited(app, ctx, principal, { tenantId, action, target, reason: req.reason }, async () => {

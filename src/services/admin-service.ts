@@ -3,7 +3,7 @@
 // privacy, audit, failed messages); composed here into one implementation, complete by type.
 // Every RPC needs a session or an API key; authorize() then applies the RPC's rule.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
+import type { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import type { AccessPolicy } from "./access.ts";
 import { auditHandlers } from "./admin-audit.ts";
 import { outboxHandlers } from "./admin-outbox.ts";

@@ -21,13 +21,32 @@ const USERS_WRITE: Need = { permission: "users.write", minRole: Role.ADMIN };
 /** How the audit trail names the account a request names; "" when it names none (a malformed id). */
 const targetOf = (accountId: string) => (isId(accountId) ? `account:${accountId}` : "");
 
-export type UserRpcs = "createUser" | "getUser" | "listUsers" | "updateUser" | "setUserRole" | "activateUser" | "deactivateUser" | "deleteUser" | "sendPasswordReset" | "revokeUserSessions" | "setSubscription";
+export type UserRpcs =
+  | "createUser"
+  | "getUser"
+  | "listUsers"
+  | "updateUser"
+  | "setUserRole"
+  | "activateUser"
+  | "deactivateUser"
+  | "deleteUser"
+  | "sendPasswordReset"
+  | "revokeUserSessions"
+  | "setSubscription";
 
 export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, UserRpcs> {
   /** authorize(), then the action on the named account, audited as `action`. */
-  async function onAccount<T>(ctx: HandlerContext, need: Need, action: string, req: { accountId: string; reason: string }, run: (target: UserTarget) => Promise<T>): Promise<T> {
+  async function onAccount<T>(
+    ctx: HandlerContext,
+    need: Need,
+    action: string,
+    req: { accountId: string; reason: string },
+    run: (target: UserTarget) => Promise<T>,
+  ): Promise<T> {
     const { principal, tenantId } = await authorize(app, ctx, need);
-    return audited(app, ctx, principal, { tenantId, action, target: targetOf(req.accountId), reason: req.reason }, () => run({ principal, tenantId, accountId: req.accountId }));
+    return audited(app, ctx, principal, { tenantId, action, target: targetOf(req.accountId), reason: req.reason }, () =>
+      run({ principal, tenantId, accountId: req.accountId }),
+    );
   }
 
   return {

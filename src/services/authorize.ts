@@ -47,13 +47,10 @@ export async function authorize(app: App, ctx: HandlerContext, need: Need & { te
 /** A session acting as ADMIN or above, with the account's current role and state applied. */
 async function withCurrentRole(app: App, principal: Principal, minRole: Role): Promise<Principal> {
   if (principal.kind !== "session" || minRole <= Role.USER || principal.role < minRole) return principal;
-  let account;
-  try {
-    account = await app.accounts.get(principal.tenantId, principal.accountId);
-  } catch (error) {
+  const account = await app.accounts.get(principal.tenantId, principal.accountId).catch((error: unknown) => {
     if (error instanceof DomainError && error.kind === "not_found") throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
     throw error;
-  }
+  });
   if (account.state !== AccountState.ACTIVE) throw permissionDenied("ACCOUNT_NOT_ACTIVE", "the caller's account is not active");
   return account.role < principal.role ? { ...principal, role: account.role } : principal;
 }
@@ -75,7 +72,15 @@ export async function audited<T>(
 ): Promise<T> {
   const meta = requestMeta(ctx);
   const record = (outcome: string, where: { tenantId: string; target: string }) =>
-    app.audit.record({ ...where, actor: actorOf(principal), action: event.action, reason: event.reason ?? "", ip: meta.ip, userAgent: meta.userAgent, outcome });
+    app.audit.record({
+      ...where,
+      actor: actorOf(principal),
+      action: event.action,
+      reason: event.reason ?? "",
+      ip: meta.ip,
+      userAgent: meta.userAgent,
+      outcome,
+    });
   let result: T;
   try {
     result = await action();

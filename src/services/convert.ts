@@ -3,7 +3,14 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { AccountSchema, ConsentSchema, SessionSchema, type Account as AccountMessage, type Consent as ConsentMessage, type Session as SessionMessage } from "../../gen/identity/v1/common_pb.js";
+import {
+  AccountSchema,
+  ConsentSchema,
+  SessionSchema,
+  type Account as AccountMessage,
+  type Consent as ConsentMessage,
+  type Session as SessionMessage,
+} from "../../gen/identity/v1/common_pb.js";
 import type { Consent } from "../domain/consents.ts";
 import type { Account, SessionRecord } from "../domain/types.ts";
 
@@ -19,7 +26,12 @@ export function accountToProto(account: Account): AccountMessage {
     pronouns: account.profile.pronouns,
     locale: account.locale,
     customAttributes: account.profile.customAttributes as JsonObject,
-    pushTokens: account.profile.pushTokens.map((t) => ({ deviceId: t.deviceId, platform: t.platform, token: t.token, createTime: timestampFromMs(t.createdAt) })),
+    pushTokens: account.profile.pushTokens.map((t) => ({
+      deviceId: t.deviceId,
+      platform: t.platform,
+      token: t.token,
+      createTime: timestampFromMs(t.createdAt),
+    })),
     subscription: { plan: account.plan, ...(account.planExpiresAt === null ? {} : { expireTime: timestampFromMs(account.planExpiresAt) }) },
     createTime: timestampFromMs(account.createdAt),
     updateTime: timestampFromMs(account.updatedAt),
@@ -27,7 +39,13 @@ export function accountToProto(account: Account): AccountMessage {
 }
 
 export function consentToProto(consent: Consent): ConsentMessage {
-  return create(ConsentSchema, { purpose: consent.purpose, version: consent.version, granted: consent.granted, recordTime: timestampFromMs(consent.recordedAt), client: consent.client });
+  return create(ConsentSchema, {
+    purpose: consent.purpose,
+    version: consent.version,
+    granted: consent.granted,
+    recordTime: timestampFromMs(consent.recordedAt),
+    client: consent.client,
+  });
 }
 
 /** A session as its owner may see it: never its token or the token's hash. */
@@ -48,9 +66,20 @@ export function sessionToProto(session: SessionRecord, client: { ip: string; use
 export function pickAccountFields(message: AccountMessage, paths: readonly string[]): AccountMessage {
   const picked = create(AccountSchema, { id: message.id });
   const allowed: Record<string, keyof AccountMessage> = {
-    id: "id", tenant_id: "tenantId", role: "role", state: "state", email: "email", email_verified: "emailVerified",
-    display_name: "displayName", pronouns: "pronouns", locale: "locale", custom_attributes: "customAttributes",
-    push_tokens: "pushTokens", subscription: "subscription", create_time: "createTime", update_time: "updateTime",
+    id: "id",
+    tenant_id: "tenantId",
+    role: "role",
+    state: "state",
+    email: "email",
+    email_verified: "emailVerified",
+    display_name: "displayName",
+    pronouns: "pronouns",
+    locale: "locale",
+    custom_attributes: "customAttributes",
+    push_tokens: "pushTokens",
+    subscription: "subscription",
+    create_time: "createTime",
+    update_time: "updateTime",
   };
   for (const path of paths) {
     const key = allowed[path];
@@ -60,6 +89,18 @@ export function pickAccountFields(message: AccountMessage, paths: readonly strin
 }
 
 export const ACCOUNT_FIELD_PATHS = [
-  "id", "tenant_id", "role", "state", "email", "email_verified", "display_name", "pronouns", "locale",
-  "custom_attributes", "push_tokens", "subscription", "create_time", "update_time",
+  "id",
+  "tenant_id",
+  "role",
+  "state",
+  "email",
+  "email_verified",
+  "display_name",
+  "pronouns",
+  "locale",
+  "custom_attributes",
+  "push_tokens",
+  "subscription",
+  "create_time",
+  "update_time",
 ] as const;

@@ -3,7 +3,7 @@
 // composed into one complete implementation.
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
+import type { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
 import { requestMeta, tenantOf } from "./call-context.ts";
@@ -28,7 +28,14 @@ export const identityAccess = {
 export function identityService(app: App) {
   return {
     async signUp(req, ctx) {
-      await app.identity.signUp({ tenantId: tenantOf(ctx), email: req.email, password: req.password, locale: req.locale, meta: requestMeta(ctx), consents: req.consents });
+      await app.identity.signUp({
+        tenantId: tenantOf(ctx),
+        email: req.email,
+        password: req.password,
+        locale: req.locale,
+        meta: requestMeta(ctx),
+        consents: req.consents,
+      });
       return {};
     },
     async verifyIdentity(req, ctx) {

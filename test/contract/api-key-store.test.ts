@@ -10,7 +10,16 @@ const T0 = Date.UTC(2030, 0, 1);
 const hash = () => randomBytes(32).toString("hex");
 
 function apiKey(tenantId: string, overrides: Partial<StoredApiKey> = {}): StoredApiKey {
-  return { id: randomUUID(), tenantId, name: "billing service", permissions: ["sessions.validate", "users.read"], createdAt: T0, revokedAt: null, createdBy: "account:x", ...overrides };
+  return {
+    id: randomUUID(),
+    tenantId,
+    name: "billing service",
+    permissions: ["sessions.validate", "users.read"],
+    createdAt: T0,
+    revokedAt: null,
+    createdBy: "account:x",
+    ...overrides,
+  };
 }
 
 describe.each(BACKENDS)("ApiKeyStore contract: %s", (backend) => {

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { sql, type Kysely } from "kysely";
+import { sql } from "kysely";
+import type { UntypedDatabase } from "../../src/store/sql/schema.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEventInput } from "../../src/domain/audit-log.ts";
 import { auditHash, createAudit, type Audit } from "../../src/domain/audit.ts";
@@ -81,7 +82,7 @@ async function expectInvalid(promise: Promise<unknown>, field: string) {
 describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
   let h: Harness;
   let database: SqlDatabase;
-  let raw: Kysely<any>;
+  let raw: UntypedDatabase;
   let store: AuditStore;
   let clock = T0;
   let audit: Audit;
@@ -91,7 +92,7 @@ describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
   beforeAll(async () => {
     h = await harness(backend);
     database = await h.open();
-    raw = database.db as Kysely<any>;
+    raw = database.db as UntypedDatabase;
     store = createSqlAuditStore(database);
     audit = createAudit(store, () => clock++);
   });
@@ -184,7 +185,17 @@ describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
             : audit.record(input(tenant, { reason: `ok ${i}` })),
       ),
     );
-    expect(answers.map((a) => a.status)).toEqual(["fulfilled", "fulfilled", "fulfilled", "fulfilled", "rejected", "fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(answers.map((a) => a.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+    ]);
     expect(String((answers[4] as PromiseRejectedResult).reason)).toContain("cannot build this one");
     expect(String((answers[6] as PromiseRejectedResult).reason)).toContain("does not continue the chain");
     expect(await store.head(tenant)).toMatchObject({ sequence: 8 });
@@ -259,7 +270,15 @@ describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
     const next = await audit.list({ tenantId: tenant, pageSize: 1, pageToken: first.nextPageToken });
     expect(next.events[0]?.sequence).toBe(2);
 
-    for (const bad of ["x", "!!!", "bm90IGEgdG9rZW4", Buffer.from("a1.0.AAAAAAAAAAAA").toString("base64url"), Buffer.from("a1.-3.AAAAAAAAAAAA").toString("base64url"), `${first.nextPageToken}=`, "A".repeat(200)]) {
+    for (const bad of [
+      "x",
+      "!!!",
+      "bm90IGEgdG9rZW4",
+      Buffer.from("a1.0.AAAAAAAAAAAA").toString("base64url"),
+      Buffer.from("a1.-3.AAAAAAAAAAAA").toString("base64url"),
+      `${first.nextPageToken}=`,
+      "A".repeat(200),
+    ]) {
       await expectInvalid(audit.list({ tenantId: tenant, pageSize: 1, pageToken: bad }), "page_token");
     }
     // A token is tied to its tenant and filters.
@@ -277,7 +296,7 @@ describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
     await expect(audit.record(input(tenant, { target: "person@example.com" }))).rejects.toThrow(/not an email address/);
     await expect(audit.record(input(tenant, { actor: "person@example.com" }))).rejects.toThrow(/not an email address/);
     expect(await store.head(tenant)).toBeUndefined();
-    const long = await audit.record(input(tenant, { reason: "é".repeat(5000), userAgent: "🙂".repeat(600) + "\uD800", ip: "x".repeat(100) }));
+    const long = await audit.record(input(tenant, { reason: "é".repeat(5000), userAgent: `${"🙂".repeat(600)}\uD800`, ip: "x".repeat(100) }));
     expect(Array.from(long.reason)).toHaveLength(1000);
     expect(Array.from(long.userAgent)).toHaveLength(512);
     const [stored] = await store.list({ tenantId: tenant, afterSequence: 0, limit: 1 });
@@ -361,7 +380,11 @@ describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
       prev_hash: "",
       hash: "",
     }));
-    for (let i = 0; i < rows.length; i += 500) await raw.insertInto("audit_events").values(rows.slice(i, i + 500)).execute();
+    for (let i = 0; i < rows.length; i += 500)
+      await raw
+        .insertInto("audit_events")
+        .values(rows.slice(i, i + 500))
+        .execute();
     if (backend === "mysql") await sql`ANALYZE TABLE audit_events`.execute(raw);
     const cases: Array<{ column: "actor" | "target" | "action"; value: string; index: string }> = [
       { column: "actor", value: "account:a7", index: "audit_events_actor" },
@@ -369,7 +392,14 @@ describe.each(BACKENDS)("the audit store on the %s backend", (backend) => {
       { column: "action", value: "act.7", index: "audit_events_action" },
     ];
     for (const c of cases) {
-      const query = raw.selectFrom("audit_events").selectAll().where("tenant_id", "=", tenant).where(c.column, "=", c.value).where("sequence", ">", 10).orderBy("sequence").limit(51);
+      const query = raw
+        .selectFrom("audit_events")
+        .selectAll()
+        .where("tenant_id", "=", tenant)
+        .where(c.column, "=", c.value)
+        .where("sequence", ">", 10)
+        .orderBy("sequence")
+        .limit(51);
       const plan = await explain(raw, backend, query.compile());
       expect(plan, `${c.column}: ${plan}`).toContain(c.index);
       expect(plan).not.toMatch(/filesort|TEMP B-TREE|SCAN audit_events\b(?! USING)/i);
@@ -391,7 +421,7 @@ function appendFromProcess(options: Record<string, unknown>): Promise<number[]> 
   });
 }
 
-async function explain(raw: Kysely<any>, backend: BackendName, compiled: { sql: string; parameters: readonly unknown[] }): Promise<string> {
+async function explain(raw: UntypedDatabase, backend: BackendName, compiled: { sql: string; parameters: readonly unknown[] }): Promise<string> {
   const prefix = backend === "mysql" ? "EXPLAIN " : "EXPLAIN QUERY PLAN ";
   const result = await raw.executeQuery({ ...compiled, sql: prefix + compiled.sql, query: compiled as never, queryId: { queryId: "explain" } } as never);
   return JSON.stringify(result.rows);

@@ -19,7 +19,17 @@ const keyring = createKeyring([{ id: "k1", key: randomBytes(32) }], randomBytes(
 
 function consent(accountId: string, overrides: Partial<StoredConsent> = {}): StoredConsent {
   const recordedAt = overrides.recordedAt ?? T0;
-  return { id: newId(recordedAt), tenantId: "t-consents", accountId, purpose: "terms", version: "2030-01", granted: true, client: "test-agent/1.0", recordedAt, ...overrides };
+  return {
+    id: newId(recordedAt),
+    tenantId: "t-consents",
+    accountId,
+    purpose: "terms",
+    version: "2030-01",
+    granted: true,
+    client: "test-agent/1.0",
+    recordedAt,
+    ...overrides,
+  };
 }
 
 describe.each(BACKENDS)("ConsentStore contract: %s", (backend) => {
@@ -33,7 +43,13 @@ describe.each(BACKENDS)("ConsentStore contract: %s", (backend) => {
 
   it("append() stores every field as given; history() returns them newest first", async () => {
     const accountId = newId(T0);
-    const older = consent(accountId, { purpose: "marketing", granted: false, version: "v1", client: "Mozilla/5.0 (X11; Linux x86_64) Ünïcode", recordedAt: T0 + 1 });
+    const older = consent(accountId, {
+      purpose: "marketing",
+      granted: false,
+      version: "v1",
+      client: "Mozilla/5.0 (X11; Linux x86_64) Ünïcode",
+      recordedAt: T0 + 1,
+    });
     const newer = consent(accountId, { purpose: "terms", recordedAt: T0 + 2 });
     await h.stores.consents.append([older, newer]);
     expect(await h.stores.consents.history({ tenantId: "t-consents", accountId, limit: 10 })).toEqual([newer, older]);
@@ -106,7 +122,17 @@ describe.each(BACKENDS)("ConsentStore contract: %s", (backend) => {
   it("createAccount() records the sign-up consents in its transaction; a duplicate identity records none", async () => {
     const lookupHash = randomBytes(32).toString("hex");
     const rows = () =>
-      newEmailAccount(keyring, { tenantId: "t-consents", email: "x@example.test", lookupHash, passwordHash: null, role: Role.USER, state: AccountState.PENDING_VERIFICATION, locale: "en", verifiedAt: null, at: T0 });
+      newEmailAccount(keyring, {
+        tenantId: "t-consents",
+        email: "x@example.test",
+        lookupHash,
+        passwordHash: null,
+        role: Role.USER,
+        state: AccountState.PENDING_VERIFICATION,
+        locale: "en",
+        verifiedAt: null,
+        at: T0,
+      });
     const first = rows();
     const given = [consent(first.account.id, { purpose: "terms" }), consent(first.account.id, { purpose: "privacy_policy" })];
     await h.stores.accounts.createAccount({ account: first.account, wrappedKey: first.wrappedKey, identity: first.identity, messages: [], consents: given });
@@ -114,7 +140,13 @@ describe.each(BACKENDS)("ConsentStore contract: %s", (backend) => {
 
     const second = rows();
     const refused = await h.stores.accounts
-      .createAccount({ account: second.account, wrappedKey: second.wrappedKey, identity: second.identity, messages: [], consents: [consent(second.account.id)] })
+      .createAccount({
+        account: second.account,
+        wrappedKey: second.wrappedKey,
+        identity: second.identity,
+        messages: [],
+        consents: [consent(second.account.id)],
+      })
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(DuplicateIdentityError);
     expect(await h.stores.consents.history({ tenantId: "t-consents", accountId: second.account.id, limit: 10 })).toEqual([]);

@@ -69,7 +69,11 @@ describe.each(BACKENDS)("driver errors on the %s backend", (backend) => {
     const tenant = { id: randomUUID(), name: "Shop", settings: DEFAULT_TENANT_SETTINGS, createdAt: T0 };
     await h.stores.tenants.create(tenant);
     const refusal = new DomainError("failed_precondition", "REFUSED", "refused");
-    await expect(h.stores.tenants.update(tenant.id, () => { throw refusal; })).rejects.toBe(refusal);
+    await expect(
+      h.stores.tenants.update(tenant.id, () => {
+        throw refusal;
+      }),
+    ).rejects.toBe(refusal);
   });
 });
 

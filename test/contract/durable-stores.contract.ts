@@ -3,7 +3,7 @@
 // with a way to open a freshly migrated store. `raw` is the same database seen
 // without the stores, to check what was (and was not) written.
 import { randomBytes, randomUUID } from "node:crypto";
-import type { Kysely } from "kysely";
+import type { UntypedDatabase } from "../../src/store/sql/schema.ts";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "../../src/domain/ports/accounts.ts";
 import type { OutboxMessage } from "../../src/domain/ports/outbox.ts";
@@ -14,9 +14,9 @@ import { DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 
 export interface DurableHarness {
   stores: DurableStores;
-  raw: Kysely<any>;
+  raw: UntypedDatabase;
   /** The key store's database (account_keys, erasure_ledger): `raw` itself, or another database. */
-  rawKeys: Kysely<any>;
+  rawKeys: UntypedDatabase;
   close(): Promise<void>;
 }
 
@@ -108,7 +108,11 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
     });
 
     const count = async (table: string, column: string, value: string): Promise<number> => {
-      const row = await (table === "account_keys" ? h.rawKeys : h.raw).selectFrom(table).select((eb) => eb.fn.countAll().as("n")).where(column, "=", value).executeTakeFirstOrThrow();
+      const row = await (table === "account_keys" ? h.rawKeys : h.raw)
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll().as("n"))
+        .where(column, "=", value)
+        .executeTakeFirstOrThrow();
       return Number(row.n);
     };
     // Drivers return rows of their own shape (node:sqlite: null-prototype objects): compare plain copies.
@@ -117,7 +121,15 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
     /** Adds a phone identity to the account directly (the port has no "add identity" yet). */
     const addIdentity = async (s: SignUp, verifiedAt: number | null, createdAt = T0 + 1): Promise<StoredIdentity> => {
-      const identity: StoredIdentity = { ...s.identity, id: randomUUID(), kind: IdentityKind.PHONE, lookupHash: lookupHash(), valueSealed: "phone", verifiedAt, createdAt };
+      const identity: StoredIdentity = {
+        ...s.identity,
+        id: randomUUID(),
+        kind: IdentityKind.PHONE,
+        lookupHash: lookupHash(),
+        valueSealed: "phone",
+        verifiedAt,
+        createdAt,
+      };
       await h.raw
         .insertInto("identities")
         .values({
@@ -332,7 +344,10 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           updatedAt: at,
         });
         // Nothing else changed.
-        expect(await h.stores.accounts.getAccount(tenantId, bystander.account.id)).toStrictEqual({ account: bystander.account, wrappedKey: bystander.wrappedKey });
+        expect(await h.stores.accounts.getAccount(tenantId, bystander.account.id)).toStrictEqual({
+          account: bystander.account,
+          wrappedKey: bystander.wrappedKey,
+        });
         expect(await h.stores.accounts.listIdentities(bystander.account.id)).toStrictEqual([bystander.identity]);
       });
 
@@ -367,7 +382,9 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
         expect(await h.stores.accounts.markIdentityVerified({ identityId: randomUUID(), accountId: s.account.id, at, state: AccountState.ACTIVE })).toBe(false);
         // An identity that exists, but belongs to another account, is not this account's to verify.
-        expect(await h.stores.accounts.markIdentityVerified({ identityId: other.identity.id, accountId: s.account.id, at, state: AccountState.ACTIVE })).toBe(false);
+        expect(await h.stores.accounts.markIdentityVerified({ identityId: other.identity.id, accountId: s.account.id, at, state: AccountState.ACTIVE })).toBe(
+          false,
+        );
 
         for (const x of [s, other]) {
           expect(await h.stores.accounts.getAccount(tenantId, x.account.id)).toStrictEqual({ account: x.account, wrappedKey: x.wrappedKey });
@@ -432,7 +449,9 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           for (let round = 0; round < 30; round++) {
             const { s, email } = await verifiedSignUp();
             const phone = await addIdentity(s, T0 + 20);
-            const results = await Promise.all([email, phone].map((i) => h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: i.id, at: T0 + 100 })));
+            const results = await Promise.all(
+              [email, phone].map((i) => h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: i.id, at: T0 + 100 })),
+            );
             expect([...results].sort()).toStrictEqual(["last_verified", "removed"]);
             const left = await h.stores.accounts.listIdentities(s.account.id);
             expect(left).toHaveLength(1);
@@ -458,8 +477,18 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           const awaitingActivation = signUp(tenantId, lookupHash(), { createdAt: T0 });
           const otherTenant = signUp(`other-${tenantId}`, lookupHash(), { createdAt: T0 });
           for (const x of [...old, atCutoff, verified, awaitingActivation, otherTenant]) await h.stores.accounts.createAccount(x);
-          await h.stores.accounts.markIdentityVerified({ identityId: verified.identity.id, accountId: verified.account.id, at: T0 + 5, state: AccountState.ACTIVE });
-          await h.stores.accounts.markIdentityVerified({ identityId: awaitingActivation.identity.id, accountId: awaitingActivation.account.id, at: T0 + 5, state: AccountState.PENDING_ACTIVATION });
+          await h.stores.accounts.markIdentityVerified({
+            identityId: verified.identity.id,
+            accountId: verified.account.id,
+            at: T0 + 5,
+            state: AccountState.ACTIVE,
+          });
+          await h.stores.accounts.markIdentityVerified({
+            identityId: awaitingActivation.identity.id,
+            accountId: awaitingActivation.account.id,
+            at: T0 + 5,
+            state: AccountState.PENDING_ACTIVATION,
+          });
           const kept = await Promise.all([atCutoff, verified, awaitingActivation, otherTenant].map((x) => rowsOf(x.account.id)));
           expect(kept).toStrictEqual(Array(4).fill({ accounts: 1, keys: 1, identities: 1, outbox: 1 }));
 
@@ -480,7 +509,9 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         it("run by several instances at once, deletes each account exactly once", async () => {
           const old = Array.from({ length: 6 }, (_, i) => signUp(tenantId, lookupHash(), { createdAt: T0 + i }));
           for (const x of old) await h.stores.accounts.createAccount(x);
-          const runs = await Promise.all(Array.from({ length: 4 }, () => h.stores.accounts.purgeUnverified({ tenantId, createdBefore: T0 + 1_000, limit: 10 })));
+          const runs = await Promise.all(
+            Array.from({ length: 4 }, () => h.stores.accounts.purgeUnverified({ tenantId, createdBefore: T0 + 1_000, limit: 10 })),
+          );
           const deleted = runs.flat();
           expect(deleted).toHaveLength(6);
           expect(new Set(deleted)).toStrictEqual(new Set(old.map((x) => x.account.id)));
@@ -503,14 +534,28 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect((await h.stores.accounts.getAccount(tenantId, bystander.account.id))?.account).toStrictEqual(bystander.account);
 
         // Again from the new version.
-        expect(await h.stores.accounts.updateProfile({ ...input, expectedProfileSealed: "profile-v2", profileSealed: "profile-v3", locale: "fr", at: at + 1 })).toBe(true);
-        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual({ ...updated, profileSealed: "profile-v3", locale: "fr", updatedAt: at + 1 });
+        expect(
+          await h.stores.accounts.updateProfile({ ...input, expectedProfileSealed: "profile-v2", profileSealed: "profile-v3", locale: "fr", at: at + 1 }),
+        ).toBe(true);
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual({
+          ...updated,
+          profileSealed: "profile-v3",
+          locale: "fr",
+          updatedAt: at + 1,
+        });
       });
 
       it("updateProfile returns false and writes nothing when the profile changed since it was read, or for another tenant or an unknown account", async () => {
         const s = signUp(tenantId, lookupHash());
         await h.stores.accounts.createAccount(s);
-        const input = { tenantId, accountId: s.account.id, expectedProfileSealed: s.account.profileSealed, profileSealed: "profile-v2", locale: "en", at: T0 + 7_000 };
+        const input = {
+          tenantId,
+          accountId: s.account.id,
+          expectedProfileSealed: s.account.profileSealed,
+          profileSealed: "profile-v2",
+          locale: "en",
+          at: T0 + 7_000,
+        };
 
         expect(await h.stores.accounts.updateProfile({ ...input, expectedProfileSealed: "an-older-profile" })).toBe(false);
         expect(await h.stores.accounts.updateProfile({ ...input, tenantId: `other-${tenantId}` })).toBe(false);
@@ -522,7 +567,14 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         const s = signUp(tenantId, lookupHash());
         await h.stores.accounts.createAccount(s);
         const write = (profileSealed: string) =>
-          h.stores.accounts.updateProfile({ tenantId, accountId: s.account.id, expectedProfileSealed: s.account.profileSealed, profileSealed, locale: "fr", at: T0 + 1 });
+          h.stores.accounts.updateProfile({
+            tenantId,
+            accountId: s.account.id,
+            expectedProfileSealed: s.account.profileSealed,
+            profileSealed,
+            locale: "fr",
+            at: T0 + 1,
+          });
         const results = await Promise.all(["profile-a", "profile-b", "profile-c"].map(write));
         expect(results.filter(Boolean)).toHaveLength(1);
         const winner = ["profile-a", "profile-b", "profile-c"][results.indexOf(true)];
@@ -564,7 +616,11 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
           const identity = { ...s.identity, lookupHash: input.lookupHash, valueSealed: input.valueSealed, verifiedAt: input.at };
           const account = { ...s.account, profileSealed: input.profileSealed, emailVerified: true, updatedAt: input.at };
-          expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, input.lookupHash)).toStrictEqual({ identity, account, wrappedKey: s.wrappedKey });
+          expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, input.lookupHash)).toStrictEqual({
+            identity,
+            account,
+            wrappedKey: s.wrappedKey,
+          });
           expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, s.identity.lookupHash)).toBeUndefined();
           expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([identity]);
           const queued = await h.raw.selectFrom("outbox").selectAll().where("account_id", "=", s.account.id).execute();
@@ -644,7 +700,16 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
         const found = await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, s.identity.lookupHash);
         const { account, identity } = found!;
-        for (const value of [account.role, account.state, account.planExpiresAt, account.createdAt, account.updatedAt, identity.kind, identity.verifiedAt, identity.createdAt]) {
+        for (const value of [
+          account.role,
+          account.state,
+          account.planExpiresAt,
+          account.createdAt,
+          account.updatedAt,
+          identity.kind,
+          identity.verifiedAt,
+          identity.createdAt,
+        ]) {
           expect(typeof value).toBe("number");
         }
         expect(typeof account.emailVerified).toBe("boolean");
@@ -693,7 +758,9 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect(second).toStrictEqual([{ ...m2, attempts: 0, queuedAt: m2.createdAt }]);
         expect(await h.stores.outbox.claimDue({ now: T0 + 10, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([]);
 
-        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([{ ...later, attempts: 0, queuedAt: later.createdAt }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "c", leaseMs: 30_000 })).toStrictEqual([
+          { ...later, attempts: 0, queuedAt: later.createdAt },
+        ]);
       });
 
       it("claimDue with an empty queue returns nothing", async () => {
@@ -709,7 +776,9 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect((await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "a", leaseMs: 1000 })).map((c) => c.id)).toEqual([m.id]);
         expect(await h.stores.outbox.claimDue({ now: T0, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
         expect(await h.stores.outbox.claimDue({ now: T0 + 999, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
-        expect(await h.stores.outbox.claimDue({ now: T0 + 1000, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 0, queuedAt: m.createdAt }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 1000, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([
+          { ...m, attempts: 0, queuedAt: m.createdAt },
+        ]);
 
         const row = await outboxRow(m.id);
         expect(row.lock_owner).toBe("b");
@@ -721,7 +790,9 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         const messages = Array.from({ length: 12 }, (_, i) => message(T0 + i));
         await h.stores.outbox.enqueue(messages);
 
-        const claims = await Promise.all(Array.from({ length: 6 }, (_, i) => h.stores.outbox.claimDue({ now: T0 + 100, limit: 12, owner: `w${i}`, leaseMs: 60_000 })));
+        const claims = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => h.stores.outbox.claimDue({ now: T0 + 100, limit: 12, owner: `w${i}`, leaseMs: 60_000 })),
+        );
         const ids = claims.flat().map((c) => c.id);
         expect(ids).toHaveLength(12);
         expect(new Set(ids).size).toBe(12);
@@ -773,10 +844,21 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
         await h.stores.outbox.markFailed(m.id, "a", "421 try again later", T0 + 500);
         const row = await outboxRow(m.id);
-        expect(row).toMatchObject({ status: "pending", attempts: 1, next_attempt_at: T0 + 500, locked_until: 0, lock_owner: null, last_error: "421 try again later", payload: m.payloadSealed, sent_at: null });
+        expect(row).toMatchObject({
+          status: "pending",
+          attempts: 1,
+          next_attempt_at: T0 + 500,
+          locked_until: 0,
+          lock_owner: null,
+          last_error: "421 try again later",
+          payload: m.payloadSealed,
+          sent_at: null,
+        });
 
         expect(await h.stores.outbox.claimDue({ now: T0 + 499, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([]);
-        expect(await h.stores.outbox.claimDue({ now: T0 + 500, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 1, queuedAt: m.createdAt }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 500, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([
+          { ...m, attempts: 1, queuedAt: m.createdAt },
+        ]);
       });
 
       it("markFailed(null) gives up: status failed, payload cleared, never claimed again", async () => {
@@ -790,7 +872,15 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
 
         await h.stores.outbox.markFailed(m.id, "a", "550 mailbox unavailable", null);
         const row = await outboxRow(m.id);
-        expect(row).toMatchObject({ status: "failed", attempts: 1, payload: null, last_error: "550 mailbox unavailable", lock_owner: null, locked_until: 0, sent_at: null });
+        expect(row).toMatchObject({
+          status: "failed",
+          attempts: 1,
+          payload: null,
+          last_error: "550 mailbox unavailable",
+          lock_owner: null,
+          locked_until: 0,
+          sent_at: null,
+        });
         expect(await h.stores.outbox.claimDue({ now: Number.MAX_SAFE_INTEGER - 1e9, limit: 10, owner: "c", leaseMs: 1000 })).toStrictEqual([]);
       });
 
@@ -812,7 +902,14 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
       it("markFailed(null, keepPayload) gives up keeping the sealed payload, the error class and when", async () => {
         const m = message(T0);
         await failMessage(m);
-        expect(await outboxRow(m.id)).toMatchObject({ status: "failed", attempts: 1, payload: m.payloadSealed, last_error: "EENVELOPE 550 RCPT TO", last_error_class: "permanent", failed_at: T0 + 7 });
+        expect(await outboxRow(m.id)).toMatchObject({
+          status: "failed",
+          attempts: 1,
+          payload: m.payloadSealed,
+          last_error: "EENVELOPE 550 RCPT TO",
+          last_error_class: "permanent",
+          failed_at: T0 + 7,
+        });
         expect(await h.stores.outbox.claimDue({ now: T0 + 10_000_000, limit: 10, owner: "c", leaseMs: 1000 })).toStrictEqual([]);
       });
 
@@ -856,10 +953,19 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-b", now: T0 + 100 })).toStrictEqual({ outcome: "not_found" });
         expect((await outboxRow(m.id)).status).toBe("failed");
         expect(await h.stores.outbox.requeue({ id: m.id, tenantId: "outbox-a", now: T0 + 100 })).toStrictEqual({ outcome: "requeued", tenantId: "outbox-a" });
-        expect(await outboxRow(m.id)).toMatchObject({ status: "pending", next_attempt_at: T0 + 100, queued_at: T0 + 100, failed_at: null, attempts: 0, payload: m.payloadSealed });
+        expect(await outboxRow(m.id)).toMatchObject({
+          status: "pending",
+          next_attempt_at: T0 + 100,
+          queued_at: T0 + 100,
+          failed_at: null,
+          attempts: 0,
+          payload: m.payloadSealed,
+        });
         expect(await h.stores.outbox.requeue({ id: m.id, now: T0 + 200 })).toMatchObject({ outcome: "requeued" }); // again: already pending
         expect((await outboxRow(m.id)).queued_at).toBe(T0 + 100);
-        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([{ ...m, attempts: 0, queuedAt: T0 + 100 }]);
+        expect(await h.stores.outbox.claimDue({ now: T0 + 100, limit: 10, owner: "b", leaseMs: 1000 })).toStrictEqual([
+          { ...m, attempts: 0, queuedAt: T0 + 100 },
+        ]);
         expect(await h.stores.outbox.requeue({ id: randomUUID(), now: T0 })).toMatchObject({ outcome: "not_found" });
       });
 

@@ -432,8 +432,14 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
         const account = randomUUID();
         await stores.invalidation.publish([{ kind: "session", tokenHashes: [h1, h2] }]);
         await stores.invalidation.publish([]); // nothing to say: nothing delivered
-        await stores.invalidation.publish([{ kind: "session", tokenHashes: [h3] }, { kind: "account", accountId: account }]);
-        await stores.invalidation.publish([{ kind: "tenant", tenantId: "tenant-1" }, { kind: "apiKey", secretHash: h1 }]);
+        await stores.invalidation.publish([
+          { kind: "session", tokenHashes: [h3] },
+          { kind: "account", accountId: account },
+        ]);
+        await stores.invalidation.publish([
+          { kind: "tenant", tenantId: "tenant-1" },
+          { kind: "apiKey", secretHash: h1 },
+        ]);
 
         expect(await eventually(() => delivered().length >= 3)).toBe(true);
         await sleep(50); // anything extra (the empty publish) would have arrived by now
@@ -442,10 +448,16 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
         const byText = (messages: unknown[]) => JSON.stringify(messages);
         expect(delivered().sort((a, b) => byText(a).localeCompare(byText(b)))).toStrictEqual(
           [
-          [{ kind: "session", tokenHashes: [h1, h2] }],
-          [{ kind: "session", tokenHashes: [h3] }, { kind: "account", accountId: account }],
-          [{ kind: "tenant", tenantId: "tenant-1" }, { kind: "apiKey", secretHash: h1 }],
-        ].sort((a, b) => byText(a).localeCompare(byText(b))),
+            [{ kind: "session", tokenHashes: [h1, h2] }],
+            [
+              { kind: "session", tokenHashes: [h3] },
+              { kind: "account", accountId: account },
+            ],
+            [
+              { kind: "tenant", tenantId: "tenant-1" },
+              { kind: "apiKey", secretHash: h1 },
+            ],
+          ].sort((a, b) => byText(a).localeCompare(byText(b))),
         );
       });
 
@@ -457,7 +469,8 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
         await other.invalidation.subscribe(second.subscriber);
         const h1 = hash();
         await other.invalidation.publish([{ kind: "session", tokenHashes: [h1] }]);
-        const got = (list: Invalidation[][]) => list.some((messages) => messages.length === 1 && messages[0]!.kind === "session" && messages[0]!.tokenHashes[0] === h1);
+        const got = (list: Invalidation[][]) =>
+          list.some((messages) => messages.length === 1 && messages[0]!.kind === "session" && messages[0]!.tokenHashes[0] === h1);
         expect(await eventually(() => got(first.heard) && got(second.heard))).toBe(true);
       });
 

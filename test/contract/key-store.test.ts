@@ -64,7 +64,11 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
   async function rowsAbout(accountId: string): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
     for (const { table, column } of ACCOUNT_TABLES) {
-      const row = await h.raw.selectFrom(table).select((eb) => eb.fn.countAll().as("n")).where(column, "=", accountId).executeTakeFirstOrThrow();
+      const row = await h.raw
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll().as("n"))
+        .where(column, "=", accountId)
+        .executeTakeFirstOrThrow();
       counts[table] = Number(row.n);
     }
     return counts;
@@ -77,7 +81,12 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
       await h.stores.keys.put(b);
       expect(await h.stores.keys.get(a.accountId)).toBe(a.wrappedKey);
       expect(await h.stores.keys.get(randomUUID())).toBeUndefined();
-      expect(await h.stores.keys.getMany([a.accountId, b.accountId, randomUUID()])).toEqual(new Map([[a.accountId, a.wrappedKey], [b.accountId, b.wrappedKey]]));
+      expect(await h.stores.keys.getMany([a.accountId, b.accountId, randomUUID()])).toEqual(
+        new Map([
+          [a.accountId, a.wrappedKey],
+          [b.accountId, b.wrappedKey],
+        ]),
+      );
       expect(await h.stores.keys.getMany([])).toEqual(new Map());
       await expect(h.stores.keys.put({ ...a, wrappedKey: "k1.other" })).rejects.toThrow();
       expect(await h.stores.keys.get(a.accountId)).toBe(a.wrappedKey);
@@ -146,7 +155,9 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
       const p = await person(`t-${randomUUID().slice(0, 8)}`);
       const inMain = await h.raw.selectFrom("account_keys").selectAll().where("account_id", "=", p.accountId).execute();
       expect(inMain).toHaveLength(separateKeyDatabase ? 0 : 1);
-      expect(await h.rawKeys.selectFrom("account_keys").select("wrapped_key").where("account_id", "=", p.accountId).executeTakeFirst()).toEqual({ wrapped_key: p.wrappedKey });
+      expect(await h.rawKeys.selectFrom("account_keys").select("wrapped_key").where("account_id", "=", p.accountId).executeTakeFirst()).toEqual({
+        wrapped_key: p.wrappedKey,
+      });
     });
   });
 
@@ -164,8 +175,20 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
     it("createAccount writes the key first and removes it when the account cannot be created", async () => {
       const tenantId = `t-${randomUUID().slice(0, 8)}`;
       const p = await person(tenantId);
-      const twin = newEmailAccount(keyring, { tenantId, email: "twin@example.test", lookupHash: p.identity.lookupHash, passwordHash: null, role: Role.USER, state: AccountState.ACTIVE, locale: "en", verifiedAt: T0, at: T0 });
-      await expect(h.stores.accounts.createAccount({ account: twin.account, wrappedKey: twin.wrappedKey, identity: twin.identity, messages: [] })).rejects.toThrow("identity already exists");
+      const twin = newEmailAccount(keyring, {
+        tenantId,
+        email: "twin@example.test",
+        lookupHash: p.identity.lookupHash,
+        passwordHash: null,
+        role: Role.USER,
+        state: AccountState.ACTIVE,
+        locale: "en",
+        verifiedAt: T0,
+        at: T0,
+      });
+      await expect(
+        h.stores.accounts.createAccount({ account: twin.account, wrappedKey: twin.wrappedKey, identity: twin.identity, messages: [] }),
+      ).rejects.toThrow("identity already exists");
       expect(await h.stores.keys.get(twin.account.id)).toBeUndefined();
     });
   });
@@ -182,7 +205,11 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
       expect(erased?.id).toBe(p.accountId);
       expect(Object.values(await rowsAbout(p.accountId)).every((n) => n === 0)).toBe(true);
       expect(await h.stores.keys.get(p.accountId)).toBeUndefined();
-      expect((await h.stores.keys.listErased({ afterAccountId: "", limit: 100_000 })).find((r) => r.accountId === p.accountId)).toEqual({ accountId: p.accountId, tenantId, erasedAt: T0 + 5 });
+      expect((await h.stores.keys.listErased({ afterAccountId: "", limit: 100_000 })).find((r) => r.accountId === p.accountId)).toEqual({
+        accountId: p.accountId,
+        tenantId,
+        erasedAt: T0 + 5,
+      });
       // The bystander keeps everything.
       expect(await h.stores.keys.get(bystander.accountId)).toBe(bystander.wrappedKey);
       expect((await rowsAbout(bystander.accountId)).accounts).toBe(1);
@@ -232,7 +259,11 @@ describe("moving keys out of the main database", () => {
     const h = await openDurable("embedded");
     try {
       const rows = Array.from({ length: 1203 }, () => ({ account_id: randomUUID(), tenant_id: "t", wrapped_key: `k1.${randomUUID()}`, created_at: T0 }));
-      for (let i = 0; i < rows.length; i += 400) await h.raw.insertInto("account_keys").values(rows.slice(i, i + 400)).execute();
+      for (let i = 0; i < rows.length; i += 400)
+        await h.raw
+          .insertInto("account_keys")
+          .values(rows.slice(i, i + 400))
+          .execute();
       const erased = rows[7]!;
       await h.stores.keys.erase({ accountId: erased.account_id, tenantId: "t", erasedAt: T0 });
       // Already copied by an earlier, interrupted run: kept as is.

@@ -58,7 +58,16 @@ describe.each(BACKENDS)("retention storage contract: %s", (backend) => {
       const audit = createAudit(h.stores.audit, () => clock);
       for (let i = 0; i < n; i++) {
         clock = T0 + i * DAY;
-        await audit.record({ tenantId, actor: "anonymous", action: "session.sign_in", target: "", reason: "", ip: "203.0.113.7", userAgent: "ua", outcome: "success" });
+        await audit.record({
+          tenantId,
+          actor: "anonymous",
+          action: "session.sign_in",
+          target: "",
+          reason: "",
+          ip: "203.0.113.7",
+          userAgent: "ua",
+          outcome: "success",
+        });
       }
       return { tenantId, audit };
     }
@@ -89,7 +98,12 @@ describe.each(BACKENDS)("retention storage contract: %s", (backend) => {
     it("stops at the first young event even if older ones follow it (a prefix, never a gap)", async () => {
       const { tenantId } = await chain(4);
       // The second event younger than the cutoff, the third and fourth older: only the first goes.
-      await h.raw.updateTable("audit_events").set({ at: T0 + 50 * DAY }).where("tenant_id", "=", tenantId).where("sequence", "=", 2).execute();
+      await h.raw
+        .updateTable("audit_events")
+        .set({ at: T0 + 50 * DAY })
+        .where("tenant_id", "=", tenantId)
+        .where("sequence", "=", 2)
+        .execute();
       expect(await h.stores.audit.prune({ tenantId, before: T0 + 10 * DAY, limit: 500 })).toBe(1);
       expect(await sequences(tenantId)).toEqual([2, 3, 4]);
     });

@@ -67,7 +67,9 @@ describe.each(BACKENDS)("RevocationStore contract: %s", (backend) => {
         },
       }),
     ).rejects.toThrow("refused");
-    expect(await h.stores.accounts.updateAccount({ tenantId: "elsewhere", accountId: id, at: T0, change: () => ({ endSessions: "deactivated" }) })).toBeUndefined();
+    expect(
+      await h.stores.accounts.updateAccount({ tenantId: "elsewhere", accountId: id, at: T0, change: () => ({ endSessions: "deactivated" }) }),
+    ).toBeUndefined();
     expect(await h.stores.revocations.forAccount(tenantId, id)).toEqual([]);
     expect(await h.stores.revocations.forAccount("elsewhere", id)).toEqual([]);
   });
@@ -142,13 +144,16 @@ describe.each(BACKENDS)("RevocationStore contract: %s", (backend) => {
     const tenantId = tenant();
     const id = await account(tenantId);
     await h.stores.revocations.queue({ tenantId, accountId: id, at: T0 + 3, request: { reason: "sessions_revoked" } });
-    expect(await h.stores.revocations.forAccount(tenantId, id)).toMatchObject([{ reason: "sessions_revoked", createdAt: T0 + 3, keepTokenHash: null, accountId: id, tenantId }]);
+    expect(await h.stores.revocations.forAccount(tenantId, id)).toMatchObject([
+      { reason: "sessions_revoked", createdAt: T0 + 3, keepTokenHash: null, accountId: id, tenantId },
+    ]);
   });
 
   it("listPending reads oldest first up to the limit; complete forgets one, twice without error", async () => {
     const tenantId = tenant();
     const ids = [await account(tenantId), await account(tenantId), await account(tenantId)];
-    for (const [i, id] of ids.entries()) await h.stores.accounts.updateAccount({ tenantId, accountId: id, at: T0 + 100 + i, change: () => ({ endSessions: "deactivated" }) });
+    for (const [i, id] of ids.entries())
+      await h.stores.accounts.updateAccount({ tenantId, accountId: id, at: T0 + 100 + i, change: () => ({ endSessions: "deactivated" }) });
     const all = (await h.stores.revocations.listPending(10_000)).filter((r) => r.tenantId === tenantId);
     expect(all.map((r) => r.accountId)).toEqual(ids);
     const first = await h.stores.revocations.listPending(1);

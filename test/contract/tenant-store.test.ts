@@ -50,7 +50,11 @@ describe.each(BACKENDS)("TenantStore contract (administration): %s", (backend) =
   it("update() writes nothing when change() throws", async () => {
     const id = randomUUID();
     await h.stores.tenants.create(tenant(id));
-    await expect(h.stores.tenants.update(id, () => { throw new Error("refused"); })).rejects.toThrow("refused");
+    await expect(
+      h.stores.tenants.update(id, () => {
+        throw new Error("refused");
+      }),
+    ).rejects.toThrow("refused");
     expect(await h.stores.tenants.get(id)).toEqual(tenant(id));
   });
 

@@ -98,7 +98,9 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
     const email = uniqueEmail(tag);
     const headers: Record<string, string> = tenant ? { "x-tenant-id": tenant } : {};
     await api.call(IdentityService.method.signUp, { email, password: PASSWORD, locale: "en" }, headers);
-    const verified = await api.call(IdentityService.method.verifyIdentity, { token: linkToken((await server.waitForMail(email, (m) => m.text.includes("token="))).text) });
+    const verified = await api.call(IdentityService.method.verifyIdentity, {
+      token: linkToken((await server.waitForMail(email, (m) => m.text.includes("token="))).text),
+    });
     return { email, token: verified.sessionToken, accountId: verified.accountId };
   }
 
@@ -170,7 +172,10 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
 
       const updated = await api.call(
         AdminService.method.updateTenant,
-        { tenant: { id: shopId, name: "Shop & Co", settings: { inviteOnly: true, passwordMinLength: 64 } }, updateMask: { paths: ["name", "settings.invite_only"] } },
+        {
+          tenant: { id: shopId, name: "Shop & Co", settings: { inviteOnly: true, passwordMinLength: 64 } },
+          updateMask: { paths: ["name", "settings.invite_only"] },
+        },
         root,
       );
       expect(updated.tenant?.name).toBe("Shop & Co");
@@ -200,19 +205,41 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
         }
         throw new Error("expected InvalidArgument");
       };
-      expect(await violations(api.call(AdminService.method.createTenant, { name: "", settings: { passwordMinLength: 7 } }, root))).toEqual(["name", "settings.password_min_length"]);
+      expect(await violations(api.call(AdminService.method.createTenant, { name: "", settings: { passwordMinLength: 7 } }, root))).toEqual([
+        "name",
+        "settings.password_min_length",
+      ]);
       expect(
         await violations(
-          api.call(AdminService.method.updateTenant, { tenant: { id: shopId, settings: { sessionIdleTimeout: { seconds: 90n * 24n * 3600n } } }, updateMask: { paths: ["settings.session_idle_timeout"] } }, root),
+          api.call(
+            AdminService.method.updateTenant,
+            {
+              tenant: { id: shopId, settings: { sessionIdleTimeout: { seconds: 90n * 24n * 3600n } } },
+              updateMask: { paths: ["settings.session_idle_timeout"] },
+            },
+            root,
+          ),
         ),
       ).toEqual(["tenant.settings.session_idle_timeout"]); // longer than the absolute lifetime
-      expect(await violations(api.call(AdminService.method.updateTenant, { tenant: { id: shopId, settings: { linkBaseUrl: "ftp://x" } }, updateMask: { paths: ["settings.link_base_url"] } }, root))).toEqual([
-        "tenant.settings.link_base_url",
-      ]);
-      expect(await violations(api.call(AdminService.method.updateTenant, { tenant: { id: shopId }, updateMask: { paths: ["settings.sign_up_per_ip_limit"] } }, root))).toEqual(["update_mask"]);
+      expect(
+        await violations(
+          api.call(
+            AdminService.method.updateTenant,
+            { tenant: { id: shopId, settings: { linkBaseUrl: "ftp://x" } }, updateMask: { paths: ["settings.link_base_url"] } },
+            root,
+          ),
+        ),
+      ).toEqual(["tenant.settings.link_base_url"]);
+      expect(
+        await violations(
+          api.call(AdminService.method.updateTenant, { tenant: { id: shopId }, updateMask: { paths: ["settings.sign_up_per_ip_limit"] } }, root),
+        ),
+      ).toEqual(["update_mask"]);
       expect(await violations(api.call(AdminService.method.updateTenant, { tenant: { id: shopId } }, root))).toEqual(["update_mask"]);
       expect(await codeOf(api.call(AdminService.method.getTenant, { tenantId: UNKNOWN_ID }, root))).toBe(Code.NotFound);
-      expect(await codeOf(api.call(AdminService.method.updateTenant, { tenant: { id: UNKNOWN_ID, name: "x" }, updateMask: { paths: ["name"] } }, root))).toBe(Code.NotFound);
+      expect(await codeOf(api.call(AdminService.method.updateTenant, { tenant: { id: UNKNOWN_ID, name: "x" }, updateMask: { paths: ["name"] } }, root))).toBe(
+        Code.NotFound,
+      );
       expect((await api.call(AdminService.method.getTenant, { tenantId: shopId }, root)).tenant?.settings?.linkBaseUrl).toBe("");
     });
   });
@@ -225,7 +252,11 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
 
     beforeAll(async () => {
       // The shop admits its own people again for this part.
-      await api.call(AdminService.method.updateTenant, { tenant: { id: shopId, settings: { inviteOnly: false } }, updateMask: { paths: ["settings.invite_only"] } }, root);
+      await api.call(
+        AdminService.method.updateTenant,
+        { tenant: { id: shopId, settings: { inviteOnly: false } }, updateMask: { paths: ["settings.invite_only"] } },
+        root,
+      );
       const make = async (name: string, tenantId: string, permissions: string[]) => {
         const res = await api.call(AdminService.method.createApiKey, { tenantId, name, permissions }, root);
         keys[name] = res.secret;
@@ -253,8 +284,12 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
         expect(rows).toContain(hashSecret(secret));
       }
       expect((await api.call(AdminService.method.listApiKeys, {}, root)).apiKeys.map((k) => k.name)).toEqual(["default-validate"]);
-      expect(await codeOf(api.call(AdminService.method.createApiKey, { tenantId: UNKNOWN_ID, name: "x", permissions: ["users.read"] }, root))).toBe(Code.NotFound);
-      expect(await codeOf(api.call(AdminService.method.createApiKey, { tenantId: shopId, name: "x", permissions: ["users.admin"] }, root))).toBe(Code.InvalidArgument);
+      expect(await codeOf(api.call(AdminService.method.createApiKey, { tenantId: UNKNOWN_ID, name: "x", permissions: ["users.read"] }, root))).toBe(
+        Code.NotFound,
+      );
+      expect(await codeOf(api.call(AdminService.method.createApiKey, { tenantId: shopId, name: "x", permissions: ["users.admin"] }, root))).toBe(
+        Code.InvalidArgument,
+      );
     });
 
     /** The outcome of validating `session` with `key` (or none) over every protocol: identical everywhere. */
@@ -275,7 +310,11 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
     it("validate_requires_api_key: enforced identically over grpc-js (fast path), Connect and gRPC-Web", async () => {
       // Setting off: anyone may validate; the cache has the shop's settings now.
       expect(await validateEverywhere(shopSession)).toBe("ok");
-      await api.call(AdminService.method.updateTenant, { tenant: { id: shopId, settings: { validateRequiresApiKey: true } }, updateMask: { paths: ["settings.validate_requires_api_key"] } }, root);
+      await api.call(
+        AdminService.method.updateTenant,
+        { tenant: { id: shopId, settings: { validateRequiresApiKey: true } }, updateMask: { paths: ["settings.validate_requires_api_key"] } },
+        root,
+      );
 
       // On at once, although the tenant was cached.
       expect(await validateEverywhere(shopSession)).toBe("Unauthenticated");
@@ -314,7 +353,10 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
       const admin = await person("shop-admin", shopId);
       await server.runtime.durable.accounts.setRole({ tenantId: shopId, accountId: admin.accountId, role: Role.ADMIN, at: Date.now() });
       shopAdmin = { headers: bearer((await signIn(admin.email, PASSWORD, shopId)).token), accountId: admin.accountId };
-      key = bearer((await api.call(AdminService.method.createApiKey, { name: "all", permissions: ["sessions.validate", "users.read", "users.write", "audit.read"] }, root)).secret);
+      key = bearer(
+        (await api.call(AdminService.method.createApiKey, { name: "all", permissions: ["sessions.validate", "users.read", "users.write", "audit.read"] }, root))
+          .secret,
+      );
     });
 
     /** Every tenant and API key RPC, against a tenant that exists or not (permission comes before existence). */
@@ -333,7 +375,15 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
       const entries = await Promise.all(Object.entries(everyRpc(headers, tenantId)).map(async ([rpc, call]) => [rpc, await outcome(call)] as const));
       return Object.fromEntries(entries);
     }
-    const all = (code: string) => ({ CreateTenant: code, GetTenant: code, ListTenants: code, UpdateTenant: code, CreateApiKey: code, ListApiKeys: code, RevokeApiKey: code });
+    const all = (code: string) => ({
+      CreateTenant: code,
+      GetTenant: code,
+      ListTenants: code,
+      UpdateTenant: code,
+      CreateApiKey: code,
+      ListApiKeys: code,
+      RevokeApiKey: code,
+    });
 
     it("anonymous → Unauthenticated; a bad token → Unauthenticated", async () => {
       expect(await outcomes({}, shopId)).toEqual(all("Unauthenticated"));
@@ -376,7 +426,16 @@ describe.each(BACKENDS)("administration foundation on the %s backend", (backend)
     const events = (await server.runtime.app.audit.list({ tenantId: shopId, pageSize: 500, pageToken: "" })).events;
     const actions = events.filter((e) => e.actor === `account:${rootId}`).map((e) => `${e.action} ${e.outcome}`);
     expect(actions[0]).toBe("tenant.create success"); // the tenant's chain starts with its creation
-    expect(actions).toEqual(expect.arrayContaining(["tenant.update success", "tenant.update INVALID_ARGUMENT", "tenant.get success", "api_key.create success", "api_key.list success", "api_key.revoke success"]));
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        "tenant.update success",
+        "tenant.update INVALID_ARGUMENT",
+        "tenant.get success",
+        "api_key.create success",
+        "api_key.list success",
+        "api_key.revoke success",
+      ]),
+    );
     const created = events.find((e) => e.action === "api_key.create")!;
     expect(created.target).toMatch(/^api_key:[0-9a-f-]{36}$/);
     expect(created.ip).toBe("127.0.0.1");

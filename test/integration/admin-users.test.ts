@@ -12,7 +12,7 @@ import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { AdminService, ListUsersRequestSchema } from "../../gen/identity/v1/admin_service_pb.js";
+import { AdminService, type ListUsersRequestSchema } from "../../gen/identity/v1/admin_service_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { INVITATION_TTL_MS } from "../../src/domain/admin-users.ts";
@@ -98,7 +98,14 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
   it("an admin invites a person, who sets a password through the link (CompletePasswordReset) and signs in; the link works once", async () => {
     const email = uniqueEmail("invitee");
     const { account, token, mail } = await invite(email, shopAdmin, { displayName: "Ada Lovelace" });
-    expect(account).toMatchObject({ tenantId: shopId, role: Role.USER, state: AccountState.PENDING_VERIFICATION, emailVerified: false, email, displayName: "Ada Lovelace" });
+    expect(account).toMatchObject({
+      tenantId: shopId,
+      role: Role.USER,
+      state: AccountState.PENDING_VERIFICATION,
+      emailVerified: false,
+      email,
+      displayName: "Ada Lovelace",
+    });
     expect(mail.text).toContain(`https://app.example.test/accept-invitation?token=${token}`);
     expect(mail.text).toContain("7 days");
     expect(token.length).toBeGreaterThanOrEqual(43); // 256 bits
@@ -109,7 +116,9 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
     const checked = await api.call(IdentityService.method.checkPasswordResetCode, { code: token });
     expect(Number(checked.expireTime!.seconds) * 1000).toBeGreaterThan(Date.now() + INVITATION_TTL_MS - 60_000);
     // The tenant's password rules apply, and a refused password does not use up the link.
-    expect(await refusal(api.call(IdentityService.method.completePasswordReset, { code: token, newPassword: "short" }))).toBe("InvalidArgument PASSWORD_TOO_SHORT");
+    expect(await refusal(api.call(IdentityService.method.completePasswordReset, { code: token, newPassword: "short" }))).toBe(
+      "InvalidArgument PASSWORD_TOO_SHORT",
+    );
     await api.call(IdentityService.method.completePasswordReset, { code: token, newPassword: PASSWORD });
 
     const session = await signIn(email, PASSWORD, shopId);
@@ -119,8 +128,12 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
     expect(got.account).toMatchObject({ state: AccountState.ACTIVE, emailVerified: true });
 
     // Single use: the same link again is refused, and so is a made-up one.
-    expect(await refusal(api.call(IdentityService.method.completePasswordReset, { code: token, newPassword: "another long passphrase 77" }))).toBe("InvalidArgument TOKEN_INVALID");
-    expect(await refusal(api.call(IdentityService.method.completePasswordReset, { code: "A".repeat(43), newPassword: PASSWORD }))).toBe("InvalidArgument TOKEN_INVALID");
+    expect(await refusal(api.call(IdentityService.method.completePasswordReset, { code: token, newPassword: "another long passphrase 77" }))).toBe(
+      "InvalidArgument TOKEN_INVALID",
+    );
+    expect(await refusal(api.call(IdentityService.method.completePasswordReset, { code: "A".repeat(43), newPassword: PASSWORD }))).toBe(
+      "InvalidArgument TOKEN_INVALID",
+    );
     expect((await signIn(email, PASSWORD, shopId)).accountId).toBe(account.id);
     // Accepting an invitation is no password change: no "your password was changed" notice.
     const queued = (await server.rawRows("outbox")).filter((r) => r.account_id === account.id).map((r) => r.kind);
@@ -130,10 +143,16 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
   it("an invitation for an address the tenant has is AlreadyExists; other bad requests name their field", async () => {
     const email = uniqueEmail("taken");
     await invite(email, shopAdmin);
-    expect(await refusal(api.call(AdminService.method.createUser, { email: email.toUpperCase(), sendWelcome: true }, shopAdmin))).toBe("AlreadyExists EMAIL_TAKEN");
+    expect(await refusal(api.call(AdminService.method.createUser, { email: email.toUpperCase(), sendWelcome: true }, shopAdmin))).toBe(
+      "AlreadyExists EMAIL_TAKEN",
+    );
     expect(await refusal(api.call(AdminService.method.createUser, { email: uniqueEmail("nopass") }, shopAdmin))).toBe("InvalidArgument INVALID_ARGUMENT");
-    expect(await refusal(api.call(AdminService.method.createUser, { email: "not an address", sendWelcome: true }, shopAdmin))).toBe("InvalidArgument INVALID_ARGUMENT");
-    expect(await refusal(api.call(AdminService.method.createUser, { email: uniqueEmail("weak"), password: "password123456" }, shopAdmin))).toMatch(/^InvalidArgument PASSWORD_(COMMON|WEAK)$/);
+    expect(await refusal(api.call(AdminService.method.createUser, { email: "not an address", sendWelcome: true }, shopAdmin))).toBe(
+      "InvalidArgument INVALID_ARGUMENT",
+    );
+    expect(await refusal(api.call(AdminService.method.createUser, { email: uniqueEmail("weak"), password: "password123456" }, shopAdmin))).toMatch(
+      /^InvalidArgument PASSWORD_(COMMON|WEAK)$/,
+    );
     // The same address in another tenant is another person.
     await invite(email, gatedAdmin);
     const events = (await server.runtime.app.audit.list({ tenantId: shopId, action: "user.invite", pageSize: 500, pageToken: "" })).events;
@@ -141,18 +160,30 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
   });
 
   it("an admin never grants a role above its own, nor manages another admin; an API key creates users only", async () => {
-    expect(await refusal(api.call(AdminService.method.createUser, { email: uniqueEmail("sa"), password: PASSWORD, role: Role.SUPER_ADMIN }, shopAdmin))).toBe("PermissionDenied ROLE_TOO_HIGH");
+    expect(await refusal(api.call(AdminService.method.createUser, { email: uniqueEmail("sa"), password: PASSWORD, role: Role.SUPER_ADMIN }, shopAdmin))).toBe(
+      "PermissionDenied ROLE_TOO_HIGH",
+    );
     const peer = await activeUser("peer-admin", shopId, shopAdmin, Role.ADMIN);
     expect(await refusal(api.call(AdminService.method.deactivateUser, { accountId: peer.id }, shopAdmin))).toBe("PermissionDenied ACCOUNT_ROLE_TOO_HIGH");
-    expect(await refusal(api.call(AdminService.method.setUserRole, { accountId: peer.id, role: Role.USER }, shopAdmin))).toBe("PermissionDenied ACCOUNT_ROLE_TOO_HIGH");
+    expect(await refusal(api.call(AdminService.method.setUserRole, { accountId: peer.id, role: Role.USER }, shopAdmin))).toBe(
+      "PermissionDenied ACCOUNT_ROLE_TOO_HIGH",
+    );
     // Super admins live in the default tenant only.
-    expect(await refusal(api.call(AdminService.method.setUserRole, { accountId: peer.id, role: Role.SUPER_ADMIN }, inTenant(shopId, root)))).toBe("PermissionDenied ROLE_TOO_HIGH");
+    expect(await refusal(api.call(AdminService.method.setUserRole, { accountId: peer.id, role: Role.SUPER_ADMIN }, inTenant(shopId, root)))).toBe(
+      "PermissionDenied ROLE_TOO_HIGH",
+    );
 
-    const key = bearer((await api.call(AdminService.method.createApiKey, { tenantId: shopId, name: "crm", permissions: ["users.read", "users.write"] }, root)).secret);
+    const key = bearer(
+      (await api.call(AdminService.method.createApiKey, { tenantId: shopId, name: "crm", permissions: ["users.read", "users.write"] }, root)).secret,
+    );
     const created = await api.call(AdminService.method.createUser, { email: uniqueEmail("by-key"), sendWelcome: true }, key);
     expect(created.account?.tenantId).toBe(shopId);
-    expect(await refusal(api.call(AdminService.method.createUser, { email: uniqueEmail("by-key"), sendWelcome: true, role: Role.ADMIN }, key))).toBe("PermissionDenied ROLE_TOO_HIGH");
-    expect(await refusal(api.call(AdminService.method.getUser, { accountId: created.account!.id, reason: "sync" }, { ...key, "x-tenant-id": "default" }))).toBe("PermissionDenied OTHER_TENANT");
+    expect(await refusal(api.call(AdminService.method.createUser, { email: uniqueEmail("by-key"), sendWelcome: true, role: Role.ADMIN }, key))).toBe(
+      "PermissionDenied ROLE_TOO_HIGH",
+    );
+    expect(await refusal(api.call(AdminService.method.getUser, { accountId: created.account!.id, reason: "sync" }, { ...key, "x-tenant-id": "default" }))).toBe(
+      "PermissionDenied OTHER_TENANT",
+    );
   });
 
   it("manual activation: an accepted invitation and a verified sign-up wait for ActivateUser, which SignIn sees at once", async () => {
@@ -183,7 +214,9 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
 
     // An account still unverified cannot be activated.
     const unverified = await invite(uniqueEmail("unverified"), gatedAdmin);
-    expect(await refusal(api.call(AdminService.method.activateUser, { accountId: unverified.account.id }, gatedAdmin))).toBe("FailedPrecondition IDENTITY_UNVERIFIED");
+    expect(await refusal(api.call(AdminService.method.activateUser, { accountId: unverified.account.id }, gatedAdmin))).toBe(
+      "FailedPrecondition IDENTITY_UNVERIFIED",
+    );
   });
 
   it("deactivation ends every session at once — ValidateSession over grpc-js (fast path, cached) and Connect — and SignIn is refused until reactivated", async () => {
@@ -238,7 +271,14 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
     // Two concurrent demotions of the last two, straight at the domain (no session checks in
     // the way), a few times over: exactly one passes, the other sees it under the store's locks.
     const asSuperAdmin = (accountId: string): Principal => ({
-      kind: "session", tenantId: "default", accountId, role: Role.SUPER_ADMIN, sessionId: "race", tokenHash: "race", assurance: 1, authenticatedAt: 0,
+      kind: "session",
+      tenantId: "default",
+      accountId,
+      role: Role.SUPER_ADMIN,
+      sessionId: "race",
+      tokenHash: "race",
+      assurance: 1,
+      authenticatedAt: 0,
     });
     const users = server.runtime.app.users;
     for (let round = 0; round < 5; round++) {
@@ -286,17 +326,32 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
     const user = await activeUser("updated", shopId, shopAdmin);
     const updated = await api.call(
       AdminService.method.updateUser,
-      { account: { id: user.id, displayName: "  Grace Hopper ", pronouns: "she/her", locale: "fr", customAttributes: { team: "compilers" } }, updateMask: { paths: ["display_name", "locale", "custom_attributes"] } },
+      {
+        account: { id: user.id, displayName: "  Grace Hopper ", pronouns: "she/her", locale: "fr", customAttributes: { team: "compilers" } },
+        updateMask: { paths: ["display_name", "locale", "custom_attributes"] },
+      },
       shopAdmin,
     );
     expect(updated.account).toMatchObject({ displayName: "Grace Hopper", pronouns: "", locale: "fr", customAttributes: { team: "compilers" } });
-    expect(await refusal(api.call(AdminService.method.updateUser, { account: { id: user.id, email: "x@example.test" }, updateMask: { paths: ["email"] } }, shopAdmin))).toBe("InvalidArgument FIELD_NOT_UPDATABLE");
-    expect(await refusal(api.call(AdminService.method.updateUser, { account: { displayName: "x" }, updateMask: { paths: ["display_name"] } }, shopAdmin))).toBe("InvalidArgument INVALID_ARGUMENT");
+    expect(
+      await refusal(
+        api.call(AdminService.method.updateUser, { account: { id: user.id, email: "x@example.test" }, updateMask: { paths: ["email"] } }, shopAdmin),
+      ),
+    ).toBe("InvalidArgument FIELD_NOT_UPDATABLE");
+    expect(await refusal(api.call(AdminService.method.updateUser, { account: { displayName: "x" }, updateMask: { paths: ["display_name"] } }, shopAdmin))).toBe(
+      "InvalidArgument INVALID_ARGUMENT",
+    );
 
     const expire = { seconds: BigInt(Math.floor(Date.now() / 1000) + 86_400), nanos: 0 };
-    const subscribed = await api.call(AdminService.method.setSubscription, { accountId: user.id, subscription: { plan: "pro", expireTime: expire } }, shopAdmin);
+    const subscribed = await api.call(
+      AdminService.method.setSubscription,
+      { accountId: user.id, subscription: { plan: "pro", expireTime: expire } },
+      shopAdmin,
+    );
     expect(subscribed.account?.subscription).toMatchObject({ plan: "pro", expireTime: { seconds: expire.seconds } });
-    expect(await refusal(api.call(AdminService.method.setSubscription, { accountId: user.id, subscription: { plan: "p".repeat(65) } }, shopAdmin))).toBe("InvalidArgument INVALID_ARGUMENT");
+    expect(await refusal(api.call(AdminService.method.setSubscription, { accountId: user.id, subscription: { plan: "p".repeat(65) } }, shopAdmin))).toBe(
+      "InvalidArgument INVALID_ARGUMENT",
+    );
     expect(await refusal(api.call(AdminService.method.setSubscription, { accountId: user.id }, shopAdmin))).toBe("InvalidArgument INVALID_ARGUMENT");
     const onPro = await api.call(AdminService.method.listUsers, { plan: "pro" }, shopAdmin);
     expect(onPro.users.map((u) => u.id)).toEqual([user.id]);
@@ -345,7 +400,9 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
     const first = await api.call(AdminService.method.listUsers, { pageSize: 1 }, admin);
     expect(first.nextPageToken).not.toBe("");
     expect((await api.call(AdminService.method.listUsers, { pageSize: 1, pageToken: first.nextPageToken }, admin)).users.map((u) => u.id)).toEqual([b.id]);
-    expect(await refusal(api.call(AdminService.method.listUsers, { pageSize: 1, pageToken: first.nextPageToken, role: Role.USER }, admin))).toBe("InvalidArgument PAGE_TOKEN_INVALID");
+    expect(await refusal(api.call(AdminService.method.listUsers, { pageSize: 1, pageToken: first.nextPageToken, role: Role.USER }, admin))).toBe(
+      "InvalidArgument PAGE_TOKEN_INVALID",
+    );
     expect(await refusal(api.call(AdminService.method.listUsers, { pageToken: "garbage" }, admin))).toBe("InvalidArgument PAGE_TOKEN_INVALID");
     expect(await refusal(api.call(AdminService.method.listUsers, { pageSize: 501 }, admin))).toBe("InvalidArgument INVALID_ARGUMENT");
     expect(await refusal(api.call(AdminService.method.listUsers, { role: 9 as Role }, admin))).toBe("InvalidArgument INVALID_ARGUMENT");
@@ -377,7 +434,9 @@ describe.each(BACKENDS)("ListUsers pagination on the %s backend", (backend) => {
     api = createCaller("connect-json-h1", server.baseUrl);
     const rootEmail = uniqueEmail("page-root");
     await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: ROOT_PASSWORD, promote: false });
-    const rootToken = (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken;
+    const rootToken = (
+      await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })
+    ).sessionToken;
     tenantId = (await api.call(AdminService.method.createTenant, { name: "Bulk" }, bearer(rootToken))).tenant!.id;
     admin = { ...bearer(rootToken), "x-tenant-id": tenantId };
   }, 60_000);
@@ -393,7 +452,16 @@ describe.each(BACKENDS)("ListUsers pagination on the %s backend", (backend) => {
     for (let i = 0; i < PRE_EXISTING; i += 25) {
       const batch = await Promise.all(
         Array.from({ length: Math.min(25, PRE_EXISTING - i) }, (_, j) =>
-          server.runtime.app.users.create({ principal, tenantId, email: `bulk.${i + j}.${seq++}@example.test`, password: "", role: 0, sendWelcome: true, displayName: "", locale: "" }),
+          server.runtime.app.users.create({
+            principal,
+            tenantId,
+            email: `bulk.${i + j}.${seq++}@example.test`,
+            password: "",
+            role: 0,
+            sendWelcome: true,
+            displayName: "",
+            locale: "",
+          }),
         ),
       );
       preExisting.push(...batch.map((a) => a.id));
@@ -437,7 +505,10 @@ describe.each(BACKENDS)("ListUsers pagination on the %s backend", (backend) => {
     const ids = seen.map((s) => s.id);
     expect(new Set(ids).size, "no user is listed twice").toBe(ids.length);
     const listed = new Set(ids);
-    expect(preExisting.filter((id) => !listed.has(id)), "every pre-existing user is listed").toEqual([]);
+    expect(
+      preExisting.filter((id) => !listed.has(id)),
+      "every pre-existing user is listed",
+    ).toEqual([]);
     // Oldest first: (create_time, id) never decreases.
     for (let i = 1; i < seen.length; i++) {
       const [p, q] = [seen[i - 1]!, seen[i]!];

@@ -67,7 +67,8 @@ describe.each(BACKENDS)("the audit trail on the %s backend", (backend) => {
     const mail = await server.waitForMail(email, (m) => m.text.includes("token="));
     return api.call(IdentityService.method.verifyIdentity, { token: linkToken(mail.text) });
   }
-  const signIn = (email: string, password = PASSWORD) => api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password } } });
+  const signIn = (email: string, password = PASSWORD) =>
+    api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password } } });
 
   async function listAll(filter: { actor?: string; target?: string; action?: string } = {}): Promise<AuditEvent[]> {
     const { events, nextPageToken } = await api.call(AdminService.method.listAuditEvents, { pageSize: 500, ...filter }, admin);
@@ -115,8 +116,7 @@ describe.each(BACKENDS)("the audit trail on the %s backend", (backend) => {
       expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
       expect(JSON.stringify({ ...e, sequence: 0, eventTime: 0 })).not.toContain("@"); // no email address anywhere
     }
-    const find = (action: string, target: string, outcome: string) =>
-      events.filter((e) => e.action === action && e.target === target && e.outcome === outcome);
+    const find = (action: string, target: string, outcome: string) => events.filter((e) => e.action === action && e.target === target && e.outcome === outcome);
     const alice = `account:${ids.alice}`;
     expect(find("identity.sign_up", alice, "success")).toHaveLength(1);
     expect(find("identity.sign_up", "", "IDENTITY_EXISTS")).toHaveLength(1);
@@ -157,12 +157,18 @@ describe.each(BACKENDS)("the audit trail on the %s backend", (backend) => {
     // Time: events from a moment on (the server's clock jumps an hour ahead).
     clockOffset = 3_600_000;
     const from = Date.now() + clockOffset;
-    await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: "x" + uniqueEmail("late"), password: PASSWORD } } }).catch(() => undefined);
+    await api
+      .call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: `x${uniqueEmail("late")}`, password: PASSWORD } } })
+      .catch(() => undefined);
     const late = await listAll({ action: "session.sign_in_failed" });
     const lateOnly = await api.call(AdminService.method.listAuditEvents, { action: "session.sign_in_failed", after: timestampFromMs(from) }, admin);
     expect(lateOnly.events).toHaveLength(1);
     expect(lateOnly.events[0]?.sequence).toBe(late[late.length - 1]?.sequence);
-    const early = await api.call(AdminService.method.listAuditEvents, { action: "session.sign_in_failed", before: timestampFromMs(from), pageSize: 500 }, admin);
+    const early = await api.call(
+      AdminService.method.listAuditEvents,
+      { action: "session.sign_in_failed", before: timestampFromMs(from), pageSize: 500 },
+      admin,
+    );
     expect(early.events).toHaveLength(late.length - 1);
 
     // Pages of 7: every event exactly once, in order, although each call appends an event itself.
@@ -188,7 +194,10 @@ describe.each(BACKENDS)("the audit trail on the %s backend", (backend) => {
       { pageToken: first.nextPageToken, action: "session.sign_in" },
       { pageSize: -5 },
     ]) {
-      const error = await api.call(AdminService.method.listAuditEvents, request, admin).then(() => undefined, (e: unknown) => ConnectError.from(e));
+      const error = await api.call(AdminService.method.listAuditEvents, request, admin).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
       expect(error?.code).toBe(Code.InvalidArgument);
       expect(error?.rawMessage).toMatch(request.pageSize ? /page_size/ : /page_token/);
     }
@@ -222,7 +231,12 @@ describe.each(BACKENDS)("the audit trail on the %s backend", (backend) => {
     const added = after.slice(before.length);
     expect(added.filter((e) => e.action === "session.sign_in" && e.outcome === "success")).toHaveLength(4);
     // The lookup above and the four concurrent reads, each with its own reason.
-    expect(added.filter((e) => e.action === "user.get").map((e) => e.reason).sort()).toEqual(["audit test lookup", ...Array.from({ length: 4 }, (_, i) => `concurrent read ${i}`)].sort());
+    expect(
+      added
+        .filter((e) => e.action === "user.get")
+        .map((e) => e.reason)
+        .sort(),
+    ).toEqual(["audit test lookup", ...Array.from({ length: 4 }, (_, i) => `concurrent read ${i}`)].sort());
     const all = await listAll();
     expect(all.map((e) => Number(e.sequence))).toEqual(all.map((_, i) => i + 1));
     expect((await api.call(AdminService.method.verifyAuditChain, {}, admin)).intact).toBe(true);

@@ -59,63 +59,67 @@ const ACCOUNT = { accountId: UNKNOWN_ID, reason: "authorization matrix" };
 //                                                           anon user admin super keyWith keyNo other
 const MATRIX: Record<string, Row> = {
   // IdentityService: anyone may start a flow (the flows are enumeration-safe); the caller's identities need a session.
-  "identity.v1.IdentityService.SignUp":                   { permission: null, expect: "A A A A A A A" },
-  "identity.v1.IdentityService.VerifyIdentity":           { permission: null, expect: "A A A A A A A" },
-  "identity.v1.IdentityService.ResendVerification":       { permission: null, expect: "A A A A A A A" },
-  "identity.v1.IdentityService.ListIdentities":           { permission: null, expect: "U A A A P P A" },
-  "identity.v1.IdentityService.RemoveIdentity":           { permission: null, expect: "U A A A P P A" },
-  "identity.v1.IdentityService.ChangePassword":           { permission: null, expect: "U A A A P P A" },
-  "identity.v1.IdentityService.StartPasswordReset":       { permission: null, expect: "A A A A A A A" },
-  "identity.v1.IdentityService.CheckPasswordResetCode":   { permission: null, expect: "A A A A A A A" },
-  "identity.v1.IdentityService.CompletePasswordReset":    { permission: null, expect: "A A A A A A A" },
-  "identity.v1.IdentityService.StartEmailChange":         { permission: null, expect: "U A A A P P A" },
-  "identity.v1.IdentityService.CheckEmailChangeCode":     { permission: null, expect: "U A A A P P A" },
-  "identity.v1.IdentityService.ConfirmEmailChange":       { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.SignUp": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.IdentityService.VerifyIdentity": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.IdentityService.ResendVerification": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.IdentityService.ListIdentities": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.RemoveIdentity": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.ChangePassword": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.StartPasswordReset": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.IdentityService.CheckPasswordResetCode": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.IdentityService.CompletePasswordReset": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.IdentityService.StartEmailChange": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.CheckEmailChangeCode": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.ConfirmEmailChange": { permission: null, expect: "U A A A P P A" },
   // SessionService: ValidateSession is open unless the session's tenant requires a key (the default tenant does not).
-  "identity.v1.SessionService.SignIn":                    { permission: null, expect: "A A A A A A A" },
-  "identity.v1.SessionService.SignOut":                   { permission: null, expect: "U A A A A A A", terminal: true },
-  "identity.v1.SessionService.ValidateSession":           { permission: "sessions.validate", expect: "A A A A A A A" },
-  "identity.v1.SessionService.ListSessions":              { permission: null, expect: "U A A A P P A" },
-  "identity.v1.SessionService.RevokeSession":             { permission: null, expect: "U A A A P P A", request: { sessionId: UNKNOWN_ID } },
-  "identity.v1.SessionService.RevokeOtherSessions":       { permission: null, expect: "U A A A P P A" },
-  "identity.v1.SessionService.RefreshSession":            { permission: null, expect: "U A A A P P A" },
+  "identity.v1.SessionService.SignIn": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.SessionService.SignOut": { permission: null, expect: "U A A A A A A", terminal: true },
+  "identity.v1.SessionService.ValidateSession": { permission: "sessions.validate", expect: "A A A A A A A" },
+  "identity.v1.SessionService.ListSessions": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.SessionService.RevokeSession": { permission: null, expect: "U A A A P P A", request: { sessionId: UNKNOWN_ID } },
+  "identity.v1.SessionService.RevokeOtherSessions": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.SessionService.RefreshSession": { permission: null, expect: "U A A A P P A" },
   // AccountService: the caller's own account, a person's session only.
-  "identity.v1.AccountService.GetAccount":                { permission: null, expect: "U A A A P P A" },
-  "identity.v1.AccountService.UpdateAccount":             { permission: null, expect: "U A A A P P A" },
-  "identity.v1.AccountService.AddPushToken":              { permission: null, expect: "U A A A P P A" },
-  "identity.v1.AccountService.RemovePushToken":           { permission: null, expect: "U A A A P P A" },
-  "identity.v1.AccountService.ListConsents":              { permission: null, expect: "U A A A P P A" },
-  "identity.v1.AccountService.UpdateConsents":            { permission: null, expect: "U A A A P P A" },
-  "identity.v1.AccountService.ExportAccountData":         { permission: null, expect: "U A A A P P A" },
-  "identity.v1.AccountService.DeleteAccount":             { permission: null, expect: "U A A A P P A", terminal: true },
+  "identity.v1.AccountService.GetAccount": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.UpdateAccount": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.AddPushToken": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.RemovePushToken": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.ListConsents": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.UpdateConsents": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.ExportAccountData": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.DeleteAccount": { permission: null, expect: "U A A A P P A", terminal: true },
   // AdminService, users: ADMIN of the tenant or a key with users.read / users.write; another tenant's admin never.
-  "identity.v1.AdminService.CreateUser":                  { permission: "users.write", expect: "U P A A A P P" },
-  "identity.v1.AdminService.GetUser":                     { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.ListUsers":                   { permission: "users.read", expect: "U P A A A P P" },
-  "identity.v1.AdminService.UpdateUser":                  { permission: "users.write", expect: "U P A A A P P", request: { account: { id: UNKNOWN_ID }, updateMask: { paths: ["display_name"] } } },
-  "identity.v1.AdminService.SetUserRole":                 { permission: "users.write", expect: "U P A A A P P", request: { ...ACCOUNT, role: Role.USER } },
-  "identity.v1.AdminService.ActivateUser":                { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.DeactivateUser":              { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.DeleteUser":                  { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.SendPasswordReset":           { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.RevokeUserSessions":          { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.SetSubscription":             { permission: "users.write", expect: "U P A A A P P", request: { ...ACCOUNT, subscription: { plan: "pro" } } },
-  "identity.v1.AdminService.ListUserConsents":            { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.ExportUserData":              { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.CreateUser": { permission: "users.write", expect: "U P A A A P P" },
+  "identity.v1.AdminService.GetUser": { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.ListUsers": { permission: "users.read", expect: "U P A A A P P" },
+  "identity.v1.AdminService.UpdateUser": {
+    permission: "users.write",
+    expect: "U P A A A P P",
+    request: { account: { id: UNKNOWN_ID }, updateMask: { paths: ["display_name"] } },
+  },
+  "identity.v1.AdminService.SetUserRole": { permission: "users.write", expect: "U P A A A P P", request: { ...ACCOUNT, role: Role.USER } },
+  "identity.v1.AdminService.ActivateUser": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.DeactivateUser": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.DeleteUser": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.SendPasswordReset": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.RevokeUserSessions": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.SetSubscription": { permission: "users.write", expect: "U P A A A P P", request: { ...ACCOUNT, subscription: { plan: "pro" } } },
+  "identity.v1.AdminService.ListUserConsents": { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
+  "identity.v1.AdminService.ExportUserData": { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
   // AdminService, audit trail: ADMIN of the tenant or a key with audit.read.
-  "identity.v1.AdminService.ListAuditEvents":             { permission: "audit.read", expect: "U P A A A P P" },
-  "identity.v1.AdminService.VerifyAuditChain":            { permission: "audit.read", expect: "U P A A A P P" },
+  "identity.v1.AdminService.ListAuditEvents": { permission: "audit.read", expect: "U P A A A P P" },
+  "identity.v1.AdminService.VerifyAuditChain": { permission: "audit.read", expect: "U P A A A P P" },
   // AdminService, tenants and API keys: super admins only (an admin may read its own tenant); no API key.
-  "identity.v1.AdminService.CreateTenant":                { permission: null, expect: "U P P A P P P" },
-  "identity.v1.AdminService.GetTenant":                   { permission: null, expect: "U P A A P P P", request: { tenantId: "default" } },
-  "identity.v1.AdminService.ListTenants":                 { permission: null, expect: "U P P A P P P" },
-  "identity.v1.AdminService.UpdateTenant":                { permission: null, expect: "U P P A P P P" },
-  "identity.v1.AdminService.CreateApiKey":                { permission: null, expect: "U P P A P P P", request: { tenantId: "default" } },
-  "identity.v1.AdminService.ListApiKeys":                 { permission: null, expect: "U P P A P P P", request: { tenantId: "default" } },
-  "identity.v1.AdminService.RevokeApiKey":                { permission: null, expect: "U P P A P P P", request: { apiKeyId: UNKNOWN_ID } },
+  "identity.v1.AdminService.CreateTenant": { permission: null, expect: "U P P A P P P" },
+  "identity.v1.AdminService.GetTenant": { permission: null, expect: "U P A A P P P", request: { tenantId: "default" } },
+  "identity.v1.AdminService.ListTenants": { permission: null, expect: "U P P A P P P" },
+  "identity.v1.AdminService.UpdateTenant": { permission: null, expect: "U P P A P P P" },
+  "identity.v1.AdminService.CreateApiKey": { permission: null, expect: "U P P A P P P", request: { tenantId: "default" } },
+  "identity.v1.AdminService.ListApiKeys": { permission: null, expect: "U P P A P P P", request: { tenantId: "default" } },
+  "identity.v1.AdminService.RevokeApiKey": { permission: null, expect: "U P P A P P P", request: { apiKeyId: UNKNOWN_ID } },
   // AdminService, failed messages: ADMIN of the tenant or a super admin; no API key (a requeue sends mail to a person).
-  "identity.v1.AdminService.ListFailedMessages":          { permission: null, expect: "U P A A P P P" },
-  "identity.v1.AdminService.RequeueMessage":              { permission: null, expect: "U P A A P P P", request: { messageId: UNKNOWN_ID } },
+  "identity.v1.AdminService.ListFailedMessages": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.RequeueMessage": { permission: null, expect: "U P A A P P P", request: { messageId: UNKNOWN_ID } },
 };
 
 const keyOf = (method: DescMethod) => `${method.parent.typeName}.${method.name}`;
@@ -137,7 +141,10 @@ describe.each(BACKENDS)("authorization matrix on the %s backend", (backend) => {
   let rootToken: string;
   let otherTenant: string;
 
-  const headersFor = (credential: string | undefined): Record<string, string> => ({ "x-tenant-id": "default", ...(credential ? { authorization: `Bearer ${credential}` } : {}) });
+  const headersFor = (credential: string | undefined): Record<string, string> => ({
+    "x-tenant-id": "default",
+    ...(credential ? { authorization: `Bearer ${credential}` } : {}),
+  });
 
   /** The code of one call (undefined when it succeeded); a server stream is read to its end. */
   async function codeOfCall(method: DescMethod, request: Record<string, unknown>, credential: string | undefined): Promise<Code | undefined> {
@@ -156,11 +163,11 @@ describe.each(BACKENDS)("authorization matrix on the %s backend", (backend) => {
     }
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: a row's check reads whichever response its RPC has
   async function call<I extends DescMessage>(method: DescMethod & { input: I }, request: Record<string, unknown>, credential?: string): Promise<any> {
     const client = createClient(method.parent, transport) as unknown as Record<string, (input: unknown, options: unknown) => Promise<unknown>>;
     return client[method.localName]!(create(method.input, request as never), { headers: headersFor(credential) });
   }
-
 
   let seq = 0;
   /** A new account of the kind, signed in; its session token. */
@@ -170,7 +177,10 @@ describe.each(BACKENDS)("authorization matrix on the %s backend", (backend) => {
     const role = kind === "user" ? Role.USER : kind === "super" ? Role.SUPER_ADMIN : Role.ADMIN;
     const client = createClient(AdminService, transport);
     await client.createUser({ email, password: PASSWORD, role }, { headers: { authorization: `Bearer ${rootToken}`, "x-tenant-id": tenantId } });
-    const res = await createClient(SessionService, transport).signIn({ method: { case: "emailPassword", value: { email, password: PASSWORD } } }, { headers: { "x-tenant-id": tenantId } });
+    const res = await createClient(SessionService, transport).signIn(
+      { method: { case: "emailPassword", value: { email, password: PASSWORD } } },
+      { headers: { "x-tenant-id": tenantId } },
+    );
     return res.sessionToken;
   }
 
@@ -209,8 +219,14 @@ describe.each(BACKENDS)("authorization matrix on the %s backend", (backend) => {
 
   it("has exactly one row for every RPC of every service", () => {
     const methods = EVERY_METHOD.map(keyOf);
-    expect(methods.filter((m) => !(m in MATRIX)), "RPCs without a row: decide who may call them").toEqual([]);
-    expect(Object.keys(MATRIX).filter((m) => !methods.includes(m)), "rows for RPCs that do not exist").toEqual([]);
+    expect(
+      methods.filter((m) => !(m in MATRIX)),
+      "RPCs without a row: decide who may call them",
+    ).toEqual([]);
+    expect(
+      Object.keys(MATRIX).filter((m) => !methods.includes(m)),
+      "rows for RPCs that do not exist",
+    ).toEqual([]);
     for (const [rpc, row] of Object.entries(MATRIX)) expect(row.expect.split(" "), rpc).toHaveLength(CALLERS.length);
   });
 
@@ -242,7 +258,10 @@ describe.each(BACKENDS)("authorization matrix on the %s backend", (backend) => {
         const credential = await credentialFor(caller, row);
         const unknown = await codeOfCall(method, ACCOUNT, credential);
         const existing = await codeOfCall(method, { ...ACCOUNT, accountId: target }, credential);
-        expect([Code[unknown!], Code[existing!]], `${method.name} as ${caller}`).toEqual([caller === "anon" ? "Unauthenticated" : "PermissionDenied", caller === "anon" ? "Unauthenticated" : "PermissionDenied"]);
+        expect([Code[unknown!], Code[existing!]], `${method.name} as ${caller}`).toEqual([
+          caller === "anon" ? "Unauthenticated" : "PermissionDenied",
+          caller === "anon" ? "Unauthenticated" : "PermissionDenied",
+        ]);
       }
       // Whereas an allowed caller learns that it does not exist.
       expect(Code[(await codeOfCall(method, ACCOUNT, rootToken))!], method.name).toBe("NotFound");

@@ -50,7 +50,10 @@ describe.skipIf(!BACKENDS.includes("mysql"))("a backend that drops packets", () 
       method: { case: "emailPassword", value: { email: "nobody@example.test", password: "not the password at all" } },
     });
   const readyz = () => fetch(`${server.baseUrl}/readyz`).then((r) => r.status);
-  const health = () => createClient(Health, createGrpcTransport({ baseUrl: server.baseUrl })).check({ service: "" }).then((r) => r.status);
+  const health = () =>
+    createClient(Health, createGrpcTransport({ baseUrl: server.baseUrl }))
+      .check({ service: "" })
+      .then((r) => r.status);
 
   beforeAll(async () => {
     mysqlProxy = await startTcpProxy(hostPort(MYSQL_ADMIN_URL));
@@ -81,7 +84,9 @@ describe.skipIf(!BACKENDS.includes("mysql"))("a backend that drops packets", () 
         for (const protocol of PROTOCOLS) {
           const caller = createCaller(protocol, server.baseUrl);
           const { ms, error } = await timed(() =>
-            caller.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: `someone-${protocol}@example.test`, password: "not the password at all" } } }),
+            caller.call(SessionService.method.signIn, {
+              method: { case: "emailPassword", value: { email: `someone-${protocol}@example.test`, password: "not the password at all" } },
+            }),
           );
           caller.close();
           expect(ms, protocol).toBeLessThan(CALL_BOUND_MS);

@@ -34,7 +34,23 @@ describe.runIf(BACKENDS.includes("mysql"))("TLS to the backends", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "backend-tls-"));
     const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
-    await exec("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert]);
+    await exec("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-days",
+      "1",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ]);
     ca = readFileSync(cert, "utf8");
     caFile = cert;
     const redis = new URL(REDIS_URL);
@@ -101,9 +117,19 @@ describe.runIf(BACKENDS.includes("mysql"))("TLS to the backends", () => {
   });
 
   it("the configuration names the CA files and the key store's database, and checks them", () => {
-    const base = { MYSQL_URL: "mysql://u@db/identity", REDIS_URL: "rediss://cache:6380", KEY_ENCRYPTION_KEYS: randomBytes(32).toString("base64"), BLIND_INDEX_KEY: randomBytes(32).toString("base64") };
+    const base = {
+      MYSQL_URL: "mysql://u@db/identity",
+      REDIS_URL: "rediss://cache:6380",
+      KEY_ENCRYPTION_KEYS: randomBytes(32).toString("base64"),
+      BLIND_INDEX_KEY: randomBytes(32).toString("base64"),
+    };
     const config = loadConfig({ ...base, MYSQL_TLS_CA_FILE: caFile, REDIS_TLS_CA_FILE: caFile, KEYSTORE_MYSQL_URL: "mysql://u@keys/identity_keys" });
-    expect(config).toMatchObject({ mysqlTlsCaFile: caFile, redisTlsCaFile: caFile, keystoreMysqlUrl: "mysql://u@keys/identity_keys", redisUrl: "rediss://cache:6380" });
+    expect(config).toMatchObject({
+      mysqlTlsCaFile: caFile,
+      redisTlsCaFile: caFile,
+      keystoreMysqlUrl: "mysql://u@keys/identity_keys",
+      redisUrl: "rediss://cache:6380",
+    });
     const refused = (env: Record<string, string>) => {
       try {
         loadConfig(env);

@@ -22,7 +22,11 @@ let seq = 0;
 const freshEmail = (tag: string) => `bad.${tag}.${Date.now()}.${seq++}@example.test`;
 
 /** One unary call through a connect-es transport (keeps error details, unlike the grpc-js caller). */
-function call<I extends DescMessage, O extends DescMessage>(transport: Transport, method: DescMethodUnary<I, O>, input: MessageInitShape<I>): Promise<MessageShape<O>> {
+function call<I extends DescMessage, O extends DescMessage>(
+  transport: Transport,
+  method: DescMethodUnary<I, O>,
+  input: MessageInitShape<I>,
+): Promise<MessageShape<O>> {
   const client = createClient(method.parent, transport) as unknown as Record<string, (i: unknown) => Promise<MessageShape<O>>>;
   return client[method.localName]!(input);
 }
@@ -50,15 +54,29 @@ interface Case {
 
 const CASES: Case[] = [
   { name: "SignUp with a malformed email", field: "email", run: (t) => call(t, IdentityService.method.signUp, { email: "not an email@", password: STRONG }) },
-  { name: "SignUp with an empty password", field: "password", reason: "PASSWORD_REQUIRED", run: (t) => call(t, IdentityService.method.signUp, { email: freshEmail("empty"), password: "" }) },
+  {
+    name: "SignUp with an empty password",
+    field: "password",
+    reason: "PASSWORD_REQUIRED",
+    run: (t) => call(t, IdentityService.method.signUp, { email: freshEmail("empty"), password: "" }),
+  },
   {
     name: "SignUp with a 10 KB password",
     field: "password",
     reason: "PASSWORD_TOO_LONG",
     run: (t) => call(t, IdentityService.method.signUp, { email: freshEmail("long"), password: "tr0ub4dor&3 ".repeat(1000).slice(0, 10 * 1024) }),
   },
-  { name: "SignUp with a common password", field: "password", reason: "PASSWORD_COMMON", run: (t) => call(t, IdentityService.method.signUp, { email: freshEmail("common"), password: "password1234" }) },
-  { name: "SignUp with an unknown locale", field: "locale", run: (t) => call(t, IdentityService.method.signUp, { email: freshEmail("locale"), password: STRONG, locale: "xx" }) },
+  {
+    name: "SignUp with a common password",
+    field: "password",
+    reason: "PASSWORD_COMMON",
+    run: (t) => call(t, IdentityService.method.signUp, { email: freshEmail("common"), password: "password1234" }),
+  },
+  {
+    name: "SignUp with an unknown locale",
+    field: "locale",
+    run: (t) => call(t, IdentityService.method.signUp, { email: freshEmail("locale"), password: STRONG, locale: "xx" }),
+  },
   {
     name: "SignIn with a malformed email",
     field: "email_password.email",
@@ -247,7 +265,9 @@ describe.each(BACKENDS)("undecodable bodies on the %s backend", (backend) => {
   ];
 
   it.each(RPCS)("%s: InvalidArgument over gRPC (grpc-js)", async (path, kind) => {
-    expect(await grpcJsRawStatus(server.baseUrl, path, GARBAGE, kind, kind === "server_streaming" ? sessionToken : undefined)).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(await grpcJsRawStatus(server.baseUrl, path, GARBAGE, kind, kind === "server_streaming" ? sessionToken : undefined)).toBe(
+      grpc.status.INVALID_ARGUMENT,
+    );
   });
 
   it("ValidateSession: InvalidArgument over gRPC, on the fast path as on connect-node (compressed)", async () => {
@@ -255,7 +275,13 @@ describe.each(BACKENDS)("undecodable bodies on the %s backend", (backend) => {
     const client = new grpc.Client(new URL(server.baseUrl).host, grpc.credentials.createInsecure(), { "grpc.default_compression_algorithm": 2 });
     try {
       const code = await new Promise<grpc.status>((resolve) =>
-        client.makeUnaryRequest("/identity.v1.SessionService/ValidateSession", () => Buffer.from(GARBAGE), (b: Buffer) => b, {}, (err) => resolve(err ? err.code : grpc.status.OK)),
+        client.makeUnaryRequest(
+          "/identity.v1.SessionService/ValidateSession",
+          () => Buffer.from(GARBAGE),
+          (b: Buffer) => b,
+          {},
+          (err) => resolve(err ? err.code : grpc.status.OK),
+        ),
       );
       expect(code).toBe(grpc.status.INVALID_ARGUMENT);
     } finally {
@@ -294,4 +320,3 @@ describe.each(BACKENDS)("undecodable bodies on the %s backend", (backend) => {
     expect(errors).toEqual([]);
   });
 });
-

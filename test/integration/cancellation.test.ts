@@ -18,7 +18,12 @@ function listServicesFrame(): Buffer {
 
 /** Opens a reflection stream, waits for the first answer, then lets `leave` end it the way a client would. */
 async function reflectThenLeave(session: ClientHttp2Session, leave: (stream: ReturnType<ClientHttp2Session["request"]>) => void): Promise<void> {
-  const stream = session.request({ ":method": "POST", ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "content-type": "application/grpc", te: "trailers" });
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
   stream.on("error", () => {});
   stream.write(listServicesFrame());
   await new Promise((resolve) => stream.once("data", resolve));

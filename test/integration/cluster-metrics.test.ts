@@ -25,8 +25,14 @@ describe.runIf(BACKENDS.includes("mysql"))("metrics across cluster workers", () 
     const database = await createMysqlDatabase();
     drop = database.drop;
     service = startMain({
-      MYSQL_URL: database.url, REDIS_URL, REDIS_KEY_PREFIX: redisPrefix(), KEY_ENCRYPTION_KEYS: base64Key(), BLIND_INDEX_KEY: base64Key(),
-      DEVELOPMENT_MODE: "true", WORKERS: "2", PORT: String(await freePort()),
+      MYSQL_URL: database.url,
+      REDIS_URL,
+      REDIS_KEY_PREFIX: redisPrefix(),
+      KEY_ENCRYPTION_KEYS: base64Key(),
+      BLIND_INDEX_KEY: base64Key(),
+      DEVELOPMENT_MODE: "true",
+      WORKERS: "2",
+      PORT: String(await freePort()),
     });
     port = await service.listening();
     // Both workers listen before the test starts, or one would take every connection.

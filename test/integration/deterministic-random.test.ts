@@ -28,7 +28,13 @@ describe("a seeded Random", () => {
       const accounts = await server.rawRows("accounts");
       const identities = await server.rawRows("identities");
       const outbox = await server.rawRows("outbox");
-      return { token, sessionToken: verified.sessionToken, accountIds: accounts.map((r) => r.id), identityIds: identities.map((r) => r.id), messageIds: outbox.map((r) => r.id) };
+      return {
+        token,
+        sessionToken: verified.sessionToken,
+        accountIds: accounts.map((r) => r.id),
+        identityIds: identities.map((r) => r.id),
+        messageIds: outbox.map((r) => r.id),
+      };
     } finally {
       caller.close();
     }

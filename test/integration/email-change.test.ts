@@ -107,7 +107,14 @@ describe.each(BACKENDS)("email change on the %s backend", (backend) => {
       await settle();
       const codes = mailsTo(newEmail).map(codeIn) as string[];
       expect(codes).toHaveLength(2);
-      const valid = await Promise.all(codes.map((c) => check(me, c, connect).then(() => true, (e: unknown) => (expectCodeRefused(ConnectError.from(e)), false))));
+      const valid = await Promise.all(
+        codes.map((c) =>
+          check(me, c, connect).then(
+            () => true,
+            (e: unknown) => (expectCodeRefused(ConnectError.from(e)), false),
+          ),
+        ),
+      );
       expect(valid.filter(Boolean)).toHaveLength(codes[0] === codes[1] ? 2 : 1);
       const code = codes[valid.indexOf(true)]!;
 
@@ -316,12 +323,17 @@ describe.each(BACKENDS)("email change on the %s backend", (backend) => {
           for (const key of keys) {
             const type = await redis.type(key);
             const value =
-              type === "string" ? await redis.get(key)
-              : type === "set" ? await redis.smembers(key)
-              : type === "hash" ? await redis.hgetall(key)
-              : type === "zset" ? await redis.zrange(key, 0, -1, "WITHSCORES")
-              : type === "list" ? await redis.lrange(key, 0, -1)
-              : type;
+              type === "string"
+                ? await redis.get(key)
+                : type === "set"
+                  ? await redis.smembers(key)
+                  : type === "hash"
+                    ? await redis.hgetall(key)
+                    : type === "zset"
+                      ? await redis.zrange(key, 0, -1, "WITHSCORES")
+                      : type === "list"
+                        ? await redis.lrange(key, 0, -1)
+                        : type;
             dump += key + JSON.stringify(value);
             values++;
           }

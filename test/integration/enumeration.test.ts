@@ -49,7 +49,10 @@ describe.each(BACKENDS)("enumeration on the %s backend", (backend) => {
   const rawSignUp = (email: string) => rawCall("identity.v1.IdentityService/SignUp", { email, password: PASSWORD });
   const rawSignIn = (email: string, password: string) => rawCall("identity.v1.SessionService/SignIn", { emailPassword: { email, password } });
   const signIn = (email: string, password: string, forwardedFor?: string) =>
-    connect.session.signIn({ method: { case: "emailPassword", value: { email, password } } }, forwardedFor ? { headers: { "x-forwarded-for": forwardedFor } } : {});
+    connect.session.signIn(
+      { method: { case: "emailPassword", value: { email, password } } },
+      forwardedFor ? { headers: { "x-forwarded-for": forwardedFor } } : {},
+    );
 
   beforeAll(async () => {
     // One trusted proxy, so the timing test can use client IPs of its own.

@@ -52,7 +52,12 @@ interface Person {
 async function fullFlow(server: TestServer, api: Caller, tag: string): Promise<Person> {
   const n = seq++;
   const email = `erasure.${tag}.${n}.${randomBytes(3).toString("hex")}@example.test`;
-  await api.call(IdentityService.method.signUp, { email, password: PASSWORD, locale: "en", consents: [{ purpose: "terms", version: "2024-01", granted: true }] });
+  await api.call(IdentityService.method.signUp, {
+    email,
+    password: PASSWORD,
+    locale: "en",
+    consents: [{ purpose: "terms", version: "2024-01", granted: true }],
+  });
   const link = linkToken((await server.waitForMail(email, (m) => m.text.includes("verify-email"))).text);
   const verified = await api.call(IdentityService.method.verifyIdentity, { token: link });
   const signedIn = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } });
@@ -67,7 +72,15 @@ async function fullFlow(server: TestServer, api: Caller, tag: string): Promise<P
   await api.call(AccountService.method.updateConsents, { consents: [{ purpose: "marketing", version: "3", granted: true }] }, bearer);
   const pushToken = `push-${randomBytes(12).toString("hex")}`;
   await api.call(AccountService.method.addPushToken, { pushToken: { deviceId: `device-${n}`, platform: "fcm", token: pushToken } }, bearer);
-  return { email, accountId: verified.accountId, sessionToken: signedIn.sessionToken, displayName, phone, pushToken, secrets: [link, verified.sessionToken, signedIn.sessionToken] };
+  return {
+    email,
+    accountId: verified.accountId,
+    sessionToken: signedIn.sessionToken,
+    displayName,
+    phone,
+    pushToken,
+    secrets: [link, verified.sessionToken, signedIn.sessionToken],
+  };
 }
 
 /** Every row of every main-database table that names the account id, by table. */
@@ -82,7 +95,16 @@ async function rowsNaming(server: TestServer, accountId: string): Promise<Record
 
 function mysqlCli(url: string): string[] {
   const u = new URL(url);
-  return ["-h", u.hostname, "-P", u.port || "3306", "-u", decodeURIComponent(u.username), ...(u.password ? [`-p${decodeURIComponent(u.password)}`] : []), decodeURIComponent(u.pathname.slice(1))];
+  return [
+    "-h",
+    u.hostname,
+    "-P",
+    u.port || "3306",
+    "-u",
+    decodeURIComponent(u.username),
+    ...(u.password ? [`-p${decodeURIComponent(u.password)}`] : []),
+    decodeURIComponent(u.pathname.slice(1)),
+  ];
 }
 
 /** Runs a command, feeding `input` on stdin; resolves with stdout, rejects with stderr on failure. */
@@ -94,7 +116,9 @@ function run(command: string, args: string[], input?: string): Promise<string> {
     child.stdout.on("data", (d: Buffer) => out.push(d));
     child.stderr.on("data", (d: Buffer) => err.push(d));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out).toString("utf8")) : reject(new Error(`${command} exited ${code}: ${Buffer.concat(err).toString("utf8")}`))));
+    child.on("close", (code) =>
+      code === 0 ? resolve(Buffer.concat(out).toString("utf8")) : reject(new Error(`${command} exited ${code}: ${Buffer.concat(err).toString("utf8")}`)),
+    );
     child.stdin.end(input ?? "");
   });
 }
@@ -141,7 +165,13 @@ function storedFrom(row: Record<string, unknown>): StoredAccount {
  * id, no other stored key unwraps for their id, and no other account's data key
  * opens their profile. The bystander's profile does open: the copy is sound.
  */
-function expectUndecryptable(keyring: Keyring, restored: { person: Record<string, unknown>; bystander: Record<string, unknown> }, keys: Array<{ account_id: unknown; wrapped_key: unknown }>, person: Person, bystander: Person) {
+function expectUndecryptable(
+  keyring: Keyring,
+  restored: { person: Record<string, unknown>; bystander: Record<string, unknown> },
+  keys: Array<{ account_id: unknown; wrapped_key: unknown }>,
+  person: Person,
+  bystander: Person,
+) {
   const personId = person.accountId;
   expect(String(restored.person.profile)).not.toContain(person.displayName);
   expect(keys.some((k) => k.account_id === personId)).toBe(false);
@@ -163,7 +193,10 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
   beforeAll(async () => {
     // The key store in a database of its own, as production should run it.
     keyDatabase = backend === "mysql" ? await createMysqlDatabase() : undefined;
-    server = await startTestServer(backend, { env: keyDatabase ? { KEYSTORE_MYSQL_URL: keyDatabase.url } : {}, runtime: { now: () => Date.now() + clockOffset } });
+    server = await startTestServer(backend, {
+      env: keyDatabase ? { KEYSTORE_MYSQL_URL: keyDatabase.url } : {},
+      runtime: { now: () => Date.now() + clockOffset },
+    });
     api = createCaller("connect-json-h1", server.baseUrl);
   });
   afterAll(async () => {
@@ -177,7 +210,9 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
   it("DeleteAccount erases the person at once: rows, sessions, pending messages, links, key — and nobody else", async () => {
     const person = await fullFlow(server, api, "self");
     const bystander = await fullFlow(server, api, "bystander");
-    const otherSession = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } } });
+    const otherSession = await api.call(SessionService.method.signIn, {
+      method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } },
+    });
     // A reset link still to be used, and its message still pending in the outbox.
     await server.runtime.outboxWorker.stop();
     await api.call(IdentityService.method.startPasswordReset, { email: person.email, locale: "" });
@@ -197,7 +232,9 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
       expect(await codeOf(api.call(SessionService.method.validateSession, { sessionToken: token }))).toBe(Code.Unauthenticated);
       expect(await codeOf(api.call(AccountService.method.getAccount, {}, { authorization: `Bearer ${token}` }))).toBe(Code.Unauthenticated);
     }
-    expect(await codeOf(api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } } }))).toBe(Code.Unauthenticated);
+    expect(
+      await codeOf(api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } } })),
+    ).toBe(Code.Unauthenticated);
     // The single-use link outlived the erasure in Redis, but points at nothing: refused.
     const linkRefused = await refusal(api.call(IdentityService.method.checkPasswordResetCode, { code: reset }));
     expect(linkRefused.code).toBe(Code.InvalidArgument);
@@ -212,7 +249,13 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
     const ledger = (await server.rawKeyRows("erasure_ledger")).filter((r) => r.account_id === person.accountId);
     expect(ledger).toHaveLength(1);
     expect(ledger[0]!.tenant_id).toBe("default");
-    const erased = await server.runtime.app.audit.list({ tenantId: "default", action: "account.erased", target: `account:${person.accountId}`, pageSize: 0, pageToken: "" });
+    const erased = await server.runtime.app.audit.list({
+      tenantId: "default",
+      action: "account.erased",
+      target: `account:${person.accountId}`,
+      pageSize: 0,
+      pageToken: "",
+    });
     expect(erased.events).toHaveLength(1);
     expect(erased.events[0]).toMatchObject({ actor: `account:${person.accountId}`, reason: "", ip: "", userAgent: "", outcome: "success" });
 
@@ -262,17 +305,28 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
   it("wrong passwords count against the address's sign-in limit", async () => {
     const person = await fullFlow(server, api, "guesses");
     let code: Code | undefined;
-    for (let i = 0; i < 30 && code !== Code.ResourceExhausted; i++) code = await codeOf(api.call(AccountService.method.deleteAccount, { password: `guess number ${i} here` }, bearer(person)));
+    for (let i = 0; i < 30 && code !== Code.ResourceExhausted; i++)
+      code = await codeOf(api.call(AccountService.method.deleteAccount, { password: `guess number ${i} here` }, bearer(person)));
     expect(code).toBe(Code.ResourceExhausted);
     expect((await api.call(AccountService.method.getAccount, {}, bearer(person))).account?.id).toBe(person.accountId);
   });
 
   it("a raw scan of every table and every Redis value after a full flow finds no email, phone, display name or token in clear", async () => {
     const people = [await fullFlow(server, api, "scan-a"), await fullFlow(server, api, "scan-b")];
-    const needles = people.flatMap((p) => [p.email, p.email.toUpperCase(), p.phone, p.displayName, p.pushToken, PASSWORD, ...p.secrets.map((s) => s.slice(s.indexOf(".") + 1)), p.sessionToken.split(".")[1]!]);
+    const needles = people.flatMap((p) => [
+      p.email,
+      p.email.toUpperCase(),
+      p.phone,
+      p.displayName,
+      p.pushToken,
+      PASSWORD,
+      ...p.secrets.map((s) => s.slice(s.indexOf(".") + 1)),
+      p.sessionToken.split(".")[1]!,
+    ]);
     const haystacks: Array<{ where: string; text: string }> = [];
     for (const table of await server.rawTables()) haystacks.push({ where: `table ${table}`, text: JSON.stringify(await server.rawRows(table)) });
-    for (const table of ["account_keys", "erasure_ledger"]) haystacks.push({ where: `key store ${table}`, text: JSON.stringify(await server.rawKeyRows(table)) });
+    for (const table of ["account_keys", "erasure_ledger"])
+      haystacks.push({ where: `key store ${table}`, text: JSON.stringify(await server.rawKeyRows(table)) });
     if (server.config.redisUrl) {
       const redis = new Redis(REDIS_URL);
       try {
@@ -284,7 +338,16 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
           for (const key of batch) {
             keys++;
             const type = await redis.type(key);
-            const value = type === "string" ? await redis.get(key) : type === "hash" ? await redis.hgetall(key) : type === "set" ? await redis.smembers(key) : type === "zset" ? await redis.zrange(key, 0, -1) : await redis.lrange(key, 0, -1);
+            const value =
+              type === "string"
+                ? await redis.get(key)
+                : type === "hash"
+                  ? await redis.hgetall(key)
+                  : type === "set"
+                    ? await redis.smembers(key)
+                    : type === "zset"
+                      ? await redis.zrange(key, 0, -1)
+                      : await redis.lrange(key, 0, -1);
             haystacks.push({ where: `redis ${key}`, text: `${key} ${JSON.stringify(value)}` });
           }
         } while (cursor !== "0");
@@ -377,13 +440,25 @@ describe.runIf(BACKENDS.includes("mysql"))("the erasure drill on MySQL: mysqldum
     // A server started on another restored copy replays before it serves.
     const secondUrl = await restore(dump);
     expect((await mysqlRows(secondUrl, "SELECT id FROM accounts WHERE id = ?", [person.accountId])).length).toBe(1);
-    const second = await startTestServer("mysql", { env: { MYSQL_URL: secondUrl, KEYSTORE_MYSQL_URL: config.keystoreMysqlUrl!, KEY_ENCRYPTION_KEYS: env.KEY_ENCRYPTION_KEYS!, BLIND_INDEX_KEY: env.BLIND_INDEX_KEY! } });
+    const second = await startTestServer("mysql", {
+      env: {
+        MYSQL_URL: secondUrl,
+        KEYSTORE_MYSQL_URL: config.keystoreMysqlUrl!,
+        KEY_ENCRYPTION_KEYS: env.KEY_ENCRYPTION_KEYS!,
+        BLIND_INDEX_KEY: env.BLIND_INDEX_KEY!,
+      },
+    });
     try {
-      for (const { table, column } of ACCOUNT_TABLES) expect(await mysqlRows(secondUrl, `SELECT * FROM ${table} WHERE ${column} = ?`, [person.accountId]), table).toEqual([]);
+      for (const { table, column } of ACCOUNT_TABLES)
+        expect(await mysqlRows(secondUrl, `SELECT * FROM ${table} WHERE ${column} = ?`, [person.accountId]), table).toEqual([]);
       const other = createCaller("connect-json-h1", second.baseUrl);
-      const signedIn = await other.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: bystander.email, password: PASSWORD } } });
+      const signedIn = await other.call(SessionService.method.signIn, {
+        method: { case: "emailPassword", value: { email: bystander.email, password: PASSWORD } },
+      });
       expect(signedIn.accountId).toBe(bystander.accountId);
-      expect(await codeOf(other.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } } }))).toBe(Code.Unauthenticated);
+      expect(
+        await codeOf(other.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } } })),
+      ).toBe(Code.Unauthenticated);
     } finally {
       await second.close();
     }
@@ -418,12 +493,22 @@ describe("the erasure drill on the embedded backend: a copy of identity.sqlite, 
       const accountRow = (id: string) => sqliteRows(main, "SELECT * FROM accounts WHERE id = ?", [id])[0]!;
       const restored = { person: accountRow(person.accountId), bystander: accountRow(bystander.accountId) };
       expect(restored.person).toBeDefined();
-      expectUndecryptable(keyring, restored, sqliteRows(join(restoredDir, "keys.sqlite"), "SELECT account_id, wrapped_key FROM account_keys") as Array<{ account_id: unknown; wrapped_key: unknown }>, person, bystander);
+      expectUndecryptable(
+        keyring,
+        restored,
+        sqliteRows(join(restoredDir, "keys.sqlite"), "SELECT account_id, wrapped_key FROM account_keys") as Array<{
+          account_id: unknown;
+          wrapped_key: unknown;
+        }>,
+        person,
+        bystander,
+      );
 
       const replayed = await runCli("erasure-replay.ts", { ...cliEnv(server.config), DATA_DIR: restoredDir });
       expect(replayed.code).toBe(0);
       expect(replayed.stdout).toMatch(/done: 1 of 1 erased accounts had rows/);
-      for (const { table, column } of ACCOUNT_TABLES) expect(sqliteRows(main, `SELECT * FROM ${table} WHERE ${column} = ?`, [person.accountId]), table).toEqual([]);
+      for (const { table, column } of ACCOUNT_TABLES)
+        expect(sqliteRows(main, `SELECT * FROM ${table} WHERE ${column} = ?`, [person.accountId]), table).toEqual([]);
       expect(accountRow(bystander.accountId)).toBeDefined();
     } finally {
       api.close();

@@ -86,13 +86,18 @@ function stringPaths(message: DescMessage): Path[] {
     if (isString(f)) paths.push({ label: f.name, set: (v) => ({ ...base(f), [f.jsonName]: v }), plausible: plausible(f) });
     else if (isStringList(f)) paths.push({ label: `${f.name}[]`, set: (v) => ({ ...base(f), [f.jsonName]: [v] }) });
     else if (f.fieldKind === "map" && f.mapKey === ScalarType.STRING) {
-      paths.push({ label: `${f.name}{key}`, set: (v) => ({ ...base(f), [f.jsonName]: { [v]: f.mapKind === "scalar" && f.scalar === ScalarType.STRING ? "v" : {} } }) });
+      paths.push({
+        label: `${f.name}{key}`,
+        set: (v) => ({ ...base(f), [f.jsonName]: { [v]: f.mapKind === "scalar" && f.scalar === ScalarType.STRING ? "v" : {} } }),
+      });
     } else if (isNested(f)) {
       const inner = f.message;
-      const innerBase = (skip?: DescField) => Object.fromEntries(inner.fields.filter((g) => g !== skip && isString(g) && !g.oneof).map((g) => [g.jsonName, plausible(g)]));
+      const innerBase = (skip?: DescField) =>
+        Object.fromEntries(inner.fields.filter((g) => g !== skip && isString(g) && !g.oneof).map((g) => [g.jsonName, plausible(g)]));
       for (const g of inner.fields) {
         if (isString(g)) paths.push({ label: `${f.name}.${g.name}`, set: (v) => ({ ...base(f), [f.jsonName]: { ...innerBase(g), [g.jsonName]: v } }) });
-        else if (isStringList(g)) paths.push({ label: `${f.name}.${g.name}[]`, set: (v) => ({ ...base(f), [f.jsonName]: { ...innerBase(g), [g.jsonName]: [v] } }) });
+        else if (isStringList(g))
+          paths.push({ label: `${f.name}.${g.name}[]`, set: (v) => ({ ...base(f), [f.jsonName]: { ...innerBase(g), [g.jsonName]: [v] } }) });
       }
     }
   }
@@ -103,13 +108,38 @@ type Init = Record<string, unknown>;
 type Hostile = { label: string; set: (value: unknown) => Init; values: ReadonlyArray<[string, unknown]> };
 
 const MANY = 10_000;
-const I32: ReadonlyArray<[string, unknown]> = [["-1", -1], ["0", 0], ["2^31-1", 2_147_483_647], ["-2^31", -2_147_483_648]];
-const U32: ReadonlyArray<[string, unknown]> = [["0", 0], ["2^32-1", 4_294_967_295]];
-const I64: ReadonlyArray<[string, unknown]> = [["-1", -1n], ["2^63-1", 9_223_372_036_854_775_807n], ["-2^63", -9_223_372_036_854_775_808n]];
-const U64: ReadonlyArray<[string, unknown]> = [["0", 0n], ["2^64-1", 18_446_744_073_709_551_615n]];
-const FLOATS: ReadonlyArray<[string, unknown]> = [["NaN", Number.NaN], ["Infinity", Number.POSITIVE_INFINITY], ["-1", -1]];
-const BYTES: ReadonlyArray<[string, unknown]> = [["empty bytes", new Uint8Array(0)], ["64 KB of 0xff", new Uint8Array(65_536).fill(255)]];
-const ENUMS: ReadonlyArray<[string, unknown]> = [["99", 99], ["-1", -1]];
+const I32: ReadonlyArray<[string, unknown]> = [
+  ["-1", -1],
+  ["0", 0],
+  ["2^31-1", 2_147_483_647],
+  ["-2^31", -2_147_483_648],
+];
+const U32: ReadonlyArray<[string, unknown]> = [
+  ["0", 0],
+  ["2^32-1", 4_294_967_295],
+];
+const I64: ReadonlyArray<[string, unknown]> = [
+  ["-1", -1n],
+  ["2^63-1", 9_223_372_036_854_775_807n],
+  ["-2^63", -9_223_372_036_854_775_808n],
+];
+const U64: ReadonlyArray<[string, unknown]> = [
+  ["0", 0n],
+  ["2^64-1", 18_446_744_073_709_551_615n],
+];
+const FLOATS: ReadonlyArray<[string, unknown]> = [
+  ["NaN", Number.NaN],
+  ["Infinity", Number.POSITIVE_INFINITY],
+  ["-1", -1],
+];
+const BYTES: ReadonlyArray<[string, unknown]> = [
+  ["empty bytes", new Uint8Array(0)],
+  ["64 KB of 0xff", new Uint8Array(65_536).fill(255)],
+];
+const ENUMS: ReadonlyArray<[string, unknown]> = [
+  ["99", 99],
+  ["-1", -1],
+];
 const TIMESTAMPS: ReadonlyArray<[string, unknown]> = [
   ["-1 s", { seconds: -1n }],
   ["before year 1", { seconds: -62_135_596_801n }],
@@ -117,7 +147,11 @@ const TIMESTAMPS: ReadonlyArray<[string, unknown]> = [
   ["nanos 1e9", { seconds: 0n, nanos: 1_000_000_000 }],
   ["nanos -1", { seconds: 0n, nanos: -1 }],
 ];
-const DURATIONS: ReadonlyArray<[string, unknown]> = [["-1 s", { seconds: -1n }], ["10001 years", { seconds: 315_576_000_001n }], ["nanos 2e9", { seconds: 0n, nanos: 2_000_000_000 }]];
+const DURATIONS: ReadonlyArray<[string, unknown]> = [
+  ["-1 s", { seconds: -1n }],
+  ["10001 years", { seconds: 315_576_000_001n }],
+  ["nanos 2e9", { seconds: 0n, nanos: 2_000_000_000 }],
+];
 const MASKS: ReadonlyArray<[string, unknown]> = [
   ["unknown path", { paths: ["no_such_field"] }],
   ["empty path", { paths: [""] }],
@@ -202,7 +236,9 @@ function hostileValues(f: DescField): ReadonlyArray<[string, unknown]> {
  */
 function initWith(message: DescMessage, accountId: string, f?: DescField, value?: unknown): Init {
   const init: Init = {};
-  for (const g of message.fields) if (g !== f && !g.oneof && isString(g)) init[g.localName] = g.name === "account_id" || (g.name === "id" && message.name === "Account") ? accountId : plausible(g);
+  for (const g of message.fields)
+    if (g !== f && !g.oneof && isString(g))
+      init[g.localName] = g.name === "account_id" || (g.name === "id" && message.name === "Account") ? accountId : plausible(g);
   if (f) {
     if (f.oneof) init[f.oneof.localName] = { case: f.localName, value };
     else init[f.localName] = value;
@@ -222,7 +258,12 @@ function otherPaths(message: DescMessage, accountId: string): Hostile[] {
         // An update names the fuzzed field in its mask, so the value is read rather than refused for an empty mask.
         const mask = message.fields.find((m) => m.name === "update_mask");
         const masked = (init: Init) => (mask ? { ...init, [mask.localName]: { paths: [g.name] } } : init);
-        if (inner.length > 0) paths.push({ label: `${f.name}.${g.name}`, set: (v) => masked(initWith(message, accountId, f, initWith(f.message, accountId, g, v))), values: inner });
+        if (inner.length > 0)
+          paths.push({
+            label: `${f.name}.${g.name}`,
+            set: (v) => masked(initWith(message, accountId, f, initWith(f.message, accountId, g, v))),
+            values: inner,
+          });
       }
     }
   }
@@ -249,7 +290,10 @@ describe.each(BACKENDS)("hostile string fields on the %s backend", (backend) => 
 
   async function signIn(email: string): Promise<string> {
     const transport = createConnectTransport({ baseUrl: server.baseUrl, httpVersion: "1.1" });
-    const res = await createClient(SessionService, transport).signIn({ method: { case: "emailPassword", value: { email, password: PASSWORD } } }, { headers: { "x-forwarded-for": nextIp() } });
+    const res = await createClient(SessionService, transport).signIn(
+      { method: { case: "emailPassword", value: { email, password: PASSWORD } } },
+      { headers: { "x-forwarded-for": nextIp() } },
+    );
     return res.sessionToken;
   }
 
@@ -261,7 +305,10 @@ describe.each(BACKENDS)("hostile string fields on the %s backend", (backend) => 
   async function personWithId(role: Role): Promise<{ token: string; id: string }> {
     const email = `fuzz.${role}.${Date.now()}.${seq++}@example.test`;
     const transport = createConnectTransport({ baseUrl: server.baseUrl, httpVersion: "1.1" });
-    const created = await createClient(AdminService, transport).createUser({ email, password: PASSWORD, role }, { headers: { authorization: `Bearer ${rootToken}` } });
+    const created = await createClient(AdminService, transport).createUser(
+      { email, password: PASSWORD, role },
+      { headers: { authorization: `Bearer ${rootToken}` } },
+    );
     return { token: await signIn(email), id: created.account!.id };
   }
 
@@ -325,13 +372,20 @@ describe.each(BACKENDS)("hostile string fields on the %s backend", (backend) => 
         // The fields of one RPC in parallel, a few at a time: fast, and still no flood.
         const jobs = paths.flatMap((path) => HOSTILE.map(([name, value]) => ({ path, name, value, headers: {} as Record<string, string> })));
         // The tenant header too (only what a header can carry), with plausible fields.
-        for (const [name, value] of HOSTILE_TENANT_HEADERS) jobs.push({ path: { label: "x-tenant-id header", set: () => paths[0]!.set(plausibleOf(paths[0]!)) }, name, value: "", headers: { "x-tenant-id": value } });
+        for (const [name, value] of HOSTILE_TENANT_HEADERS)
+          jobs.push({
+            path: { label: "x-tenant-id header", set: () => paths[0]!.set(plausibleOf(paths[0]!)) },
+            name,
+            value: "",
+            headers: { "x-tenant-id": value },
+          });
         for (let i = 0; i < jobs.length; i += 8) {
           await Promise.all(
             jobs.slice(i, i + 8).map(async ({ path, name, value, headers }) => {
               calls++;
               const code = await call(method, path.set(value), token, headers);
-              if (code === "internal" || code === "unknown" || code.startsWith("http 5")) failures.push(`${method.parent.name}.${method.name} ${path.label} = ${name} (${who}): ${code}`);
+              if (code === "internal" || code === "unknown" || code.startsWith("http 5"))
+                failures.push(`${method.parent.name}.${method.name} ${path.label} = ${name} (${who}): ${code}`);
             }),
           );
         }
@@ -367,7 +421,8 @@ describe.each(BACKENDS)("hostile string fields on the %s backend", (backend) => 
                 return;
               }
               const code = await send(method, bytes, "proto", token);
-              if (code === "internal" || code === "unknown" || code.startsWith("http 5")) failures.push(`${method.parent.name}.${method.name} ${path.label} = ${name} (${who}): ${code}`);
+              if (code === "internal" || code === "unknown" || code.startsWith("http 5"))
+                failures.push(`${method.parent.name}.${method.name} ${path.label} = ${name} (${who}): ${code}`);
             }),
           );
         }
@@ -378,7 +433,8 @@ describe.each(BACKENDS)("hostile string fields on the %s backend", (backend) => 
         [AccountService.method.getAccount, {}, user.token],
       ] as const) {
         const code = await call(reader, body, token);
-        if (code === "internal" || code === "unknown" || code.startsWith("http 5")) failures.push(`${reader.name} after ${method.parent.name}.${method.name}: ${code}`);
+        if (code === "internal" || code === "unknown" || code.startsWith("http 5"))
+          failures.push(`${reader.name} after ${method.parent.name}.${method.name}: ${code}`);
       }
     }
     expect(calls).toBeGreaterThan(100);

@@ -30,7 +30,11 @@ interface Image {
 /** The instructions of the Dockerfile this test understands (exec-form CMD and HEALTHCHECK). */
 function parseDockerfile(text: string): Image {
   const image: Image = { workdir: "/", env: {}, copies: [], volumes: [], user: undefined, cmd: [], healthcheck: undefined, runs: [] };
-  const lines = text.replace(/\\\n/g, " ").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  const lines = text
+    .replace(/\\\n/g, " ")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
   for (const line of lines) {
     const [instruction, ...rest] = line.split(/\s+/);
     const args = rest.join(" ");
@@ -159,7 +163,10 @@ describe("docker-compose.yml", () => {
   const compose = readFileSync(join(ROOT, "docker-compose.yml"), "utf8");
   /** Each service's block of lines, by name (two-space indented keys under `services:`). */
   const services = new Map<string, string>();
-  const body = compose.slice(compose.indexOf("\nservices:") + 1).split("\n").slice(1);
+  const body = compose
+    .slice(compose.indexOf("\nservices:") + 1)
+    .split("\n")
+    .slice(1);
   let current: string | undefined;
   for (const line of body) {
     if (/^\S/.test(line)) break;
@@ -184,12 +191,19 @@ describe("docker-compose.yml", () => {
   });
 
   it("publishes ports on 127.0.0.1 unless told otherwise", () => {
-    const published = [...compose.matchAll(/ports:\s*\[([^\]]*)\]|ports:\n((?:\s+-.*\n)+)/g)].flatMap((m) => (m[1] ?? m[2] ?? "").split(/,|\n/)).map((p) => p.replace(/^\s*-?\s*["']?|["']?\s*$/g, "")).filter(Boolean);
+    const published = [...compose.matchAll(/ports:\s*\[([^\]]*)\]|ports:\n((?:\s+-.*\n)+)/g)]
+      .flatMap((m) => (m[1] ?? m[2] ?? "").split(/,|\n/))
+      .map((p) => p.replace(/^\s*-?\s*["']?|["']?\s*$/g, ""))
+      .filter(Boolean);
     expect(published.length).toBeGreaterThan(0);
     for (const port of published) expect(port).toMatch(/^(127\.0\.0\.1|\$\{[A-Z_]+:-127\.0\.0\.1\}):/);
   });
 
   it("keeps .env, where the compose file's secrets live, out of git", () => {
-    expect(readFileSync(join(ROOT, ".gitignore"), "utf8").split("\n").map((l) => l.trim())).toContain(".env");
+    expect(
+      readFileSync(join(ROOT, ".gitignore"), "utf8")
+        .split("\n")
+        .map((l) => l.trim()),
+    ).toContain(".env");
   });
 });

@@ -41,9 +41,14 @@ describe.each(BACKENDS)("key rotation under load on the %s backend", (backend: B
 
   beforeAll(async () => {
     keyDatabase = backend === "mysql" ? await createMysqlDatabase() : undefined;
-    first = await startTestServer(backend, { env: { KEY_ENCRYPTION_KEYS: OLD, BLIND_INDEX_KEY: BLIND, ...(keyDatabase ? { KEYSTORE_MYSQL_URL: keyDatabase.url } : {}) } });
+    first = await startTestServer(backend, {
+      env: { KEY_ENCRYPTION_KEYS: OLD, BLIND_INDEX_KEY: BLIND, ...(keyDatabase ? { KEYSTORE_MYSQL_URL: keyDatabase.url } : {}) },
+    });
     // The load signs the same people in again and again: lift the sign-in limits.
-    await first.runtime.app.tenants.update("default", (t) => ({ name: t.name, settings: { ...t.settings, signInPerAccountLimit: 1_000_000, signInPerIpLimit: 1_000_000 } }));
+    await first.runtime.app.tenants.update("default", (t) => ({
+      name: t.name,
+      settings: { ...t.settings, signInPerAccountLimit: 1_000_000, signInPerIpLimit: 1_000_000 },
+    }));
     const api = createCaller("connect-json-h1", first.baseUrl);
     try {
       for (let i = 0; i < 4; i++) {
@@ -51,7 +56,11 @@ describe.each(BACKENDS)("key rotation under load on the %s backend", (backend: B
         await api.call(IdentityService.method.signUp, { email, password: PASSWORD, locale: "en" });
         const verified = await api.call(IdentityService.method.verifyIdentity, { token: linkToken((await first.waitForMail(email)).text) });
         const displayName = `Person ${i} ${randomBytes(3).toString("hex")}`;
-        await api.call(AccountService.method.updateAccount, { account: { displayName }, updateMask: { paths: ["display_name"] } }, { authorization: `Bearer ${verified.sessionToken}` });
+        await api.call(
+          AccountService.method.updateAccount,
+          { account: { displayName }, updateMask: { paths: ["display_name"] } },
+          { authorization: `Bearer ${verified.sessionToken}` },
+        );
         people.push({ email, accountId: verified.accountId, displayName });
       }
     } finally {
@@ -99,7 +108,9 @@ describe.each(BACKENDS)("key rotation under load on the %s backend", (backend: B
     const load = people.map(async (person) => {
       while (rotating) {
         try {
-          const signedIn = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } } });
+          const signedIn = await api.call(SessionService.method.signIn, {
+            method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } },
+          });
           outcomes.signIns++;
           for (let i = 0; i < 5 && rotating; i++) {
             const { account } = await api.call(AccountService.method.getAccount, {}, { authorization: `Bearer ${signedIn.sessionToken}` });
@@ -140,7 +151,9 @@ describe.each(BACKENDS)("key rotation under load on the %s backend", (backend: B
     const check = createCaller("connect-json-h1", after.baseUrl);
     try {
       for (const person of [...people, { email: newcomer, accountId: newcomerId, displayName: "" }]) {
-        const signedIn = await check.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } } });
+        const signedIn = await check.call(SessionService.method.signIn, {
+          method: { case: "emailPassword", value: { email: person.email, password: PASSWORD } },
+        });
         const { account } = await check.call(AccountService.method.getAccount, {}, { authorization: `Bearer ${signedIn.sessionToken}` });
         expect(account?.displayName).toBe(person.displayName);
       }

@@ -117,7 +117,9 @@ describe.each(BACKENDS)("failed messages on the %s backend", (backend) => {
   it("AdminService lists the tenant's failed messages in pages, without addresses, and RequeueMessage sends one once the server accepts", async () => {
     const rootEmail = `root.${Date.now()}@example.test`;
     await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: PASSWORD, promote: false });
-    const root = { authorization: `Bearer ${(await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: PASSWORD } } })).sessionToken}` };
+    const root = {
+      authorization: `Bearer ${(await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: PASSWORD } } })).sessionToken}`,
+    };
     const failedCount = async () => (await server.rawRows("outbox")).filter((r) => r.status === "failed").length;
     const emails = [`first.${Date.now()}@example.test`, `second.${Date.now()}@example.test`];
     server.smtp.refuse(550);
@@ -137,7 +139,14 @@ describe.each(BACKENDS)("failed messages on the %s backend", (backend) => {
     const listed = [...first.messages, ...second.messages];
     expect(new Set(listed.map((m) => m.id)).size).toBe(2);
     for (const m of listed) {
-      expect(m).toMatchObject({ tenantId: "default", kind: "verify_email", attempts: 1, lastErrorClass: DeliveryFailureClass.PERMANENT, lastError: "EENVELOPE 550 RCPT TO", requeueable: true });
+      expect(m).toMatchObject({
+        tenantId: "default",
+        kind: "verify_email",
+        attempts: 1,
+        lastErrorClass: DeliveryFailureClass.PERMANENT,
+        lastError: "EENVELOPE 550 RCPT TO",
+        requeueable: true,
+      });
       expect(Number(m.failTime?.seconds)).toBeGreaterThan(0);
     }
     expect(JSON.stringify(listed, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))).not.toContain("@example.test");
@@ -161,7 +170,12 @@ describe.each(BACKENDS)("failed messages on the %s backend", (backend) => {
     // Both calls are audited in the tenant, the requeues by message id; nothing names an address.
     const audit = (await server.rawRows("audit_events")).filter((e) => String(e.action).startsWith("outbox.") && String(e.actor).startsWith("account:"));
     expect(audit.filter((e) => e.action === "outbox.list_failed").length).toBeGreaterThanOrEqual(4);
-    expect(audit.filter((e) => e.action === "outbox.requeue" && e.outcome === "success").map((e) => e.target).sort()).toEqual(listed.map((m) => `message:${m.id}`).sort());
+    expect(
+      audit
+        .filter((e) => e.action === "outbox.requeue" && e.outcome === "success")
+        .map((e) => e.target)
+        .sort(),
+    ).toEqual(listed.map((m) => `message:${m.id}`).sort());
     const refused = audit.filter((e) => e.action === "outbox.requeue" && e.outcome === "MESSAGE_NOT_FOUND").map((e) => `${e.tenant_id} ${e.target}`);
     expect(refused.sort()).toEqual(["default ", `elsewhere message:${listed[0]!.id}`]);
     expect(JSON.stringify(audit)).not.toContain("@example.test");

@@ -329,7 +329,12 @@ describe("outbox worker over SQLite and SMTP", () => {
     }
     expect(attemptsAt.at(-1)).toBe(queued.createdAt + maxAgeMs);
     expect(attemptsAt.every((at) => at <= queued.createdAt + maxAgeMs)).toBe(true);
-    expect(await row("m1")).toMatchObject({ status: "failed", last_error_class: "transient", attempts: attemptsAt.length, failed_at: queued.createdAt + maxAgeMs });
+    expect(await row("m1")).toMatchObject({
+      status: "failed",
+      last_error_class: "transient",
+      attempts: attemptsAt.length,
+      failed_at: queued.createdAt + maxAgeMs,
+    });
     expect((await row("m1")).payload).not.toBeNull();
 
     // Requeued the next day: a fresh start (age and backoff), so the next failure is retried again, soon.

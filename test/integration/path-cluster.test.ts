@@ -51,23 +51,26 @@ describe.skipIf(!CLUSTER_AVAILABLE || !BACKENDS.includes("mysql"))("the first pa
     expect((await fetch(`${a.baseUrl}/readyz`)).status).toBe(200);
   });
 
-  it.each<Protocol>(["grpc-js", "connect-json-h1"])("over %s: signs up, verifies, signs in, validates, signs out, and the session is refused", async (protocol) => {
-    const api = createCaller(protocol, a.baseUrl);
-    try {
-      const email = uniqueEmail(protocol);
-      const verified = await signUpAndVerify(api, email);
-      const signedIn = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } });
-      expect(signedIn.accountId).toBe(verified.accountId);
-      const validated = await api.call(SessionService.method.validateSession, { sessionToken: signedIn.sessionToken });
-      expect(validated.accountId).toBe(verified.accountId);
-      await api.call(SessionService.method.signOut, {}, { authorization: `Bearer ${signedIn.sessionToken}` });
-      expect(await codeOf(api.call(SessionService.method.validateSession, { sessionToken: signedIn.sessionToken }))).toBe(Code.Unauthenticated);
-      // The verification session is another one, and lives on.
-      expect((await api.call(SessionService.method.validateSession, { sessionToken: verified.sessionToken })).accountId).toBe(verified.accountId);
-    } finally {
-      api.close();
-    }
-  });
+  it.each<Protocol>(["grpc-js", "connect-json-h1"])(
+    "over %s: signs up, verifies, signs in, validates, signs out, and the session is refused",
+    async (protocol) => {
+      const api = createCaller(protocol, a.baseUrl);
+      try {
+        const email = uniqueEmail(protocol);
+        const verified = await signUpAndVerify(api, email);
+        const signedIn = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } });
+        expect(signedIn.accountId).toBe(verified.accountId);
+        const validated = await api.call(SessionService.method.validateSession, { sessionToken: signedIn.sessionToken });
+        expect(validated.accountId).toBe(verified.accountId);
+        await api.call(SessionService.method.signOut, {}, { authorization: `Bearer ${signedIn.sessionToken}` });
+        expect(await codeOf(api.call(SessionService.method.validateSession, { sessionToken: signedIn.sessionToken }))).toBe(Code.Unauthenticated);
+        // The verification session is another one, and lives on.
+        expect((await api.call(SessionService.method.validateSession, { sessionToken: verified.sessionToken })).accountId).toBe(verified.accountId);
+      } finally {
+        api.close();
+      }
+    },
+  );
 
   it("a session signed out on A, cached on B, is refused by B at once", async () => {
     const onA = createCaller("grpc-js", a.baseUrl);
@@ -79,7 +82,14 @@ describe.skipIf(!CLUSTER_AVAILABLE || !BACKENDS.includes("mysql"))("the first pa
       await onA.call(SessionService.method.signOut, {}, { authorization: `Bearer ${sessionToken}` });
       const signedOut = Date.now();
       await expect
-        .poll(() => onB.call(SessionService.method.validateSession, { sessionToken }).then(() => "accepted", (e: unknown) => ConnectError.from(e).code), { timeout: 5000, interval: 20 })
+        .poll(
+          () =>
+            onB.call(SessionService.method.validateSession, { sessionToken }).then(
+              () => "accepted",
+              (e: unknown) => ConnectError.from(e).code,
+            ),
+          { timeout: 5000, interval: 20 },
+        )
         .toBe(Code.Unauthenticated);
       expect(Date.now() - signedOut).toBeLessThan(500); // by the invalidation, not the cache's 30 s bound
     } finally {

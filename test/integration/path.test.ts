@@ -115,9 +115,9 @@ describe.each(BACKENDS)("the first path on the %s backend", (backend) => {
         clockOffset = 0;
       }
       // And the account stays unverified: signing in is refused for that reason.
-      expect(
-        await codeOf(api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })),
-      ).toBe(Code.FailedPrecondition);
+      expect(await codeOf(api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } }))).toBe(
+        Code.FailedPrecondition,
+      );
     });
 
     it("refuses a session token as a link token and a forged session token", async () => {
@@ -133,9 +133,7 @@ describe.each(BACKENDS)("the first path on the %s backend", (backend) => {
     const email = uniqueEmail("race");
     const accountsBefore = (await server.rawRows("accounts")).length;
     const identitiesBefore = (await server.rawRows("identities")).length;
-    const results = await Promise.allSettled(
-      Array.from({ length: 20 }, () => api.call(IdentityService.method.signUp, { email, password: PASSWORD })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => api.call(IdentityService.method.signUp, { email, password: PASSWORD })));
     api.close();
     expect(results.map((r) => r.status)).toEqual(Array(20).fill("fulfilled"));
     expect((await server.rawRows("accounts")).length).toBe(accountsBefore + 1);

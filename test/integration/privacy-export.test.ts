@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: export parts are JSON documents read as they come
 // Consents and the data export, end to end over a real server on every backend:
 // SignUp records the form's consents with the account (a taken address records
 // nothing and answers the same); UpdateConsents appends decisions, withdrawals
@@ -30,7 +31,13 @@ const uniqueEmail = (tag: string) => `privacy.${tag}.${Date.now()}.${seq++}@exam
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** Collects a server-streaming call's responses over one protocol. */
-async function stream<O = any>(protocol: Protocol, baseUrl: string, method: DescMethodServerStreaming<any, any>, input: object, headers: Record<string, string>): Promise<O[]> {
+async function stream<O = any>(
+  protocol: Protocol,
+  baseUrl: string,
+  method: DescMethodServerStreaming<any, any>,
+  input: object,
+  headers: Record<string, string>,
+): Promise<O[]> {
   if (protocol === "grpc-js") {
     const client = new grpc.Client(new URL(baseUrl).host, grpc.credentials.createInsecure());
     const metadata = new grpc.Metadata();
@@ -54,7 +61,9 @@ async function stream<O = any>(protocol: Protocol, baseUrl: string, method: Desc
     }
   }
   const transport =
-    protocol === "grpc-web" ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }) : createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: false });
+    protocol === "grpc-web"
+      ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1" })
+      : createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: false });
   const client = createClient(method.parent, transport) as unknown as Record<string, (i: unknown, o: unknown) => AsyncIterable<O>>;
   const received: O[] = [];
   for await (const m of client[method.localName]!(input, { headers })) received.push(m);
@@ -111,11 +120,22 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     await server?.close();
   });
 
-  async function signUp(tag: string, consents: Array<{ purpose: string; version: string; granted: boolean }>, displayName: string, caller = api): Promise<Person> {
+  async function signUp(
+    tag: string,
+    consents: Array<{ purpose: string; version: string; granted: boolean }>,
+    displayName: string,
+    caller = api,
+  ): Promise<Person> {
     const email = uniqueEmail(tag);
     await caller.call(IdentityService.method.signUp, { email, password: PASSWORD, locale: "en", consents });
-    const verified = await caller.call(IdentityService.method.verifyIdentity, { token: linkToken((await server.waitForMail(email, (m) => m.text.includes("token="))).text) });
-    await caller.call(AccountService.method.updateAccount, { account: { displayName }, updateMask: { paths: ["display_name"] } }, bearer(verified.sessionToken));
+    const verified = await caller.call(IdentityService.method.verifyIdentity, {
+      token: linkToken((await server.waitForMail(email, (m) => m.text.includes("token="))).text),
+    });
+    await caller.call(
+      AccountService.method.updateAccount,
+      { account: { displayName }, updateMask: { paths: ["display_name"] } },
+      bearer(verified.sessionToken),
+    );
     return { email, accountId: verified.accountId, token: verified.sessionToken, displayName };
   }
 
@@ -124,14 +144,19 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
   }
 
   const listConsents = (p: Person) => api.call(AccountService.method.listConsents, {}, bearer(p.token));
-  const plain = (cs: Array<{ purpose: string; version: string; granted: boolean; client: string }>) => cs.map(({ purpose, version, granted, client }) => ({ purpose, version, granted, client }));
+  const plain = (cs: Array<{ purpose: string; version: string; granted: boolean; client: string }>) =>
+    cs.map(({ purpose, version, granted, client }) => ({ purpose, version, granted, client }));
 
   it("SignUp records the form's consents with the account; a second sign-up of the address records nothing and answers the same", async () => {
-    alice = await signUp("alice", [
-      { purpose: "terms", version: "2030-01", granted: true },
-      { purpose: "privacy_policy", version: "2030-01", granted: true },
-      { purpose: "marketing", version: "m1", granted: true },
-    ], "Alice Exportwoman");
+    alice = await signUp(
+      "alice",
+      [
+        { purpose: "terms", version: "2030-01", granted: true },
+        { purpose: "privacy_policy", version: "2030-01", granted: true },
+        { purpose: "marketing", version: "m1", granted: true },
+      ],
+      "Alice Exportwoman",
+    );
     const listed = await listConsents(alice);
     const given = [
       { purpose: "marketing", version: "m1", granted: true, client: "person-app/1.0" },
@@ -143,8 +168,13 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
 
     // The address is taken: same (empty) answer, and the attempt's consents go nowhere.
     tick();
-    const again = await api.call(IdentityService.method.signUp, { email: alice.email, password: PASSWORD, locale: "en", consents: [{ purpose: "analytics", version: "a9", granted: true }] });
-    expect(again).toEqual((await api.call(IdentityService.method.signUp, { email: uniqueEmail("fresh"), password: PASSWORD, locale: "en" })));
+    const again = await api.call(IdentityService.method.signUp, {
+      email: alice.email,
+      password: PASSWORD,
+      locale: "en",
+      consents: [{ purpose: "analytics", version: "a9", granted: true }],
+    });
+    expect(again).toEqual(await api.call(IdentityService.method.signUp, { email: uniqueEmail("fresh"), password: PASSWORD, locale: "en" }));
     expect(plain((await listConsents(alice)).consents)).toEqual(given);
     const rows = await server.rawRows("consents");
     expect(rows.filter((r) => r.purpose === "analytics")).toEqual([]);
@@ -156,12 +186,31 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     tick();
     const updated = await api.call(
       AccountService.method.updateConsents,
-      { consents: [{ purpose: "marketing", version: "m1", granted: false }, { purpose: "analytics", version: "a1", granted: true }] },
+      {
+        consents: [
+          { purpose: "marketing", version: "m1", granted: false },
+          { purpose: "analytics", version: "a1", granted: true },
+        ],
+      },
       bearer(alice.token),
     );
     tick();
-    await laptop.call(AccountService.method.updateConsents, { consents: [{ purpose: "terms", version: "2030-06", granted: true }, { purpose: "shop.newsletter-v2", version: "1", granted: true }] }, bearer(alice.token));
-    expect(plain(updated.consents).map((c) => [c.purpose, c.granted])).toEqual([["analytics", true], ["marketing", false], ["privacy_policy", true], ["terms", true]]);
+    await laptop.call(
+      AccountService.method.updateConsents,
+      {
+        consents: [
+          { purpose: "terms", version: "2030-06", granted: true },
+          { purpose: "shop.newsletter-v2", version: "1", granted: true },
+        ],
+      },
+      bearer(alice.token),
+    );
+    expect(plain(updated.consents).map((c) => [c.purpose, c.granted])).toEqual([
+      ["analytics", true],
+      ["marketing", false],
+      ["privacy_policy", true],
+      ["terms", true],
+    ]);
 
     const { consents, history } = await listConsents(alice);
     expect(plain(consents)).toEqual([
@@ -174,21 +223,55 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     expect(history).toHaveLength(7);
     const times = history.map((c) => Number(c.recordTime!.seconds) * 1000 + c.recordTime!.nanos / 1e6);
     expect([...times].sort((a, b) => b - a)).toEqual(times);
-    expect(history.slice(0, 2).map((c) => c.purpose).sort()).toEqual(["shop.newsletter-v2", "terms"]);
-    expect(history.slice(2, 4).map((c) => `${c.purpose}:${c.granted}`).sort()).toEqual(["analytics:true", "marketing:false"]);
-    expect(history.slice(4).map((c) => c.purpose).sort()).toEqual(["marketing", "privacy_policy", "terms"]);
+    expect(
+      history
+        .slice(0, 2)
+        .map((c) => c.purpose)
+        .sort(),
+    ).toEqual(["shop.newsletter-v2", "terms"]);
+    expect(
+      history
+        .slice(2, 4)
+        .map((c) => `${c.purpose}:${c.granted}`)
+        .sort(),
+    ).toEqual(["analytics:true", "marketing:false"]);
+    expect(
+      history
+        .slice(4)
+        .map((c) => c.purpose)
+        .sort(),
+    ).toEqual(["marketing", "privacy_policy", "terms"]);
   });
 
   it("refuses bad decisions naming the field, records nothing of the call, and needs a session", async () => {
     const before = (await listConsents(alice)).history.length;
     const update = (consents: Array<{ purpose: string; version: string; granted?: boolean }>) =>
       refusal(api.call(AccountService.method.updateConsents, { consents }, bearer(alice.token)));
-    expect(await update([{ purpose: "terms", version: "v1" }, { purpose: "Marketing!", version: "v1" }])).toEqual({ code: Code.InvalidArgument, fields: ["consents[1].purpose"] });
-    expect(await update([{ purpose: "", version: "has space" }])).toEqual({ code: Code.InvalidArgument, fields: ["consents[0].purpose", "consents[0].version"] });
-    expect(await update([{ purpose: "x".repeat(65), version: "v".repeat(65) }])).toEqual({ code: Code.InvalidArgument, fields: ["consents[0].purpose", "consents[0].version"] });
-    expect(await update([{ purpose: "terms", version: "v1" }, { purpose: "terms", version: "v2" }])).toEqual({ code: Code.InvalidArgument, fields: ["consents[1].purpose"] });
+    expect(
+      await update([
+        { purpose: "terms", version: "v1" },
+        { purpose: "Marketing!", version: "v1" },
+      ]),
+    ).toEqual({ code: Code.InvalidArgument, fields: ["consents[1].purpose"] });
+    expect(await update([{ purpose: "", version: "has space" }])).toEqual({
+      code: Code.InvalidArgument,
+      fields: ["consents[0].purpose", "consents[0].version"],
+    });
+    expect(await update([{ purpose: "x".repeat(65), version: "v".repeat(65) }])).toEqual({
+      code: Code.InvalidArgument,
+      fields: ["consents[0].purpose", "consents[0].version"],
+    });
+    expect(
+      await update([
+        { purpose: "terms", version: "v1" },
+        { purpose: "terms", version: "v2" },
+      ]),
+    ).toEqual({ code: Code.InvalidArgument, fields: ["consents[1].purpose"] });
     expect(await update([])).toEqual({ code: Code.InvalidArgument, fields: ["consents"] });
-    expect(await update(Array.from({ length: 21 }, (_, i) => ({ purpose: `p${i}`, version: "1" })))).toEqual({ code: Code.InvalidArgument, fields: ["consents"] });
+    expect(await update(Array.from({ length: 21 }, (_, i) => ({ purpose: `p${i}`, version: "1" })))).toEqual({
+      code: Code.InvalidArgument,
+      fields: ["consents"],
+    });
     expect((await listConsents(alice)).history).toHaveLength(before);
 
     const email = uniqueEmail("bad-signup");
@@ -197,15 +280,30 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       fields: ["consents[0].version"],
     });
     expect(await codeOf(api.call(AccountService.method.listConsents, {}))).toBe(Code.Unauthenticated);
-    expect(await codeOf(api.call(AccountService.method.updateConsents, { consents: [{ purpose: "terms", version: "1", granted: true }] }))).toBe(Code.Unauthenticated);
+    expect(await codeOf(api.call(AccountService.method.updateConsents, { consents: [{ purpose: "terms", version: "1", granted: true }] }))).toBe(
+      Code.Unauthenticated,
+    );
   });
 
   it("sets up a second person, a second session, a push token, a profile, a plan and an admin's look at the consents", async () => {
-    bob = await signUp("bob", [{ purpose: "terms", version: "2030-01", granted: true }, { purpose: "bobs.own-purpose", version: "b7", granted: true }], "Bob Otherman");
-    await api.call(AccountService.method.addPushToken, { pushToken: { deviceId: "bob-phone", platform: "ios", token: "bob-push-token-xyz" } }, bearer(bob.token));
+    bob = await signUp(
+      "bob",
+      [
+        { purpose: "terms", version: "2030-01", granted: true },
+        { purpose: "bobs.own-purpose", version: "b7", granted: true },
+      ],
+      "Bob Otherman",
+    );
+    await api.call(
+      AccountService.method.addPushToken,
+      { pushToken: { deviceId: "bob-phone", platform: "ios", token: "bob-push-token-xyz" } },
+      bearer(bob.token),
+    );
     aliceLaptopToken = await signIn(laptop, alice.email);
     const stranger = createCaller("connect-json-h1", server.baseUrl, { userAgent: "stranger-bot/6.6" });
-    const wrong = stranger.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: alice.email, password: "not her password at all" } } });
+    const wrong = stranger.call(SessionService.method.signIn, {
+      method: { case: "emailPassword", value: { email: alice.email, password: "not her password at all" } },
+    });
     expect(await codeOf(wrong)).toBe(Code.Unauthenticated);
     stranger.close();
     await api.call(
@@ -213,7 +311,11 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       { account: { pronouns: "she/her", customAttributes: { favourite: "export-colour-teal" } }, updateMask: { paths: ["pronouns", "custom_attributes"] } },
       bearer(alice.token),
     );
-    await api.call(AccountService.method.addPushToken, { pushToken: { deviceId: "alice-phone", platform: "android", token: "alice-push-token-abc" } }, bearer(alice.token));
+    await api.call(
+      AccountService.method.addPushToken,
+      { pushToken: { deviceId: "alice-phone", platform: "android", token: "alice-push-token-abc" } },
+      bearer(alice.token),
+    );
 
     // An admin of the tenant (made so directly; the role is read at sign-in).
     admin = await signUp("admin", [], "Adam Administrator", console_);
@@ -221,10 +323,18 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     admin.token = await signIn(console_, admin.email);
     await console_.call(
       AdminService.method.setSubscription,
-      { accountId: alice.accountId, subscription: { plan: "family-premium", expireTime: { seconds: BigInt(Date.UTC(2031, 5, 30) / 1000) } }, reason: "bought a plan" },
+      {
+        accountId: alice.accountId,
+        subscription: { plan: "family-premium", expireTime: { seconds: BigInt(Date.UTC(2031, 5, 30) / 1000) } },
+        reason: "bought a plan",
+      },
       bearer(admin.token),
     );
-    const seen = await console_.call(AdminService.method.listUserConsents, { accountId: alice.accountId, reason: "ticket 4711: consent dispute" }, bearer(admin.token));
+    const seen = await console_.call(
+      AdminService.method.listUserConsents,
+      { accountId: alice.accountId, reason: "ticket 4711: consent dispute" },
+      bearer(admin.token),
+    );
     expect(plain(seen.consents)).toEqual(plain((await listConsents(alice)).consents));
     expect(seen.history).toHaveLength((await listConsents(alice)).history.length);
   });
@@ -235,7 +345,15 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       const text = JSON.stringify(parts);
 
       expect(parts.map((p) => p.section)).toEqual([
-        "account", "identities", "sessions", "consents", "subscription", "messages", "audit_events_about_me", "audit_events_by_me", "summary",
+        "account",
+        "identities",
+        "sessions",
+        "consents",
+        "subscription",
+        "messages",
+        "audit_events_about_me",
+        "audit_events_by_me",
+        "summary",
       ]);
       for (const p of parts) expect(p).toMatchObject({ format: "identity.export.v1", accountId: alice.accountId, part: 1 });
 
@@ -259,11 +377,25 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       const sessions = records(parts, "sessions");
       expect(sessions).toHaveLength(2);
       expect(sessions.map((s) => s.userAgent).sort()).toEqual(["laptop-browser/2.0", "person-app/1.0"]);
-      for (const s of sessions) expect(Object.keys(s).sort()).toEqual(["absoluteExpireTime", "assuranceLevel", "createTime", "expireTime", "id", "ipAddress", "lastSeenTime", "userAgent"]);
+      for (const s of sessions)
+        expect(Object.keys(s).sort()).toEqual([
+          "absoluteExpireTime",
+          "assuranceLevel",
+          "createTime",
+          "expireTime",
+          "id",
+          "ipAddress",
+          "lastSeenTime",
+          "userAgent",
+        ]);
 
       const [consents] = parts.filter((p) => p.section === "consents");
       expect(consents!.current!.map((c: any) => `${c.purpose}:${c.version}:${c.granted}`)).toEqual([
-        "analytics:a1:true", "marketing:m1:false", "privacy_policy:2030-01:true", "shop.newsletter-v2:1:true", "terms:2030-06:true",
+        "analytics:a1:true",
+        "marketing:m1:false",
+        "privacy_policy:2030-01:true",
+        "shop.newsletter-v2:1:true",
+        "terms:2030-06:true",
       ]);
       const history = consents!.records;
       expect(history).toHaveLength(7);
@@ -281,11 +413,22 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       expect(signUpEvent).toMatchObject({ actor: "anonymous", target: `account:${alice.accountId}`, userAgent: "person-app/1.0" });
       expect(about.some((e) => e.action === "session.sign_in" && e.userAgent === "laptop-browser/2.0")).toBe(true);
       // A failed sign-in to her account may be anyone's: recorded, without their client.
-      expect(about.find((e) => e.action === "session.sign_in_failed")).toMatchObject({ actor: "anonymous", outcome: "INVALID_CREDENTIALS", ipAddress: "", userAgent: "" });
+      expect(about.find((e) => e.action === "session.sign_in_failed")).toMatchObject({
+        actor: "anonymous",
+        outcome: "INVALID_CREDENTIALS",
+        ipAddress: "",
+        userAgent: "",
+      });
       expect(text).not.toContain("stranger-bot/6.6");
       // The admin's look: what, when and why — not who (another person) nor from where.
       expect(about.find((e) => e.action === "user.set_subscription")).toMatchObject({ actor: "account", reason: "bought a plan", userAgent: "" });
-      expect(about.find((e) => e.action === "user.list_consents")).toMatchObject({ actor: "account", reason: "ticket 4711: consent dispute", ipAddress: "", userAgent: "", outcome: "success" });
+      expect(about.find((e) => e.action === "user.list_consents")).toMatchObject({
+        actor: "account",
+        reason: "ticket 4711: consent dispute",
+        ipAddress: "",
+        userAgent: "",
+        outcome: "success",
+      });
 
       const summary = parts.at(-1)!;
       expect(summary.complete).toBe(true);
@@ -305,19 +448,27 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
   });
 
   it("the export is the same over every protocol, Bob's holds only Bob's, and it needs the person's session", async () => {
-    const [viaGrpc, viaConnect, viaWeb] = await Promise.all(PROTOCOLS.map(async (p) => parse(await stream(p, server.baseUrl, AccountService.method.exportAccountData, {}, bearer(alice.token)))));
+    const [viaGrpc, viaConnect, viaWeb] = await Promise.all(
+      PROTOCOLS.map(async (p) => parse(await stream(p, server.baseUrl, AccountService.method.exportAccountData, {}, bearer(alice.token)))),
+    );
     expect(withoutTimes(viaConnect!)).toEqual(withoutTimes(viaGrpc!));
     expect(withoutTimes(viaWeb!)).toEqual(withoutTimes(viaGrpc!));
 
     const bobs = parse(await stream("connect-json-h1", server.baseUrl, AccountService.method.exportAccountData, {}, bearer(bob.token)));
-    expect(records(bobs, "account")[0]).toMatchObject({ id: bob.accountId, email: bob.email, pushTokens: [expect.objectContaining({ token: "bob-push-token-xyz" })] });
+    expect(records(bobs, "account")[0]).toMatchObject({
+      id: bob.accountId,
+      email: bob.email,
+      pushTokens: [expect.objectContaining({ token: "bob-push-token-xyz" })],
+    });
     expect(records(bobs, "subscription")).toEqual([{ plan: "", expireTime: null }]);
     const bobText = JSON.stringify(bobs);
     for (const needle of [alice.accountId, alice.email, alice.displayName, "alice-push-token-abc", "shop.newsletter-v2"]) expect(bobText).not.toContain(needle);
 
     for (const protocol of PROTOCOLS) {
       expect(await codeOf(stream(protocol, server.baseUrl, AccountService.method.exportAccountData, {}, {}))).toBe(Code.Unauthenticated);
-      expect(await codeOf(stream(protocol, server.baseUrl, AccountService.method.exportAccountData, {}, bearer(`${alice.accountId}.${"A".repeat(43)}`)))).toBe(Code.Unauthenticated);
+      expect(await codeOf(stream(protocol, server.baseUrl, AccountService.method.exportAccountData, {}, bearer(`${alice.accountId}.${"A".repeat(43)}`)))).toBe(
+        Code.Unauthenticated,
+      );
     }
   });
 
@@ -341,7 +492,11 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     await server.runtime.app.audit.record({ ...event, tenantId: "zz-other-tenant", actor: `account:${carol.accountId}`, target: "tenant:zz-other-tenant" });
     const parts = parse(await stream("grpc-js", server.baseUrl, AccountService.method.exportAccountData, {}, bearer(carol.token)));
     const consentParts = parts.filter((p) => p.section === "consents");
-    expect(consentParts.map((p) => [p.part, p.records.length, p.current !== undefined])).toEqual([[1, 500, true], [2, 500, false], [3, 1, false]]);
+    expect(consentParts.map((p) => [p.part, p.records.length, p.current !== undefined])).toEqual([
+      [1, 500, true],
+      [2, 500, false],
+      [3, 1, false],
+    ]);
     expect(consentParts.flatMap((p) => p.records).map((c) => c.version)).toEqual(rows.map((r) => r.version).reverse());
     expect(consentParts[0]!.current!.map((c: any) => c.version)).toEqual(["v994", "v995", "v996", "v997", "v998", "v999", "v1000"]);
     expect(parts.at(-1)!.records.find((r: any) => r.section === "consents")).toEqual({ section: "consents", parts: 3, records: 1001 });
@@ -351,7 +506,9 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     expect(about.filter((e) => e.action === "test.bulk")).toHaveLength(501);
     expect(about.map((e) => e.sequence)).toEqual([...new Set(about.map((e) => e.sequence))].sort((a, b) => a - b));
     const byMe = records(parts, "audit_events_by_me");
-    expect(byMe.filter((e) => e.tenantId === "zz-other-tenant")).toEqual([expect.objectContaining({ actor: `account:${carol.accountId}`, target: "tenant:zz-other-tenant" })]);
+    expect(byMe.filter((e) => e.tenantId === "zz-other-tenant")).toEqual([
+      expect.objectContaining({ actor: `account:${carol.accountId}`, target: "tenant:zz-other-tenant" }),
+    ]);
     // Her own changes in her tenant (profile, consents: rectification is audited) are about herself.
     expect(byMe.filter((e) => e.tenantId !== "zz-other-tenant").every((e) => e.target === `account:${carol.accountId}`)).toBe(true);
     const listed = await listConsents(carol);
@@ -363,7 +520,8 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     const headers = bearer(admin.token);
     for (const call of [
       (reason: string, accountId = alice.accountId) => console_.call(AdminService.method.listUserConsents, { accountId, reason }, headers),
-      (reason: string, accountId = alice.accountId) => stream("connect-json-h1", server.baseUrl, AdminService.method.exportUserData, { accountId, reason }, headers),
+      (reason: string, accountId = alice.accountId) =>
+        stream("connect-json-h1", server.baseUrl, AdminService.method.exportUserData, { accountId, reason }, headers),
     ]) {
       expect(await refusal(call(""))).toEqual({ code: Code.InvalidArgument, fields: ["reason"] });
       expect(await refusal(call("   "))).toEqual({ code: Code.InvalidArgument, fields: ["reason"] });
@@ -374,16 +532,28 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     }
     // Permission before existence: a person is refused, whatever the target.
     for (const target of [alice.accountId, newId()]) {
-      expect(await codeOf(stream("grpc-js", server.baseUrl, AdminService.method.exportUserData, { accountId: target, reason: "curious" }, bearer(bob.token)))).toBe(Code.PermissionDenied);
-      expect(await codeOf(api.call(AdminService.method.listUserConsents, { accountId: target, reason: "curious" }, bearer(bob.token)))).toBe(Code.PermissionDenied);
+      expect(
+        await codeOf(stream("grpc-js", server.baseUrl, AdminService.method.exportUserData, { accountId: target, reason: "curious" }, bearer(bob.token))),
+      ).toBe(Code.PermissionDenied);
+      expect(await codeOf(api.call(AdminService.method.listUserConsents, { accountId: target, reason: "curious" }, bearer(bob.token)))).toBe(
+        Code.PermissionDenied,
+      );
     }
     // An admin manages USER accounts only: another admin's data is refused.
     const colleague = await signUp("colleague", [], "Colin Colleague");
     await server.runtime.durable.accounts.setRole({ tenantId: "default", accountId: colleague.accountId, role: Role.ADMIN, at: Date.now() });
-    expect(await codeOf(stream("grpc-js", server.baseUrl, AdminService.method.exportUserData, { accountId: colleague.accountId, reason: "curious" }, headers))).toBe(Code.PermissionDenied);
+    expect(
+      await codeOf(stream("grpc-js", server.baseUrl, AdminService.method.exportUserData, { accountId: colleague.accountId, reason: "curious" }, headers)),
+    ).toBe(Code.PermissionDenied);
 
     const reason = "DSAR 2030-17: the person asked by post";
-    const responses = await stream<MessageShape<typeof AdminService.method.exportUserData.output>>("grpc-js", server.baseUrl, AdminService.method.exportUserData, { accountId: alice.accountId, reason }, headers);
+    const responses = await stream<MessageShape<typeof AdminService.method.exportUserData.output>>(
+      "grpc-js",
+      server.baseUrl,
+      AdminService.method.exportUserData,
+      { accountId: alice.accountId, reason },
+      headers,
+    );
     const adminView = parse(responses.map((r) => r.part!));
     const own = parse(await stream("connect-json-h1", server.baseUrl, AccountService.method.exportAccountData, {}, bearer(alice.token)));
     // The same exporter: identical but for the events the admin's export itself wrote about her.
@@ -400,7 +570,11 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       [`account:${admin.accountId}`, "success"],
     ]);
     expect(trail.events.at(-1)!.reason).toBe(reason);
-    const consentsTrail = await console_.call(AdminService.method.listAuditEvents, { target: `account:${alice.accountId}`, action: "user.list_consents" }, headers);
+    const consentsTrail = await console_.call(
+      AdminService.method.listAuditEvents,
+      { target: `account:${alice.accountId}`, action: "user.list_consents" },
+      headers,
+    );
     expect(consentsTrail.events.map((e) => [e.actor, e.outcome, e.reason.trim()])).toEqual([
       [`account:${admin.accountId}`, "success", "ticket 4711: consent dispute"],
       [`account:${admin.accountId}`, "REASON_REQUIRED", ""],
@@ -409,7 +583,11 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     const refused = await console_.call(AdminService.method.listAuditEvents, { target: `account:${colleague.accountId}`, action: "user.export" }, headers);
     expect(refused.events.map((e) => e.outcome)).toEqual(["ACCOUNT_ROLE_TOO_HIGH"]);
     // And the person sees that it happened, and why.
-    expect(records(own, "audit_events_about_me").find((e) => e.action === "user.export" && e.outcome === "success")).toMatchObject({ actor: "account", reason, userAgent: "" });
+    expect(records(own, "audit_events_about_me").find((e) => e.action === "user.export" && e.outcome === "success")).toMatchObject({
+      actor: "account",
+      reason,
+      userAgent: "",
+    });
   });
 
   it("the admin's own export lists the admin's actions, naming no other person", async () => {
@@ -417,7 +595,13 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
     const byMe = records(parts, "audit_events_by_me");
     expect(byMe.filter((e) => e.action === "user.export" && e.outcome === "success")).toEqual([
       // Made over grpc-js: the admin's own client is theirs to see.
-      expect.objectContaining({ actor: `account:${admin.accountId}`, target: "account", reason: "", userAgent: expect.stringContaining("grpc-node-js"), ipAddress: "127.0.0.1" }),
+      expect.objectContaining({
+        actor: `account:${admin.accountId}`,
+        target: "account",
+        reason: "",
+        userAgent: expect.stringContaining("grpc-node-js"),
+        ipAddress: "127.0.0.1",
+      }),
     ]);
     expect(byMe.some((e) => e.action === "user.list_consents")).toBe(true);
     const text = JSON.stringify(parts);

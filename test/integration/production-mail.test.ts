@@ -13,7 +13,10 @@ describe.skipIf(!BACKENDS.includes("mysql"))("production (MySQL and Redis) witho
   const logLines: string[] = [];
 
   beforeAll(async () => {
-    server = await startTestServer("mysql", { env: { SMTP_URL: "", LOG_LEVEL: "trace", OUTBOX_RETRY_BASE_SECONDS: "1", OUTBOX_RETRY_MAX_DELAY_SECONDS: "1" }, logLines });
+    server = await startTestServer("mysql", {
+      env: { SMTP_URL: "", LOG_LEVEL: "trace", OUTBOX_RETRY_BASE_SECONDS: "1", OUTBOX_RETRY_MAX_DELAY_SECONDS: "1" },
+      logLines,
+    });
   });
 
   afterAll(async () => {

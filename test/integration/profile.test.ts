@@ -65,7 +65,10 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
 
       const first = await api.call(
         AccountService.method.updateAccount,
-        { account: { displayName: "  Zoë Ångström  ", pronouns: "she/her", locale: "fr", email: "someone.else@example.test" }, updateMask: { paths: ["display_name"] } },
+        {
+          account: { displayName: "  Zoë Ångström  ", pronouns: "she/her", locale: "fr", email: "someone.else@example.test" },
+          updateMask: { paths: ["display_name"] },
+        },
         bearer,
       );
       expect(first.account?.displayName).toBe("Zoë Ångström"); // trimmed
@@ -81,14 +84,21 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
       const attributes = { team: "blue", level: 3, beta: true, tags: ["a", "b"], nested: { deeper: { deepest: { value: null } } } };
       const second = await api.call(
         AccountService.method.updateAccount,
-        { account: { displayName: "ignored", pronouns: "they/them", locale: "fr-CA", customAttributes: attributes }, updateMask: { paths: ["pronouns", "locale", "custom_attributes"] } },
+        {
+          account: { displayName: "ignored", pronouns: "they/them", locale: "fr-CA", customAttributes: attributes },
+          updateMask: { paths: ["pronouns", "locale", "custom_attributes"] },
+        },
         bearer,
       );
       expect(visible(second.account)).toStrictEqual({ ...visible(first.account), pronouns: "they/them", locale: "fr", customAttributes: attributes });
       expect(visible(await get(bearer))).toStrictEqual(visible(second.account));
 
       // Named but empty: cleared (the locale goes back to the tenant's default).
-      const cleared = await api.call(AccountService.method.updateAccount, { account: {}, updateMask: { paths: ["pronouns", "custom_attributes", "locale"] } }, bearer);
+      const cleared = await api.call(
+        AccountService.method.updateAccount,
+        { account: {}, updateMask: { paths: ["pronouns", "custom_attributes", "locale"] } },
+        bearer,
+      );
       expect(visible(cleared.account)).toStrictEqual({ ...visible(second.account), pronouns: "", customAttributes: {}, locale: "en" });
     });
 
@@ -96,7 +106,10 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
       const { bearer } = await signedIn(api, `refuse-${protocol}`);
       const original = await api.call(
         AccountService.method.updateAccount,
-        { account: { displayName: "Original", pronouns: "he/him", customAttributes: { keep: "me" } }, updateMask: { paths: ["display_name", "pronouns", "custom_attributes"] } },
+        {
+          account: { displayName: "Original", pronouns: "he/him", customAttributes: { keep: "me" } },
+          updateMask: { paths: ["display_name", "pronouns", "custom_attributes"] },
+        },
         bearer,
       );
       const attempt = (paths: string[] | undefined, account: MessageInitShape<typeof AccountSchema> = { displayName: "Changed" }) =>
@@ -112,7 +125,11 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
       const immutable = ["id", "tenant_id", "email", "role", "state", "email_verified", "create_time", "update_time", "subscription", "push_tokens"];
       for (const path of [...immutable, "nickname", "display_name.first", "*"]) {
         // Alongside an updatable path, so a partial update would show.
-        await expectRefused(attempt(["display_name", path], { displayName: "Changed", email: "x@example.test", role: 3, id: "forged" }), "update_mask", `"${path}"`);
+        await expectRefused(
+          attempt(["display_name", path], { displayName: "Changed", email: "x@example.test", role: 3, id: "forged" }),
+          "update_mask",
+          `"${path}"`,
+        );
       }
       await expectRefused(attempt([]), "update_mask", "update_mask");
       await expectRefused(attempt(undefined), "update_mask", "update_mask");
@@ -140,7 +157,10 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
       };
       const accepted = await api.call(
         AccountService.method.updateAccount,
-        { account: { displayName: "é".repeat(200), pronouns: "p".repeat(50), customAttributes: atBounds }, updateMask: { paths: ["display_name", "pronouns", "custom_attributes"] } },
+        {
+          account: { displayName: "é".repeat(200), pronouns: "p".repeat(50), customAttributes: atBounds },
+          updateMask: { paths: ["display_name", "pronouns", "custom_attributes"] },
+        },
         bearer,
       );
       expect(accepted.account?.displayName).toBe("é".repeat(200));
@@ -154,9 +174,15 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
 
       await add({ deviceId: "phone", platform: "fcm", token: "fcm-token-1" });
       await add({ deviceId: "tablet", platform: "APNS", token: "apns-token-1" });
-      expect(await tokens()).toStrictEqual([["phone", "fcm", "fcm-token-1"], ["tablet", "apns", "apns-token-1"]]);
+      expect(await tokens()).toStrictEqual([
+        ["phone", "fcm", "fcm-token-1"],
+        ["tablet", "apns", "apns-token-1"],
+      ]);
       await add({ deviceId: "phone", platform: "fcm", token: "fcm-token-2" });
-      expect(await tokens()).toStrictEqual([["phone", "fcm", "fcm-token-2"], ["tablet", "apns", "apns-token-1"]]);
+      expect(await tokens()).toStrictEqual([
+        ["phone", "fcm", "fcm-token-2"],
+        ["tablet", "apns", "apns-token-1"],
+      ]);
       expect((await get(bearer)).pushTokens.every((t) => Number(t.createTime?.seconds) > 0)).toBe(true);
 
       await api.call(AccountService.method.removePushToken, { deviceId: "tablet" }, bearer);
@@ -183,7 +209,8 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
 
     it("keeps at most 20 devices, dropping the least recently registered", async () => {
       const { bearer } = await signedIn(api, `devices-${protocol}`);
-      for (let i = 0; i < 21; i++) await api.call(AccountService.method.addPushToken, { pushToken: { deviceId: `device-${i}`, platform: "fcm", token: `token-${i}` } }, bearer);
+      for (let i = 0; i < 21; i++)
+        await api.call(AccountService.method.addPushToken, { pushToken: { deviceId: `device-${i}`, platform: "fcm", token: `token-${i}` } }, bearer);
       const devices = (await get(bearer)).pushTokens.map((t) => t.deviceId);
       expect(devices).toHaveLength(20);
       expect(devices).not.toContain("device-0");
@@ -193,7 +220,9 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
     it("loses none of several devices registering at once", async () => {
       const { bearer } = await signedIn(api, `race-${protocol}`);
       await Promise.all(
-        Array.from({ length: 6 }, (_, i) => api.call(AccountService.method.addPushToken, { pushToken: { deviceId: `racer-${i}`, platform: "fcm", token: `t-${i}` } }, bearer)),
+        Array.from({ length: 6 }, (_, i) =>
+          api.call(AccountService.method.addPushToken, { pushToken: { deviceId: `racer-${i}`, platform: "fcm", token: `t-${i}` } }, bearer),
+        ),
       );
       expect((await get(bearer)).pushTokens.map((t) => t.deviceId).sort()).toStrictEqual(Array.from({ length: 6 }, (_, i) => `racer-${i}`));
     });
@@ -218,11 +247,17 @@ describe.each(BACKENDS)("the profile on the %s backend", (backend) => {
     });
 
     it("requires a session", async () => {
-      expect(await codeOf(api.call(AccountService.method.updateAccount, { account: { displayName: "x" }, updateMask: { paths: ["display_name"] } }))).toBe(Code.Unauthenticated);
-      expect(await codeOf(api.call(AccountService.method.addPushToken, { pushToken: { deviceId: "d", platform: "fcm", token: "t" } }))).toBe(Code.Unauthenticated);
+      expect(await codeOf(api.call(AccountService.method.updateAccount, { account: { displayName: "x" }, updateMask: { paths: ["display_name"] } }))).toBe(
+        Code.Unauthenticated,
+      );
+      expect(await codeOf(api.call(AccountService.method.addPushToken, { pushToken: { deviceId: "d", platform: "fcm", token: "t" } }))).toBe(
+        Code.Unauthenticated,
+      );
       expect(await codeOf(api.call(AccountService.method.removePushToken, { deviceId: "d" }))).toBe(Code.Unauthenticated);
       const forged = { authorization: `Bearer 00000000-0000-7000-8000-000000000000.${"A".repeat(43)}` };
-      expect(await codeOf(api.call(AccountService.method.updateAccount, { account: { displayName: "x" }, updateMask: { paths: ["display_name"] } }, forged))).toBe(Code.Unauthenticated);
+      expect(
+        await codeOf(api.call(AccountService.method.updateAccount, { account: { displayName: "x" }, updateMask: { paths: ["display_name"] } }, forged)),
+      ).toBe(Code.Unauthenticated);
     });
   });
 

@@ -48,12 +48,18 @@ describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
 
   const cases: Array<[string, (api: ReturnType<typeof client>, n: number) => Promise<unknown>]> = [
     ["SignUp (per IP)", (api, n) => api.identity.signUp({ email: `limit.${n}.${Date.now()}@example.test`, password: PASSWORD })],
-    ["SignIn (per IP)", (api, n) => api.session.signIn({ method: { case: "emailPassword", value: { email: `nobody.${n}@example.test`, password: PASSWORD } } })],
+    [
+      "SignIn (per IP)",
+      (api, n) => api.session.signIn({ method: { case: "emailPassword", value: { email: `nobody.${n}@example.test`, password: PASSWORD } } }),
+    ],
     ["VerifyIdentity (codes per IP)", (api) => api.identity.verifyIdentity({ token: "A".repeat(43) })],
     ["ResendVerification (codes per IP)", (api, n) => api.identity.resendVerification({ email: `nobody.${n}@example.test` })],
     ["StartPasswordReset (codes per IP)", (api, n) => api.identity.startPasswordReset({ email: `nobody.${n}@example.test` })],
     ["CheckPasswordResetCode (codes per IP)", (api) => api.identity.checkPasswordResetCode({ code: "A".repeat(43) })],
-    ["CompletePasswordReset (codes per IP)", (api) => api.identity.completePasswordReset({ code: "A".repeat(43), newPassword: "quietly orbiting teapot lanterns" })],
+    [
+      "CompletePasswordReset (codes per IP)",
+      (api) => api.identity.completePasswordReset({ code: "A".repeat(43), newPassword: "quietly orbiting teapot lanterns" }),
+    ],
   ];
 
   it.each(cases)("%s", async (_name, call) => {
@@ -77,11 +83,17 @@ describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
     // Another address is not affected; after the window, this one is allowed again (refused
     // attempts count too: hammering on would reach the hourly tier and wait longer).
     const other = client(`198.51.100.${++ip}`);
-    const otherError = await call(other, 1000).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const otherError = await call(other, 1000).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
     expect(otherError?.code, otherError?.message).not.toBe(Code.ResourceExhausted);
     // The same address in another tenant spends that tenant's budget, untouched so far (issue 9).
     const inOtherTenant = client(address, otherTenant);
-    const otherTenantError = await call(inOtherTenant, 2000).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const otherTenantError = await call(inOtherTenant, 2000).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
     expect(otherTenantError?.code, otherTenantError?.message).not.toBe(Code.ResourceExhausted);
     offset += delayMs + 1;
     expect((await outcome(BUDGET + 2))?.code).not.toBe(Code.ResourceExhausted);

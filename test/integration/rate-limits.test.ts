@@ -4,7 +4,7 @@
 // proxy (TRUSTED_PROXIES=1, X-Forwarded-For). A refusal is ResourceExhausted
 // with google.rpc.RetryInfo and a Retry-After header, and reveals nothing.
 // Another IP is never refused for the address's sake (rate-limits-lockout.test.ts).
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -87,7 +87,9 @@ describe.each(BACKENDS)("sign-in rate limits on the %s backend", (backend) => {
     expect((await signIn(target, PASSWORD, "198.51.100.20")).sessionToken).not.toBe("");
     // Over gRPC as well, with the RetryInfo detail.
     const overGrpc = await refusal(
-      createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl })).signIn({ method: { case: "emailPassword", value: { email: target, password: WRONG } } }),
+      createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl })).signIn({
+        method: { case: "emailPassword", value: { email: target, password: WRONG } },
+      }),
     );
     expectRateLimited(overGrpc);
     expect(retryDelayMs(overGrpc)).toBeGreaterThan(0);
@@ -120,9 +122,7 @@ describe.each(BACKENDS)("sign-in rate limits on the %s backend", (backend) => {
     // 100 failing sign-ins for unknown addresses (each one argon2 verification), 10 at a time.
     const answers: Code[] = [];
     for (let batch = 0; batch < 10; batch++) {
-      answers.push(
-        ...(await Promise.all(Array.from({ length: 10 }, async () => (await refusal(signIn(uniqueEmail("ip"), WRONG, noisy))).code))),
-      );
+      answers.push(...(await Promise.all(Array.from({ length: 10 }, async () => (await refusal(signIn(uniqueEmail("ip"), WRONG, noisy))).code))));
     }
     expect(answers).toEqual(Array(100).fill(Code.Unauthenticated));
 

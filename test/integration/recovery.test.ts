@@ -214,7 +214,8 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
         if (result.status === "rejected") expectRefused(withDetails(ConnectError.from(result.reason)), Code.InvalidArgument, "TOKEN_INVALID", "code");
       }
       await p.signIn(email, winners[0]!);
-      for (const loser of candidates.filter((c) => c !== winners[0])) expectRefused(await refusal(p.signIn(email, loser)), Code.Unauthenticated, "INVALID_CREDENTIALS");
+      for (const loser of candidates.filter((c) => c !== winners[0]))
+        expectRefused(await refusal(p.signIn(email, loser)), Code.Unauthenticated, "INVALID_CREDENTIALS");
       p.close();
     });
 
@@ -425,7 +426,9 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
       expectRefused(await refusal(p.changePassword(current, "", NEW_PASSWORD)), Code.InvalidArgument, "INVALID_ARGUMENT", "current_password");
       expectRefused(await refusal(p.changePassword(current, PASSWORD, "short")), Code.InvalidArgument, "PASSWORD_TOO_SHORT", "new_password");
       expectRefused(await refusal(p.changePassword(current, PASSWORD, email)), Code.InvalidArgument, "PASSWORD_WEAK", "new_password");
-      expect((await refusal(p.api.call(IdentityService.method.changePassword, { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, p.headers()))).code).toBe(Code.Unauthenticated);
+      expect(
+        (await refusal(p.api.call(IdentityService.method.changePassword, { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, p.headers()))).code,
+      ).toBe(Code.Unauthenticated);
       // Nothing changed so far.
       for (const token of [verifySession, current, another]) expect((await p.validate(token)).accountId).toBe(accountId);
 
@@ -445,7 +448,8 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
       await signUpAndVerify(p, email);
       // A correct password refunds its guess (issue 9): the sign-in leaves all 10 of the 15 minutes' guesses.
       const { sessionToken } = await p.signIn(email, PASSWORD);
-      for (let i = 0; i < 10; i++) expectRefused(await refusal(p.changePassword(sessionToken, OTHER_PASSWORD, NEW_PASSWORD)), Code.Unauthenticated, "INVALID_CREDENTIALS");
+      for (let i = 0; i < 10; i++)
+        expectRefused(await refusal(p.changePassword(sessionToken, OTHER_PASSWORD, NEW_PASSWORD)), Code.Unauthenticated, "INVALID_CREDENTIALS");
       const limited = await refusal(p.changePassword(sessionToken, PASSWORD, NEW_PASSWORD));
       expectRefused(limited, Code.ResourceExhausted, "RATE_LIMITED");
       expect(limited.findDetails(RetryInfoSchema)).toHaveLength(1);
@@ -463,7 +467,16 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
     async function addIdentity(accountId: string, row: { id: string; kind: number; value: string; verifiedAt: number | null }) {
       const found = await server.runtime.durable.accounts.getAccount("default", accountId);
       const dataKey = keyring.unwrapDataKey(accountId, found!.wrappedKey);
-      const values = [row.id, "default", accountId, row.kind, keyring.blindIndex("phone", row.value), sealIdentityValue(dataKey, row.id, row.value), row.verifiedAt, now()];
+      const values = [
+        row.id,
+        "default",
+        accountId,
+        row.kind,
+        keyring.blindIndex("phone", row.value),
+        sealIdentityValue(dataKey, row.id, row.value),
+        row.verifiedAt,
+        now(),
+      ];
       const sql = "INSERT INTO identities (id, tenant_id, account_id, kind, lookup_hash, value, verified_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
       if (server.config.mysqlUrl) {
         const connection = await createConnection({ uri: server.config.mysqlUrl });
@@ -526,7 +539,8 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
       await p.signUp(expired);
       await server.waitForMail(expired, isVerification);
       await signUpAndVerify(p, verified);
-      const lookup = (email: string) => server.runtime.durable.accounts.findByIdentity("default", DomainIdentityKind.EMAIL, keyring.blindIndex(EMAIL_INDEX, email));
+      const lookup = (email: string) =>
+        server.runtime.durable.accounts.findByIdentity("default", DomainIdentityKind.EMAIL, keyring.blindIndex(EMAIL_INDEX, email));
       const expiredId = (await lookup(expired))!.account.id;
       // A message still waiting in the outbox is purged with its account.
       await server.runtime.outboxWorker.stop();
@@ -543,7 +557,10 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
       expect(await lookup(expired)).toBeUndefined();
       for (const table of ["accounts", "account_keys", "identities", "outbox"]) {
         const rows = table === "account_keys" ? await server.rawKeyRows(table) : await server.rawRows(table);
-        expect(rows.filter((r) => (table === "accounts" ? r.id : r.account_id) === expiredId), table).toEqual([]);
+        expect(
+          rows.filter((r) => (table === "accounts" ? r.id : r.account_id) === expiredId),
+          table,
+        ).toEqual([]);
       }
       // No pending account older than the retention is left, and nothing points at a missing account.
       const accounts = await server.rawRows("accounts");
@@ -552,7 +569,10 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
       for (const table of ["account_keys", "identities", "outbox"]) {
         const rows = table === "account_keys" ? await server.rawKeyRows(table) : await server.rawRows(table);
         // Decoys of requests for unknown addresses (src/domain/address-requests.ts) point at no account by design.
-        expect(rows.filter((r) => !ids.has(r.account_id) && !(table === "outbox" && r.account_id === "")), table).toEqual([]);
+        expect(
+          rows.filter((r) => !ids.has(r.account_id) && !(table === "outbox" && r.account_id === "")),
+          table,
+        ).toEqual([]);
       }
 
       expect((await lookup(younger))?.identity.verifiedAt).toBeNull();

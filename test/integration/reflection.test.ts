@@ -150,9 +150,7 @@ describe("connect client", () => {
     if (found?.messageResponse.case !== "fileDescriptorResponse") throw new Error("expected file descriptors");
     const names = found.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b).name);
     expect(names[0]).toBe("identity/v1/session_service.proto");
-    expect(names).toEqual(
-      expect.arrayContaining(["identity/v1/common.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"]),
-    );
+    expect(names).toEqual(expect.arrayContaining(["identity/v1/common.proto", "google/protobuf/field_mask.proto", "google/protobuf/timestamp.proto"]));
 
     expect(missing?.messageResponse.case).toBe("errorResponse");
     expect(missing?.messageResponse.value).toMatchObject({ errorCode: grpc.status.NOT_FOUND });
@@ -182,7 +180,11 @@ describe("error details resolved by reflection, as grpcurl does", () => {
     const env = { ...process.env, BUF_CACHE_DIR: bufCache };
     try {
       // buf curl prints an error's details as base64: it resolves them only from its own registry.
-      const printed = await exec(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", "{}", `${identity.baseUrl}/identity.v1.SessionService/ValidateSession`], { env, timeout: 20_000 }).then(
+      const printed = await exec(
+        BUF,
+        ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", "{}", `${identity.baseUrl}/identity.v1.SessionService/ValidateSession`],
+        { env, timeout: 20_000 },
+      ).then(
         () => "{}",
         (error: { stderr: string }) => error.stderr,
       );
@@ -195,11 +197,29 @@ describe("error details resolved by reflection, as grpcurl does", () => {
         for (const detail of error.details ?? []) {
           const answer = JSON.parse(
             (
-              await exec(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", JSON.stringify({ fileContainingSymbol: detail.type }), `${identity.baseUrl}/grpc.reflection.${reflectProtocol}.ServerReflection/ServerReflectionInfo`], { env, timeout: 20_000 })
+              await exec(
+                BUF,
+                [
+                  "curl",
+                  "--protocol",
+                  "grpc",
+                  "--http2-prior-knowledge",
+                  "-d",
+                  JSON.stringify({ fileContainingSymbol: detail.type }),
+                  `${identity.baseUrl}/grpc.reflection.${reflectProtocol}.ServerReflection/ServerReflectionInfo`,
+                ],
+                { env, timeout: 20_000 },
+              )
             ).stdout,
           ) as { fileDescriptorResponse?: { fileDescriptorProto: string[] }; errorResponse?: unknown };
           expect(answer.errorResponse, `${reflectProtocol} ${detail.type}`).toBeUndefined();
-          const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: answer.fileDescriptorResponse!.fileDescriptorProto.map((b64) => fromBinary(FileDescriptorProtoSchema, Buffer.from(b64, "base64"))).reverse() })); // imports first
+          const registry = createFileRegistry(
+            create(FileDescriptorSetSchema, {
+              file: answer
+                .fileDescriptorResponse!.fileDescriptorProto.map((b64) => fromBinary(FileDescriptorProtoSchema, Buffer.from(b64, "base64")))
+                .reverse(),
+            }),
+          ); // imports first
           const schema = registry.getMessage(detail.type);
           expect(schema, detail.type).toBeDefined();
           resolved.set(detail.type, toJson(schema!, fromBinary(schema!, Buffer.from(detail.value, "base64"))));

@@ -85,7 +85,10 @@ describe.each(BACKENDS)("retention on the %s backend", (backend) => {
     // The clock only moves forward (events are stamped with it, in chain order).
     const start = 400 * DAY;
     clockOffset = start;
-    await server.runtime.app.tenants.update("default", (t) => ({ name: t.name, settings: { ...t.settings, deliveredMessageRetentionMs: DAY, auditEventRetentionMs: 2 * DAY } }));
+    await server.runtime.app.tenants.update("default", (t) => ({
+      name: t.name,
+      settings: { ...t.settings, deliveredMessageRetentionMs: DAY, auditEventRetentionMs: 2 * DAY },
+    }));
     const email = `short.${backend}.${Date.now()}@example.test`;
     await api.call(IdentityService.method.signUp, { email, password: PASSWORD, locale: "en" });
     const verified = await api.call(IdentityService.method.verifyIdentity, { token: linkToken((await server.waitForMail(email)).text) });

@@ -105,7 +105,9 @@ describe.each(BACKENDS)("revocation while the session store fails, on the %s bac
     expect(await validate(admin.token)).toEqual({ fast: Role.ADMIN, connect: Role.ADMIN }); // cached by the fast path now
     await api.call(AdminService.method.listUsers, {}, bearer(admin.token));
 
-    const res = await whileFailing(() => api.call(AdminService.method.setUserRole, { accountId: admin.id, role: Role.USER, reason: "left the team" }, shopRoot));
+    const res = await whileFailing(() =>
+      api.call(AdminService.method.setUserRole, { accountId: admin.id, role: Role.USER, reason: "left the team" }, shopRoot),
+    );
     expect(res.account!.role).toBe(Role.USER);
     expect(await validate(admin.token)).toEqual(refused);
     expect(await codeOf(api.call(AdminService.method.listUsers, {}, bearer(admin.token)))).toBe(Code.Unauthenticated);
@@ -269,7 +271,9 @@ describe.each(BACKENDS)("the revocation loop, on the %s backend", (backend) => {
   it("carries out a revocation the session store refused, on its own, once the store answers again", async () => {
     const rootEmail = uniqueEmail("loop-root");
     await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: ROOT_PASSWORD, promote: false });
-    const root = bearer((await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken);
+    const root = bearer(
+      (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken,
+    );
     const email = uniqueEmail("loop");
     const id = (await api.call(AdminService.method.createUser, { email, password: PASSWORD, role: Role.ADMIN }, root)).account!.id;
     const token = (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })).sessionToken;
@@ -313,7 +317,10 @@ if (BACKENDS.includes("mysql")) {
     it("refuses a session it has cached once the first instance commits a revocation it could neither carry out nor announce", async () => {
       const rootEmail = uniqueEmail("second-root");
       await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: ROOT_PASSWORD, promote: false });
-      const root = bearer((await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken);
+      const root = bearer(
+        (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } }))
+          .sessionToken,
+      );
       const email = uniqueEmail("second");
       const id = (await api.call(AdminService.method.createUser, { email, password: PASSWORD, role: Role.ADMIN }, root)).account!.id;
       const token = (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })).sessionToken;
@@ -358,7 +365,10 @@ if (BACKENDS.includes("mysql")) {
       second = await createRuntime(server.config, createLogger("silent"), { migrate: false, deliver: false, purgeIntervalMs: 0, revocationIntervalMs: 0 });
       const rootEmail = uniqueEmail("announce-root");
       await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: ROOT_PASSWORD, promote: false });
-      root = bearer((await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken);
+      root = bearer(
+        (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } }))
+          .sessionToken,
+      );
     });
     afterAll(async () => {
       faults.failingPublish = false;
@@ -371,7 +381,8 @@ if (BACKENDS.includes("mysql")) {
     async function twoSessions(tag: string) {
       const email = uniqueEmail(tag);
       await api.call(AdminService.method.createUser, { email, password: PASSWORD, role: Role.USER }, root);
-      const signIn = async () => (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })).sessionToken;
+      const signIn = async () =>
+        (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })).sessionToken;
       const keep = await signIn();
       const other = await signIn();
       const { session } = await second.app.sessions.validate(other);
@@ -395,7 +406,10 @@ if (BACKENDS.includes("mysql")) {
       const start = Date.now();
       let refused = false;
       while (!refused && Date.now() - start < 2000) {
-        refused = await Promise.resolve(second.app.sessions.validate(token)).then(() => false, () => true);
+        refused = await Promise.resolve(second.app.sessions.validate(token)).then(
+          () => false,
+          () => true,
+        );
         if (!refused) await new Promise((r) => setTimeout(r, 20));
       }
       expect(refused).toBe(true);
@@ -460,7 +474,9 @@ describe.skipIf(!BACKENDS.includes("mysql"))("Redis cut (a TCP proxy refusing) b
   it("DeactivateUser by an API key while Redis is down succeeds; the session is never answered, and is gone within seconds of Redis coming back", async () => {
     const rootEmail = uniqueEmail("cut-root");
     await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: ROOT_PASSWORD, promote: false });
-    const root = bearer((await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken);
+    const root = bearer(
+      (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: ROOT_PASSWORD } } })).sessionToken,
+    );
     const key = bearer((await api.call(AdminService.method.createApiKey, { tenantId: "", name: "ops", permissions: ["users.write"] }, root)).secret);
     const email = uniqueEmail("cut");
     const id = (await api.call(AdminService.method.createUser, { email, password: PASSWORD }, key)).account!.id;

@@ -55,7 +55,8 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
       const rows = await server.rawRows("outbox");
       const found = rows.find(done);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no outbox row as expected within 15 s: ${JSON.stringify(rows.map((r) => [r.status, r.attempts, r.last_error]))}`);
+      if (Date.now() > deadline)
+        throw new Error(`no outbox row as expected within 15 s: ${JSON.stringify(rows.map((r) => [r.status, r.attempts, r.last_error]))}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -137,7 +138,18 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
         cursor = next;
         for (const key of keys) {
           const type = await redis.type(key);
-          const value = type === "string" ? await redis.get(key) : type === "hash" ? await redis.hgetall(key) : type === "set" ? await redis.smembers(key) : type === "zset" ? await redis.zrange(key, 0, -1) : type === "list" ? await redis.lrange(key, 0, -1) : `(${type})`;
+          const value =
+            type === "string"
+              ? await redis.get(key)
+              : type === "hash"
+                ? await redis.hgetall(key)
+                : type === "set"
+                  ? await redis.smembers(key)
+                  : type === "zset"
+                    ? await redis.zrange(key, 0, -1)
+                    : type === "list"
+                      ? await redis.lrange(key, 0, -1)
+                      : `(${type})`;
           dump += `${key} ${JSON.stringify(value)}\n`;
         }
       } while (cursor !== "0");
@@ -160,7 +172,10 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
       const pending = `redis.pending.${Date.now()}@example.test`;
       await agent.call(IdentityService.method.signUp, { email: pending, password: PASSWORD });
       await agent.call(IdentityService.method.signUp, { email: pending, password: `${PASSWORD} again` });
-      await server.waitForMail(pending, (m) => m.text.includes("verify-email?token=") && server.inbox.filter((n) => n.envelopeTo.includes(pending)).length >= 2);
+      await server.waitForMail(
+        pending,
+        (m) => m.text.includes("verify-email?token=") && server.inbox.filter((n) => n.envelopeTo.includes(pending)).length >= 2,
+      );
 
       const dump = await redisDump();
       expect(dump).toContain(`${server.config.redisKeyPrefix}sess:`); // the sessions are there ...

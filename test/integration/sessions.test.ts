@@ -66,7 +66,11 @@ describe.each(BACKENDS)("sessions on the %s backend", (backend) => {
   async function signInFrom(protocol: Protocol, userAgent: string, who: { email: string; headers: Record<string, string> }): Promise<string> {
     const device = createCaller(protocol, server.baseUrl, { userAgent });
     try {
-      const signedIn = await device.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: who.email, password: PASSWORD } } }, who.headers);
+      const signedIn = await device.call(
+        SessionService.method.signIn,
+        { method: { case: "emailPassword", value: { email: who.email, password: PASSWORD } } },
+        who.headers,
+      );
       return signedIn.sessionToken;
     } finally {
       device.close();
@@ -131,7 +135,9 @@ describe.each(BACKENDS)("sessions on the %s backend", (backend) => {
 
       // Gone, made up, or someone else's: not found, and the other person's session lives on.
       expect(await codeOf(api.call(SessionService.method.revokeSession, { sessionId: phoneId }, bearer(laptop)))).toBe(Code.NotFound);
-      expect(await codeOf(api.call(SessionService.method.revokeSession, { sessionId: "00000000-0000-7000-8000-000000000000" }, bearer(laptop)))).toBe(Code.NotFound);
+      expect(await codeOf(api.call(SessionService.method.revokeSession, { sessionId: "00000000-0000-7000-8000-000000000000" }, bearer(laptop)))).toBe(
+        Code.NotFound,
+      );
       const stranger = await person(api, `stranger-${protocol}`);
       const strangersId = (await validate(fast, stranger.token)).sessionId;
       expect(await codeOf(api.call(SessionService.method.revokeSession, { sessionId: strangersId }, bearer(laptop)))).toBe(Code.NotFound);

@@ -14,7 +14,8 @@ import { BACKENDS } from "../support/backends.ts";
 import { openDurable, type DurableHarness } from "../support/durable.ts";
 
 const keyring = createKeyring([{ id: "k1", key: randomBytes(32) }], randomBytes(32));
-const deadlock = () => Object.assign(new Error("Deadlock found when trying to get lock; try restarting transaction"), { errno: 1213, code: "ER_LOCK_DEADLOCK" });
+const deadlock = () =>
+  Object.assign(new Error("Deadlock found when trying to get lock; try restarting transaction"), { errno: 1213, code: "ER_LOCK_DEADLOCK" });
 
 describe("withDeadlockRetry", () => {
   it("runs a transaction a deadlock rolled back again, and gives up as unavailable after a few attempts", async () => {

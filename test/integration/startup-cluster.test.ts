@@ -47,7 +47,9 @@ describe.skipIf(!CLUSTER_AVAILABLE || !BACKENDS.includes("mysql"))("start-up on 
     const caller = createCaller("connect-json-h1", `http://127.0.0.1:${port}`);
     const signIn = () =>
       caller
-        .call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: "someone@example.test", password: "not the password at all" } } })
+        .call(SessionService.method.signIn, {
+          method: { case: "emailPassword", value: { email: "someone@example.test", password: "not the password at all" } },
+        })
         .catch((e: unknown) => ConnectError.from(e).code);
     try {
       const refusedAt = Date.now();

@@ -36,7 +36,16 @@ function startMain(env: Record<string, string>): Service {
   dataDirs.push(dataDir);
   const child = spawn(process.execPath, ["src/main.ts"], {
     cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, LOG_LEVEL: "info", SHUTDOWN_GRACE_SECONDS: "1", ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATA_DIR: dataDir,
+      LOG_LEVEL: "info",
+      SHUTDOWN_GRACE_SECONDS: "1",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let text = "";
@@ -99,13 +108,24 @@ afterAll(() => {
 
 describe("configuration refused at start (exit 78, one line naming the variable)", () => {
   it("production (MYSQL_URL and REDIS_URL) without SMTP_URL: messages would put live links in the log", async () => {
-    const service = startMain({ MYSQL_URL: "mysql://root@127.0.0.1:9/none", REDIS_URL: "redis://127.0.0.1:9", KEY_ENCRYPTION_KEYS: key(), BLIND_INDEX_KEY: key() });
+    const service = startMain({
+      MYSQL_URL: "mysql://root@127.0.0.1:9/none",
+      REDIS_URL: "redis://127.0.0.1:9",
+      KEY_ENCRYPTION_KEYS: key(),
+      BLIND_INDEX_KEY: key(),
+    });
     expect(await exitCode(service)).toBe(EX_CONFIG);
     expect(service.output().trim().split("\n")).toEqual([expect.stringMatching(/^invalid configuration: SMTP_URL is required .*DEVELOPMENT_MODE=true/)]);
   });
 
   it("a misspelled MYSQL_URL with production keys does not quietly mean development mode", async () => {
-    const service = startMain({ MYSQL_ULR: "mysql://root@127.0.0.1:3306/identity", REDIS_URL_: "redis://127.0.0.1:6379", KEY_ENCRYPTION_KEYS: key(), BLIND_INDEX_KEY: key(), SMTP_URL: "smtp://127.0.0.1:25" });
+    const service = startMain({
+      MYSQL_ULR: "mysql://root@127.0.0.1:3306/identity",
+      REDIS_URL_: "redis://127.0.0.1:6379",
+      KEY_ENCRYPTION_KEYS: key(),
+      BLIND_INDEX_KEY: key(),
+      SMTP_URL: "smtp://127.0.0.1:25",
+    });
     expect(await exitCode(service)).toBe(EX_CONFIG);
     const lines = service.output().trim().split("\n");
     expect(lines).toHaveLength(1);
@@ -179,39 +199,46 @@ describe.skipIf(!BACKENDS.includes("mysql"))("backends at start", () => {
       await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 10_000, service.output);
     });
 
-    it.each(["refuse", "stall"] as const)("Redis unreachable (%s): the port opens, not ready, Unavailable, one line per change, ready on its own when Redis arrives", async (mode) => {
-      const target = new URL(REDIS_URL);
-      proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) }, mode);
-      const service = startMain(production(database.url, viaProxy(REDIS_URL, proxy), { LOG_LEVLE: "debug" }));
-      const port = await service.listening(30_000);
-      const base = `http://127.0.0.1:${port}`;
-      expect(service.output()).toContain("unknown variable LOG_LEVLE is ignored (did you mean LOG_LEVEL?)");
+    it.each(["refuse", "stall"] as const)(
+      "Redis unreachable (%s): the port opens, not ready, Unavailable, one line per change, ready on its own when Redis arrives",
+      async (mode) => {
+        const target = new URL(REDIS_URL);
+        proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) }, mode);
+        const service = startMain(production(database.url, viaProxy(REDIS_URL, proxy), { LOG_LEVLE: "debug" }));
+        const port = await service.listening(30_000);
+        const base = `http://127.0.0.1:${port}`;
+        expect(service.output()).toContain("unknown variable LOG_LEVLE is ignored (did you mean LOG_LEVEL?)");
 
-      const started = Date.now();
-      expect((await fetch(`${base}/readyz`)).status).toBe(503);
-      expect(Date.now() - started).toBeLessThan(1000);
-      const health = createClient(Health, createGrpcTransport({ baseUrl: base }));
-      expect((await health.check({ service: "" })).status).toBe(Status.NOT_SERVING);
-      const caller = createCaller("connect-json-h1", base);
-      const refused = await caller
-        .call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: "someone@example.test", password: "not the password at all" } } })
-        .catch((e: unknown) => e);
-      expect(refused).toBeInstanceOf(ConnectError);
-      expect((refused as ConnectError).code).toBe(Code.Unavailable);
+        const started = Date.now();
+        expect((await fetch(`${base}/readyz`)).status).toBe(503);
+        expect(Date.now() - started).toBeLessThan(1000);
+        const health = createClient(Health, createGrpcTransport({ baseUrl: base }));
+        expect((await health.check({ service: "" })).status).toBe(Status.NOT_SERVING);
+        const caller = createCaller("connect-json-h1", base);
+        const refused = await caller
+          .call(SessionService.method.signIn, {
+            method: { case: "emailPassword", value: { email: "someone@example.test", password: "not the password at all" } },
+          })
+          .catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(ConnectError);
+        expect((refused as ConnectError).code).toBe(Code.Unavailable);
 
-      await new Promise((r) => setTimeout(r, 2000)); // readiness checks every second
-      expect(count(service.output(), /redis \(REDIS_URL\) does not answer/)).toBe(1);
-      expect(service.output()).not.toContain("Unhandled error event");
+        await new Promise((r) => setTimeout(r, 2000)); // readiness checks every second
+        expect(count(service.output(), /redis \(REDIS_URL\) does not answer/)).toBe(1);
+        expect(service.output()).not.toContain("Unhandled error event");
 
-      proxy.mode("forward");
-      await eventually(async () => (await fetch(`${base}/readyz`)).status === 200, 15_000, service.output);
-      expect((await health.check({ service: "" })).status).toBe(Status.SERVING);
-      expect(count(service.output(), /redis \(REDIS_URL\) answers again/)).toBe(1);
-      const answered = await caller
-        .call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: "someone@example.test", password: "not the password at all" } } })
-        .catch((e: unknown) => e);
-      expect((answered as ConnectError).code).toBe(Code.Unauthenticated);
-      expect(service.child.exitCode).toBeNull();
-    });
+        proxy.mode("forward");
+        await eventually(async () => (await fetch(`${base}/readyz`)).status === 200, 15_000, service.output);
+        expect((await health.check({ service: "" })).status).toBe(Status.SERVING);
+        expect(count(service.output(), /redis \(REDIS_URL\) answers again/)).toBe(1);
+        const answered = await caller
+          .call(SessionService.method.signIn, {
+            method: { case: "emailPassword", value: { email: "someone@example.test", password: "not the password at all" } },
+          })
+          .catch((e: unknown) => e);
+        expect((answered as ConnectError).code).toBe(Code.Unauthenticated);
+        expect(service.child.exitCode).toBeNull();
+      },
+    );
   });
 });

@@ -56,10 +56,12 @@ describe.skipIf(!BACKENDS.includes("mysql"))("ValidateSession while MySQL is dow
         }
       }
       // What needs MySQL itself still says so.
-      const refused = await caller.call(IdentityService.method.signUp, { email: `outage.other.${Date.now()}@example.test`, password: "correct horse battery staple" }).then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
+      const refused = await caller
+        .call(IdentityService.method.signUp, { email: `outage.other.${Date.now()}@example.test`, password: "correct horse battery staple" })
+        .then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
       expect(refused).toBeInstanceOf(ConnectError); // refused: MySQL really is out of reach
     } finally {
       proxy.refuse(false);

@@ -119,8 +119,14 @@ describe.each(BACKENDS)("timing of address flows on the %s backend", (backend) =
     for (let i = 0; i < SAMPLES + WARM_UP; i++) {
       const email = uniqueEmail("changer");
       await identity.signUp({ email, password: PASSWORD }, { headers: { "x-forwarded-for": nextIp() } });
-      await identity.verifyIdentity({ token: linkToken((await server.waitForMail(email, (m) => m.text.includes("verify-email?token="))).text) }, { headers: { "x-forwarded-for": nextIp() } });
-      const signedIn = await session.signIn({ method: { case: "emailPassword", value: { email, password: PASSWORD } } }, { headers: { "x-forwarded-for": nextIp() } });
+      await identity.verifyIdentity(
+        { token: linkToken((await server.waitForMail(email, (m) => m.text.includes("verify-email?token="))).text) },
+        { headers: { "x-forwarded-for": nextIp() } },
+      );
+      const signedIn = await session.signIn(
+        { method: { case: "emailPassword", value: { email, password: PASSWORD } } },
+        { headers: { "x-forwarded-for": nextIp() } },
+      );
       sessions.push(signedIn.sessionToken);
     }
     let next = 0;

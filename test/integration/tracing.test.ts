@@ -21,8 +21,14 @@ describe("tracing configuration", () => {
     expect(loadConfig({}).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_TRACES_EXPORTER: "none", OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" }).tracing).toBeUndefined();
     expect(loadConfig({ OTEL_SDK_DISABLED: "true", OTEL_TRACES_EXPORTER: "otlp" }).tracing).toBeUndefined();
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" }).tracing).toEqual({ url: "http://collector:4318/v1/traces", serviceName: "identity" });
-    expect(loadConfig({ OTEL_TRACES_EXPORTER: "otlp", OTEL_SERVICE_NAME: "idp" }).tracing).toEqual({ url: "http://localhost:4318/v1/traces", serviceName: "idp" });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" }).tracing).toEqual({
+      url: "http://collector:4318/v1/traces",
+      serviceName: "identity",
+    });
+    expect(loadConfig({ OTEL_TRACES_EXPORTER: "otlp", OTEL_SERVICE_NAME: "idp" }).tracing).toEqual({
+      url: "http://localhost:4318/v1/traces",
+      serviceName: "idp",
+    });
     expect(loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "https://c:4318/custom" }).tracing?.url).toBe("https://c:4318/custom");
     expect(() => loadConfig({ OTEL_TRACES_EXPORTER: "zipkin" })).toThrow(/OTEL_TRACES_EXPORTER/);
   });
@@ -110,7 +116,10 @@ describe.runIf(BACKENDS.includes("mysql"))("tracing an RPC over MariaDB, Redis a
   it("marks a successful call ok", async () => {
     exporter.reset();
     const parentId = hex(8);
-    const res = await request(server.port, "POST", "/grpc.health.v1.Health/Check", "{}", { "content-type": "application/json", traceparent: `00-${hex(16)}-${parentId}-01` });
+    const res = await request(server.port, "POST", "/grpc.health.v1.Health/Check", "{}", {
+      "content-type": "application/json",
+      traceparent: `00-${hex(16)}-${parentId}-01`,
+    });
     expect(res.status).toBe(200);
     await tracing.flush();
     const rpc = exporter.getFinishedSpans().find((s) => s.parentSpanContext?.spanId === parentId)!;
@@ -137,10 +146,16 @@ describe("tracing the embedded backends", () => {
   it("names SQLite and the in-process store as the systems of the child spans", async () => {
     exporter.reset();
     const parentId = hex(8);
-    const res = await request(server.port, "POST", "/identity.v1.SessionService/SignIn", JSON.stringify({ emailPassword: { email: "nobody@example.test", password: "not the password at all" } }), {
-      "content-type": "application/json",
-      traceparent: `00-${hex(16)}-${parentId}-01`,
-    });
+    const res = await request(
+      server.port,
+      "POST",
+      "/identity.v1.SessionService/SignIn",
+      JSON.stringify({ emailPassword: { email: "nobody@example.test", password: "not the password at all" } }),
+      {
+        "content-type": "application/json",
+        traceparent: `00-${hex(16)}-${parentId}-01`,
+      },
+    );
     expect(res.status).toBe(401);
     await tracing.flush();
     const spans = exporter.getFinishedSpans();

@@ -40,13 +40,21 @@ const BOGUS_TOKEN = `${"0".repeat(8)}-0000-7000-8000-${"0".repeat(12)}.${"A".rep
 const scratch = mkdtempSync(join(tmpdir(), "transport-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function call<I extends DescMessage, O extends DescMessage>(transport: Transport, method: DescMethodUnary<I, O>, input: MessageInitShape<I>): Promise<MessageShape<O>> {
+function call<I extends DescMessage, O extends DescMessage>(
+  transport: Transport,
+  method: DescMethodUnary<I, O>,
+  input: MessageInitShape<I>,
+): Promise<MessageShape<O>> {
   const client = createClient(method.parent, transport) as unknown as Record<string, (i: unknown) => Promise<MessageShape<O>>>;
   return client[method.localName]!(input);
 }
 
 /** One grpc-js unary call on a given client (TLS or not); rejects with the grpc-js ServiceError. */
-function grpcJsCall<I extends DescMessage, O extends DescMessage>(client: grpc.Client, method: DescMethodUnary<I, O>, input: MessageInitShape<I>): Promise<MessageShape<O>> {
+function grpcJsCall<I extends DescMessage, O extends DescMessage>(
+  client: grpc.Client,
+  method: DescMethodUnary<I, O>,
+  input: MessageInitShape<I>,
+): Promise<MessageShape<O>> {
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(
       `/${method.parent.typeName}/${method.name}`,
@@ -94,7 +102,12 @@ describe.each(BACKENDS)("transport on the %s backend", (backend) => {
       );
       expect(expected.length).toBeGreaterThan(40);
       expect(listed).toEqual(expect.arrayContaining(expected));
-      for (const sample of ["identity.v1.AdminService/GetUser", "identity.v1.AccountService/GetAccount", "identity.v1.IdentityService/SignUp", "identity.v1.SessionService/ValidateSession"]) {
+      for (const sample of [
+        "identity.v1.AdminService/GetUser",
+        "identity.v1.AccountService/GetAccount",
+        "identity.v1.IdentityService/SignUp",
+        "identity.v1.SessionService/ValidateSession",
+      ]) {
         expect(listed).toContain(sample);
       }
     });
@@ -125,7 +138,13 @@ describe.each(BACKENDS)("transport on the %s backend", (backend) => {
         return metrics.text();
       };
       const counted = (body: string) =>
-        Number(body.split("\n").find((l) => l.startsWith('identity_rpc_calls_total{procedure="identity.v1.AdminService/GetUser",code="16"}'))?.split(" ").pop() ?? 0);
+        Number(
+          body
+            .split("\n")
+            .find((l) => l.startsWith('identity_rpc_calls_total{procedure="identity.v1.AdminService/GetUser",code="16"}'))
+            ?.split(" ")
+            .pop() ?? 0,
+        );
       const before = await scrape();
       expect(before).toContain("identity_rpc_calls_total");
       expect(before).toContain("identity_rpc_duration_seconds");
@@ -160,7 +179,11 @@ describe.each(BACKENDS)("transport on the %s backend", (backend) => {
     const preflight = (origin: string) =>
       fetch(`${server.baseUrl}/identity.v1.SessionService/SignIn`, {
         method: "OPTIONS",
-        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type,authorization,x-tenant-id,connect-protocol-version" },
+        headers: {
+          origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "content-type,authorization,x-tenant-id,connect-protocol-version",
+        },
       });
 
     it("answers a preflight from a configured origin", async () => {
@@ -282,7 +305,23 @@ describe.each(BACKENDS)("transport on the %s backend", (backend) => {
     beforeAll(async () => {
       const dir = mkdtempSync(join(scratch, "tls-"));
       const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
-      await exec("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert]);
+      await exec("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-days",
+        "1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ]);
       ca = readFileSync(cert);
       tlsServer = await startTestServer(backend, { env: { TLS_CERT_FILE: cert, TLS_KEY_FILE: key } });
       base = `https://localhost:${tlsServer.port}`;

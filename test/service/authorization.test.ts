@@ -29,7 +29,11 @@ describe("authorization through the interceptor, in memory", () => {
 
   it("refuses a person's RPC without a session, with a malformed header, or with an API key", async () => {
     await expectRefused(h.client(AccountService).getAccount({}), Code.Unauthenticated, "SESSION_REQUIRED");
-    await expectRefused(h.client(AccountService, undefined, { authorization: "Basic dXNlcjpwYXNz" }).getAccount({}), Code.Unauthenticated, "MALFORMED_AUTHORIZATION");
+    await expectRefused(
+      h.client(AccountService, undefined, { authorization: "Basic dXNlcjpwYXNz" }).getAccount({}),
+      Code.Unauthenticated,
+      "MALFORMED_AUTHORIZATION",
+    );
     await expectRefused(h.client(AccountService, `${person.accountId}.not-a-real-secret`).getAccount({}), Code.Unauthenticated, "SESSION_INVALID");
     await expectRefused(h.client(AccountService, readerKey).getAccount({}), Code.PermissionDenied, "SESSION_REQUIRED");
     await expectRefused(h.client(AccountService, "idk_unknown-key-secret").getAccount({}), Code.Unauthenticated, "API_KEY_INVALID");
@@ -45,7 +49,11 @@ describe("authorization through the interceptor, in memory", () => {
   });
 
   it("checks permission before existence: a USER learns nothing about an account id", async () => {
-    const real = await expectRefused(h.client(AdminService, person.token).getUser({ accountId: root.accountId, reason: "curious" }), Code.PermissionDenied, "ROLE_REQUIRED");
+    const real = await expectRefused(
+      h.client(AdminService, person.token).getUser({ accountId: root.accountId, reason: "curious" }),
+      Code.PermissionDenied,
+      "ROLE_REQUIRED",
+    );
     const made_up = await expectRefused(
       h.client(AdminService, person.token).getUser({ accountId: "01890000-0000-7000-8000-000000000000", reason: "curious" }),
       Code.PermissionDenied,

@@ -20,7 +20,11 @@ describe("the identity flow, in memory", () => {
     const email = uniqueEmail("flow");
     await h.client(IdentityService).signUp({ email, password: PASSWORD, locale: "fr" });
     // Unverified: the right password does not sign in yet.
-    await expectRefused(h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email, password: PASSWORD } } }), Code.FailedPrecondition, "IDENTITY_UNVERIFIED");
+    await expectRefused(
+      h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email, password: PASSWORD } } }),
+      Code.FailedPrecondition,
+      "IDENTITY_UNVERIFIED",
+    );
 
     const mail = await h.lastMailTo(email);
     expect(mail.text).toContain("https://app.example.test/");
@@ -60,7 +64,10 @@ describe("the identity flow, in memory", () => {
     const email = uniqueEmail("wrong");
     await h.client(IdentityService).signUp({ email, password: PASSWORD });
     await h.client(IdentityService).verifyIdentity({ token: linkToken((await h.lastMailTo(email)).text) });
-    const wrong = await expectRefused(h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email, password: "not the right password at all" } } }), Code.Unauthenticated);
+    const wrong = await expectRefused(
+      h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email, password: "not the right password at all" } } }),
+      Code.Unauthenticated,
+    );
     const unknown = await expectRefused(
       h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email: uniqueEmail("nobody"), password: PASSWORD } } }),
       Code.Unauthenticated,

@@ -1,6 +1,6 @@
 // Small helpers of the service tier: a verified person and a platform super
 // admin, made through the same RPCs and domain a client uses.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { expect } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";

@@ -45,12 +45,21 @@ describe("validateSession, the one path of both transports", () => {
     const admin = h.client(AdminService, root.token);
     const validator = (await admin.createApiKey({ tenantId: DEFAULT_TENANT_ID, name: "validator", permissions: ["sessions.validate"] })).secret;
     const reader = (await admin.createApiKey({ tenantId: DEFAULT_TENANT_ID, name: "reader", permissions: ["users.read"] })).secret;
-    await admin.updateTenant({ tenant: { id: DEFAULT_TENANT_ID, settings: { validateRequiresApiKey: true } }, updateMask: { paths: ["settings.validate_requires_api_key"] } });
+    await admin.updateTenant({
+      tenant: { id: DEFAULT_TENANT_ID, settings: { validateRequiresApiKey: true } },
+      updateMask: { paths: ["settings.validate_requires_api_key"] },
+    });
 
     // Whatever is cached, the rule holds (the first calls may need I/O; their refusals are the same).
-    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, person.token, () => undefined))).rejects.toMatchObject({ reason: "API_KEY_REQUIRED" });
-    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, person.token, () => person.token))).rejects.toMatchObject({ reason: "API_KEY_REQUIRED" });
-    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, person.token, () => reader))).rejects.toMatchObject({ reason: "PERMISSION_REQUIRED" });
+    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, person.token, () => undefined))).rejects.toMatchObject({
+      reason: "API_KEY_REQUIRED",
+    });
+    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, person.token, () => person.token))).rejects.toMatchObject({
+      reason: "API_KEY_REQUIRED",
+    });
+    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, person.token, () => reader))).rejects.toMatchObject({
+      reason: "PERMISSION_REQUIRED",
+    });
     expect((await validateSession(h.runtime.app, person.token, () => validator)).session.accountId).toBe(person.accountId);
 
     // Now all cached: refusals are thrown and the answer returned, without a promise.
@@ -63,6 +72,9 @@ describe("validateSession, the one path of both transports", () => {
   it("refuses an empty or unknown token, before any rule", async () => {
     expect(reasonOf(() => validateSession(h.runtime.app, "", () => undefined))).toBe("INVALID_ARGUMENT");
     const unknown = `${person.accountId}.${"A".repeat(43)}`;
-    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, unknown, () => undefined))).rejects.toMatchObject({ kind: "unauthenticated", reason: "SESSION_INVALID" });
+    await expect(Promise.resolve().then(() => validateSession(h.runtime.app, unknown, () => undefined))).rejects.toMatchObject({
+      kind: "unauthenticated",
+      reason: "SESSION_INVALID",
+    });
   });
 });

@@ -30,10 +30,15 @@ describe("field validation through the handlers, in memory", () => {
   it("names the field of an anonymous RPC's bad input", async () => {
     await expectField(h.client(IdentityService).signUp({ email: "not an address", password: PASSWORD }), "email");
     await expectField(h.client(IdentityService).signUp({ email: uniqueEmail("weak"), password: "password1234" }), "password");
-    await expectField(h.client(IdentityService, undefined, { "x-tenant-id": "bad tenant!" }).signUp({ email: uniqueEmail("tenant"), password: PASSWORD }), "x-tenant-id");
+    await expectField(
+      h.client(IdentityService, undefined, { "x-tenant-id": "bad tenant!" }).signUp({ email: uniqueEmail("tenant"), password: PASSWORD }),
+      "x-tenant-id",
+    );
     await expectField(h.client(SessionService).signIn({}), "method");
     await expectField(
-      h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email: uniqueEmail("mask"), password: PASSWORD } }, profileMask: { paths: ["password_hash"] } }),
+      h
+        .client(SessionService)
+        .signIn({ method: { case: "emailPassword", value: { email: uniqueEmail("mask"), password: PASSWORD } }, profileMask: { paths: ["password_hash"] } }),
       "profile_mask",
     );
     await expectField(h.client(SessionService).validateSession({ sessionToken: "" }), "session_token");

@@ -12,7 +12,16 @@ try {
   const audit = createAudit(createSqlAuditStore(database), Date.now);
   const events = await Promise.all(
     Array.from({ length: options.count }, (_, i) =>
-      audit.record({ tenantId: options.tenantId, actor: "system", action: "test.append", target: "", reason: `${options.tag} #${i}`, ip: "", userAgent: "", outcome: "success" }),
+      audit.record({
+        tenantId: options.tenantId,
+        actor: "system",
+        action: "test.append",
+        target: "",
+        reason: `${options.tag} #${i}`,
+        ip: "",
+        userAgent: "",
+        outcome: "success",
+      }),
     ),
   );
   process.stdout.write(JSON.stringify(events.map((e) => e.sequence)));

@@ -2,7 +2,7 @@
 // can drive the same path over each: @grpc/grpc-js (gRPC over h2c, a peer
 // nobody here wrote), Connect JSON over HTTP/1.1, and gRPC-Web.
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 

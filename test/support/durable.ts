@@ -2,7 +2,7 @@
 // (main database and key store apart, as keys.sqlite is in production), or a
 // new MySQL/MariaDB database dropped on close, with the key store in it through
 // its own pool (the default) or in a second database (KEYSTORE_MYSQL_URL).
-import type { Kysely } from "kysely";
+import type { UntypedDatabase } from "../../src/store/sql/schema.ts";
 import type { DurableStores } from "../../src/domain/ports/stores.ts";
 import { openSqlDatabase, type SqlDatabase } from "../../src/store/sql/database.ts";
 import { migrateDurable } from "../../src/store/sql/open.ts";
@@ -12,9 +12,9 @@ import { createMysqlDatabase, type BackendName } from "./backends.ts";
 export interface DurableHarness {
   stores: DurableStores;
   /** The same database seen without the stores, to check what was (and was not) written. */
-  raw: Kysely<any>;
+  raw: UntypedDatabase;
   /** The key store's database, seen without the stores (the main one's `raw` when they share it). */
-  rawKeys: Kysely<any>;
+  rawKeys: UntypedDatabase;
   database: SqlDatabase;
   keyDatabase: SqlDatabase;
   close(): Promise<void>;

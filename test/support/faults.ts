@@ -23,13 +23,15 @@ export function sessionStoreFaults(): SessionStoreFaults {
     failingPublish: false,
     failures: 0,
     wrap(stores) {
-      const guard = <A extends unknown[], R>(call: (...args: A) => Promise<R>, publish = false) => async (...args: A): Promise<R> => {
-        if (faults.failing || (publish && faults.failingPublish)) {
-          faults.failures++;
-          throw Object.assign(new Error("Connection is closed."), { code: "ECONNRESET" });
-        }
-        return call(...args);
-      };
+      const guard =
+        <A extends unknown[], R>(call: (...args: A) => Promise<R>, publish = false) =>
+        async (...args: A): Promise<R> => {
+          if (faults.failing || (publish && faults.failingPublish)) {
+            faults.failures++;
+            throw Object.assign(new Error("Connection is closed."), { code: "ECONNRESET" });
+          }
+          return call(...args);
+        };
       const { sessions, invalidation } = stores;
       return {
         ...stores,

@@ -69,7 +69,13 @@ export function freePort(): Promise<number> {
 }
 
 /** One HTTP/1.1 request on a connection of its own. */
-export function request(port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export function request(
+  port: number,
+  method: string,
+  path: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: "127.0.0.1", port, method, path, agent: false, headers: { connection: "close", ...headers } }, (res) => {
       let text = "";

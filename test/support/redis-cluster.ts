@@ -80,9 +80,28 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       const child = spawn(
         "redis-server",
         [
-          "--port", String(port), "--bind", "127.0.0.1", "--cluster-port", String(busPort),
-          "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--cluster-node-timeout", "5000",
-          "--dir", dir, "--save", "", "--appendonly", "no", "--logfile", join(dir, `redis-${port}.log`), "--daemonize", "no",
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--cluster-port",
+          String(busPort),
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          join(dir, `nodes-${port}.conf`),
+          "--cluster-node-timeout",
+          "5000",
+          "--dir",
+          dir,
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--logfile",
+          join(dir, `redis-${port}.log`),
+          "--daemonize",
+          "no",
         ],
         { stdio: "ignore" },
       );
@@ -90,7 +109,9 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       nodes.push({ host: "127.0.0.1", port });
     }
     for (const node of nodes) await until(`${node.port} answers PING`, () => answers(node, async (r) => (await r.ping()) === "PONG"), 10_000);
-    await run("redis-cli", ["--cluster", "create", ...nodes.map((n) => `${n.host}:${n.port}`), "--cluster-replicas", "0", "--cluster-yes"], { timeout: 30_000 });
+    await run("redis-cli", ["--cluster", "create", ...nodes.map((n) => `${n.host}:${n.port}`), "--cluster-replicas", "0", "--cluster-yes"], {
+      timeout: 30_000,
+    });
     for (const node of nodes) {
       await until(`${node.port} reports cluster_state:ok`, () => answers(node, async (r) => (await r.cluster("INFO")).includes("cluster_state:ok")), 20_000);
     }

@@ -114,7 +114,8 @@ export async function startTestServer(
       for (;;) {
         const mail = inbox.find((m) => m.envelopeTo.includes(address) && filter(m));
         if (mail) return mail;
-        if (Date.now() > deadline) throw new Error(`no mail to ${address} within 10 s (inbox: ${inbox.map((m) => m.envelopeTo.join(",") + " " + m.subject).join("; ")})`);
+        if (Date.now() > deadline)
+          throw new Error(`no mail to ${address} within 10 s (inbox: ${inbox.map((m) => `${m.envelopeTo.join(",")} ${m.subject}`).join("; ")})`);
         await new Promise((r) => setTimeout(r, 25));
       }
     },
@@ -174,7 +175,9 @@ export function cliEnv(config: Config): Record<string, string> {
     ...(config.mysqlUrl
       ? {
           MYSQL_URL: config.mysqlUrl,
-          ...(config.redisClusterNodes ? { REDIS_CLUSTER_NODES: config.redisClusterNodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",") } : { REDIS_URL: config.redisUrl! }),
+          ...(config.redisClusterNodes
+            ? { REDIS_CLUSTER_NODES: config.redisClusterNodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",") }
+            : { REDIS_URL: config.redisUrl! }),
           REDIS_KEY_PREFIX: config.redisKeyPrefix,
         }
       : { DEVELOPMENT_MODE: "true" }),

@@ -15,7 +15,10 @@ export function parseMail(raw: string): Omit<Received, "envelopeTo"> {
   const split = (s: string) => {
     const at = s.indexOf("\r\n\r\n");
     const headers = new Map<string, string>();
-    for (const line of s.slice(0, at).replace(/\r\n[ \t]+/g, " ").split("\r\n")) {
+    for (const line of s
+      .slice(0, at)
+      .replace(/\r\n[ \t]+/g, " ")
+      .split("\r\n")) {
       const colon = line.indexOf(":");
       headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
     }
@@ -32,7 +35,12 @@ export function parseMail(raw: string): Omit<Received, "envelopeTo"> {
   };
   const top = split(raw);
   const boundary = /boundary="?([^";]+)"?/.exec(top.headers.get("content-type") ?? "")?.[1];
-  const parts = boundary ? top.body.split(`--${boundary}`).slice(1, -1).map((p) => split(p.replace(/^\r\n/, ""))) : [top];
+  const parts = boundary
+    ? top.body
+        .split(`--${boundary}`)
+        .slice(1, -1)
+        .map((p) => split(p.replace(/^\r\n/, "")))
+    : [top];
   const plain = parts.find((p) => (p.headers.get("content-type") ?? "text/plain").startsWith("text/plain"));
   return { to: top.headers.get("to") ?? "", subject: top.headers.get("subject") ?? "", text: plain ? decode(plain) : "" };
 }
@@ -96,4 +104,3 @@ export function freePort(): Promise<number> {
     });
   });
 }
-

@@ -31,7 +31,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const links = new Set<Link>();
   let stalled: ((clientBytes: string) => boolean) | undefined;
   let refusing = false;
-  const isStalled = (link: Link) => stalled !== undefined && stalled(link.sent);
+  const isStalled = (link: Link) => stalled?.(link.sent);
 
   function forward(link: Link, to: net.Socket, chunk: Buffer) {
     if (isStalled(link) || link.held.length > 0) link.held.push({ to, chunk });

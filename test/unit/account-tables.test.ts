@@ -30,7 +30,9 @@ describe("per-account tables", () => {
     for (const { table, column } of ACCOUNT_TABLES) {
       expect(existing, table).toContain(table);
       const indexes = (await sql<{ name: string }>`SELECT name FROM pragma_index_list(${table})`.execute(h.raw)).rows;
-      const leading = await Promise.all(indexes.map(async (i) => (await sql<{ name: string }>`SELECT name FROM pragma_index_info(${i.name}) WHERE seqno = 0`.execute(h.raw)).rows[0]?.name));
+      const leading = await Promise.all(
+        indexes.map(async (i) => (await sql<{ name: string }>`SELECT name FROM pragma_index_info(${i.name}) WHERE seqno = 0`.execute(h.raw)).rows[0]?.name),
+      );
       expect(leading, `${table}.${column}`).toContain(column);
     }
   });

@@ -50,7 +50,12 @@ describe("API keys", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]!.secret_hash).toBe(hashSecret(secret));
     expect(JSON.stringify(rows)).not.toContain(secret.slice(4));
-    expect(await keys.authenticate(secret)).toEqual({ kind: "api_key", tenantId: "default", apiKeyId: key.id, permissions: ["sessions.validate", "users.read"] });
+    expect(await keys.authenticate(secret)).toEqual({
+      kind: "api_key",
+      tenantId: "default",
+      apiKeyId: key.id,
+      permissions: ["sessions.validate", "users.read"],
+    });
   });
 
   it("refuses unknown and malformed secrets as unauthenticated, without a lookup for a malformed one", async () => {
@@ -111,7 +116,14 @@ describe("API keys", () => {
   it("a lookup that overlapped a revocation is not cached", async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const slow: ApiKeyStore = { ...store, findBySecretHash: async (hash) => { const found = await store.findBySecretHash(hash); await gate; return found; } };
+    const slow: ApiKeyStore = {
+      ...store,
+      findBySecretHash: async (hash) => {
+        const found = await store.findBySecretHash(hash);
+        await gate;
+        return found;
+      },
+    };
     const keys = await instance(5_000, slow);
     const { key, secret } = await (await instance()).create(input);
     const pending = keys.authenticate(secret); // reads the live key…

@@ -41,7 +41,12 @@ export function importsOf(source: string): ImportEdge[] {
             node.importClause.namedBindings.elements.every((e) => e.isTypeOnly))
         : node.isTypeOnly;
       found.push({ specifier: node.moduleSpecifier.text, typeOnly });
-    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+    } else if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] &&
+      ts.isStringLiteral(node.arguments[0])
+    ) {
       found.push({ specifier: node.arguments[0].text, typeOnly: false });
     }
     ts.forEachChild(node, visit);
@@ -82,13 +87,15 @@ export function layerViolations(graph: ImportGraph): string[] {
       if (under(importer, "services", "domain") && under(target, "server", "interceptors")) broken("services and domain never import server/ or interceptors/");
       if (under(importer, "interceptors") && under(target, "server")) broken("interceptors never import server/");
       if (under(importer, "services") && under(target, "store", "delivery") && !typeOnly) broken("services reach stores and delivery through the domain");
-      if (under(importer, "store", "delivery", "crypto") && under(target, "server", "interceptors", "services", "cli")) broken("adapters never import the layers above the domain");
+      if (under(importer, "store", "delivery", "crypto") && under(target, "server", "interceptors", "services", "cli"))
+        broken("adapters never import the layers above the domain");
       if (under(importer, "domain")) {
         for (const [pattern, rule] of DOMAIN_FORBIDDEN) if (pattern.test(target)) broken(rule);
         // crypto/ is a pure library (node:crypto only) the domain may call; its argon2 hasher is a port, injected.
         if (target === "src/crypto/passwords.ts" && !typeOnly) broken("the domain takes the password hasher injected, never argon2 itself");
       }
-      if (under(importer, "crypto") && target !== "src/crypto/passwords.ts" && importer !== "src/crypto/passwords.ts" && DRIVERS.test(target)) broken("crypto/ is pure computation: no driver");
+      if (under(importer, "crypto") && target !== "src/crypto/passwords.ts" && importer !== "src/crypto/passwords.ts" && DRIVERS.test(target))
+        broken("crypto/ is pure computation: no driver");
     }
   }
   return violations;
@@ -126,11 +133,11 @@ describe("the layer checks themselves", () => {
       'import "./side.ts";',
       'const f = await import("./f.ts");',
       'import { type T, type U } from "./types.ts";',
-      '// a line comment naming src/store/* must not hide the next import',
+      "// a line comment naming src/store/* must not hide the next import",
       'import { x } from "./after-glob-comment.ts";',
       '// import { g } from "./g.ts";',
       '/* import { h } from "./h.ts"; */',
-      'const s = "import { i } from \'./i.ts\'";',
+      "const s = \"import { i } from './i.ts'\";",
     ].join("\n");
     expect(importsOf(source).sort((p, q) => p.specifier.localeCompare(q.specifier))).toEqual([
       edge("../b.ts", true),
@@ -210,7 +217,10 @@ describe("src/", () => {
 
   it("is read whole (every layer has modules)", () => {
     for (const folder of ["server", "interceptors", "services", "domain", "store", "crypto", "delivery", "cli"]) {
-      expect([...graph.keys()].some((p) => p.startsWith(`src/${folder}/`)), folder).toBe(true);
+      expect(
+        [...graph.keys()].some((p) => p.startsWith(`src/${folder}/`)),
+        folder,
+      ).toBe(true);
     }
   });
 

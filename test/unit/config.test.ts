@@ -182,7 +182,13 @@ describe("development mode is an explicit choice once production is in sight", (
   });
 
   it("refuses the embedded mode when a production variable is set without MYSQL_URL and REDIS_URL", () => {
-    for (const [name, value] of [["KEY_ENCRYPTION_KEYS", key()], ["BLIND_INDEX_KEY", key()], ["SMTP_URL", "smtp://mail"], ["REDIS_KEY_PREFIX", "prod:"], ["PASSWORD_PEPPER", "p"]] as const) {
+    for (const [name, value] of [
+      ["KEY_ENCRYPTION_KEYS", key()],
+      ["BLIND_INDEX_KEY", key()],
+      ["SMTP_URL", "smtp://mail"],
+      ["REDIS_KEY_PREFIX", "prod:"],
+      ["PASSWORD_PEPPER", "p"],
+    ] as const) {
       const message = configError({ [name]: value }).message;
       expect(message).toMatch(/^invalid configuration: MYSQL_URL /);
       expect(message).toContain(name);
@@ -224,7 +230,9 @@ describe("unknown variables", () => {
 describe("backend timeouts", () => {
   it("have bounded defaults and are read from the environment", () => {
     expect(loadConfig({}).timeouts).toEqual({ mysqlConnectMs: 2000, mysqlQueryMs: 10_000, redisConnectMs: 2000, redisCommandMs: 2000 });
-    const config = loadConfig(server({ MYSQL_CONNECT_TIMEOUT_MS: "500", MYSQL_QUERY_TIMEOUT_MS: "30000", REDIS_CONNECT_TIMEOUT_MS: "700", REDIS_COMMAND_TIMEOUT_MS: "300" }));
+    const config = loadConfig(
+      server({ MYSQL_CONNECT_TIMEOUT_MS: "500", MYSQL_QUERY_TIMEOUT_MS: "30000", REDIS_CONNECT_TIMEOUT_MS: "700", REDIS_COMMAND_TIMEOUT_MS: "300" }),
+    );
     expect(config.timeouts).toEqual({ mysqlConnectMs: 500, mysqlQueryMs: 30000, redisConnectMs: 700, redisCommandMs: 300 });
     expect(configError(server({ REDIS_COMMAND_TIMEOUT_MS: "0" })).message).toMatch(/^invalid configuration: REDIS_COMMAND_TIMEOUT_MS /);
   });

@@ -19,14 +19,36 @@ function fieldsOf(run: () => unknown): string[] {
 
 describe("checkConsentGrants", () => {
   it("accepts the well-known purposes and a tenant's own names, keeping only purpose, version and granted", () => {
-    const input = [grant("terms"), grant("privacy_policy", "2030-01"), grant("marketing", "m.1", false), grant("analytics", "tos:7"), grant("shop.news-letter_2", "x".repeat(64))];
-    expect(checkConsentGrants("consents", input.map((g) => ({ ...g, extra: "dropped" })))).toEqual(input);
+    const input = [
+      grant("terms"),
+      grant("privacy_policy", "2030-01"),
+      grant("marketing", "m.1", false),
+      grant("analytics", "tos:7"),
+      grant("shop.news-letter_2", "x".repeat(64)),
+    ];
+    expect(
+      checkConsentGrants(
+        "consents",
+        input.map((g) => ({ ...g, extra: "dropped" })),
+      ),
+    ).toEqual(input);
     expect(checkConsentGrants("consents", [])).toEqual([]);
     expect(checkConsentGrants("consents", [grant("p".repeat(64))])).toHaveLength(1);
   });
 
   it("names every offending field at once", () => {
-    expect(fieldsOf(() => checkConsentGrants("consents", [grant("terms"), grant("Terms"), grant("a b", "has space"), grant("", ""), grant("é"), grant("p".repeat(65), "v".repeat(65))]))).toEqual([
+    expect(
+      fieldsOf(() =>
+        checkConsentGrants("consents", [
+          grant("terms"),
+          grant("Terms"),
+          grant("a b", "has space"),
+          grant("", ""),
+          grant("é"),
+          grant("p".repeat(65), "v".repeat(65)),
+        ]),
+      ),
+    ).toEqual([
       "consents[1].purpose",
       "consents[2].purpose",
       "consents[2].version",

@@ -4,7 +4,11 @@ import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { createDeliveryMetrics } from "../../src/delivery/metrics.ts";
 
-async function scrape(depth: () => Promise<{ pending: number; failed: number }>, record: (m: ReturnType<typeof createDeliveryMetrics>) => void, onError?: (e: unknown) => void) {
+async function scrape(
+  depth: () => Promise<{ pending: number; failed: number }>,
+  record: (m: ReturnType<typeof createDeliveryMetrics>) => void,
+  onError?: (e: unknown) => void,
+) {
   const metrics = createDeliveryMetrics(depth, onError);
   const registry = new Registry();
   for (const metric of metrics.metrics) registry.registerMetric(metric);
@@ -15,12 +19,15 @@ async function scrape(depth: () => Promise<{ pending: number; failed: number }>,
 describe("delivery metrics", () => {
   it("count failures by kind and class, give-ups and sends, and read the depth at each scrape", async () => {
     let depth = { pending: 7, failed: 2 };
-    const { text, registry } = await scrape(async () => depth, (m) => {
-      m.attempt({ kind: "verify_email", result: "retry", failure: { class: "transient", code: "ESOCKET" } });
-      m.attempt({ kind: "verify_email", result: "retry", failure: { class: "transient", code: "ESOCKET" } });
-      m.attempt({ kind: "password_reset", result: "failed", failure: { class: "permanent", code: "EENVELOPE", responseCode: 550 } });
-      m.attempt({ kind: "verify_email", result: "sent" });
-    });
+    const { text, registry } = await scrape(
+      async () => depth,
+      (m) => {
+        m.attempt({ kind: "verify_email", result: "retry", failure: { class: "transient", code: "ESOCKET" } });
+        m.attempt({ kind: "verify_email", result: "retry", failure: { class: "transient", code: "ESOCKET" } });
+        m.attempt({ kind: "password_reset", result: "failed", failure: { class: "permanent", code: "EENVELOPE", responseCode: 550 } });
+        m.attempt({ kind: "verify_email", result: "sent" });
+      },
+    );
     expect(text).toContain('identity_outbox_messages{status="pending"} 7');
     expect(text).toContain('identity_outbox_messages{status="failed"} 2');
     expect(text).toContain('identity_delivery_failures_total{kind="verify_email",class="transient"} 2');
@@ -34,7 +41,11 @@ describe("delivery metrics", () => {
 
   it("a database down at scrape time leaves the other metrics answering", async () => {
     const errors: unknown[] = [];
-    const { text } = await scrape(async () => Promise.reject(new Error("ECONNREFUSED")), (m) => m.attempt({ kind: "invitation", result: "sent" }), (e) => errors.push(e));
+    const { text } = await scrape(
+      async () => Promise.reject(new Error("ECONNREFUSED")),
+      (m) => m.attempt({ kind: "invitation", result: "sent" }),
+      (e) => errors.push(e),
+    );
     expect(text).toContain('identity_delivery_sent_total{kind="invitation"} 1');
     expect(errors).toHaveLength(1);
   });

@@ -27,7 +27,7 @@ describe("retry schedule", () => {
     expect(half).toEqual([15_000, 30_000, HOUR / 2]);
     // Jitter spreads messages that failed together: many draws, many delays, all within bounds.
     let seed = 1;
-    const lcg = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    const lcg = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
     const draws = Array.from({ length: 200 }, () => retryDelayMs(5, policy, lcg));
     expect(new Set(draws).size).toBeGreaterThan(150);
     expect(Math.min(...draws)).toBeGreaterThanOrEqual(240_000);

@@ -66,7 +66,14 @@ describe("relative links in README.md and docs/", () => {
   it("finds a missing file and a missing heading (the checker can fail)", () => {
     const files = new Map([["/d/a.md", "# Title\n\n## Keys and backups\n"]]);
     const markdown = "[ok](a.md#keys-and-backups) [gone](b.md) [bad](a.md#nope) [web](https://x.y/z) `[code](c.md)`\n```\n[fenced](d.md)\n```\n";
-    expect(brokenLinks("/d/README.md", markdown, (p) => files.has(p), (p) => files.get(p)!)).toEqual(["b.md: no such file", "a.md#nope: no heading #nope"]);
+    expect(
+      brokenLinks(
+        "/d/README.md",
+        markdown,
+        (p) => files.has(p),
+        (p) => files.get(p)!,
+      ),
+    ).toEqual(["b.md: no such file", "a.md#nope: no heading #nope"]);
   });
 
   it("derives anchors the way GitHub does", () => {

@@ -29,7 +29,9 @@ const DRIVER_ERROR_SIGNS = [
 
 describe("driver errors stay in src/store/", () => {
   it("the adapters' translations do read them (the check sees what it looks for)", () => {
-    const store = sources(join(SRC, "store")).map((path) => readFileSync(path, "utf8")).join("\n");
+    const store = sources(join(SRC, "store"))
+      .map((path) => readFileSync(path, "utf8"))
+      .join("\n");
     for (const sign of DRIVER_ERROR_SIGNS) expect(store, String(sign)).toMatch(sign);
   });
 

@@ -101,7 +101,7 @@ describe("toConnectError with domain errors", () => {
 });
 
 describe("toConnectError with unexpected errors", () => {
-  it("hides an unknown Error behind Internal \"internal error\" and reports it", () => {
+  it('hides an unknown Error behind Internal "internal error" and reports it', () => {
     const original = new Error("SELECT * FROM accounts WHERE secret='hunter2' failed");
     const onUnexpected = vi.fn();
     const error = toConnectError(original, onUnexpected);

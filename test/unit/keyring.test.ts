@@ -1,12 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  constantTimeEqual,
-  createKeyring,
-  decryptString,
-  encryptString,
-  hashSecret,
-} from "../../src/crypto/keyring.ts";
+import { constantTimeEqual, createKeyring, decryptString, encryptString, hashSecret } from "../../src/crypto/keyring.ts";
 import { systemRandom } from "../../src/crypto/random.ts";
 import { randomToken as drawToken } from "../../src/domain/one-time-tokens.ts";
 

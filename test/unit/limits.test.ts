@@ -109,9 +109,14 @@ describe("limits", () => {
   it("counts each tenant apart", async () => {
     const { limits } = setup();
     const other: LimitScope = { ...tenant, id: "t2" };
-    for (let i = 0; i < 3; i++) await limits.consume("code_account", { ...tenant, settings: { ...tenant.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1");
-    expect(await refusedCode(limits.consume("code_account", { ...tenant, settings: { ...tenant.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1"))).toBe("resource_exhausted");
-    expect(await refusedCode(limits.consume("code_account", { ...other, settings: { ...other.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1"))).toBe("allowed");
+    for (let i = 0; i < 3; i++)
+      await limits.consume("code_account", { ...tenant, settings: { ...tenant.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1");
+    expect(
+      await refusedCode(limits.consume("code_account", { ...tenant, settings: { ...tenant.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1")),
+    ).toBe("resource_exhausted");
+    expect(await refusedCode(limits.consume("code_account", { ...other, settings: { ...other.settings, codeAttemptsPerAccountLimit: 3 } }, "account-1"))).toBe(
+      "allowed",
+    );
   });
 
   it("messages: each source has the address's budget to itself; the address gets at most twice it, whoever asks", async () => {

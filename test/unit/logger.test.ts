@@ -32,7 +32,15 @@ describe("redaction", () => {
     log.info({ call: { request: { currentPassword: secrets[0], phone: secrets[4], displayName: secrets[5] } } }, "two levels down");
     log.info({ mail: { to: secrets[3], subject: "Verify", text: "code 123456" } }, "email (development transport, not sent)");
     log.info({ headers: { cookie: secrets[6] }, secret: "s3cr3t" }, "headers");
-    log.warn({ err: Object.assign(new Error("READONLY"), { code: "READONLY", command: { name: "set", args: ["identity:sess:{acc_1}:deadbeefcafe", "alice@example.com"] } }) }, "redis");
+    log.warn(
+      {
+        err: Object.assign(new Error("READONLY"), {
+          code: "READONLY",
+          command: { name: "set", args: ["identity:sess:{acc_1}:deadbeefcafe", "alice@example.com"] },
+        }),
+      },
+      "redis",
+    );
     const text = lines.join("\n");
     for (const secret of [...secrets, "s3cr3t", "deadbeefcafe"]) expect(text).not.toContain(secret);
     expect(JSON.parse(lines[5]!).err).toMatchObject({ code: "READONLY", command: { name: "set", args: "[redacted]" } });
@@ -52,7 +60,7 @@ describe("log format", () => {
     const { log, lines } = capture("pretty");
     log.warn({ backend: "redis", nested: { a: 1 } }, "redis does not answer");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  redis does not answer backend=redis nested=\{"a":1\}\n$/);
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}redis does not answer backend=redis nested=\{"a":1\}\n$/);
   });
 
   it("JSON is one object per line", () => {
@@ -63,7 +71,12 @@ describe("log format", () => {
 
   it("defaults to pretty only in development mode on a terminal, JSON otherwise", () => {
     const development = loadConfig({});
-    const production = loadConfig({ MYSQL_URL: "mysql://u:p@db/identity", REDIS_URL: "redis://cache", KEY_ENCRYPTION_KEYS: "k1:" + Buffer.alloc(32, 1).toString("base64"), BLIND_INDEX_KEY: Buffer.alloc(32, 2).toString("base64") });
+    const production = loadConfig({
+      MYSQL_URL: "mysql://u:p@db/identity",
+      REDIS_URL: "redis://cache",
+      KEY_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 1).toString("base64")}`,
+      BLIND_INDEX_KEY: Buffer.alloc(32, 2).toString("base64"),
+    });
     expect(chooseLogFormat(development, true)).toBe("pretty");
     expect(chooseLogFormat(development, false)).toBe("json");
     expect(chooseLogFormat(production, true)).toBe("json");
@@ -73,6 +86,14 @@ describe("log format", () => {
 
   it("LOG_FORMAT is json or pretty, and pretty is for development only", () => {
     expect(() => loadConfig({ LOG_FORMAT: "xml" })).toThrow(ConfigError);
-    expect(() => loadConfig({ LOG_FORMAT: "pretty", MYSQL_URL: "mysql://u:p@db/identity", REDIS_URL: "redis://cache", KEY_ENCRYPTION_KEYS: "k1:" + Buffer.alloc(32, 1).toString("base64"), BLIND_INDEX_KEY: Buffer.alloc(32, 2).toString("base64") })).toThrow(/LOG_FORMAT/);
+    expect(() =>
+      loadConfig({
+        LOG_FORMAT: "pretty",
+        MYSQL_URL: "mysql://u:p@db/identity",
+        REDIS_URL: "redis://cache",
+        KEY_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 1).toString("base64")}`,
+        BLIND_INDEX_KEY: Buffer.alloc(32, 2).toString("base64"),
+      }),
+    ).toThrow(/LOG_FORMAT/);
   });
 });

@@ -64,19 +64,28 @@ describe("link tokens", () => {
     expect(peeked.tokenHash).toBe(hashSecret(token));
     expect(peeked.token).toMatchObject({ purpose: "verify_email", accountId: "account-1", identityId: "identity-1", data: { extra: "x" } });
     await takeOneTimeToken(h.deps, "token", peeked.tokenHash, "verify_email");
-    await expect(takeOneTimeToken(h.deps, "token", peeked.tokenHash, "verify_email")).rejects.toMatchObject({ kind: "invalid_argument", reason: "TOKEN_INVALID" });
+    await expect(takeOneTimeToken(h.deps, "token", peeked.tokenHash, "verify_email")).rejects.toMatchObject({
+      kind: "invalid_argument",
+      reason: "TOKEN_INVALID",
+    });
     await h.ephemeral.close();
   });
 
   it("refuses a token of another purpose, an expired one and a discarded one", async () => {
     const h = harness();
     const { token } = await issueLinkToken(h.deps, "verify_email", identity, 60_000);
-    await expect(peekOneTimeToken(h.deps, { field: "code", token, purpose: ["reset_password", "invitation"], tenantId: "default", meta })).rejects.toMatchObject({ reason: "TOKEN_INVALID", fieldViolations: [{ field: "code" }] });
+    await expect(
+      peekOneTimeToken(h.deps, { field: "code", token, purpose: ["reset_password", "invitation"], tenantId: "default", meta }),
+    ).rejects.toMatchObject({ reason: "TOKEN_INVALID", fieldViolations: [{ field: "code" }] });
     h.advance(60_000);
-    await expect(peekOneTimeToken(h.deps, { field: "token", token, purpose: "verify_email", tenantId: "default", meta })).rejects.toMatchObject({ reason: "TOKEN_INVALID" });
+    await expect(peekOneTimeToken(h.deps, { field: "token", token, purpose: "verify_email", tenantId: "default", meta })).rejects.toMatchObject({
+      reason: "TOKEN_INVALID",
+    });
     const second = await issueLinkToken(h.deps, "reset_password", identity, 60_000);
     await discardLinkToken(h.deps, second.token);
-    await expect(peekOneTimeToken(h.deps, { field: "code", token: second.token, purpose: "reset_password", tenantId: "default", meta })).rejects.toMatchObject({ reason: "TOKEN_INVALID" });
+    await expect(peekOneTimeToken(h.deps, { field: "code", token: second.token, purpose: "reset_password", tenantId: "default", meta })).rejects.toMatchObject({
+      reason: "TOKEN_INVALID",
+    });
     await h.ephemeral.close();
   });
 });

@@ -70,10 +70,14 @@ describe("password hashing concurrency", () => {
   it("passes the slot on in arrival order and refuses a nonsensical limit", async () => {
     const limiter = createLimiter(1);
     const order: number[] = [];
-    await Promise.all([3, 1, 2].map((delay, i) => limiter.run(async () => {
-      await new Promise((r) => setTimeout(r, delay));
-      order.push(i);
-    })));
+    await Promise.all(
+      [3, 1, 2].map((delay, i) =>
+        limiter.run(async () => {
+          await new Promise((r) => setTimeout(r, delay));
+          order.push(i);
+        }),
+      ),
+    );
     expect(order).toEqual([0, 1, 2]);
     expect(() => createLimiter(0)).toThrow(/positive integer/);
     expect(() => createLimiter(1.5)).toThrow(/positive integer/);

@@ -34,8 +34,31 @@ describe("Redis session encoding", () => {
   });
 
   it("reads a record written as an object before, dropping its client that was in clear", () => {
-    const old = { sessionId: "s", accountId: ACCOUNT, tenantId: "default", role: Role.USER, assurance: AssuranceLevel.AAL1, createdAt: 1, lastSeenAt: 1, expiresAt: 2, absoluteExpiresAt: 3, userAgent: "UA", ip: "203.0.113.9" };
+    const old = {
+      sessionId: "s",
+      accountId: ACCOUNT,
+      tenantId: "default",
+      role: Role.USER,
+      assurance: AssuranceLevel.AAL1,
+      createdAt: 1,
+      lastSeenAt: 1,
+      expiresAt: 2,
+      absoluteExpiresAt: 3,
+      userAgent: "UA",
+      ip: "203.0.113.9",
+    };
     const decoded = decodeSession(ACCOUNT, JSON.stringify(old));
-    expect(decoded).toEqual({ sessionId: "s", accountId: ACCOUNT, tenantId: "default", role: Role.USER, assurance: AssuranceLevel.AAL1, createdAt: 1, lastSeenAt: 1, expiresAt: 2, absoluteExpiresAt: 3, client: "" });
+    expect(decoded).toEqual({
+      sessionId: "s",
+      accountId: ACCOUNT,
+      tenantId: "default",
+      role: Role.USER,
+      assurance: AssuranceLevel.AAL1,
+      createdAt: 1,
+      lastSeenAt: 1,
+      expiresAt: 2,
+      absoluteExpiresAt: 3,
+      client: "",
+    });
   });
 });

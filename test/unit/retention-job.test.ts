@@ -76,7 +76,10 @@ describe("startRetention", () => {
     const lease = createMemoryStores({ now: () => clock }).leases;
     const runs: string[] = [];
     const jobs = ["a", "b", "c"].map((name) =>
-      startRetention({ run: async () => (runs.push(name), deleted(0)) }, { intervalMs: 60_000, now: () => clock, lease, onRun: () => {}, onError: (e) => runs.push(String(e)) }),
+      startRetention(
+        { run: async () => (runs.push(name), deleted(0)) },
+        { intervalMs: 60_000, now: () => clock, lease, onRun: () => {}, onError: (e) => runs.push(String(e)) },
+      ),
     );
     for (let tick = 1; tick <= 3; tick++) {
       clock = tick * 60_000 + 1;

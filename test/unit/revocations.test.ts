@@ -62,12 +62,21 @@ describe("revocations", () => {
     const { account } = openAccount(keyring, found.account, found.wrappedKey);
     const issued = await sessions.issue(account, DEFAULT_TENANT_SETTINGS, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     clock += 1;
-    await durable.stores.accounts.updateAccount({ tenantId: "shop", accountId: account.id, at: clock, change: () => ({ role: Role.USER, endSessions: "role_changed" }) });
+    await durable.stores.accounts.updateAccount({
+      tenantId: "shop",
+      accountId: account.id,
+      at: clock,
+      change: () => ({ role: Role.USER, endSessions: "role_changed" }),
+    });
     clock += 1;
     return { accountId: account.id, token: issued.token };
   }
 
-  const refused = (token: string) => Promise.resolve(sessions.validate(token)).then(() => false, () => true);
+  const refused = (token: string) =>
+    Promise.resolve(sessions.validate(token)).then(
+      () => false,
+      () => true,
+    );
 
   it("settle carries the account's revocation out and forgets it", async () => {
     const { accountId, token } = await revokedAccount();
@@ -95,7 +104,8 @@ describe("revocations", () => {
 
   it("a pass with the session store timing out costs one timeout, not one per pending revocation", async () => {
     for (let i = 0; i < 5; i++) await revokedAccount();
-    const slow = createSessions({ dataKey: async () => TEST_DATA_KEY,
+    const slow = createSessions({
+      dataKey: async () => TEST_DATA_KEY,
       store: {
         ...ephemeral.sessions,
         listForAccount: () => new Promise((_, reject) => setTimeout(() => reject(new Error("Command timed out")), 200)),
@@ -113,7 +123,14 @@ describe("revocations", () => {
     const gate = new Promise<void>((r) => (release = r));
     const store = durable.stores.revocations;
     const racing = createRevocations({
-      store: { ...store, listPending: async (limit) => { const rows = await store.listPending(limit); await gate; return rows; } },
+      store: {
+        ...store,
+        listPending: async (limit) => {
+          const rows = await store.listPending(limit);
+          await gate;
+          return rows;
+        },
+      },
       sessions,
       now: () => clock,
     });

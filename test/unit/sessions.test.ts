@@ -3,16 +3,16 @@ import { hashSecret } from "../../src/crypto/keyring.ts";
 import { DomainError } from "../../src/domain/errors.ts";
 import { isId, newId } from "../../src/domain/ids.ts";
 import type { SessionStore } from "../../src/domain/ports/sessions.ts";
-import { createSessions, openSessionClient, SESSION_USER_AGENT_MAX, type SessionCacheOptions, type Sessions, type ValidSession } from "../../src/domain/sessions.ts";
-import { DEFAULT_TENANT_ID, DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
 import {
-  AccountState,
-  AssuranceLevel,
-  Role,
-  type Account,
-  type SessionRecord,
-  type TenantSettings,
-} from "../../src/domain/types.ts";
+  createSessions,
+  openSessionClient,
+  SESSION_USER_AGENT_MAX,
+  type SessionCacheOptions,
+  type Sessions,
+  type ValidSession,
+} from "../../src/domain/sessions.ts";
+import { DEFAULT_TENANT_ID, DEFAULT_TENANT_SETTINGS } from "../../src/domain/tenants.ts";
+import { AccountState, AssuranceLevel, Role, type Account, type SessionRecord, type TenantSettings } from "../../src/domain/types.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
 import type { Invalidation, InvalidationBus, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
@@ -123,13 +123,25 @@ describe("issue", () => {
   });
 
   it("expires at now + idle timeout when that comes first", async () => {
-    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 30 * 24 * HOUR }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { session } = await sessions().issue(
+      account(),
+      settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 30 * 24 * HOUR }),
+      META,
+      AssuranceLevel.AAL1,
+      TEST_DATA_KEY,
+    );
     expect(session.expiresAt).toBe(START + HOUR);
     expect(session.absoluteExpiresAt).toBe(START + 30 * 24 * HOUR);
   });
 
   it("expires at now + absolute lifetime when that comes first", async () => {
-    const { session } = await sessions().issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL2, TEST_DATA_KEY);
+    const { session } = await sessions().issue(
+      account(),
+      settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }),
+      META,
+      AssuranceLevel.AAL2,
+      TEST_DATA_KEY,
+    );
     expect(session.expiresAt).toBe(START + HOUR);
     expect(session.absoluteExpiresAt).toBe(START + HOUR);
     expect(session.assurance).toBe(AssuranceLevel.AAL2);
@@ -307,7 +319,13 @@ describe("expiry and cache bounds", () => {
       deleteAllForAccount: async () => [],
     };
     const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 0 } });
-    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(
+      account(),
+      settings({ sessionIdleTimeoutMs: 2 * HOUR, sessionAbsoluteLifetimeMs: HOUR }),
+      META,
+      AssuranceLevel.AAL1,
+      TEST_DATA_KEY,
+    );
     await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = session.absoluteExpiresAt;
     await expectUnauthenticated(s.validate(token));
@@ -325,7 +343,13 @@ describe("expiry and cache bounds", () => {
       deleteAllForAccount: async () => [],
     };
     const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store, invalidation: stores.invalidation, now, cache: { maxAgeMs: 3 * HOUR } });
-    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 2 * HOUR }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(
+      account(),
+      settings({ sessionIdleTimeoutMs: HOUR, sessionAbsoluteLifetimeMs: 2 * HOUR }),
+      META,
+      AssuranceLevel.AAL1,
+      TEST_DATA_KEY,
+    );
     records.set(hashSecret(token), { ...session, expiresAt: START + 10 * HOUR });
     await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = START + 2 * HOUR - 1;
@@ -440,7 +464,14 @@ describe("invalidation across instances", () => {
     // A store whose get() is answered only when we say so, while a revocation lands.
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
-    const slow: SessionStore = { ...stores.sessions, get: async (a, h) => { const s = await stores.sessions.get(a, h); await gate; return s; } };
+    const slow: SessionStore = {
+      ...stores.sessions,
+      get: async (a, h) => {
+        const s = await stores.sessions.get(a, h);
+        await gate;
+        return s;
+      },
+    };
     const a = createSessions({ dataKey: async () => TEST_DATA_KEY, store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
@@ -474,13 +505,21 @@ describe("list / revoke", () => {
     const acct = account();
     const first = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     clock += SECOND;
-    const second = await s.issue(acct, settings({ sessionIdleTimeoutMs: 10 * SECOND }), { ip: "198.51.100.1", userAgent: "other" }, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const second = await s.issue(
+      acct,
+      settings({ sessionIdleTimeoutMs: 10 * SECOND }),
+      { ip: "198.51.100.1", userAgent: "other" },
+      AssuranceLevel.AAL1,
+      TEST_DATA_KEY,
+    );
     clock += SECOND;
     const third = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
 
     const clients = [META, { ip: "198.51.100.1", userAgent: "other" }, META];
-    expect(await s.list(acct.id)).toStrictEqual([third, second, first].map(({ token, session }, i) => ({ tokenHash: hashSecret(token), session, client: clients[i] })));
+    expect(await s.list(acct.id)).toStrictEqual(
+      [third, second, first].map(({ token, session }, i) => ({ tokenHash: hashSecret(token), session, client: clients[i] })),
+    );
     clock += 10 * SECOND; // the second one's idle expiry passes
     expect((await s.list(acct.id)).map((v) => v.session.sessionId)).toStrictEqual([third.session.sessionId, first.session.sessionId]);
   });
@@ -593,7 +632,14 @@ describe("revocation races and group invalidations", () => {
   it("RevokeOtherSessions (endAll) on another instance: a read that raced it is not cached there", async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((r) => (release = r));
-    const slow: SessionStore = { ...stores.sessions, get: async (a, h) => { const s = await stores.sessions.get(a, h); await gate; return s; } };
+    const slow: SessionStore = {
+      ...stores.sessions,
+      get: async (a, h) => {
+        const s = await stores.sessions.get(a, h);
+        await gate;
+        return s;
+      },
+    };
     const a = createSessions({ dataKey: async () => TEST_DATA_KEY, store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
@@ -613,7 +659,10 @@ describe("revocation races and group invalidations", () => {
     await a.listen();
     const mine = account();
     const theirs = account();
-    const issued = [await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY), await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY)];
+    const issued = [
+      await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY),
+      await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY),
+    ];
     const bystander = await a.issue(theirs, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
     for (const { token } of [...issued, bystander]) await a.validate(token);
     await stores.invalidation.publish([{ kind: "account", accountId: mine.id }]);
@@ -660,7 +709,14 @@ describe("revocation races and group invalidations", () => {
 });
 
 describe("pending revocations (refuseRevoked, endWhere)", () => {
-  const revocation = (accountId: string, createdAt: number, keepTokenHash: string | null = null) => ({ id: newId(createdAt), tenantId: DEFAULT_TENANT_ID, accountId, reason: "role_changed" as const, createdAt, keepTokenHash });
+  const revocation = (accountId: string, createdAt: number, keepTokenHash: string | null = null) => ({
+    id: newId(createdAt),
+    tenantId: DEFAULT_TENANT_ID,
+    accountId,
+    reason: "role_changed" as const,
+    createdAt,
+    keepTokenHash,
+  });
 
   it("refuses the sessions issued up to the revocation — cached, stored, listed or refreshed — except the one kept, and not later ones", async () => {
     const s = sessions();

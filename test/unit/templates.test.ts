@@ -67,7 +67,10 @@ describe("renderMessage", () => {
   it("escapes variables in HTML", () => {
     const evil = "<script>alert(1)</script>";
     for (const kind of Object.values(MessageKind)) {
-      const m = renderMessage(payload(kind, "en", { link: `https://x.test/?q=${evil}`, code: evil, newEmail: `${evil}@x.test`, maskedEmail: evil, expiresIn: evil }), { productName: evil });
+      const m = renderMessage(
+        payload(kind, "en", { link: `https://x.test/?q=${evil}`, code: evil, newEmail: `${evil}@x.test`, maskedEmail: evil, expiresIn: evil }),
+        { productName: evil },
+      );
       expect(m.html).not.toContain("<script>");
       expect(m.html).toContain("&#60;script&#62;");
     }

@@ -82,7 +82,10 @@ describe("tenants", () => {
     expect(created.name).toBe("Shop");
     expect(await tenants.get(created.id)).toEqual(created);
     await expect(tenants.create({ name: "", settings: { ...DEFAULT_TENANT_SETTINGS, passwordMinLength: 3 } })).rejects.toThrow(
-      expect.objectContaining({ kind: "invalid_argument", fieldViolations: [expect.objectContaining({ field: "name" }), expect.objectContaining({ field: "settings.password_min_length" })] }),
+      expect.objectContaining({
+        kind: "invalid_argument",
+        fieldViolations: [expect.objectContaining({ field: "name" }), expect.objectContaining({ field: "settings.password_min_length" })],
+      }),
     );
   });
 
@@ -101,7 +104,9 @@ describe("tenants", () => {
     expect(seen).toHaveLength(8);
     expect(new Set(seen).size).toBe(8);
     expect((await tenants.list({ pageSize: 0, pageToken: "" })).tenants).toHaveLength(8);
-    await expect(tenants.list({ pageSize: 501, pageToken: "" })).rejects.toThrow(expect.objectContaining({ fieldViolations: [expect.objectContaining({ field: "page_size" })] }));
+    await expect(tenants.list({ pageSize: 501, pageToken: "" })).rejects.toThrow(
+      expect.objectContaining({ fieldViolations: [expect.objectContaining({ field: "page_size" })] }),
+    );
     await expect(tenants.list({ pageSize: 10, pageToken: "bm9wZQ" })).rejects.toThrow(expect.objectContaining({ reason: "INVALID_PAGE_TOKEN" }));
   });
 

@@ -81,7 +81,11 @@ export interface AccountReader {
    * The identity with this blind index in the tenant, with its account and wrapped
    * key (from the key store); undefined if none, or when the account has no key.
    */
-  findByIdentity(tenantId: string, kind: number, lookupHash: string): Promise<{ identity: StoredIdentity; account: StoredAccount; wrappedKey: string } | undefined>;
+  findByIdentity(
+    tenantId: string,
+    kind: number,
+    lookupHash: string,
+  ): Promise<{ identity: StoredIdentity; account: StoredAccount; wrappedKey: string } | undefined>;
   /**
    * The account and its wrapped data key (one more point read, in the key store),
    * or undefined when it does not exist in this tenant or has no key: an account
@@ -110,7 +114,13 @@ export interface AccountWriter {
    * The key goes to the key store first: a key without an account is harmless
    * (and removed when the transaction fails), an account without a key is not.
    */
-  createAccount(input: { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; messages: OutboxMessage[]; consents?: StoredConsent[] }): Promise<void>;
+  createAccount(input: {
+    account: StoredAccount;
+    wrappedKey: string;
+    identity: StoredIdentity;
+    messages: OutboxMessage[];
+    consents?: StoredConsent[];
+  }): Promise<void>;
   /** Sets the account's role and update time; false (writing nothing) when the account is not in the tenant. */
   setRole(input: { tenantId: string; accountId: string; role: Role; at: number }): Promise<boolean>;
   /**
@@ -151,7 +161,14 @@ export interface AccountWriter {
    * never repeats — fresh IV — so it versions the row). Returns false, writing
    * nothing, when it changed since it was read or the account is not in the tenant.
    */
-  updateProfile(input: { tenantId: string; accountId: string; expectedProfileSealed: string; profileSealed: string; locale: string; at: number }): Promise<boolean>;
+  updateProfile(input: {
+    tenantId: string;
+    accountId: string;
+    expectedProfileSealed: string;
+    profileSealed: string;
+    locale: string;
+    at: number;
+  }): Promise<boolean>;
   /**
    * Points the account's email identity at a new address (lookup hash, sealed value,
    * verified at `at`), stores the profile sealed with the new address (and
@@ -196,7 +213,12 @@ export interface AccountEraser {
    * KeyStore.erase) is erased already: its rows are deleted and the revocation queued,
    * and it answers undefined too.
    */
-  eraseAccount(input: { tenantId: string; accountId: string; at: number; check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void }): Promise<StoredAccount | undefined>;
+  eraseAccount(input: {
+    tenantId: string;
+    accountId: string;
+    at: number;
+    check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void;
+  }): Promise<StoredAccount | undefined>;
   /** Deletes every row about these accounts (the ledger replay); returns the ids that had rows. Idempotent. */
   deleteAccountRows(accountIds: string[]): Promise<string[]>;
 }

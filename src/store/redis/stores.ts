@@ -97,14 +97,33 @@ export function decodeSession(accountId: string, raw: string): SessionRecord {
     const { userAgent: _ua, ip: _ip, ...rest } = parsed as SessionRecord & { userAgent?: string; ip?: string };
     return { ...rest, client: rest.client ?? "" };
   }
-  const [, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client] = parsed as [number, string, string, SessionRecord["role"], SessionRecord["assurance"], number, number, number, number, string];
+  const [, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client] = parsed as [
+    number,
+    string,
+    string,
+    SessionRecord["role"],
+    SessionRecord["assurance"],
+    number,
+    number,
+    number,
+    number,
+    string,
+  ];
   return { sessionId, accountId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client };
 }
 
 function sessionStore(redis: Client, k: Keys): SessionStore {
   return {
     async create(tokenHash, session, ttlMs) {
-      await redis.eval(CREATE_SESSION, 2, k.session(session.accountId, tokenHash), k.sessionIndex(session.accountId), encodeSession(session), Math.max(1, Math.ceil(ttlMs)), tokenHash);
+      await redis.eval(
+        CREATE_SESSION,
+        2,
+        k.session(session.accountId, tokenHash),
+        k.sessionIndex(session.accountId),
+        encodeSession(session),
+        Math.max(1, Math.ceil(ttlMs)),
+        tokenHash,
+      );
     },
     async get(accountId, tokenHash) {
       const raw = await redis.get(k.session(accountId, tokenHash));
@@ -114,7 +133,16 @@ function sessionStore(redis: Client, k: Keys): SessionStore {
       return (await redis.eval(DELETE_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), tokenHash)) === 1;
     },
     async touch(accountId, tokenHash, session, ttlMs) {
-      return (await redis.eval(TOUCH_SESSION, 2, k.session(accountId, tokenHash), k.sessionIndex(accountId), encodeSession(session), Math.max(1, Math.ceil(ttlMs)))) === 1;
+      return (
+        (await redis.eval(
+          TOUCH_SESSION,
+          2,
+          k.session(accountId, tokenHash),
+          k.sessionIndex(accountId),
+          encodeSession(session),
+          Math.max(1, Math.ceil(ttlMs)),
+        )) === 1
+      );
     },
     async listForAccount(accountId) {
       const hashes = await redis.hkeys(k.sessionIndex(accountId));
@@ -176,7 +204,9 @@ function rateLimiter(redis: Client, k: Keys, now: () => number): RateLimiter {
       const t = at ?? now();
       const { windowKeys, ttls, pairs } = keysOf(group, counters, t);
       const counts = (await redis.eval(COUNT_ATTEMPTS, windowKeys.length, ...windowKeys, ...ttls, ...pairs)) as number[];
-      return counters.map(({ limit, windowMs }, i) => (Number(counts[i]) <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: remainingMs(t, windowMs) }));
+      return counters.map(({ limit, windowMs }, i) =>
+        Number(counts[i]) <= limit ? { allowed: true, retryAfterMs: 0 } : { allowed: false, retryAfterMs: remainingMs(t, windowMs) },
+      );
     },
     async refund(group, counters, at) {
       const { windowKeys, pairs } = keysOf(group, counters, at);
@@ -205,7 +235,8 @@ const DEFAULT_SUBSCRIBER_CHECK: SubscriberCheck = { intervalMs: 1000, timeoutMs:
 function parseInvalidations(raw: string): Invalidation[] {
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (Array.isArray(parsed) && parsed.every((m) => typeof m === "object" && m !== null && typeof (m as { kind?: unknown }).kind === "string")) return parsed as Invalidation[];
+    if (Array.isArray(parsed) && parsed.every((m) => typeof m === "object" && m !== null && typeof (m as { kind?: unknown }).kind === "string"))
+      return parsed as Invalidation[];
   } catch {
     // falls through
   }
@@ -220,7 +251,12 @@ function parseInvalidations(raw: string): Invalidation[] {
  * connection replaces it; its first answered PING (after its SUBSCRIBE, on
  * the same connection) brings subscribed(true).
  */
-function invalidationBus(redis: Client, openSubscriber: () => Redis, channel: string, check: SubscriberCheck): { bus: InvalidationBus; close: () => Promise<void> } {
+function invalidationBus(
+  redis: Client,
+  openSubscriber: () => Redis,
+  channel: string,
+  check: SubscriberCheck,
+): { bus: InvalidationBus; close: () => Promise<void> } {
   const subscribers: InvalidationSubscriber[] = [];
   let current: Redis | undefined;
   let subscribed = false;
@@ -346,7 +382,10 @@ function leases(redis: Client, k: Keys): Leases {
  * ready); the queued subscription is made when Redis arrives.
  */
 function subscribedOrDown(connection: Redis, subscribed: Promise<unknown>): Promise<boolean> {
-  const outcome = subscribed.then(() => true, () => false); // rejected only when the connection is closed for good
+  const outcome = subscribed.then(
+    () => true,
+    () => false,
+  ); // rejected only when the connection is closed for good
   if (connection.status === "ready") return outcome;
   if (connection.status === "reconnecting" || connection.status === "end") return Promise.resolve(false);
   return new Promise((resolve) => {

@@ -51,7 +51,13 @@ export function listAccountsQuery(db: Kysely<Database>, query: AccountListQuery)
  * the row is there (and locked) but its key is gone: an erasure interrupted
  * after it destroyed the key.
  */
-async function lockForChange(trx: Transaction<Database>, keys: KeyStore, tenantId: string, accountId: string, toAccount: (row: Selectable<AccountsTable>) => StoredAccount) {
+async function lockForChange(
+  trx: Transaction<Database>,
+  keys: KeyStore,
+  tenantId: string,
+  accountId: string,
+  toAccount: (row: Selectable<AccountsTable>) => StoredAccount,
+) {
   const touch = () => trx.updateTable("accounts").set((eb) => ({ updated_at: eb.ref("updated_at") }));
   if (tenantId === DEFAULT_TENANT_ID) await touch().where("tenant_id", "=", DEFAULT_TENANT_ID).where("role", "=", Role.SUPER_ADMIN).execute();
   const locked = await touch().where("id", "=", accountId).where("tenant_id", "=", tenantId).executeTakeFirst();
@@ -90,26 +96,28 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
 
     async updateAccount({ tenantId, accountId, at, change }) {
       // Every effect is in this database (the revocation is queued in it): safe to run again after a deadlock.
-      return withDeadlockRetry(() => db.transaction().execute(async (trx) => {
-        const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
-        if (!locked || locked === "keyless") return undefined;
-        const { endSessions, ...update } = change(locked.account, locked.otherActiveSuperAdmins);
-        if (endSessions) await queueRevocation(trx, { tenantId, accountId, at, request: { reason: endSessions } });
-        const set = {
-          ...(update.role !== undefined && { role: update.role }),
-          ...(update.state !== undefined && { state: update.state }),
-          ...(update.plan !== undefined && { plan: update.plan }),
-          ...(update.planExpiresAt !== undefined && { plan_expires_at: update.planExpiresAt }),
-        };
-        if (Object.keys(set).length === 0) return { account: locked.account, wrappedKey: locked.wrappedKey };
-        await trx
-          .updateTable("accounts")
-          .set({ ...set, updated_at: at })
-          .where("id", "=", accountId)
-          .where("tenant_id", "=", tenantId)
-          .execute();
-        return { account: { ...locked.account, ...update, updatedAt: at }, wrappedKey: locked.wrappedKey };
-      }));
+      return withDeadlockRetry(() =>
+        db.transaction().execute(async (trx) => {
+          const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
+          if (!locked || locked === "keyless") return undefined;
+          const { endSessions, ...update } = change(locked.account, locked.otherActiveSuperAdmins);
+          if (endSessions) await queueRevocation(trx, { tenantId, accountId, at, request: { reason: endSessions } });
+          const set = {
+            ...(update.role !== undefined && { role: update.role }),
+            ...(update.state !== undefined && { state: update.state }),
+            ...(update.plan !== undefined && { plan: update.plan }),
+            ...(update.planExpiresAt !== undefined && { plan_expires_at: update.planExpiresAt }),
+          };
+          if (Object.keys(set).length === 0) return { account: locked.account, wrappedKey: locked.wrappedKey };
+          await trx
+            .updateTable("accounts")
+            .set({ ...set, updated_at: at })
+            .where("id", "=", accountId)
+            .where("tenant_id", "=", tenantId)
+            .execute();
+          return { account: { ...locked.account, ...update, updatedAt: at }, wrappedKey: locked.wrappedKey };
+        }),
+      );
     },
 
     async eraseAccount({ tenantId, accountId, at, check }) {

@@ -4,7 +4,7 @@
 // and test/unit/account-tables.test.ts fails until every table of a migrated
 // database is either listed here or in SHARED_TABLES.
 import type { Kysely, Transaction } from "kysely";
-import type { Database } from "./schema.ts";
+import type { Database, UntypedDatabase, UntypedTransaction } from "./schema.ts";
 
 /** Per-account tables and the column holding the account id (which leads an index of the table). */
 export const ACCOUNT_TABLES = [
@@ -37,8 +37,7 @@ export const SHARED_TABLES = [
   "keystore_migration_lock",
 ] as const;
 
-// The tables are named at run time: Kysely's types cannot follow a list.
-type Untyped = Kysely<any> | Transaction<any>;
+type Untyped = UntypedDatabase | UntypedTransaction;
 
 /** Deletes every row about the account, table by table (run it inside a transaction). True when a row went. */
 export async function deleteAccountRows(trx: Transaction<Database>, accountId: string): Promise<boolean> {

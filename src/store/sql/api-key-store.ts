@@ -63,7 +63,11 @@ export function createApiKeyStore({ db }: SqlDatabase): ApiKeyStore {
     async revoke(id, at) {
       // Only a live key is changed, so the first revocation time is kept.
       await db.updateTable("api_keys").set({ revoked_at: at }).where("id", "=", id).where("revoked_at", "is", null).execute();
-      const row = await db.selectFrom("api_keys").select([...PUBLIC_COLUMNS, "secret_hash"]).where("id", "=", id).executeTakeFirst();
+      const row = await db
+        .selectFrom("api_keys")
+        .select([...PUBLIC_COLUMNS, "secret_hash"])
+        .where("id", "=", id)
+        .executeTakeFirst();
       if (!row) return undefined;
       const { secret_hash, ...key } = row;
       return { key: toApiKey(key), secretHash: secret_hash };

@@ -195,10 +195,18 @@ export function createSqlAuditStore({ db }: SqlDatabase): AuditStore {
         // Forward only: of two concurrent runs, the one behind changes nothing (or, for a
         // chain's first checkpoint, fails on its primary key and is caught below).
         if (current) {
-          const moved = await trx.updateTable("audit_checkpoints").set(checkpoint).where("tenant_id", "=", tenantId).where("sequence", "<", checkpoint.sequence).executeTakeFirst();
+          const moved = await trx
+            .updateTable("audit_checkpoints")
+            .set(checkpoint)
+            .where("tenant_id", "=", tenantId)
+            .where("sequence", "<", checkpoint.sequence)
+            .executeTakeFirst();
           if (Number(moved.numUpdatedRows) === 0) return 0;
         } else {
-          await trx.insertInto("audit_checkpoints").values({ tenant_id: tenantId, ...checkpoint }).execute();
+          await trx
+            .insertInto("audit_checkpoints")
+            .values({ tenant_id: tenantId, ...checkpoint })
+            .execute();
         }
         const deleted = await trx
           .deleteFrom("audit_events")

@@ -75,7 +75,11 @@ export function openSqlDatabase(options: SqlOptions): SqlDatabase {
 }
 
 interface RawConnection {
-  query(options: unknown, values?: unknown, callback?: (error: unknown, ...rest: unknown[]) => void): { once(event: "error", listener: (error: unknown) => void): unknown };
+  query(
+    options: unknown,
+    values?: unknown,
+    callback?: (error: unknown, ...rest: unknown[]) => void,
+  ): { once(event: "error", listener: (error: unknown) => void): unknown };
   destroy(): void;
 }
 

@@ -1,7 +1,7 @@
 // Forward-only migrations, written with Kysely's schema builder so the same
 // steps run on MySQL/MariaDB/TiDB and SQLite. Never edit a shipped migration:
 // add a new one. Kysely's migrator takes a lock, so several instances may start at once.
-import type { Kysely } from "kysely";
+import type { UntypedDatabase } from "./schema.ts";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import { foundation } from "./migrations/0001_foundation.ts";
 import { audit } from "./migrations/0002_audit.ts";
@@ -30,7 +30,7 @@ const migrations: Record<string, Migration> = {
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Applies every pending migration; idempotent. Throws with the failing migration's error. */
-export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+export async function migrateToLatest(db: UntypedDatabase): Promise<string[]> {
   // Unordered: migrations written in parallel branches may land in any order; each is idempotent.
   const migrator = new Migrator({ db, provider, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();

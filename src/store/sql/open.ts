@@ -64,7 +64,10 @@ export async function migrateDurable(databases: DurableDatabases): Promise<{ app
 }
 
 /** Opens (and, unless `migrate` is false, migrates) the durable stores a Config names. */
-export async function openDurableStores(config: DurableConfig, options: { migrate?: boolean } = {}): Promise<{ stores: DurableStores; migrated: { applied: string[]; movedKeys: number } }> {
+export async function openDurableStores(
+  config: DurableConfig,
+  options: { migrate?: boolean } = {},
+): Promise<{ stores: DurableStores; migrated: { applied: string[]; movedKeys: number } }> {
   const databases = openDurableDatabases(config);
   try {
     const migrated = options.migrate === false ? { applied: [], movedKeys: 0 } : await migrateDurable(databases);
@@ -94,6 +97,6 @@ export function configurationErrorOf(config: DurableConfig, error: unknown): Con
   const problem = CONFIGURATION_ERRORS[e?.code ?? ""];
   if (!problem) return undefined;
   // The refused database is named in the server's message; say which URL names it.
-  const keystore = config.keystoreMysqlUrl !== undefined && e?.sqlMessage !== undefined && e.sqlMessage.includes(`'${new URL(config.keystoreMysqlUrl).pathname.slice(1)}'`);
+  const keystore = config.keystoreMysqlUrl && e?.sqlMessage?.includes(`'${new URL(config.keystoreMysqlUrl).pathname.slice(1)}'`);
   return new ConfigError(keystore ? "KEYSTORE_MYSQL_URL" : "MYSQL_URL", `${problem} (${e?.code})`);
 }

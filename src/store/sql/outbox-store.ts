@@ -35,7 +35,15 @@ export async function insertMessages(db: Transaction<Database> | SqlDatabase["db
 
 export function createSqlOutboxStore({ db }: SqlDatabase): OutboxStore {
   /** The requeue starts the message over: due now, unleased, no attempts (its backoff restarts), its maximum age counting from now. */
-  const requeued = (now: number) => ({ status: "pending", next_attempt_at: now, locked_until: 0, lock_owner: null, attempts: 0, queued_at: now, failed_at: null });
+  const requeued = (now: number) => ({
+    status: "pending",
+    next_attempt_at: now,
+    locked_until: 0,
+    lock_owner: null,
+    attempts: 0,
+    queued_at: now,
+    failed_at: null,
+  });
 
   return {
     enqueue: (messages) => insertMessages(db, messages),
@@ -142,7 +150,13 @@ export function createSqlOutboxStore({ db }: SqlDatabase): OutboxStore {
       const row = await query.executeTakeFirst();
       if (!row || row.status === "sent") return { outcome: "not_found" };
       // The update is conditional on the row still being failed with a payload: a concurrent requeue or purge wins cleanly.
-      const update = await db.updateTable("outbox").set(requeued(now)).where("id", "=", id).where("status", "=", "failed").where("payload", "is not", null).executeTakeFirst();
+      const update = await db
+        .updateTable("outbox")
+        .set(requeued(now))
+        .where("id", "=", id)
+        .where("status", "=", "failed")
+        .where("payload", "is not", null)
+        .executeTakeFirst();
       if (Number(update.numUpdatedRows) === 1) return { outcome: "requeued", tenantId: row.tenant_id };
       const after = await db.selectFrom("outbox").select(["status"]).where("id", "=", id).executeTakeFirst();
       // Already pending (a repeated requeue, or another operator's) counts as done.
@@ -183,7 +197,11 @@ export function createSqlOutboxStore({ db }: SqlDatabase): OutboxStore {
       // Conditional again: only what is still delivered (ids come from another statement).
       const result = await db
         .deleteFrom("outbox")
-        .where("id", "in", due.map((r) => r.id))
+        .where(
+          "id",
+          "in",
+          due.map((r) => r.id),
+        )
         .where("status", "in", ["sent", "failed"])
         .executeTakeFirst();
       return Number(result.numDeletedRows);
@@ -198,7 +216,14 @@ export function createSqlOutboxStore({ db }: SqlDatabase): OutboxStore {
         .where("tenant_id", "=", tenantId);
       if (afterId !== undefined) query = query.where("id", ">", afterId);
       const rows = await query.orderBy("id").limit(limit).execute();
-      return rows.map((r) => ({ id: r.id, kind: r.kind, status: r.status, attempts: Number(r.attempts), createdAt: Number(r.created_at), sentAt: r.sent_at === null ? null : Number(r.sent_at) }));
+      return rows.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        status: r.status,
+        attempts: Number(r.attempts),
+        createdAt: Number(r.created_at),
+        sentAt: r.sent_at === null ? null : Number(r.sent_at),
+      }));
     },
   };
 }

@@ -18,7 +18,10 @@ function toRevocation(row: Selectable<PendingRevocationsTable>): PendingRevocati
 }
 
 /** Queues a revocation of the account's sessions inside the caller's transaction. */
-export async function queueRevocation(trx: Transaction<Database> | Kysely<Database>, input: { tenantId: string; accountId: string; at: number; request: RevocationRequest }): Promise<void> {
+export async function queueRevocation(
+  trx: Transaction<Database> | Kysely<Database>,
+  input: { tenantId: string; accountId: string; at: number; request: RevocationRequest },
+): Promise<void> {
   await trx
     .insertInto("pending_revocations")
     .values({
@@ -36,7 +39,14 @@ export function createSqlRevocationStore(db: Kysely<Database>): RevocationStore 
   return {
     async forAccount(tenantId, accountId) {
       // The (account_id, created_at) index; tenant_id only filters the few rows found.
-      const rows = await db.selectFrom("pending_revocations").selectAll().where("account_id", "=", accountId).where("tenant_id", "=", tenantId).orderBy("created_at").orderBy("id").execute();
+      const rows = await db
+        .selectFrom("pending_revocations")
+        .selectAll()
+        .where("account_id", "=", accountId)
+        .where("tenant_id", "=", tenantId)
+        .orderBy("created_at")
+        .orderBy("id")
+        .execute();
       return rows.map(toRevocation);
     },
     async listPending(limit) {

@@ -1,7 +1,7 @@
 // Table shapes as Kysely sees them. Times are epoch milliseconds (BIGINT) and
 // booleans 0/1 so one set of queries serves MySQL/MariaDB/TiDB and SQLite.
 // Encrypted columns hold base64url AES-GCM ciphertext; *_hash columns hold hex digests.
-import type { Generated } from "kysely";
+import type { Generated, Kysely, Transaction } from "kysely";
 
 export interface TenantsTable {
   id: string;
@@ -152,3 +152,12 @@ export interface Database {
   consents: ConsentsTable;
   pending_revocations: PendingRevocationsTable;
 }
+
+/**
+ * A database whose tables are named at run time (migrations, the per-account
+ * table list, tests reading raw rows): Kysely's types cannot follow a list.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: Kysely's own idiom for an untyped database
+export type UntypedDatabase = Kysely<any>;
+// biome-ignore lint/suspicious/noExplicitAny: as above, inside a transaction
+export type UntypedTransaction = Transaction<any>;

@@ -57,7 +57,10 @@ const TENANT_UPDATE_ATTEMPTS = 20;
 
 function tenantStore({ db }: SqlDatabase): TenantStore {
   const insert = (tenant: Tenant) =>
-    db.insertInto("tenants").values({ id: tenant.id, name: tenant.name, settings: JSON.stringify(tenant.settings), created_at: tenant.createdAt }).execute();
+    db
+      .insertInto("tenants")
+      .values({ id: tenant.id, name: tenant.name, settings: JSON.stringify(tenant.settings), created_at: tenant.createdAt })
+      .execute();
   return {
     async get(id) {
       const row = await db.selectFrom("tenants").selectAll().where("id", "=", id).executeTakeFirst();
@@ -191,12 +194,21 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
     },
 
     async setRole({ tenantId, accountId, role, at }) {
-      const result = await db.updateTable("accounts").set({ role, updated_at: at }).where("id", "=", accountId).where("tenant_id", "=", tenantId).executeTakeFirst();
+      const result = await db
+        .updateTable("accounts")
+        .set({ role, updated_at: at })
+        .where("id", "=", accountId)
+        .where("tenant_id", "=", tenantId)
+        .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
 
     async countAccounts({ tenantId, role, state }) {
-      let query = db.selectFrom("accounts").select((eb) => eb.fn.countAll<number | string>().as("n")).where("tenant_id", "=", tenantId).where("role", "=", role);
+      let query = db
+        .selectFrom("accounts")
+        .select((eb) => eb.fn.countAll<number | string>().as("n"))
+        .where("tenant_id", "=", tenantId)
+        .where("role", "=", role);
       if (state !== undefined) query = query.where("state", "=", state);
       return Number((await query.executeTakeFirstOrThrow()).n);
     },
@@ -241,7 +253,11 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       return db.transaction().execute(async (trx) => {
         // A no-op update takes the account row's lock (MySQL; SQLite serializes writers):
         // concurrent removals from one account queue here, so each sees the other's result.
-        await trx.updateTable("accounts").set((eb) => ({ updated_at: eb.ref("updated_at") })).where("id", "=", accountId).execute();
+        await trx
+          .updateTable("accounts")
+          .set((eb) => ({ updated_at: eb.ref("updated_at") }))
+          .where("id", "=", accountId)
+          .execute();
         const identities = await trx.selectFrom("identities").select(["id", "verified_at"]).where("account_id", "=", accountId).execute();
         const target = identities.find((i) => i.id === identityId);
         if (!target) return "not_found";

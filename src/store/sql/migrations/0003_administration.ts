@@ -27,9 +27,14 @@ export const administration: Migration = {
     // MySQL runs DDL outside transactions: a rerun after a partial failure must not trip on the column.
     const tenants = (await db.introspection.getTables()).find((t) => t.name === "tenants");
     if (!tenants?.columns.some((c) => c.name === "version")) {
-      await db.schema.alterTable("tenants").addColumn("version", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .alterTable("tenants")
+        .addColumn("version", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
     }
 
-    await ignoreExistingIndex(db.schema.createIndex("accounts_tenant_role_created").on("accounts").columns(["tenant_id", "role", "created_at", "id"]).execute());
+    await ignoreExistingIndex(
+      db.schema.createIndex("accounts_tenant_role_created").on("accounts").columns(["tenant_id", "role", "created_at", "id"]).execute(),
+    );
   },
 };

@@ -8,6 +8,8 @@ import type { Migration } from "kysely/migration";
 
 export const userListing: Migration = {
   async up(db: Kysely<unknown>) {
-    await ignoreExistingIndex(db.schema.createIndex("accounts_tenant_plan_created").on("accounts").columns(["tenant_id", "plan", "created_at", "id"]).execute());
+    await ignoreExistingIndex(
+      db.schema.createIndex("accounts_tenant_plan_created").on("accounts").columns(["tenant_id", "plan", "created_at", "id"]).execute(),
+    );
   },
 };
