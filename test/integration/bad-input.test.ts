@@ -134,7 +134,7 @@ describe.each(BACKENDS)("bad input on the %s backend", (backend) => {
 
   // connect-es parses unary Connect bodies before any interceptor runs and maps binary parse
   // failures to Internal (JSON ones to InvalidArgument); src/interceptors/client-faults.ts turns
-  // an Internal raised before the handler into InvalidArgument. This was an it.fails before.
+  // an Internal raised before the handler into InvalidArgument. (Before this fix the test recorded the Internal as a known failure.)
   it("refuses a Connect body that is not a protobuf message with InvalidArgument, not Internal", async () => {
     const res = await fetch(`${server.baseUrl}/identity.v1.IdentityService/SignUp`, {
       method: "POST",
