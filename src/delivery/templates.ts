@@ -1,7 +1,8 @@
-// Email templates: one table of strings per locale, no template engine. Each
-// kind is a subject and paragraphs with {placeholders}; the same table yields
-// the plain text and a small HTML version in which every value is escaped.
-import type { MessageKind, MessagePayload } from "../domain/messages.ts";
+// Message templates: one table of strings per locale, no template engine. Each
+// email kind is a subject and paragraphs with {placeholders}; the same table
+// yields the plain text and a small HTML version in which every value is
+// escaped. Each SMS kind is one short line of text (no link).
+import type { EmailMessageKind, MessagePayload, SmsMessageKind } from "../domain/messages.ts";
 import type { Locale } from "../domain/types.ts";
 import type { RenderedMessage } from "./types.ts";
 
@@ -13,7 +14,28 @@ interface Template {
   required: string[];
 }
 
-type Table = Record<MessageKind, Template>;
+type Table = Record<EmailMessageKind, Template>;
+
+interface SmsTemplate {
+  /** One short text; only GSM-7 characters so one SMS holds 160 of them. */
+  text: string;
+  required: string[];
+}
+
+type SmsTable = Record<SmsMessageKind, SmsTemplate>;
+
+const smsEn: SmsTable = {
+  phone_code: { text: "{code} is your {product} code. It expires in {expiresIn}. Do not share it with anyone.", required: ["code", "minutes"] },
+};
+
+const smsFr: SmsTable = {
+  phone_code: {
+    text: "{code} est votre code {product}. Il expire dans {expiresIn}. Ne le communiquez à personne.",
+    required: ["code", "minutes"],
+  },
+};
+
+const SMS_TABLES: Record<Locale, SmsTable> = { en: smsEn, fr: smsFr };
 
 const en: Table = {
   verify_email: {
@@ -253,15 +275,20 @@ function htmlValue(name: string, value: string): string {
   return escaped;
 }
 
+function checkRequired(payload: MessagePayload, required: string[]): Record<string, string> {
+  const vars = payload.variables ?? {};
+  for (const need of required) {
+    if (!need.split("|").some((name) => vars[name])) throw new Error(`message "${payload.kind}" needs the variable ${need}`);
+  }
+  return vars;
+}
+
 export function renderMessage(payload: MessagePayload, context: { productName: string }): RenderedMessage {
   const locale = resolveLocale(payload.locale);
   const table = TABLES[locale];
-  const template = Object.hasOwn(table, payload.kind) ? table[payload.kind] : undefined;
+  const template = Object.hasOwn(table, payload.kind) ? table[payload.kind as EmailMessageKind] : undefined;
   if (!template) throw new Error(`no template for message kind "${payload.kind}"`);
-  const vars = payload.variables ?? {};
-  for (const need of template.required) {
-    if (!need.split("|").some((name) => vars[name])) throw new Error(`message "${payload.kind}" needs the variable ${need}`);
-  }
+  const vars = checkRequired(payload, template.required);
   const minutes = Number(vars.expiresInMinutes);
   const values: Record<string, string | undefined> = {
     ...vars,
@@ -283,4 +310,25 @@ export function renderMessage(payload: MessagePayload, context: { productName: s
       `<body style="font-family:sans-serif;line-height:1.5">${html.map((p) => `<p>${p}</p>`).join("")}` +
       `<p>— ${escapeHtml(context.productName)}</p></body></html>`,
   };
+}
+
+/** The text of an SMS kind: `{code}` and its lifetime (`minutes`) as human text. */
+export function renderSms(payload: MessagePayload, context: { productName: string }): string {
+  const locale = resolveLocale(payload.locale);
+  const table = SMS_TABLES[locale];
+  const template = Object.hasOwn(table, payload.kind) ? table[payload.kind as SmsMessageKind] : undefined;
+  if (!template) throw new Error(`no SMS template for message kind "${payload.kind}"`);
+  const vars = checkRequired(payload, template.required);
+  const minutes = Number(vars.minutes);
+  if (!(minutes > 0)) throw new Error(`message "${payload.kind}" needs a positive lifetime in minutes`);
+  const values = { ...vars, product: context.productName, expiresIn: humanDuration(minutes, locale) };
+  const text = fill(
+    template.text,
+    values,
+    (_name, value) => value,
+    (s) => s,
+  );
+  if (text === null) throw new Error(`message "${payload.kind}" is missing a variable`);
+  // One line: a value never breaks the text into what looks like another message.
+  return text.replace(/[\r\n]+/g, " ");
 }

@@ -12,8 +12,22 @@ export const MessageKind = {
   EMAIL_CHANGED_NOTICE: "email_changed_notice",
   PASSWORD_CHANGED_NOTICE: "password_changed_notice",
   INVITATION: "invitation",
+  /** SMS: `to` is the E.164 number; variables { code, minutes } (minutes = the code's lifetime). */
+  PHONE_CODE: "phone_code",
 } as const;
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
+
+/** How a message reaches its recipient: `to` is an email address or an E.164 phone number. */
+export type MessageChannel = "email" | "sms";
+
+const SMS_KINDS = [MessageKind.PHONE_CODE] as const;
+export type SmsMessageKind = (typeof SMS_KINDS)[number];
+export type EmailMessageKind = Exclude<MessageKind, SmsMessageKind>;
+
+/** The channel a kind is delivered on (the outbox worker dispatches on it). */
+export function messageChannel(kind: MessageKind): MessageChannel {
+  return (SMS_KINDS as readonly MessageKind[]).includes(kind) ? "sms" : "email";
+}
 
 export interface MessagePayload {
   kind: MessageKind;

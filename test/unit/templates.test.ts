@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { renderMessage } from "../../src/delivery/templates.ts";
-import { MessageKind, type MessagePayload } from "../../src/domain/messages.ts";
+import { renderMessage, renderSms } from "../../src/delivery/templates.ts";
+import { type EmailMessageKind, MessageKind, type MessagePayload, messageChannel } from "../../src/domain/messages.ts";
 import { SUPPORTED_LOCALES, type Locale } from "../../src/domain/types.ts";
 
 const variables = {
@@ -17,7 +17,7 @@ function payload(kind: MessageKind, locale: string, vars: Record<string, string>
 const context = { productName: "Acme ID" };
 
 /** What each kind must show the reader. */
-const expected: Record<MessageKind, string[]> = {
+const expected: Record<EmailMessageKind, string[]> = {
   verify_email: [variables.link],
   signup_existing: [],
   password_reset: [variables.link, variables.code],
@@ -28,8 +28,10 @@ const expected: Record<MessageKind, string[]> = {
   invitation: [variables.link],
 };
 
+const emailKinds = Object.values(MessageKind).filter((kind): kind is EmailMessageKind => messageChannel(kind) === "email");
+
 describe("renderMessage", () => {
-  for (const kind of Object.values(MessageKind)) {
+  for (const kind of emailKinds) {
     for (const locale of SUPPORTED_LOCALES) {
       it(`renders ${kind} in ${locale}`, () => {
         const m = renderMessage(payload(kind, locale), context);
@@ -66,7 +68,7 @@ describe("renderMessage", () => {
 
   it("escapes variables in HTML", () => {
     const evil = "<script>alert(1)</script>";
-    for (const kind of Object.values(MessageKind)) {
+    for (const kind of emailKinds) {
       const m = renderMessage(
         payload(kind, "en", { link: `https://x.test/?q=${evil}`, code: evil, newEmail: `${evil}@x.test`, maskedEmail: evil, expiresIn: evil }),
         { productName: evil },
@@ -112,5 +114,47 @@ describe("renderMessage", () => {
     expect(() => renderMessage(payload("email_change_code", "en", { link: "https://x" }), context)).toThrow(/code/);
     expect(() => renderMessage(payload("nope" as MessageKind, "en"), context)).toThrow(/kind/);
     expect(() => renderMessage(payload("constructor" as MessageKind, "en"), context)).toThrow(/kind/);
+    expect(() => renderMessage(payload("phone_code", "en"), context)).toThrow(/kind/);
+  });
+});
+
+// GSM 03.38 basic set: a text made only of these fits 160 characters per SMS (any other turns it into UCS-2, 70).
+const GSM7 = /^[@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&'()*+,\-./0-9:;<=>?¡A-ZÄÖÑÜ§¿a-zäöñüà]*$/;
+
+describe("renderSms", () => {
+  const sms = (locale: string, vars: Record<string, string>) =>
+    renderSms({ kind: MessageKind.PHONE_CODE, to: "+33612345678", locale: locale as Locale, variables: vars }, context);
+
+  it("only SMS kinds go on the sms channel", () => {
+    expect(messageChannel(MessageKind.PHONE_CODE)).toBe("sms");
+    expect(emailKinds).not.toContain(MessageKind.PHONE_CODE);
+    expect(emailKinds.length).toBe(Object.values(MessageKind).length - 1);
+  });
+
+  it("renders the code and its lifetime in en and fr, in one GSM-7 SMS, with no link", () => {
+    const en = sms("en", { code: "482913", minutes: "5" });
+    expect(en).toBe("482913 is your Acme ID code. It expires in 5 minutes. Do not share it with anyone.");
+    const fr = sms("fr", { code: "482913", minutes: "10" });
+    expect(fr).toBe("482913 est votre code Acme ID. Il expire dans 10 minutes. Ne le communiquez à personne.");
+    expect(sms("fr-CA", { code: "000111", minutes: "1" })).toContain("1 minute.");
+    expect(sms("de", { code: "000111", minutes: "60" })).toContain("expires in 1 hour.");
+    for (const text of [en, fr]) {
+      expect(text.length).toBeLessThanOrEqual(160);
+      expect(text).toMatch(GSM7);
+      expect(text).not.toMatch(/https?:|\{\w+\}/);
+    }
+  });
+
+  it("refuses an SMS without its code or lifetime, or of an email kind", () => {
+    expect(() => sms("en", { minutes: "5" })).toThrow(/code/);
+    expect(() => sms("en", { code: "123456" })).toThrow(/minutes/);
+    expect(() => sms("en", { code: "123456", minutes: "soon" })).toThrow(/minutes/);
+    expect(() => renderSms(payload("verify_email", "en"), context)).toThrow(/kind/);
+  });
+
+  it("keeps the text on one line", () => {
+    expect(
+      renderSms({ kind: "phone_code", to: "+33612345678", locale: "en", variables: { code: "1\n2", minutes: "5" } }, { productName: "A\r\nB" }),
+    ).not.toMatch(/[\r\n]/);
   });
 });
