@@ -10,9 +10,27 @@ import type { Random } from "./ports/random.ts";
 import { IdentityKind, type AccountState, type Account, type Locale, type Profile, type Role } from "./types.ts";
 
 export const EMAIL_INDEX = "email";
+/** Blind-index namespaces of the other kinds (an OIDC value is `<issuer> <subject>`: see oidcLookupValue). */
+export const PHONE_INDEX = "phone";
+export const GUEST_INDEX = "guest";
+export const OIDC_INDEX = "oidc";
+
+/** The blind-index namespace of each identity kind: one HMAC key, a namespace per kind. */
+export const IDENTITY_INDEX: Readonly<Record<IdentityKind, string>> = {
+  [IdentityKind.EMAIL]: EMAIL_INDEX,
+  [IdentityKind.PHONE]: PHONE_INDEX,
+  [IdentityKind.GUEST]: GUEST_INDEX,
+  [IdentityKind.OIDC]: OIDC_INDEX,
+};
+
+/** What an external identity is looked up by: its issuer and subject together (a subject is unique only per issuer). */
+export function oidcLookupValue(issuer: string, subject: string): string {
+  return `${issuer}\n${subject}`;
+}
 
 const profileContext = (accountId: string) => `account:${accountId}:profile`;
 const identityContext = (identityId: string) => `identity:${identityId}:value`;
+const identityProfileContext = (identityId: string) => `identity:${identityId}:profile`;
 const outboxContext = (messageId: string) => `outbox:${messageId}`;
 
 export function sealProfile(dataKey: Buffer, accountId: string, profile: Profile): string {
@@ -25,6 +43,68 @@ export function sealIdentityValue(dataKey: Buffer, identityId: string, value: st
 
 export function openIdentityValue(dataKey: Buffer, identityId: string, sealed: string): string {
   return decryptString(dataKey, sealed, identityContext(identityId));
+}
+
+/** An identity's JSON profile (Webcom's identity profile), sealed like its value. */
+export function sealIdentityProfile(dataKey: Buffer, identityId: string, profile: Record<string, unknown>): string {
+  return encryptString(dataKey, JSON.stringify(profile), identityProfileContext(identityId));
+}
+
+/** The identity's profile; {} when none was ever set. */
+export function openIdentityProfile(dataKey: Buffer, identity: Pick<StoredIdentity, "id" | "profileSealed">): Record<string, unknown> {
+  if (identity.profileSealed === null) return {};
+  return JSON.parse(decryptString(dataKey, identity.profileSealed, identityProfileContext(identity.id))) as Record<string, unknown>;
+}
+
+/** An identity as its owner (and admins, and the export) see it: value and profile opened. */
+export interface IdentityView {
+  id: string;
+  kind: IdentityKind;
+  value: string;
+  verifiedAt: number | null;
+  createdAt: number;
+  /** The issuer URL of an external identity; empty for the others. */
+  issuer: string;
+  profile: Record<string, unknown>;
+}
+
+export function identityView(dataKey: Buffer, identity: StoredIdentity): IdentityView {
+  return {
+    id: identity.id,
+    kind: identity.kind as IdentityKind,
+    value: openIdentityValue(dataKey, identity.id, identity.valueSealed),
+    verifiedAt: identity.verifiedAt,
+    createdAt: identity.createdAt,
+    issuer: identity.issuer ?? "",
+    profile: openIdentityProfile(dataKey, identity),
+  };
+}
+
+/** What a new identity is: its kind, value (normalized), lookup and proof. */
+export interface NewIdentity {
+  kind: IdentityKind;
+  /** The normalized value shown to the owner (an address, an E.164 number, a guest's id, an OIDC subject). */
+  value: string;
+  lookupHash: string;
+  verifiedAt: number | null;
+  issuer?: string | null;
+}
+
+/** A new identity row for an account, its value sealed under the account's data key. Nothing is written here. */
+export function newIdentity(dataKey: Buffer, account: { id: string; tenantId: string }, identity: NewIdentity, at: number, random?: Random): StoredIdentity {
+  const id = newId(at, random);
+  return {
+    id,
+    tenantId: account.tenantId,
+    accountId: account.id,
+    kind: identity.kind,
+    lookupHash: identity.lookupHash,
+    valueSealed: sealIdentityValue(dataKey, id, identity.value),
+    verifiedAt: identity.verifiedAt,
+    createdAt: at,
+    issuer: identity.issuer ?? null,
+    profileSealed: null,
+  };
 }
 
 export function openAccount(keyring: Keyring, stored: StoredAccount, wrappedKey: string): { account: Account; dataKey: Buffer } {
@@ -102,10 +182,36 @@ export function newEmailAccount(
     random?: Random;
   },
 ): { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; dataKey: Buffer } {
+  return newAccount(keyring, {
+    ...input,
+    identity: { kind: IdentityKind.EMAIL, value: input.email, lookupHash: input.lookupHash, verifiedAt: input.verifiedAt },
+  });
+}
+
+/**
+ * The rows of a new account with its first identity of any kind (a phone, a
+ * guest, an external identity). The profile's email is the identity's value
+ * for an email identity, else empty (the account has no primary email until
+ * an email identity is added). Nothing is written here.
+ */
+export function newAccount(
+  keyring: Keyring,
+  input: {
+    tenantId: string;
+    identity: NewIdentity;
+    passwordHash: string | null;
+    role: Role;
+    state: AccountState;
+    locale: Locale;
+    at: number;
+    random?: Random;
+  },
+): { account: StoredAccount; wrappedKey: string; identity: StoredIdentity; dataKey: Buffer } {
   const { at } = input;
   const accountId = newId(at, input.random);
-  const identityId = newId(at, input.random);
   const created = keyring.newDataKey(accountId);
+  const isEmail = input.identity.kind === IdentityKind.EMAIL;
+  const email = isEmail ? input.identity.value : "";
   return {
     account: {
       id: accountId,
@@ -113,8 +219,8 @@ export function newEmailAccount(
       role: input.role,
       state: input.state,
       locale: input.locale,
-      emailVerified: input.verifiedAt !== null,
-      profileSealed: sealProfile(created.key, accountId, { email: input.email, displayName: "", pronouns: "", customAttributes: {}, pushTokens: [] }),
+      emailVerified: isEmail && input.identity.verifiedAt !== null,
+      profileSealed: sealProfile(created.key, accountId, { email, displayName: "", pronouns: "", customAttributes: {}, pushTokens: [] }),
       passwordHash: input.passwordHash,
       plan: "",
       planExpiresAt: null,
@@ -122,16 +228,7 @@ export function newEmailAccount(
       updatedAt: at,
     },
     wrappedKey: created.wrapped,
-    identity: {
-      id: identityId,
-      tenantId: input.tenantId,
-      accountId,
-      kind: IdentityKind.EMAIL,
-      lookupHash: input.lookupHash,
-      valueSealed: sealIdentityValue(created.key, identityId, input.email),
-      verifiedAt: input.verifiedAt,
-      createdAt: at,
-    },
+    identity: newIdentity(created.key, { id: accountId, tenantId: input.tenantId }, input.identity, at, input.random),
     dataKey: created.key,
   };
 }

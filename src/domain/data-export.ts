@@ -3,7 +3,7 @@
 // memory. The person and an admin read this one exporter; nothing about anyone
 // else leaves it. Sections and the redaction rules: docs/privacy.md#data-export.
 import type { Keyring } from "../crypto/keyring.ts";
-import { openAccount, openIdentityValue } from "./accounts.ts";
+import { identityView, openAccount } from "./accounts.ts";
 import { roleName } from "./authorization.ts";
 import type { Consent, Consents } from "./consents.ts";
 import { DomainError } from "./errors.ts";
@@ -176,13 +176,15 @@ export function createDataExport(deps: DataExportDeps): DataExport {
         updateTime: iso(a.updatedAt),
       }));
 
-      yield* section("identities", batchesOf(await deps.accounts.listIdentities(accountId)), (i) => ({
+      yield* section("identities", batchesOf((await deps.accounts.listIdentities(accountId)).map((i) => identityView(dataKey, i))), (i) => ({
         id: i.id,
         kind: nameOf(IdentityKind, i.kind),
-        value: openIdentityValue(dataKey, i.id, i.valueSealed),
+        value: i.value,
         verified: i.verifiedAt !== null,
         verifyTime: iso(i.verifiedAt),
         createTime: iso(i.createdAt),
+        issuer: i.issuer,
+        profile: i.profile,
       }));
 
       yield* section("sessions", batchesOf(await deps.sessions.list(accountId)), ({ session: s, client }) => ({

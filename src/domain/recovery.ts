@@ -8,7 +8,7 @@
 // voids every reset link sent before it.
 import { hashSecret } from "../crypto/keyring.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
-import { EMAIL_INDEX, openAccount, openIdentityValue, sealMessage } from "./accounts.ts";
+import { EMAIL_INDEX, identityView, type IdentityView, openAccount, sealMessage, sealProfile } from "./accounts.ts";
 import { DomainError, unauthenticated } from "./errors.ts";
 import type { AddressRequests } from "./address-requests.ts";
 import { givenPassword, stateAfterVerification, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
@@ -30,14 +30,6 @@ export interface AddressRequest {
   /** Empty: the account's locale. */
   locale: string;
   meta: RequestMeta;
-}
-
-export interface IdentityView {
-  id: string;
-  kind: IdentityKind;
-  value: string;
-  verifiedAt: number | null;
-  createdAt: number;
 }
 
 export interface RecoveryFlows {
@@ -112,6 +104,21 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
     return { tokenHash, token, found, identity };
   }
 
+  /**
+   * When the identity removed is the account's primary email (the profile's),
+   * the profile moving to its next verified email address, or to none; undefined
+   * when the primary email stays.
+   */
+  async function primaryEmailAfter(principal: SessionPrincipal, identityId: string) {
+    const { stored, account, dataKey } = await signedInAccount(principal);
+    const identities = (await accounts.listIdentities(account.id)).filter((i) => i.kind === IdentityKind.EMAIL);
+    const removed = identities.find((i) => i.id === identityId);
+    if (!removed || account.profile.email === "" || removed.lookupHash !== keyring.blindIndex(EMAIL_INDEX, account.profile.email)) return undefined;
+    const next = identities.find((i) => i.id !== identityId && i.verifiedAt !== null);
+    const email = next ? identityView(dataKey, next).value : "";
+    return { expectedSealed: stored.profileSealed, sealed: sealProfile(dataKey, account.id, { ...account.profile, email }), emailVerified: next !== undefined };
+  }
+
   async function signedInAccount(principal: SessionPrincipal) {
     const found = await accounts.getAccount(principal.tenantId, principal.accountId);
     if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
@@ -182,18 +189,21 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
 
     async listIdentities(principal) {
       const { dataKey } = await signedInAccount(principal);
-      return (await accounts.listIdentities(principal.accountId)).map((i) => ({
-        id: i.id,
-        kind: i.kind as IdentityKind,
-        value: openIdentityValue(dataKey, i.id, i.valueSealed),
-        verifiedAt: i.verifiedAt,
-        createdAt: i.createdAt,
-      }));
+      return (await accounts.listIdentities(principal.accountId)).map((i) => identityView(dataKey, i));
     },
 
     async removeIdentity({ principal, identityId }) {
       requireNonEmpty("identity_id", identityId, 64);
-      const result = await accounts.removeIdentity({ accountId: principal.accountId, identityId, at: now() });
+      let result: Awaited<ReturnType<typeof accounts.removeIdentity>> = "stale";
+      for (let attempt = 0; attempt < 5 && result === "stale"; attempt++) {
+        result = await accounts.removeIdentity({
+          accountId: principal.accountId,
+          identityId,
+          at: now(),
+          profile: await primaryEmailAfter(principal, identityId),
+        });
+      }
+      if (result === "stale") throw new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed during the removal; try again");
       if (result === "not_found") throw new DomainError("not_found", "IDENTITY_NOT_FOUND", "identity not found");
       if (result === "last_verified")
         throw new DomainError("failed_precondition", "LAST_IDENTITY", "the last verified identity of an account cannot be removed");

@@ -52,6 +52,7 @@ export function recoveryHandlers(app: App): Pick<ServiceImpl<typeof IdentityServ
           verified: i.verifiedAt !== null,
           createTime: timestampFromMs(i.createdAt),
           ...(i.verifiedAt === null ? {} : { verifyTime: timestampFromMs(i.verifiedAt) }),
+          issuer: i.issuer,
         })),
       };
     },

@@ -74,6 +74,8 @@ function signUp(tenantId: string, hash: string, options: { kind?: number; messag
       valueSealed: `value-${accountId}`,
       verifiedAt: null,
       createdAt,
+      issuer: null,
+      profileSealed: null,
     },
     messages: Array.from({ length: options.messages ?? 1 }, (_, i) => ({
       id: randomUUID(),
@@ -119,30 +121,20 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
     const plain = (row: Record<string, unknown>) => ({ ...row });
     const outboxRow = async (id: string) => plain(await h.raw.selectFrom("outbox").selectAll().where("id", "=", id).executeTakeFirstOrThrow());
 
-    /** Adds a phone identity to the account directly (the port has no "add identity" yet). */
+    /** A phone identity for the account (not written). */
+    const phoneOf = (s: SignUp, verifiedAt: number | null, createdAt = T0 + 1): StoredIdentity => ({
+      ...s.identity,
+      id: randomUUID(),
+      kind: IdentityKind.PHONE,
+      lookupHash: lookupHash(),
+      valueSealed: `phone-${randomUUID()}`,
+      verifiedAt,
+      createdAt,
+    });
+    /** Adds a phone identity to the account through the port. */
     const addIdentity = async (s: SignUp, verifiedAt: number | null, createdAt = T0 + 1): Promise<StoredIdentity> => {
-      const identity: StoredIdentity = {
-        ...s.identity,
-        id: randomUUID(),
-        kind: IdentityKind.PHONE,
-        lookupHash: lookupHash(),
-        valueSealed: "phone",
-        verifiedAt,
-        createdAt,
-      };
-      await h.raw
-        .insertInto("identities")
-        .values({
-          id: identity.id,
-          tenant_id: identity.tenantId,
-          account_id: identity.accountId,
-          kind: identity.kind,
-          lookup_hash: identity.lookupHash,
-          value: identity.valueSealed,
-          verified_at: identity.verifiedAt,
-          created_at: identity.createdAt,
-        })
-        .execute();
+      const identity = phoneOf(s, verifiedAt, createdAt);
+      expect(await h.stores.accounts.addIdentity({ tenantId: s.account.tenantId, accountId: s.account.id, identity, at: createdAt })).toBe(true);
       return identity;
     };
 
@@ -392,6 +384,149 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         }
       });
 
+      it("markIdentityVerified of a phone identity moves the state but leaves email_verified alone", async () => {
+        const s = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        const phone = await addIdentity(s, null, T0 + 2);
+        expect(await h.stores.accounts.markIdentityVerified({ identityId: phone.id, accountId: s.account.id, at: T0 + 9, state: AccountState.ACTIVE })).toBe(
+          true,
+        );
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual({
+          ...s.account,
+          state: AccountState.ACTIVE,
+          emailVerified: false,
+          updatedAt: T0 + 9,
+        });
+        expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([s.identity, { ...phone, verifiedAt: T0 + 9 }]);
+      });
+
+      describe("addIdentity", () => {
+        it("attaches an identity of any kind with its issuer and profile, findable by its lookup, touching the update time", async () => {
+          const s = signUp(tenantId, lookupHash());
+          await h.stores.accounts.createAccount(s);
+          const external: StoredIdentity = {
+            ...phoneOf(s, T0 + 3, T0 + 3),
+            kind: IdentityKind.OIDC,
+            issuer: "https://issuer.example.com",
+            profileSealed: "sealed-profile",
+          };
+          expect(await h.stores.accounts.addIdentity({ tenantId, accountId: s.account.id, identity: external, at: T0 + 3 })).toBe(true);
+          expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.OIDC, external.lookupHash)).toStrictEqual({
+            identity: external,
+            account: { ...s.account, updatedAt: T0 + 3 },
+            wrappedKey: s.wrappedKey,
+          });
+          expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([s.identity, external]);
+        });
+
+        it("retires the named identities, sets the profile (compare-and-set) and queues messages in the same transaction", async () => {
+          const guest = signUp(tenantId, lookupHash(), { kind: IdentityKind.GUEST, messages: 0 });
+          await h.stores.accounts.createAccount(guest);
+          const email = { ...phoneOf(guest, T0 + 5, T0 + 5), kind: IdentityKind.EMAIL };
+          const notice = { ...message(T0 + 5), tenantId, accountId: guest.account.id };
+          const upgrade = {
+            tenantId,
+            accountId: guest.account.id,
+            identity: email,
+            retire: [guest.identity.id],
+            profile: { expectedSealed: guest.account.profileSealed, sealed: "profile-with-email", emailVerified: true },
+            messages: [notice],
+            at: T0 + 5,
+          };
+          expect(await h.stores.accounts.addIdentity(upgrade)).toBe(true);
+          expect(await h.stores.accounts.listIdentities(guest.account.id)).toStrictEqual([email]);
+          expect((await h.stores.accounts.getAccount(tenantId, guest.account.id))?.account).toStrictEqual({
+            ...guest.account,
+            profileSealed: "profile-with-email",
+            emailVerified: true,
+            updatedAt: T0 + 5,
+          });
+          expect((await outboxRow(notice.id)).payload).toBe(notice.payloadSealed);
+          expect(await h.stores.accounts.findByIdentity(tenantId, IdentityKind.GUEST, guest.identity.lookupHash)).toBeUndefined();
+        });
+
+        it("returns false and writes nothing for a stale profile, another tenant or an unknown account", async () => {
+          const s = signUp(tenantId, lookupHash(), { messages: 0 });
+          await h.stores.accounts.createAccount(s);
+          const notice = { ...message(T0 + 5), tenantId, accountId: s.account.id };
+          const stale = { expectedSealed: "not-the-profile", sealed: "new", emailVerified: true };
+          const identity = phoneOf(s, T0 + 5);
+          expect(
+            await h.stores.accounts.addIdentity({
+              tenantId,
+              accountId: s.account.id,
+              identity,
+              retire: [s.identity.id],
+              profile: stale,
+              messages: [notice],
+              at: T0 + 5,
+            }),
+          ).toBe(false);
+          expect(await h.stores.accounts.addIdentity({ tenantId: `other-${tenantId}`, accountId: s.account.id, identity, at: T0 + 5 })).toBe(false);
+          expect(await h.stores.accounts.addIdentity({ tenantId, accountId: randomUUID(), identity, at: T0 + 5 })).toBe(false);
+          expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([s.identity]);
+          expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual(s.account);
+          expect(await count("outbox", "account_id", s.account.id)).toBe(0);
+          expect(await count("identities", "id", identity.id)).toBe(0);
+        });
+
+        it("throws DuplicateIdentityError and writes nothing when the value is taken, by another account or by this one", async () => {
+          const owner = signUp(tenantId, lookupHash());
+          const other = signUp(tenantId, lookupHash(), { messages: 0 });
+          await h.stores.accounts.createAccount(owner);
+          await h.stores.accounts.createAccount(other);
+          const taken = await addIdentity(owner, T0 + 2);
+          for (const [account, s] of [
+            [other, other],
+            [owner, owner],
+          ] as const) {
+            const copy = { ...phoneOf(s, T0 + 4), lookupHash: taken.lookupHash };
+            const notice = { ...message(T0 + 4), tenantId, accountId: account.account.id };
+            await expect(
+              h.stores.accounts.addIdentity({
+                tenantId,
+                accountId: account.account.id,
+                identity: copy,
+                retire: [s.identity.id],
+                messages: [notice],
+                at: T0 + 4,
+              }),
+            ).rejects.toBeInstanceOf(DuplicateIdentityError);
+            expect(await count("outbox", "id", notice.id)).toBe(0);
+          }
+          expect(await h.stores.accounts.listIdentities(other.account.id)).toStrictEqual([other.identity]);
+          expect(await h.stores.accounts.listIdentities(owner.account.id)).toStrictEqual([owner.identity, taken]);
+          expect((await h.stores.accounts.findByIdentity(tenantId, IdentityKind.PHONE, taken.lookupHash))?.account.id).toBe(owner.account.id);
+        });
+
+        it("lets exactly one of twenty accounts racing for one value have it", async () => {
+          const racers = Array.from({ length: 20 }, () => signUp(tenantId, lookupHash(), { messages: 0 }));
+          for (const r of racers) await h.stores.accounts.createAccount(r);
+          const hash = lookupHash();
+          const results = await Promise.allSettled(
+            racers.map((r) =>
+              h.stores.accounts.addIdentity({ tenantId, accountId: r.account.id, identity: { ...phoneOf(r, T0 + 1), lookupHash: hash }, at: T0 + 1 }),
+            ),
+          );
+          expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+          for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(DuplicateIdentityError);
+        });
+      });
+
+      it("setIdentityProfile replaces one identity's sealed profile, only the account's own", async () => {
+        const s = signUp(tenantId, lookupHash());
+        const other = signUp(tenantId, lookupHash());
+        await h.stores.accounts.createAccount(s);
+        await h.stores.accounts.createAccount(other);
+        expect(await h.stores.accounts.setIdentityProfile({ accountId: s.account.id, identityId: s.identity.id, profileSealed: "p1", at: T0 + 8 })).toBe(true);
+        expect(await h.stores.accounts.setIdentityProfile({ accountId: s.account.id, identityId: other.identity.id, profileSealed: "p2", at: T0 + 8 })).toBe(
+          false,
+        );
+        expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([{ ...s.identity, profileSealed: "p1" }]);
+        expect(await h.stores.accounts.listIdentities(other.account.id)).toStrictEqual([other.identity]);
+        expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account.updatedAt).toBe(T0 + 8);
+      });
+
       it("setPasswordHash replaces the hash and the update time of that account only", async () => {
         const s = signUp(tenantId, lookupHash());
         const bystander = signUp(tenantId, lookupHash());
@@ -429,9 +564,10 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         });
 
         it("refuses the last verified identity and an identity of another account, changing nothing", async () => {
-          const { s, email, account } = await verifiedSignUp();
+          const { s, email } = await verifiedSignUp();
           const other = await verifiedSignUp();
           const pending = await addIdentity(s, null);
+          const account = (await h.stores.accounts.getAccount(tenantId, s.account.id))!.account;
 
           expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: email.id, at: T0 + 100 })).toBe("last_verified");
           expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: other.email.id, at: T0 + 100 })).toBe("not_found");
@@ -443,6 +579,25 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           expect(await h.stores.accounts.listIdentities(other.s.account.id)).toStrictEqual([other.email]);
           expect((await h.stores.accounts.getAccount(tenantId, s.account.id))?.account).toStrictEqual(account);
           expect((await h.stores.accounts.getAccount(tenantId, other.s.account.id))?.account).toStrictEqual(other.account);
+        });
+
+        it("with a profile, replaces it in the same transaction, or answers stale and changes nothing", async () => {
+          const { s, email } = await verifiedSignUp();
+          const phone = await addIdentity(s, T0 + 20);
+          const before = (await h.stores.accounts.getAccount(tenantId, s.account.id))!.account;
+          const stale = { expectedSealed: "not-it", sealed: "p2", emailVerified: false };
+          expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: email.id, at: T0 + 30, profile: stale })).toBe("stale");
+          expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([email, phone]);
+          expect((await h.stores.accounts.getAccount(tenantId, s.account.id))!.account).toStrictEqual(before);
+          const fresh = { expectedSealed: before.profileSealed, sealed: "no-email", emailVerified: false };
+          expect(await h.stores.accounts.removeIdentity({ accountId: s.account.id, identityId: email.id, at: T0 + 40, profile: fresh })).toBe("removed");
+          expect((await h.stores.accounts.getAccount(tenantId, s.account.id))!.account).toStrictEqual({
+            ...before,
+            profileSealed: "no-email",
+            emailVerified: false,
+            updatedAt: T0 + 40,
+          });
+          expect(await h.stores.accounts.listIdentities(s.account.id)).toStrictEqual([phone]);
         });
 
         it("of two concurrent removals of an account's only two verified identities, exactly one succeeds", async () => {
@@ -516,6 +671,45 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           expect(deleted).toHaveLength(6);
           expect(new Set(deleted)).toStrictEqual(new Set(old.map((x) => x.account.id)));
           for (const x of old) expect(await rowsOf(x.account.id)).toStrictEqual(none);
+        });
+      });
+
+      describe("purgeGuests", () => {
+        const rowsOf = async (accountId: string) => ({
+          accounts: await count("accounts", "id", accountId),
+          keys: await count("account_keys", "account_id", accountId),
+          identities: await count("identities", "account_id", accountId),
+        });
+        const guestAt = (createdAt: number, t = tenantId) => signUp(t, lookupHash(), { kind: IdentityKind.GUEST, createdAt, messages: 0 });
+
+        it("deletes the tenant's guest-only accounts created before the cutoff, oldest first, keeping upgraded ones", async () => {
+          const cutoff = T0 + 1_000;
+          const old = [T0 + 2, T0, T0 + 1].map((at) => guestAt(at));
+          const recent = guestAt(cutoff);
+          const upgraded = guestAt(T0);
+          const otherTenant = guestAt(T0, `other-${tenantId}`);
+          const email = signUp(tenantId, lookupHash(), { createdAt: T0, messages: 0 });
+          for (const x of [...old, recent, upgraded, otherTenant, email]) await h.stores.accounts.createAccount(x);
+          // An upgrade in progress that kept its guest identity still holds another way in: kept.
+          await addIdentity(upgraded, T0 + 3);
+
+          const [oldest, second, third] = [old[1]!, old[2]!, old[0]!];
+          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 2 })).toStrictEqual([oldest.account.id, second.account.id]);
+          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 5 })).toStrictEqual([third.account.id]);
+          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 5 })).toStrictEqual([]);
+          for (const x of old) expect(await rowsOf(x.account.id)).toStrictEqual({ accounts: 0, keys: 0, identities: 0 });
+          expect(await rowsOf(recent.account.id)).toStrictEqual({ accounts: 1, keys: 1, identities: 1 });
+          expect(await rowsOf(upgraded.account.id)).toStrictEqual({ accounts: 1, keys: 1, identities: 2 });
+          expect(await rowsOf(otherTenant.account.id)).toStrictEqual({ accounts: 1, keys: 1, identities: 1 });
+          expect(await rowsOf(email.account.id)).toStrictEqual({ accounts: 1, keys: 1, identities: 1 });
+        });
+
+        it("run by several instances at once, deletes each guest exactly once", async () => {
+          const old = Array.from({ length: 6 }, (_, i) => guestAt(T0 + i));
+          for (const x of old) await h.stores.accounts.createAccount(x);
+          const runs = await Promise.all(Array.from({ length: 4 }, () => h.stores.accounts.purgeGuests({ tenantId, createdBefore: T0 + 1_000, limit: 10 })));
+          expect(runs.flat()).toHaveLength(6);
+          expect(new Set(runs.flat())).toStrictEqual(new Set(old.map((x) => x.account.id)));
         });
       });
 

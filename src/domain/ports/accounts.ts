@@ -22,6 +22,12 @@ export interface StoredAccount {
   updatedAt: number;
 }
 
+/**
+ * One way to sign in to an account (docs/architecture.md, "Identities"): its
+ * kind (IdentityKind), its value sealed under the account's data key and found
+ * through a blind index unique per (tenant, kind), whether and when it was
+ * verified, and for external identities their issuer.
+ */
 export interface StoredIdentity {
   id: string;
   tenantId: string;
@@ -29,8 +35,13 @@ export interface StoredIdentity {
   kind: number;
   lookupHash: string;
   valueSealed: string;
+  /** Null while unverified; an unverified identity never signs in. */
   verifiedAt: number | null;
   createdAt: number;
+  /** The issuer URL of an external (OIDC) identity; null for email, phone and guest. */
+  issuer: string | null;
+  /** The identity's JSON profile sealed under the account's data key; null when never set. */
+  profileSealed: string | null;
 }
 
 /** Thrown by AccountWriter.createAccount / changeEmail when the identity's (tenant, kind, lookup) already exists. */
@@ -138,10 +149,33 @@ export interface AccountWriter {
     change: (current: StoredAccount, otherActiveSuperAdmins: number) => AccountUpdate;
   }): Promise<KeyedAccount | undefined>;
   /**
-   * Marks the identity verified and moves the account to `state` (and email_verified),
-   * atomically. Returns false (writing nothing) when the identity does not exist.
+   * Marks the identity verified and moves the account to `state` (and, for an email
+   * identity, email_verified), atomically. Returns false (writing nothing) when the
+   * identity does not exist.
    */
   markIdentityVerified(input: { identityId: string; accountId: string; at: number; state: AccountState }): Promise<boolean>;
+  /**
+   * Attaches a new identity to an existing account of the tenant, in one
+   * transaction with: the deletion of the account's identities named in `retire`
+   * (a guest identity, once the guest adds an email or phone), a compare-and-set
+   * of the sealed profile when `profile` is given (the primary email of an account
+   * that had none; `emailVerified` sets the account's flag), and `messages`.
+   * Returns false, writing nothing, when the account is not in the tenant or its
+   * profile is no longer `profile.expectedSealed` (re-read and retry). Throws
+   * DuplicateIdentityError, writing nothing, when the (tenant, kind, lookup) is
+   * taken — by any account, this one included: an identity is never moved.
+   */
+  addIdentity(input: {
+    tenantId: string;
+    accountId: string;
+    identity: StoredIdentity;
+    retire?: readonly string[];
+    profile?: { expectedSealed: string; sealed: string; emailVerified: boolean };
+    messages?: OutboxMessage[];
+    at: number;
+  }): Promise<boolean>;
+  /** Replaces the sealed profile of one of the account's identities; false (writing nothing) when it is not the account's. */
+  setIdentityProfile(input: { accountId: string; identityId: string; profileSealed: string; at: number }): Promise<boolean>;
   /**
    * Replaces the password hash (after a rehash or a change); a missing account is a no-op.
    * With `endSessions`, queues the revocation of the account's sessions in the same transaction.
@@ -152,9 +186,17 @@ export interface AccountWriter {
    * check and the delete happen in one transaction under the account row's lock,
    * so two concurrent removals cannot both pass. Returns "not_found" (changing
    * nothing) when the account has no identity with that id, "last_verified"
-   * (changing nothing) when it is the account's only verified identity.
+   * (changing nothing) when it is the account's only verified identity (the last
+   * way to sign in). With `profile`, the sealed profile is replaced in the same
+   * transaction while it is still `profile.expectedSealed` (the primary email
+   * moving to another address, or to none), else "stale", changing nothing.
    */
-  removeIdentity(input: { accountId: string; identityId: string; at: number }): Promise<"removed" | "not_found" | "last_verified">;
+  removeIdentity(input: {
+    accountId: string;
+    identityId: string;
+    at: number;
+    profile?: { expectedSealed: string; sealed: string; emailVerified: boolean };
+  }): Promise<"removed" | "not_found" | "last_verified" | "stale">;
   /**
    * Replaces the sealed profile and the locale and sets updated_at to `at`, only
    * while the stored profile is still `expectedProfileSealed` (a sealed profile
@@ -199,6 +241,14 @@ export interface AccountEraser {
    * once. Returns the ids it deleted (fewer than `limit`: nothing more is due).
    */
   purgeUnverified(input: { tenantId: string; createdBefore: number; limit: number }): Promise<string[]>;
+  /**
+   * Deletes up to `limit` of the tenant's guest accounts whose guest identity was
+   * created before `createdBefore` and that hold no other identity (never
+   * upgraded), oldest first, each with its data key and every row about it in
+   * one transaction. An account that gained another identity meanwhile is kept;
+   * one another run deleted first is skipped. Returns the ids it deleted.
+   */
+  purgeGuests(input: { tenantId: string; createdBefore: number; limit: number }): Promise<string[]>;
   /**
    * Erases the account, in one main-database transaction: locks it (after the
    * default tenant's super admins, as updateAccount does), calls `check` (which

@@ -12,6 +12,7 @@ import { userListing } from "./migrations/0006_user_listing.ts";
 import { retention } from "./migrations/0007_retention.ts";
 import { pendingRevocations } from "./migrations/0008_pending_revocations.ts";
 import { outboxFailures } from "./migrations/0009_outbox_failures.ts";
+import { identityModel } from "./migrations/0010_identity_model.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   "0007_retention": retention,
   "0008_pending_revocations": pendingRevocations,
   "0009_outbox_failures": outboxFailures,
+  "0010_identity_model": identityModel,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -47,6 +47,10 @@ export interface IdentitiesTable {
   value: string;
   verified_at: number | null;
   created_at: number;
+  /** The issuer URL of an external (OIDC) identity; null otherwise (0010). */
+  issuer: string | null;
+  /** Encrypted JSON profile of the identity under the account's data key; null when never set (0010). */
+  profile: string | null;
 }
 
 export interface OutboxTable {

@@ -4,7 +4,7 @@ import { type AccountStore, DuplicateIdentityError, type StoredAccount, type Sto
 import type { KeyStore } from "../../domain/ports/keys.ts";
 import type { DurableStores } from "../../domain/ports/stores.ts";
 import type { TenantStore } from "../../domain/ports/tenants.ts";
-import { AccountState, type Role, type Tenant } from "../../domain/types.ts";
+import { AccountState, IdentityKind, type Role, type Tenant } from "../../domain/types.ts";
 import { accountAdminMethods } from "./account-admin-store.ts";
 import { deleteAccountRows, presentAccountIds } from "./account-tables.ts";
 import { createApiKeyStore } from "./api-key-store.ts";
@@ -45,6 +45,23 @@ function toIdentity(row: Selectable<IdentitiesTable>): StoredIdentity {
     valueSealed: row.value,
     verifiedAt: row.verified_at === null ? null : Number(row.verified_at),
     createdAt: Number(row.created_at),
+    issuer: row.issuer ?? null,
+    profileSealed: row.profile ?? null,
+  };
+}
+
+function identityRow(identity: StoredIdentity) {
+  return {
+    id: identity.id,
+    tenant_id: identity.tenantId,
+    account_id: identity.accountId,
+    kind: identity.kind,
+    lookup_hash: identity.lookupHash,
+    value: identity.valueSealed,
+    verified_at: identity.verifiedAt,
+    created_at: identity.createdAt,
+    issuer: identity.issuer,
+    profile: identity.profileSealed,
   };
 }
 
@@ -118,19 +135,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       try {
         await db.transaction().execute(async (trx) => {
           // The identity goes first: its unique index is what two concurrent sign-ups race on.
-          await trx
-            .insertInto("identities")
-            .values({
-              id: identity.id,
-              tenant_id: identity.tenantId,
-              account_id: identity.accountId,
-              kind: identity.kind,
-              lookup_hash: identity.lookupHash,
-              value: identity.valueSealed,
-              verified_at: identity.verifiedAt,
-              created_at: identity.createdAt,
-            })
-            .execute();
+          await trx.insertInto("identities").values(identityRow(identity)).execute();
           await trx
             .insertInto("accounts")
             .values({
@@ -219,7 +224,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
         return await db.transaction().execute(async (trx) => {
           // The account row first, as the purge and erasure lock it: one lock order, so a
           // verification racing a purge on MySQL waits instead of deadlocking.
-          await trx.updateTable("accounts").set({ state, email_verified: 1, updated_at: at }).where("id", "=", accountId).execute();
+          await trx.updateTable("accounts").set({ state, updated_at: at }).where("id", "=", accountId).execute();
           const result = await trx
             .updateTable("identities")
             .set({ verified_at: at })
@@ -227,12 +232,62 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
             .where("account_id", "=", accountId)
             .executeTakeFirst();
           if (Number(result.numUpdatedRows) === 0) throw unknownIdentity;
+          // Only an email identity's proof says the account's email is verified.
+          const identity = await trx.selectFrom("identities").select("kind").where("id", "=", identityId).executeTakeFirstOrThrow();
+          if (Number(identity.kind) === IdentityKind.EMAIL) await trx.updateTable("accounts").set({ email_verified: 1 }).where("id", "=", accountId).execute();
           return true;
         });
       } catch (error) {
         if (error === unknownIdentity) return false;
         throw error;
       }
+    },
+
+    async addIdentity({ tenantId, accountId, identity, retire = [], profile, messages = [], at }) {
+      const refused = new Error("refused: roll back");
+      try {
+        return await db.transaction().execute(async (trx) => {
+          // The account row first (its lock, as removeIdentity and erasure take it), then the
+          // identity, whose unique index decides who holds a value: never moved, never twice.
+          let account = trx.updateTable("accounts").set({ updated_at: at }).where("id", "=", accountId).where("tenant_id", "=", tenantId);
+          if (profile) {
+            account = trx
+              .updateTable("accounts")
+              .set({ updated_at: at, profile: profile.sealed, ...(profile.emailVerified ? { email_verified: 1 } : {}) })
+              .where("id", "=", accountId)
+              .where("tenant_id", "=", tenantId)
+              .where("profile", "=", profile.expectedSealed);
+          }
+          if (Number((await account.executeTakeFirst()).numUpdatedRows) !== 1) throw refused;
+          await trx.insertInto("identities").values(identityRow(identity)).execute();
+          if (retire.length > 0)
+            await trx
+              .deleteFrom("identities")
+              .where("account_id", "=", accountId)
+              .where("id", "in", [...retire])
+              .execute();
+          await insertMessages(trx, messages);
+          return true;
+        });
+      } catch (error) {
+        if (error === refused) return false;
+        if (isUniqueViolation(error)) throw new DuplicateIdentityError();
+        throw error;
+      }
+    },
+
+    async setIdentityProfile({ accountId, identityId, profileSealed, at }) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable("identities")
+          .set({ profile: profileSealed })
+          .where("id", "=", identityId)
+          .where("account_id", "=", accountId)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        await trx.updateTable("accounts").set({ updated_at: at }).where("id", "=", accountId).execute();
+        return true;
+      });
     },
 
     async setPasswordHash(accountId, passwordHash, at, endSessions) {
@@ -249,7 +304,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       );
     },
 
-    async removeIdentity({ accountId, identityId, at }) {
+    async removeIdentity({ accountId, identityId, at, profile }) {
       return db.transaction().execute(async (trx) => {
         // A no-op update takes the account row's lock (MySQL; SQLite serializes writers):
         // concurrent removals from one account queue here, so each sees the other's result.
@@ -262,6 +317,15 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
         const target = identities.find((i) => i.id === identityId);
         if (!target) return "not_found";
         if (target.verified_at !== null && !identities.some((i) => i.id !== identityId && i.verified_at !== null)) return "last_verified";
+        if (profile) {
+          const changed = await trx
+            .updateTable("accounts")
+            .set({ profile: profile.sealed, email_verified: profile.emailVerified ? 1 : 0 })
+            .where("id", "=", accountId)
+            .where("profile", "=", profile.expectedSealed)
+            .executeTakeFirst();
+          if (Number(changed.numUpdatedRows) !== 1) return "stale";
+        }
         await trx.deleteFrom("identities").where("id", "=", identityId).where("account_id", "=", accountId).execute();
         await trx.updateTable("accounts").set({ updated_at: at }).where("id", "=", accountId).execute();
         return "removed";
@@ -290,6 +354,52 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
             .where("email_verified", "=", 0)
             .executeTakeFirst();
           if (Number(result.numDeletedRows) !== 1) return false;
+          await deleteAccountRows(trx, id);
+          return true;
+        });
+        if (gone) deleted.push(id);
+      }
+      // After the rows: a key left by a failure here is harmless, an account without one is not.
+      await keys.delete(deleted);
+      return deleted;
+    },
+
+    async purgeGuests({ tenantId, createdBefore, limit }) {
+      // Served by identities_kind_created (0010): a range over the tenant's old guest identities.
+      // Only guest-only accounts (the other identities found through identities_account), so that
+      // fewer than `limit` means nothing more is due.
+      const candidates = await db
+        .selectFrom("identities as g")
+        .select("g.account_id")
+        .where("g.tenant_id", "=", tenantId)
+        .where("g.kind", "=", IdentityKind.GUEST)
+        .where("g.created_at", "<", createdBefore)
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom("identities as o").select("o.id").whereRef("o.account_id", "=", "g.account_id").where("o.kind", "!=", IdentityKind.GUEST))),
+        )
+        .orderBy("g.created_at")
+        .limit(limit)
+        .execute();
+      const deleted: string[] = [];
+      for (const { account_id: id } of candidates) {
+        const gone = await db.transaction().execute(async (trx) => {
+          // The account row's lock first (as addIdentity takes it): an upgrade racing the purge
+          // either commits first (and the account is kept) or waits and finds it gone.
+          const locked = await trx
+            .updateTable("accounts")
+            .set((eb) => ({ updated_at: eb.ref("updated_at") }))
+            .where("id", "=", id)
+            .executeTakeFirst();
+          if (Number(locked.numUpdatedRows) !== 1) return false;
+          const others = await trx
+            .selectFrom("identities")
+            .select("id")
+            .where("account_id", "=", id)
+            .where("kind", "!=", IdentityKind.GUEST)
+            .limit(1)
+            .execute();
+          if (others.length > 0) return false;
+          await trx.deleteFrom("accounts").where("id", "=", id).execute();
           await deleteAccountRows(trx, id);
           return true;
         });
