@@ -13,7 +13,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import argon2 from "argon2";
 import { Redis } from "ioredis";
 import { createConnection, type Connection } from "mysql2/promise";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
@@ -26,6 +26,7 @@ import { DEFAULT_TENANT_SETTINGS } from "../src/domain/tenants.ts";
 import { grpcCall, grpcFrame, h2loadPath, runH2load, runNodeLoad, stopLoad, type LoadOptions, type LoadResult } from "./load.ts";
 import { startInbox, type Inbox } from "./mail.ts";
 import { createSeeder, listUsersTokenAfter } from "./accounts.ts";
+import { benchValidator, median, p99, type ValidatorBench } from "./validator.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CORES = availableParallelism();
@@ -50,6 +51,8 @@ const ACCOUNTS = (() => {
 })();
 const SMALL_ACCOUNTS = 1000;
 const SKIP_VALIDATE = process.env.BENCH_SKIP_VALIDATE === "1";
+/** Sign-outs timed on their way to two session validators (the published client's). */
+const REVOCATION_SAMPLES = 50;
 
 const say = (line = "") => process.stdout.write(`${line}\n`);
 const fmt = (n: number, digits = 0) =>
@@ -286,6 +289,22 @@ function cpuWindow(root: number, startAfterMs: number) {
   };
 }
 
+/** An API key with sessions.validate in the default tenant, made as an operator would (`npm run admin -- create-api-key`). */
+function createApiKeyWithCli(env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["src/cli/admin.ts", "create-api-key", "--tenant", "default", "--name", "bench validator", "--permissions", "sessions.validate"],
+      { cwd: ROOT, env: cleanEnv(env), timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const secret = stdout.trim();
+        if (error || !secret.startsWith("idk_")) reject(new Error(`create-api-key failed: ${error?.message ?? ""} ${stderr}`));
+        else resolve(secret);
+      },
+    );
+  });
+}
+
 // ----------------------------------------------------------------- Connect JSON
 
 interface ConnectAnswer {
@@ -402,6 +421,8 @@ interface Account {
   email: string;
   ip: string;
   accountId: string;
+  /** The session VerifyIdentity signed in. */
+  sessionToken: string;
 }
 
 async function createAccounts(base: string, inbox: Inbox, count: number, password: string): Promise<Account[]> {
@@ -412,7 +433,7 @@ async function createAccounts(base: string, inbox: Inbox, count: number, passwor
     expectOk(await connectCall(base, "identity.v1.IdentityService/SignUp", { email, password, locale: "en" }, ip), `SignUp ${i}`);
     const token = await inbox.verificationToken(email, 60_000);
     const verified = expectOk(await connectCall(base, "identity.v1.IdentityService/VerifyIdentity", { token }, ip), `VerifyIdentity ${i}`);
-    accounts[i] = { email, ip, accountId: String(verified.accountId) };
+    accounts[i] = { email, ip, accountId: String(verified.accountId), sessionToken: String(verified.sessionToken) };
   });
   return accounts;
 }
@@ -635,6 +656,7 @@ interface Report {
   service?: Measured;
   serviceWorkers?: number;
   signIn?: SignInResult;
+  validator?: ValidatorBench;
   scale?: ScaleRow[];
   checks: string[];
 }
@@ -796,9 +818,11 @@ async function main(): Promise<number> {
     const signInAccounts = Math.ceil((Math.max(argon2Limit, report.argon2.parallelPerS) * (LOAD_S + SIGN_IN_WARM_UP_S) * 1.5) / perAccount);
     const password = `Bench-${randomBytes(18).toString("base64url")}`;
     const setupStart = performance.now();
-    const accounts = await createAccounts(base, inbox, 1 + signInAccounts, password);
+    const accounts = await createAccounts(base, inbox, 1 + REVOCATION_SAMPLES + signInAccounts, password);
     say(`setup: ${accounts.length} accounts signed up and verified through SMTP in ${((performance.now() - setupStart) / 1000).toFixed(1)} s`);
-    const [owner, ...signInPool] = accounts as [Account, ...Account[]];
+    const [owner, ...rest] = accounts as [Account, ...Account[]];
+    const revocationSamples = rest.slice(0, REVOCATION_SAMPLES);
+    const signInPool = rest.slice(REVOCATION_SAMPLES);
     const signedIn = expectOk(
       await connectCall(base, "identity.v1.SessionService/SignIn", { emailPassword: { email: owner.email, password } }, owner.ip),
       "SignIn",
@@ -852,6 +876,33 @@ async function main(): Promise<number> {
       const after = await checkValidate(serviceUrl, body, owner.accountId);
       say(`  one real call before and after the load: ${before.detail}; after: ${after.ok ? "OK" : after.detail}`);
       if (!after.ok) report.checks.push(`ValidateSession after the load answered ${after.detail}`);
+
+      // 2b. The published session validator, in this process.
+      say();
+      say("the published session validator (packages/client), in the calling process");
+      const apiKey = await createApiKeyWithCli({
+        MYSQL_URL: serviceMysql.toString(),
+        REDIS_URL: redisUrl,
+        REDIS_KEY_PREFIX: redisPrefix,
+        KEY_ENCRYPTION_KEYS: `${kek.id}:${kek.key.toString("base64")}`,
+        BLIND_INDEX_KEY: blindIndexKey.toString("base64"),
+        DATA_DIR: dataDir,
+        LOG_LEVEL: "error",
+      });
+      const v = await benchValidator({
+        base,
+        apiKey,
+        sessionToken,
+        samples: revocationSamples.map((a) => a.sessionToken),
+        seconds: Math.min(LOAD_S, 5),
+        signOut: async (token) =>
+          void expectOk(await connectCall(base, "identity.v1.SessionService/SignOut", {}, owner.ip, { authorization: `Bearer ${token}` }), "SignOut"),
+      });
+      report.validator = v;
+      say(`  validate() answered from its cache: ${fmt(v.perS)} calls/s (one caller awaiting each; no network call)`);
+      say(
+        `  revocation delay, SignOut sent → dropped by both validators (gRPC and Connect streams), ${v.delaysMs.length} sign-outs: median ${ms(median(v.delaysMs))}, p99 ${ms(p99(v.delaysMs))}, max ${ms(Math.max(...v.delaysMs))} (SignOut round trip alone: median ${ms(median(v.signOutMs))})`,
+      );
     }
 
     // 3. SignIn under load.
@@ -937,6 +988,26 @@ async function main(): Promise<number> {
       ]),
       [`  p99 at ${CONNECTIONS}×${STREAMS} (saturated)`, ms(measured.full.load.p99Ms), "", "", "< 5 ms", verdict(measured.full.load.p99Ms < 5)],
       [`  p99 at ${CONNECTIONS}×${LIGHT_STREAMS} (below saturation)`, ms(measured.light.p99Ms), "", "", "< 5 ms", verdict(measured.light.p99Ms < 5)],
+      ...(report.validator
+        ? [
+            [
+              "  session validator in-process ÷ ValidateSession over gRPC",
+              `${fmt(report.validator.perS)}/s`,
+              `${fmt(measured.full.load.callsPerS)}/s`,
+              `${(report.validator.perS / measured.full.load.callsPerS).toFixed(0)}×`,
+              "",
+              "",
+            ],
+            [
+              "  revocation delay to 2 validators, median / p99",
+              ms(median(report.validator.delaysMs)),
+              ms(p99(report.validator.delaysMs)),
+              "",
+              "p99 < 1 s",
+              verdict(p99(report.validator.delaysMs) < 1000),
+            ],
+          ]
+        : []),
     ];
     const rows: string[][] = [
       ...(measured ? validateRows(measured) : [["goal", "figure", "reference", "ratio", "goal", ""]]),

@@ -173,6 +173,7 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
     },
     async close(graceMs) {
       shuttingDown = true;
+      runtime.app.revocationFeed.close(); // revocation streams never finish by themselves
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const session of sessions) session.close(); // GOAWAY: in-flight streams finish
       h1?.closeIdleConnections();

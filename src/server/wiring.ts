@@ -29,6 +29,7 @@ import type { DurableStores, EphemeralStores } from "../domain/ports/stores.ts";
 import { createAddressRequests } from "../domain/address-requests.ts";
 import { createRecoveryFlows, passwordFingerprint } from "../domain/recovery.ts";
 import { createRetention, startRetention, type Retention } from "../domain/retention.ts";
+import { createRevocationFeed } from "../domain/revocation-feed.ts";
 import { createRevocations, startRevocationLoop, type Revocations } from "../domain/revocations.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
@@ -167,9 +168,18 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     },
   });
   await sessions.listen();
+  const revocationFeed = createRevocationFeed(ephemeral.invalidation);
+  await revocationFeed.listen();
   const revocations = createRevocations({
     store: durable.revocations,
-    sessions,
+    // What this instance refuses while a revocation is pending, validators in other processes refuse too.
+    sessions: {
+      endWhere: (accountId, which) => sessions.endWhere(accountId, which),
+      refuseRevoked(pending) {
+        sessions.refuseRevoked(pending);
+        revocationFeed.pending(pending);
+      },
+    },
     now,
     onDeferred: (err) => log.warn({ err }, "sessions of a committed change could not be ended yet: refused meanwhile, retried until done"),
   });
@@ -311,6 +321,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       users,
       failedMessages,
       revocations,
+      revocationFeed,
     },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,

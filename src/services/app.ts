@@ -10,6 +10,7 @@ import type { Erasure } from "../domain/erasure.ts";
 import type { FailedMessages } from "../domain/failed-messages.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
 import type { RecoveryFlows } from "../domain/recovery.ts";
+import type { RevocationFeed } from "../domain/revocation-feed.ts";
 import type { Revocations } from "../domain/revocations.ts";
 import type { Profiles } from "../domain/profile.ts";
 import type { Sessions } from "../domain/sessions.ts";
@@ -32,4 +33,6 @@ export interface App {
   failedMessages: FailedMessages;
   /** Durable revocation (RevokeOtherSessions ends sessions the way admin changes do). */
   revocations: Pick<Revocations, "revokeAll">;
+  /** What WatchRevocations streams (src/domain/revocation-feed.ts). */
+  revocationFeed: RevocationFeed;
 }

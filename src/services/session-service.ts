@@ -12,6 +12,7 @@ import { requireNonEmpty } from "../domain/validation.ts";
 import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
 import { bearerOf, bearerToken, requestMeta, requireSession, tenantOf } from "./call-context.ts";
+import { watchRevocations } from "./revocation-stream.ts";
 import { ACCOUNT_FIELD_PATHS, accountToProto, pickAccountFields, sessionToProto } from "./convert.ts";
 
 export const sessionAccess = {
@@ -24,6 +25,8 @@ export const sessionAccess = {
   revokeSession: "session",
   revokeOtherSessions: "session",
   refreshSession: "session",
+  // An API key with sessions.validate (watchRevocations authorizes it).
+  watchRevocations: "principal",
 } as const satisfies AccessPolicy<typeof SessionService>;
 
 export function validateResponse(session: SessionRecord): ValidateSessionResponse {
@@ -96,5 +99,6 @@ export function sessionService(app: App) {
       const refreshed = await app.sessions.refresh(valid, tenant.settings);
       return { expireTime: timestampFromMs(refreshed.expiresAt) };
     },
+    watchRevocations: (_req, ctx) => watchRevocations(app.revocationFeed, ctx),
   } satisfies ServiceImpl<typeof SessionService>;
 }

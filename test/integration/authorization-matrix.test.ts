@@ -79,6 +79,8 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.SessionService.RevokeSession": { permission: null, expect: "U A A A P P A", request: { sessionId: UNKNOWN_ID } },
   "identity.v1.SessionService.RevokeOtherSessions": { permission: null, expect: "U A A A P P A" },
   "identity.v1.SessionService.RefreshSession": { permission: null, expect: "U A A A P P A" },
+  // The revocation stream of the published validator: an API key with sessions.validate only, never a person's session.
+  "identity.v1.SessionService.WatchRevocations": { permission: "sessions.validate", expect: "U P P P A P P" },
   // AccountService: the caller's own account, a person's session only.
   "identity.v1.AccountService.GetAccount": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.UpdateAccount": { permission: null, expect: "U A A A P P A" },
@@ -146,14 +148,17 @@ describe.each(BACKENDS)("authorization matrix on the %s backend", (backend) => {
     ...(credential ? { authorization: `Bearer ${credential}` } : {}),
   });
 
-  /** The code of one call (undefined when it succeeded); a server stream is read to its end. */
+  /** The code of one call (undefined when it succeeded); a server stream is read up to its first message (authorization comes before it; some never end). */
   async function codeOfCall(method: DescMethod, request: Record<string, unknown>, credential: string | undefined): Promise<Code | undefined> {
     const client = createClient(method.parent, transport) as unknown as Record<string, (input: unknown, options: unknown) => unknown>;
     const input = create(method.input as DescMessage, request as never);
     const options = { headers: headersFor(credential) };
     try {
       if (method.methodKind === "server_streaming") {
-        for await (const _ of client[method.localName]!(input, options) as AsyncIterable<unknown>) void _;
+        for await (const _ of client[method.localName]!(input, options) as AsyncIterable<unknown>) {
+          void _;
+          break;
+        }
       } else {
         await client[method.localName]!(input, options);
       }

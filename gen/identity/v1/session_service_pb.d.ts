@@ -358,6 +358,215 @@ export declare type RefreshSessionResponse = Message<"identity.v1.RefreshSession
 export declare const RefreshSessionResponseSchema: GenMessage<RefreshSessionResponse>;
 
 /**
+ * WatchRevocationsRequest opens the revocation stream of the API key's tenant.
+ *
+ * @generated from message identity.v1.WatchRevocationsRequest
+ */
+export declare type WatchRevocationsRequest = Message<"identity.v1.WatchRevocationsRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export declare const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest>;
+
+/**
+ * WatchRevocationsResponse is one event of the revocation stream.
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse
+ */
+export declare type WatchRevocationsResponse = Message<"identity.v1.WatchRevocationsResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from oneof identity.v1.WatchRevocationsResponse.event
+   */
+  event: {
+    /**
+     * The first message.
+     *
+     * @generated from field: identity.v1.WatchRevocationsResponse.Ready ready = 1;
+     */
+    value: WatchRevocationsResponse_Ready;
+    case: "ready";
+  } | {
+    /**
+     * Sessions that ended.
+     *
+     * @generated from field: identity.v1.WatchRevocationsResponse.SessionsEnded sessions_ended = 2;
+     */
+    value: WatchRevocationsResponse_SessionsEnded;
+    case: "sessionsEnded";
+  } | {
+    /**
+     * An account-wide invalidation.
+     *
+     * @generated from field: identity.v1.WatchRevocationsResponse.AccountInvalidated account_invalidated = 3;
+     */
+    value: WatchRevocationsResponse_AccountInvalidated;
+    case: "accountInvalidated";
+  } | {
+    /**
+     * A tenant-wide invalidation.
+     *
+     * @generated from field: identity.v1.WatchRevocationsResponse.TenantInvalidated tenant_invalidated = 4;
+     */
+    value: WatchRevocationsResponse_TenantInvalidated;
+    case: "tenantInvalidated";
+  } | {
+    /**
+     * Drop everything cached.
+     *
+     * @generated from field: identity.v1.WatchRevocationsResponse.Reset reset = 5;
+     */
+    value: WatchRevocationsResponse_Reset;
+    case: "reset";
+  } | {
+    /**
+     * The stream is alive.
+     *
+     * @generated from field: identity.v1.WatchRevocationsResponse.Heartbeat heartbeat = 6;
+     */
+    value: WatchRevocationsResponse_Heartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse>;
+
+/**
+ * The stream is live: revocations from now on are delivered.
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse.Ready
+ */
+export declare type WatchRevocationsResponse_Ready = Message<"identity.v1.WatchRevocationsResponse.Ready"> & {
+  /**
+   * The API key's tenant: only its sessions may be cached, and only its
+   * tenant-wide invalidations are streamed.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The key of this stream's account digests (32 random bytes).
+   *
+   * @generated from field: bytes account_digest_key = 2;
+   */
+  accountDigestKey: Uint8Array;
+
+  /**
+   * How often a heartbeat is sent; a silence of three intervals means the
+   * stream is dead.
+   *
+   * @generated from field: int32 heartbeat_interval_ms = 3;
+   */
+  heartbeatIntervalMs: number;
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.Ready.
+ * Use `create(WatchRevocationsResponse_ReadySchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponse_ReadySchema: GenMessage<WatchRevocationsResponse_Ready>;
+
+/**
+ * Sessions that ended.
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse.SessionsEnded
+ */
+export declare type WatchRevocationsResponse_SessionsEnded = Message<"identity.v1.WatchRevocationsResponse.SessionsEnded"> & {
+  /**
+   * SHA-256 (hex, lowercase) of each ended session's token.
+   *
+   * @generated from field: repeated string token_hashes = 1;
+   */
+  tokenHashes: string[];
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.SessionsEnded.
+ * Use `create(WatchRevocationsResponse_SessionsEndedSchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponse_SessionsEndedSchema: GenMessage<WatchRevocationsResponse_SessionsEnded>;
+
+/**
+ * Every session of an account ended (a role change, a deactivation, a
+ * password reset, an erasure).
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse.AccountInvalidated
+ */
+export declare type WatchRevocationsResponse_AccountInvalidated = Message<"identity.v1.WatchRevocationsResponse.AccountInvalidated"> & {
+  /**
+   * HMAC-SHA-256 (hex, lowercase) of the account id (the part of a session
+   * token before the dot) under Ready.account_digest_key: other tenants'
+   * account ids are never sent in clear.
+   *
+   * @generated from field: string account_digest = 1;
+   */
+  accountDigest: string;
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.AccountInvalidated.
+ * Use `create(WatchRevocationsResponse_AccountInvalidatedSchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponse_AccountInvalidatedSchema: GenMessage<WatchRevocationsResponse_AccountInvalidated>;
+
+/**
+ * Every session of the tenant must be checked again (its settings changed).
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse.TenantInvalidated
+ */
+export declare type WatchRevocationsResponse_TenantInvalidated = Message<"identity.v1.WatchRevocationsResponse.TenantInvalidated"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.TenantInvalidated.
+ * Use `create(WatchRevocationsResponse_TenantInvalidatedSchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponse_TenantInvalidatedSchema: GenMessage<WatchRevocationsResponse_TenantInvalidated>;
+
+/**
+ * Drop everything cached.
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse.Reset
+ */
+export declare type WatchRevocationsResponse_Reset = Message<"identity.v1.WatchRevocationsResponse.Reset"> & {
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.Reset.
+ * Use `create(WatchRevocationsResponse_ResetSchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponse_ResetSchema: GenMessage<WatchRevocationsResponse_Reset>;
+
+/**
+ * Nothing happened; the stream is alive.
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse.Heartbeat
+ */
+export declare type WatchRevocationsResponse_Heartbeat = Message<"identity.v1.WatchRevocationsResponse.Heartbeat"> & {
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.Heartbeat.
+ * Use `create(WatchRevocationsResponse_HeartbeatSchema)` to create a new message.
+ */
+export declare const WatchRevocationsResponse_HeartbeatSchema: GenMessage<WatchRevocationsResponse_Heartbeat>;
+
+/**
  * SessionService signs people in and out and validates their sessions.
  *
  * A session token is `<account id>.<secret>` (256 random bits); the service
@@ -471,6 +680,29 @@ export declare const SessionService: GenService<{
     methodKind: "unary";
     input: typeof RefreshSessionRequestSchema;
     output: typeof RefreshSessionResponseSchema;
+  },
+  /**
+   * Streams revocations as they happen, for validators that cache sessions in
+   * the calling service (the published client's session validator). Needs an
+   * API key holding sessions.validate. The first message is `ready` (the
+   * stream is live from then on); then ended sessions (token hashes),
+   * account-wide invalidations (as digests keyed by the stream's nonce),
+   * tenant-wide invalidations of the key's tenant, `reset` (drop everything)
+   * and a heartbeat every few seconds. The stream ends with Unavailable when
+   * this instance stops receiving revocations (messages may have been missed):
+   * reconnect, and drop what was cached before.
+   * Errors: Unauthenticated AUTHENTICATION_REQUIRED or API_KEY_INVALID;
+   * PermissionDenied API_KEY_REQUIRED (a session token instead of an API key)
+   * or PERMISSION_REQUIRED; Unauthenticated API_KEY_INVALID also ends a live
+   * stream when its key is revoked; Unavailable when revocations cannot be
+   * received now.
+   *
+   * @generated from rpc identity.v1.SessionService.WatchRevocations
+   */
+  watchRevocations: {
+    methodKind: "server_streaming";
+    input: typeof WatchRevocationsRequestSchema;
+    output: typeof WatchRevocationsResponseSchema;
   },
 }>;
 
