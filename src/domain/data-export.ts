@@ -196,6 +196,7 @@ export function createDataExport(deps: DataExportDeps): DataExport {
         lastSeenTime: iso(s.lastSeenAt),
         expireTime: iso(s.expiresAt),
         absoluteExpireTime: iso(s.absoluteExpiresAt),
+        authenticationMethods: s.methods.map((m) => ({ method: m.method, identityId: m.identityId, completeTime: iso(m.at) })),
       }));
 
       yield* section("consents", deps.consents.historyPages(tenantId, accountId, EXPORT_PART_RECORDS), consentRecord, async () => ({

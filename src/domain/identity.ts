@@ -18,7 +18,7 @@ import type { Random } from "./ports/random.ts";
 import type { TokenStore } from "./ports/tokens.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
-import { AccountState, AssuranceLevel, IdentityKind, Role, type Account, type Locale, type Tenant, type TenantSettings } from "./types.ts";
+import { AccountState, AssuranceLevel, AuthMethod, IdentityKind, Role, type Account, type Locale, type Tenant, type TenantSettings } from "./types.ts";
 import type { FoundIdentity } from "./found-identity.ts";
 import { linkBase } from "./found-identity.ts";
 import { checkNewPassword, normalizeEmail, normalizePassword, parseLocale, PASSWORD_MAX_LENGTH } from "./validation.ts";
@@ -231,7 +231,9 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           throw tokenRefused("token");
         const { account, dataKey } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
         assertCanSignIn(account);
-        const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1, dataKey);
+        const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1, dataKey, [
+          { method: AuthMethod.EMAIL_LINK, identityId: taken.identityId },
+        ]);
         return { ok: true, value: { ...issued, account }, subject };
       } catch (error) {
         return { ok: false, error, subject };
@@ -266,7 +268,9 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           passwordHash = await passwords.hash(password);
           await accounts.setPasswordHash(account.id, passwordHash, now());
         }
-        const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1, dataKey);
+        const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1, dataKey, [
+          { method: AuthMethod.PASSWORD, identityId: found.identity.id },
+        ]);
         // A deactivation, role change or password reset that ended every session while
         // this sign-in was checking the password must not miss the session issued now.
         const current = (await accounts.getAccount(tenant.id, account.id))?.account;

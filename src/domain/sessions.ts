@@ -14,7 +14,7 @@ import { accountGroup, createInvalidatedCache, listenForInvalidations, tenantGro
 import type { InvalidationBus } from "./ports/invalidation.ts";
 import type { PendingRevocation } from "./ports/revocations.ts";
 import type { SessionStore } from "./ports/sessions.ts";
-import type { Account, AssuranceLevel, SessionRecord, TenantSettings } from "./types.ts";
+import type { Account, AssuranceLevel, AuthenticationMethod, SessionRecord, TenantSettings } from "./types.ts";
 
 export interface RequestMeta {
   ip: string;
@@ -57,8 +57,19 @@ export function openSessionClient(dataKey: Buffer | undefined, session: SessionR
 }
 
 export interface Sessions {
-  /** `dataKey`: the account's, which seals where the session was opened. */
-  issue(account: Account, settings: TenantSettings, meta: RequestMeta, assurance: AssuranceLevel, dataKey: Buffer): Promise<IssuedSession>;
+  /**
+   * `dataKey`: the account's, which seals where the session was opened;
+   * `methods`: the proofs it is opened with (recorded, shown by ListSessions and ValidateSession);
+   * one without `at` was completed now (the session's creation time).
+   */
+  issue(
+    account: Account,
+    settings: TenantSettings,
+    meta: RequestMeta,
+    assurance: AssuranceLevel,
+    dataKey: Buffer,
+    methods: ReadonlyArray<Omit<AuthenticationMethod, "at"> & { at?: number }>,
+  ): Promise<IssuedSession>;
   /**
    * The live session behind a token; unauthenticated when unknown, expired,
    * revoked or malformed. Answers synchronously (a plain value, no I/O) when the
@@ -169,7 +180,7 @@ export function createSessions(deps: {
   }
 
   return {
-    async issue(account, settings, meta, assurance, dataKey) {
+    async issue(account, settings, meta, assurance, dataKey, methods) {
       const at = deps.now();
       const absoluteExpiresAt = at + settings.sessionAbsoluteLifetimeMs;
       const sessionId = newId(at, random);
@@ -184,6 +195,7 @@ export function createSessions(deps: {
         expiresAt: Math.min(at + settings.sessionIdleTimeoutMs, absoluteExpiresAt),
         absoluteExpiresAt,
         client: sealSessionClient(dataKey, sessionId, meta),
+        methods: methods.map((m) => ({ method: m.method, identityId: m.identityId, at: m.at ?? at })),
       };
       const token = `${account.id}.${randomToken(random, 32)}`;
       await deps.store.create(hashSecret(token), session, session.expiresAt - at);

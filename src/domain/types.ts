@@ -78,6 +78,30 @@ export interface Account {
   updatedAt: number;
 }
 
+/**
+ * How a session was authenticated (Kratos' authentication_methods): the proofs
+ * it was opened with, in order. `method` names the proof; other modules add
+ * theirs (second factors: "totp", "recovery_code"; external: "oidc").
+ */
+export const AuthMethod = {
+  /** An email address and the account's password. */
+  PASSWORD: "password",
+  /** The link from a verification email (VerifyIdentity). */
+  EMAIL_LINK: "email_link",
+  /** A one-time code sent by SMS to a phone identity. */
+  PHONE_CODE: "phone_code",
+  /** A guest sign-in (a new anonymous account). */
+  GUEST: "guest",
+} as const;
+
+export interface AuthenticationMethod {
+  method: string;
+  /** The identity the proof was about; "" for a proof that is not about one (a second factor). */
+  identityId: string;
+  /** When the proof was completed. */
+  at: number;
+}
+
 /** A live session as kept in the ephemeral store (compact: it is read on every request). */
 export interface SessionRecord {
   sessionId: string;
@@ -96,6 +120,8 @@ export interface SessionRecord {
    * src/domain/sessions.ts): opened only to list sessions, never to validate one.
    */
   client: string;
+  /** The proofs the session was opened with, in order (at least one for a session issued since they were recorded). */
+  methods: AuthenticationMethod[];
 }
 
 /** Purposes of single-use out-of-band tokens; a token only works for its own purpose. */

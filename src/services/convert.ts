@@ -59,7 +59,13 @@ export function sessionToProto(session: SessionRecord, client: { ip: string; use
     expireTime: timestampFromMs(session.expiresAt),
     assuranceLevel: session.assurance,
     current,
+    authenticationMethods: authenticationMethodsToProto(session),
   });
+}
+
+/** The session's proofs, in order, as ListSessions and ValidateSession show them. */
+export function authenticationMethodsToProto(session: SessionRecord) {
+  return session.methods.map((m) => ({ method: m.method, identityId: m.identityId, completeTime: timestampFromMs(m.at) }));
 }
 
 /** Keeps only the Account fields named in a mask's paths (snake_case, as in FieldMask). */

@@ -13,7 +13,7 @@ import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
 import { bearerOf, bearerToken, requestMeta, requireSession, tenantOf } from "./call-context.ts";
 import { watchRevocations } from "./revocation-stream.ts";
-import { ACCOUNT_FIELD_PATHS, accountToProto, pickAccountFields, sessionToProto } from "./convert.ts";
+import { ACCOUNT_FIELD_PATHS, accountToProto, authenticationMethodsToProto, pickAccountFields, sessionToProto } from "./convert.ts";
 
 export const sessionAccess = {
   signIn: "anonymous",
@@ -37,6 +37,7 @@ export function validateResponse(session: SessionRecord): ValidateSessionRespons
     assuranceLevel: session.assurance,
     expireTime: timestampFromMs(session.expiresAt),
     sessionId: session.sessionId,
+    authenticationMethods: authenticationMethodsToProto(session),
   });
 }
 

@@ -77,6 +77,7 @@ describe.skipIf(!CLUSTER_AVAILABLE)("Redis Cluster", () => {
     tenantId: "tenant-1",
     role: Role.USER,
     assurance: AssuranceLevel.AAL1,
+    methods: [],
     createdAt: Date.now(),
     lastSeenAt: Date.now(),
     expiresAt: Date.now() + 3_600_000,

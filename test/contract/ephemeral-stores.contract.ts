@@ -35,6 +35,7 @@ function session(accountId: string, at: number, overrides: Partial<SessionRecord
     tenantId: "tenant-1",
     role: Role.USER,
     assurance: AssuranceLevel.AAL1,
+    methods: [{ method: "password", identityId: accountId, at }],
     createdAt: at,
     lastSeenAt: at,
     expiresAt: at + HOUR,

@@ -372,7 +372,8 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
         pushTokens: [{ deviceId: "alice-phone", platform: "android", token: "alice-push-token-abc" }],
         passwordSet: true,
       });
-      expect(records(parts, "identities")).toEqual([expect.objectContaining({ kind: "EMAIL", value: alice.email, verified: true })]);
+      const identities = records(parts, "identities");
+      expect(identities).toEqual([expect.objectContaining({ kind: "EMAIL", value: alice.email, verified: true, issuer: "", profile: {} })]);
 
       const sessions = records(parts, "sessions");
       expect(sessions).toHaveLength(2);
@@ -381,6 +382,7 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
         expect(Object.keys(s).sort()).toEqual([
           "absoluteExpireTime",
           "assuranceLevel",
+          "authenticationMethods",
           "createTime",
           "expireTime",
           "id",
@@ -388,6 +390,12 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
           "lastSeenTime",
           "userAgent",
         ]);
+      // Each says how it was opened (the verification link, or a password sign-in, of the email identity).
+      for (const s of sessions)
+        expect(s.authenticationMethods).toEqual([
+          { method: expect.stringMatching(/^(email_link|password)$/), identityId: identities[0]!.id, completeTime: s.createTime },
+        ]);
+      expect(sessions.map((s) => s.authenticationMethods[0].method).sort()).toEqual(["email_link", "password"]);
 
       const [consents] = parts.filter((p) => p.section === "consents");
       expect(consents!.current!.map((c: any) => `${c.purpose}:${c.version}:${c.granted}`)).toEqual([

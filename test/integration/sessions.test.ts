@@ -104,6 +104,21 @@ describe.each(BACKENDS)("sessions on the %s backend", (backend) => {
         expect(ms(s.expireTime)).toBe(ms(s.createTime) + DEFAULT_TENANT_SETTINGS.sessionIdleTimeoutMs);
       }
 
+      // Each records how it was opened: the two sign-ins by password, the first by the verification link, all about the email identity.
+      const [email] = (await api.call(IdentityService.method.listIdentities, {}, bearer(laptop))).identities;
+      expect(listed.sessions.map((s) => s.authenticationMethods.map((m) => [m.method, m.identityId, ms(m.completeTime)]))).toStrictEqual(
+        listed.sessions.map((s) => [[s.id === ids[2] ? "email_link" : "password", email!.id, ms(s.createTime)]]),
+      );
+      // ValidateSession shows the same, on the fast path (grpc-js) and through Connect.
+      for (const [caller, token] of [
+        [fast, laptop],
+        [api, who.token],
+      ] as const) {
+        const valid = await validate(caller, token);
+        expect(valid.authenticationMethods.map((m) => m.method)).toStrictEqual([token === laptop ? "password" : "email_link"]);
+        expect(valid.authenticationMethods[0]!.identityId).toBe(email!.id);
+      }
+
       // From the phone, the phone is the current one.
       const fromPhone = await api.call(SessionService.method.listSessions, {}, bearer(phone));
       expect(fromPhone.sessions.filter((s) => s.current).map((s) => s.id)).toStrictEqual([ids[1]]);

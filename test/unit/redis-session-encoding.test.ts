@@ -25,6 +25,11 @@ describe("Redis session encoding", () => {
       expiresAt: at + 86_400_000,
       absoluteExpiresAt: at + 30 * 86_400_000,
       client: sealSessionClient(KEY, sessionId, { ip: "2001:0db8:85a3:0000:0000:8a2e:0370:7334", userAgent: "M".repeat(1000) }),
+      // A first factor about an identity, and a second factor (a name the encoding has no code for) after a minute.
+      methods: [
+        { method: "phone_code", identityId: "0191f0b2-7a4c-7c3e-9d1a-3b5f2c1e4a79", at },
+        { method: "totp", identityId: "", at: at + 60_000 },
+      ],
     };
     const raw = encodeSession(session);
     expect(Buffer.byteLength(raw)).toBeLessThan(512);
@@ -59,6 +64,13 @@ describe("Redis session encoding", () => {
       expiresAt: 2,
       absoluteExpiresAt: 3,
       client: "",
+      methods: [],
     });
+  });
+
+  it("reads an array written before authentication methods were recorded, with none", () => {
+    const raw = JSON.stringify([1, "s", "default", Role.USER, AssuranceLevel.AAL1, 1, 1, 2, 3, "sealed"]);
+    expect(decodeSession(ACCOUNT, raw).methods).toEqual([]);
+    expect(decodeSession(ACCOUNT, raw).client).toBe("sealed");
   });
 });

@@ -60,7 +60,7 @@ describe("revocations", () => {
     await durable.stores.accounts.createAccount({ account: rows.account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages: [] });
     const found = (await durable.stores.accounts.getAccount("shop", rows.account.id))!;
     const { account } = openAccount(keyring, found.account, found.wrappedKey);
-    const issued = await sessions.issue(account, DEFAULT_TENANT_SETTINGS, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const issued = await sessions.issue(account, DEFAULT_TENANT_SETTINGS, META, AssuranceLevel.AAL1, TEST_DATA_KEY, []);
     clock += 1;
     await durable.stores.accounts.updateAccount({
       tenantId: "shop",

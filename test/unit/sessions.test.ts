@@ -19,6 +19,7 @@ import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 
 /** The account data key sessions seal their client under, in these tests. */
 const TEST_DATA_KEY = Buffer.alloc(32, 7);
+const METHODS = [{ method: "password", identityId: "0191f0b2-7a4c-7c3e-9d1a-3b5f2c1e4a70" }];
 const START = Date.UTC(2025, 0, 15, 12, 0, 0);
 const SECOND = 1000;
 const HOUR = 3_600_000;
@@ -87,7 +88,7 @@ describe("issue", () => {
   it('returns a token "<accountId>.<43 chars>" and the session record', async () => {
     const s = sessions();
     const acct = account({ role: Role.ADMIN });
-    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     const [prefix, secret, ...rest] = token.split(".");
     expect(rest).toEqual([]);
     expect(prefix).toBe(acct.id);
@@ -105,10 +106,21 @@ describe("issue", () => {
     expect(isId(session.sessionId)).toBe(true);
   });
 
+  it("records the authentication methods in order: one without a time completed at the session's creation", async () => {
+    const { session } = await sessions().issue(account(), settings(), META, AssuranceLevel.AAL2, TEST_DATA_KEY, [
+      { method: "phone_code", identityId: "i-1", at: START - 5 },
+      { method: "totp", identityId: "" },
+    ]);
+    expect(session.methods).toStrictEqual([
+      { method: "phone_code", identityId: "i-1", at: START - 5 },
+      { method: "totp", identityId: "", at: START },
+    ]);
+  });
+
   it("stores only the token hash", async () => {
     const s = sessions();
     const acct = account();
-    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(await stores.sessions.get(acct.id, hashSecret(token))).toEqual(session);
     expect(await stores.sessions.get(acct.id, token)).toBeUndefined();
   });
@@ -116,8 +128,8 @@ describe("issue", () => {
   it("issues a different token each time", async () => {
     const s = sessions();
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(a.token).not.toBe(b.token);
     expect(a.session.sessionId).not.toBe(b.session.sessionId);
   });
@@ -129,6 +141,7 @@ describe("issue", () => {
       META,
       AssuranceLevel.AAL1,
       TEST_DATA_KEY,
+      METHODS,
     );
     expect(session.expiresAt).toBe(START + HOUR);
     expect(session.absoluteExpiresAt).toBe(START + 30 * 24 * HOUR);
@@ -141,6 +154,7 @@ describe("issue", () => {
       META,
       AssuranceLevel.AAL2,
       TEST_DATA_KEY,
+      METHODS,
     );
     expect(session.expiresAt).toBe(START + HOUR);
     expect(session.absoluteExpiresAt).toBe(START + HOUR);
@@ -148,19 +162,19 @@ describe("issue", () => {
   });
 
   it("uses the default tenant settings (24 h idle, 30 d absolute)", async () => {
-    const { session } = await sessions().issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { session } = await sessions().issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(session.expiresAt).toBe(START + Math.min(DEFAULT_TENANT_SETTINGS.sessionIdleTimeoutMs, DEFAULT_TENANT_SETTINGS.sessionAbsoluteLifetimeMs));
   });
 
   it(`caps a long user agent at ${SESSION_USER_AGENT_MAX} characters`, async () => {
-    const { session } = await sessions().issue(account(), settings(), { ip: "::1", userAgent: "x".repeat(1000) }, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { session } = await sessions().issue(account(), settings(), { ip: "::1", userAgent: "x".repeat(1000) }, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(openSessionClient(TEST_DATA_KEY, session).userAgent).toHaveLength(SESSION_USER_AGENT_MAX);
   });
 
   it("keeps where a session was opened sealed under the account's data key, and lists it opened", async () => {
     const s = sessions();
     const meta = { ip: "2001:db8:85a3::8a2e:370:7334", userAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0" };
-    const { token, session } = await s.issue(account(), settings(), meta, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(account(), settings(), meta, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(JSON.stringify(session)).not.toContain(meta.ip);
     expect(JSON.stringify(session)).not.toContain("Firefox");
     expect(openSessionClient(Buffer.alloc(32, 8), session)).toEqual({ ip: "", userAgent: "" }); // another key opens nothing
@@ -174,7 +188,7 @@ describe("issue", () => {
 describe("validate", () => {
   it("returns the session and its token hash", async () => {
     const s = sessions();
-    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     const valid = await s.validate(token);
     expect(valid.session).toEqual(session);
     expect(valid.tokenHash).toBe(hashSecret(token));
@@ -182,7 +196,7 @@ describe("validate", () => {
 
   it("validate answers from the cache (synchronously) only after a first validate", async () => {
     const s = sessions();
-    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(cachedAnswer(s, token)).toBeUndefined();
     await s.validate(token);
     expect(cachedAnswer(s, token)).toEqual({ tokenHash: hashSecret(token), session });
@@ -190,7 +204,7 @@ describe("validate", () => {
 
   it("rejects an unknown well-formed token", async () => {
     const s = sessions();
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     const other = `${token.slice(0, 37)}${"A".repeat(43)}`;
     const error = await expectUnauthenticated(s.validate(other));
     expect(error.reason).toBe("SESSION_INVALID");
@@ -198,7 +212,7 @@ describe("validate", () => {
 
   it("rejects a token whose account prefix was swapped", async () => {
     const s = sessions();
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await expectUnauthenticated(s.validate(`${newId(clock)}${token.slice(36)}`));
   });
 
@@ -236,7 +250,7 @@ describe("end / endAll", () => {
   it("end makes validate fail, in this instance and from the store", async () => {
     const s = sessions();
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(token);
     await s.end(token);
     expect(cachedAnswer(s, token)).toBeUndefined();
@@ -246,7 +260,7 @@ describe("end / endAll", () => {
 
   it("end is idempotent and ignores malformed tokens", async () => {
     const s = sessions();
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.end(token);
     await expect(s.end(token)).resolves.toBeUndefined();
     await expect(s.end("garbage")).resolves.toBeUndefined();
@@ -255,8 +269,8 @@ describe("end / endAll", () => {
   it("end leaves the account's other sessions alone", async () => {
     const s = sessions();
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.end(a.token);
     await expect(settle(s.validate(b.token))).resolves.toMatchObject({ session: b.session });
   });
@@ -266,8 +280,8 @@ describe("end / endAll", () => {
     const acct = account();
     const other = account();
     const issued = [];
-    for (let i = 0; i < 4; i++) issued.push(await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY));
-    const bystander = await s.issue(other, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    for (let i = 0; i < 4; i++) issued.push(await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS));
+    const bystander = await s.issue(other, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     for (const { token } of issued) await s.validate(token); // cached too
     const [keep, ...rest] = issued;
     if (!keep) throw new Error("unreachable");
@@ -286,8 +300,8 @@ describe("end / endAll", () => {
   it("endAll without a kept hash ends every session", async () => {
     const s = sessions();
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(await s.endAll(acct.id)).toBe(2);
     await expectUnauthenticated(s.validate(a.token));
     await expectUnauthenticated(s.validate(b.token));
@@ -297,7 +311,7 @@ describe("end / endAll", () => {
 describe("expiry and cache bounds", () => {
   it("fails after expiresAt even while the entry is cached", async () => {
     const s = sessions({ maxAgeMs: HOUR });
-    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 10 * SECOND }), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(account(), settings({ sessionIdleTimeoutMs: 10 * SECOND }), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(token);
     clock = session.expiresAt - 1;
     expect(cachedAnswer(s, token)).toBeDefined();
@@ -325,6 +339,7 @@ describe("expiry and cache bounds", () => {
       META,
       AssuranceLevel.AAL1,
       TEST_DATA_KEY,
+      METHODS,
     );
     await expect(settle(s.validate(token))).resolves.toBeDefined();
     clock = session.absoluteExpiresAt;
@@ -349,6 +364,7 @@ describe("expiry and cache bounds", () => {
       META,
       AssuranceLevel.AAL1,
       TEST_DATA_KEY,
+      METHODS,
     );
     records.set(hashSecret(token), { ...session, expiresAt: START + 10 * HOUR });
     await expect(settle(s.validate(token))).resolves.toBeDefined();
@@ -363,7 +379,7 @@ describe("expiry and cache bounds", () => {
     const maxAgeMs = 5 * SECOND;
     const s = sessions({ maxAgeMs });
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(token);
     expect(await stores.sessions.delete(acct.id, hashSecret(token))).toBe(true);
 
@@ -379,7 +395,7 @@ describe("expiry and cache bounds", () => {
   it("does not cache at all when maxAgeMs is 0", async () => {
     const s = sessions({ maxAgeMs: 0 });
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(token);
     expect(cachedAnswer(s, token)).toBeUndefined();
     await stores.sessions.delete(acct.id, hashSecret(token));
@@ -389,9 +405,9 @@ describe("expiry and cache bounds", () => {
   it("evicts the oldest entry beyond maxEntries", async () => {
     const s = sessions({ maxEntries: 2 });
     const acct = account();
-    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const c = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const a = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const b = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const c = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(a.token);
     await s.validate(b.token);
     expect(cachedAnswer(s, a.token)).toBeDefined();
@@ -412,7 +428,7 @@ describe("invalidation across instances", () => {
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
     await b.listen();
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await a.validate(token);
     await b.validate(token);
     expect(cachedAnswer(a, token)).toBeDefined();
@@ -427,7 +443,7 @@ describe("invalidation across instances", () => {
   it("without listen() the other instance keeps serving its cache (what invalidation fixes)", async () => {
     const a = sessions({ maxAgeMs: HOUR });
     const b = sessions({ maxAgeMs: HOUR });
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await a.validate(token);
     await b.end(token);
     expect(cachedAnswer(a, token)).toBeDefined();
@@ -439,8 +455,8 @@ describe("invalidation across instances", () => {
     await a.listen();
     await b.listen();
     const acct = account();
-    const keep = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const drop = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const keep = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const drop = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await a.validate(keep.token);
     await a.validate(drop.token);
 
@@ -454,7 +470,7 @@ describe("invalidation across instances", () => {
   it('an "all" invalidation clears the whole cache', async () => {
     const a = sessions({ maxAgeMs: HOUR });
     await a.listen();
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await a.validate(token);
     await stores.invalidation.publish([{ kind: "all" }]);
     expect(cachedAnswer(a, token)).toBeUndefined();
@@ -475,7 +491,7 @@ describe("invalidation across instances", () => {
     const a = createSessions({ dataKey: async () => TEST_DATA_KEY, store: slow, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
-    const { token } = await b.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await b.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     const pending = a.validate(token);
     await b.end(token);
     release();
@@ -489,7 +505,7 @@ describe("invalidation across instances", () => {
     try {
       const a = sessions({ maxAgeMs: HOUR });
       await a.listen();
-      const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+      const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
       await a.validate(token);
       await elsewhere.invalidation.publish([{ kind: "session", tokenHashes: [hashSecret(token)] }]);
       expect(cachedAnswer(a, token)).toBeDefined();
@@ -503,7 +519,7 @@ describe("list / revoke", () => {
   it("lists the account's live sessions newest first, with their hashes, and no one else's", async () => {
     const s = sessions();
     const acct = account();
-    const first = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const first = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     clock += SECOND;
     const second = await s.issue(
       acct,
@@ -511,10 +527,11 @@ describe("list / revoke", () => {
       { ip: "198.51.100.1", userAgent: "other" },
       AssuranceLevel.AAL1,
       TEST_DATA_KEY,
+      METHODS,
     );
     clock += SECOND;
-    const third = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const third = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
 
     const clients = [META, { ip: "198.51.100.1", userAgent: "other" }, META];
     expect(await s.list(acct.id)).toStrictEqual(
@@ -530,8 +547,8 @@ describe("list / revoke", () => {
     await a.listen();
     await b.listen();
     const acct = account();
-    const gone = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const kept = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const gone = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const kept = await a.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     for (const s of [a, b]) for (const { token } of [gone, kept]) await s.validate(token);
 
     expect(await a.revoke(acct.id, gone.session.sessionId)).toBe(true);
@@ -547,8 +564,8 @@ describe("list / revoke", () => {
   it("revoke never ends another account's session", async () => {
     const s = sessions();
     const mine = account();
-    const theirs = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    await s.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const theirs = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    await s.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     expect(await s.revoke(mine.id, theirs.session.sessionId)).toBe(false);
     expect(await s.revoke(mine.id, newId(clock))).toBe(false);
     await expect(settle(s.validate(theirs.token))).resolves.toMatchObject({ session: theirs.session });
@@ -561,7 +578,7 @@ describe("refresh", () => {
   it("slides the idle expiry from now, records the time seen and extends the stored TTL", async () => {
     const s = sessions({ maxAgeMs: HOUR });
     const acct = account();
-    const { token, session } = await s.issue(acct, short, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(acct, short, META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     clock += 50 * 60 * SECOND;
     const valid = await s.validate(token);
 
@@ -577,7 +594,7 @@ describe("refresh", () => {
 
   it("never extends past the absolute lifetime", async () => {
     const s = sessions();
-    const { token, session } = await s.issue(account(), short, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token, session } = await s.issue(account(), short, META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     for (let i = 0; i < 5; i++) {
       clock += 50 * 60 * SECOND;
       if (clock >= session.absoluteExpiresAt) break;
@@ -590,7 +607,7 @@ describe("refresh", () => {
   it("refuses an ended session and does not bring it back", async () => {
     const s = sessions({ maxAgeMs: HOUR });
     const acct = account();
-    const { token } = await s.issue(acct, short, META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(acct, short, META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     const valid = await s.validate(token);
     await s.end(token);
     await expectUnauthenticated(s.refresh(valid, short));
@@ -603,7 +620,7 @@ describe("refresh", () => {
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
     await b.listen();
-    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await b.validate(token);
     await a.refresh(await a.validate(token), settings());
     expect(cachedAnswer(b, token)).toBeDefined(); // later expiry: b's copy may stay until it lapses
@@ -620,7 +637,7 @@ describe("revocation races and group invalidations", () => {
     const gate = new Promise<void>((r) => (release = r));
     const slowDelete: SessionStore = { ...stores.sessions, delete: async (a, h) => (await gate, stores.sessions.delete(a, h)) };
     const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store: slowDelete, invalidation: stores.invalidation, now, cache: { maxAgeMs: HOUR } });
-    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     const ending = s.end(token);
     await settle(s.validate(token)); // read while the store still has it
     release();
@@ -644,8 +661,8 @@ describe("revocation races and group invalidations", () => {
     const b = sessions({ maxAgeMs: HOUR });
     await a.listen();
     const acct = account();
-    const keep = await b.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const other = await b.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const keep = await b.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const other = await b.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     const pending = settle(a.validate(other.token)); // read before the revocation, answered after it
     expect(await b.endAll(acct.id, hashSecret(keep.token))).toBe(1);
     release();
@@ -660,10 +677,10 @@ describe("revocation races and group invalidations", () => {
     const mine = account();
     const theirs = account();
     const issued = [
-      await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY),
-      await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY),
+      await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS),
+      await a.issue(mine, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS),
     ];
-    const bystander = await a.issue(theirs, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const bystander = await a.issue(theirs, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     for (const { token } of [...issued, bystander]) await a.validate(token);
     await stores.invalidation.publish([{ kind: "account", accountId: mine.id }]);
     for (const { token } of issued) expect(cachedAnswer(a, token)).toBeUndefined();
@@ -673,8 +690,8 @@ describe("revocation races and group invalidations", () => {
   it('a "tenant" invalidation drops every cached session of that tenant, and only those', async () => {
     const a = sessions({ maxAgeMs: HOUR });
     await a.listen();
-    const inTenant = await a.issue(account({ tenantId: "shop" }), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const elsewhere = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const inTenant = await a.issue(account({ tenantId: "shop" }), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const elsewhere = await a.issue(account(), settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     for (const { token } of [inTenant, elsewhere]) await a.validate(token);
     await stores.invalidation.publish([{ kind: "tenant", tenantId: "shop" }]);
     expect(cachedAnswer(a, inTenant.token)).toBeUndefined();
@@ -689,7 +706,7 @@ describe("revocation races and group invalidations", () => {
     const s = createSessions({ dataKey: async () => TEST_DATA_KEY, store: counting, invalidation: bus, now, cache: { maxAgeMs: HOUR } });
     await s.listen();
     const acct = account();
-    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const { token } = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(token);
     expect(cachedAnswer(s, token)).toBeDefined();
     expect(lookups).toBe(1);
@@ -702,7 +719,7 @@ describe("revocation races and group invalidations", () => {
     await expectUnauthenticated(s.validate(token));
 
     subscribers.forEach((x) => x.subscribed(true));
-    const again = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const again = await s.issue(acct, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(again.token);
     expect(cachedAnswer(s, again.token)).toBeDefined();
   });
@@ -721,13 +738,13 @@ describe("pending revocations (refuseRevoked, endWhere)", () => {
   it("refuses the sessions issued up to the revocation — cached, stored, listed or refreshed — except the one kept, and not later ones", async () => {
     const s = sessions();
     const a = account();
-    const old = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const kept = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const old = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const kept = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(old.token); // cached
     clock += SECOND;
     s.refuseRevoked([revocation(a.id, clock, hashSecret(kept.token))]);
     clock += SECOND;
-    const later = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const later = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
 
     expect(cachedAnswer(s, old.token)).toBeUndefined();
     await expect(settle(s.validate(old.token))).rejects.toMatchObject({ reason: "SESSION_INVALID" });
@@ -744,8 +761,8 @@ describe("pending revocations (refuseRevoked, endWhere)", () => {
     const s = sessions();
     const a = account();
     const other = account();
-    const mine = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const theirs = await s.issue(other, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const mine = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const theirs = await s.issue(other, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     s.refuseRevoked([revocation(a.id, clock - 1)]); // older than the session: it stays valid
     await s.validate(mine.token);
     await s.validate(theirs.token);
@@ -761,8 +778,8 @@ describe("pending revocations (refuseRevoked, endWhere)", () => {
   it("endWhere ends the selected sessions in the store and this cache, and tells other instances", async () => {
     const s = sessions();
     const a = account();
-    const admin = await s.issue({ ...a, role: Role.ADMIN }, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
-    const user = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY);
+    const admin = await s.issue({ ...a, role: Role.ADMIN }, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
+    const user = await s.issue(a, settings(), META, AssuranceLevel.AAL1, TEST_DATA_KEY, METHODS);
     await s.validate(admin.token);
     const published: Invalidation[] = [];
     await stores.invalidation.subscribe({ invalidate: (messages) => published.push(...messages), subscribed: () => {} });

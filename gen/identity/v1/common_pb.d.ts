@@ -315,6 +315,13 @@ export declare type Session = Message<"identity.v1.Session"> & {
    * @generated from field: bool current = 8;
    */
   current: boolean;
+
+  /**
+   * The proofs the session was opened with, in order.
+   *
+   * @generated from field: repeated identity.v1.AuthenticationMethod authentication_methods = 9;
+   */
+  authenticationMethods: AuthenticationMethod[];
 };
 
 /**
@@ -322,6 +329,45 @@ export declare type Session = Message<"identity.v1.Session"> & {
  * Use `create(SessionSchema)` to create a new message.
  */
 export declare const SessionSchema: GenMessage<Session>;
+
+/**
+ * AuthenticationMethod is one proof a session was authenticated with (as in
+ * Kratos' authentication_methods).
+ *
+ * @generated from message identity.v1.AuthenticationMethod
+ */
+export declare type AuthenticationMethod = Message<"identity.v1.AuthenticationMethod"> & {
+  /**
+   * The proof: "password" (an email and the password), "email_link" (a
+   * verification link), "phone_code" (an SMS code), "guest" (a guest
+   * sign-in); second factors and external identities add their own names
+   * ("totp", "recovery_code", "oidc").
+   *
+   * @generated from field: string method = 1;
+   */
+  method: string;
+
+  /**
+   * The identity the proof was about (see IdentityService.ListIdentities);
+   * empty for a proof about no identity (a second factor).
+   *
+   * @generated from field: string identity_id = 2;
+   */
+  identityId: string;
+
+  /**
+   * When the proof was completed.
+   *
+   * @generated from field: google.protobuf.Timestamp complete_time = 3;
+   */
+  completeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.AuthenticationMethod.
+ * Use `create(AuthenticationMethodSchema)` to create a new message.
+ */
+export declare const AuthenticationMethodSchema: GenMessage<AuthenticationMethod>;
 
 /**
  * ConsentGrant is one consent decision given by the person.

@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Account, AssuranceLevel, Role, Session } from "./common_pb.js";
+import type { Account, AssuranceLevel, AuthenticationMethod, Role, Session } from "./common_pb.js";
 
 /**
  * Describes the file identity/v1/session_service.proto.
@@ -213,6 +213,13 @@ export declare type ValidateSessionResponse = Message<"identity.v1.ValidateSessi
    * @generated from field: string session_id = 6;
    */
   sessionId: string;
+
+  /**
+   * The proofs the session was opened with, in order.
+   *
+   * @generated from field: repeated identity.v1.AuthenticationMethod authentication_methods = 7;
+   */
+  authenticationMethods: AuthenticationMethod[];
 };
 
 /**

@@ -81,13 +81,19 @@ for i = 1, #ARGV, 2 do
 end
 return 0`;
 
+/** Known authentication methods stored as small numbers (a session stays under 512 bytes); others as their name. */
+const METHOD_CODES: Readonly<Record<string, number>> = { password: 1, email_link: 2, phone_code: 3, guest: 4 };
+const METHOD_NAMES = Object.fromEntries(Object.entries(METHOD_CODES).map(([name, code]) => [code, name])) as Record<number, string>;
+
 /**
  * A session as stored: an array, not an object (no field names; the account id
  * is in the key), so a session with its sealed client stays under 512 bytes.
+ * Authentication methods are [code or name, identity id, ms after creation].
  */
 export function encodeSession(session: SessionRecord): string {
-  const { sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client } = session;
-  return JSON.stringify([1, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client]);
+  const { sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client, methods } = session;
+  const compact = methods.map((m) => [METHOD_CODES[m.method] ?? m.method, m.identityId, m.at - createdAt]);
+  return JSON.stringify([1, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client, compact]);
 }
 
 export function decodeSession(accountId: string, raw: string): SessionRecord {
@@ -95,9 +101,9 @@ export function decodeSession(accountId: string, raw: string): SessionRecord {
   if (!Array.isArray(parsed)) {
     // Written before sessions were stored as arrays: its client is dropped (it was in clear).
     const { userAgent: _ua, ip: _ip, ...rest } = parsed as SessionRecord & { userAgent?: string; ip?: string };
-    return { ...rest, client: rest.client ?? "" };
+    return { ...rest, client: rest.client ?? "", methods: rest.methods ?? [] };
   }
-  const [, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client] = parsed as [
+  const [, sessionId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client, compact] = parsed as [
     number,
     string,
     string,
@@ -108,8 +114,15 @@ export function decodeSession(accountId: string, raw: string): SessionRecord {
     number,
     number,
     string,
+    Array<[number | string, string, number]> | undefined,
   ];
-  return { sessionId, accountId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client };
+  // Written before methods were recorded: none.
+  const methods = (compact ?? []).map(([m, identityId, after]) => ({
+    method: typeof m === "number" ? (METHOD_NAMES[m] ?? String(m)) : m,
+    identityId,
+    at: createdAt + after,
+  }));
+  return { sessionId, accountId, tenantId, role, assurance, createdAt, lastSeenAt, expiresAt, absoluteExpiresAt, client, methods };
 }
 
 function sessionStore(redis: Client, k: Keys): SessionStore {
