@@ -49,6 +49,12 @@ export interface Config {
   /** Trust X-Forwarded-For from this many proxies when finding the client IP. */
   readonly trustedProxies: number;
   readonly verificationLinkTtlMs: number;
+  /** The `iss` of access tokens (ACCESS_TOKEN_ISSUER, default PUBLIC_URL). */
+  readonly accessTokenIssuer: string;
+  /** Lifetime of an access token (SessionService/IssueAccessToken). */
+  readonly accessTokenTtlMs: number;
+  /** Age at which the access-token signing key is replaced. */
+  readonly signingKeyRotationMs: number;
   readonly shutdownGraceMs: number;
   /**
    * Development mode: the embedded backends and generated keys are allowed, and
@@ -186,6 +192,9 @@ const KNOWN_VARIABLES = [
   "WORKERS",
   "TRUSTED_PROXIES",
   "VERIFICATION_LINK_TTL_SECONDS",
+  "ACCESS_TOKEN_TTL_SECONDS",
+  "ACCESS_TOKEN_ISSUER",
+  "SIGNING_KEY_ROTATION_DAYS",
   "SHUTDOWN_GRACE_SECONDS",
   "DEVELOPMENT_MODE",
   "OUTBOX_RETRY_BASE_SECONDS",
@@ -315,6 +324,9 @@ export function loadConfig(env: Env = process.env): Config {
     workers: embedded ? 1 : integer(env, "WORKERS", availableParallelism(), 1, 256),
     trustedProxies: integer(env, "TRUSTED_PROXIES", 0, 0, 10),
     verificationLinkTtlMs: integer(env, "VERIFICATION_LINK_TTL_SECONDS", 24 * 3600, 60, 7 * 24 * 3600) * 1000,
+    accessTokenIssuer: env.ACCESS_TOKEN_ISSUER?.trim() || publicUrl.replace(/\/+$/, ""),
+    accessTokenTtlMs: integer(env, "ACCESS_TOKEN_TTL_SECONDS", 300, 30, 3600) * 1000,
+    signingKeyRotationMs: integer(env, "SIGNING_KEY_ROTATION_DAYS", 30, 1, 365) * 24 * 3600 * 1000,
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_SECONDS", 10, 0, 600) * 1000,
     development: embedded || developmentSwitch,
     timeouts: Object.freeze({

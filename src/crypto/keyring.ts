@@ -22,6 +22,10 @@ export interface Keyring {
   blindIndex(namespace: string, normalizedValue: string): string;
   /** The id of the KEK that wraps new data keys. */
   readonly activeKekId: string;
+  /** Seals a service secret (a token-signing private key) under the active KEK; `context` (its id) is authenticated. */
+  sealSecret(context: string, secret: Buffer): string;
+  /** Opens what sealSecret sealed; throws when its KEK is not configured or it was tampered with. */
+  openSecret(context: string, sealed: string): Buffer;
 }
 
 function seal(key: Buffer, plaintext: Buffer, aad: string): string {
@@ -70,6 +74,15 @@ export function createKeyring(keks: ReadonlyArray<{ id: string; key: Buffer }>, 
     rewrapDataKey(accountId, wrapped) {
       if (wrapped.startsWith(`${first.id}.`)) return wrapped;
       return `${first.id}.${seal(first.key, unwrapDataKey(accountId, wrapped), `dek:${accountId}`)}`;
+    },
+    sealSecret(context, secret) {
+      return `${first.id}.${seal(first.key, secret, `secret:${context}`)}`;
+    },
+    openSecret(context, sealed) {
+      const dot = sealed.indexOf(".");
+      const kek = byId.get(sealed.slice(0, dot));
+      if (dot < 0 || kek === undefined) throw new Error(`secret ${context} is sealed by an unknown KEK`);
+      return open(kek, sealed.slice(dot + 1), `secret:${context}`);
     },
     blindIndex(namespace, normalizedValue) {
       return createHmac("sha256", blindIndexKey).update(`${namespace}\0${normalizedValue}`).digest("hex");

@@ -96,6 +96,21 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
       void runtime.ready().then((ok) => plain(res, ok ? 200 : 503, ok ? "ready\n" : "a backend is unavailable\n"));
       return;
     }
+    if (req.method === "GET" && path === "/.well-known/jwks.json") {
+      // The public keys of access tokens (src/domain/access-tokens.ts). Cached 30 s at most: a new key is published a minute
+      // before it signs, and jose-style verifiers refetch on an unknown kid.
+      void runtime.app.accessTokens.jwks().then(
+        (jwks) => {
+          (res as ServerResponse).writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=30" });
+          res.end(JSON.stringify(jwks));
+        },
+        (error: Error) => {
+          log.warn({ cause: error.message }, "signing keys could not be read");
+          plain(res, 503, "signing keys unavailable\n");
+        },
+      );
+      return;
+    }
     if (req.method === "GET" && path === "/metrics") {
       void metrics.scrape().then(
         (body) => plain(res, 200, body, metrics.registry.contentType),

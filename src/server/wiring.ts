@@ -29,6 +29,7 @@ import type { DurableStores, EphemeralStores } from "../domain/ports/stores.ts";
 import { createAddressRequests } from "../domain/address-requests.ts";
 import { createRecoveryFlows, passwordFingerprint } from "../domain/recovery.ts";
 import { createRetention, startRetention, type Retention } from "../domain/retention.ts";
+import { type AccessTokenOptions, createAccessTokens } from "../domain/access-tokens.ts";
 import { createRevocationFeed } from "../domain/revocation-feed.ts";
 import { createRevocations, startRevocationLoop, type Revocations } from "../domain/revocations.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
@@ -66,6 +67,8 @@ export interface Runtime {
 
 export interface RuntimeOptions {
   now?: () => number;
+  /** Overrides of the access tokens' options (tests shorten the new key's publication lead). */
+  accessTokens?: Partial<AccessTokenOptions>;
   /** Replaces argon2 (the fast test tier injects a cheap hasher; production always hashes with argon2). */
   passwords?: PasswordHasher;
   /** Where tokens, codes and ids draw their randomness (default: the CSPRNG); tests pass a seeded one. */
@@ -322,6 +325,18 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       failedMessages,
       revocations,
       revocationFeed,
+      accessTokens: createAccessTokens({
+        store: durable.signingKeys,
+        keyring,
+        now,
+        options: {
+          issuer: config.accessTokenIssuer,
+          ttlMs: config.accessTokenTtlMs,
+          rotationMs: config.signingKeyRotationMs,
+          publishLeadMs: 60_000,
+          ...options.accessTokens,
+        },
+      }),
     },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,

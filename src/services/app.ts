@@ -1,4 +1,5 @@
 // The domain facade services call: built once in src/server/wiring.ts.
+import type { AccessTokens } from "../domain/access-tokens.ts";
 import type { Accounts } from "../domain/accounts.ts";
 import type { AdminUsers } from "../domain/admin-users.ts";
 import type { ApiKeys } from "../domain/api-keys.ts";
@@ -33,6 +34,8 @@ export interface App {
   failedMessages: FailedMessages;
   /** Durable revocation (RevokeOtherSessions ends sessions the way admin changes do). */
   revocations: Pick<Revocations, "revokeAll">;
+  /** Signed access tokens and their public keys (src/domain/access-tokens.ts). */
+  accessTokens: AccessTokens;
   /** What WatchRevocations streams (src/domain/revocation-feed.ts). */
   revocationFeed: RevocationFeed;
 }

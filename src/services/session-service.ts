@@ -27,6 +27,7 @@ export const sessionAccess = {
   refreshSession: "session",
   // An API key with sessions.validate (watchRevocations authorizes it).
   watchRevocations: "principal",
+  issueAccessToken: "session",
 } as const satisfies AccessPolicy<typeof SessionService>;
 
 export function validateResponse(session: SessionRecord): ValidateSessionResponse {
@@ -101,5 +102,10 @@ export function sessionService(app: App) {
       return { expireTime: timestampFromMs(refreshed.expiresAt) };
     },
     watchRevocations: (_req, ctx) => watchRevocations(app.revocationFeed, ctx),
+    async issueAccessToken(_req, ctx) {
+      const { session } = requireSession(ctx);
+      const issued = await app.accessTokens.issue(session);
+      return { accessToken: issued.token, expireTime: timestampFromMs(issued.expiresAt), keyId: issued.kid };
+    },
   } satisfies ServiceImpl<typeof SessionService>;
 }

@@ -81,6 +81,8 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.SessionService.RefreshSession": { permission: null, expect: "U A A A P P A" },
   // The revocation stream of the published validator: an API key with sessions.validate only, never a person's session.
   "identity.v1.SessionService.WatchRevocations": { permission: "sessions.validate", expect: "U P P P A P P" },
+  // A signed access token of the caller's own session: a person's session only.
+  "identity.v1.SessionService.IssueAccessToken": { permission: null, expect: "U A A A P P A" },
   // AccountService: the caller's own account, a person's session only.
   "identity.v1.AccountService.GetAccount": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.UpdateAccount": { permission: null, expect: "U A A A P P A" },

@@ -574,6 +574,54 @@ export declare type WatchRevocationsResponse_Heartbeat = Message<"identity.v1.Wa
 export declare const WatchRevocationsResponse_HeartbeatSchema: GenMessage<WatchRevocationsResponse_Heartbeat>;
 
 /**
+ * IssueAccessTokenRequest asks for an access token for the caller's session.
+ *
+ * @generated from message identity.v1.IssueAccessTokenRequest
+ */
+export declare type IssueAccessTokenRequest = Message<"identity.v1.IssueAccessTokenRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.IssueAccessTokenRequest.
+ * Use `create(IssueAccessTokenRequestSchema)` to create a new message.
+ */
+export declare const IssueAccessTokenRequestSchema: GenMessage<IssueAccessTokenRequest>;
+
+/**
+ * IssueAccessTokenResponse carries the signed token.
+ *
+ * @generated from message identity.v1.IssueAccessTokenResponse
+ */
+export declare type IssueAccessTokenResponse = Message<"identity.v1.IssueAccessTokenResponse"> & {
+  /**
+   * The JWT, sent to services as `authorization: Bearer <token>`.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * When it expires (its exp claim).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The id of the key that signed it (its kid header), listed at /.well-known/jwks.json.
+   *
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message identity.v1.IssueAccessTokenResponse.
+ * Use `create(IssueAccessTokenResponseSchema)` to create a new message.
+ */
+export declare const IssueAccessTokenResponseSchema: GenMessage<IssueAccessTokenResponse>;
+
+/**
  * SessionService signs people in and out and validates their sessions.
  *
  * A session token is `<account id>.<secret>` (256 random bits); the service
@@ -710,6 +758,23 @@ export declare const SessionService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRevocationsRequestSchema;
     output: typeof WatchRevocationsResponseSchema;
+  },
+  /**
+   * Issues a short-lived signed access token (a JWT, EdDSA/Ed25519) for the
+   * caller's session, for services that verify tokens themselves with the
+   * public keys at /.well-known/jwks.json (same port) instead of calling
+   * ValidateSession. Claims: iss (ACCESS_TOKEN_ISSUER), sub (account id), aud
+   * and tenant (the tenant id), sid (session id), role (USER, ADMIN or
+   * SUPER_ADMIN), aal (assurance level: 1 or 2), iat, exp, jti; header typ
+   * at+jwt and kid. A token stays valid until it expires, even if its session
+   * is revoked meanwhile (ACCESS_TOKEN_TTL_SECONDS, default 300). Signed in.
+   *
+   * @generated from rpc identity.v1.SessionService.IssueAccessToken
+   */
+  issueAccessToken: {
+    methodKind: "unary";
+    input: typeof IssueAccessTokenRequestSchema;
+    output: typeof IssueAccessTokenResponseSchema;
   },
 }>;
 

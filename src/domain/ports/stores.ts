@@ -9,6 +9,7 @@ import type { KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./limits.ts";
 import type { OutboxStore } from "./outbox.ts";
 import type { RevocationStore } from "./revocations.ts";
+import type { SigningKeyStore } from "./signing-keys.ts";
 import type { InvalidationBus } from "./invalidation.ts";
 import type { Leases } from "./leases.ts";
 import type { SessionStore } from "./sessions.ts";
@@ -36,6 +37,8 @@ export interface DurableStores {
   consents: ConsentStore;
   /** Revocations committed changes still owe. */
   revocations: RevocationStore;
+  /** Keys that sign access tokens. */
+  signingKeys: SigningKeyStore;
   /** Wrapped data keys and the erasure ledger; a separate database when configured. */
   keys: KeyStore;
   /** True when the backend answers; never throws. */

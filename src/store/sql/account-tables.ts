@@ -31,6 +31,8 @@ export const SHARED_TABLES = [
   "erasure_ledger",
   // Ids only, deleted once carried out; a revocation must outlive the erasure that queued it.
   "pending_revocations",
+  // The service's own access-token signing keys: nothing about anyone.
+  "signing_keys",
   "kysely_migration",
   "kysely_migration_lock",
   "keystore_migration",

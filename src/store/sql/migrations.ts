@@ -13,6 +13,7 @@ import { retention } from "./migrations/0007_retention.ts";
 import { pendingRevocations } from "./migrations/0008_pending_revocations.ts";
 import { outboxFailures } from "./migrations/0009_outbox_failures.ts";
 import { identityModel } from "./migrations/0010_identity_model.ts";
+import { signingKeys } from "./migrations/0011_signing_keys.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   "0008_pending_revocations": pendingRevocations,
   "0009_outbox_failures": outboxFailures,
   "0010_identity_model": identityModel,
+  "0011_signing_keys": signingKeys,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

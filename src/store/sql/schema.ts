@@ -119,6 +119,21 @@ export interface ApiKeysTable {
   created_by: string;
 }
 
+/** Keys that sign access tokens (migration 0011, src/domain/access-tokens.ts). */
+export interface SigningKeysTable {
+  kid: string;
+  algorithm: string;
+  /** The public half as a JWK (JSON), published at /.well-known/jwks.json. */
+  public_jwk: string;
+  /** The private half (PKCS#8), sealed under the KEK (Keyring.sealSecret). */
+  sealed_private_key: string;
+  created_at: number;
+  /** Signs from then on (a new key is published before it signs). */
+  active_from: number;
+  /** Signs no more from then on; null while it is the newest. */
+  retire_at: number | null;
+}
+
 /** Revocations a committed change still owes (migration 0008, src/domain/revocations.ts). */
 export interface PendingRevocationsTable {
   id: string;
@@ -155,6 +170,7 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   consents: ConsentsTable;
   pending_revocations: PendingRevocationsTable;
+  signing_keys: SigningKeysTable;
 }
 
 /**

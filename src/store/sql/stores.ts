@@ -14,6 +14,7 @@ import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import { translateSqlError, withDeadlockRetry } from "./errors.ts";
 import { createSqlKeyStore } from "./key-store.ts";
 import { createSqlRevocationStore, queueRevocation } from "./revocation-store.ts";
+import { createSqlSigningKeyStore } from "./signing-key-store.ts";
 import { translatingErrors } from "../translate-errors.ts";
 import { createSqlOutboxStore, insertMessages } from "./outbox-store.ts";
 import type { AccountsTable, IdentitiesTable, TenantsTable } from "./schema.ts";
@@ -478,6 +479,7 @@ export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase)
     audit: ported(createSqlAuditStore(database)),
     consents: ported(createSqlConsentStore(database)),
     revocations: ported(createSqlRevocationStore(database.db)),
+    signingKeys: ported(createSqlSigningKeyStore(database.db)),
     async ping() {
       const [main, keyStore] = await Promise.all([database.ping(), keyDatabase.ping()]);
       return main && keyStore;
