@@ -4,14 +4,16 @@
 // with its stream cut (test/support/tcp-proxy.ts) it trusts its cache only for
 // its short TTL, asks ValidateSession instead, and recovers by itself.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
-import { createSessionValidator, type SessionValidator } from "../../packages/client/src/validator.ts";
+import { createSessionValidator, type SessionValidator, sessionInterceptor, validatedSessionKey } from "../../packages/client/src/validator.ts";
 import { errorReason } from "../../packages/client/src/errors.ts";
 import { DEFAULT_TENANT_ID } from "../../src/domain/tenants.ts";
-import { BACKENDS } from "../support/backends.ts";
+import { BACKENDS, REDIS_URL } from "../support/backends.ts";
 import { createCaller, type Caller } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -191,6 +193,45 @@ describe.each(BACKENDS)("session validator (%s)", (backend) => {
     }
   });
 
+  it("as a connect interceptor on another service's server: the validated session reaches the handler, a refused one never does", async () => {
+    const v = validator();
+    await v.live();
+    // A service of our own, served with connect-node (here: SessionService.ListSessions answering who called).
+    const handler = connectNodeAdapter({
+      routes: (router) =>
+        router.service(SessionService, {
+          listSessions: (_req, ctx) => ({ sessions: [{ id: ctx.values.get(validatedSessionKey)!.sessionId }] }),
+        }),
+      interceptors: [sessionInterceptor(v)],
+    });
+    const service = http2.createServer(handler);
+    await new Promise<void>((resolve) => service.listen(0, "127.0.0.1", resolve));
+    try {
+      const client = createClient(SessionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${(service.address() as AddressInfo).port}` }));
+      const token = await signedIn();
+      const { sessionId } = await caller.call(SessionService.method.validateSession, { sessionToken: token });
+      const answered = await client.listSessions({}, { headers: { authorization: `Bearer ${token}` } });
+      expect(answered.sessions.map((x) => x.id)).toStrictEqual([sessionId]);
+      expect((await openCall(() => client.listSessions({}))).code).toBe(Code.Unauthenticated);
+      await signOut(token);
+      await expect.poll(() => v.size, { timeout: 1000, interval: 5 }).toBe(0);
+      const refused = await openCall(() => client.listSessions({}, { headers: { authorization: `Bearer ${token}` } }));
+      expect([refused.code, errorReason(refused)]).toStrictEqual([Code.Unauthenticated, "SESSION_INVALID"]);
+    } finally {
+      await new Promise((resolve) => service.close(resolve));
+    }
+  });
+
+  /** The error a call fails with. */
+  async function openCall(call: () => Promise<unknown>): Promise<ConnectError> {
+    try {
+      await call();
+    } catch (error) {
+      return ConnectError.from(error);
+    }
+    throw new Error("the call was not refused");
+  }
+
   /** The error a WatchRevocations stream opened with `credential` ends with. */
   async function openStream(credential: string): Promise<ConnectError> {
     const client = createClient(SessionService, createGrpcTransport({ baseUrl: server.baseUrl }));
@@ -203,4 +244,45 @@ describe.each(BACKENDS)("session validator (%s)", (backend) => {
     }
     throw new Error("the stream was not refused");
   }
+});
+
+describe.skipIf(!BACKENDS.includes("mysql"))("session validator when the server stops hearing revocations (Redis pub/sub cut)", () => {
+  it("the server ends the stream, the validator falls back to ValidateSession, and both come back when the subscription does", async () => {
+    const redis = new URL(REDIS_URL);
+    const redisProxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    const server = await startTestServer("mysql", {
+      env: { REDIS_URL: `redis://127.0.0.1:${redisProxy.port}` },
+    });
+    const caller = createCaller("grpc-js", server.baseUrl);
+    const { secret } = await server.runtime.app.apiKeys.create({
+      tenantId: DEFAULT_TENANT_ID,
+      name: "validator",
+      permissions: ["sessions.validate"],
+      createdBy: "test",
+    });
+    const v = createSessionValidator({ baseUrl: server.baseUrl, apiKey: secret, maxReconnectDelayMs: 300, fallbackTtlMs: 300 });
+    try {
+      expect(await v.live()).toBe(true);
+      const email = `validator.redis.${Date.now()}@example.test`;
+      await caller.call(IdentityService.method.signUp, { email, password: PASSWORD });
+      const mail = await server.waitForMail(email, (m) => m.text.includes("token="));
+      const { sessionToken } = await caller.call(IdentityService.method.verifyIdentity, { token: linkToken(mail.text) });
+      await v.validate(sessionToken);
+      expect(v.size).toBe(1);
+
+      // The server's subscriber connection (the one that sent SUBSCRIBE) is reset: it hears nothing until it resubscribes.
+      redisProxy.reset((bytes) => /\r\nsubscribe\r\n/i.test(bytes));
+      await expect.poll(() => v.state, { timeout: 3000, interval: 5 }).toBe("down");
+      // Meanwhile: cached answers for the short TTL only, then ValidateSession (which still refuses at once).
+      await caller.call(SessionService.method.signOut, {}, { authorization: `Bearer ${sessionToken}` });
+      expect(await acceptedFor(v, sessionToken, Date.now())).toBeLessThanOrEqual(300 + 200);
+      // The subscription comes back (a new connection), and so does the stream.
+      await expect.poll(() => v.state, { timeout: 10_000, interval: 20 }).toBe("live");
+    } finally {
+      v.close();
+      caller.close();
+      await server.close();
+      await redisProxy.close();
+    }
+  });
 });
