@@ -5,7 +5,7 @@ import { isApiKeySecret } from "./api-keys.ts";
 import { DomainError, permissionDenied, unauthenticated } from "./errors.ts";
 import type { ApiKeyPrincipal, Permission, Principal } from "./principal.ts";
 import { DEFAULT_TENANT_ID } from "./tenants.ts";
-import { AccountState, Role, type TenantSettings } from "./types.ts";
+import { AccountState, AssuranceLevel, Role, type TenantSettings } from "./types.ts";
 
 /** The role a principal acts with: an API key has none (0, below USER). */
 export function effectiveRole(principal: Principal): Role | 0 {
@@ -41,6 +41,18 @@ export function assertAllowed(principal: Principal, need: Need, tenantId: string
   if (tenantId !== principal.tenantId && !isPlatformSuperAdmin(principal)) {
     throw permissionDenied("OTHER_TENANT", "the caller cannot act on another tenant");
   }
+}
+
+/**
+ * Admin actions of a session whose tenant requires a second factor for its role
+ * (TenantSettings.secondFactorMinRole, "MFA required for admins") need AAL2:
+ * permission_denied STEP_UP_REQUIRED otherwise. Applies only to calls needing
+ * ADMIN or above; `settings` are those of the caller's own tenant.
+ */
+export function assertSecondFactorForAdmin(principal: Principal, need: Need, settings: Pick<TenantSettings, "secondFactorMinRole">): void {
+  if (principal.kind !== "session" || need.minRole < Role.ADMIN || settings.secondFactorMinRole === 0) return;
+  if (principal.role >= settings.secondFactorMinRole && principal.assurance < AssuranceLevel.AAL2)
+    throw permissionDenied("STEP_UP_REQUIRED", "this tenant requires admins to sign in with a second factor (AAL2)");
 }
 
 const VALIDATE_SESSIONS: Need = { permission: "sessions.validate", minRole: Role.SUPER_ADMIN };

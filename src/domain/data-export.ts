@@ -12,7 +12,8 @@ import type { AuditReader, StoredAuditEvent } from "./ports/audit.ts";
 import type { OutboxHistory } from "./ports/outbox.ts";
 import type { Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID } from "./tenants.ts";
-import { AccountState, AssuranceLevel, IdentityKind } from "./types.ts";
+import type { SecondFactors } from "./second-factors.ts";
+import { AccountState, AssuranceLevel, IdentityKind, SecondFactorKind } from "./types.ts";
 
 export const EXPORT_FORMAT = "identity.export.v1";
 /** Most records in one part. */
@@ -22,6 +23,7 @@ export const EXPORT_SECTIONS = [
   "account",
   "identities",
   "sessions",
+  "second_factors",
   "consents",
   "subscription",
   "messages",
@@ -48,6 +50,8 @@ export interface DataExportDeps {
   accounts: Pick<AccountReader, "getAccount" | "listIdentities">;
   keyring: Keyring;
   sessions: Pick<Sessions, "list">;
+  /** Second factors, listed without their secrets (recovery codes only counted). */
+  secondFactors: Pick<SecondFactors, "list">;
   consents: Pick<Consents, "current" | "historyPages">;
   outbox: Pick<OutboxHistory, "listForAccount">;
   audit: Pick<AuditReader, "list" | "nextChain">;
@@ -198,6 +202,14 @@ export function createDataExport(deps: DataExportDeps): DataExport {
         absoluteExpireTime: iso(s.absoluteExpiresAt),
         authenticationMethods: s.methods.map((m) => ({ method: m.method, identityId: m.identityId, completeTime: iso(m.at) })),
       }));
+
+      const factors = await deps.secondFactors.list(accountId);
+      yield* section(
+        "second_factors",
+        batchesOf(factors.factors),
+        (f) => ({ id: f.id, kind: nameOf(SecondFactorKind, f.kind), createTime: iso(f.createdAt), lastUseTime: iso(f.lastUsedAt) }),
+        async () => ({ recoveryCodesRemaining: factors.recoveryCodesRemaining }),
+      );
 
       yield* section("consents", deps.consents.historyPages(tenantId, accountId, EXPORT_PART_RECORDS), consentRecord, async () => ({
         current: (await deps.consents.current(tenantId, accountId)).map(consentRecord),

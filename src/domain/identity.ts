@@ -47,6 +47,8 @@ export interface IdentityFlowDeps {
   audit: AuditLog;
   /** How a sign-up with a taken address reaches its owner: one request row, built into a message by the worker. */
   addressRequests: Pick<AddressRequests, "queue">;
+  /** After a correct password: the second-factor challenge when the account has a factor (src/domain/second-factors.ts). */
+  secondFactors: { challengeFor(tenant: Tenant, account: Account, identityId: string): Promise<SecondFactorNeeded["secondFactor"] | undefined> };
 }
 
 export interface SignUpInput {
@@ -63,11 +65,17 @@ export interface SignInResult extends IssuedSession {
   account: Account;
 }
 
+/** A correct password on an account with a second factor: no session yet, a challenge to answer (CompleteSecondFactor). */
+export interface SecondFactorNeeded {
+  account: Account;
+  secondFactor: { challenge: string; expiresAt: number; kinds: number[] };
+}
+
 export interface IdentityFlows {
   signUp(input: SignUpInput): Promise<void>;
   /** `tenantId`: the request's, whose code budget an unknown token spends. */
   verifyIdentity(input: { token: string; tenantId: string; meta: RequestMeta }): Promise<SignInResult>;
-  signInWithPassword(input: { tenantId: string; email: string; password: string; meta: RequestMeta }): Promise<SignInResult>;
+  signInWithPassword(input: { tenantId: string; email: string; password: string; meta: RequestMeta }): Promise<SignInResult | SecondFactorNeeded>;
 }
 
 export { type FoundIdentity, linkBase } from "./found-identity.ts";
@@ -240,7 +248,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       }
     },
 
-    async signInWithPassword(input: Parameters<IdentityFlows["signInWithPassword"]>[0]): Promise<SecurityAttempt<SignInResult>> {
+    async signInWithPassword(input: Parameters<IdentityFlows["signInWithPassword"]>[0]): Promise<SecurityAttempt<SignInResult | SecondFactorNeeded>> {
       let subject: SecuritySubject = {};
       try {
         const tenant = await deps.tenants.get(input.tenantId);
@@ -268,6 +276,9 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           passwordHash = await passwords.hash(password);
           await accounts.setPasswordHash(account.id, passwordHash, now());
         }
+        // An account with a second factor gets a challenge, not a session (CompleteSecondFactor).
+        const secondFactor = await deps.secondFactors.challengeFor(tenant, account, found.identity.id);
+        if (secondFactor) return { ok: true, value: { account, secondFactor }, subject };
         const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1, dataKey, [
           { method: AuthMethod.PASSWORD, identityId: found.identity.id },
         ]);

@@ -23,7 +23,10 @@ const DAY = 24 * HOUR;
 export const ACCOUNT_SLOWDOWN_MS = [500, 1000, 2000] as const;
 
 /** What is being limited; each has its own counters. Password guesses and messages: see Limits. */
-export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account";
+export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account" | "second_factor_challenge";
+
+/** Wrong codes one second-factor challenge takes (it lives 5 minutes): then a new sign-in is needed. */
+export const SECOND_FACTOR_CHALLENGE_ATTEMPTS = 5;
 
 /** The tenant whose budgets (and counters) apply. */
 export interface LimitScope {
@@ -49,6 +52,8 @@ function budgetFor(action: LimitedAction | "sign_in_ip" | "sign_in_account" | "m
       return { base: settings.codeAttemptsPerIpLimit, windowMs: 15 * MINUTE };
     case "code_account":
       return { base: settings.codeAttemptsPerAccountLimit, windowMs: 15 * MINUTE };
+    case "second_factor_challenge":
+      return { base: SECOND_FACTOR_CHALLENGE_ATTEMPTS, windowMs: 15 * MINUTE };
     case "message_address":
       return { base: settings.messagesPerAddressLimit, windowMs: HOUR };
   }
@@ -93,6 +98,11 @@ export function sourceKey(ip: string): string {
 /** Counters are per tenant: one tenant's traffic never spends another's budget. The group is one Redis Cluster slot. */
 const group = (scope: LimitScope, action: string, key: string) => `${scope.id}:${action}:${key}`;
 
+/** A counted attempt, which a success takes back. */
+export interface CountedAttempt {
+  refund(): Promise<void>;
+}
+
 /** A counted password guess. */
 export interface PasswordGuess {
   /** The password was correct: takes the guess back from every counter it was counted on. */
@@ -100,8 +110,11 @@ export interface PasswordGuess {
 }
 
 export interface Limits {
-  /** Counts one attempt on `key` (a client IP for the *_ip actions, see sourceKey); throws resource_exhausted with the delay when over budget. */
-  consume(action: LimitedAction, scope: LimitScope, key: string): Promise<void>;
+  /**
+   * Counts one attempt on `key` (a client IP for the *_ip actions, see sourceKey); throws resource_exhausted with the delay when over budget.
+   * The answer takes the attempt back (a correct code: only failures should stay counted).
+   */
+  consume(action: LimitedAction, scope: LimitScope, key: string): Promise<CountedAttempt>;
   /**
    * Counts one message to `address` (its blind index) asked for by `source`
    * (the client IP, or the admin sending it); false when over budget, for a
@@ -147,9 +160,12 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
 
   return {
     async consume(action, scope, key) {
-      const counted = action === "code_account" ? key : sourceKey(key);
-      const retryAfterMs = retryAfter(await limiter.hit(group(scope, action, counted), tiers(budgetFor(action, scope.settings))));
+      const counted = action === "code_account" || action === "second_factor_challenge" ? key : sourceKey(key);
+      const at = limiter.now();
+      const [name, counters] = [group(scope, action, counted), tiers(budgetFor(action, scope.settings))];
+      const retryAfterMs = retryAfter(await limiter.hit(name, counters, at));
       if (retryAfterMs > 0) throw rateLimited(retryAfterMs);
+      return { refund: () => limiter.refund(name, counters, at) };
     },
     async tryMessage(scope, address, source) {
       return (await checkMessage(scope, address, source)) === 0;

@@ -56,7 +56,10 @@ export const passwordFingerprint = (account: StoredAccount) => hashSecret(`passw
  * Recovery's dependencies: identity's, with settling the session revocations a password change queues,
  * and the queue of address requests (src/domain/address-requests.ts) a reset or a resend goes through.
  */
-export type RecoveryDeps = Omit<IdentityFlowDeps, "sessions" | "audit"> & { revocations: Pick<Revocations, "settle">; addressRequests: AddressRequests };
+export type RecoveryDeps = Omit<IdentityFlowDeps, "sessions" | "audit" | "secondFactors"> & {
+  revocations: Pick<Revocations, "settle">;
+  addressRequests: AddressRequests;
+};
 
 export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
   const { accounts, outbox, keyring, passwords, limits, now, random } = deps;

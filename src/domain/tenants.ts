@@ -13,7 +13,7 @@ import type { Random } from "./ports/random.ts";
 import { createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
 import type { InvalidationBus } from "./ports/invalidation.ts";
 import type { TenantStore } from "./ports/tenants.ts";
-import { SUPPORTED_LOCALES, type Tenant, type TenantSettings } from "./types.ts";
+import { Role, SUPPORTED_LOCALES, type Tenant, type TenantSettings } from "./types.ts";
 
 export const DEFAULT_TENANT_ID = "default";
 
@@ -37,6 +37,7 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = Object.freeze({
   unverifiedRetentionMs: 7 * 24 * HOUR,
   deliveredMessageRetentionMs: 30 * 24 * HOUR,
   auditEventRetentionMs: 365 * 24 * HOUR,
+  secondFactorMinRole: 0,
 });
 
 export interface TenantPage {
@@ -97,6 +98,7 @@ export const SETTING_PATHS: Record<keyof TenantSettings, string> = {
   unverifiedRetentionMs: "unverified_retention",
   deliveredMessageRetentionMs: "delivered_message_retention",
   auditEventRetentionMs: "audit_event_retention",
+  secondFactorMinRole: "second_factor_min_role",
 };
 
 const LIMIT_SETTINGS = [
@@ -145,6 +147,7 @@ export function tenantSettingsViolations(settings: TenantSettings, prefix: strin
   if (settings.linkBaseUrl !== "" && !isHttpUrl(settings.linkBaseUrl))
     add("linkBaseUrl", "must be an http or https URL without credentials, query or fragment");
   if (!(SUPPORTED_LOCALES as readonly string[]).includes(settings.defaultLocale)) add("defaultLocale", `must be one of ${SUPPORTED_LOCALES.join(", ")}`);
+  if (![0, Role.USER, Role.ADMIN, Role.SUPER_ADMIN].includes(settings.secondFactorMinRole)) add("secondFactorMinRole", "must be a role or unspecified");
   return violations;
 }
 

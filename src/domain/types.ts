@@ -12,6 +12,10 @@ export type IdentityKind = (typeof IdentityKind)[keyof typeof IdentityKind];
 export const AssuranceLevel = { AAL1: 1, AAL2: 2 } as const;
 export type AssuranceLevel = (typeof AssuranceLevel)[keyof typeof AssuranceLevel];
 
+/** Second factors; RECOVERY_CODE is a way to answer a challenge, never a stored factor of its own. */
+export const SecondFactorKind = { TOTP: 1, SMS: 2, RECOVERY_CODE: 3 } as const;
+export type SecondFactorKind = (typeof SecondFactorKind)[keyof typeof SecondFactorKind];
+
 export const SUPPORTED_LOCALES = ["en", "fr"] as const;
 export type Locale = (typeof SUPPORTED_LOCALES)[number];
 
@@ -55,6 +59,12 @@ export interface TenantSettings {
    * checkpoint that verification starts from.
    */
   auditEventRetentionMs: number;
+  /**
+   * The lowest role that must sign in with a second factor; 0: nobody. Such
+   * accounts without a factor get AAL1 sessions (to enroll one), and admin
+   * actions refuse them (STEP_UP_REQUIRED) below AAL2.
+   */
+  secondFactorMinRole: 0 | Role;
 }
 
 export interface Tenant {
@@ -92,6 +102,10 @@ export const AuthMethod = {
   PHONE_CODE: "phone_code",
   /** A guest sign-in (a new anonymous account). */
   GUEST: "guest",
+  /** A code of the account's authenticator app, as a second factor (src/domain/second-factors.ts). */
+  TOTP: "totp",
+  /** One of the account's recovery codes, as a second factor. */
+  RECOVERY_CODE: "recovery_code",
 } as const;
 
 export interface AuthenticationMethod {
@@ -125,7 +139,7 @@ export interface SessionRecord {
 }
 
 /** Purposes of single-use out-of-band tokens; a token only works for its own purpose. */
-export type TokenPurpose = "verify_email" | "reset_password" | "change_email" | "invitation";
+export type TokenPurpose = "verify_email" | "reset_password" | "change_email" | "invitation" | "second_factor";
 
 export interface OneTimeToken {
   purpose: TokenPurpose;

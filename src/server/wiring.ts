@@ -32,6 +32,7 @@ import { createRetention, startRetention, type Retention } from "../domain/reten
 import { type AccessTokenOptions, createAccessTokens } from "../domain/access-tokens.ts";
 import { createRevocationFeed } from "../domain/revocation-feed.ts";
 import { createRevocations, startRevocationLoop, type Revocations } from "../domain/revocations.ts";
+import { createSecondFactors } from "../domain/second-factors.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
 import { createMemoryStores } from "../store/memory/stores.ts";
@@ -284,13 +285,34 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     onMessageQueued: () => outboxWorker.nudge(),
   };
   const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
-  const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit, addressRequests });
+  const secondFactors = createSecondFactors({
+    store: durable.secondFactors,
+    accounts: durable.accounts,
+    tenants,
+    keyring,
+    tokens: ephemeral.tokens,
+    sessions,
+    limits,
+    audit,
+    now,
+    random,
+  });
+  const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit, addressRequests, secondFactors });
   const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits, addressRequests });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
   const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, revocations, limits, recovery, profiles, erasure });
   const emailChange = createEmailChange({ ...messaging, accounts: durable.accounts, tenants, keyring, limits, now, random });
-  const dataExport = createDataExport({ accounts: durable.accounts, keyring, sessions, consents, outbox: durable.outbox, audit: durable.audit, now });
+  const dataExport = createDataExport({
+    accounts: durable.accounts,
+    keyring,
+    sessions,
+    secondFactors,
+    consents,
+    outbox: durable.outbox,
+    audit: durable.audit,
+    now,
+  });
   const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
   const retention = createRetention({ tenants: durable.tenants, accounts: durable.accounts, outbox: durable.outbox, audit: durable.audit });
   const purge =
@@ -337,6 +359,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
           ...options.accessTokens,
         },
       }),
+      secondFactors,
     },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,

@@ -5,6 +5,7 @@ import type { AccountService } from "../../gen/identity/v1/account_service_pb.js
 import { invalidArgument } from "../domain/errors.ts";
 import type { AccessPolicy } from "./access.ts";
 import { accountPrivacyHandlers } from "./account-privacy.ts";
+import { accountSecondFactorHandlers } from "./account-second-factors.ts";
 import type { App } from "./app.ts";
 import { selfAudited } from "./authorize.ts";
 import { requestMeta, requireSession } from "./call-context.ts";
@@ -15,6 +16,7 @@ export const accountAccess: AccessPolicy<typeof AccountService> = "session";
 export function accountService(app: App) {
   return {
     ...accountPrivacyHandlers(app),
+    ...accountSecondFactorHandlers(app),
     async getAccount(_req, ctx) {
       const { session } = requireSession(ctx);
       return { account: accountToProto(await app.accounts.get(session.tenantId, session.accountId)) };
@@ -48,6 +50,7 @@ export function accountService(app: App) {
     },
     async deleteAccount(req, ctx) {
       const { principal } = requireSession(ctx);
+      await app.secondFactors.requireStepUp(principal);
       await app.erasure.eraseOwn({ principal, password: req.password, meta: requestMeta(ctx) });
       return {};
     },

@@ -41,6 +41,7 @@ const PROTO_SETTINGS = {
   unverifiedRetentionMs: "unverifiedRetention",
   deliveredMessageRetentionMs: "deliveredMessageRetention",
   auditEventRetentionMs: "auditEventRetention",
+  secondFactorMinRole: "secondFactorMinRole",
 } as const satisfies Partial<Record<keyof TenantSettings, keyof TenantSettingsMessage>>;
 
 type ProtoSetting = keyof typeof PROTO_SETTINGS;

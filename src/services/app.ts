@@ -14,6 +14,7 @@ import type { RecoveryFlows } from "../domain/recovery.ts";
 import type { RevocationFeed } from "../domain/revocation-feed.ts";
 import type { Revocations } from "../domain/revocations.ts";
 import type { Profiles } from "../domain/profile.ts";
+import type { SecondFactors } from "../domain/second-factors.ts";
 import type { Sessions } from "../domain/sessions.ts";
 import type { Tenants } from "../domain/tenants.ts";
 
@@ -38,4 +39,6 @@ export interface App {
   accessTokens: AccessTokens;
   /** What WatchRevocations streams (src/domain/revocation-feed.ts). */
   revocationFeed: RevocationFeed;
+  /** TOTP enrollment, recovery codes, sign-in challenges and step-up. */
+  secondFactors: SecondFactors;
 }

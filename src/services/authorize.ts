@@ -3,7 +3,7 @@
 // this applies them to the caller the authentication interceptor found
 // (src/interceptors/authentication.ts).
 import type { HandlerContext } from "@connectrpc/connect";
-import { assertAllowed, type Need } from "../domain/authorization.ts";
+import { assertAllowed, assertSecondFactorForAdmin, type Need } from "../domain/authorization.ts";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../domain/errors.ts";
 import { actorOf, type Principal } from "../domain/principal.ts";
 import { AccountState, Role } from "../domain/types.ts";
@@ -40,6 +40,8 @@ export async function authorize(app: App, ctx: HandlerContext, need: Need & { te
   const header = ctx.requestHeader.get("x-tenant-id");
   const [field, named]: [string, string] = need.tenantId ? ["tenant_id", need.tenantId] : header ? ["x-tenant-id", header] : ["", principal.tenantId];
   assertAllowed(principal, need, named);
+  if (principal.kind === "session" && need.minRole >= Role.ADMIN)
+    assertSecondFactorForAdmin(principal, need, (await app.tenants.get(principal.tenantId)).settings);
   if (!TENANT_ID_SHAPE.test(named)) throw invalidArgument(field, "is not a valid tenant id");
   return { principal, tenantId: named };
 }

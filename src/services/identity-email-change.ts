@@ -13,6 +13,8 @@ export function emailChangeHandlers(app: App): Pick<ServiceImpl<typeof IdentityS
   return {
     async startEmailChange(req, ctx) {
       const { principal } = requireSession(ctx);
+      // Step-up: AAL2 when the account has a second factor, else a sign-in within 10 minutes.
+      await app.secondFactors.requireStepUp(principal, { recent: true });
       await app.emailChange.start({ principal, meta: requestMeta(ctx), newEmail: req.newEmail });
       return {};
     },

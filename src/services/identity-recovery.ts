@@ -36,9 +36,10 @@ export function recoveryHandlers(app: App): Pick<ServiceImpl<typeof IdentityServ
     },
     async changePassword(req, ctx) {
       const { principal } = requireSession(ctx);
-      await selfAudited(app, ctx, principal, "identity.password_change", "", () =>
-        app.recovery.changePassword({ principal, currentPassword: req.currentPassword, newPassword: req.newPassword, meta: requestMeta(ctx) }),
-      );
+      await selfAudited(app, ctx, principal, "identity.password_change", "", async () => {
+        await app.secondFactors.requireStepUp(principal);
+        return app.recovery.changePassword({ principal, currentPassword: req.currentPassword, newPassword: req.newPassword, meta: requestMeta(ctx) });
+      });
       return {};
     },
     async listIdentities(_req, ctx) {

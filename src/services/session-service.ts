@@ -6,6 +6,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type SessionService, ValidateSessionResponseSchema, type ValidateSessionResponse } from "../../gen/identity/v1/session_service_pb.js";
 import { DomainError, invalidArgument, unauthenticated } from "../domain/errors.ts";
+import type { SecondFactorCode } from "../domain/second-factors.ts";
 import type { SessionRecord } from "../domain/types.ts";
 import { validateSession } from "../domain/validate-session.ts";
 import { requireNonEmpty } from "../domain/validation.ts";
@@ -28,6 +29,8 @@ export const sessionAccess = {
   // An API key with sessions.validate (watchRevocations authorizes it).
   watchRevocations: "principal",
   issueAccessToken: "session",
+  // The challenge is the credential (from SignIn's password check).
+  completeSecondFactor: "anonymous",
 } as const satisfies AccessPolicy<typeof SessionService>;
 
 export function validateResponse(session: SessionRecord): ValidateSessionResponse {
@@ -42,20 +45,30 @@ export function validateResponse(session: SessionRecord): ValidateSessionRespons
   });
 }
 
+/** The profile_mask paths, each a known Account field. */
+function profilePaths(paths: readonly string[]): readonly string[] {
+  const unknown = paths.find((p) => !(ACCOUNT_FIELD_PATHS as readonly string[]).includes(p));
+  if (unknown !== undefined) throw invalidArgument("profile_mask", `unknown account field "${unknown}"`);
+  return paths;
+}
+
 export function sessionService(app: App) {
   return {
     async signIn(req, ctx) {
-      const paths = req.profileMask?.paths ?? [];
-      const unknown = paths.find((p) => !(ACCOUNT_FIELD_PATHS as readonly string[]).includes(p));
-      if (unknown !== undefined) throw invalidArgument("profile_mask", `unknown account field "${unknown}"`);
+      const paths = profilePaths(req.profileMask?.paths ?? []);
       switch (req.method.case) {
         case "emailPassword": {
-          const { token, session, account } = await app.identity.signInWithPassword({
+          const result = await app.identity.signInWithPassword({
             tenantId: tenantOf(ctx),
             email: req.method.value.email,
             password: req.method.value.password,
             meta: requestMeta(ctx),
           });
+          if ("secondFactor" in result) {
+            const { challenge, expiresAt, kinds } = result.secondFactor;
+            return { accountId: result.account.id, secondFactorChallenge: { challenge, expireTime: timestampFromMs(expiresAt), kinds } };
+          }
+          const { token, session, account } = result;
           return {
             sessionToken: token,
             accountId: account.id,
@@ -66,6 +79,30 @@ export function sessionService(app: App) {
         default:
           throw invalidArgument("method", "a sign-in method is required (email_password)");
       }
+    },
+    async completeSecondFactor(req, ctx) {
+      const paths = profilePaths(req.profileMask?.paths ?? []);
+      const code: SecondFactorCode | undefined =
+        req.code.case === "totpCode"
+          ? { kind: "totp", code: req.code.value }
+          : req.code.case === "recoveryCode"
+            ? { kind: "recovery", code: req.code.value }
+            : req.code.case === "smsCode"
+              ? { kind: "sms", code: req.code.value }
+              : undefined;
+      const { token, session, account, recoveryCodesRemaining } = await app.secondFactors.complete({
+        tenantId: tenantOf(ctx),
+        challenge: req.challenge,
+        code,
+        meta: requestMeta(ctx),
+      });
+      return {
+        sessionToken: token,
+        accountId: account.id,
+        expireTime: timestampFromMs(session.expiresAt),
+        recoveryCodesRemaining,
+        ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(account), paths) } : {}),
+      };
     },
     async signOut(_req, ctx) {
       const token = bearerToken(ctx.requestHeader);

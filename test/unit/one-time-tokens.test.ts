@@ -49,7 +49,7 @@ describe("link tokens", () => {
     let clock = T0;
     const ephemeral = createMemoryStores({ now: () => clock });
     const tenants = { get: async () => ({ id: "default", name: "Default", settings: DEFAULT_TENANT_SETTINGS, createdAt: T0 }) };
-    const limits = { consume: async () => {} };
+    const limits = { consume: async () => ({ refund: async () => {} }) };
     const deps = { tokens: ephemeral.tokens, tenants, limits, now: () => clock, random: seededRandom(seed) };
     return { deps, ephemeral, advance: (ms: number) => (clock += ms) };
   }

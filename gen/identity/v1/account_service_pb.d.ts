@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Account, Consent, ConsentGrant, PushToken } from "./common_pb.js";
+import type { Account, Consent, ConsentGrant, PushToken, SecondFactor } from "./common_pb.js";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -267,7 +267,8 @@ export declare const ExportAccountDataRequestSchema: GenMessage<ExportAccountDat
 export declare type ExportAccountDataResponse = Message<"identity.v1.ExportAccountDataResponse"> & {
   /**
    * The kind of records in this part, in this order: "account", "identities",
-   * "sessions", "consents", "subscription", "messages",
+   * "sessions", "second_factors" (never a secret; recovery codes only
+   * counted), "consents", "subscription", "messages",
    * "audit_events_about_me", "audit_events_by_me", "summary". A long section
    * arrives as several parts.
    *
@@ -324,6 +325,210 @@ export declare type DeleteAccountResponse = Message<"identity.v1.DeleteAccountRe
  * Use `create(DeleteAccountResponseSchema)` to create a new message.
  */
 export declare const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse>;
+
+/**
+ * StartTotpEnrollmentRequest starts enrolling an authenticator app.
+ *
+ * @generated from message identity.v1.StartTotpEnrollmentRequest
+ */
+export declare type StartTotpEnrollmentRequest = Message<"identity.v1.StartTotpEnrollmentRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.StartTotpEnrollmentRequest.
+ * Use `create(StartTotpEnrollmentRequestSchema)` to create a new message.
+ */
+export declare const StartTotpEnrollmentRequestSchema: GenMessage<StartTotpEnrollmentRequest>;
+
+/**
+ * StartTotpEnrollmentResponse carries the new secret, three ways.
+ *
+ * @generated from message identity.v1.StartTotpEnrollmentResponse
+ */
+export declare type StartTotpEnrollmentResponse = Message<"identity.v1.StartTotpEnrollmentResponse"> & {
+  /**
+   * The secret in base32 (RFC 4648, no padding), for typing into the app.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * The otpauth:// URI (issuer: the tenant's name; label: the account's email).
+   *
+   * @generated from field: string otpauth_uri = 2;
+   */
+  otpauthUri: string;
+
+  /**
+   * The URI as a QR code, an SVG document.
+   *
+   * @generated from field: string qr_code_svg = 3;
+   */
+  qrCodeSvg: string;
+};
+
+/**
+ * Describes the message identity.v1.StartTotpEnrollmentResponse.
+ * Use `create(StartTotpEnrollmentResponseSchema)` to create a new message.
+ */
+export declare const StartTotpEnrollmentResponseSchema: GenMessage<StartTotpEnrollmentResponse>;
+
+/**
+ * ConfirmTotpEnrollmentRequest proves the app holds the secret.
+ *
+ * @generated from message identity.v1.ConfirmTotpEnrollmentRequest
+ */
+export declare type ConfirmTotpEnrollmentRequest = Message<"identity.v1.ConfirmTotpEnrollmentRequest"> & {
+  /**
+   * A current 6-digit code of the app.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message identity.v1.ConfirmTotpEnrollmentRequest.
+ * Use `create(ConfirmTotpEnrollmentRequestSchema)` to create a new message.
+ */
+export declare const ConfirmTotpEnrollmentRequestSchema: GenMessage<ConfirmTotpEnrollmentRequest>;
+
+/**
+ * ConfirmTotpEnrollmentResponse carries the factor and the recovery codes.
+ *
+ * @generated from message identity.v1.ConfirmTotpEnrollmentResponse
+ */
+export declare type ConfirmTotpEnrollmentResponse = Message<"identity.v1.ConfirmTotpEnrollmentResponse"> & {
+  /**
+   * The factor added.
+   *
+   * @generated from field: identity.v1.SecondFactor factor = 1;
+   */
+  factor?: SecondFactor | undefined;
+
+  /**
+   * 10 single-use recovery codes, shown only here.
+   *
+   * @generated from field: repeated string recovery_codes = 2;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message identity.v1.ConfirmTotpEnrollmentResponse.
+ * Use `create(ConfirmTotpEnrollmentResponseSchema)` to create a new message.
+ */
+export declare const ConfirmTotpEnrollmentResponseSchema: GenMessage<ConfirmTotpEnrollmentResponse>;
+
+/**
+ * ListSecondFactorsRequest reads the caller's second factors.
+ *
+ * @generated from message identity.v1.ListSecondFactorsRequest
+ */
+export declare type ListSecondFactorsRequest = Message<"identity.v1.ListSecondFactorsRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.ListSecondFactorsRequest.
+ * Use `create(ListSecondFactorsRequestSchema)` to create a new message.
+ */
+export declare const ListSecondFactorsRequestSchema: GenMessage<ListSecondFactorsRequest>;
+
+/**
+ * ListSecondFactorsResponse holds the caller's second factors.
+ *
+ * @generated from message identity.v1.ListSecondFactorsResponse
+ */
+export declare type ListSecondFactorsResponse = Message<"identity.v1.ListSecondFactorsResponse"> & {
+  /**
+   * The confirmed factors, oldest first.
+   *
+   * @generated from field: repeated identity.v1.SecondFactor factors = 1;
+   */
+  factors: SecondFactor[];
+
+  /**
+   * How many unused recovery codes remain.
+   *
+   * @generated from field: int32 recovery_codes_remaining = 2;
+   */
+  recoveryCodesRemaining: number;
+};
+
+/**
+ * Describes the message identity.v1.ListSecondFactorsResponse.
+ * Use `create(ListSecondFactorsResponseSchema)` to create a new message.
+ */
+export declare const ListSecondFactorsResponseSchema: GenMessage<ListSecondFactorsResponse>;
+
+/**
+ * RemoveSecondFactorRequest names the factor to remove.
+ *
+ * @generated from message identity.v1.RemoveSecondFactorRequest
+ */
+export declare type RemoveSecondFactorRequest = Message<"identity.v1.RemoveSecondFactorRequest"> & {
+  /**
+   * The factor's id, from ListSecondFactors.
+   *
+   * @generated from field: string factor_id = 1;
+   */
+  factorId: string;
+};
+
+/**
+ * Describes the message identity.v1.RemoveSecondFactorRequest.
+ * Use `create(RemoveSecondFactorRequestSchema)` to create a new message.
+ */
+export declare const RemoveSecondFactorRequestSchema: GenMessage<RemoveSecondFactorRequest>;
+
+/**
+ * RemoveSecondFactorResponse confirms the removal.
+ *
+ * @generated from message identity.v1.RemoveSecondFactorResponse
+ */
+export declare type RemoveSecondFactorResponse = Message<"identity.v1.RemoveSecondFactorResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.RemoveSecondFactorResponse.
+ * Use `create(RemoveSecondFactorResponseSchema)` to create a new message.
+ */
+export declare const RemoveSecondFactorResponseSchema: GenMessage<RemoveSecondFactorResponse>;
+
+/**
+ * RegenerateRecoveryCodesRequest replaces the recovery codes.
+ *
+ * @generated from message identity.v1.RegenerateRecoveryCodesRequest
+ */
+export declare type RegenerateRecoveryCodesRequest = Message<"identity.v1.RegenerateRecoveryCodesRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.RegenerateRecoveryCodesRequest.
+ * Use `create(RegenerateRecoveryCodesRequestSchema)` to create a new message.
+ */
+export declare const RegenerateRecoveryCodesRequestSchema: GenMessage<RegenerateRecoveryCodesRequest>;
+
+/**
+ * RegenerateRecoveryCodesResponse carries the new recovery codes.
+ *
+ * @generated from message identity.v1.RegenerateRecoveryCodesResponse
+ */
+export declare type RegenerateRecoveryCodesResponse = Message<"identity.v1.RegenerateRecoveryCodesResponse"> & {
+  /**
+   * 10 new single-use recovery codes, shown only here.
+   *
+   * @generated from field: repeated string recovery_codes = 1;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message identity.v1.RegenerateRecoveryCodesResponse.
+ * Use `create(RegenerateRecoveryCodesResponseSchema)` to create a new message.
+ */
+export declare const RegenerateRecoveryCodesResponseSchema: GenMessage<RegenerateRecoveryCodesResponse>;
 
 /**
  * AccountService is the signed-in person's own account: profile, consents,
@@ -440,6 +645,74 @@ export declare const AccountService: GenService<{
     methodKind: "unary";
     input: typeof DeleteAccountRequestSchema;
     output: typeof DeleteAccountResponseSchema;
+  },
+  /**
+   * Starts enrolling an authenticator app (TOTP, RFC 6238: SHA-1, 6 digits,
+   * 30 s): a new secret, sealed under the account's data key and kept
+   * pending for 15 minutes (a new start replaces it). Audited.
+   * Errors: FailedPrecondition TOTP_ALREADY_ENROLLED when the account has one
+   * (remove it first); ResourceExhausted RATE_LIMITED.
+   *
+   * @generated from rpc identity.v1.AccountService.StartTotpEnrollment
+   */
+  startTotpEnrollment: {
+    methodKind: "unary";
+    input: typeof StartTotpEnrollmentRequestSchema;
+    output: typeof StartTotpEnrollmentResponseSchema;
+  },
+  /**
+   * Confirms the pending enrollment with a current code of the app: the
+   * factor is added and 10 new single-use recovery codes are returned, shown
+   * only here (only their hashes are kept). From then on SignIn asks for a
+   * second factor. Audited.
+   * Errors: InvalidArgument on code (6 digits); FailedPrecondition
+   * ENROLLMENT_NOT_STARTED (none pending, or it expired) or
+   * TOTP_ALREADY_ENROLLED; Unauthenticated INVALID_SECOND_FACTOR (a wrong
+   * code); ResourceExhausted RATE_LIMITED (counted with the code attempts).
+   *
+   * @generated from rpc identity.v1.AccountService.ConfirmTotpEnrollment
+   */
+  confirmTotpEnrollment: {
+    methodKind: "unary";
+    input: typeof ConfirmTotpEnrollmentRequestSchema;
+    output: typeof ConfirmTotpEnrollmentResponseSchema;
+  },
+  /**
+   * Lists the caller's confirmed second factors (never a secret) and how many
+   * unused recovery codes remain.
+   *
+   * @generated from rpc identity.v1.AccountService.ListSecondFactors
+   */
+  listSecondFactors: {
+    methodKind: "unary";
+    input: typeof ListSecondFactorsRequestSchema;
+    output: typeof ListSecondFactorsResponseSchema;
+  },
+  /**
+   * Removes a second factor; removing the last one also deletes the recovery
+   * codes. Needs a session signed in with a second factor (AAL2). Audited.
+   * Errors: InvalidArgument on factor_id; PermissionDenied STEP_UP_REQUIRED
+   * at AAL1; NotFound SECOND_FACTOR_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AccountService.RemoveSecondFactor
+   */
+  removeSecondFactor: {
+    methodKind: "unary";
+    input: typeof RemoveSecondFactorRequestSchema;
+    output: typeof RemoveSecondFactorResponseSchema;
+  },
+  /**
+   * Replaces the recovery codes with 10 new ones, shown only here (the old
+   * ones stop working). Needs AAL2. Audited.
+   * Errors: PermissionDenied STEP_UP_REQUIRED at AAL1; FailedPrecondition
+   * SECOND_FACTOR_NOT_ENROLLED without a confirmed factor.
+   *
+   * @generated from rpc identity.v1.AccountService.RegenerateRecoveryCodes
+   */
+  regenerateRecoveryCodes: {
+    methodKind: "unary";
+    input: typeof RegenerateRecoveryCodesRequestSchema;
+    output: typeof RegenerateRecoveryCodesResponseSchema;
   },
 }>;
 

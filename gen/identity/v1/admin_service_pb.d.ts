@@ -124,6 +124,18 @@ export declare type TenantSettings = Message<"identity.v1.TenantSettings"> & {
    * @generated from field: google.protobuf.Duration audit_event_retention = 13;
    */
   auditEventRetention?: Duration | undefined;
+
+  /**
+   * The lowest role that must sign in with a second factor (default
+   * ROLE_UNSPECIFIED: nobody is required to). ROLE_ADMIN: admins and super
+   * admins ("MFA required for admins"); ROLE_USER: everyone. Such an account
+   * without a confirmed factor still gets a session at AAL1 (to enroll one),
+   * but every admin action answers PermissionDenied STEP_UP_REQUIRED until it
+   * signs in again with its second factor (AAL2).
+   *
+   * @generated from field: identity.v1.Role second_factor_min_role = 14;
+   */
+  secondFactorMinRole: Role;
 };
 
 /**

@@ -12,6 +12,47 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_identity_v1_common: GenFile;
 
 /**
+ * SecondFactor is a confirmed second factor of an account (never its secret).
+ *
+ * @generated from message identity.v1.SecondFactor
+ */
+export declare type SecondFactor = Message<"identity.v1.SecondFactor"> & {
+  /**
+   * Opaque identifier of the factor.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * What kind of factor this is.
+   *
+   * @generated from field: identity.v1.SecondFactorKind kind = 2;
+   */
+  kind: SecondFactorKind;
+
+  /**
+   * When the factor was confirmed.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When a code of the factor was last accepted; unset when never.
+   *
+   * @generated from field: google.protobuf.Timestamp last_use_time = 4;
+   */
+  lastUseTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.SecondFactor.
+ * Use `create(SecondFactorSchema)` to create a new message.
+ */
+export declare const SecondFactorSchema: GenMessage<SecondFactor>;
+
+/**
  * Identity is one way to sign in to an account.
  *
  * @generated from message identity.v1.Identity
@@ -573,6 +614,46 @@ export enum AssuranceLevel {
  * Describes the enum identity.v1.AssuranceLevel.
  */
 export declare const AssuranceLevelSchema: GenEnum<AssuranceLevel>;
+
+/**
+ * SecondFactorKind is the kind of a second factor.
+ *
+ * @generated from enum identity.v1.SecondFactorKind
+ */
+export enum SecondFactorKind {
+  /**
+   * The kind was not set.
+   *
+   * @generated from enum value: SECOND_FACTOR_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A time-based one-time password app (RFC 6238: SHA-1, 6 digits, 30 s).
+   *
+   * @generated from enum value: SECOND_FACTOR_KIND_TOTP = 1;
+   */
+  TOTP = 1,
+
+  /**
+   * A code sent by SMS to the account's verified phone identity.
+   *
+   * @generated from enum value: SECOND_FACTOR_KIND_SMS = 2;
+   */
+  SMS = 2,
+
+  /**
+   * One of the account's single-use recovery codes.
+   *
+   * @generated from enum value: SECOND_FACTOR_KIND_RECOVERY_CODE = 3;
+   */
+  RECOVERY_CODE = 3,
+}
+
+/**
+ * Describes the enum identity.v1.SecondFactorKind.
+ */
+export declare const SecondFactorKindSchema: GenEnum<SecondFactorKind>;
 
 /**
  * IdentityKind is the kind of credential an identity is.

@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Account, AssuranceLevel, AuthenticationMethod, Role, Session } from "./common_pb.js";
+import type { Account, AssuranceLevel, AuthenticationMethod, Role, SecondFactorKind, Session } from "./common_pb.js";
 
 /**
  * Describes the file identity/v1/session_service.proto.
@@ -109,6 +109,14 @@ export declare type SignInResponse = Message<"identity.v1.SignInResponse"> & {
    * @generated from field: identity.v1.Account profile = 4;
    */
   profile?: Account | undefined;
+
+  /**
+   * Set instead of a session (session_token, expire_time and profile empty)
+   * when the sign-in needs a second factor: pass it to CompleteSecondFactor.
+   *
+   * @generated from field: identity.v1.SecondFactorChallenge second_factor_challenge = 5;
+   */
+  secondFactorChallenge?: SecondFactorChallenge | undefined;
 };
 
 /**
@@ -116,6 +124,146 @@ export declare type SignInResponse = Message<"identity.v1.SignInResponse"> & {
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export declare const SignInResponseSchema: GenMessage<SignInResponse>;
+
+/**
+ * SecondFactorChallenge is a sign-in waiting for its second factor.
+ *
+ * @generated from message identity.v1.SecondFactorChallenge
+ */
+export declare type SecondFactorChallenge = Message<"identity.v1.SecondFactorChallenge"> & {
+  /**
+   * The opaque, single-use challenge (256 random bits; only its hash is kept).
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * When the challenge expires (5 minutes after the password was checked).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The kinds of code the account can answer with.
+   *
+   * @generated from field: repeated identity.v1.SecondFactorKind kinds = 3;
+   */
+  kinds: SecondFactorKind[];
+};
+
+/**
+ * Describes the message identity.v1.SecondFactorChallenge.
+ * Use `create(SecondFactorChallengeSchema)` to create a new message.
+ */
+export declare const SecondFactorChallengeSchema: GenMessage<SecondFactorChallenge>;
+
+/**
+ * CompleteSecondFactorRequest answers a challenge with one code.
+ *
+ * @generated from message identity.v1.CompleteSecondFactorRequest
+ */
+export declare type CompleteSecondFactorRequest = Message<"identity.v1.CompleteSecondFactorRequest"> & {
+  /**
+   * The challenge from SignInResponse.second_factor_challenge.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * The code of one second factor.
+   *
+   * @generated from oneof identity.v1.CompleteSecondFactorRequest.code
+   */
+  code: {
+    /**
+     * The current 6-digit code of the account's authenticator app.
+     *
+     * @generated from field: string totp_code = 2;
+     */
+    value: string;
+    case: "totpCode";
+  } | {
+    /**
+     * One of the account's unused recovery codes (dashes and case ignored).
+     *
+     * @generated from field: string recovery_code = 3;
+     */
+    value: string;
+    case: "recoveryCode";
+  } | {
+    /**
+     * A code sent by SMS to the account's phone (not available yet).
+     *
+     * @generated from field: string sms_code = 4;
+     */
+    value: string;
+    case: "smsCode";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Profile fields of the account to return with the session, as in SignIn.
+   *
+   * @generated from field: google.protobuf.FieldMask profile_mask = 5;
+   */
+  profileMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message identity.v1.CompleteSecondFactorRequest.
+ * Use `create(CompleteSecondFactorRequestSchema)` to create a new message.
+ */
+export declare const CompleteSecondFactorRequestSchema: GenMessage<CompleteSecondFactorRequest>;
+
+/**
+ * CompleteSecondFactorResponse carries the new AAL2 session.
+ *
+ * @generated from message identity.v1.CompleteSecondFactorResponse
+ */
+export declare type CompleteSecondFactorResponse = Message<"identity.v1.CompleteSecondFactorResponse"> & {
+  /**
+   * The new session's bearer token (assurance level AAL2).
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * The signed-in account.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * When the session expires unless refreshed.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The profile fields asked for in profile_mask; unset when it was empty.
+   *
+   * @generated from field: identity.v1.Account profile = 4;
+   */
+  profile?: Account | undefined;
+
+  /**
+   * How many unused recovery codes remain (after this one, when one was used).
+   *
+   * @generated from field: int32 recovery_codes_remaining = 5;
+   */
+  recoveryCodesRemaining: number;
+};
+
+/**
+ * Describes the message identity.v1.CompleteSecondFactorResponse.
+ * Use `create(CompleteSecondFactorResponseSchema)` to create a new message.
+ */
+export declare const CompleteSecondFactorResponseSchema: GenMessage<CompleteSecondFactorResponse>;
 
 /**
  * SignOutRequest ends the session in the authorization header.
@@ -639,8 +787,10 @@ export declare const IssueAccessTokenResponseSchema: GenMessage<IssueAccessToken
  */
 export declare const SessionService: GenService<{
   /**
-   * Signs in with a credential and returns a new session token (later, an MFA
-   * challenge). An unknown address costs the same time as a wrong password,
+   * Signs in with a credential and returns a new session token, or, when the
+   * account has a confirmed second factor (or its tenant requires one for its
+   * role and it has one), a second_factor_challenge instead of a session:
+   * CompleteSecondFactor finishes the sign-in. An unknown address costs the same time as a wrong password,
    * and an account's state is told only to someone who gave its password.
    * Errors: InvalidArgument on method, profile_mask (an unknown Account path),
    * email_password.email or email_password.password; Unauthenticated
@@ -775,6 +925,30 @@ export declare const SessionService: GenService<{
     methodKind: "unary";
     input: typeof IssueAccessTokenRequestSchema;
     output: typeof IssueAccessTokenResponseSchema;
+  },
+  /**
+   * Finishes a sign-in that SignIn answered with a second_factor_challenge:
+   * one code of a second factor (a TOTP code, a recovery code) gives a new
+   * session at AAL2. A TOTP code is accepted within one 30 s step either
+   * side and only once (a replayed code is refused); a recovery code works
+   * once. The challenge lives 5 minutes and is used up by the first success.
+   * Errors: InvalidArgument on challenge, code (none given) or the code's
+   * field (totp_code: 6 digits; recovery_code: its shape); Unauthenticated
+   * CHALLENGE_INVALID (unknown, expired or used challenge) or
+   * INVALID_SECOND_FACTOR (a wrong, replayed or used code); FailedPrecondition
+   * SECOND_FACTOR_NOT_ENROLLED (no such factor on the account);
+   * Unimplemented SMS_SECOND_FACTOR_UNAVAILABLE for sms_code (not built yet);
+   * ResourceExhausted RATE_LIMITED after 5 wrong codes on one challenge, or
+   * too many at the account or from the source (progressive, never a
+   * permanent lockout); FailedPrecondition ACCOUNT_DEACTIVATED when the
+   * account changed meanwhile.
+   *
+   * @generated from rpc identity.v1.SessionService.CompleteSecondFactor
+   */
+  completeSecondFactor: {
+    methodKind: "unary";
+    input: typeof CompleteSecondFactorRequestSchema;
+    output: typeof CompleteSecondFactorResponseSchema;
   },
 }>;
 

@@ -12,6 +12,7 @@ import type { RevocationStore } from "./revocations.ts";
 import type { SigningKeyStore } from "./signing-keys.ts";
 import type { InvalidationBus } from "./invalidation.ts";
 import type { Leases } from "./leases.ts";
+import type { SecondFactorStore } from "./second-factors.ts";
 import type { SessionStore } from "./sessions.ts";
 import type { TenantStore } from "./tenants.ts";
 import type { TokenStore } from "./tokens.ts";
@@ -39,6 +40,8 @@ export interface DurableStores {
   revocations: RevocationStore;
   /** Keys that sign access tokens. */
   signingKeys: SigningKeyStore;
+  /** Second factors and recovery codes. */
+  secondFactors: SecondFactorStore;
   /** Wrapped data keys and the erasure ledger; a separate database when configured. */
   keys: KeyStore;
   /** True when the backend answers; never throws. */

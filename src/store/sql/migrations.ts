@@ -14,6 +14,7 @@ import { pendingRevocations } from "./migrations/0008_pending_revocations.ts";
 import { outboxFailures } from "./migrations/0009_outbox_failures.ts";
 import { identityModel } from "./migrations/0010_identity_model.ts";
 import { signingKeys } from "./migrations/0011_signing_keys.ts";
+import { secondFactors } from "./migrations/0011_second_factors.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   "0009_outbox_failures": outboxFailures,
   "0010_identity_model": identityModel,
   "0011_signing_keys": signingKeys,
+  "0011_second_factors": secondFactors,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

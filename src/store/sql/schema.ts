@@ -145,6 +145,27 @@ export interface PendingRevocationsTable {
 }
 
 /** Consent decisions, one row per decision (append-only); the newest per purpose is the current state. */
+/** Second factors (0011): the secret sealed under the account's data key. */
+export interface SecondFactorsTable {
+  id: string;
+  tenant_id: string;
+  account_id: string;
+  kind: number;
+  secret: string;
+  created_at: number;
+  confirmed_at: number | null;
+  last_used_step: number | null;
+  last_used_at: number | null;
+}
+
+/** Recovery codes (0011): keyed hashes only, single-use through used_at. */
+export interface RecoveryCodesTable {
+  account_id: string;
+  code_hash: string;
+  created_at: number;
+  used_at: number | null;
+}
+
 export interface ConsentsTable {
   id: string;
   tenant_id: string;
@@ -171,6 +192,8 @@ export interface Database {
   consents: ConsentsTable;
   pending_revocations: PendingRevocationsTable;
   signing_keys: SigningKeysTable;
+  second_factors: SecondFactorsTable;
+  recovery_codes: RecoveryCodesTable;
 }
 
 /**

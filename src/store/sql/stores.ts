@@ -13,6 +13,7 @@ import { createSqlConsentStore, insertConsents } from "./consent-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
 import { translateSqlError, withDeadlockRetry } from "./errors.ts";
 import { createSqlKeyStore } from "./key-store.ts";
+import { createSqlSecondFactorStore } from "./second-factor-store.ts";
 import { createSqlRevocationStore, queueRevocation } from "./revocation-store.ts";
 import { createSqlSigningKeyStore } from "./signing-key-store.ts";
 import { translatingErrors } from "../translate-errors.ts";
@@ -480,6 +481,7 @@ export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase)
     consents: ported(createSqlConsentStore(database)),
     revocations: ported(createSqlRevocationStore(database.db)),
     signingKeys: ported(createSqlSigningKeyStore(database.db)),
+    secondFactors: ported(createSqlSecondFactorStore(database)),
     async ping() {
       const [main, keyStore] = await Promise.all([database.ping(), keyDatabase.ping()]);
       return main && keyStore;

@@ -1,0 +1,321 @@
+// Second factors: TOTP enrollment (RFC 6238 through src/crypto/totp.ts), the
+// recovery codes, the sign-in challenge a password answers with when the
+// account has a factor, its completion into an AAL2 session, and step-up (what
+// sensitive operations demand of the caller's session).
+//
+// At rest: a TOTP secret is sealed under the account's data key (erased with
+// it); recovery codes are kept only as keyed hashes (HMAC under the blind-index
+// key, so a dump cannot be brute-forced offline); a challenge only as the
+// SHA-256 of its token, in the ephemeral store. Each TOTP step is accepted once
+// (the factor's last used step only moves forward, compare-and-set), each
+// recovery code once. Wrong codes count per challenge (5), per account and per
+// source, progressively (src/domain/limits.ts): never a permanent lockout.
+import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts";
+import { qrCodeSvg, TOTP_SECRET_BYTES, totpMatchingSteps, totpSecretBase32, totpStep, totpUri } from "../crypto/totp.ts";
+import { openAccount } from "./accounts.ts";
+import type { AuditLog } from "./audit-log.ts";
+import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
+import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "./errors.ts";
+import { assertCanSignIn, type SignInResult } from "./identity.ts";
+import { newId } from "./ids.ts";
+import type { Limits } from "./limits.ts";
+import { oneTimeTokenHash, randomToken } from "./one-time-tokens.ts";
+import type { AccountReader } from "./ports/accounts.ts";
+import type { Random } from "./ports/random.ts";
+import type { SecondFactorStore, StoredSecondFactor } from "./ports/second-factors.ts";
+import type { TokenStore } from "./ports/tokens.ts";
+import type { SessionPrincipal } from "./principal.ts";
+import type { RequestMeta, Sessions } from "./sessions.ts";
+import type { Tenants } from "./tenants.ts";
+import { type Account, AssuranceLevel, AuthMethod, type OneTimeToken, SecondFactorKind, type Tenant } from "./types.ts";
+
+const MINUTE = 60_000;
+/** How long a sign-in waits for its second factor. */
+export const CHALLENGE_TTL_MS = 5 * MINUTE;
+/** How long a started enrollment waits for its confirming code. */
+export const ENROLLMENT_TTL_MS = 15 * MINUTE;
+/** Without a second factor, a session this recent counts as a fresh authentication for step-up. */
+export const STEP_UP_RECENT_MS = 10 * MINUTE;
+export const RECOVERY_CODE_COUNT = 10;
+/** A recovery code: 10 characters of the base32 alphabet (50 bits), shown as xxxxx-xxxxx. */
+const RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567";
+const RECOVERY_CODE_LENGTH = 10;
+const RECOVERY_INDEX = "recovery-code";
+
+const secretContext = (factorId: string) => `second-factor:${factorId}`;
+
+/** A factor as its owner sees it: never the secret. */
+export interface SecondFactorView {
+  id: string;
+  kind: SecondFactorKind;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface TotpEnrollment {
+  secret: string;
+  otpauthUri: string;
+  qrCodeSvg: string;
+}
+
+/** What SignIn answers instead of a session when a second factor is needed. */
+export interface SecondFactorChallenge {
+  challenge: string;
+  expiresAt: number;
+  kinds: SecondFactorKind[];
+}
+
+export type SecondFactorCode = { kind: "totp"; code: string } | { kind: "recovery"; code: string } | { kind: "sms"; code: string };
+
+export interface SecondFactors {
+  /** A new pending TOTP secret (replacing a pending one). failed_precondition TOTP_ALREADY_ENROLLED when one is confirmed. */
+  startTotp(principal: SessionPrincipal): Promise<TotpEnrollment>;
+  /** Confirms the pending TOTP with a current code; returns the factor and 10 new recovery codes (shown once). */
+  confirmTotp(principal: SessionPrincipal, code: string, meta: RequestMeta): Promise<{ factor: SecondFactorView; recoveryCodes: string[] }>;
+  /** The account's confirmed factors and its unused recovery codes' count. */
+  list(accountId: string): Promise<{ factors: SecondFactorView[]; recoveryCodesRemaining: number }>;
+  /** Removes a confirmed factor (step-up first). not_found SECOND_FACTOR_NOT_FOUND. */
+  remove(principal: SessionPrincipal, factorId: string): Promise<void>;
+  /** New recovery codes replacing the old (step-up first); failed_precondition SECOND_FACTOR_NOT_ENROLLED without a factor. */
+  regenerateRecoveryCodes(principal: SessionPrincipal): Promise<string[]>;
+  /** After a correct password: the challenge to answer, or undefined when the account has no confirmed factor. */
+  challengeFor(tenant: Tenant, account: Account, identityId: string): Promise<SecondFactorChallenge | undefined>;
+  /** Answers a challenge with one code: a new AAL2 session. */
+  complete(input: {
+    tenantId: string;
+    challenge: string;
+    code: SecondFactorCode | undefined;
+    meta: RequestMeta;
+  }): Promise<SignInResult & { recoveryCodesRemaining: number }>;
+  /**
+   * Step-up: the caller's session may do a sensitive operation. With a
+   * confirmed factor the session must be AAL2; without one, `recent` asks for
+   * a sign-in within STEP_UP_RECENT_MS. permission_denied STEP_UP_REQUIRED otherwise.
+   */
+  requireStepUp(principal: SessionPrincipal, options?: { recent?: boolean }): Promise<void>;
+}
+
+export interface SecondFactorDeps {
+  store: SecondFactorStore;
+  accounts: Pick<AccountReader, "getAccount">;
+  tenants: Pick<Tenants, "get">;
+  keyring: Keyring;
+  tokens: TokenStore;
+  sessions: Pick<Sessions, "issue" | "end">;
+  limits: Limits;
+  audit: AuditLog;
+  now: () => number;
+  random: Random;
+}
+
+export const stepUpRequired = () =>
+  permissionDenied("STEP_UP_REQUIRED", "this operation needs a recent sign-in with the account's second factor (sign in again)");
+
+/** A recovery code as typed (any case, dashes and spaces ignored) in its stored form; undefined when it cannot be one. */
+export function normalizeRecoveryCode(raw: string): string | undefined {
+  const code = raw.toLowerCase().replace(/[\s-]/g, "");
+  if (code.length !== RECOVERY_CODE_LENGTH || ![...code].every((c) => RECOVERY_ALPHABET.includes(c))) return undefined;
+  return code;
+}
+
+function newRecoveryCode(random: Random): string {
+  let code = "";
+  // 256 is a multiple of 32: every character equally likely.
+  for (const byte of random.bytes(RECOVERY_CODE_LENGTH)) code += RECOVERY_ALPHABET[byte % 32];
+  return `${code.slice(0, 5)}-${code.slice(5)}`;
+}
+
+const viewOf = (factor: StoredSecondFactor): SecondFactorView => ({
+  id: factor.id,
+  kind: factor.kind as SecondFactorKind,
+  createdAt: factor.confirmedAt ?? factor.createdAt,
+  lastUsedAt: factor.lastUsedAt,
+});
+
+const invalidCode = () => unauthenticated("INVALID_SECOND_FACTOR", "the code is incorrect, expired or already used");
+const challengeInvalid = () => unauthenticated("CHALLENGE_INVALID", "the challenge is invalid, expired or already used; sign in again");
+
+export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
+  const { store, keyring, now, random, limits } = deps;
+
+  const recoveryHash = (accountId: string, normalized: string) => keyring.blindIndex(RECOVERY_INDEX, `${accountId}:${normalized}`);
+
+  async function newRecoveryCodes(accountId: string): Promise<{ codes: string[]; hashes: string[] }> {
+    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode(random));
+    return { codes, hashes: codes.map((c) => recoveryHash(accountId, normalizeRecoveryCode(c)!)) };
+  }
+
+  async function openedAccount(tenantId: string, accountId: string) {
+    const found = await deps.accounts.getAccount(tenantId, accountId);
+    if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
+    return openAccount(keyring, found.account, found.wrappedKey);
+  }
+
+  /** The TOTP step `code` stands for (one step either side of now, later than the last used), or undefined. */
+  function acceptedStep(factor: StoredSecondFactor, dataKey: Buffer, code: string): number | undefined {
+    const secret = decryptString(dataKey, factor.secretSealed, secretContext(factor.id));
+    const current = totpStep(now());
+    const candidates = [current - 1, current, current + 1].filter((s) => factor.lastUsedStep === null || s > factor.lastUsedStep);
+    return totpMatchingSteps(secret, code, candidates)[0];
+  }
+
+  const totpCodeOf = (field: string, code: string) => {
+    if (!/^\d{6}$/.test(code)) throw invalidArgument(field, "must be 6 digits");
+    return code;
+  };
+
+  const flows = {
+    async complete(input: Parameters<SecondFactors["complete"]>[0]): Promise<SecurityAttempt<SignInResult & { recoveryCodesRemaining: number }>> {
+      let subject: SecuritySubject = {};
+      try {
+        if (input.challenge === "") throw invalidArgument("challenge", "is required");
+        if (input.challenge.length > 100) throw invalidArgument("challenge", "is not a challenge from SignIn");
+        const code = input.code;
+        if (!code) throw invalidArgument("code", "one of totp_code, recovery_code or sms_code is required");
+        if (code.kind === "totp") totpCodeOf("totp_code", code.code);
+        const recovery = code.kind === "recovery" ? normalizeRecoveryCode(code.code) : undefined;
+        if (code.kind === "recovery" && recovery === undefined) throw invalidArgument("recovery_code", "must be 10 letters and digits (xxxxx-xxxxx)");
+        if (code.kind === "sms") {
+          if (!/^\d{6}$/.test(code.code)) throw invalidArgument("sms_code", "must be 6 digits");
+          throw new DomainError("unimplemented", "SMS_SECOND_FACTOR_UNAVAILABLE", "SMS as a second factor is not available yet");
+        }
+        const tenant = await deps.tenants.get(input.tenantId);
+        const bySource = await limits.consume("code_ip", tenant, input.meta.ip);
+        const tokenHash = oneTimeTokenHash(input.challenge);
+        const pending = await deps.tokens.peek(tokenHash);
+        if (pending?.purpose !== "second_factor" || pending.tenantId !== tenant.id || pending.expiresAt <= now()) throw challengeInvalid();
+        subject = { accountId: pending.accountId };
+        // Counted before the check: 5 per challenge, and the account's code budget; a correct code takes them back.
+        const byChallenge = await limits.consume("second_factor_challenge", tenant, tokenHash);
+        const byAccount = await limits.consume("code_account", tenant, `second_factor:${pending.accountId}`);
+        const { account, dataKey } = await openedAccount(tenant.id, pending.accountId);
+        assertCanSignIn(account);
+
+        if (code.kind === "totp") {
+          const factor = (await store.list(account.id)).find((f) => f.kind === SecondFactorKind.TOTP && f.confirmedAt !== null);
+          if (!factor) throw new DomainError("failed_precondition", "SECOND_FACTOR_NOT_ENROLLED", "the account has no authenticator app");
+          const step = acceptedStep(factor, dataKey, code.code);
+          if (step === undefined || !(await store.useStep(account.id, factor.id, step, now()))) throw invalidCode();
+        } else if (!(await store.useRecoveryCode(account.id, recoveryHash(account.id, recovery!), now()))) {
+          throw invalidCode();
+        }
+        // The first success uses the challenge up; a concurrent second one finds it gone.
+        if (!(await deps.tokens.take(tokenHash))) throw challengeInvalid();
+        await Promise.all([bySource.refund(), byChallenge.refund(), byAccount.refund()]);
+        // The password (when the challenge was made, about its identity), then this factor.
+        const passwordAt = Number(pending.data?.passwordAt ?? pending.expiresAt - CHALLENGE_TTL_MS);
+        const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL2, dataKey, [
+          { method: AuthMethod.PASSWORD, identityId: pending.identityId, at: passwordAt },
+          { method: code.kind === "totp" ? AuthMethod.TOTP : AuthMethod.RECOVERY_CODE, identityId: "" },
+        ]);
+        // A deactivation or role change while the code was checked must not miss this session.
+        const current = (await deps.accounts.getAccount(tenant.id, account.id))?.account;
+        if (!current || current.state !== account.state || current.role !== account.role) {
+          await deps.sessions.end(issued.token);
+          if (current) assertCanSignIn({ ...account, state: current.state });
+          throw new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed during sign-in; sign in again");
+        }
+        return { ok: true, value: { ...issued, account, recoveryCodesRemaining: await store.countRecoveryCodes(account.id) }, subject };
+      } catch (error) {
+        return { ok: false, error, subject };
+      }
+    },
+  };
+  const security = createSecurityEvents(deps.audit, now);
+
+  const api: SecondFactors = {
+    async startTotp(principal) {
+      const tenant = await deps.tenants.get(principal.tenantId);
+      await limits.consume("code_account", tenant, `totp_enrollment:${principal.accountId}`);
+      const existing = await store.list(principal.accountId);
+      if (existing.some((f) => f.kind === SecondFactorKind.TOTP && f.confirmedAt !== null))
+        throw new DomainError("failed_precondition", "TOTP_ALREADY_ENROLLED", "an authenticator app is enrolled already; remove it first");
+      const { account, dataKey } = await openedAccount(principal.tenantId, principal.accountId);
+      const secret = totpSecretBase32(random.bytes(TOTP_SECRET_BYTES));
+      const at = now();
+      const id = newId(at, random);
+      await store.putPending({
+        id,
+        tenantId: account.tenantId,
+        accountId: account.id,
+        kind: SecondFactorKind.TOTP,
+        secretSealed: encryptString(dataKey, secret, secretContext(id)),
+        createdAt: at,
+        confirmedAt: null,
+        lastUsedStep: null,
+        lastUsedAt: null,
+      });
+      const otpauthUri = totpUri(secret, tenant.name, account.profile.email || account.id);
+      return { secret, otpauthUri, qrCodeSvg: await qrCodeSvg(otpauthUri) };
+    },
+
+    async confirmTotp(principal, rawCode) {
+      const code = totpCodeOf("code", rawCode);
+      const tenant = await deps.tenants.get(principal.tenantId);
+      await limits.consume("code_account", tenant, `totp_enrollment:${principal.accountId}`);
+      const factors = await store.list(principal.accountId);
+      if (factors.some((f) => f.kind === SecondFactorKind.TOTP && f.confirmedAt !== null))
+        throw new DomainError("failed_precondition", "TOTP_ALREADY_ENROLLED", "an authenticator app is enrolled already");
+      const pending = factors.find((f) => f.kind === SecondFactorKind.TOTP && f.confirmedAt === null && f.createdAt + ENROLLMENT_TTL_MS > now());
+      if (!pending) throw new DomainError("failed_precondition", "ENROLLMENT_NOT_STARTED", "no enrollment is pending (start one)");
+      const { dataKey } = await openedAccount(principal.tenantId, principal.accountId);
+      const step = acceptedStep(pending, dataKey, code);
+      if (step === undefined) throw invalidCode();
+      const { codes, hashes } = await newRecoveryCodes(principal.accountId);
+      const at = now();
+      if (!(await store.confirm({ accountId: principal.accountId, factorId: pending.id, at, step, recoveryCodeHashes: hashes })))
+        throw new DomainError("failed_precondition", "ENROLLMENT_NOT_STARTED", "no enrollment is pending (start one)");
+      return { factor: viewOf({ ...pending, confirmedAt: at, lastUsedAt: at }), recoveryCodes: codes };
+    },
+
+    async list(accountId) {
+      const [factors, recoveryCodesRemaining] = await Promise.all([store.list(accountId), store.countRecoveryCodes(accountId)]);
+      return { factors: factors.filter((f) => f.confirmedAt !== null).map(viewOf), recoveryCodesRemaining };
+    },
+
+    async remove(principal, factorId) {
+      if (factorId === "") throw invalidArgument("factor_id", "is required");
+      if (factorId.length > 64) throw invalidArgument("factor_id", "is not a factor id");
+      await api.requireStepUp(principal);
+      if (!(await store.remove(principal.accountId, factorId))) throw new DomainError("not_found", "SECOND_FACTOR_NOT_FOUND", "no such second factor");
+    },
+
+    async regenerateRecoveryCodes(principal) {
+      await api.requireStepUp(principal);
+      if (!(await store.hasConfirmed(principal.accountId)))
+        throw new DomainError("failed_precondition", "SECOND_FACTOR_NOT_ENROLLED", "recovery codes come with a second factor: enroll one first");
+      const { codes, hashes } = await newRecoveryCodes(principal.accountId);
+      await store.replaceRecoveryCodes(principal.accountId, hashes, now());
+      return codes;
+    },
+
+    async challengeFor(tenant, account, identityId) {
+      const factors = (await store.list(account.id)).filter((f) => f.confirmedAt !== null);
+      if (factors.length === 0) return undefined;
+      const kinds = [...new Set(factors.map((f) => f.kind as SecondFactorKind))];
+      if ((await store.countRecoveryCodes(account.id)) > 0) kinds.push(SecondFactorKind.RECOVERY_CODE);
+      const challenge = randomToken(random);
+      const expiresAt = now() + CHALLENGE_TTL_MS;
+      const record: OneTimeToken = {
+        purpose: "second_factor",
+        tenantId: tenant.id,
+        accountId: account.id,
+        identityId,
+        expiresAt,
+        data: { passwordAt: String(now()) },
+      };
+      await deps.tokens.put(oneTimeTokenHash(challenge), record, CHALLENGE_TTL_MS);
+      return { challenge, expiresAt, kinds };
+    },
+
+    complete: (input) =>
+      security.run(input.tenantId, input.meta, { action: "session.second_factor", rateLimited: "session.rate_limited" }, () => flows.complete(input)),
+
+    async requireStepUp(principal, options = {}) {
+      if (principal.assurance >= AssuranceLevel.AAL2) return;
+      if (await store.hasConfirmed(principal.accountId)) throw stepUpRequired();
+      if (options.recent && principal.authenticatedAt + STEP_UP_RECENT_MS < now()) throw stepUpRequired();
+    },
+  };
+  return api;
+}
