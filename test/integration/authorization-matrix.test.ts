@@ -83,6 +83,8 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.SessionService.WatchRevocations": { permission: "sessions.validate", expect: "U P P P A P P" },
   // A signed access token of the caller's own session: a person's session only.
   "identity.v1.SessionService.IssueAccessToken": { permission: null, expect: "U A A A P P A" },
+  // The challenge is the credential (SignIn's password check made it): anyone may answer one.
+  "identity.v1.SessionService.CompleteSecondFactor": { permission: null, expect: "A A A A A A A" },
   // AccountService: the caller's own account, a person's session only.
   "identity.v1.AccountService.GetAccount": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.UpdateAccount": { permission: null, expect: "U A A A P P A" },
@@ -92,6 +94,12 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.AccountService.UpdateConsents": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.ExportAccountData": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.DeleteAccount": { permission: null, expect: "U A A A P P A", terminal: true },
+  // The caller's own second factors; removing one and new recovery codes need AAL2 once a factor exists (test/integration/second-factors.test.ts).
+  "identity.v1.AccountService.StartTotpEnrollment": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.ConfirmTotpEnrollment": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.ListSecondFactors": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.RemoveSecondFactor": { permission: null, expect: "U A A A P P A", request: { factorId: UNKNOWN_ID } },
+  "identity.v1.AccountService.RegenerateRecoveryCodes": { permission: null, expect: "U A A A P P A" },
   // AdminService, users: ADMIN of the tenant or a key with users.read / users.write; another tenant's admin never.
   "identity.v1.AdminService.CreateUser": { permission: "users.write", expect: "U P A A A P P" },
   "identity.v1.AdminService.GetUser": { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },

@@ -6,9 +6,6 @@
 // its own client IP (one trusted proxy, X-Forwarded-For) so per-IP budgets
 // do not mix; the server's clock only ever moves forward.
 import { DatabaseSync } from "node:sqlite";
-import { fromBinary } from "@bufbuild/protobuf";
-import { BinaryReader } from "@bufbuild/protobuf/wire";
-import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,7 +18,7 @@ import { createKeyring, type Keyring } from "../../src/crypto/keyring.ts";
 import { EMAIL_INDEX, sealIdentityValue } from "../../src/domain/accounts.ts";
 import { IdentityKind as DomainIdentityKind } from "../../src/domain/types.ts";
 import { BACKENDS } from "../support/backends.ts";
-import { createCaller, PROTOCOLS, type Protocol } from "../support/clients.ts";
+import { createCaller, PROTOCOLS, type Protocol, refusal, withDetails } from "../support/clients.ts";
 import type { Received } from "../support/smtp.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
@@ -40,36 +37,6 @@ const freshIp = () => `10.${(ipSeq >> 8) & 255}.${ipSeq++ & 255}.${1 + Math.floo
 const isVerification = (m: Received) => m.text.includes("/verify-email?token=");
 const isReset = (m: Received) => m.text.includes("/reset-password?token=");
 const isPasswordChanged = (m: Received) => /password was changed|mot de passe de votre compte .* a été modifié/.test(m.subject);
-
-async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return withDetails(ConnectError.from(error));
-  }
-  throw new Error("expected the call to be refused");
-}
-
-/** grpc-js leaves the error details in grpc-status-details-bin (a google.rpc.Status): read them there. */
-function withDetails(error: ConnectError): ConnectError {
-  const metadata = (error.cause as { metadata?: { get(key: string): unknown[] } } | undefined)?.metadata;
-  const [bin] = metadata?.get("grpc-status-details-bin") ?? [];
-  if (error.details.length > 0 || !(bin instanceof Uint8Array)) return error;
-  const details: Array<{ type: string; value: Uint8Array }> = [];
-  const reader = new BinaryReader(bin);
-  while (reader.pos < reader.len) {
-    const [field, wireType] = reader.tag();
-    if (field !== 3) {
-      reader.skip(wireType);
-      continue;
-    }
-    const any = fromBinary(AnySchema, reader.bytes());
-    details.push({ type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1), value: any.value });
-  }
-  const detailed = new ConnectError(error.rawMessage, error.code, undefined, undefined, error.cause);
-  detailed.details.push(...details);
-  return detailed;
-}
 
 function expectRefused(error: ConnectError, code: Code, reason: string, field?: string) {
   expect(error.code, error.message).toBe(code);

@@ -4,6 +4,8 @@
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { type Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 
 export type Protocol = "grpc-js" | "connect-json-h1" | "grpc-web";
@@ -58,14 +60,35 @@ function grpcJsCaller(baseUrl: string, userAgent?: string): Caller {
   };
 }
 
-/** The error of a call that must be refused (throws if the call succeeded). */
+/** The error of a call that must be refused (throws if the call succeeded), with its details over every protocol. */
 export async function refusal(promise: Promise<unknown>): Promise<ConnectError> {
   try {
     await promise;
   } catch (error) {
-    return ConnectError.from(error);
+    return withDetails(ConnectError.from(error));
   }
   throw new Error("expected the call to be refused");
+}
+
+/** grpc-js leaves the error details in grpc-status-details-bin (a google.rpc.Status): read them there. */
+export function withDetails(error: ConnectError): ConnectError {
+  const metadata = (error.cause as { metadata?: { get(key: string): unknown[] } } | undefined)?.metadata;
+  const [bin] = metadata?.get("grpc-status-details-bin") ?? [];
+  if (error.details.length > 0 || !(bin instanceof Uint8Array)) return error;
+  const details: Array<{ type: string; value: Uint8Array }> = [];
+  const reader = new BinaryReader(bin);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field !== 3) {
+      reader.skip(wireType);
+      continue;
+    }
+    const any = fromBinary(AnySchema, reader.bytes());
+    details.push({ type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1), value: any.value });
+  }
+  const detailed = new ConnectError(error.rawMessage, error.code, undefined, undefined, error.cause);
+  detailed.details.push(...details);
+  return detailed;
 }
 
 /** The Connect code of a refused call (throws if the call succeeded). */
