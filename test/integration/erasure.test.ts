@@ -32,6 +32,7 @@ import { openDurableStores } from "../../src/store/sql/open.ts";
 import { BACKENDS, createMysqlDatabase, REDIS_URL, type BackendName } from "../support/backends.ts";
 import { codeOf, createCaller, type Caller, refusal } from "../support/clients.ts";
 import { cliEnv, linkToken, runCli, startTestServer, type TestServer } from "../support/server.ts";
+import { appCode } from "../support/totp.ts";
 
 const PASSWORD = "correct horse battery staple";
 let seq = 0;
@@ -311,18 +312,31 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
     expect((await api.call(AccountService.method.getAccount, {}, bearer(person))).account?.id).toBe(person.accountId);
   });
 
-  it("a raw scan of every table and every Redis value after a full flow finds no email, phone, display name or token in clear", async () => {
+  it("a raw scan of every table and every Redis value after a full flow finds no email, phone, display name, token, TOTP secret, recovery code or challenge in clear", async () => {
     const people = [await fullFlow(server, api, "scan-a"), await fullFlow(server, api, "scan-b")];
-    const needles = people.flatMap((p) => [
-      p.email,
-      p.email.toUpperCase(),
-      p.phone,
-      p.displayName,
-      p.pushToken,
-      PASSWORD,
-      ...p.secrets.map((s) => s.slice(s.indexOf(".") + 1)),
-      p.sessionToken.split(".")[1]!,
-    ]);
+    // A second factor each (TOTP secret, recovery codes) and a sign-in waiting on its challenge.
+    const factors: string[] = [];
+    for (const p of people) {
+      const started = await api.call(AccountService.method.startTotpEnrollment, {}, bearer(p));
+      const { recoveryCodes } = await api.call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret) }, bearer(p));
+      const { secondFactorChallenge } = await api.call(SessionService.method.signIn, {
+        method: { case: "emailPassword", value: { email: p.email, password: PASSWORD } },
+      });
+      expect(secondFactorChallenge?.challenge).toBeTruthy();
+      factors.push(started.secret, ...recoveryCodes, ...recoveryCodes.map((c) => c.replace("-", "")), secondFactorChallenge!.challenge);
+    }
+    const needles = factors.concat(
+      people.flatMap((p) => [
+        p.email,
+        p.email.toUpperCase(),
+        p.phone,
+        p.displayName,
+        p.pushToken,
+        PASSWORD,
+        ...p.secrets.map((s) => s.slice(s.indexOf(".") + 1)),
+        p.sessionToken.split(".")[1]!,
+      ]),
+    );
     const haystacks: Array<{ where: string; text: string }> = [];
     for (const table of await server.rawTables()) haystacks.push({ where: `table ${table}`, text: JSON.stringify(await server.rawRows(table)) });
     for (const table of ["account_keys", "erasure_ledger"])

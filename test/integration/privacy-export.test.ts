@@ -348,6 +348,7 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
         "account",
         "identities",
         "sessions",
+        "second_factors",
         "consents",
         "subscription",
         "messages",
@@ -396,6 +397,9 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
           { method: expect.stringMatching(/^(email_link|password)$/), identityId: identities[0]!.id, completeTime: s.createTime },
         ]);
       expect(sessions.map((s) => s.authenticationMethods[0].method).sort()).toEqual(["email_link", "password"]);
+
+      // No second factor enrolled: an empty section (test/integration/second-factors.test.ts exports one).
+      expect(parts.find((p) => p.section === "second_factors")).toMatchObject({ records: [], recoveryCodesRemaining: 0 });
 
       const [consents] = parts.filter((p) => p.section === "consents");
       expect(consents!.current!.map((c: any) => `${c.purpose}:${c.version}:${c.granted}`)).toEqual([
