@@ -69,6 +69,11 @@ describe.each(BACKENDS)("email change on the %s backend", (backend) => {
 
   const signIn = (api: Caller, email: string, ip: string) =>
     api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } }, { "x-forwarded-for": ip });
+  /** The person signed in again now: StartEmailChange asks for a sign-in within 10 minutes (step-up), and these tests move the clock. */
+  async function signedInAgain(who: Person): Promise<Person> {
+    const { sessionToken } = await signIn(connect, who.email, who.ip);
+    return { ...who, headers: { ...who.headers, authorization: `Bearer ${sessionToken}` } };
+  }
   const start = (who: Person, newEmail: string, api: Caller = connect) => api.call(IdentityService.method.startEmailChange, { newEmail }, who.headers);
   const check = (who: Person, code: string, api: Caller = connect) => api.call(IdentityService.method.checkEmailChangeCode, { code }, who.headers);
   const confirm = (who: Person, code: string, api: Caller = connect) => api.call(IdentityService.method.confirmEmailChange, { code }, who.headers);
@@ -251,6 +256,15 @@ describe.each(BACKENDS)("email change on the %s backend", (backend) => {
     expect(await codeOf(signIn(connect, newEmail, me.ip))).toBe(Code.Unauthenticated);
   });
 
+  it("asks a session older than 10 minutes to sign in again first (step-up, PermissionDenied STEP_UP_REQUIRED)", async () => {
+    const me = await person("stale");
+    offset += 11 * MINUTE;
+    const stale = await refusal(start(me, uniqueEmail("stale.new")));
+    expect(stale.code).toBe(Code.PermissionDenied);
+    expect(stale.findDetails(ErrorInfoSchema)[0]?.reason).toBe("STEP_UP_REQUIRED");
+    await startAndReceive(await signedInAgain(me));
+  });
+
   it("lets one of two concurrent confirmations win", async () => {
     const me = await person("race");
     const { code, newEmail } = await startAndReceive(me);
@@ -278,10 +292,11 @@ describe.each(BACKENDS)("email change on the %s backend", (backend) => {
   });
 
   it("limits code checks per account with ResourceExhausted and RetryInfo, and lets them through after the window", async () => {
-    const me = await person("limit");
+    let me = await person("limit");
     // Every limit window starts afresh at the next whole hour.
     const t = Date.now() + offset;
     offset += (Math.floor(t / HOUR) + 1) * HOUR + 1000 - t;
+    me = await signedInAgain(me);
     const { code } = await startAndReceive(me); // a start counts as one attempt of the account
     const wrong = String((Number(code) + 1) % 1e8).padStart(8, "0");
     for (let i = 2; i <= 10; i++) expectCodeRefused(await refusal(check(me, wrong)));
@@ -301,6 +316,7 @@ describe.each(BACKENDS)("email change on the %s backend", (backend) => {
     grpc.close();
 
     offset += delay + 1000;
+    me = await signedInAgain(me);
     const again = await startAndReceive(me); // the first code has expired meanwhile
     expect((await check(me, again.code)).expireTime).toBeDefined();
     await confirm(me, again.code);

@@ -53,6 +53,10 @@ describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
       (api, n) => api.session.signIn({ method: { case: "emailPassword", value: { email: `nobody.${n}@example.test`, password: PASSWORD } } }),
     ],
     ["VerifyIdentity (codes per IP)", (api) => api.identity.verifyIdentity({ token: "A".repeat(43) })],
+    [
+      "CompleteSecondFactor (codes per IP)",
+      (api) => api.session.completeSecondFactor({ challenge: "A".repeat(43), code: { case: "totpCode", value: "123456" } }),
+    ],
     ["ResendVerification (codes per IP)", (api, n) => api.identity.resendVerification({ email: `nobody.${n}@example.test` })],
     ["StartPasswordReset (codes per IP)", (api, n) => api.identity.startPasswordReset({ email: `nobody.${n}@example.test` })],
     ["CheckPasswordResetCode (codes per IP)", (api) => api.identity.checkPasswordResetCode({ code: "A".repeat(43) })],
