@@ -85,6 +85,10 @@ describe.each(BACKENDS)("second factors on the %s backend", (backend) => {
       const validated = await api(protocol).call(SessionService.method.validateSession, { sessionToken: done.sessionToken });
       expect(validated.accountId).toBe(person.accountId);
       expect(validated.assuranceLevel).toBe(AssuranceLevel.AAL2);
+      // The proofs, in order: the password (about the email identity), then the app's code.
+      expect(validated.authenticationMethods.map((m) => m.method)).toEqual(["password", "totp"]);
+      expect(validated.authenticationMethods[0]!.identityId).not.toBe("");
+      expect(validated.authenticationMethods[1]!.identityId).toBe("");
       const { sessions } = await api(protocol).call(SessionService.method.listSessions, {}, bearer(done.sessionToken));
       expect(sessions.find((s) => s.current)?.assuranceLevel).toBe(AssuranceLevel.AAL2);
       // The code of that step again, with a fresh challenge: refused.
@@ -108,7 +112,9 @@ describe.each(BACKENDS)("second factors on the %s backend", (backend) => {
       code: { case: "recoveryCode", value: person.recoveryCodes[0]! },
     });
     expect(done.recoveryCodesRemaining).toBe(9);
-    expect((await api().call(SessionService.method.validateSession, { sessionToken: done.sessionToken })).assuranceLevel).toBe(AssuranceLevel.AAL2);
+    const validated = await api().call(SessionService.method.validateSession, { sessionToken: done.sessionToken });
+    expect(validated.assuranceLevel).toBe(AssuranceLevel.AAL2);
+    expect(validated.authenticationMethods.map((m) => m.method)).toEqual(["password", "recovery_code"]);
     await expectRefused(
       api().call(SessionService.method.completeSecondFactor, { challenge: await challenge(), code: { case: "recoveryCode", value: person.recoveryCodes[0]! } }),
       Code.Unauthenticated,
