@@ -9,7 +9,7 @@ import { createHash, createHmac } from "node:crypto";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client, createClient, createContextKey, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import type { AssuranceLevel, Role } from "../gen/identity/v1/common_pb.js";
+import type { AssuranceLevel, AuthenticationMethod, Role } from "../gen/identity/v1/common_pb.js";
 import { SessionService, type ValidateSessionResponse, type WatchRevocationsResponse } from "../gen/identity/v1/session_service_pb.js";
 import { bearerInterceptor } from "./clients.ts";
 
@@ -21,6 +21,8 @@ export interface ValidatedSession {
   /** When the session expires unless refreshed (ms since the epoch). */
   expiresAt: number;
   sessionId: string;
+  /** The proofs the session was opened with, in order (password, email_link, …). */
+  authenticationMethods: AuthenticationMethod[];
 }
 
 export interface SessionValidatorOptions {
@@ -167,6 +169,7 @@ export function createSessionValidator(options: SessionValidatorOptions): Sessio
       assuranceLevel: response.assuranceLevel,
       expiresAt: response.expireTime ? timestampMs(response.expireTime) : 0,
       sessionId: response.sessionId,
+      authenticationMethods: response.authenticationMethods,
     };
   }
 
