@@ -940,8 +940,9 @@ export declare const SessionService: GenService<{
    * Unimplemented SMS_SECOND_FACTOR_UNAVAILABLE for sms_code (not built yet);
    * ResourceExhausted RATE_LIMITED after 5 wrong codes on one challenge, or
    * too many at the account or from the source (progressive, never a
-   * permanent lockout); FailedPrecondition ACCOUNT_DEACTIVATED when the
-   * account changed meanwhile.
+   * permanent lockout; a correct code takes its counts back);
+   * FailedPrecondition ACCOUNT_DEACTIVATED, or Unavailable ACCOUNT_CHANGED,
+   * when the account changed meanwhile (sign in again).
    *
    * @generated from rpc identity.v1.SessionService.CompleteSecondFactor
    */

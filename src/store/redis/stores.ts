@@ -82,7 +82,7 @@ end
 return 0`;
 
 /** Known authentication methods stored as small numbers (a session stays under 512 bytes); others as their name. */
-const METHOD_CODES: Readonly<Record<string, number>> = { password: 1, email_link: 2, phone_code: 3, guest: 4 };
+const METHOD_CODES: Readonly<Record<string, number>> = { password: 1, email_link: 2, phone_code: 3, guest: 4, totp: 5, recovery_code: 6 };
 const METHOD_NAMES = Object.fromEntries(Object.entries(METHOD_CODES).map(([name, code]) => [code, name])) as Record<number, string>;
 
 /**
