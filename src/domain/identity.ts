@@ -48,7 +48,9 @@ export interface IdentityFlowDeps {
   /** How a sign-up with a taken address reaches its owner: one request row, built into a message by the worker. */
   addressRequests: Pick<AddressRequests, "queue">;
   /** After a correct password: the second-factor challenge when the account has a factor (src/domain/second-factors.ts). */
-  secondFactors: { challengeFor(tenant: Tenant, account: Account, identityId: string): Promise<SecondFactorNeeded["secondFactor"] | undefined> };
+  secondFactors: {
+    challengeFor(tenant: Tenant, account: Account, identityId: string, passwordHash: string): Promise<SecondFactorNeeded["secondFactor"] | undefined>;
+  };
 }
 
 export interface SignUpInput {
@@ -277,7 +279,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           await accounts.setPasswordHash(account.id, passwordHash, now());
         }
         // An account with a second factor gets a challenge, not a session (CompleteSecondFactor).
-        const secondFactor = await deps.secondFactors.challengeFor(tenant, account, found.identity.id);
+        const secondFactor = await deps.secondFactors.challengeFor(tenant, account, found.identity.id, passwordHash);
         if (secondFactor) return { ok: true, value: { account, secondFactor }, subject };
         const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1, dataKey, [
           { method: AuthMethod.PASSWORD, identityId: found.identity.id },

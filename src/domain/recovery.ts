@@ -50,7 +50,7 @@ export interface RecoveryFlows {
 }
 
 /** What a reset link (or an invitation, src/domain/admin-users.ts) is bound to besides its account: the password it replaces. */
-export const passwordFingerprint = (account: StoredAccount) => hashSecret(`password:${account.passwordHash ?? ""}`);
+export const passwordFingerprint = (account: Pick<StoredAccount, "passwordHash">) => hashSecret(`password:${account.passwordHash ?? ""}`);
 
 /**
  * Recovery's dependencies: identity's, with settling the session revocations a password change queues,

@@ -20,6 +20,7 @@ import { assertCanSignIn, type SignInResult } from "./identity.ts";
 import { newId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
 import { oneTimeTokenHash, randomToken } from "./one-time-tokens.ts";
+import { passwordFingerprint } from "./recovery.ts";
 import type { AccountReader } from "./ports/accounts.ts";
 import type { Random } from "./ports/random.ts";
 import type { SecondFactorStore, StoredSecondFactor } from "./ports/second-factors.ts";
@@ -78,8 +79,11 @@ export interface SecondFactors {
   remove(principal: SessionPrincipal, factorId: string): Promise<void>;
   /** New recovery codes replacing the old (step-up first); failed_precondition SECOND_FACTOR_NOT_ENROLLED without a factor. */
   regenerateRecoveryCodes(principal: SessionPrincipal): Promise<string[]>;
-  /** After a correct password: the challenge to answer, or undefined when the account has no confirmed factor. */
-  challengeFor(tenant: Tenant, account: Account, identityId: string): Promise<SecondFactorChallenge | undefined>;
+  /**
+   * After a correct password: the challenge to answer, or undefined when the account has no confirmed factor.
+   * `passwordHash`: the account's (the challenge dies when it changes: a reset ends pending sign-ins too).
+   */
+  challengeFor(tenant: Tenant, account: Account, identityId: string, passwordHash: string): Promise<SecondFactorChallenge | undefined>;
   /** Answers a challenge with one code: a new AAL2 session. */
   complete(input: {
     tenantId: string;
@@ -148,7 +152,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
   async function openedAccount(tenantId: string, accountId: string) {
     const found = await deps.accounts.getAccount(tenantId, accountId);
     if (!found) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
-    return openAccount(keyring, found.account, found.wrappedKey);
+    return { ...openAccount(keyring, found.account, found.wrappedKey), stored: found.account };
   }
 
   /** The TOTP step `code` stands for (one step either side of now, later than the last used), or undefined. */
@@ -188,7 +192,11 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         // Counted before the check: 5 per challenge, and the account's code budget; a correct code takes them back.
         const byChallenge = await limits.consume("second_factor_challenge", tenant, tokenHash);
         const byAccount = await limits.consume("code_account", tenant, `second_factor:${pending.accountId}`);
-        const { account, dataKey } = await openedAccount(tenant.id, pending.accountId);
+        const { account, dataKey, stored } = await openedAccount(tenant.id, pending.accountId).catch(() => {
+          throw challengeInvalid(); // erased meanwhile
+        });
+        // A password changed or reset since the challenge was made ends it.
+        if (passwordFingerprint(stored) !== pending.data?.password) throw challengeInvalid();
         assertCanSignIn(account);
 
         if (code.kind === "totp") {
@@ -289,7 +297,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       return codes;
     },
 
-    async challengeFor(tenant, account, identityId) {
+    async challengeFor(tenant, account, identityId, passwordHash) {
       const factors = (await store.list(account.id)).filter((f) => f.confirmedAt !== null);
       if (factors.length === 0) return undefined;
       const kinds = [...new Set(factors.map((f) => f.kind as SecondFactorKind))];
@@ -302,7 +310,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         accountId: account.id,
         identityId,
         expiresAt,
-        data: { passwordAt: String(now()) },
+        data: { passwordAt: String(now()), password: passwordFingerprint({ passwordHash }) },
       };
       await deps.tokens.put(oneTimeTokenHash(challenge), record, CHALLENGE_TTL_MS);
       return { challenge, expiresAt, kinds };

@@ -94,6 +94,17 @@ describe("second factors, in memory", () => {
     );
   });
 
+  it("ends a pending challenge when the password changes meanwhile (a reset, another device)", async () => {
+    const person = await enrolled("pwchange");
+    const { challenge } = (await signIn(person.email)).secondFactorChallenge!;
+    await h.runtime.durable.accounts.setPasswordHash(person.accountId, "cheap$other$password-hash", Date.now());
+    await expectRefused(
+      h.client(SessionService).completeSecondFactor({ challenge, code: { case: "totpCode", value: appCode(person.secret, 1) } }),
+      Code.Unauthenticated,
+      "CHALLENGE_INVALID",
+    );
+  });
+
   it("takes a recovery code once, and at most 5 wrong codes per challenge", async () => {
     const person = await enrolled("recovery");
     const challenge = async () => (await signIn(person.email)).secondFactorChallenge!.challenge;
