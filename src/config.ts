@@ -68,7 +68,11 @@ export interface Config {
     readonly mysqlQueryMs: number;
     readonly redisConnectMs: number;
     readonly redisCommandMs: number;
+    /** Each request to a social sign-in provider (discovery, JWKS, token endpoint). */
+    readonly socialProviderMs: number;
   };
+  /** Accept http:// issuers on loopback hosts for social providers (local test providers); never in production. */
+  readonly socialAllowHttpLoopback: boolean;
   /**
    * OpenTelemetry tracing to an OTLP/HTTP collector; undefined (the default) when
    * off. On with OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint, unless
@@ -197,6 +201,8 @@ const KNOWN_VARIABLES = [
   "SIGNING_KEY_ROTATION_DAYS",
   "SHUTDOWN_GRACE_SECONDS",
   "DEVELOPMENT_MODE",
+  "SOCIAL_PROVIDER_TIMEOUT_MS",
+  "SOCIAL_ALLOW_HTTP_LOOPBACK",
   "OUTBOX_RETRY_BASE_SECONDS",
   "OUTBOX_RETRY_MAX_DELAY_SECONDS",
   "OUTBOX_MAX_AGE_SECONDS",
@@ -334,7 +340,9 @@ export function loadConfig(env: Env = process.env): Config {
       mysqlQueryMs: integer(env, "MYSQL_QUERY_TIMEOUT_MS", 10_000, 100, 600_000),
       redisConnectMs: integer(env, "REDIS_CONNECT_TIMEOUT_MS", 2000, 100, 60_000),
       redisCommandMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 2000, 100, 60_000),
+      socialProviderMs: integer(env, "SOCIAL_PROVIDER_TIMEOUT_MS", 5000, 100, 60_000),
     }),
+    socialAllowHttpLoopback: flag(env, "SOCIAL_ALLOW_HTTP_LOOPBACK"),
     tracing: tracing(env),
     warnings: unknown.map((name) => `unknown variable ${name} is ignored${suggestion(name)}`),
     outboxRetry: outboxRetry(env),

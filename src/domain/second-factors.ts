@@ -82,8 +82,9 @@ export interface SecondFactors {
   /**
    * After a correct password: the challenge to answer, or undefined when the account has no confirmed factor.
    * `passwordHash`: the account's (the challenge dies when it changes: a reset ends pending sign-ins too).
+   * `firstMethod`: what proved the first factor (a password; "oidc" for a social sign-in).
    */
-  challengeFor(tenant: Tenant, account: Account, identityId: string, passwordHash: string): Promise<SecondFactorChallenge | undefined>;
+  challengeFor(tenant: Tenant, account: Account, identityId: string, passwordHash: string, firstMethod?: string): Promise<SecondFactorChallenge | undefined>;
   /** Answers a challenge with one code: a new AAL2 session. */
   complete(input: {
     tenantId: string;
@@ -213,7 +214,8 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         // The password (when the challenge was made, about its identity), then this factor.
         const passwordAt = Number(pending.data?.passwordAt ?? pending.expiresAt - CHALLENGE_TTL_MS);
         const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL2, dataKey, [
-          { method: AuthMethod.PASSWORD, identityId: pending.identityId, at: passwordAt },
+          // The first proof: the password, or an external identity's ID token (social sign-in).
+          { method: pending.data?.firstMethod ?? AuthMethod.PASSWORD, identityId: pending.identityId, at: passwordAt },
           { method: code.kind === "totp" ? AuthMethod.TOTP : AuthMethod.RECOVERY_CODE, identityId: "" },
         ]);
         // A deactivation or role change while the code was checked must not miss this session.
@@ -297,7 +299,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       return codes;
     },
 
-    async challengeFor(tenant, account, identityId, passwordHash) {
+    async challengeFor(tenant, account, identityId, passwordHash, firstMethod = AuthMethod.PASSWORD) {
       const factors = (await store.list(account.id)).filter((f) => f.confirmedAt !== null);
       if (factors.length === 0) return undefined;
       const kinds = [...new Set(factors.map((f) => f.kind as SecondFactorKind))];
@@ -310,7 +312,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         accountId: account.id,
         identityId,
         expiresAt,
-        data: { passwordAt: String(now()), password: passwordFingerprint({ passwordHash }) },
+        data: { passwordAt: String(now()), password: passwordFingerprint({ passwordHash }), firstMethod },
       };
       await deps.tokens.put(oneTimeTokenHash(challenge), record, CHALLENGE_TTL_MS);
       return { challenge, expiresAt, kinds };

@@ -106,6 +106,8 @@ export const AuthMethod = {
   TOTP: "totp",
   /** One of the account's recovery codes, as a second factor. */
   RECOVERY_CODE: "recovery_code",
+  /** An ID token of a social / OpenID Connect provider (the web or the native flow). */
+  OIDC: "oidc",
 } as const;
 
 export interface AuthenticationMethod {
@@ -139,7 +141,7 @@ export interface SessionRecord {
 }
 
 /** Purposes of single-use out-of-band tokens; a token only works for its own purpose. */
-export type TokenPurpose = "verify_email" | "reset_password" | "change_email" | "invitation" | "second_factor";
+export type TokenPurpose = "verify_email" | "reset_password" | "change_email" | "invitation" | "second_factor" | "social_state";
 
 export interface OneTimeToken {
   purpose: TokenPurpose;

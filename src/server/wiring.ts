@@ -35,6 +35,9 @@ import { createRevocations, startRevocationLoop, type Revocations } from "../dom
 import { createSecondFactors } from "../domain/second-factors.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createTenants } from "../domain/tenants.ts";
+import { createSocialProviders } from "../domain/social-providers.ts";
+import { createSocialSignIn } from "../domain/social-sign-in.ts";
+import { createOidcFederation } from "../federation/oidc.ts";
 import { createMemoryStores } from "../store/memory/stores.ts";
 import { createRedisStores } from "../store/redis/stores.ts";
 import type { App } from "../services/app.ts";
@@ -93,6 +96,8 @@ export interface RuntimeOptions {
   revocationIntervalMs?: number;
   /** Traces every store and argon2 call as a child span of the active one (src/server/tracing.ts); off when undefined. */
   tracer?: Tracer;
+  /** Least time between two fetches of a social provider's keys on an unknown kid (default 30 s; tests rotate keys faster). */
+  jwksCooldownMs?: number;
   /** Wraps the ephemeral stores once built (tests inject session-store faults). */
   wrapEphemeral?: (stores: EphemeralStores) => EphemeralStores;
 }
@@ -303,6 +308,33 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
   const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, revocations, limits, recovery, profiles, erasure });
   const emailChange = createEmailChange({ ...messaging, accounts: durable.accounts, tenants, keyring, limits, now, random });
+  const socialProviders = createSocialProviders({
+    store: durable.socialProviders,
+    keyring,
+    now,
+    random,
+    allowHttpLoopback: config.socialAllowHttpLoopback,
+  });
+  const federation = createOidcFederation({
+    timeoutMs: config.timeouts.socialProviderMs,
+    allowHttpLoopback: config.socialAllowHttpLoopback,
+    ...(options.jwksCooldownMs === undefined ? {} : { jwksCooldownMs: options.jwksCooldownMs }),
+    now,
+  });
+  const social = createSocialSignIn({
+    providers: socialProviders,
+    federation,
+    tokens: ephemeral.tokens,
+    accounts: durable.accounts,
+    tenants,
+    keyring,
+    sessions,
+    secondFactors,
+    limits,
+    audit,
+    now,
+    random,
+  });
   const dataExport = createDataExport({
     accounts: durable.accounts,
     keyring,
@@ -345,6 +377,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       erasure,
       users,
       failedMessages,
+      socialProviders,
+      social,
       revocations,
       revocationFeed,
       accessTokens: createAccessTokens({

@@ -8,6 +8,7 @@ import type { AccessPolicy } from "./access.ts";
 import { auditHandlers } from "./admin-audit.ts";
 import { outboxHandlers } from "./admin-outbox.ts";
 import { privacyHandlers } from "./admin-privacy.ts";
+import { socialProviderHandlers } from "./admin-social.ts";
 import { tenantHandlers } from "./admin-tenants.ts";
 import { userHandlers } from "./admin-users.ts";
 import type { App } from "./app.ts";
@@ -21,5 +22,6 @@ export function adminService(app: App): ServiceImpl<typeof AdminService> {
     ...privacyHandlers(app),
     ...userHandlers(app),
     ...outboxHandlers(app),
+    ...socialProviderHandlers(app),
   } satisfies ServiceImpl<typeof AdminService>;
 }

@@ -16,6 +16,8 @@ import type { Revocations } from "../domain/revocations.ts";
 import type { Profiles } from "../domain/profile.ts";
 import type { SecondFactors } from "../domain/second-factors.ts";
 import type { Sessions } from "../domain/sessions.ts";
+import type { SocialSignIn } from "../domain/social-sign-in.ts";
+import type { SocialProviders } from "../domain/social-providers.ts";
 import type { Tenants } from "../domain/tenants.ts";
 
 export interface App {
@@ -33,6 +35,8 @@ export interface App {
   erasure: Erasure;
   users: AdminUsers;
   failedMessages: FailedMessages;
+  socialProviders: SocialProviders;
+  social: SocialSignIn;
   /** Durable revocation (RevokeOtherSessions ends sessions the way admin changes do). */
   revocations: Pick<Revocations, "revokeAll">;
   /** Signed access tokens and their public keys (src/domain/access-tokens.ts). */

@@ -5,7 +5,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type SessionService, ValidateSessionResponseSchema, type ValidateSessionResponse } from "../../gen/identity/v1/session_service_pb.js";
-import { DomainError, invalidArgument, unauthenticated } from "../domain/errors.ts";
+import { isApiKeySecret } from "../domain/api-keys.ts";
+import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../domain/errors.ts";
 import type { SecondFactorCode } from "../domain/second-factors.ts";
 import type { SessionRecord } from "../domain/types.ts";
 import { validateSession } from "../domain/validate-session.ts";
@@ -31,6 +32,10 @@ export const sessionAccess = {
   issueAccessToken: "session",
   // The challenge is the credential (from SignIn's password check).
   completeSecondFactor: "anonymous",
+  // Anonymous, or signed in to link: the handler reads the bearer itself.
+  startSocialSignIn: "anonymous",
+  // The state says everything (tenant, provider, the account to link to).
+  completeSocialSignIn: "anonymous",
 } as const satisfies AccessPolicy<typeof SessionService>;
 
 export function validateResponse(session: SessionRecord): ValidateSessionResponse {
@@ -52,6 +57,11 @@ function profilePaths(paths: readonly string[]): readonly string[] {
   return paths;
 }
 
+/** SignIn's (and social sign-in's) second_factor_challenge. */
+function challengeToProto({ challenge, expiresAt, kinds }: { challenge: string; expiresAt: number; kinds: number[] }) {
+  return { challenge, expireTime: timestampFromMs(expiresAt), kinds };
+}
+
 export function sessionService(app: App) {
   return {
     async signIn(req, ctx) {
@@ -64,10 +74,24 @@ export function sessionService(app: App) {
             password: req.method.value.password,
             meta: requestMeta(ctx),
           });
-          if ("secondFactor" in result) {
-            const { challenge, expiresAt, kinds } = result.secondFactor;
-            return { accountId: result.account.id, secondFactorChallenge: { challenge, expireTime: timestampFromMs(expiresAt), kinds } };
-          }
+          if ("secondFactor" in result) return { accountId: result.account.id, secondFactorChallenge: challengeToProto(result.secondFactor) };
+          const { token, session, account } = result;
+          return {
+            sessionToken: token,
+            accountId: account.id,
+            expireTime: timestampFromMs(session.expiresAt),
+            ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(account), paths) } : {}),
+          };
+        }
+        case "idToken": {
+          const result = await app.social.signInWithIdToken({
+            tenantId: tenantOf(ctx),
+            providerId: req.method.value.providerId,
+            idToken: req.method.value.idToken,
+            nonce: req.method.value.nonce,
+            meta: requestMeta(ctx),
+          });
+          if ("secondFactor" in result) return { accountId: result.account.id, secondFactorChallenge: challengeToProto(result.secondFactor) };
           const { token, session, account } = result;
           return {
             sessionToken: token,
@@ -77,7 +101,7 @@ export function sessionService(app: App) {
           };
         }
         default:
-          throw invalidArgument("method", "a sign-in method is required (email_password)");
+          throw invalidArgument("method", "a sign-in method is required (email_password or id_token)");
       }
     },
     async completeSecondFactor(req, ctx) {
@@ -143,6 +167,40 @@ export function sessionService(app: App) {
       const { session } = requireSession(ctx);
       const issued = await app.accessTokens.issue(session);
       return { accessToken: issued.token, expireTime: timestampFromMs(issued.expiresAt), keyId: issued.kid };
+    },
+    async startSocialSignIn(req, ctx) {
+      // Signed in: the sign-in links the provider to the caller's account, in its tenant.
+      const token = bearerToken(ctx.requestHeader);
+      let linkAccountId: string | undefined;
+      let tenantId = tenantOf(ctx);
+      if (token !== undefined) {
+        if (isApiKeySecret(token)) throw permissionDenied("SESSION_REQUIRED", "linking a provider needs a person's session, not an API key");
+        const { session } = await app.sessions.validate(token);
+        linkAccountId = session.accountId;
+        tenantId = session.tenantId;
+      }
+      return app.social.start({ tenantId, providerId: req.providerId, redirectUri: req.redirectUri, ...(linkAccountId ? { linkAccountId } : {}) });
+    },
+    async completeSocialSignIn(req, ctx) {
+      const paths = profilePaths(req.profileMask?.paths ?? []);
+      const result = await app.social.complete({
+        tenantId: tenantOf(ctx),
+        state: req.state,
+        code: req.code,
+        iss: req.iss,
+        user: req.user,
+        meta: requestMeta(ctx),
+      });
+      if ("secondFactor" in result)
+        return { accountId: result.account.id, linked: result.linked, secondFactorChallenge: challengeToProto(result.secondFactor) };
+      return {
+        sessionToken: result.token,
+        accountId: result.account.id,
+        expireTime: timestampFromMs(result.session.expiresAt),
+        accountCreated: result.created,
+        linked: result.linked,
+        ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(result.account), paths) } : {}),
+      };
     },
   } satisfies ServiceImpl<typeof SessionService>;
 }

@@ -85,6 +85,13 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.SessionService.IssueAccessToken": { permission: null, expect: "U A A A P P A" },
   // The challenge is the credential (SignIn's password check made it): anyone may answer one.
   "identity.v1.SessionService.CompleteSecondFactor": { permission: null, expect: "A A A A A A A" },
+  // Social sign-in: anyone may start or finish one; signed in, a start links (a person's session: an API key is refused).
+  "identity.v1.SessionService.StartSocialSignIn": {
+    permission: null,
+    expect: "A A A A P P A",
+    request: { providerId: UNKNOWN_ID, redirectUri: "https://a.test/" },
+  },
+  "identity.v1.SessionService.CompleteSocialSignIn": { permission: null, expect: "A A A A A A A" },
   // AccountService: the caller's own account, a person's session only.
   "identity.v1.AccountService.GetAccount": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.UpdateAccount": { permission: null, expect: "U A A A P P A" },
@@ -132,6 +139,15 @@ const MATRIX: Record<string, Row> = {
   // AdminService, failed messages: ADMIN of the tenant or a super admin; no API key (a requeue sends mail to a person).
   "identity.v1.AdminService.ListFailedMessages": { permission: null, expect: "U P A A P P P" },
   "identity.v1.AdminService.RequeueMessage": { permission: null, expect: "U P A A P P P", request: { messageId: UNKNOWN_ID } },
+  // AdminService, social sign-in providers: ADMIN of the tenant or a super admin; no API key.
+  "identity.v1.AdminService.CreateSocialProvider": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.ListSocialProviders": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.UpdateSocialProvider": {
+    permission: null,
+    expect: "U P A A P P P",
+    request: { provider: { id: UNKNOWN_ID }, updateMask: { paths: ["name"] } },
+  },
+  "identity.v1.AdminService.DeleteSocialProvider": { permission: null, expect: "U P A A P P P", request: { providerId: UNKNOWN_ID } },
 };
 
 const keyOf = (method: DescMethod) => `${method.parent.typeName}.${method.name}`;

@@ -10,7 +10,7 @@
 // - A raw scan of every table and every Redis value after a full flow finds no
 //   email, phone number, display name or token in clear.
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,7 @@ import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import type { Config } from "../../src/config.ts";
 import type { Keyring } from "../../src/crypto/keyring.ts";
 import { openAccount } from "../../src/domain/accounts.ts";
+import { SocialProviderKind } from "../../src/domain/social-providers.ts";
 import type { StoredAccount } from "../../src/domain/ports/accounts.ts";
 import { keyringFor } from "../../src/server/wiring.ts";
 import { ACCOUNT_TABLES } from "../../src/store/sql/account-tables.ts";
@@ -312,7 +313,7 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
     expect((await api.call(AccountService.method.getAccount, {}, bearer(person))).account?.id).toBe(person.accountId);
   });
 
-  it("a raw scan of every table and every Redis value after a full flow finds no email, phone, display name, token, TOTP secret, recovery code or challenge in clear", async () => {
+  it("a raw scan of every table and every Redis value after a full flow finds no email, phone, display name, token, TOTP secret, recovery code, challenge or provider secret in clear", async () => {
     const people = [await fullFlow(server, api, "scan-a"), await fullFlow(server, api, "scan-b")];
     // A second factor each (TOTP secret, recovery codes) and a sign-in waiting on its challenge.
     const factors: string[] = [];
@@ -325,7 +326,21 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
       expect(secondFactorChallenge?.challenge).toBeTruthy();
       factors.push(started.secret, ...recoveryCodes, ...recoveryCodes.map((c) => c.replace("-", "")), secondFactorChallenge!.challenge);
     }
-    const needles = factors.concat(
+    // A tenant's social providers: a client secret and an Apple private key, sealed at rest.
+    const clientSecret = `client-secret-${randomBytes(12).toString("hex")}`;
+    const appleKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const provider = { name: "scan", issuer: "", scopes: [], redirectUris: ["https://app.example.test/cb"] };
+    await server.runtime.app.socialProviders.create(
+      "default",
+      { ...provider, kind: SocialProviderKind.GOOGLE, clientId: "scan-google", appleTeamId: "", appleKeyId: "" },
+      { clientSecret, applePrivateKey: "" },
+    );
+    await server.runtime.app.socialProviders.create(
+      "default",
+      { ...provider, kind: SocialProviderKind.APPLE, clientId: "scan-apple", appleTeamId: "ABCDE12345", appleKeyId: "KEY1234567" },
+      { clientSecret: "", applePrivateKey: appleKey },
+    );
+    const needles = [...factors, clientSecret, ...appleKey.split("\n").filter((line) => line.length > 20 && !line.startsWith("-----"))].concat(
       people.flatMap((p) => [
         p.email,
         p.email.toUpperCase(),

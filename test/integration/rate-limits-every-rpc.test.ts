@@ -64,6 +64,11 @@ describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
       "CompletePasswordReset (codes per IP)",
       (api) => api.identity.completePasswordReset({ code: "A".repeat(43), newPassword: "quietly orbiting teapot lanterns" }),
     ],
+    ["CompleteSocialSignIn (codes per IP)", (api) => api.session.completeSocialSignIn({ state: "A".repeat(43), code: "a-code" })],
+    [
+      "SignIn id_token (codes per IP)",
+      (api) => api.session.signIn({ method: { case: "idToken", value: { providerId: "0197a1b2-0000-7000-8000-000000000000", idToken: "a.b.c", nonce: "n" } } }),
+    ],
   ];
 
   it.each(cases)("%s", async (_name, call) => {

@@ -75,7 +75,7 @@ export function layerViolations(graph: ImportGraph): string[] {
   const under = (path: string, ...folders: string[]) => folders.some((f) => path.startsWith(`src/${f}/`));
   const DRIVERS = /^(mysql2|ioredis|kysely|nodemailer|argon2|pino|prom-client|@opentelemetry)(\/|$)/;
   const DOMAIN_FORBIDDEN: Array<[RegExp, string]> = [
-    [/^src\/(server|interceptors|services|store|delivery|cli)\//, "the domain imports no outer layer"],
+    [/^src\/(server|interceptors|services|store|delivery|federation|cli)\//, "the domain imports no outer layer"],
     [/^gen\//, "the domain imports no generated code"],
     [DRIVERS, "the domain imports no driver"],
     [/^(@connectrpc|@bufbuild|@grpc)\//, "the domain imports no transport or protobuf"],
@@ -86,8 +86,9 @@ export function layerViolations(graph: ImportGraph): string[] {
       const broken = (rule: string) => violations.push(`${importer} → ${target} (${rule})`);
       if (under(importer, "services", "domain") && under(target, "server", "interceptors")) broken("services and domain never import server/ or interceptors/");
       if (under(importer, "interceptors") && under(target, "server")) broken("interceptors never import server/");
-      if (under(importer, "services") && under(target, "store", "delivery") && !typeOnly) broken("services reach stores and delivery through the domain");
-      if (under(importer, "store", "delivery", "crypto") && under(target, "server", "interceptors", "services", "cli"))
+      if (under(importer, "services") && under(target, "store", "delivery", "federation") && !typeOnly)
+        broken("services reach stores and delivery through the domain");
+      if (under(importer, "store", "delivery", "crypto", "federation") && under(target, "server", "interceptors", "services", "cli"))
         broken("adapters never import the layers above the domain");
       if (under(importer, "domain")) {
         for (const [pattern, rule] of DOMAIN_FORBIDDEN) if (pattern.test(target)) broken(rule);

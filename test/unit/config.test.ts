@@ -229,11 +229,17 @@ describe("unknown variables", () => {
 
 describe("backend timeouts", () => {
   it("have bounded defaults and are read from the environment", () => {
-    expect(loadConfig({}).timeouts).toEqual({ mysqlConnectMs: 2000, mysqlQueryMs: 10_000, redisConnectMs: 2000, redisCommandMs: 2000 });
+    expect(loadConfig({}).timeouts).toEqual({ mysqlConnectMs: 2000, mysqlQueryMs: 10_000, redisConnectMs: 2000, redisCommandMs: 2000, socialProviderMs: 5000 });
     const config = loadConfig(
-      server({ MYSQL_CONNECT_TIMEOUT_MS: "500", MYSQL_QUERY_TIMEOUT_MS: "30000", REDIS_CONNECT_TIMEOUT_MS: "700", REDIS_COMMAND_TIMEOUT_MS: "300" }),
+      server({
+        MYSQL_CONNECT_TIMEOUT_MS: "500",
+        MYSQL_QUERY_TIMEOUT_MS: "30000",
+        REDIS_CONNECT_TIMEOUT_MS: "700",
+        REDIS_COMMAND_TIMEOUT_MS: "300",
+        SOCIAL_PROVIDER_TIMEOUT_MS: "900",
+      }),
     );
-    expect(config.timeouts).toEqual({ mysqlConnectMs: 500, mysqlQueryMs: 30000, redisConnectMs: 700, redisCommandMs: 300 });
+    expect(config.timeouts).toEqual({ mysqlConnectMs: 500, mysqlQueryMs: 30000, redisConnectMs: 700, redisCommandMs: 300, socialProviderMs: 900 });
     expect(configError(server({ REDIS_COMMAND_TIMEOUT_MS: "0" })).message).toMatch(/^invalid configuration: REDIS_COMMAND_TIMEOUT_MS /);
   });
 });

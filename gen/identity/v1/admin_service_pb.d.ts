@@ -14,6 +14,336 @@ import type { ExportAccountDataResponse } from "./account_service_pb.js";
 export declare const file_identity_v1_admin_service: GenFile;
 
 /**
+ * AppleSettings are what Sign in with Apple needs to sign its client secret.
+ *
+ * @generated from message identity.v1.AppleSettings
+ */
+export declare type AppleSettings = Message<"identity.v1.AppleSettings"> & {
+  /**
+   * The Apple developer team id (10 characters).
+   *
+   * @generated from field: string team_id = 1;
+   */
+  teamId: string;
+
+  /**
+   * The id of the Sign in with Apple key (10 characters).
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * Whether the private key is set (it is never returned).
+   *
+   * @generated from field: bool private_key_set = 3;
+   */
+  privateKeySet: boolean;
+};
+
+/**
+ * Describes the message identity.v1.AppleSettings.
+ * Use `create(AppleSettingsSchema)` to create a new message.
+ */
+export declare const AppleSettingsSchema: GenMessage<AppleSettings>;
+
+/**
+ * SocialProvider is a tenant's sign-in provider, without its secrets.
+ *
+ * @generated from message identity.v1.SocialProvider
+ */
+export declare type SocialProvider = Message<"identity.v1.SocialProvider"> & {
+  /**
+   * Opaque identifier (StartSocialSignIn's provider_id).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The tenant it belongs to.
+   *
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * Its kind; set at creation, never changed.
+   *
+   * @generated from field: identity.v1.SocialProviderKind kind = 3;
+   */
+  kind: SocialProviderKind;
+
+  /**
+   * A label for admins, at most 200 characters.
+   *
+   * @generated from field: string name = 4;
+   */
+  name: string;
+
+  /**
+   * The OpenID issuer; its /.well-known/openid-configuration is read.
+   *
+   * @generated from field: string issuer = 5;
+   */
+  issuer: string;
+
+  /**
+   * The client id registered at the provider (the ID tokens' audience).
+   *
+   * @generated from field: string client_id = 6;
+   */
+  clientId: string;
+
+  /**
+   * Whether a client secret is set (it is never returned).
+   *
+   * @generated from field: bool client_secret_set = 7;
+   */
+  clientSecretSet: boolean;
+
+  /**
+   * Scopes asked for; "openid" is always added. Default "openid email profile"
+   * (Apple: "openid email name").
+   *
+   * @generated from field: repeated string scopes = 8;
+   */
+  scopes: string[];
+
+  /**
+   * The redirect URIs StartSocialSignIn accepts, exactly as registered at the
+   * provider.
+   *
+   * @generated from field: repeated string redirect_uris = 9;
+   */
+  redirectUris: string[];
+
+  /**
+   * For APPLE only.
+   *
+   * @generated from field: identity.v1.AppleSettings apple = 10;
+   */
+  apple?: AppleSettings | undefined;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 11;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it was last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 12;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.SocialProvider.
+ * Use `create(SocialProviderSchema)` to create a new message.
+ */
+export declare const SocialProviderSchema: GenMessage<SocialProvider>;
+
+/**
+ * CreateSocialProviderRequest describes the new provider.
+ *
+ * @generated from message identity.v1.CreateSocialProviderRequest
+ */
+export declare type CreateSocialProviderRequest = Message<"identity.v1.CreateSocialProviderRequest"> & {
+  /**
+   * The tenant; empty means the x-tenant-id header's, else the caller's.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The provider (id, tenant_id, the *_set flags and times are ignored).
+   *
+   * @generated from field: identity.v1.SocialProvider provider = 2;
+   */
+  provider?: SocialProvider | undefined;
+
+  /**
+   * The client secret (GOOGLE, OIDC); sealed at rest, never returned.
+   *
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+
+  /**
+   * APPLE: the Sign in with Apple private key (PKCS#8 PEM, P-256); sealed at
+   * rest, never returned.
+   *
+   * @generated from field: string apple_private_key = 4;
+   */
+  applePrivateKey: string;
+};
+
+/**
+ * Describes the message identity.v1.CreateSocialProviderRequest.
+ * Use `create(CreateSocialProviderRequestSchema)` to create a new message.
+ */
+export declare const CreateSocialProviderRequestSchema: GenMessage<CreateSocialProviderRequest>;
+
+/**
+ * CreateSocialProviderResponse holds the stored provider.
+ *
+ * @generated from message identity.v1.CreateSocialProviderResponse
+ */
+export declare type CreateSocialProviderResponse = Message<"identity.v1.CreateSocialProviderResponse"> & {
+  /**
+   * The provider, without secrets.
+   *
+   * @generated from field: identity.v1.SocialProvider provider = 1;
+   */
+  provider?: SocialProvider | undefined;
+};
+
+/**
+ * Describes the message identity.v1.CreateSocialProviderResponse.
+ * Use `create(CreateSocialProviderResponseSchema)` to create a new message.
+ */
+export declare const CreateSocialProviderResponseSchema: GenMessage<CreateSocialProviderResponse>;
+
+/**
+ * ListSocialProvidersRequest names the tenant.
+ *
+ * @generated from message identity.v1.ListSocialProvidersRequest
+ */
+export declare type ListSocialProvidersRequest = Message<"identity.v1.ListSocialProvidersRequest"> & {
+  /**
+   * The tenant; empty means the x-tenant-id header's, else the caller's.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message identity.v1.ListSocialProvidersRequest.
+ * Use `create(ListSocialProvidersRequestSchema)` to create a new message.
+ */
+export declare const ListSocialProvidersRequestSchema: GenMessage<ListSocialProvidersRequest>;
+
+/**
+ * ListSocialProvidersResponse holds the tenant's providers.
+ *
+ * @generated from message identity.v1.ListSocialProvidersResponse
+ */
+export declare type ListSocialProvidersResponse = Message<"identity.v1.ListSocialProvidersResponse"> & {
+  /**
+   * The providers, oldest first, without secrets.
+   *
+   * @generated from field: repeated identity.v1.SocialProvider providers = 1;
+   */
+  providers: SocialProvider[];
+};
+
+/**
+ * Describes the message identity.v1.ListSocialProvidersResponse.
+ * Use `create(ListSocialProvidersResponseSchema)` to create a new message.
+ */
+export declare const ListSocialProvidersResponseSchema: GenMessage<ListSocialProvidersResponse>;
+
+/**
+ * UpdateSocialProviderRequest changes some fields of a provider.
+ *
+ * @generated from message identity.v1.UpdateSocialProviderRequest
+ */
+export declare type UpdateSocialProviderRequest = Message<"identity.v1.UpdateSocialProviderRequest"> & {
+  /**
+   * The provider: id names it, the fields in update_mask carry new values.
+   *
+   * @generated from field: identity.v1.SocialProvider provider = 1;
+   */
+  provider?: SocialProvider | undefined;
+
+  /**
+   * The fields to change (see UpdateSocialProvider).
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+
+  /**
+   * The new client secret, when update_mask names client_secret.
+   *
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+
+  /**
+   * The new Apple private key, when update_mask names apple_private_key.
+   *
+   * @generated from field: string apple_private_key = 4;
+   */
+  applePrivateKey: string;
+};
+
+/**
+ * Describes the message identity.v1.UpdateSocialProviderRequest.
+ * Use `create(UpdateSocialProviderRequestSchema)` to create a new message.
+ */
+export declare const UpdateSocialProviderRequestSchema: GenMessage<UpdateSocialProviderRequest>;
+
+/**
+ * UpdateSocialProviderResponse holds the provider as changed.
+ *
+ * @generated from message identity.v1.UpdateSocialProviderResponse
+ */
+export declare type UpdateSocialProviderResponse = Message<"identity.v1.UpdateSocialProviderResponse"> & {
+  /**
+   * The provider, without secrets.
+   *
+   * @generated from field: identity.v1.SocialProvider provider = 1;
+   */
+  provider?: SocialProvider | undefined;
+};
+
+/**
+ * Describes the message identity.v1.UpdateSocialProviderResponse.
+ * Use `create(UpdateSocialProviderResponseSchema)` to create a new message.
+ */
+export declare const UpdateSocialProviderResponseSchema: GenMessage<UpdateSocialProviderResponse>;
+
+/**
+ * DeleteSocialProviderRequest names the provider.
+ *
+ * @generated from message identity.v1.DeleteSocialProviderRequest
+ */
+export declare type DeleteSocialProviderRequest = Message<"identity.v1.DeleteSocialProviderRequest"> & {
+  /**
+   * The provider's id.
+   *
+   * @generated from field: string provider_id = 1;
+   */
+  providerId: string;
+};
+
+/**
+ * Describes the message identity.v1.DeleteSocialProviderRequest.
+ * Use `create(DeleteSocialProviderRequestSchema)` to create a new message.
+ */
+export declare const DeleteSocialProviderRequestSchema: GenMessage<DeleteSocialProviderRequest>;
+
+/**
+ * DeleteSocialProviderResponse confirms the deletion.
+ *
+ * @generated from message identity.v1.DeleteSocialProviderResponse
+ */
+export declare type DeleteSocialProviderResponse = Message<"identity.v1.DeleteSocialProviderResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.DeleteSocialProviderResponse.
+ * Use `create(DeleteSocialProviderResponseSchema)` to create a new message.
+ */
+export declare const DeleteSocialProviderResponseSchema: GenMessage<DeleteSocialProviderResponse>;
+
+/**
  * TenantSettings are a tenant's policies.
  *
  * @generated from message identity.v1.TenantSettings
@@ -1688,6 +2018,47 @@ export declare type RequeueMessageResponse = Message<"identity.v1.RequeueMessage
 export declare const RequeueMessageResponseSchema: GenMessage<RequeueMessageResponse>;
 
 /**
+ * SocialProviderKind says which protocol rules a provider follows.
+ *
+ * @generated from enum identity.v1.SocialProviderKind
+ */
+export enum SocialProviderKind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SOCIAL_PROVIDER_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Sign in with Google (issuer https://accounts.google.com unless given).
+   *
+   * @generated from enum value: SOCIAL_PROVIDER_KIND_GOOGLE = 1;
+   */
+  GOOGLE = 1,
+
+  /**
+   * Sign in with Apple (issuer https://appleid.apple.com unless given): the
+   * client secret is an ES256 JWT the service signs with the team's key.
+   *
+   * @generated from enum value: SOCIAL_PROVIDER_KIND_APPLE = 2;
+   */
+  APPLE = 2,
+
+  /**
+   * Any OpenID Connect provider, found through its issuer's discovery document.
+   *
+   * @generated from enum value: SOCIAL_PROVIDER_KIND_OIDC = 3;
+   */
+  OIDC = 3,
+}
+
+/**
+ * Describes the enum identity.v1.SocialProviderKind.
+ */
+export declare const SocialProviderKindSchema: GenEnum<SocialProviderKind>;
+
+/**
  * DeliveryFailureClass says whether a failure could pass by itself.
  *
  * @generated from enum identity.v1.DeliveryFailureClass
@@ -2075,6 +2446,68 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RequeueMessageRequestSchema;
     output: typeof RequeueMessageResponseSchema;
+  },
+  /**
+   * Adds a social sign-in provider to the tenant (SessionService.StartSocialSignIn
+   * and SignIn's id_token). The client secret and Apple's private key are
+   * sealed at rest and never returned. For APPLE the service signs the ES256
+   * client-secret JWT Apple requires with the team's key, and renews it before
+   * it expires. Audited (social_provider.create). Callers: admins of the
+   * tenant, super admins (any tenant); no API key.
+   * Errors: InvalidArgument on provider.kind, provider.name, provider.issuer
+   * (required for OIDC, an https URL), provider.client_id, client_secret
+   * (required for GOOGLE and OIDC), provider.scopes[i],
+   * provider.redirect_uris[i] (absolute http(s) URLs without fragment, at
+   * least one), provider.apple.team_id, provider.apple.key_id or
+   * apple_private_key (a PKCS#8 P-256 key in PEM, required for APPLE).
+   *
+   * @generated from rpc identity.v1.AdminService.CreateSocialProvider
+   */
+  createSocialProvider: {
+    methodKind: "unary";
+    input: typeof CreateSocialProviderRequestSchema;
+    output: typeof CreateSocialProviderResponseSchema;
+  },
+  /**
+   * Lists the tenant's social providers, oldest first, without secrets.
+   * Audited (social_provider.list). Same callers as CreateSocialProvider.
+   *
+   * @generated from rpc identity.v1.AdminService.ListSocialProviders
+   */
+  listSocialProviders: {
+    methodKind: "unary";
+    input: typeof ListSocialProvidersRequestSchema;
+    output: typeof ListSocialProvidersResponseSchema;
+  },
+  /**
+   * Changes the fields of a provider named in update_mask: name, issuer,
+   * client_id, client_secret, scopes, redirect_uris, apple.team_id,
+   * apple.key_id, apple_private_key. The kind never changes. Audited
+   * (social_provider.update). Same callers as CreateSocialProvider.
+   * Errors: InvalidArgument on update_mask (an unknown path), provider.id or a
+   * field as in CreateSocialProvider; NotFound SOCIAL_PROVIDER_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.UpdateSocialProvider
+   */
+  updateSocialProvider: {
+    methodKind: "unary";
+    input: typeof UpdateSocialProviderRequestSchema;
+    output: typeof UpdateSocialProviderResponseSchema;
+  },
+  /**
+   * Deletes a provider: sign-ins through it stop at once. Accounts keep the
+   * identities it linked (they sign in again if it is re-created with the
+   * same issuer). Audited (social_provider.delete). Same callers as
+   * CreateSocialProvider.
+   * Errors: InvalidArgument on provider_id when empty; NotFound
+   * SOCIAL_PROVIDER_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.DeleteSocialProvider
+   */
+  deleteSocialProvider: {
+    methodKind: "unary";
+    input: typeof DeleteSocialProviderRequestSchema;
+    output: typeof DeleteSocialProviderResponseSchema;
   },
 }>;
 

@@ -11,384 +11,468 @@ import { file_identity_v1_common } from "./common_pb.js";
  * Describes the file identity/v1/admin_service.proto.
  */
 export const file_identity_v1_admin_service = /*@__PURE__*/
-  fileDesc("Ch9pZGVudGl0eS92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSLNBAoOVGVuYW50U2V0dGluZ3MSEwoLaW52aXRlX29ubHkYASABKAgSGQoRbWFudWFsX2FjdGl2YXRpb24YAiABKAgSGwoTcGFzc3dvcmRfbWluX2xlbmd0aBgDIAEoBRI3ChRzZXNzaW9uX2lkbGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI8ChlzZXNzaW9uX2Fic29sdXRlX2xpZmV0aW1lGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWxpbmtfYmFzZV91cmwYBiABKAkSFgoOZGVmYXVsdF9sb2NhbGUYByABKAkSIQoZdmFsaWRhdGVfcmVxdWlyZXNfYXBpX2tleRgIIAEoCBIcChRzaWduX2luX3Blcl9pcF9saW1pdBgJIAEoBRIhChlzaWduX2luX3Blcl9hY2NvdW50X2xpbWl0GAogASgFEjcKFHVudmVyaWZpZWRfcmV0ZW50aW9uGAsgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEj4KG2RlbGl2ZXJlZF9tZXNzYWdlX3JldGVudGlvbhgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI4ChVhdWRpdF9ldmVudF9yZXRlbnRpb24YDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoWc2Vjb25kX2ZhY3Rvcl9taW5fcm9sZRgOIAEoDjIRLmlkZW50aXR5LnYxLlJvbGUiggEKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi0KCHNldHRpbmdzGAMgASgLMhsuaWRlbnRpdHkudjEuVGVuYW50U2V0dGluZ3MSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqwBCgZBcGlLZXkSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLcGVybWlzc2lvbnMYBCADKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLnAQoKQXVkaXRFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIRCgl0ZW5hbnRfaWQYAiABKAkSDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBnRhcmdldBgFIAEoCRIOCgZyZWFzb24YBiABKAkSEgoKaXBfYWRkcmVzcxgHIAEoCRISCgp1c2VyX2FnZW50GAggASgJEg8KB291dGNvbWUYCSABKAkSLgoKZXZlbnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEaGFzaBgLIAEoCSKRAQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmlkZW50aXR5LnYxLlJvbGUSFAoMc2VuZF93ZWxjb21lGAQgASgIEhQKDGRpc3BsYXlfbmFtZRgFIAEoCRIOCgZsb2NhbGUYBiABKAkiOwoSQ3JlYXRlVXNlclJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50IjQKDkdldFVzZXJSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjgKD0dldFVzZXJSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudCKYAgoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLmlkZW50aXR5LnYxLkFjY291bnRTdGF0ZRIfCgRyb2xlGAQgASgOMhEuaWRlbnRpdHkudjEuUm9sZRIMCgRwbGFuGAUgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlbWFpbBgIIAEoCRIOCgZyZWFzb24YCSABKAkiUQoRTGlzdFVzZXJzUmVzcG9uc2USIwoFdXNlcnMYASADKAsyFC5pZGVudGl0eS52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ7ChFVcGRhdGVVc2VyUmVxdWVzdBIlCgdhY2NvdW50GAEgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSDgoGcmVhc29uGAMgASgJIjsKElVwZGF0ZVVzZXJSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudCJZChJTZXRVc2VyUm9sZVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIfCgRyb2xlGAIgASgOMhEuaWRlbnRpdHkudjEuUm9sZRIOCgZyZWFzb24YAyABKAkiPAoTU2V0VXNlclJvbGVSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudCI5ChNBY3RpdmF0ZVVzZXJSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIj0KFEFjdGl2YXRlVXNlclJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50IjsKFURlYWN0aXZhdGVVc2VyUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI/ChZEZWFjdGl2YXRlVXNlclJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50IjcKEURlbGV0ZVVzZXJSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSI+ChhTZW5kUGFzc3dvcmRSZXNldFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiGwoZU2VuZFBhc3N3b3JkUmVzZXRSZXNwb25zZSI/ChlSZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjMKGlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlEhUKDXJldm9rZWRfY291bnQYASABKAUibQoWU2V0U3Vic2NyaXB0aW9uUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEi8KDHN1YnNjcmlwdGlvbhgCIAEoCzIZLmlkZW50aXR5LnYxLlN1YnNjcmlwdGlvbhIOCgZyZWFzb24YAyABKAkiQAoXU2V0U3Vic2NyaXB0aW9uUmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQiPQoXTGlzdFVzZXJDb25zZW50c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiaQoYTGlzdFVzZXJDb25zZW50c1Jlc3BvbnNlEiYKCGNvbnNlbnRzGAEgAygLMhQuaWRlbnRpdHkudjEuQ29uc2VudBIlCgdoaXN0b3J5GAIgAygLMhQuaWRlbnRpdHkudjEuQ29uc2VudCI7ChVFeHBvcnRVc2VyRGF0YVJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTgoWRXhwb3J0VXNlckRhdGFSZXNwb25zZRI0CgRwYXJ0GAEgASgLMiYuaWRlbnRpdHkudjEuRXhwb3J0QWNjb3VudERhdGFSZXNwb25zZSLFAQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVhY3RvchgDIAEoCRIOCgZ0YXJnZXQYBCABKAkSDgoGYWN0aW9uGAUgASgJEikKBWFmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZiZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLmlkZW50aXR5LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhkKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0ImAKGFZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZRIOCgZpbnRhY3QYASABKAgSHQoVZmlyc3RfYnJva2VuX3NlcXVlbmNlGAIgASgDEhUKDWNoZWNrZWRfY291bnQYAyABKAMiUgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEi0KCHNldHRpbmdzGAIgASgLMhsuaWRlbnRpdHkudjEuVGVuYW50U2V0dGluZ3MiOwoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuaWRlbnRpdHkudjEuVGVuYW50IiUKEEdldFRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjgKEUdldFRlbmFudFJlc3BvbnNlEiMKBnRlbmFudBgBIAEoCzITLmlkZW50aXR5LnYxLlRlbmFudCI7ChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVAoTTGlzdFRlbmFudHNSZXNwb25zZRIkCgd0ZW5hbnRzGAEgAygLMhMuaWRlbnRpdHkudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJrChNVcGRhdGVUZW5hbnRSZXF1ZXN0EiMKBnRlbmFudBgBIAEoCzITLmlkZW50aXR5LnYxLlRlbmFudBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOwoUVXBkYXRlVGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuaWRlbnRpdHkudjEuVGVuYW50IksKE0NyZWF0ZUFwaUtleVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLcGVybWlzc2lvbnMYAyADKAkiTAoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USJAoHYXBpX2tleRgBIAEoCzITLmlkZW50aXR5LnYxLkFwaUtleRIOCgZzZWNyZXQYAiABKAkiJwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI8ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiUKCGFwaV9rZXlzGAEgAygLMhMuaWRlbnRpdHkudjEuQXBpS2V5IikKE1Jldm9rZUFwaUtleVJlcXVlc3QSEgoKYXBpX2tleV9pZBgBIAEoCSIWChRSZXZva2VBcGlLZXlSZXNwb25zZSLEAgoNRmFpbGVkTWVzc2FnZRIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEa2luZBgDIAEoCRIQCghhdHRlbXB0cxgEIAEoBRI7ChBsYXN0X2Vycm9yX2NsYXNzGAUgASgOMiEuaWRlbnRpdHkudjEuRGVsaXZlcnlGYWlsdXJlQ2xhc3MSEgoKbGFzdF9lcnJvchgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcXVldWVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtyZXF1ZXVlYWJsZRgKIAEoCCJCChlMaXN0RmFpbGVkTWVzc2FnZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImMKGkxpc3RGYWlsZWRNZXNzYWdlc1Jlc3BvbnNlEiwKCG1lc3NhZ2VzGAEgAygLMhouaWRlbnRpdHkudjEuRmFpbGVkTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKwoVUmVxdWV1ZU1lc3NhZ2VSZXF1ZXN0EhIKCm1lc3NhZ2VfaWQYASABKAkiGAoWUmVxdWV1ZU1lc3NhZ2VSZXNwb25zZSqKAQoURGVsaXZlcnlGYWlsdXJlQ2xhc3MSJgoiREVMSVZFUllfRkFJTFVSRV9DTEFTU19VTlNQRUNJRklFRBAAEiQKIERFTElWRVJZX0ZBSUxVUkVfQ0xBU1NfUEVSTUFORU5UEAESJAogREVMSVZFUllfRkFJTFVSRV9DTEFTU19UUkFOU0lFTlQQAjLrEAoMQWRtaW5TZXJ2aWNlEk8KCkNyZWF0ZVVzZXISHi5pZGVudGl0eS52MS5DcmVhdGVVc2VyUmVxdWVzdBofLmlkZW50aXR5LnYxLkNyZWF0ZVVzZXJSZXNwb25zZSIAEkYKB0dldFVzZXISGy5pZGVudGl0eS52MS5HZXRVc2VyUmVxdWVzdBocLmlkZW50aXR5LnYxLkdldFVzZXJSZXNwb25zZSIAEkwKCUxpc3RVc2VycxIdLmlkZW50aXR5LnYxLkxpc3RVc2Vyc1JlcXVlc3QaHi5pZGVudGl0eS52MS5MaXN0VXNlcnNSZXNwb25zZSIAEk8KClVwZGF0ZVVzZXISHi5pZGVudGl0eS52MS5VcGRhdGVVc2VyUmVxdWVzdBofLmlkZW50aXR5LnYxLlVwZGF0ZVVzZXJSZXNwb25zZSIAElIKC1NldFVzZXJSb2xlEh8uaWRlbnRpdHkudjEuU2V0VXNlclJvbGVSZXF1ZXN0GiAuaWRlbnRpdHkudjEuU2V0VXNlclJvbGVSZXNwb25zZSIAElUKDEFjdGl2YXRlVXNlchIgLmlkZW50aXR5LnYxLkFjdGl2YXRlVXNlclJlcXVlc3QaIS5pZGVudGl0eS52MS5BY3RpdmF0ZVVzZXJSZXNwb25zZSIAElsKDkRlYWN0aXZhdGVVc2VyEiIuaWRlbnRpdHkudjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0GiMuaWRlbnRpdHkudjEuRGVhY3RpdmF0ZVVzZXJSZXNwb25zZSIAEk8KCkRlbGV0ZVVzZXISHi5pZGVudGl0eS52MS5EZWxldGVVc2VyUmVxdWVzdBofLmlkZW50aXR5LnYxLkRlbGV0ZVVzZXJSZXNwb25zZSIAEmQKEVNlbmRQYXNzd29yZFJlc2V0EiUuaWRlbnRpdHkudjEuU2VuZFBhc3N3b3JkUmVzZXRSZXF1ZXN0GiYuaWRlbnRpdHkudjEuU2VuZFBhc3N3b3JkUmVzZXRSZXNwb25zZSIAEmcKElJldm9rZVVzZXJTZXNzaW9ucxImLmlkZW50aXR5LnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaJy5pZGVudGl0eS52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZSIAEl4KD1NldFN1YnNjcmlwdGlvbhIjLmlkZW50aXR5LnYxLlNldFN1YnNjcmlwdGlvblJlcXVlc3QaJC5pZGVudGl0eS52MS5TZXRTdWJzY3JpcHRpb25SZXNwb25zZSIAEmEKEExpc3RVc2VyQ29uc2VudHMSJC5pZGVudGl0eS52MS5MaXN0VXNlckNvbnNlbnRzUmVxdWVzdBolLmlkZW50aXR5LnYxLkxpc3RVc2VyQ29uc2VudHNSZXNwb25zZSIAEl0KDkV4cG9ydFVzZXJEYXRhEiIuaWRlbnRpdHkudjEuRXhwb3J0VXNlckRhdGFSZXF1ZXN0GiMuaWRlbnRpdHkudjEuRXhwb3J0VXNlckRhdGFSZXNwb25zZSIAMAESXgoPTGlzdEF1ZGl0RXZlbnRzEiMuaWRlbnRpdHkudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBokLmlkZW50aXR5LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgASYQoQVmVyaWZ5QXVkaXRDaGFpbhIkLmlkZW50aXR5LnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0GiUuaWRlbnRpdHkudjEuVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlIgASVQoMQ3JlYXRlVGVuYW50EiAuaWRlbnRpdHkudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBohLmlkZW50aXR5LnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlIgASTAoJR2V0VGVuYW50Eh0uaWRlbnRpdHkudjEuR2V0VGVuYW50UmVxdWVzdBoeLmlkZW50aXR5LnYxLkdldFRlbmFudFJlc3BvbnNlIgASUgoLTGlzdFRlbmFudHMSHy5pZGVudGl0eS52MS5MaXN0VGVuYW50c1JlcXVlc3QaIC5pZGVudGl0eS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIgASVQoMVXBkYXRlVGVuYW50EiAuaWRlbnRpdHkudjEuVXBkYXRlVGVuYW50UmVxdWVzdBohLmlkZW50aXR5LnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlIgASVQoMQ3JlYXRlQXBpS2V5EiAuaWRlbnRpdHkudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLmlkZW50aXR5LnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIgASUgoLTGlzdEFwaUtleXMSHy5pZGVudGl0eS52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIC5pZGVudGl0eS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgASVQoMUmV2b2tlQXBpS2V5EiAuaWRlbnRpdHkudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBohLmlkZW50aXR5LnYxLlJldm9rZUFwaUtleVJlc3BvbnNlIgASZwoSTGlzdEZhaWxlZE1lc3NhZ2VzEiYuaWRlbnRpdHkudjEuTGlzdEZhaWxlZE1lc3NhZ2VzUmVxdWVzdBonLmlkZW50aXR5LnYxLkxpc3RGYWlsZWRNZXNzYWdlc1Jlc3BvbnNlIgASWwoOUmVxdWV1ZU1lc3NhZ2USIi5pZGVudGl0eS52MS5SZXF1ZXVlTWVzc2FnZVJlcXVlc3QaIy5pZGVudGl0eS52MS5SZXF1ZXVlTWVzc2FnZVJlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_account_service, file_identity_v1_common]);
+  fileDesc("Ch9pZGVudGl0eS92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSJJCg1BcHBsZVNldHRpbmdzEg8KB3RlYW1faWQYASABKAkSDgoGa2V5X2lkGAIgASgJEhcKD3ByaXZhdGVfa2V5X3NldBgDIAEoCCLeAgoOU29jaWFsUHJvdmlkZXISCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEi0KBGtpbmQYAyABKA4yHy5pZGVudGl0eS52MS5Tb2NpYWxQcm92aWRlcktpbmQSDAoEbmFtZRgEIAEoCRIOCgZpc3N1ZXIYBSABKAkSEQoJY2xpZW50X2lkGAYgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAcgASgIEg4KBnNjb3BlcxgIIAMoCRIVCg1yZWRpcmVjdF91cmlzGAkgAygJEikKBWFwcGxlGAogASgLMhouaWRlbnRpdHkudjEuQXBwbGVTZXR0aW5ncxIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpEBChtDcmVhdGVTb2NpYWxQcm92aWRlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEi0KCHByb3ZpZGVyGAIgASgLMhsuaWRlbnRpdHkudjEuU29jaWFsUHJvdmlkZXISFQoNY2xpZW50X3NlY3JldBgDIAEoCRIZChFhcHBsZV9wcml2YXRlX2tleRgEIAEoCSJNChxDcmVhdGVTb2NpYWxQcm92aWRlclJlc3BvbnNlEi0KCHByb3ZpZGVyGAEgASgLMhsuaWRlbnRpdHkudjEuU29jaWFsUHJvdmlkZXIiLwoaTGlzdFNvY2lhbFByb3ZpZGVyc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIk0KG0xpc3RTb2NpYWxQcm92aWRlcnNSZXNwb25zZRIuCglwcm92aWRlcnMYASADKAsyGy5pZGVudGl0eS52MS5Tb2NpYWxQcm92aWRlciKvAQobVXBkYXRlU29jaWFsUHJvdmlkZXJSZXF1ZXN0Ei0KCHByb3ZpZGVyGAEgASgLMhsuaWRlbnRpdHkudjEuU29jaWFsUHJvdmlkZXISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEhUKDWNsaWVudF9zZWNyZXQYAyABKAkSGQoRYXBwbGVfcHJpdmF0ZV9rZXkYBCABKAkiTQocVXBkYXRlU29jaWFsUHJvdmlkZXJSZXNwb25zZRItCghwcm92aWRlchgBIAEoCzIbLmlkZW50aXR5LnYxLlNvY2lhbFByb3ZpZGVyIjIKG0RlbGV0ZVNvY2lhbFByb3ZpZGVyUmVxdWVzdBITCgtwcm92aWRlcl9pZBgBIAEoCSIeChxEZWxldGVTb2NpYWxQcm92aWRlclJlc3BvbnNlIs0ECg5UZW5hbnRTZXR0aW5ncxITCgtpbnZpdGVfb25seRgBIAEoCBIZChFtYW51YWxfYWN0aXZhdGlvbhgCIAEoCBIbChNwYXNzd29yZF9taW5fbGVuZ3RoGAMgASgFEjcKFHNlc3Npb25faWRsZV90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjwKGXNlc3Npb25fYWJzb2x1dGVfbGlmZXRpbWUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNbGlua19iYXNlX3VybBgGIAEoCRIWCg5kZWZhdWx0X2xvY2FsZRgHIAEoCRIhChl2YWxpZGF0ZV9yZXF1aXJlc19hcGlfa2V5GAggASgIEhwKFHNpZ25faW5fcGVyX2lwX2xpbWl0GAkgASgFEiEKGXNpZ25faW5fcGVyX2FjY291bnRfbGltaXQYCiABKAUSNwoUdW52ZXJpZmllZF9yZXRlbnRpb24YCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPgobZGVsaXZlcmVkX21lc3NhZ2VfcmV0ZW50aW9uGAwgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjgKFWF1ZGl0X2V2ZW50X3JldGVudGlvbhgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxChZzZWNvbmRfZmFjdG9yX21pbl9yb2xlGA4gASgOMhEuaWRlbnRpdHkudjEuUm9sZSKCAQoGVGVuYW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLQoIc2V0dGluZ3MYAyABKAsyGy5pZGVudGl0eS52MS5UZW5hbnRTZXR0aW5ncxIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAEKBkFwaUtleRIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtwZXJtaXNzaW9ucxgEIAMoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIucBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEhEKCXRlbmFudF9pZBgCIAEoCRINCgVhY3RvchgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGdGFyZ2V0GAUgASgJEg4KBnJlYXNvbhgGIAEoCRISCgppcF9hZGRyZXNzGAcgASgJEhIKCnVzZXJfYWdlbnQYCCABKAkSDwoHb3V0Y29tZRgJIAEoCRIuCgpldmVudF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRoYXNoGAsgASgJIpEBChFDcmVhdGVVc2VyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIfCgRyb2xlGAMgASgOMhEuaWRlbnRpdHkudjEuUm9sZRIUCgxzZW5kX3dlbGNvbWUYBCABKAgSFAoMZGlzcGxheV9uYW1lGAUgASgJEg4KBmxvY2FsZRgGIAEoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQiNAoOR2V0VXNlclJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOAoPR2V0VXNlclJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50IpgCChBMaXN0VXNlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBXN0YXRlGAMgASgOMhkuaWRlbnRpdHkudjEuQWNjb3VudFN0YXRlEh8KBHJvbGUYBCABKA4yES5pZGVudGl0eS52MS5Sb2xlEgwKBHBsYW4YBSABKAkSMQoNY3JlYXRlZF9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVtYWlsGAggASgJEg4KBnJlYXNvbhgJIAEoCSJRChFMaXN0VXNlcnNSZXNwb25zZRIjCgV1c2VycxgBIAMoCzIULmlkZW50aXR5LnYxLkFjY291bnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInsKEVVwZGF0ZVVzZXJSZXF1ZXN0EiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIOCgZyZWFzb24YAyABKAkiOwoSVXBkYXRlVXNlclJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50IlkKElNldFVzZXJSb2xlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEh8KBHJvbGUYAiABKA4yES5pZGVudGl0eS52MS5Sb2xlEg4KBnJlYXNvbhgDIAEoCSI8ChNTZXRVc2VyUm9sZVJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50IjkKE0FjdGl2YXRlVXNlclJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiPQoUQWN0aXZhdGVVc2VyUmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQiOwoVRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIj8KFkRlYWN0aXZhdGVVc2VyUmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQiNwoRRGVsZXRlVXNlclJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIj4KGFNlbmRQYXNzd29yZFJlc2V0UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIbChlTZW5kUGFzc3dvcmRSZXNldFJlc3BvbnNlIj8KGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiMwoaUmV2b2tlVXNlclNlc3Npb25zUmVzcG9uc2USFQoNcmV2b2tlZF9jb3VudBgBIAEoBSJtChZTZXRTdWJzY3JpcHRpb25SZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSLwoMc3Vic2NyaXB0aW9uGAIgASgLMhkuaWRlbnRpdHkudjEuU3Vic2NyaXB0aW9uEg4KBnJlYXNvbhgDIAEoCSJAChdTZXRTdWJzY3JpcHRpb25SZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudCI9ChdMaXN0VXNlckNvbnNlbnRzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJpChhMaXN0VXNlckNvbnNlbnRzUmVzcG9uc2USJgoIY29uc2VudHMYASADKAsyFC5pZGVudGl0eS52MS5Db25zZW50EiUKB2hpc3RvcnkYAiADKAsyFC5pZGVudGl0eS52MS5Db25zZW50IjsKFUV4cG9ydFVzZXJEYXRhUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJOChZFeHBvcnRVc2VyRGF0YVJlc3BvbnNlEjQKBHBhcnQYASABKAsyJi5pZGVudGl0eS52MS5FeHBvcnRBY2NvdW50RGF0YVJlc3BvbnNlIsUBChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg0KBWFjdG9yGAMgASgJEg4KBnRhcmdldBgEIAEoCRIOCgZhY3Rpb24YBSABKAkSKQoFYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBmJlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWwoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcuaWRlbnRpdHkudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGQoXVmVyaWZ5QXVkaXRDaGFpblJlcXVlc3QiYAoYVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlEg4KBmludGFjdBgBIAEoCBIdChVmaXJzdF9icm9rZW5fc2VxdWVuY2UYAiABKAMSFQoNY2hlY2tlZF9jb3VudBgDIAEoAyJSChNDcmVhdGVUZW5hbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSLQoIc2V0dGluZ3MYAiABKAsyGy5pZGVudGl0eS52MS5UZW5hbnRTZXR0aW5ncyI7ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5pZGVudGl0eS52MS5UZW5hbnQiJQoQR2V0VGVuYW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiOAoRR2V0VGVuYW50UmVzcG9uc2USIwoGdGVuYW50GAEgASgLMhMuaWRlbnRpdHkudjEuVGVuYW50IjsKEkxpc3RUZW5hbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJUChNMaXN0VGVuYW50c1Jlc3BvbnNlEiQKB3RlbmFudHMYASADKAsyEy5pZGVudGl0eS52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImsKE1VwZGF0ZVRlbmFudFJlcXVlc3QSIwoGdGVuYW50GAEgASgLMhMuaWRlbnRpdHkudjEuVGVuYW50Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI7ChRVcGRhdGVUZW5hbnRSZXNwb25zZRIjCgZ0ZW5hbnQYASABKAsyEy5pZGVudGl0eS52MS5UZW5hbnQiSwoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtwZXJtaXNzaW9ucxgDIAMoCSJMChRDcmVhdGVBcGlLZXlSZXNwb25zZRIkCgdhcGlfa2V5GAEgASgLMhMuaWRlbnRpdHkudjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSInChJMaXN0QXBpS2V5c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIjwKE0xpc3RBcGlLZXlzUmVzcG9uc2USJQoIYXBpX2tleXMYASADKAsyEy5pZGVudGl0eS52MS5BcGlLZXkiKQoTUmV2b2tlQXBpS2V5UmVxdWVzdBISCgphcGlfa2V5X2lkGAEgASgJIhYKFFJldm9rZUFwaUtleVJlc3BvbnNlIsQCCg1GYWlsZWRNZXNzYWdlEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEhAKCGF0dGVtcHRzGAQgASgFEjsKEGxhc3RfZXJyb3JfY2xhc3MYBSABKA4yIS5pZGVudGl0eS52MS5EZWxpdmVyeUZhaWx1cmVDbGFzcxISCgpsYXN0X2Vycm9yGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpxdWV1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmYWlsX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3JlcXVldWVhYmxlGAogASgIIkIKGUxpc3RGYWlsZWRNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYwoaTGlzdEZhaWxlZE1lc3NhZ2VzUmVzcG9uc2USLAoIbWVzc2FnZXMYASADKAsyGi5pZGVudGl0eS52MS5GYWlsZWRNZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIrChVSZXF1ZXVlTWVzc2FnZVJlcXVlc3QSEgoKbWVzc2FnZV9pZBgBIAEoCSIYChZSZXF1ZXVlTWVzc2FnZVJlc3BvbnNlKpoBChJTb2NpYWxQcm92aWRlcktpbmQSJAogU09DSUFMX1BST1ZJREVSX0tJTkRfVU5TUEVDSUZJRUQQABIfChtTT0NJQUxfUFJPVklERVJfS0lORF9HT09HTEUQARIeChpTT0NJQUxfUFJPVklERVJfS0lORF9BUFBMRRACEh0KGVNPQ0lBTF9QUk9WSURFUl9LSU5EX09JREMQAyqKAQoURGVsaXZlcnlGYWlsdXJlQ2xhc3MSJgoiREVMSVZFUllfRkFJTFVSRV9DTEFTU19VTlNQRUNJRklFRBAAEiQKIERFTElWRVJZX0ZBSUxVUkVfQ0xBU1NfUEVSTUFORU5UEAESJAogREVMSVZFUllfRkFJTFVSRV9DTEFTU19UUkFOU0lFTlQQAjKkFAoMQWRtaW5TZXJ2aWNlEk8KCkNyZWF0ZVVzZXISHi5pZGVudGl0eS52MS5DcmVhdGVVc2VyUmVxdWVzdBofLmlkZW50aXR5LnYxLkNyZWF0ZVVzZXJSZXNwb25zZSIAEkYKB0dldFVzZXISGy5pZGVudGl0eS52MS5HZXRVc2VyUmVxdWVzdBocLmlkZW50aXR5LnYxLkdldFVzZXJSZXNwb25zZSIAEkwKCUxpc3RVc2VycxIdLmlkZW50aXR5LnYxLkxpc3RVc2Vyc1JlcXVlc3QaHi5pZGVudGl0eS52MS5MaXN0VXNlcnNSZXNwb25zZSIAEk8KClVwZGF0ZVVzZXISHi5pZGVudGl0eS52MS5VcGRhdGVVc2VyUmVxdWVzdBofLmlkZW50aXR5LnYxLlVwZGF0ZVVzZXJSZXNwb25zZSIAElIKC1NldFVzZXJSb2xlEh8uaWRlbnRpdHkudjEuU2V0VXNlclJvbGVSZXF1ZXN0GiAuaWRlbnRpdHkudjEuU2V0VXNlclJvbGVSZXNwb25zZSIAElUKDEFjdGl2YXRlVXNlchIgLmlkZW50aXR5LnYxLkFjdGl2YXRlVXNlclJlcXVlc3QaIS5pZGVudGl0eS52MS5BY3RpdmF0ZVVzZXJSZXNwb25zZSIAElsKDkRlYWN0aXZhdGVVc2VyEiIuaWRlbnRpdHkudjEuRGVhY3RpdmF0ZVVzZXJSZXF1ZXN0GiMuaWRlbnRpdHkudjEuRGVhY3RpdmF0ZVVzZXJSZXNwb25zZSIAEk8KCkRlbGV0ZVVzZXISHi5pZGVudGl0eS52MS5EZWxldGVVc2VyUmVxdWVzdBofLmlkZW50aXR5LnYxLkRlbGV0ZVVzZXJSZXNwb25zZSIAEmQKEVNlbmRQYXNzd29yZFJlc2V0EiUuaWRlbnRpdHkudjEuU2VuZFBhc3N3b3JkUmVzZXRSZXF1ZXN0GiYuaWRlbnRpdHkudjEuU2VuZFBhc3N3b3JkUmVzZXRSZXNwb25zZSIAEmcKElJldm9rZVVzZXJTZXNzaW9ucxImLmlkZW50aXR5LnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaJy5pZGVudGl0eS52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZSIAEl4KD1NldFN1YnNjcmlwdGlvbhIjLmlkZW50aXR5LnYxLlNldFN1YnNjcmlwdGlvblJlcXVlc3QaJC5pZGVudGl0eS52MS5TZXRTdWJzY3JpcHRpb25SZXNwb25zZSIAEmEKEExpc3RVc2VyQ29uc2VudHMSJC5pZGVudGl0eS52MS5MaXN0VXNlckNvbnNlbnRzUmVxdWVzdBolLmlkZW50aXR5LnYxLkxpc3RVc2VyQ29uc2VudHNSZXNwb25zZSIAEl0KDkV4cG9ydFVzZXJEYXRhEiIuaWRlbnRpdHkudjEuRXhwb3J0VXNlckRhdGFSZXF1ZXN0GiMuaWRlbnRpdHkudjEuRXhwb3J0VXNlckRhdGFSZXNwb25zZSIAMAESXgoPTGlzdEF1ZGl0RXZlbnRzEiMuaWRlbnRpdHkudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBokLmlkZW50aXR5LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgASYQoQVmVyaWZ5QXVkaXRDaGFpbhIkLmlkZW50aXR5LnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0GiUuaWRlbnRpdHkudjEuVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlIgASVQoMQ3JlYXRlVGVuYW50EiAuaWRlbnRpdHkudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBohLmlkZW50aXR5LnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlIgASTAoJR2V0VGVuYW50Eh0uaWRlbnRpdHkudjEuR2V0VGVuYW50UmVxdWVzdBoeLmlkZW50aXR5LnYxLkdldFRlbmFudFJlc3BvbnNlIgASUgoLTGlzdFRlbmFudHMSHy5pZGVudGl0eS52MS5MaXN0VGVuYW50c1JlcXVlc3QaIC5pZGVudGl0eS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIgASVQoMVXBkYXRlVGVuYW50EiAuaWRlbnRpdHkudjEuVXBkYXRlVGVuYW50UmVxdWVzdBohLmlkZW50aXR5LnYxLlVwZGF0ZVRlbmFudFJlc3BvbnNlIgASVQoMQ3JlYXRlQXBpS2V5EiAuaWRlbnRpdHkudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLmlkZW50aXR5LnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIgASUgoLTGlzdEFwaUtleXMSHy5pZGVudGl0eS52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIC5pZGVudGl0eS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIgASVQoMUmV2b2tlQXBpS2V5EiAuaWRlbnRpdHkudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBohLmlkZW50aXR5LnYxLlJldm9rZUFwaUtleVJlc3BvbnNlIgASZwoSTGlzdEZhaWxlZE1lc3NhZ2VzEiYuaWRlbnRpdHkudjEuTGlzdEZhaWxlZE1lc3NhZ2VzUmVxdWVzdBonLmlkZW50aXR5LnYxLkxpc3RGYWlsZWRNZXNzYWdlc1Jlc3BvbnNlIgASWwoOUmVxdWV1ZU1lc3NhZ2USIi5pZGVudGl0eS52MS5SZXF1ZXVlTWVzc2FnZVJlcXVlc3QaIy5pZGVudGl0eS52MS5SZXF1ZXVlTWVzc2FnZVJlc3BvbnNlIgASbQoUQ3JlYXRlU29jaWFsUHJvdmlkZXISKC5pZGVudGl0eS52MS5DcmVhdGVTb2NpYWxQcm92aWRlclJlcXVlc3QaKS5pZGVudGl0eS52MS5DcmVhdGVTb2NpYWxQcm92aWRlclJlc3BvbnNlIgASagoTTGlzdFNvY2lhbFByb3ZpZGVycxInLmlkZW50aXR5LnYxLkxpc3RTb2NpYWxQcm92aWRlcnNSZXF1ZXN0GiguaWRlbnRpdHkudjEuTGlzdFNvY2lhbFByb3ZpZGVyc1Jlc3BvbnNlIgASbQoUVXBkYXRlU29jaWFsUHJvdmlkZXISKC5pZGVudGl0eS52MS5VcGRhdGVTb2NpYWxQcm92aWRlclJlcXVlc3QaKS5pZGVudGl0eS52MS5VcGRhdGVTb2NpYWxQcm92aWRlclJlc3BvbnNlIgASbQoURGVsZXRlU29jaWFsUHJvdmlkZXISKC5pZGVudGl0eS52MS5EZWxldGVTb2NpYWxQcm92aWRlclJlcXVlc3QaKS5pZGVudGl0eS52MS5EZWxldGVTb2NpYWxQcm92aWRlclJlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_account_service, file_identity_v1_common]);
+
+/**
+ * Describes the message identity.v1.AppleSettings.
+ * Use `create(AppleSettingsSchema)` to create a new message.
+ */
+export const AppleSettingsSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 0);
+
+/**
+ * Describes the message identity.v1.SocialProvider.
+ * Use `create(SocialProviderSchema)` to create a new message.
+ */
+export const SocialProviderSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 1);
+
+/**
+ * Describes the message identity.v1.CreateSocialProviderRequest.
+ * Use `create(CreateSocialProviderRequestSchema)` to create a new message.
+ */
+export const CreateSocialProviderRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 2);
+
+/**
+ * Describes the message identity.v1.CreateSocialProviderResponse.
+ * Use `create(CreateSocialProviderResponseSchema)` to create a new message.
+ */
+export const CreateSocialProviderResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 3);
+
+/**
+ * Describes the message identity.v1.ListSocialProvidersRequest.
+ * Use `create(ListSocialProvidersRequestSchema)` to create a new message.
+ */
+export const ListSocialProvidersRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 4);
+
+/**
+ * Describes the message identity.v1.ListSocialProvidersResponse.
+ * Use `create(ListSocialProvidersResponseSchema)` to create a new message.
+ */
+export const ListSocialProvidersResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 5);
+
+/**
+ * Describes the message identity.v1.UpdateSocialProviderRequest.
+ * Use `create(UpdateSocialProviderRequestSchema)` to create a new message.
+ */
+export const UpdateSocialProviderRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 6);
+
+/**
+ * Describes the message identity.v1.UpdateSocialProviderResponse.
+ * Use `create(UpdateSocialProviderResponseSchema)` to create a new message.
+ */
+export const UpdateSocialProviderResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 7);
+
+/**
+ * Describes the message identity.v1.DeleteSocialProviderRequest.
+ * Use `create(DeleteSocialProviderRequestSchema)` to create a new message.
+ */
+export const DeleteSocialProviderRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 8);
+
+/**
+ * Describes the message identity.v1.DeleteSocialProviderResponse.
+ * Use `create(DeleteSocialProviderResponseSchema)` to create a new message.
+ */
+export const DeleteSocialProviderResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_admin_service, 9);
 
 /**
  * Describes the message identity.v1.TenantSettings.
  * Use `create(TenantSettingsSchema)` to create a new message.
  */
 export const TenantSettingsSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 0);
+  messageDesc(file_identity_v1_admin_service, 10);
 
 /**
  * Describes the message identity.v1.Tenant.
  * Use `create(TenantSchema)` to create a new message.
  */
 export const TenantSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 1);
+  messageDesc(file_identity_v1_admin_service, 11);
 
 /**
  * Describes the message identity.v1.ApiKey.
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 2);
+  messageDesc(file_identity_v1_admin_service, 12);
 
 /**
  * Describes the message identity.v1.AuditEvent.
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 3);
+  messageDesc(file_identity_v1_admin_service, 13);
 
 /**
  * Describes the message identity.v1.CreateUserRequest.
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 4);
+  messageDesc(file_identity_v1_admin_service, 14);
 
 /**
  * Describes the message identity.v1.CreateUserResponse.
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 5);
+  messageDesc(file_identity_v1_admin_service, 15);
 
 /**
  * Describes the message identity.v1.GetUserRequest.
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 6);
+  messageDesc(file_identity_v1_admin_service, 16);
 
 /**
  * Describes the message identity.v1.GetUserResponse.
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 7);
+  messageDesc(file_identity_v1_admin_service, 17);
 
 /**
  * Describes the message identity.v1.ListUsersRequest.
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 8);
+  messageDesc(file_identity_v1_admin_service, 18);
 
 /**
  * Describes the message identity.v1.ListUsersResponse.
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 9);
+  messageDesc(file_identity_v1_admin_service, 19);
 
 /**
  * Describes the message identity.v1.UpdateUserRequest.
  * Use `create(UpdateUserRequestSchema)` to create a new message.
  */
 export const UpdateUserRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 10);
+  messageDesc(file_identity_v1_admin_service, 20);
 
 /**
  * Describes the message identity.v1.UpdateUserResponse.
  * Use `create(UpdateUserResponseSchema)` to create a new message.
  */
 export const UpdateUserResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 11);
+  messageDesc(file_identity_v1_admin_service, 21);
 
 /**
  * Describes the message identity.v1.SetUserRoleRequest.
  * Use `create(SetUserRoleRequestSchema)` to create a new message.
  */
 export const SetUserRoleRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 12);
+  messageDesc(file_identity_v1_admin_service, 22);
 
 /**
  * Describes the message identity.v1.SetUserRoleResponse.
  * Use `create(SetUserRoleResponseSchema)` to create a new message.
  */
 export const SetUserRoleResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 13);
+  messageDesc(file_identity_v1_admin_service, 23);
 
 /**
  * Describes the message identity.v1.ActivateUserRequest.
  * Use `create(ActivateUserRequestSchema)` to create a new message.
  */
 export const ActivateUserRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 14);
+  messageDesc(file_identity_v1_admin_service, 24);
 
 /**
  * Describes the message identity.v1.ActivateUserResponse.
  * Use `create(ActivateUserResponseSchema)` to create a new message.
  */
 export const ActivateUserResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 15);
+  messageDesc(file_identity_v1_admin_service, 25);
 
 /**
  * Describes the message identity.v1.DeactivateUserRequest.
  * Use `create(DeactivateUserRequestSchema)` to create a new message.
  */
 export const DeactivateUserRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 16);
+  messageDesc(file_identity_v1_admin_service, 26);
 
 /**
  * Describes the message identity.v1.DeactivateUserResponse.
  * Use `create(DeactivateUserResponseSchema)` to create a new message.
  */
 export const DeactivateUserResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 17);
+  messageDesc(file_identity_v1_admin_service, 27);
 
 /**
  * Describes the message identity.v1.DeleteUserRequest.
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 18);
+  messageDesc(file_identity_v1_admin_service, 28);
 
 /**
  * Describes the message identity.v1.DeleteUserResponse.
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 19);
+  messageDesc(file_identity_v1_admin_service, 29);
 
 /**
  * Describes the message identity.v1.SendPasswordResetRequest.
  * Use `create(SendPasswordResetRequestSchema)` to create a new message.
  */
 export const SendPasswordResetRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 20);
+  messageDesc(file_identity_v1_admin_service, 30);
 
 /**
  * Describes the message identity.v1.SendPasswordResetResponse.
  * Use `create(SendPasswordResetResponseSchema)` to create a new message.
  */
 export const SendPasswordResetResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 21);
+  messageDesc(file_identity_v1_admin_service, 31);
 
 /**
  * Describes the message identity.v1.RevokeUserSessionsRequest.
  * Use `create(RevokeUserSessionsRequestSchema)` to create a new message.
  */
 export const RevokeUserSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 22);
+  messageDesc(file_identity_v1_admin_service, 32);
 
 /**
  * Describes the message identity.v1.RevokeUserSessionsResponse.
  * Use `create(RevokeUserSessionsResponseSchema)` to create a new message.
  */
 export const RevokeUserSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 23);
+  messageDesc(file_identity_v1_admin_service, 33);
 
 /**
  * Describes the message identity.v1.SetSubscriptionRequest.
  * Use `create(SetSubscriptionRequestSchema)` to create a new message.
  */
 export const SetSubscriptionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 24);
+  messageDesc(file_identity_v1_admin_service, 34);
 
 /**
  * Describes the message identity.v1.SetSubscriptionResponse.
  * Use `create(SetSubscriptionResponseSchema)` to create a new message.
  */
 export const SetSubscriptionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 25);
+  messageDesc(file_identity_v1_admin_service, 35);
 
 /**
  * Describes the message identity.v1.ListUserConsentsRequest.
  * Use `create(ListUserConsentsRequestSchema)` to create a new message.
  */
 export const ListUserConsentsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 26);
+  messageDesc(file_identity_v1_admin_service, 36);
 
 /**
  * Describes the message identity.v1.ListUserConsentsResponse.
  * Use `create(ListUserConsentsResponseSchema)` to create a new message.
  */
 export const ListUserConsentsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 27);
+  messageDesc(file_identity_v1_admin_service, 37);
 
 /**
  * Describes the message identity.v1.ExportUserDataRequest.
  * Use `create(ExportUserDataRequestSchema)` to create a new message.
  */
 export const ExportUserDataRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 28);
+  messageDesc(file_identity_v1_admin_service, 38);
 
 /**
  * Describes the message identity.v1.ExportUserDataResponse.
  * Use `create(ExportUserDataResponseSchema)` to create a new message.
  */
 export const ExportUserDataResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 29);
+  messageDesc(file_identity_v1_admin_service, 39);
 
 /**
  * Describes the message identity.v1.ListAuditEventsRequest.
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 30);
+  messageDesc(file_identity_v1_admin_service, 40);
 
 /**
  * Describes the message identity.v1.ListAuditEventsResponse.
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 31);
+  messageDesc(file_identity_v1_admin_service, 41);
 
 /**
  * Describes the message identity.v1.VerifyAuditChainRequest.
  * Use `create(VerifyAuditChainRequestSchema)` to create a new message.
  */
 export const VerifyAuditChainRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 32);
+  messageDesc(file_identity_v1_admin_service, 42);
 
 /**
  * Describes the message identity.v1.VerifyAuditChainResponse.
  * Use `create(VerifyAuditChainResponseSchema)` to create a new message.
  */
 export const VerifyAuditChainResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 33);
+  messageDesc(file_identity_v1_admin_service, 43);
 
 /**
  * Describes the message identity.v1.CreateTenantRequest.
  * Use `create(CreateTenantRequestSchema)` to create a new message.
  */
 export const CreateTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 34);
+  messageDesc(file_identity_v1_admin_service, 44);
 
 /**
  * Describes the message identity.v1.CreateTenantResponse.
  * Use `create(CreateTenantResponseSchema)` to create a new message.
  */
 export const CreateTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 35);
+  messageDesc(file_identity_v1_admin_service, 45);
 
 /**
  * Describes the message identity.v1.GetTenantRequest.
  * Use `create(GetTenantRequestSchema)` to create a new message.
  */
 export const GetTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 36);
+  messageDesc(file_identity_v1_admin_service, 46);
 
 /**
  * Describes the message identity.v1.GetTenantResponse.
  * Use `create(GetTenantResponseSchema)` to create a new message.
  */
 export const GetTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 37);
+  messageDesc(file_identity_v1_admin_service, 47);
 
 /**
  * Describes the message identity.v1.ListTenantsRequest.
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 38);
+  messageDesc(file_identity_v1_admin_service, 48);
 
 /**
  * Describes the message identity.v1.ListTenantsResponse.
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 39);
+  messageDesc(file_identity_v1_admin_service, 49);
 
 /**
  * Describes the message identity.v1.UpdateTenantRequest.
  * Use `create(UpdateTenantRequestSchema)` to create a new message.
  */
 export const UpdateTenantRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 40);
+  messageDesc(file_identity_v1_admin_service, 50);
 
 /**
  * Describes the message identity.v1.UpdateTenantResponse.
  * Use `create(UpdateTenantResponseSchema)` to create a new message.
  */
 export const UpdateTenantResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 41);
+  messageDesc(file_identity_v1_admin_service, 51);
 
 /**
  * Describes the message identity.v1.CreateApiKeyRequest.
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 42);
+  messageDesc(file_identity_v1_admin_service, 52);
 
 /**
  * Describes the message identity.v1.CreateApiKeyResponse.
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 43);
+  messageDesc(file_identity_v1_admin_service, 53);
 
 /**
  * Describes the message identity.v1.ListApiKeysRequest.
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 44);
+  messageDesc(file_identity_v1_admin_service, 54);
 
 /**
  * Describes the message identity.v1.ListApiKeysResponse.
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 45);
+  messageDesc(file_identity_v1_admin_service, 55);
 
 /**
  * Describes the message identity.v1.RevokeApiKeyRequest.
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 46);
+  messageDesc(file_identity_v1_admin_service, 56);
 
 /**
  * Describes the message identity.v1.RevokeApiKeyResponse.
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 47);
+  messageDesc(file_identity_v1_admin_service, 57);
 
 /**
  * Describes the message identity.v1.FailedMessage.
  * Use `create(FailedMessageSchema)` to create a new message.
  */
 export const FailedMessageSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 48);
+  messageDesc(file_identity_v1_admin_service, 58);
 
 /**
  * Describes the message identity.v1.ListFailedMessagesRequest.
  * Use `create(ListFailedMessagesRequestSchema)` to create a new message.
  */
 export const ListFailedMessagesRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 49);
+  messageDesc(file_identity_v1_admin_service, 59);
 
 /**
  * Describes the message identity.v1.ListFailedMessagesResponse.
  * Use `create(ListFailedMessagesResponseSchema)` to create a new message.
  */
 export const ListFailedMessagesResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 50);
+  messageDesc(file_identity_v1_admin_service, 60);
 
 /**
  * Describes the message identity.v1.RequeueMessageRequest.
  * Use `create(RequeueMessageRequestSchema)` to create a new message.
  */
 export const RequeueMessageRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 51);
+  messageDesc(file_identity_v1_admin_service, 61);
 
 /**
  * Describes the message identity.v1.RequeueMessageResponse.
  * Use `create(RequeueMessageResponseSchema)` to create a new message.
  */
 export const RequeueMessageResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_admin_service, 52);
+  messageDesc(file_identity_v1_admin_service, 62);
+
+/**
+ * Describes the enum identity.v1.SocialProviderKind.
+ */
+export const SocialProviderKindSchema = /*@__PURE__*/
+  enumDesc(file_identity_v1_admin_service, 0);
+
+/**
+ * SocialProviderKind says which protocol rules a provider follows.
+ *
+ * @generated from enum identity.v1.SocialProviderKind
+ */
+export const SocialProviderKind = /*@__PURE__*/
+  tsEnum(SocialProviderKindSchema);
 
 /**
  * Describes the enum identity.v1.DeliveryFailureClass.
  */
 export const DeliveryFailureClassSchema = /*@__PURE__*/
-  enumDesc(file_identity_v1_admin_service, 0);
+  enumDesc(file_identity_v1_admin_service, 1);
 
 /**
  * DeliveryFailureClass says whether a failure could pass by itself.

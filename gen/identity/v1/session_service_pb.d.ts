@@ -13,6 +13,43 @@ import type { Account, AssuranceLevel, AuthenticationMethod, Role, SecondFactorK
 export declare const file_identity_v1_session_service: GenFile;
 
 /**
+ * IdToken is an ID token a provider's native SDK handed the app (Sign in with
+ * Apple on iOS, Google Identity Services on Android).
+ *
+ * @generated from message identity.v1.IdToken
+ */
+export declare type IdToken = Message<"identity.v1.IdToken"> & {
+  /**
+   * The tenant's social provider that issued it (SocialProvider.id).
+   *
+   * @generated from field: string provider_id = 1;
+   */
+  providerId: string;
+
+  /**
+   * The ID token (a signed JWT), verified against the provider's published
+   * keys: signature, issuer, audience (the provider's client id), expiry.
+   *
+   * @generated from field: string id_token = 2;
+   */
+  idToken: string;
+
+  /**
+   * The nonce the app gave the SDK; the token's nonce claim must equal it
+   * (Apple's native flow carries its SHA-256 in hex, which is accepted too).
+   *
+   * @generated from field: string nonce = 3;
+   */
+  nonce: string;
+};
+
+/**
+ * Describes the message identity.v1.IdToken.
+ * Use `create(IdTokenSchema)` to create a new message.
+ */
+export declare const IdTokenSchema: GenMessage<IdToken>;
+
+/**
  * EmailPassword is the email-and-password credential.
  *
  * @generated from message identity.v1.EmailPassword
@@ -58,6 +95,15 @@ export declare type SignInRequest = Message<"identity.v1.SignInRequest"> & {
      */
     value: EmailPassword;
     case: "emailPassword";
+  } | {
+    /**
+     * Sign in with an ID token from a social provider's native SDK; the same
+     * account rules as CompleteSocialSignIn (never joined by email address).
+     *
+     * @generated from field: identity.v1.IdToken id_token = 8;
+     */
+    value: IdToken;
+    case: "idToken";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -770,6 +816,175 @@ export declare type IssueAccessTokenResponse = Message<"identity.v1.IssueAccessT
 export declare const IssueAccessTokenResponseSchema: GenMessage<IssueAccessTokenResponse>;
 
 /**
+ * StartSocialSignInRequest names the provider and where it sends the person back.
+ *
+ * @generated from message identity.v1.StartSocialSignInRequest
+ */
+export declare type StartSocialSignInRequest = Message<"identity.v1.StartSocialSignInRequest"> & {
+  /**
+   * The tenant's social provider (SocialProvider.id).
+   *
+   * @generated from field: string provider_id = 1;
+   */
+  providerId: string;
+
+  /**
+   * Where the provider redirects after the sign-in: exactly one of the
+   * provider's redirect_uris.
+   *
+   * @generated from field: string redirect_uri = 2;
+   */
+  redirectUri: string;
+};
+
+/**
+ * Describes the message identity.v1.StartSocialSignInRequest.
+ * Use `create(StartSocialSignInRequestSchema)` to create a new message.
+ */
+export declare const StartSocialSignInRequestSchema: GenMessage<StartSocialSignInRequest>;
+
+/**
+ * StartSocialSignInResponse carries where to send the person.
+ *
+ * @generated from message identity.v1.StartSocialSignInResponse
+ */
+export declare type StartSocialSignInResponse = Message<"identity.v1.StartSocialSignInResponse"> & {
+  /**
+   * The provider's authorization URL with client_id, redirect_uri, scope,
+   * state, nonce and the PKCE challenge.
+   *
+   * @generated from field: string authorization_url = 1;
+   */
+  authorizationUrl: string;
+
+  /**
+   * The state in that URL (single-use, 10 minutes), for clients that keep it.
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+};
+
+/**
+ * Describes the message identity.v1.StartSocialSignInResponse.
+ * Use `create(StartSocialSignInResponseSchema)` to create a new message.
+ */
+export declare const StartSocialSignInResponseSchema: GenMessage<StartSocialSignInResponse>;
+
+/**
+ * CompleteSocialSignInRequest carries what the provider sent back.
+ *
+ * @generated from message identity.v1.CompleteSocialSignInRequest
+ */
+export declare type CompleteSocialSignInRequest = Message<"identity.v1.CompleteSocialSignInRequest"> & {
+  /**
+   * The state parameter the provider returned.
+   *
+   * @generated from field: string state = 1;
+   */
+  state: string;
+
+  /**
+   * The authorization code the provider returned.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * Apple's form_post `user` field (JSON with the name and email), sent only on
+   * the person's first sign-in with Apple: the name is kept on the new account.
+   *
+   * @generated from field: string user = 3;
+   */
+  user: string;
+
+  /**
+   * Profile fields of the account to return with the session, as in SignIn.
+   *
+   * @generated from field: google.protobuf.FieldMask profile_mask = 4;
+   */
+  profileMask?: FieldMask | undefined;
+
+  /**
+   * The iss parameter, when the provider sent one (RFC 9207); it must name
+   * the provider the sign-in was started with.
+   *
+   * @generated from field: string iss = 5;
+   */
+  iss: string;
+};
+
+/**
+ * Describes the message identity.v1.CompleteSocialSignInRequest.
+ * Use `create(CompleteSocialSignInRequestSchema)` to create a new message.
+ */
+export declare const CompleteSocialSignInRequestSchema: GenMessage<CompleteSocialSignInRequest>;
+
+/**
+ * CompleteSocialSignInResponse carries the new session.
+ *
+ * @generated from message identity.v1.CompleteSocialSignInResponse
+ */
+export declare type CompleteSocialSignInResponse = Message<"identity.v1.CompleteSocialSignInResponse"> & {
+  /**
+   * The new session's bearer token; shown only here.
+   *
+   * @generated from field: string session_token = 1;
+   */
+  sessionToken: string;
+
+  /**
+   * The signed-in account.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * When the session expires unless refreshed.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The profile fields asked for in profile_mask; unset when it was empty.
+   *
+   * @generated from field: identity.v1.Account profile = 4;
+   */
+  profile?: Account | undefined;
+
+  /**
+   * True when this sign-in created the account.
+   *
+   * @generated from field: bool account_created = 5;
+   */
+  accountCreated: boolean;
+
+  /**
+   * True when the provider's account was linked to the caller's account.
+   *
+   * @generated from field: bool linked = 6;
+   */
+  linked: boolean;
+
+  /**
+   * Set instead of a session (session_token, expire_time and profile empty)
+   * when the account has a second factor: pass it to CompleteSecondFactor.
+   *
+   * @generated from field: identity.v1.SecondFactorChallenge second_factor_challenge = 7;
+   */
+  secondFactorChallenge?: SecondFactorChallenge | undefined;
+};
+
+/**
+ * Describes the message identity.v1.CompleteSocialSignInResponse.
+ * Use `create(CompleteSocialSignInResponseSchema)` to create a new message.
+ */
+export declare const CompleteSocialSignInResponseSchema: GenMessage<CompleteSocialSignInResponse>;
+
+/**
  * SessionService signs people in and out and validates their sessions.
  *
  * A session token is `<account id>.<secret>` (256 random bits); the service
@@ -790,7 +1005,8 @@ export declare const SessionService: GenService<{
    * Signs in with a credential and returns a new session token, or, when the
    * account has a confirmed second factor (or its tenant requires one for its
    * role and it has one), a second_factor_challenge instead of a session:
-   * CompleteSecondFactor finishes the sign-in. An unknown address costs the same time as a wrong password,
+   * CompleteSecondFactor finishes the sign-in. With id_token, the errors are
+   * those of CompleteSocialSignIn. An unknown address costs the same time as a wrong password,
    * and an account's state is told only to someone who gave its password.
    * Errors: InvalidArgument on method, profile_mask (an unknown Account path),
    * email_password.email or email_password.password; Unauthenticated
@@ -950,6 +1166,56 @@ export declare const SessionService: GenService<{
     methodKind: "unary";
     input: typeof CompleteSecondFactorRequestSchema;
     output: typeof CompleteSecondFactorResponseSchema;
+  },
+  /**
+   * Starts a sign-in with one of the tenant's social providers (Google, Apple
+   * or any OpenID Connect provider; AdminService.CreateSocialProvider): returns
+   * the provider's authorization URL, with PKCE (S256), a state and a nonce.
+   * Send the person's browser there; the provider redirects back to
+   * redirect_uri with `state` and `code` (Apple posts them, with `user` on the
+   * first sign-in), which the page hands to CompleteSocialSignIn. The state is
+   * single-use and lives 10 minutes, bound to the tenant, the provider, the
+   * redirect URI and the PKCE verifier. Called signed in (a session bearer
+   * token), the sign-in links the provider's account to the caller's instead.
+   * Errors: InvalidArgument on provider_id or redirect_uri (not one of the
+   * provider's allowed redirect URIs); NotFound SOCIAL_PROVIDER_NOT_FOUND;
+   * Unauthenticated SESSION_INVALID (a bearer token that is not a live
+   * session); Unavailable PROVIDER_UNAVAILABLE (its discovery document could
+   * not be read).
+   *
+   * @generated from rpc identity.v1.SessionService.StartSocialSignIn
+   */
+  startSocialSignIn: {
+    methodKind: "unary";
+    input: typeof StartSocialSignInRequestSchema;
+    output: typeof StartSocialSignInResponseSchema;
+  },
+  /**
+   * Finishes a social sign-in: redeems the code at the provider with the PKCE
+   * verifier, verifies the ID token (signature against the provider's keys,
+   * issuer, audience, expiry, nonce) and signs in the account the provider's
+   * (issuer, subject) belongs to. The first sign-in creates the account unless
+   * the tenant is invite-only; a sign-in started signed in links it to that
+   * account. An account is never joined by email address: when the provider's
+   * verified email belongs to an account here, the answer is
+   * FailedPrecondition SOCIAL_LINK_REQUIRED (sign in to that account first,
+   * then start the social sign-in signed in to link it).
+   * Errors: InvalidArgument on state or code; Unauthenticated
+   * SOCIAL_STATE_INVALID (unknown, used or expired state),
+   * SOCIAL_CODE_INVALID (the provider refused the code) or
+   * SOCIAL_TOKEN_INVALID (the ID token failed a check); FailedPrecondition
+   * SOCIAL_LINK_REQUIRED, SIGN_UP_CLOSED (invite-only tenant),
+   * SOCIAL_IDENTITY_TAKEN (linking an identity another account has),
+   * ACCOUNT_DEACTIVATED or ACCOUNT_PENDING_ACTIVATION; Unavailable
+   * PROVIDER_UNAVAILABLE. An account with a second factor gets a
+   * second_factor_challenge instead of a session, as from SignIn.
+   *
+   * @generated from rpc identity.v1.SessionService.CompleteSocialSignIn
+   */
+  completeSocialSignIn: {
+    methodKind: "unary";
+    input: typeof CompleteSocialSignInRequestSchema;
+    output: typeof CompleteSocialSignInResponseSchema;
   },
 }>;
 

@@ -10,203 +10,238 @@ import { file_identity_v1_common } from "./common_pb.js";
  * Describes the file identity/v1/session_service.proto.
  */
 export const file_identity_v1_session_service = /*@__PURE__*/
-  fileDesc("CiFpZGVudGl0eS92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIjAKDUVtYWlsUGFzc3dvcmQSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkigQEKDVNpZ25JblJlcXVlc3QSNAoOZW1haWxfcGFzc3dvcmQYASABKAsyGi5pZGVudGl0eS52MS5FbWFpbFBhc3N3b3JkSAASMAoMcHJvZmlsZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IICgZtZXRob2Qi2AEKDlNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSQwoXc2Vjb25kX2ZhY3Rvcl9jaGFsbGVuZ2UYBSABKAsyIi5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JDaGFsbGVuZ2UiiQEKFVNlY29uZEZhY3RvckNoYWxsZW5nZRIRCgljaGFsbGVuZ2UYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBWtpbmRzGAMgAygOMh0uaWRlbnRpdHkudjEuU2Vjb25kRmFjdG9yS2luZCKsAQobQ29tcGxldGVTZWNvbmRGYWN0b3JSZXF1ZXN0EhEKCWNoYWxsZW5nZRgBIAEoCRITCgl0b3RwX2NvZGUYAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSAASEgoIc21zX2NvZGUYBCABKAlIABIwCgxwcm9maWxlX21hc2sYBSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgYKBGNvZGUiwwEKHENvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdwcm9maWxlGAQgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBIgChhyZWNvdmVyeV9jb2Rlc19yZW1haW5pbmcYBSABKAUiEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIi8KFlZhbGlkYXRlU2Vzc2lvblJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSKfAgoXVmFsaWRhdGVTZXNzaW9uUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmlkZW50aXR5LnYxLlJvbGUSNAoPYXNzdXJhbmNlX2xldmVsGAQgASgOMhsuaWRlbnRpdHkudjEuQXNzdXJhbmNlTGV2ZWwSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNlc3Npb25faWQYBiABKAkSQQoWYXV0aGVudGljYXRpb25fbWV0aG9kcxgHIAMoCzIhLmlkZW50aXR5LnYxLkF1dGhlbnRpY2F0aW9uTWV0aG9kIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPgoUTGlzdFNlc3Npb25zUmVzcG9uc2USJgoIc2Vzc2lvbnMYASADKAsyFC5pZGVudGl0eS52MS5TZXNzaW9uIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhwKGlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0IjQKG1Jldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZRIVCg1yZXZva2VkX2NvdW50GAEgASgFIhcKFVJlZnJlc2hTZXNzaW9uUmVxdWVzdCJJChZSZWZyZXNoU2Vzc2lvblJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIZChdXYXRjaFJldm9jYXRpb25zUmVxdWVzdCLOBQoYV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlEjwKBXJlYWR5GAEgASgLMisuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlLlJlYWR5SAASTQoOc2Vzc2lvbnNfZW5kZWQYAiABKAsyMy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuU2Vzc2lvbnNFbmRlZEgAElcKE2FjY291bnRfaW52YWxpZGF0ZWQYAyABKAsyOC5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuQWNjb3VudEludmFsaWRhdGVkSAASVQoSdGVuYW50X2ludmFsaWRhdGVkGAQgASgLMjcuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlLlRlbmFudEludmFsaWRhdGVkSAASPAoFcmVzZXQYBSABKAsyKy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuUmVzZXRIABJECgloZWFydGJlYXQYBiABKAsyLy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuSGVhcnRiZWF0SAAaVQoFUmVhZHkSEQoJdGVuYW50X2lkGAEgASgJEhoKEmFjY291bnRfZGlnZXN0X2tleRgCIAEoDBIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAyABKAUaJQoNU2Vzc2lvbnNFbmRlZBIUCgx0b2tlbl9oYXNoZXMYASADKAkaLAoSQWNjb3VudEludmFsaWRhdGVkEhYKDmFjY291bnRfZGlnZXN0GAEgASgJGiYKEVRlbmFudEludmFsaWRhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRoHCgVSZXNldBoLCglIZWFydGJlYXRCBwoFZXZlbnQiGQoXSXNzdWVBY2Nlc3NUb2tlblJlcXVlc3QicQoYSXNzdWVBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAMgASgJMq4HCg5TZXNzaW9uU2VydmljZRJDCgZTaWduSW4SGi5pZGVudGl0eS52MS5TaWduSW5SZXF1ZXN0GhsuaWRlbnRpdHkudjEuU2lnbkluUmVzcG9uc2UiABJGCgdTaWduT3V0EhsuaWRlbnRpdHkudjEuU2lnbk91dFJlcXVlc3QaHC5pZGVudGl0eS52MS5TaWduT3V0UmVzcG9uc2UiABJeCg9WYWxpZGF0ZVNlc3Npb24SIy5pZGVudGl0eS52MS5WYWxpZGF0ZVNlc3Npb25SZXF1ZXN0GiQuaWRlbnRpdHkudjEuVmFsaWRhdGVTZXNzaW9uUmVzcG9uc2UiABJVCgxMaXN0U2Vzc2lvbnMSIC5pZGVudGl0eS52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuaWRlbnRpdHkudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiABJYCg1SZXZva2VTZXNzaW9uEiEuaWRlbnRpdHkudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIi5pZGVudGl0eS52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UiABJqChNSZXZva2VPdGhlclNlc3Npb25zEicuaWRlbnRpdHkudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QaKC5pZGVudGl0eS52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2UiABJbCg5SZWZyZXNoU2Vzc2lvbhIiLmlkZW50aXR5LnYxLlJlZnJlc2hTZXNzaW9uUmVxdWVzdBojLmlkZW50aXR5LnYxLlJlZnJlc2hTZXNzaW9uUmVzcG9uc2UiABJjChBXYXRjaFJldm9jYXRpb25zEiQuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QaJS5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UiADABEmEKEElzc3VlQWNjZXNzVG9rZW4SJC5pZGVudGl0eS52MS5Jc3N1ZUFjY2Vzc1Rva2VuUmVxdWVzdBolLmlkZW50aXR5LnYxLklzc3VlQWNjZXNzVG9rZW5SZXNwb25zZSIAEm0KFENvbXBsZXRlU2Vjb25kRmFjdG9yEiguaWRlbnRpdHkudjEuQ29tcGxldGVTZWNvbmRGYWN0b3JSZXF1ZXN0GikuaWRlbnRpdHkudjEuQ29tcGxldGVTZWNvbmRGYWN0b3JSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_common]);
+  fileDesc("CiFpZGVudGl0eS92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIj8KB0lkVG9rZW4SEwoLcHJvdmlkZXJfaWQYASABKAkSEAoIaWRfdG9rZW4YAiABKAkSDQoFbm9uY2UYAyABKAkiMAoNRW1haWxQYXNzd29yZBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSKrAQoNU2lnbkluUmVxdWVzdBI0Cg5lbWFpbF9wYXNzd29yZBgBIAEoCzIaLmlkZW50aXR5LnYxLkVtYWlsUGFzc3dvcmRIABIoCghpZF90b2tlbhgIIAEoCzIULmlkZW50aXR5LnYxLklkVG9rZW5IABIwCgxwcm9maWxlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQggKBm1ldGhvZCLYAQoOU2lnbkluUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdwcm9maWxlGAQgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBJDChdzZWNvbmRfZmFjdG9yX2NoYWxsZW5nZRgFIAEoCzIiLmlkZW50aXR5LnYxLlNlY29uZEZhY3RvckNoYWxsZW5nZSKJAQoVU2Vjb25kRmFjdG9yQ2hhbGxlbmdlEhEKCWNoYWxsZW5nZRgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoFa2luZHMYAyADKA4yHS5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JLaW5kIqwBChtDb21wbGV0ZVNlY29uZEZhY3RvclJlcXVlc3QSEQoJY2hhbGxlbmdlGAEgASgJEhMKCXRvdHBfY29kZRgCIAEoCUgAEhcKDXJlY292ZXJ5X2NvZGUYAyABKAlIABISCghzbXNfY29kZRgEIAEoCUgAEjAKDHByb2ZpbGVfbWFzaxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCBgoEY29kZSLDAQocQ29tcGxldGVTZWNvbmRGYWN0b3JSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKB3Byb2ZpbGUYBCABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50EiAKGHJlY292ZXJ5X2NvZGVzX3JlbWFpbmluZxgFIAEoBSIQCg5TaWduT3V0UmVxdWVzdCIRCg9TaWduT3V0UmVzcG9uc2UiLwoWVmFsaWRhdGVTZXNzaW9uUmVxdWVzdBIVCg1zZXNzaW9uX3Rva2VuGAEgASgJIp8CChdWYWxpZGF0ZVNlc3Npb25SZXNwb25zZRISCgphY2NvdW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIfCgRyb2xlGAMgASgOMhEuaWRlbnRpdHkudjEuUm9sZRI0Cg9hc3N1cmFuY2VfbGV2ZWwYBCABKA4yGy5pZGVudGl0eS52MS5Bc3N1cmFuY2VMZXZlbBIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKc2Vzc2lvbl9pZBgGIAEoCRJBChZhdXRoZW50aWNhdGlvbl9tZXRob2RzGAcgAygLMiEuaWRlbnRpdHkudjEuQXV0aGVudGljYXRpb25NZXRob2QiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI+ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULmlkZW50aXR5LnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiNAobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEhUKDXJldm9rZWRfY291bnQYASABKAUiFwoVUmVmcmVzaFNlc3Npb25SZXF1ZXN0IkkKFlJlZnJlc2hTZXNzaW9uUmVzcG9uc2USLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1dhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0Is4FChhXYXRjaFJldm9jYXRpb25zUmVzcG9uc2USPAoFcmVhZHkYASABKAsyKy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuUmVhZHlIABJNCg5zZXNzaW9uc19lbmRlZBgCIAEoCzIzLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5TZXNzaW9uc0VuZGVkSAASVwoTYWNjb3VudF9pbnZhbGlkYXRlZBgDIAEoCzI4LmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5BY2NvdW50SW52YWxpZGF0ZWRIABJVChJ0ZW5hbnRfaW52YWxpZGF0ZWQYBCABKAsyNy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuVGVuYW50SW52YWxpZGF0ZWRIABI8CgVyZXNldBgFIAEoCzIrLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5SZXNldEgAEkQKCWhlYXJ0YmVhdBgGIAEoCzIvLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5IZWFydGJlYXRIABpVCgVSZWFkeRIRCgl0ZW5hbnRfaWQYASABKAkSGgoSYWNjb3VudF9kaWdlc3Rfa2V5GAIgASgMEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoBRolCg1TZXNzaW9uc0VuZGVkEhQKDHRva2VuX2hhc2hlcxgBIAMoCRosChJBY2NvdW50SW52YWxpZGF0ZWQSFgoOYWNjb3VudF9kaWdlc3QYASABKAkaJgoRVGVuYW50SW52YWxpZGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJGgcKBVJlc2V0GgsKCUhlYXJ0YmVhdEIHCgVldmVudCIZChdJc3N1ZUFjY2Vzc1Rva2VuUmVxdWVzdCJxChhJc3N1ZUFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYAyABKAkiRQoYU3RhcnRTb2NpYWxTaWduSW5SZXF1ZXN0EhMKC3Byb3ZpZGVyX2lkGAEgASgJEhQKDHJlZGlyZWN0X3VyaRgCIAEoCSJFChlTdGFydFNvY2lhbFNpZ25JblJlc3BvbnNlEhkKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJEg0KBXN0YXRlGAIgASgJIocBChtDb21wbGV0ZVNvY2lhbFNpZ25JblJlcXVlc3QSDQoFc3RhdGUYASABKAkSDAoEY29kZRgCIAEoCRIMCgR1c2VyGAMgASgJEjAKDHByb2ZpbGVfbWFzaxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSCwoDaXNzGAUgASgJIo8CChxDb21wbGV0ZVNvY2lhbFNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSFwoPYWNjb3VudF9jcmVhdGVkGAUgASgIEg4KBmxpbmtlZBgGIAEoCBJDChdzZWNvbmRfZmFjdG9yX2NoYWxsZW5nZRgHIAEoCzIiLmlkZW50aXR5LnYxLlNlY29uZEZhY3RvckNoYWxsZW5nZTKDCQoOU2Vzc2lvblNlcnZpY2USQwoGU2lnbkluEhouaWRlbnRpdHkudjEuU2lnbkluUmVxdWVzdBobLmlkZW50aXR5LnYxLlNpZ25JblJlc3BvbnNlIgASRgoHU2lnbk91dBIbLmlkZW50aXR5LnYxLlNpZ25PdXRSZXF1ZXN0GhwuaWRlbnRpdHkudjEuU2lnbk91dFJlc3BvbnNlIgASXgoPVmFsaWRhdGVTZXNzaW9uEiMuaWRlbnRpdHkudjEuVmFsaWRhdGVTZXNzaW9uUmVxdWVzdBokLmlkZW50aXR5LnYxLlZhbGlkYXRlU2Vzc2lvblJlc3BvbnNlIgASVQoMTGlzdFNlc3Npb25zEiAuaWRlbnRpdHkudjEuTGlzdFNlc3Npb25zUmVxdWVzdBohLmlkZW50aXR5LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgASWAoNUmV2b2tlU2Vzc2lvbhIhLmlkZW50aXR5LnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiIuaWRlbnRpdHkudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIgASagoTUmV2b2tlT3RoZXJTZXNzaW9ucxInLmlkZW50aXR5LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiguaWRlbnRpdHkudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIgASWwoOUmVmcmVzaFNlc3Npb24SIi5pZGVudGl0eS52MS5SZWZyZXNoU2Vzc2lvblJlcXVlc3QaIy5pZGVudGl0eS52MS5SZWZyZXNoU2Vzc2lvblJlc3BvbnNlIgASYwoQV2F0Y2hSZXZvY2F0aW9ucxIkLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiUuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlIgAwARJhChBJc3N1ZUFjY2Vzc1Rva2VuEiQuaWRlbnRpdHkudjEuSXNzdWVBY2Nlc3NUb2tlblJlcXVlc3QaJS5pZGVudGl0eS52MS5Jc3N1ZUFjY2Vzc1Rva2VuUmVzcG9uc2UiABJtChRDb21wbGV0ZVNlY29uZEZhY3RvchIoLmlkZW50aXR5LnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVxdWVzdBopLmlkZW50aXR5LnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2UiABJkChFTdGFydFNvY2lhbFNpZ25JbhIlLmlkZW50aXR5LnYxLlN0YXJ0U29jaWFsU2lnbkluUmVxdWVzdBomLmlkZW50aXR5LnYxLlN0YXJ0U29jaWFsU2lnbkluUmVzcG9uc2UiABJtChRDb21wbGV0ZVNvY2lhbFNpZ25JbhIoLmlkZW50aXR5LnYxLkNvbXBsZXRlU29jaWFsU2lnbkluUmVxdWVzdBopLmlkZW50aXR5LnYxLkNvbXBsZXRlU29jaWFsU2lnbkluUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_common]);
+
+/**
+ * Describes the message identity.v1.IdToken.
+ * Use `create(IdTokenSchema)` to create a new message.
+ */
+export const IdTokenSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 0);
 
 /**
  * Describes the message identity.v1.EmailPassword.
  * Use `create(EmailPasswordSchema)` to create a new message.
  */
 export const EmailPasswordSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 0);
+  messageDesc(file_identity_v1_session_service, 1);
 
 /**
  * Describes the message identity.v1.SignInRequest.
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export const SignInRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 1);
+  messageDesc(file_identity_v1_session_service, 2);
 
 /**
  * Describes the message identity.v1.SignInResponse.
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 2);
+  messageDesc(file_identity_v1_session_service, 3);
 
 /**
  * Describes the message identity.v1.SecondFactorChallenge.
  * Use `create(SecondFactorChallengeSchema)` to create a new message.
  */
 export const SecondFactorChallengeSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 3);
+  messageDesc(file_identity_v1_session_service, 4);
 
 /**
  * Describes the message identity.v1.CompleteSecondFactorRequest.
  * Use `create(CompleteSecondFactorRequestSchema)` to create a new message.
  */
 export const CompleteSecondFactorRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 4);
+  messageDesc(file_identity_v1_session_service, 5);
 
 /**
  * Describes the message identity.v1.CompleteSecondFactorResponse.
  * Use `create(CompleteSecondFactorResponseSchema)` to create a new message.
  */
 export const CompleteSecondFactorResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 5);
+  messageDesc(file_identity_v1_session_service, 6);
 
 /**
  * Describes the message identity.v1.SignOutRequest.
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 6);
+  messageDesc(file_identity_v1_session_service, 7);
 
 /**
  * Describes the message identity.v1.SignOutResponse.
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 7);
+  messageDesc(file_identity_v1_session_service, 8);
 
 /**
  * Describes the message identity.v1.ValidateSessionRequest.
  * Use `create(ValidateSessionRequestSchema)` to create a new message.
  */
 export const ValidateSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 8);
+  messageDesc(file_identity_v1_session_service, 9);
 
 /**
  * Describes the message identity.v1.ValidateSessionResponse.
  * Use `create(ValidateSessionResponseSchema)` to create a new message.
  */
 export const ValidateSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 9);
+  messageDesc(file_identity_v1_session_service, 10);
 
 /**
  * Describes the message identity.v1.ListSessionsRequest.
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 10);
+  messageDesc(file_identity_v1_session_service, 11);
 
 /**
  * Describes the message identity.v1.ListSessionsResponse.
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 11);
+  messageDesc(file_identity_v1_session_service, 12);
 
 /**
  * Describes the message identity.v1.RevokeSessionRequest.
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 12);
+  messageDesc(file_identity_v1_session_service, 13);
 
 /**
  * Describes the message identity.v1.RevokeSessionResponse.
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 13);
+  messageDesc(file_identity_v1_session_service, 14);
 
 /**
  * Describes the message identity.v1.RevokeOtherSessionsRequest.
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 14);
+  messageDesc(file_identity_v1_session_service, 15);
 
 /**
  * Describes the message identity.v1.RevokeOtherSessionsResponse.
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 15);
+  messageDesc(file_identity_v1_session_service, 16);
 
 /**
  * Describes the message identity.v1.RefreshSessionRequest.
  * Use `create(RefreshSessionRequestSchema)` to create a new message.
  */
 export const RefreshSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 16);
+  messageDesc(file_identity_v1_session_service, 17);
 
 /**
  * Describes the message identity.v1.RefreshSessionResponse.
  * Use `create(RefreshSessionResponseSchema)` to create a new message.
  */
 export const RefreshSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 17);
+  messageDesc(file_identity_v1_session_service, 18);
 
 /**
  * Describes the message identity.v1.WatchRevocationsRequest.
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 18);
+  messageDesc(file_identity_v1_session_service, 19);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19);
+  messageDesc(file_identity_v1_session_service, 20);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Ready.
  * Use `create(WatchRevocationsResponse_ReadySchema)` to create a new message.
  */
 export const WatchRevocationsResponse_ReadySchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19, 0);
+  messageDesc(file_identity_v1_session_service, 20, 0);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.SessionsEnded.
  * Use `create(WatchRevocationsResponse_SessionsEndedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_SessionsEndedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19, 1);
+  messageDesc(file_identity_v1_session_service, 20, 1);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.AccountInvalidated.
  * Use `create(WatchRevocationsResponse_AccountInvalidatedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_AccountInvalidatedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19, 2);
+  messageDesc(file_identity_v1_session_service, 20, 2);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.TenantInvalidated.
  * Use `create(WatchRevocationsResponse_TenantInvalidatedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_TenantInvalidatedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19, 3);
+  messageDesc(file_identity_v1_session_service, 20, 3);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Reset.
  * Use `create(WatchRevocationsResponse_ResetSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_ResetSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19, 4);
+  messageDesc(file_identity_v1_session_service, 20, 4);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Heartbeat.
  * Use `create(WatchRevocationsResponse_HeartbeatSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_HeartbeatSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19, 5);
+  messageDesc(file_identity_v1_session_service, 20, 5);
 
 /**
  * Describes the message identity.v1.IssueAccessTokenRequest.
  * Use `create(IssueAccessTokenRequestSchema)` to create a new message.
  */
 export const IssueAccessTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20);
+  messageDesc(file_identity_v1_session_service, 21);
 
 /**
  * Describes the message identity.v1.IssueAccessTokenResponse.
  * Use `create(IssueAccessTokenResponseSchema)` to create a new message.
  */
 export const IssueAccessTokenResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 21);
+  messageDesc(file_identity_v1_session_service, 22);
+
+/**
+ * Describes the message identity.v1.StartSocialSignInRequest.
+ * Use `create(StartSocialSignInRequestSchema)` to create a new message.
+ */
+export const StartSocialSignInRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 23);
+
+/**
+ * Describes the message identity.v1.StartSocialSignInResponse.
+ * Use `create(StartSocialSignInResponseSchema)` to create a new message.
+ */
+export const StartSocialSignInResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 24);
+
+/**
+ * Describes the message identity.v1.CompleteSocialSignInRequest.
+ * Use `create(CompleteSocialSignInRequestSchema)` to create a new message.
+ */
+export const CompleteSocialSignInRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 25);
+
+/**
+ * Describes the message identity.v1.CompleteSocialSignInResponse.
+ * Use `create(CompleteSocialSignInResponseSchema)` to create a new message.
+ */
+export const CompleteSocialSignInResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 26);
 
 /**
  * SessionService signs people in and out and validates their sessions.

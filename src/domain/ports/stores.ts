@@ -14,6 +14,7 @@ import type { InvalidationBus } from "./invalidation.ts";
 import type { Leases } from "./leases.ts";
 import type { SecondFactorStore } from "./second-factors.ts";
 import type { SessionStore } from "./sessions.ts";
+import type { SocialProviderStore } from "./social-providers.ts";
 import type { TenantStore } from "./tenants.ts";
 import type { TokenStore } from "./tokens.ts";
 
@@ -33,6 +34,8 @@ export interface DurableStores {
   tenants: TenantStore;
   accounts: AccountStore;
   apiKeys: ApiKeyStore;
+  /** Social sign-in providers. */
+  socialProviders: SocialProviderStore;
   outbox: OutboxStore;
   audit: AuditStore;
   consents: ConsentStore;

@@ -35,6 +35,8 @@ export const SHARED_TABLES = [
   "pending_revocations",
   // The service's own access-token signing keys: nothing about anyone.
   "signing_keys",
+  // A tenant's sign-in providers: no personal data (their secrets are the tenant's, sealed).
+  "social_providers",
   "kysely_migration",
   "kysely_migration_lock",
   "keystore_migration",

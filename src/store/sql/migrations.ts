@@ -15,6 +15,7 @@ import { outboxFailures } from "./migrations/0009_outbox_failures.ts";
 import { identityModel } from "./migrations/0010_identity_model.ts";
 import { signingKeys } from "./migrations/0011_signing_keys.ts";
 import { secondFactors } from "./migrations/0011_second_factors.ts";
+import { socialProviders } from "./migrations/0012_social_providers.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -31,6 +32,7 @@ const migrations: Record<string, Migration> = {
   "0010_identity_model": identityModel,
   "0011_signing_keys": signingKeys,
   "0011_second_factors": secondFactors,
+  "0012_social_providers": socialProviders,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

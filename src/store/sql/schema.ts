@@ -179,6 +179,27 @@ export interface ConsentsTable {
   recorded_at: number;
 }
 
+/** Social sign-in providers (migration 0012); secrets sealed under the provider's own data key. */
+export interface SocialProvidersTable {
+  id: string;
+  tenant_id: string;
+  kind: number;
+  name: string;
+  issuer: string;
+  client_id: string;
+  /** JSON array of scopes. */
+  scopes: string;
+  /** JSON array of redirect URIs. */
+  redirect_uris: string;
+  apple_team_id: string;
+  apple_key_id: string;
+  wrapped_key: string;
+  /** JSON of the secrets, sealed. */
+  secrets: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   accounts: AccountsTable;
@@ -194,6 +215,7 @@ export interface Database {
   signing_keys: SigningKeysTable;
   second_factors: SecondFactorsTable;
   recovery_codes: RecoveryCodesTable;
+  social_providers: SocialProvidersTable;
 }
 
 /**

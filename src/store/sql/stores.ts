@@ -8,6 +8,7 @@ import { AccountState, IdentityKind, type Role, type Tenant } from "../../domain
 import { accountAdminMethods } from "./account-admin-store.ts";
 import { deleteAccountRows, presentAccountIds } from "./account-tables.ts";
 import { createApiKeyStore } from "./api-key-store.ts";
+import { createSqlSocialProviderStore } from "./social-provider-store.ts";
 import { createSqlAuditStore } from "./audit-store.ts";
 import { createSqlConsentStore, insertConsents } from "./consent-store.ts";
 import { isUniqueViolation, type SqlDatabase } from "./database.ts";
@@ -476,6 +477,7 @@ export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase)
     accounts: ported(accountStore(database, keys)),
     keys: ported(keys),
     apiKeys: ported(createApiKeyStore(database)),
+    socialProviders: ported(createSqlSocialProviderStore(database)),
     outbox: ported(createSqlOutboxStore(database)),
     audit: ported(createSqlAuditStore(database)),
     consents: ported(createSqlConsentStore(database)),
