@@ -116,6 +116,32 @@ const en: Table = {
     ],
     required: ["link"],
   },
+  trial_ended: {
+    subject: "Your {product} trial has ended",
+    paragraphs: [
+      "Your trial of the {plan} plan on {product} has ended.",
+      "Your account is now on the {freePlan} plan; everything you created is still there.",
+      "To keep the features of {plan}, choose a subscription in your account.",
+    ],
+    required: ["plan"],
+  },
+  subscription_expired: {
+    subject: "Your {product} subscription has ended",
+    paragraphs: [
+      "Your {plan} subscription on {product} has ended and was not renewed.",
+      "Your account is now on the {freePlan} plan; everything you created is still there.",
+      "To get {plan} back, subscribe again in your account.",
+    ],
+    required: ["plan"],
+  },
+  renewal_reminder: {
+    subject: "Your {product} subscription renews on {date}",
+    paragraphs: [
+      "Your {plan} subscription on {product} renews on {date}.",
+      "There is nothing to do to keep it. To change or cancel it, go to your account before that date.",
+    ],
+    required: ["plan", "date"],
+  },
 };
 
 const fr: Table = {
@@ -196,6 +222,32 @@ const fr: Table = {
       "Si vous n’attendiez pas cette invitation, vous pouvez ignorer ce message.",
     ],
     required: ["link"],
+  },
+  trial_ended: {
+    subject: "Votre essai de {product} est terminé",
+    paragraphs: [
+      "Votre essai de l’offre {plan} sur {product} est terminé.",
+      "Votre compte est maintenant sur l’offre {freePlan} ; tout ce que vous avez créé est conservé.",
+      "Pour garder les fonctions de {plan}, choisissez un abonnement dans votre compte.",
+    ],
+    required: ["plan"],
+  },
+  subscription_expired: {
+    subject: "Votre abonnement {product} est terminé",
+    paragraphs: [
+      "Votre abonnement {plan} sur {product} est arrivé à son terme sans être renouvelé.",
+      "Votre compte est maintenant sur l’offre {freePlan} ; tout ce que vous avez créé est conservé.",
+      "Pour retrouver {plan}, abonnez-vous à nouveau dans votre compte.",
+    ],
+    required: ["plan"],
+  },
+  renewal_reminder: {
+    subject: "Votre abonnement {product} sera renouvelé le {date}",
+    paragraphs: [
+      "Votre abonnement {plan} sur {product} sera renouvelé le {date}.",
+      "Vous n’avez rien à faire pour le garder. Pour le modifier ou le résilier, rendez-vous dans votre compte avant cette date.",
+    ],
+    required: ["plan", "date"],
   },
 };
 

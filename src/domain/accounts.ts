@@ -7,7 +7,7 @@ import { newId } from "./ids.ts";
 import type { AccountReader, StoredAccount, StoredIdentity } from "./ports/accounts.ts";
 import type { ClaimedMessage, OutboxMessage } from "./ports/outbox.ts";
 import type { Random } from "./ports/random.ts";
-import { IdentityKind, type AccountState, type Account, type Locale, type Profile, type Role } from "./types.ts";
+import { IdentityKind, SubscriptionStatus, type AccountState, type Account, type Locale, type Profile, type Role } from "./types.ts";
 
 export const EMAIL_INDEX = "email";
 /** Blind-index namespaces of the other kinds (an OIDC value is `<issuer> <subject>`: see oidcLookupValue). */
@@ -120,6 +120,8 @@ export function openAccount(keyring: Keyring, stored: StoredAccount, wrappedKey:
     profile,
     plan: stored.plan,
     planExpiresAt: stored.planExpiresAt,
+    planStatus: stored.planStatus,
+    planRenews: stored.planRenews,
     createdAt: stored.createdAt,
     updatedAt: stored.updatedAt,
   };
@@ -224,6 +226,10 @@ export function newAccount(
       passwordHash: input.passwordHash,
       plan: "",
       planExpiresAt: null,
+      planStatus: SubscriptionStatus.NONE,
+      planRenews: false,
+      planRemindedFor: null,
+      temporaryPasswordUntil: null,
       createdAt: at,
       updatedAt: at,
     },

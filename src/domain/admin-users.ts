@@ -32,7 +32,7 @@ import { passwordFingerprint, type RecoveryFlows } from "./recovery.ts";
 import type { Revocations } from "./revocations.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
 import { pageSizeOf, type Tenants } from "./tenants.ts";
-import { AccountState, IdentityKind, Role, type Account, type Locale, type Tenant } from "./types.ts";
+import { AccountState, IdentityKind, Role, SubscriptionStatus, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale } from "./validation.ts";
 
 const MINUTE = 60_000;
@@ -97,6 +97,8 @@ export interface UserListFilter {
   role: number;
   /** "" for any. */
   plan: string;
+  /** SubscriptionStatus value; 0 for any. */
+  subscriptionStatus: number;
   createdAtOrAfter?: number | undefined;
   createdBefore?: number | undefined;
   /** "" for any; else only the account with exactly this address (blind index lookup). */
@@ -129,8 +131,6 @@ export interface AdminUsers {
   sendPasswordReset(target: UserTarget & { meta: RequestMeta }): Promise<void>;
   /** Ends every session of the account, durably (src/domain/revocations.ts); returns how many ended now. */
   revokeSessions(target: UserTarget): Promise<number>;
-  /** plan "" clears the subscription; expiresAt null: no expiry. */
-  setSubscription(target: UserTarget, plan: string, expiresAt: number | null): Promise<Account>;
 }
 
 const notFound = () => new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
@@ -152,6 +152,11 @@ function stateOf(field: string, value: number): AccountState {
   throw invalidArgument(field, "is not an account state");
 }
 
+function subscriptionStatusOf(field: string, value: number): SubscriptionStatus {
+  if ((Object.values(SubscriptionStatus) as number[]).includes(value)) return value as SubscriptionStatus;
+  throw invalidArgument(field, "is not a subscription status");
+}
+
 /** Why an admin reads someone's data: required, recorded in the audit trail. */
 function statedReason(raw: string): string {
   const reason = raw.trim();
@@ -171,6 +176,7 @@ function fingerprint(query: Omit<AccountListQuery, "after" | "limit">): string {
     query.role ?? null,
     query.state ?? null,
     query.plan ?? null,
+    ...(query.planStatus === undefined ? [] : [query.planStatus]),
     query.createdAtOrAfter ?? null,
     query.createdBefore ?? null,
   ]);
@@ -310,6 +316,7 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
         ...(filter.role !== 0 && { role: roleOf("role", filter.role) }),
         ...(filter.state !== 0 && { state: stateOf("state", filter.state) }),
         ...(filter.plan !== "" && { plan: profileText("plan", filter.plan, PLAN_MAX_LENGTH) }),
+        ...(filter.subscriptionStatus !== 0 && { planStatus: subscriptionStatusOf("subscription_status", filter.subscriptionStatus) }),
         ...(filter.createdAtOrAfter !== undefined && { createdAtOrAfter: filter.createdAtOrAfter }),
         ...(filter.createdBefore !== undefined && { createdBefore: filter.createdBefore }),
       };
@@ -328,6 +335,7 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
           (query.role === undefined || a.role === query.role) &&
           (query.state === undefined || a.state === query.state) &&
           (query.plan === undefined || a.plan === query.plan) &&
+          (query.planStatus === undefined || a.planStatus === query.planStatus) &&
           (query.createdAtOrAfter === undefined || a.createdAt >= query.createdAtOrAfter) &&
           (query.createdBefore === undefined || a.createdAt < query.createdBefore);
         return { users: matches && found ? [open(found)] : [], nextPageToken: "" };
@@ -433,13 +441,6 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
       const found = await loadManaged(target);
       // Queued first, like a committed change's: it holds whatever the session store does now.
       return deps.revocations.revokeAll(target.tenantId, found.account.id, "sessions_revoked");
-    },
-
-    async setSubscription(target, rawPlan, expiresAt) {
-      const plan = rawPlan === "" ? "" : profileText("subscription.plan", rawPlan, PLAN_MAX_LENGTH);
-      if (plan === "" && expiresAt !== null) throw invalidArgument("subscription.expire_time", "needs a plan");
-      const { account } = await change(target, () => ({ plan, planExpiresAt: expiresAt }));
-      return account;
     },
   };
 }

@@ -13,7 +13,7 @@ import type { OutboxHistory } from "./ports/outbox.ts";
 import type { Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID } from "./tenants.ts";
 import type { SecondFactors } from "./second-factors.ts";
-import { AccountState, AssuranceLevel, IdentityKind, SecondFactorKind } from "./types.ts";
+import { AccountState, AssuranceLevel, IdentityKind, SecondFactorKind, SUBSCRIPTION_STATUS_NAMES } from "./types.ts";
 
 export const EXPORT_FORMAT = "identity.export.v1";
 /** Most records in one part. */
@@ -215,7 +215,12 @@ export function createDataExport(deps: DataExportDeps): DataExport {
         current: (await deps.consents.current(tenantId, accountId)).map(consentRecord),
       }));
 
-      yield* section("subscription", batchesOf([account]), (a) => ({ plan: a.plan, expireTime: iso(a.planExpiresAt) }));
+      yield* section("subscription", batchesOf([account]), (a) => ({
+        plan: a.plan,
+        status: SUBSCRIPTION_STATUS_NAMES[a.planStatus],
+        renews: a.planRenews,
+        expireTime: iso(a.planExpiresAt),
+      }));
 
       yield* section("messages", outboxBatches(tenantId, accountId), (m) => ({
         id: m.id,

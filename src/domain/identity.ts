@@ -18,7 +18,19 @@ import type { Random } from "./ports/random.ts";
 import type { TokenStore } from "./ports/tokens.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
-import { AccountState, AssuranceLevel, AuthMethod, IdentityKind, Role, type Account, type Locale, type Tenant, type TenantSettings } from "./types.ts";
+import { trialSubscription } from "./subscriptions.ts";
+import {
+  AccountState,
+  AssuranceLevel,
+  AuthMethod,
+  IdentityKind,
+  Role,
+  SubscriptionStatus,
+  type Account,
+  type Locale,
+  type Tenant,
+  type TenantSettings,
+} from "./types.ts";
 import type { FoundIdentity } from "./found-identity.ts";
 import { linkBase } from "./found-identity.ts";
 import { checkNewPassword, normalizeEmail, normalizePassword, parseLocale, PASSWORD_MAX_LENGTH } from "./validation.ts";
@@ -77,7 +89,14 @@ export interface IdentityFlows {
   signUp(input: SignUpInput): Promise<void>;
   /** `tenantId`: the request's, whose code budget an unknown token spends. */
   verifyIdentity(input: { token: string; tenantId: string; meta: RequestMeta }): Promise<SignInResult>;
-  signInWithPassword(input: { tenantId: string; email: string; password: string; meta: RequestMeta }): Promise<SignInResult | SecondFactorNeeded>;
+  /** `newPassword` ("" for none): replaces an admin-issued temporary password, which signs in only so (PASSWORD_CHANGE_REQUIRED otherwise). */
+  signInWithPassword(input: {
+    tenantId: string;
+    email: string;
+    password: string;
+    newPassword?: string;
+    meta: RequestMeta;
+  }): Promise<SignInResult | SecondFactorNeeded>;
 }
 
 export { type FoundIdentity, linkBase } from "./found-identity.ts";
@@ -191,6 +210,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           at,
           random,
         });
+        // A trial the tenant starts at sign-up begins with the account.
+        rows.account = { ...rows.account, ...trialSubscription(tenant.settings, "sign_up", at) };
         const accountId = rows.account.id;
         const account = { id: accountId, tenantId: tenant.id };
         const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
@@ -229,6 +250,11 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         const tenant = await deps.tenants.get(taken.tenantId);
         const found = await accounts.getAccount(taken.tenantId, taken.accountId);
         if (!found) throw tokenRefused("token");
+        // A link bound to an address (an admin's change) verifies that address only, never a later one.
+        if (taken.data?.address !== undefined) {
+          const identity = (await accounts.listIdentities(taken.accountId)).find((i) => i.id === taken.identityId);
+          if (identity?.lookupHash !== taken.data.address) throw tokenRefused("token");
+        }
         // A link sent by a second sign-up of a still unverified address carries that
         // sign-up's password: whoever opens it proves the mailbox, so the password is
         // theirs, not the one an earlier, unproven sign-up chose (account pre-hijacking).
@@ -239,7 +265,19 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         const nextState = stateAfterVerification(tenant.settings, found.account.state);
         if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState })))
           throw tokenRefused("token");
-        const { account, dataKey } = openAccount(keyring, { ...found.account, state: nextState, emailVerified: true }, found.wrappedKey);
+        let verified: StoredAccount = { ...found.account, state: nextState, emailVerified: true };
+        // A trial the tenant starts at verification begins at the first one (an account never subscribed).
+        const trial = trialSubscription(tenant.settings, "verification", now());
+        if (trial && found.account.planStatus === SubscriptionStatus.NONE && found.account.plan === "") {
+          const written = await accounts.updateAccount({
+            tenantId: taken.tenantId,
+            accountId: taken.accountId,
+            at: now(),
+            change: (current) => (current.planStatus === SubscriptionStatus.NONE && current.plan === "" ? trial : {}),
+          });
+          if (written) verified = written.account;
+        }
+        const { account, dataKey } = openAccount(keyring, verified, found.wrappedKey);
         assertCanSignIn(account);
         const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1, dataKey, [
           { method: AuthMethod.EMAIL_LINK, identityId: taken.identityId },
@@ -274,7 +312,32 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         if (found.identity.verifiedAt === null) throw new DomainError("failed_precondition", "IDENTITY_UNVERIFIED", "email address is not verified yet");
         assertCanSignIn(account);
         let passwordHash = found.account.passwordHash;
-        if (passwords.needsRehash(passwordHash)) {
+        const temporaryUntil = found.account.temporaryPasswordUntil;
+        if (temporaryUntil !== null) {
+          // An admin-issued temporary password: expired, it is no password at all; else it
+          // signs in only together with the new password that replaces it (used once).
+          if (temporaryUntil <= now()) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+          if (!input.newPassword)
+            throw new DomainError(
+              "failed_precondition",
+              "PASSWORD_CHANGE_REQUIRED",
+              "this temporary password must be changed: sign in again with email_password.new_password set",
+            );
+          const chosen = checkNewPassword("email_password.new_password", input.newPassword, tenant.settings.passwordMinLength, [email]);
+          const newHash = await passwords.hash(chosen);
+          const replaced = found.account.passwordHash;
+          const written = await accounts.updateAccount({
+            tenantId: tenant.id,
+            accountId: account.id,
+            at: now(),
+            change: (current) => {
+              if (current.passwordHash !== replaced) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+              return { passwordHash: newHash, temporaryPasswordUntil: null };
+            },
+          });
+          if (!written) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
+          passwordHash = newHash;
+        } else if (passwords.needsRehash(passwordHash)) {
           passwordHash = await passwords.hash(password);
           await accounts.setPasswordHash(account.id, passwordHash, now());
         }

@@ -23,10 +23,13 @@ const DAY = 24 * HOUR;
 export const ACCOUNT_SLOWDOWN_MS = [500, 1000, 2000] as const;
 
 /** What is being limited; each has its own counters. Password guesses and messages: see Limits. */
-export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account" | "second_factor_challenge";
+export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account" | "second_factor_challenge" | "assisted_recovery_caller" | "assisted_recovery_account";
 
 /** Wrong codes one second-factor challenge takes (it lives 5 minutes): then a new sign-in is needed. */
 export const SECOND_FACTOR_CHALLENGE_ATTEMPTS = 5;
+
+/** Admin-assisted recovery (email change, temporary password), per hour: per admin, and per account acted on. */
+export const ASSISTED_RECOVERY_LIMITS = Object.freeze({ perCaller: 20, perAccount: 3 });
 
 /** The tenant whose budgets (and counters) apply. */
 export interface LimitScope {
@@ -56,6 +59,10 @@ function budgetFor(action: LimitedAction | "sign_in_ip" | "sign_in_account" | "m
       return { base: SECOND_FACTOR_CHALLENGE_ATTEMPTS, windowMs: 15 * MINUTE };
     case "message_address":
       return { base: settings.messagesPerAddressLimit, windowMs: HOUR };
+    case "assisted_recovery_caller":
+      return { base: ASSISTED_RECOVERY_LIMITS.perCaller, windowMs: HOUR };
+    case "assisted_recovery_account":
+      return { base: ASSISTED_RECOVERY_LIMITS.perAccount, windowMs: HOUR };
   }
 }
 
@@ -160,7 +167,8 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
 
   return {
     async consume(action, scope, key) {
-      const counted = action === "code_account" || action === "second_factor_challenge" ? key : sourceKey(key);
+      // Client IPs count by source (sourceKey); accounts, challenges and admins as they are.
+      const counted = action === "code_ip" || action === "sign_up_ip" ? sourceKey(key) : key;
       const at = limiter.now();
       const [name, counters] = [group(scope, action, counted), tiers(budgetFor(action, scope.settings))];
       const retryAfterMs = retryAfter(await limiter.hit(name, counters, at));

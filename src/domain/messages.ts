@@ -14,6 +14,9 @@ export const MessageKind = {
   INVITATION: "invitation",
   /** SMS: `to` is the E.164 number; variables { code, minutes } (minutes = the code's lifetime). */
   PHONE_CODE: "phone_code",
+  TRIAL_ENDED: "trial_ended",
+  SUBSCRIPTION_EXPIRED: "subscription_expired",
+  RENEWAL_REMINDER: "renewal_reminder",
 } as const;
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
 

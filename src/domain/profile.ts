@@ -59,15 +59,35 @@ const NOT_UPDATABLE_HINTS: Record<string, string> = {
   push_tokens: "changes through AddPushToken / RemovePushToken",
 };
 
-function checkPaths(paths: readonly string[]): Set<UpdatablePath> {
+/** "custom_attributes.<key>": one tenant-defined attribute, set or removed without replacing the others. */
+export const ATTRIBUTE_PATH_PREFIX = "custom_attributes.";
+
+/** The attribute key a "custom_attributes.<key>" path names; invalid_argument (naming `field`) for a key no attribute may have. */
+export function attributeKeyOf(field: string, path: string): string {
+  const key = path.slice(ATTRIBUTE_PATH_PREFIX.length);
+  if (key.length === 0 || key.length > PROFILE_LIMITS.customAttributeKeyLength || FORBIDDEN_TEXT.test(key) || key === "__proto__") {
+    throw invalidArgument(field, `"${path.slice(0, 100)}": an attribute key is 1 to ${PROFILE_LIMITS.customAttributeKeyLength} printable characters`);
+  }
+  return key;
+}
+
+function checkPaths(paths: readonly string[]): { mask: Set<UpdatablePath>; attributes: string[] } {
   if (paths.length === 0) throw invalidArgument("update_mask", `must name at least one field (${UPDATABLE_PATHS.join(", ")})`);
+  const attributes: string[] = [];
   for (const path of paths) {
+    if (path.startsWith(ATTRIBUTE_PATH_PREFIX)) {
+      attributes.push(attributeKeyOf("update_mask", path));
+      continue;
+    }
     if (!(UPDATABLE_PATHS as readonly string[]).includes(path)) {
       const why = NOT_UPDATABLE_HINTS[path] ?? `cannot be updated; updatable fields: ${UPDATABLE_PATHS.join(", ")}`;
       throw invalidArgument("update_mask", `"${path.slice(0, 100)}" ${why}`, "FIELD_NOT_UPDATABLE");
     }
   }
-  return new Set(paths as readonly UpdatablePath[]);
+  const mask = new Set(paths.filter((p) => !p.startsWith(ATTRIBUTE_PATH_PREFIX)) as UpdatablePath[]);
+  if (attributes.length > 0 && mask.has("custom_attributes"))
+    throw invalidArgument("update_mask", "names custom_attributes both whole and by attribute: name one or the other");
+  return { mask, attributes: [...new Set(attributes)] };
 }
 
 // Control characters and bidirectional overrides (text that displays differently from what it is).
@@ -169,10 +189,22 @@ export function createProfiles(deps: {
   return {
     async update(tenantId, accountId, paths, values) {
       // Everything is checked before anything is read or written.
-      const mask = checkPaths(paths);
+      const { mask, attributes } = checkPaths(paths);
       const displayName = mask.has("display_name") ? profileText("account.display_name", values.displayName, PROFILE_LIMITS.displayNameLength) : undefined;
       const pronouns = mask.has("pronouns") ? profileText("account.pronouns", values.pronouns, PROFILE_LIMITS.pronounsLength) : undefined;
       const customAttributes = mask.has("custom_attributes") ? checkCustomAttributes(values.customAttributes) : undefined;
+      // Single attributes: each named key takes the request's value, or goes when the request has none;
+      // the others stay as stored at the moment of the (compare-and-set) write.
+      const given = values.customAttributes ?? {};
+      const merge = (current: Record<string, unknown>) => {
+        const next: Record<string, unknown> = { ...current };
+        for (const key of attributes) {
+          if (Object.hasOwn(given, key)) next[key] = given[key];
+          else delete next[key];
+        }
+        return checkCustomAttributes(next);
+      };
+      if (attributes.length > 0) checkCustomAttributes(Object.fromEntries(attributes.filter((k) => Object.hasOwn(given, k)).map((k) => [k, given[k]])));
       // An empty locale in the mask resets it to the tenant's default.
       const locale = mask.has("locale") ? parseLocale("account.locale", values.locale, (await deps.tenants.get(tenantId)).settings.defaultLocale) : undefined;
       return mutate(tenantId, accountId, (account) => ({
@@ -181,6 +213,7 @@ export function createProfiles(deps: {
           ...(displayName !== undefined && { displayName }),
           ...(pronouns !== undefined && { pronouns }),
           ...(customAttributes !== undefined && { customAttributes }),
+          ...(attributes.length > 0 && { customAttributes: merge(account.profile.customAttributes) }),
         },
         locale: locale ?? account.locale,
       }));

@@ -38,6 +38,10 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = Object.freeze({
   deliveredMessageRetentionMs: 30 * 24 * HOUR,
   auditEventRetentionMs: 365 * 24 * HOUR,
   secondFactorMinRole: 0,
+  plans: [],
+  trialPlan: "",
+  trialStart: "sign_up",
+  renewalReminderDays: 30,
 });
 
 export interface TenantPage {
@@ -99,6 +103,10 @@ export const SETTING_PATHS: Record<keyof TenantSettings, string> = {
   deliveredMessageRetentionMs: "delivered_message_retention",
   auditEventRetentionMs: "audit_event_retention",
   secondFactorMinRole: "second_factor_min_role",
+  plans: "plans",
+  trialPlan: "trial_plan",
+  trialStart: "trial_start",
+  renewalReminderDays: "renewal_reminder_days",
 };
 
 const LIMIT_SETTINGS = [
@@ -148,6 +156,7 @@ export function tenantSettingsViolations(settings: TenantSettings, prefix: strin
     add("linkBaseUrl", "must be an http or https URL without credentials, query or fragment");
   if (!(SUPPORTED_LOCALES as readonly string[]).includes(settings.defaultLocale)) add("defaultLocale", `must be one of ${SUPPORTED_LOCALES.join(", ")}`);
   if (![0, Role.USER, Role.ADMIN, Role.SUPER_ADMIN].includes(settings.secondFactorMinRole)) add("secondFactorMinRole", "must be a role or unspecified");
+  violations.push(...subscriptionSettingsViolations(settings, prefix));
   return violations;
 }
 
@@ -159,6 +168,20 @@ function isHttpUrl(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The subscription settings' rules (part of tenantSettingsViolations); plans themselves are checked when set. */
+function subscriptionSettingsViolations(settings: TenantSettings, prefix: string): FieldViolation[] {
+  const v: FieldViolation[] = [];
+  if (settings.trialPlan !== "") {
+    const plan = settings.plans.find((p) => p.id === settings.trialPlan);
+    if (!plan || plan.trialDays <= 0) v.push({ field: `${prefix}trial_plan`, description: "must name one of the tenant's plans with trial_days above 0" });
+  }
+  if (settings.trialStart !== "sign_up" && settings.trialStart !== "verification")
+    v.push({ field: `${prefix}trial_start`, description: 'must be "sign_up" or "verification"' });
+  if (!Number.isInteger(settings.renewalReminderDays) || settings.renewalReminderDays < 1 || settings.renewalReminderDays > 366)
+    v.push({ field: `${prefix}renewal_reminder_days`, description: "must be between 1 and 366" });
+  return v;
 }
 
 /** A stored tenant with settings added in later versions at their defaults. */

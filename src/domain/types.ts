@@ -15,6 +15,32 @@ export type AssuranceLevel = (typeof AssuranceLevel)[keyof typeof AssuranceLevel
 /** Second factors; RECOVERY_CODE is a way to answer a challenge, never a stored factor of its own. */
 export const SecondFactorKind = { TOTP: 1, SMS: 2, RECOVERY_CODE: 3 } as const;
 export type SecondFactorKind = (typeof SecondFactorKind)[keyof typeof SecondFactorKind];
+/** Where an account stands on its plan (identity.v1.SubscriptionStatus); NONE: no subscription (the tenant's free plan applies). */
+export const SubscriptionStatus = { NONE: 0, TRIALING: 1, ACTIVE: 2, PAST_DUE: 3, CANCELED: 4, EXPIRED: 5 } as const;
+export type SubscriptionStatus = (typeof SubscriptionStatus)[keyof typeof SubscriptionStatus];
+export const SUBSCRIPTION_STATUS_NAMES: Record<SubscriptionStatus, string> = {
+  0: "none",
+  1: "trialing",
+  2: "active",
+  3: "past_due",
+  4: "canceled",
+  5: "expired",
+};
+
+/** A plan of a tenant: what services gate features on (src/domain/subscriptions.ts). */
+export interface Plan {
+  /** Lower-case identifier, e.g. "free", "basic", "pro". */
+  id: string;
+  name: string;
+  /** Orders plans: free < basic < pro. */
+  rank: number;
+  /** Strings services check, e.g. "exports", "api.calls.10k". */
+  entitlements: string[];
+  /** A trial of this plan lasts this many days (0: no trial). */
+  trialDays: number;
+  /** The tenant's free plan: where an ended trial or subscription lands. One per tenant. */
+  free: boolean;
+}
 
 export const SUPPORTED_LOCALES = ["en", "fr"] as const;
 export type Locale = (typeof SUPPORTED_LOCALES)[number];
@@ -65,6 +91,14 @@ export interface TenantSettings {
    * actions refuse them (STEP_UP_REQUIRED) below AAL2.
    */
   secondFactorMinRole: 0 | Role;
+  /** The tenant's plans (managed by the plan RPCs, not UpdateTenant). */
+  plans: Plan[];
+  /** The plan a new account starts a trial of ("" for none). */
+  trialPlan: string;
+  /** When the trial starts: at sign-up, or once the address is verified. */
+  trialStart: "sign_up" | "verification";
+  /** Renewal reminders go this many days before a renewing subscription's period ends. */
+  renewalReminderDays: number;
 }
 
 export interface Tenant {
@@ -83,7 +117,11 @@ export interface Account {
   emailVerified: boolean;
   profile: Profile;
   plan: string;
+  /** The end of the current period (a trial's end, a paid period's end); null: none. */
   planExpiresAt: number | null;
+  planStatus: SubscriptionStatus;
+  /** Whether the subscription renews at period end (else it expires to the free plan). */
+  planRenews: boolean;
   createdAt: number;
   updatedAt: number;
 }

@@ -11,8 +11,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { SessionService, ValidateSessionRequestSchema, ValidateSessionResponseSchema } from "../../gen/identity/v1/session_service_pb.js";
 import { invalidArgument } from "../domain/errors.ts";
-import type { ValidSession } from "../domain/sessions.ts";
-import { validateSession, type SessionValidationDeps } from "../domain/validate-session.ts";
+import { validateSession, type SessionValidationDeps, type ValidatedSession } from "../domain/validate-session.ts";
 import { toConnectError } from "../interceptors/errors.ts";
 import { procedureName, type Metrics } from "../interceptors/metrics.ts";
 import { bearerOf } from "../services/call-context.ts";
@@ -65,17 +64,23 @@ export function installFastPath(
     stream.respond({ ...RESPONSE_HEADERS, ...trailers }, { endStream: true });
   }
 
-  // The framed answer depends only on the session record: a session served from
-  // the in-process cache (the same record object each time) is encoded once.
-  // Records read anew from Redis are new objects, so a changed session never
-  // meets a stale answer; entries go when their record does.
-  const encoded = new WeakMap<ValidSession["session"], Buffer>();
+  // The framed answer depends only on the session record, the tenant (its plans)
+  // and the account's subscription: a session served from the in-process caches
+  // (the same objects each time) is encoded once. Records read anew are new
+  // objects, so a changed session, plan or subscription never meets a stale
+  // answer; entries go when their session record does.
+  const encoded = new WeakMap<ValidatedSession["session"], { tenant: object; subscription: object; body: Buffer }>();
 
-  function succeed(stream: ServerHttp2Stream, valid: ValidSession, started: number) {
+  function succeed(stream: ServerHttp2Stream, valid: ValidatedSession, started: number) {
     deps.metrics.observe(PROCEDURE, undefined, started);
     if (stream.destroyed || stream.closed) return;
-    let body = encoded.get(valid.session);
-    if (!body) encoded.set(valid.session, (body = frame(toBinary(ValidateSessionResponseSchema, validateResponse(valid.session)))));
+    const known = encoded.get(valid.session);
+    let body: Buffer;
+    if (known && known.tenant === valid.tenant && known.subscription === valid.subscription) body = known.body;
+    else {
+      body = frame(toBinary(ValidateSessionResponseSchema, validateResponse(valid)));
+      encoded.set(valid.session, { tenant: valid.tenant, subscription: valid.subscription, body });
+    }
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
     stream.end(body);
@@ -108,7 +113,7 @@ export function installFastPath(
           started,
         );
       }
-      let answer: ValidSession | Promise<ValidSession>;
+      let answer: ValidatedSession | Promise<ValidatedSession>;
       try {
         answer = validateSession(deps.validation, token, () => bearerOf(authorization));
       } catch (error) {

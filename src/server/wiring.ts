@@ -13,6 +13,7 @@ import { createOutboxWorker, DeliveryError, type OutboxWorker } from "../deliver
 import type { MailTransport } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
 import { createAdminUsers } from "../domain/admin-users.ts";
+import { createAssistedRecovery } from "../domain/assisted-recovery.ts";
 import { createApiKeys } from "../domain/api-keys.ts";
 import { createAudit } from "../domain/audit.ts";
 import { createBootstrap, type Bootstrap } from "../domain/bootstrap.ts";
@@ -34,6 +35,7 @@ import { createRevocationFeed } from "../domain/revocation-feed.ts";
 import { createRevocations, startRevocationLoop, type Revocations } from "../domain/revocations.ts";
 import { createSecondFactors } from "../domain/second-factors.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
+import { createSubscriptionCache, createSubscriptionJob, createSubscriptions, type SubscriptionRun } from "../domain/subscriptions.ts";
 import { createTenants } from "../domain/tenants.ts";
 import { createSocialProviders } from "../domain/social-providers.ts";
 import { createSocialSignIn } from "../domain/social-sign-in.ts";
@@ -60,6 +62,8 @@ export interface Runtime {
   metrics: Metric[];
   /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
   retention: Retention;
+  /** The subscription job (src/domain/subscriptions.ts): run with retention, under its lease; tests call run() with their clock. */
+  subscriptionJob: { run(at: number): Promise<SubscriptionRun> };
   /** Pending session revocations (src/domain/revocations.ts): drained by a background loop. */
   revocations: Revocations;
   /** True when every backend answers (bounded: READY_TIMEOUT_MS). */
@@ -179,6 +183,14 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   await sessions.listen();
   const revocationFeed = createRevocationFeed(ephemeral.invalidation);
   await revocationFeed.listen();
+  const subscriptionCache = createSubscriptionCache({
+    accounts: durable.accounts,
+    invalidation: ephemeral.invalidation,
+    now,
+    ...(options.sessionCache?.maxEntries !== undefined && { maxEntries: options.sessionCache.maxEntries }),
+    ...(options.sessionCache?.maxAgeMs !== undefined && { maxAgeMs: options.sessionCache.maxAgeMs }),
+  });
+  await subscriptionCache.listen();
   const revocations = createRevocations({
     store: durable.revocations,
     // What this instance refuses while a revocation is pending, validators in other processes refuse too.
@@ -307,6 +319,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
   const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, revocations, limits, recovery, profiles, erasure });
+  const assistedRecovery = createAssistedRecovery({ ...links, accounts: durable.accounts, tenants, passwords, limits, revocations });
   const emailChange = createEmailChange({ ...messaging, accounts: durable.accounts, tenants, keyring, limits, now, random });
   const socialProviders = createSocialProviders({
     store: durable.socialProviders,
@@ -345,11 +358,30 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     audit: durable.audit,
     now,
   });
+  const subscriptions = createSubscriptions({ accounts: durable.accounts, tenants, cache: subscriptionCache, keyring, now });
+  const subscriptionJob = createSubscriptionJob({
+    tenants: durable.tenants,
+    accounts: durable.accounts,
+    keyring,
+    audit,
+    cache: subscriptionCache,
+    random,
+    onMessageQueued: () => outboxWorker.nudge(),
+  });
   const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
   const retention = createRetention({ tenants: durable.tenants, accounts: durable.accounts, outbox: durable.outbox, audit: durable.audit });
+  // One background job under retention's lease: retention, then the subscriptions' dates.
+  const background = {
+    async run(at: number) {
+      const deleted = await retention.run(at);
+      const subscriptionsRun = await subscriptionJob.run(at);
+      if (subscriptionsRun.expired + subscriptionsRun.reminded > 0) log.info({ subscriptions: subscriptionsRun }, "subscriptions: ended periods and reminders");
+      return deleted;
+    },
+  };
   const purge =
     purgeIntervalMs > 0
-      ? startRetention(retention, {
+      ? startRetention(background, {
           intervalMs: purgeIntervalMs,
           now,
           lease: ephemeral.leases,
@@ -367,6 +399,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       recovery,
       emailChange,
       sessions,
+      subscriptionCache,
+      subscriptions,
       accounts,
       profiles,
       tenants,
@@ -376,6 +410,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       dataExport,
       erasure,
       users,
+      assistedRecovery,
       failedMessages,
       socialProviders,
       social,
@@ -401,6 +436,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     outboxWorker,
     metrics: deliveryMetrics.metrics,
     retention,
+    subscriptionJob,
     revocations,
     ready: () => readiness.ready(),
     readiness,

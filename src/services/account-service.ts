@@ -9,7 +9,7 @@ import { accountSecondFactorHandlers } from "./account-second-factors.ts";
 import type { App } from "./app.ts";
 import { selfAudited } from "./authorize.ts";
 import { requestMeta, requireSession } from "./call-context.ts";
-import { accountToProto } from "./convert.ts";
+import { accountToProto, checkAccountReadMask, pickAccountFields } from "./convert.ts";
 
 export const accountAccess: AccessPolicy<typeof AccountService> = "session";
 
@@ -17,9 +17,12 @@ export function accountService(app: App) {
   return {
     ...accountPrivacyHandlers(app),
     ...accountSecondFactorHandlers(app),
-    async getAccount(_req, ctx) {
+    async getAccount(req, ctx) {
       const { session } = requireSession(ctx);
-      return { account: accountToProto(await app.accounts.get(session.tenantId, session.accountId)) };
+      const paths = req.readMask?.paths ?? [];
+      checkAccountReadMask("read_mask", paths);
+      const account = accountToProto(await app.accounts.get(session.tenantId, session.accountId));
+      return { account: paths.length > 0 ? pickAccountFields(account, paths) : account };
     },
     async updateAccount(req, ctx) {
       const { session, principal } = requireSession(ctx);

@@ -10,6 +10,8 @@ import { outboxHandlers } from "./admin-outbox.ts";
 import { privacyHandlers } from "./admin-privacy.ts";
 import { socialProviderHandlers } from "./admin-social.ts";
 import { tenantHandlers } from "./admin-tenants.ts";
+import { recoveryHandlers } from "./admin-recovery.ts";
+import { subscriptionHandlers } from "./admin-subscriptions.ts";
 import { userHandlers } from "./admin-users.ts";
 import type { App } from "./app.ts";
 
@@ -21,6 +23,8 @@ export function adminService(app: App): ServiceImpl<typeof AdminService> {
     ...auditHandlers(app),
     ...privacyHandlers(app),
     ...userHandlers(app),
+    ...subscriptionHandlers(app),
+    ...recoveryHandlers(app),
     ...outboxHandlers(app),
     ...socialProviderHandlers(app),
   } satisfies ServiceImpl<typeof AdminService>;

@@ -42,6 +42,9 @@ const PROTO_SETTINGS = {
   deliveredMessageRetentionMs: "deliveredMessageRetention",
   auditEventRetentionMs: "auditEventRetention",
   secondFactorMinRole: "secondFactorMinRole",
+  trialPlan: "trialPlan",
+  trialStart: "trialStart",
+  renewalReminderDays: "renewalReminderDays",
 } as const satisfies Partial<Record<keyof TenantSettings, keyof TenantSettingsMessage>>;
 
 type ProtoSetting = keyof typeof PROTO_SETTINGS;

@@ -6,7 +6,6 @@ import type { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { UserTarget } from "../domain/admin-users.ts";
 import type { Need } from "../domain/authorization.ts";
-import { invalidArgument } from "../domain/errors.ts";
 import { isId } from "../domain/ids.ts";
 import { Role } from "../domain/types.ts";
 import { timestampToEpochMs } from "./admin-audit.ts";
@@ -31,12 +30,11 @@ export type UserRpcs =
   | "deactivateUser"
   | "deleteUser"
   | "sendPasswordReset"
-  | "revokeUserSessions"
-  | "setSubscription";
+  | "revokeUserSessions";
 
-export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, UserRpcs> {
-  /** authorize(), then the action on the named account, audited as `action`. */
-  async function onAccount<T>(
+/** authorize(), then the action on the named account, audited as `action`. */
+export function accountAction(app: App) {
+  return async function onAccount<T>(
     ctx: HandlerContext,
     need: Need,
     action: string,
@@ -47,7 +45,11 @@ export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, U
     return audited(app, ctx, principal, { tenantId, action, target: targetOf(req.accountId), reason: req.reason }, () =>
       run({ principal, tenantId, accountId: req.accountId }),
     );
-  }
+  };
+}
+
+export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, UserRpcs> {
+  const onAccount = accountAction(app);
 
   return {
     async createUser(req, ctx) {
@@ -86,6 +88,7 @@ export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, U
           state: req.state,
           role: req.role,
           plan: req.plan,
+          subscriptionStatus: req.subscriptionStatus,
           createdAtOrAfter: timestampToEpochMs("created_after", req.createdAfter),
           createdBefore: timestampToEpochMs("created_before", req.createdBefore),
           email: req.email,
@@ -137,16 +140,6 @@ export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, U
     async revokeUserSessions(req, ctx) {
       const revokedCount = await onAccount(ctx, USERS_WRITE, "user.revoke_sessions", req, (target) => app.users.revokeSessions(target));
       return { revokedCount };
-    },
-
-    async setSubscription(req, ctx) {
-      const subscription = req.subscription;
-      const account = await onAccount(ctx, USERS_WRITE, "user.set_subscription", req, async (target) => {
-        // An empty subscription ({}) clears the plan; a missing one is a mistake.
-        if (!subscription) throw invalidArgument("subscription", "is required (send an empty one to clear the plan)");
-        return app.users.setSubscription(target, subscription.plan, timestampToEpochMs("subscription.expire_time", subscription.expireTime) ?? null);
-      });
-      return { account: accountToProto(account) };
     },
   };
 }

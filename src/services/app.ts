@@ -1,6 +1,7 @@
 // The domain facade services call: built once in src/server/wiring.ts.
 import type { AccessTokens } from "../domain/access-tokens.ts";
 import type { Accounts } from "../domain/accounts.ts";
+import type { AssistedRecovery } from "../domain/assisted-recovery.ts";
 import type { AdminUsers } from "../domain/admin-users.ts";
 import type { ApiKeys } from "../domain/api-keys.ts";
 import type { Audit } from "../domain/audit.ts";
@@ -18,6 +19,7 @@ import type { SecondFactors } from "../domain/second-factors.ts";
 import type { Sessions } from "../domain/sessions.ts";
 import type { SocialSignIn } from "../domain/social-sign-in.ts";
 import type { SocialProviders } from "../domain/social-providers.ts";
+import type { SubscriptionCache, Subscriptions } from "../domain/subscriptions.ts";
 import type { Tenants } from "../domain/tenants.ts";
 
 export interface App {
@@ -25,6 +27,9 @@ export interface App {
   recovery: RecoveryFlows;
   emailChange: EmailChange;
   sessions: Sessions;
+  /** Each account's plan as ValidateSession answers it (src/domain/subscriptions.ts). */
+  subscriptionCache: SubscriptionCache;
+  subscriptions: Subscriptions;
   accounts: Accounts;
   profiles: Profiles;
   tenants: Tenants;
@@ -34,6 +39,8 @@ export interface App {
   dataExport: DataExport;
   erasure: Erasure;
   users: AdminUsers;
+  /** Customer service: admin-assisted email change and temporary passwords. */
+  assistedRecovery: AssistedRecovery;
   failedMessages: FailedMessages;
   socialProviders: SocialProviders;
   social: SocialSignIn;

@@ -12,6 +12,8 @@ import {
   type Session as SessionMessage,
 } from "../../gen/identity/v1/common_pb.js";
 import type { Consent } from "../domain/consents.ts";
+import { invalidArgument } from "../domain/errors.ts";
+import { ATTRIBUTE_PATH_PREFIX, attributeKeyOf } from "../domain/profile.ts";
 import type { Account, SessionRecord } from "../domain/types.ts";
 
 export function accountToProto(account: Account): AccountMessage {
@@ -32,7 +34,12 @@ export function accountToProto(account: Account): AccountMessage {
       token: t.token,
       createTime: timestampFromMs(t.createdAt),
     })),
-    subscription: { plan: account.plan, ...(account.planExpiresAt === null ? {} : { expireTime: timestampFromMs(account.planExpiresAt) }) },
+    subscription: {
+      plan: account.plan,
+      status: account.planStatus,
+      renews: account.planRenews,
+      ...(account.planExpiresAt === null ? {} : { expireTime: timestampFromMs(account.planExpiresAt) }),
+    },
     createTime: timestampFromMs(account.createdAt),
     updateTime: timestampFromMs(account.updatedAt),
   });
@@ -90,8 +97,22 @@ export function pickAccountFields(message: AccountMessage, paths: readonly strin
   for (const path of paths) {
     const key = allowed[path];
     if (key) (picked as unknown as Record<string, unknown>)[key] = message[key];
+    else if (path.startsWith(ATTRIBUTE_PATH_PREFIX)) {
+      // One attribute: only it, when the account has it.
+      const name = path.slice(ATTRIBUTE_PATH_PREFIX.length);
+      const all = (message.customAttributes ?? {}) as JsonObject;
+      if (Object.hasOwn(all, name)) picked.customAttributes = { ...((picked.customAttributes ?? {}) as JsonObject), [name]: all[name]! };
+    }
   }
   return picked;
+}
+
+/** Checks a read mask's paths: Account fields, or "custom_attributes.<key>"; invalid_argument naming `field` otherwise. */
+export function checkAccountReadMask(field: string, paths: readonly string[]): void {
+  for (const path of paths) {
+    if (path.startsWith(ATTRIBUTE_PATH_PREFIX)) attributeKeyOf(field, path);
+    else if (!(ACCOUNT_FIELD_PATHS as readonly string[]).includes(path)) throw invalidArgument(field, `unknown account field "${path.slice(0, 100)}"`);
+  }
 }
 
 export const ACCOUNT_FIELD_PATHS = [

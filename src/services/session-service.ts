@@ -8,14 +8,14 @@ import { type SessionService, ValidateSessionResponseSchema, type ValidateSessio
 import { isApiKeySecret } from "../domain/api-keys.ts";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../domain/errors.ts";
 import type { SecondFactorCode } from "../domain/second-factors.ts";
-import type { SessionRecord } from "../domain/types.ts";
-import { validateSession } from "../domain/validate-session.ts";
+import { planAnswer } from "../domain/subscriptions.ts";
+import { validateSession, type ValidatedSession } from "../domain/validate-session.ts";
 import { requireNonEmpty } from "../domain/validation.ts";
 import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
 import { bearerOf, bearerToken, requestMeta, requireSession, tenantOf } from "./call-context.ts";
 import { watchRevocations } from "./revocation-stream.ts";
-import { ACCOUNT_FIELD_PATHS, accountToProto, authenticationMethodsToProto, pickAccountFields, sessionToProto } from "./convert.ts";
+import { accountToProto, authenticationMethodsToProto, checkAccountReadMask, pickAccountFields, sessionToProto } from "./convert.ts";
 
 export const sessionAccess = {
   signIn: "anonymous",
@@ -38,7 +38,8 @@ export const sessionAccess = {
   completeSocialSignIn: "anonymous",
 } as const satisfies AccessPolicy<typeof SessionService>;
 
-export function validateResponse(session: SessionRecord): ValidateSessionResponse {
+export function validateResponse({ session, tenant, subscription }: ValidatedSession): ValidateSessionResponse {
+  const plan = planAnswer(tenant, subscription);
   return create(ValidateSessionResponseSchema, {
     accountId: session.accountId,
     tenantId: session.tenantId,
@@ -47,13 +48,15 @@ export function validateResponse(session: SessionRecord): ValidateSessionRespons
     expireTime: timestampFromMs(session.expiresAt),
     sessionId: session.sessionId,
     authenticationMethods: authenticationMethodsToProto(session),
+    planId: plan.planId,
+    subscriptionStatus: plan.status,
+    entitlements: [...plan.entitlements],
   });
 }
 
 /** The profile_mask paths, each a known Account field. */
 function profilePaths(paths: readonly string[]): readonly string[] {
-  const unknown = paths.find((p) => !(ACCOUNT_FIELD_PATHS as readonly string[]).includes(p));
-  if (unknown !== undefined) throw invalidArgument("profile_mask", `unknown account field "${unknown}"`);
+  checkAccountReadMask("profile_mask", paths);
   return paths;
 }
 
@@ -72,6 +75,7 @@ export function sessionService(app: App) {
             tenantId: tenantOf(ctx),
             email: req.method.value.email,
             password: req.method.value.password,
+            newPassword: req.method.value.newPassword,
             meta: requestMeta(ctx),
           });
           if ("secondFactor" in result) return { accountId: result.account.id, secondFactorChallenge: challengeToProto(result.secondFactor) };
@@ -135,8 +139,7 @@ export function sessionService(app: App) {
       return {};
     },
     async validateSession(req, ctx) {
-      const { session } = await validateSession(app, req.sessionToken, () => bearerOf(ctx.requestHeader.get("authorization")));
-      return validateResponse(session);
+      return validateResponse(await validateSession(app, req.sessionToken, () => bearerOf(ctx.requestHeader.get("authorization"))));
     },
     async listSessions(_req, ctx) {
       const { session, tokenHash } = requireSession(ctx);

@@ -57,6 +57,8 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
       messages: [{ id: randomUUID(), tenantId, accountId, kind: "verify_email", payloadSealed: "sealed", createdAt: T0 }],
       consents: [{ id: randomUUID(), tenantId, accountId, purpose: "terms", version: "1", granted: true, client: "test", recordedAt: T0 }],
     });
+    // A subscription change made under an idempotency key (a billing webhook's): its key is a row about the account too.
+    await h.stores.accounts.updateAccount({ tenantId, accountId, at: T0, onceKey: randomBytes(32).toString("hex"), change: () => ({ plan: "pro" }) });
     return { ...rows, accountId };
   }
 

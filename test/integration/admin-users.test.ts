@@ -522,7 +522,9 @@ describe.each(BACKENDS)("ListUsers pagination on the %s backend", (backend) => {
     const connection = await createConnection({ uri: server.config.mysqlUrl! });
     try {
       await sql`ANALYZE TABLE accounts`.execute(database.db);
-      const some = (await server.runtime.app.users.list({ tenantId, state: 0, role: 0, plan: "", email: "", pageSize: 1, pageToken: "" })).users[0]!;
+      const some = (
+        await server.runtime.app.users.list({ tenantId, state: 0, role: 0, plan: "", subscriptionStatus: 0, email: "", pageSize: 1, pageToken: "" })
+      ).users[0]!;
       const after = { createdAt: some.createdAt, id: some.id };
       const queries = {
         default: { tenantId, limit: 51 },

@@ -122,7 +122,18 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.AdminService.DeleteUser": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
   "identity.v1.AdminService.SendPasswordReset": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
   "identity.v1.AdminService.RevokeUserSessions": { permission: "users.write", expect: "U P A A A P P", request: ACCOUNT },
-  "identity.v1.AdminService.SetSubscription": { permission: "users.write", expect: "U P A A A P P", request: { ...ACCOUNT, subscription: { plan: "pro" } } },
+  "identity.v1.AdminService.SetSubscription": {
+    permission: "subscriptions.write",
+    expect: "U P A A A P P",
+    request: { ...ACCOUNT, subscription: { plan: "pro" }, idempotencyKey: "matrix" },
+  },
+  // Customer service: a person's session (ADMIN of the tenant), never an API key.
+  "identity.v1.AdminService.ChangeUserEmail": { permission: null, expect: "U P A A P P P", request: { ...ACCOUNT, newEmail: "new@example.test" } },
+  "identity.v1.AdminService.IssueTemporaryPassword": { permission: null, expect: "U P A A P P P", request: ACCOUNT },
+  // Plans: the tenant's admins; a billing key may read them, never change them.
+  "identity.v1.AdminService.ListPlans": { permission: "subscriptions.write", expect: "U P A A A P P" },
+  "identity.v1.AdminService.SetPlan": { permission: null, expect: "U P A A P P P", request: { plan: { id: "" }, reason: "authorization matrix" } },
+  "identity.v1.AdminService.DeletePlan": { permission: null, expect: "U P A A P P P", request: { planId: "no-such-plan", reason: "authorization matrix" } },
   "identity.v1.AdminService.ListUserConsents": { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
   "identity.v1.AdminService.ExportUserData": { permission: "users.read", expect: "U P A A A P P", request: ACCOUNT },
   // AdminService, audit trail: ADMIN of the tenant or a key with audit.read.

@@ -156,6 +156,10 @@ function storedFrom(row: Record<string, unknown>): StoredAccount {
     passwordHash: null,
     plan: "",
     planExpiresAt: null,
+    planStatus: 0,
+    planRenews: false,
+    planRemindedFor: null,
+    temporaryPasswordUntil: null,
     createdAt: 0,
     updatedAt: 0,
   };

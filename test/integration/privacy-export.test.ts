@@ -414,7 +414,7 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       expect(history.map((c: any) => Date.parse(c.recordTime))).toEqual([...history.map((c: any) => Date.parse(c.recordTime))].sort((a, b) => b - a));
       expect(history.filter((c: any) => c.purpose === "marketing").map((c: any) => c.granted)).toEqual([false, true]); // the withdrawal, then the grant
 
-      expect(records(parts, "subscription")).toEqual([{ plan: "family-premium", expireTime: "2031-06-30T00:00:00.000Z" }]);
+      expect(records(parts, "subscription")).toEqual([{ plan: "family-premium", status: "active", renews: false, expireTime: "2031-06-30T00:00:00.000Z" }]);
       // The verification link, and the notice about the second sign-up of her address; never their contents.
       expect(records(parts, "messages").map((m) => [m.kind, Object.keys(m).sort()])).toEqual(
         ["verify_email", "signup_existing"].map((kind) => [kind, ["attempts", "createTime", "id", "kind", "sentTime", "status"]]),
@@ -472,7 +472,7 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       email: bob.email,
       pushTokens: [expect.objectContaining({ token: "bob-push-token-xyz" })],
     });
-    expect(records(bobs, "subscription")).toEqual([{ plan: "", expireTime: null }]);
+    expect(records(bobs, "subscription")).toEqual([{ plan: "", status: "none", renews: false, expireTime: null }]);
     const bobText = JSON.stringify(bobs);
     for (const needle of [alice.accountId, alice.email, alice.displayName, "alice-push-token-abc", "shop.newsletter-v2"]) expect(bobText).not.toContain(needle);
 

@@ -49,6 +49,8 @@ function account(overrides: Partial<Account> = {}): Account {
     profile: { email: "ann@example.com", displayName: "Ann", pronouns: "", customAttributes: {}, pushTokens: [] },
     plan: "free",
     planExpiresAt: null,
+    planStatus: 0,
+    planRenews: false,
     createdAt: clock,
     updatedAt: clock,
     ...overrides,

@@ -8,6 +8,9 @@ const variables = {
   code: "482913",
   newEmail: "jane.doe@example.org",
   expiresInMinutes: "1440",
+  plan: "Pro",
+  freePlan: "Free",
+  date: "2027-01-31",
 };
 
 function payload(kind: MessageKind, locale: string, vars: Record<string, string> = variables): MessagePayload {
@@ -26,6 +29,9 @@ const expected: Record<EmailMessageKind, string[]> = {
   email_changed_notice: ["j***@example.org"],
   password_changed_notice: [],
   invitation: [variables.link],
+  trial_ended: ["Pro", "Free"],
+  subscription_expired: ["Pro", "Free"],
+  renewal_reminder: ["Pro", "2027-01-31"],
 };
 
 const emailKinds = Object.values(MessageKind).filter((kind): kind is EmailMessageKind => messageChannel(kind) === "email");
@@ -70,7 +76,15 @@ describe("renderMessage", () => {
     const evil = "<script>alert(1)</script>";
     for (const kind of emailKinds) {
       const m = renderMessage(
-        payload(kind, "en", { link: `https://x.test/?q=${evil}`, code: evil, newEmail: `${evil}@x.test`, maskedEmail: evil, expiresIn: evil }),
+        payload(kind, "en", {
+          link: `https://x.test/?q=${evil}`,
+          code: evil,
+          newEmail: `${evil}@x.test`,
+          maskedEmail: evil,
+          expiresIn: evil,
+          plan: evil,
+          date: evil,
+        }),
         { productName: evil },
       );
       expect(m.html).not.toContain("<script>");

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Account, Consent, ConsentGrant, PushToken, SecondFactor } from "./common_pb.js";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import type { Account, Consent, ConsentGrant, PushToken, SecondFactor } from "./common_pb.js";
 
 /**
  * Describes the file identity/v1/account_service.proto.
@@ -18,6 +18,16 @@ export declare const file_identity_v1_account_service: GenFile;
  * @generated from message identity.v1.GetAccountRequest
  */
 export declare type GetAccountRequest = Message<"identity.v1.GetAccountRequest"> & {
+  /**
+   * Only these Account fields (the id always); empty: every field. A path
+   * "custom_attributes.<key>" reads one tenant-defined attribute (the key
+   * verbatim over binary protobuf; JSON field masks turn camelCase into
+   * snake_case, so JSON clients name keys without capitals).
+   * Errors: InvalidArgument on read_mask for an unknown field.
+   *
+   * @generated from field: google.protobuf.FieldMask read_mask = 1;
+   */
+  readMask?: FieldMask | undefined;
 };
 
 /**
@@ -555,9 +565,14 @@ export declare const AccountService: GenService<{
     output: typeof GetAccountResponseSchema;
   },
   /**
-   * Updates the caller's profile fields named in the mask.
-   * Errors: InvalidArgument on update_mask (empty, or FIELD_NOT_UPDATABLE for a
-   * path outside display_name, pronouns, locale, custom_attributes), on account
+   * Updates the caller's profile fields named in the mask. A path
+   * "custom_attributes.<key>" sets that one attribute to the request's value
+   * for the key, or removes it when the request has none, leaving the others
+   * as they are; concurrent updates of different attributes never lose one
+   * another (each write is a compare-and-set on the stored profile, retried).
+   * Errors: InvalidArgument on update_mask (empty, FIELD_NOT_UPDATABLE for a
+   * path outside display_name, pronouns, locale, custom_attributes and
+   * custom_attributes.<key>, or both custom_attributes forms), on account
    * when missing, or on the field whose value breaks its rule; Unavailable
    * CONCURRENT_UPDATE when other requests keep changing the account (retry).
    *

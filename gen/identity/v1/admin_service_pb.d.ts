@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Account, AccountState, Consent, Role, Subscription } from "./common_pb.js";
+import type { Account, AccountState, Consent, Plan, Role, Subscription, SubscriptionStatus } from "./common_pb.js";
 import type { ExportAccountDataResponse } from "./account_service_pb.js";
 
 /**
@@ -466,6 +466,30 @@ export declare type TenantSettings = Message<"identity.v1.TenantSettings"> & {
    * @generated from field: identity.v1.Role second_factor_min_role = 14;
    */
   secondFactorMinRole: Role;
+
+  /**
+   * The plan a new account starts a trial of (one of the tenant's plans with
+   * trial_days above 0), or empty for none.
+   *
+   * @generated from field: string trial_plan = 15;
+   */
+  trialPlan: string;
+
+  /**
+   * When that trial starts: "sign_up" (default) or "verification" (once the
+   * address is verified).
+   *
+   * @generated from field: string trial_start = 16;
+   */
+  trialStart: string;
+
+  /**
+   * How many days before a renewing subscription's period end its renewal
+   * reminder is sent, 1 to 366 (default 30).
+   *
+   * @generated from field: int32 renewal_reminder_days = 17;
+   */
+  renewalReminderDays: number;
 };
 
 /**
@@ -855,6 +879,13 @@ export declare type ListUsersRequest = Message<"identity.v1.ListUsersRequest"> &
    * @generated from field: string reason = 9;
    */
   reason: string;
+
+  /**
+   * Only users whose subscription has this status.
+   *
+   * @generated from field: identity.v1.SubscriptionStatus subscription_status = 10;
+   */
+  subscriptionStatus: SubscriptionStatus;
 };
 
 /**
@@ -1249,6 +1280,15 @@ export declare type SetSubscriptionRequest = Message<"identity.v1.SetSubscriptio
    * @generated from field: string reason = 3;
    */
   reason: string;
+
+  /**
+   * A key chosen by the caller (a billing event's id), at most 200
+   * characters: a second call with the same key in the tenant changes
+   * nothing. Empty: no idempotency.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -1276,6 +1316,246 @@ export declare type SetSubscriptionResponse = Message<"identity.v1.SetSubscripti
  * Use `create(SetSubscriptionResponseSchema)` to create a new message.
  */
 export declare const SetSubscriptionResponseSchema: GenMessage<SetSubscriptionResponse>;
+
+/**
+ * ChangeUserEmailRequest names the user and the new address.
+ *
+ * @generated from message identity.v1.ChangeUserEmailRequest
+ */
+export declare type ChangeUserEmailRequest = Message<"identity.v1.ChangeUserEmailRequest"> & {
+  /**
+   * The account's id.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The new email address.
+   *
+   * @generated from field: string new_email = 2;
+   */
+  newEmail: string;
+
+  /**
+   * Why, and how the person was identified; required, recorded in the audit
+   * trail.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * The admin vouches for the new address: it is verified at once (no link).
+   *
+   * @generated from field: bool attest_verified = 4;
+   */
+  attestVerified: boolean;
+};
+
+/**
+ * Describes the message identity.v1.ChangeUserEmailRequest.
+ * Use `create(ChangeUserEmailRequestSchema)` to create a new message.
+ */
+export declare const ChangeUserEmailRequestSchema: GenMessage<ChangeUserEmailRequest>;
+
+/**
+ * ChangeUserEmailResponse holds the updated user.
+ *
+ * @generated from message identity.v1.ChangeUserEmailResponse
+ */
+export declare type ChangeUserEmailResponse = Message<"identity.v1.ChangeUserEmailResponse"> & {
+  /**
+   * The account after the change.
+   *
+   * @generated from field: identity.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message identity.v1.ChangeUserEmailResponse.
+ * Use `create(ChangeUserEmailResponseSchema)` to create a new message.
+ */
+export declare const ChangeUserEmailResponseSchema: GenMessage<ChangeUserEmailResponse>;
+
+/**
+ * IssueTemporaryPasswordRequest names the user.
+ *
+ * @generated from message identity.v1.IssueTemporaryPasswordRequest
+ */
+export declare type IssueTemporaryPasswordRequest = Message<"identity.v1.IssueTemporaryPasswordRequest"> & {
+  /**
+   * The account's id.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Why, and how the person was identified; required, recorded in the audit
+   * trail.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message identity.v1.IssueTemporaryPasswordRequest.
+ * Use `create(IssueTemporaryPasswordRequestSchema)` to create a new message.
+ */
+export declare const IssueTemporaryPasswordRequestSchema: GenMessage<IssueTemporaryPasswordRequest>;
+
+/**
+ * IssueTemporaryPasswordResponse holds the temporary password, shown once.
+ *
+ * @generated from message identity.v1.IssueTemporaryPasswordResponse
+ */
+export declare type IssueTemporaryPasswordResponse = Message<"identity.v1.IssueTemporaryPasswordResponse"> & {
+  /**
+   * The temporary password (at least 20 unambiguous characters), to give
+   * the person; it is stored only hashed.
+   *
+   * @generated from field: string temporary_password = 1;
+   */
+  temporaryPassword: string;
+
+  /**
+   * Until when it signs in (with a new password).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.IssueTemporaryPasswordResponse.
+ * Use `create(IssueTemporaryPasswordResponseSchema)` to create a new message.
+ */
+export declare const IssueTemporaryPasswordResponseSchema: GenMessage<IssueTemporaryPasswordResponse>;
+
+/**
+ * ListPlansRequest lists the tenant's plans.
+ *
+ * @generated from message identity.v1.ListPlansRequest
+ */
+export declare type ListPlansRequest = Message<"identity.v1.ListPlansRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.ListPlansRequest.
+ * Use `create(ListPlansRequestSchema)` to create a new message.
+ */
+export declare const ListPlansRequestSchema: GenMessage<ListPlansRequest>;
+
+/**
+ * ListPlansResponse holds the tenant's plans.
+ *
+ * @generated from message identity.v1.ListPlansResponse
+ */
+export declare type ListPlansResponse = Message<"identity.v1.ListPlansResponse"> & {
+  /**
+   * The plans, by rank then id.
+   *
+   * @generated from field: repeated identity.v1.Plan plans = 1;
+   */
+  plans: Plan[];
+};
+
+/**
+ * Describes the message identity.v1.ListPlansResponse.
+ * Use `create(ListPlansResponseSchema)` to create a new message.
+ */
+export declare const ListPlansResponseSchema: GenMessage<ListPlansResponse>;
+
+/**
+ * SetPlanRequest creates or replaces a plan.
+ *
+ * @generated from message identity.v1.SetPlanRequest
+ */
+export declare type SetPlanRequest = Message<"identity.v1.SetPlanRequest"> & {
+  /**
+   * The plan; its id names it.
+   *
+   * @generated from field: identity.v1.Plan plan = 1;
+   */
+  plan?: Plan | undefined;
+
+  /**
+   * Why; recorded in the audit trail.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message identity.v1.SetPlanRequest.
+ * Use `create(SetPlanRequestSchema)` to create a new message.
+ */
+export declare const SetPlanRequestSchema: GenMessage<SetPlanRequest>;
+
+/**
+ * SetPlanResponse holds the plan as stored.
+ *
+ * @generated from message identity.v1.SetPlanResponse
+ */
+export declare type SetPlanResponse = Message<"identity.v1.SetPlanResponse"> & {
+  /**
+   * The plan.
+   *
+   * @generated from field: identity.v1.Plan plan = 1;
+   */
+  plan?: Plan | undefined;
+};
+
+/**
+ * Describes the message identity.v1.SetPlanResponse.
+ * Use `create(SetPlanResponseSchema)` to create a new message.
+ */
+export declare const SetPlanResponseSchema: GenMessage<SetPlanResponse>;
+
+/**
+ * DeletePlanRequest names a plan.
+ *
+ * @generated from message identity.v1.DeletePlanRequest
+ */
+export declare type DeletePlanRequest = Message<"identity.v1.DeletePlanRequest"> & {
+  /**
+   * The plan's id.
+   *
+   * @generated from field: string plan_id = 1;
+   */
+  planId: string;
+
+  /**
+   * Why; recorded in the audit trail.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message identity.v1.DeletePlanRequest.
+ * Use `create(DeletePlanRequestSchema)` to create a new message.
+ */
+export declare const DeletePlanRequestSchema: GenMessage<DeletePlanRequest>;
+
+/**
+ * DeletePlanResponse is empty.
+ *
+ * @generated from message identity.v1.DeletePlanResponse
+ */
+export declare type DeletePlanResponse = Message<"identity.v1.DeletePlanResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.DeletePlanResponse.
+ * Use `create(DeletePlanResponseSchema)` to create a new message.
+ */
+export declare const DeletePlanResponseSchema: GenMessage<DeletePlanResponse>;
 
 /**
  * ListUserConsentsRequest names the user.
@@ -2268,10 +2548,16 @@ export declare const AdminService: GenService<{
     output: typeof RevokeUserSessionsResponseSchema;
   },
   /**
-   * Sets a user's subscription plan and expiry; an empty subscription clears
-   * it.
-   * Errors: InvalidArgument on subscription (missing), subscription.plan (at
-   * most 64 characters) or subscription.expire_time (without a plan).
+   * Sets a user's subscription: plan, status, period end and whether it
+   * renews; an empty subscription clears it. Needs an ADMIN of the tenant or
+   * an API key with subscriptions.write (what a billing webhook uses). With an
+   * idempotency_key the change applies once: a retry with the same key
+   * answers the account as it stands. ValidateSession shows the change at
+   * once. Audited (user.set_subscription).
+   * Errors: InvalidArgument on subscription (missing), subscription.plan (not
+   * one of the tenant's plans, or over 64 characters),
+   * subscription.expire_time (without a plan; required while trialing),
+   * subscription.status, idempotency_key (over 200 characters).
    *
    * @generated from rpc identity.v1.AdminService.SetSubscription
    */
@@ -2279,6 +2565,81 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof SetSubscriptionRequestSchema;
     output: typeof SetSubscriptionResponseSchema;
+  },
+  /**
+   * Customer service, after identifying the person (by phone): sets a new
+   * email address for the user. The old address is told; the new one is
+   * verified at once when the admin attests it, else it gets a verification
+   * link and signing in waits for it. Every session of the user ends. A
+   * person's session only (ADMIN of the tenant; admins and super admins as
+   * targets only for a super admin); reason required; audited
+   * (user.change_email); at most 20 per admin and 3 per user per hour.
+   * Errors: InvalidArgument on reason (REASON_REQUIRED), new_email;
+   * PermissionDenied ACCOUNT_ROLE_TOO_HIGH; NotFound ACCOUNT_NOT_FOUND;
+   * AlreadyExists EMAIL_TAKEN; FailedPrecondition ACCOUNT_DEACTIVATED;
+   * ResourceExhausted RATE_LIMITED.
+   *
+   * @generated from rpc identity.v1.AdminService.ChangeUserEmail
+   */
+  changeUserEmail: {
+    methodKind: "unary";
+    input: typeof ChangeUserEmailRequestSchema;
+    output: typeof ChangeUserEmailResponseSchema;
+  },
+  /**
+   * Customer service: issues a one-time temporary password, valid 24 hours,
+   * for the admin to give the identified person; SignIn with it answers
+   * FailedPrecondition PASSWORD_CHANGE_REQUIRED until a new password is sent
+   * with it (email_password.new_password). Every session ends and the person
+   * is told by mail (never the password). Same callers, reason and limits as
+   * ChangeUserEmail; audited (user.issue_temporary_password).
+   * Errors: as ChangeUserEmail, without new_email and EMAIL_TAKEN.
+   *
+   * @generated from rpc identity.v1.AdminService.IssueTemporaryPassword
+   */
+  issueTemporaryPassword: {
+    methodKind: "unary";
+    input: typeof IssueTemporaryPasswordRequestSchema;
+    output: typeof IssueTemporaryPasswordResponseSchema;
+  },
+  /**
+   * Lists the tenant's plans, by rank. ADMIN of the tenant or an API key with
+   * subscriptions.write.
+   *
+   * @generated from rpc identity.v1.AdminService.ListPlans
+   */
+  listPlans: {
+    methodKind: "unary";
+    input: typeof ListPlansRequestSchema;
+    output: typeof ListPlansResponseSchema;
+  },
+  /**
+   * Creates or replaces one of the tenant's plans (by id). ADMIN of the
+   * tenant; audited (plan.set). Sessions of the tenant show new entitlements
+   * at once.
+   * Errors: InvalidArgument on plan.id, plan.name, plan.rank,
+   * plan.entitlements, plan.trial_days; FailedPrecondition FREE_PLAN_REQUIRED
+   * (unmarking the only free plan).
+   *
+   * @generated from rpc identity.v1.AdminService.SetPlan
+   */
+  setPlan: {
+    methodKind: "unary";
+    input: typeof SetPlanRequestSchema;
+    output: typeof SetPlanResponseSchema;
+  },
+  /**
+   * Removes one of the tenant's plans. ADMIN of the tenant; audited
+   * (plan.delete). Accounts on it keep its id, with no entitlements.
+   * Errors: NotFound PLAN_NOT_FOUND; FailedPrecondition PLAN_IN_USE (it is
+   * the free plan while other plans exist, or the tenant's trial_plan).
+   *
+   * @generated from rpc identity.v1.AdminService.DeletePlan
+   */
+  deletePlan: {
+    methodKind: "unary";
+    input: typeof DeletePlanRequestSchema;
+    output: typeof DeletePlanResponseSchema;
   },
   /**
    * Reads a user's consents and their history; reason required, audited as

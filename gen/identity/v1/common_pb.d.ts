@@ -163,18 +163,36 @@ export declare const PushTokenSchema: GenMessage<PushToken>;
  */
 export declare type Subscription = Message<"identity.v1.Subscription"> & {
   /**
-   * The plan's name, as the tenant defines it (at most 64 characters).
+   * The plan's id: one of the tenant's plans (ListPlans) when it defines any,
+   * else any name of at most 64 characters.
    *
    * @generated from field: string plan = 1;
    */
   plan: string;
 
   /**
-   * When the plan lapses; unset means it does not.
+   * The end of the current period (a trial's end, a paid period's end): a
+   * trial or a subscription that does not renew moves to the free plan then;
+   * a renewing one gets a reminder before. Unset: no end.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 2;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * Where the subscription stands (default ACTIVE when a plan is set).
+   *
+   * @generated from field: identity.v1.SubscriptionStatus status = 3;
+   */
+  status: SubscriptionStatus;
+
+  /**
+   * Whether the subscription renews at expire_time (a renewal reminder is sent
+   * the tenant's renewal_reminder_days before) or ends then.
+   *
+   * @generated from field: bool renews = 4;
+   */
+  renews: boolean;
 };
 
 /**
@@ -182,6 +200,63 @@ export declare type Subscription = Message<"identity.v1.Subscription"> & {
  * Use `create(SubscriptionSchema)` to create a new message.
  */
 export declare const SubscriptionSchema: GenMessage<Subscription>;
+
+/**
+ * Plan is one of a tenant's plans: what services gate features on.
+ *
+ * @generated from message identity.v1.Plan
+ */
+export declare type Plan = Message<"identity.v1.Plan"> & {
+  /**
+   * Identifier, 1 to 64 of a-z 0-9 _ . - (starting with a letter or digit).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Display name used in messages (1 to 100 characters).
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Orders plans (free < basic < pro), 0 to 1,000,000.
+   *
+   * @generated from field: int32 rank = 3;
+   */
+  rank: number;
+
+  /**
+   * The strings services check (at most 50, each 1 to 64 of A-Z a-z 0-9 _ . :
+   * -), returned by ValidateSession.
+   *
+   * @generated from field: repeated string entitlements = 4;
+   */
+  entitlements: string[];
+
+  /**
+   * How long a trial of this plan lasts, in days (0 to 366; 0: no trial).
+   *
+   * @generated from field: int32 trial_days = 5;
+   */
+  trialDays: number;
+
+  /**
+   * Whether this is the tenant's free plan: where ended trials and
+   * subscriptions land. Setting it moves the mark from any other plan.
+   *
+   * @generated from field: bool free = 6;
+   */
+  free: boolean;
+};
+
+/**
+ * Describes the message identity.v1.Plan.
+ * Use `create(PlanSchema)` to create a new message.
+ */
+export declare const PlanSchema: GenMessage<Plan>;
 
 /**
  * Account is a person (or a service user) known to a tenant.
@@ -701,4 +776,58 @@ export enum IdentityKind {
  * Describes the enum identity.v1.IdentityKind.
  */
 export declare const IdentityKindSchema: GenEnum<IdentityKind>;
+
+/**
+ * SubscriptionStatus is where an account stands on its plan.
+ *
+ * @generated from enum identity.v1.SubscriptionStatus
+ */
+export enum SubscriptionStatus {
+  /**
+   * No subscription: the tenant's free plan applies.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A trial: at its end (expire_time) the account moves to the free plan.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATUS_TRIALING = 1;
+   */
+  TRIALING = 1,
+
+  /**
+   * Paid and current.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATUS_ACTIVE = 2;
+   */
+  ACTIVE = 2,
+
+  /**
+   * A payment failed; the plan still applies until the billing system decides.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATUS_PAST_DUE = 3;
+   */
+  PAST_DUE = 3,
+
+  /**
+   * Canceled: the plan applies until expire_time, then the free plan.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATUS_CANCELED = 4;
+   */
+  CANCELED = 4,
+
+  /**
+   * Ended: the account was moved to the free plan.
+   *
+   * @generated from enum value: SUBSCRIPTION_STATUS_EXPIRED = 5;
+   */
+  EXPIRED = 5,
+}
+
+/**
+ * Describes the enum identity.v1.SubscriptionStatus.
+ */
+export declare const SubscriptionStatusSchema: GenEnum<SubscriptionStatus>;
 

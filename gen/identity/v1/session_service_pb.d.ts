@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Account, AssuranceLevel, AuthenticationMethod, Role, SecondFactorKind, Session } from "./common_pb.js";
+import type { Account, AssuranceLevel, AuthenticationMethod, Role, SecondFactorKind, Session, SubscriptionStatus } from "./common_pb.js";
 
 /**
  * Describes the file identity/v1/session_service.proto.
@@ -68,6 +68,17 @@ export declare type EmailPassword = Message<"identity.v1.EmailPassword"> & {
    * @generated from field: string password = 2;
    */
   password: string;
+
+  /**
+   * A new password replacing an admin-issued temporary one (which signs in
+   * only so: without it, FailedPrecondition PASSWORD_CHANGE_REQUIRED, told only
+   * to someone who gave the temporary password); ignored otherwise. The
+   * tenant's password rules apply (InvalidArgument on
+   * email_password.new_password).
+   *
+   * @generated from field: string new_password = 3;
+   */
+  newPassword: string;
 };
 
 /**
@@ -108,7 +119,8 @@ export declare type SignInRequest = Message<"identity.v1.SignInRequest"> & {
 
   /**
    * Profile fields of the account to return with the session (Account field
-   * paths, for example "email,locale"); empty returns no profile.
+   * paths, for example "email,locale", or "custom_attributes.<key>" for one
+   * tenant-defined attribute); empty returns no profile.
    *
    * @generated from field: google.protobuf.FieldMask profile_mask = 2;
    */
@@ -414,6 +426,28 @@ export declare type ValidateSessionResponse = Message<"identity.v1.ValidateSessi
    * @generated from field: repeated identity.v1.AuthenticationMethod authentication_methods = 7;
    */
   authenticationMethods: AuthenticationMethod[];
+
+  /**
+   * The account's plan: its subscription's, else the tenant's free plan
+   * (empty when the tenant defines none). A change shows at once.
+   *
+   * @generated from field: string plan_id = 20;
+   */
+  planId: string;
+
+  /**
+   * Where the account's subscription stands.
+   *
+   * @generated from field: identity.v1.SubscriptionStatus subscription_status = 21;
+   */
+  subscriptionStatus: SubscriptionStatus;
+
+  /**
+   * The plan's entitlements, for gating features without another call.
+   *
+   * @generated from field: repeated string entitlements = 22;
+   */
+  entitlements: string[];
 };
 
 /**
@@ -1010,7 +1044,8 @@ export declare const SessionService: GenService<{
    * and an account's state is told only to someone who gave its password.
    * Errors: InvalidArgument on method, profile_mask (an unknown Account path),
    * email_password.email or email_password.password; Unauthenticated
-   * INVALID_CREDENTIALS; FailedPrecondition IDENTITY_UNVERIFIED,
+   * INVALID_CREDENTIALS; FailedPrecondition PASSWORD_CHANGE_REQUIRED (a
+   * temporary password: send new_password), IDENTITY_UNVERIFIED,
    * ACCOUNT_PENDING_ACTIVATION or ACCOUNT_DEACTIVATED; ResourceExhausted
    * RATE_LIMITED when the source (client IP) is over its budget, across
    * accounts or at this account (progressive, never a permanent lockout).

@@ -1,7 +1,7 @@
 // Account and identity storage, split by privilege (Kratos' Pool/PrivilegedPool):
 // reads; ordinary writes an account's own flows make; erasure and purges, which
 // destroy data and keys. A factory takes only the part it uses.
-import type { AccountState, Role } from "../types.ts";
+import type { AccountState, Role, SubscriptionStatus } from "../types.ts";
 import type { StoredConsent } from "./consents.ts";
 import type { OutboxMessage } from "./outbox.ts";
 import type { RevocationReason, RevocationRequest } from "./revocations.ts";
@@ -18,6 +18,12 @@ export interface StoredAccount {
   passwordHash: string | null;
   plan: string;
   planExpiresAt: number | null;
+  planStatus: SubscriptionStatus;
+  planRenews: boolean;
+  /** The period end a renewal reminder was sent for (once per period); null: none yet. */
+  planRemindedFor: number | null;
+  /** The password is an admin-issued temporary one, usable until then and to be changed at sign-in; null: none. */
+  temporaryPasswordUntil: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -58,6 +64,7 @@ export interface AccountListQuery {
   role?: Role;
   state?: AccountState;
   plan?: string;
+  planStatus?: SubscriptionStatus;
   /** Only accounts created at or after this time. */
   createdAtOrAfter?: number;
   /** Only accounts created before this time. */
@@ -73,6 +80,13 @@ export interface AccountUpdate {
   state?: AccountState;
   plan?: string;
   planExpiresAt?: number | null;
+  planStatus?: SubscriptionStatus;
+  planRenews?: boolean;
+  planRemindedFor?: number | null;
+  passwordHash?: string;
+  temporaryPasswordUntil?: number | null;
+  /** Queued with the change, in its transaction (a subscription's notices). */
+  messages?: OutboxMessage[];
   /**
    * Queues the revocation of the account's sessions in the same transaction
    * (./revocations.ts), even when nothing else changes: a retried call owes it too.
@@ -146,8 +160,30 @@ export interface AccountWriter {
     tenantId: string;
     accountId: string;
     at: number;
-    change: (current: StoredAccount, otherActiveSuperAdmins: number) => AccountUpdate;
-  }): Promise<KeyedAccount | undefined>;
+    /**
+     * A change applied once per key (a hash of the caller's idempotency key): the key is
+     * recorded in the change's transaction; when it was recorded before, nothing is
+     * changed and the account is returned as it stands with `replayed` set.
+     */
+    onceKey?: string;
+    /** `wrappedKey`: the account's, so `change` can seal the messages it queues. */
+    change: (current: StoredAccount, otherActiveSuperAdmins: number, wrappedKey: string) => AccountUpdate;
+  }): Promise<(KeyedAccount & { replayed?: boolean }) | undefined>;
+  /**
+   * Up to `limit` ids of the tenant's accounts whose subscription period ends at or
+   * before `endsBy`, after `afterId` (id order within the index range on
+   * (tenant_id, plan_expires_at)): "expiry" — trials and non-renewing subscriptions
+   * not yet expired; "reminder" — renewing active subscriptions ending after `notBefore`
+   * not yet reminded for that period end.
+   */
+  listSubscriptionsDue(query: {
+    tenantId: string;
+    kind: "expiry" | "reminder";
+    endsBy: number;
+    notBefore?: number;
+    afterId?: string;
+    limit: number;
+  }): Promise<string[]>;
   /**
    * Marks the identity verified and moves the account to `state` (and, for an email
    * identity, email_verified), atomically. Returns false (writing nothing) when the
@@ -178,7 +214,8 @@ export interface AccountWriter {
   setIdentityProfile(input: { accountId: string; identityId: string; profileSealed: string; at: number }): Promise<boolean>;
   /**
    * Replaces the password hash (after a rehash or a change); a missing account is a no-op.
-   * With `endSessions`, queues the revocation of the account's sessions in the same transaction.
+   * With `endSessions` (a new password set by its owner), queues the revocation of the
+   * account's sessions in the same transaction and ends any temporary password.
    */
   setPasswordHash(accountId: string, passwordHash: string, at: number, endSessions?: RevocationRequest): Promise<void>;
   /**
@@ -228,6 +265,8 @@ export interface AccountWriter {
     profileSealed: string;
     at: number;
     messages: OutboxMessage[];
+    /** Whether the new address is verified (default true); false: verified_at null and email_verified false until VerifyIdentity. */
+    verified?: boolean;
   }): Promise<boolean>;
 }
 

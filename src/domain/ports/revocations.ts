@@ -4,7 +4,15 @@
 // those sessions. See ./errors.ts for the errors every method may throw.
 
 /** Why a committed change ends an account's sessions. */
-export type RevocationReason = "role_changed" | "deactivated" | "erased" | "password_changed" | "password_reset" | "promoted" | "sessions_revoked";
+export type RevocationReason =
+  | "role_changed"
+  | "deactivated"
+  | "erased"
+  | "password_changed"
+  | "password_reset"
+  | "promoted"
+  | "sessions_revoked"
+  | "email_changed";
 
 /** What a change asks the store to queue, in the change's own transaction. */
 export interface RevocationRequest {

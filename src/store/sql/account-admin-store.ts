@@ -12,12 +12,13 @@ import type { AccountListQuery, AccountStore, StoredAccount } from "../../domain
 import type { KeyStore } from "../../domain/ports/keys.ts";
 import { withDeadlockRetry } from "./errors.ts";
 import { DEFAULT_TENANT_ID } from "../../domain/tenants.ts";
-import { AccountState, Role } from "../../domain/types.ts";
+import { AccountState, Role, SubscriptionStatus } from "../../domain/types.ts";
+import { insertMessages } from "./outbox-store.ts";
 import { deleteAccountRows } from "./account-tables.ts";
 import { queueRevocation } from "./revocation-store.ts";
 import type { AccountsTable, Database } from "./schema.ts";
 
-type AdminMethods = Pick<AccountStore, "listAccounts" | "updateAccount" | "eraseAccount">;
+type AdminMethods = Pick<AccountStore, "listAccounts" | "updateAccount" | "eraseAccount" | "listSubscriptionsDue">;
 
 /**
  * The listing query, exported so a test can EXPLAIN exactly what runs. Each
@@ -33,6 +34,7 @@ export function listAccountsQuery(db: Kysely<Database>, query: AccountListQuery)
   if (query.role !== undefined) q = q.where("accounts.role", "=", query.role);
   if (query.state !== undefined) q = q.where("accounts.state", "=", query.state);
   if (query.plan !== undefined) q = q.where("accounts.plan", "=", query.plan);
+  if (query.planStatus !== undefined) q = q.where("accounts.plan_status", "=", query.planStatus);
   if (query.createdAtOrAfter !== undefined) q = q.where("accounts.created_at", ">=", query.createdAtOrAfter);
   if (query.createdBefore !== undefined) q = q.where("accounts.created_at", "<", query.createdBefore);
   const after = query.after;
@@ -94,19 +96,36 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
       });
     },
 
-    async updateAccount({ tenantId, accountId, at, change }) {
+    async updateAccount({ tenantId, accountId, at, change, onceKey }) {
       // Every effect is in this database (the revocation is queued in it): safe to run again after a deadlock.
       return withDeadlockRetry(() =>
         db.transaction().execute(async (trx) => {
           const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
           if (!locked || locked === "keyless") return undefined;
-          const { endSessions, ...update } = change(locked.account, locked.otherActiveSuperAdmins);
+          if (onceKey !== undefined) {
+            // Under the account's lock: a concurrent retry with the same key waits, then finds it here.
+            const seen = await trx
+              .selectFrom("subscription_changes")
+              .select("account_id")
+              .where("tenant_id", "=", tenantId)
+              .where("key_hash", "=", onceKey)
+              .executeTakeFirst();
+            if (seen) return { account: locked.account, wrappedKey: locked.wrappedKey, replayed: true };
+            await trx.insertInto("subscription_changes").values({ tenant_id: tenantId, key_hash: onceKey, account_id: accountId, created_at: at }).execute();
+          }
+          const { endSessions, messages, ...update } = change(locked.account, locked.otherActiveSuperAdmins, locked.wrappedKey);
           if (endSessions) await queueRevocation(trx, { tenantId, accountId, at, request: { reason: endSessions } });
+          if (messages && messages.length > 0) await insertMessages(trx, messages);
           const set = {
             ...(update.role !== undefined && { role: update.role }),
             ...(update.state !== undefined && { state: update.state }),
             ...(update.plan !== undefined && { plan: update.plan }),
             ...(update.planExpiresAt !== undefined && { plan_expires_at: update.planExpiresAt }),
+            ...(update.planStatus !== undefined && { plan_status: update.planStatus }),
+            ...(update.planRenews !== undefined && { plan_renews: update.planRenews ? 1 : 0 }),
+            ...(update.planRemindedFor !== undefined && { plan_reminded_for: update.planRemindedFor }),
+            ...(update.passwordHash !== undefined && { password_hash: update.passwordHash }),
+            ...(update.temporaryPasswordUntil !== undefined && { temporary_password_until: update.temporaryPasswordUntil }),
           };
           if (Object.keys(set).length === 0) return { account: locked.account, wrappedKey: locked.wrappedKey };
           await trx
@@ -118,6 +137,31 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
           return { account: { ...locked.account, ...update, updatedAt: at }, wrappedKey: locked.wrappedKey };
         }),
       );
+    },
+
+    async listSubscriptionsDue({ tenantId, kind, endsBy, notBefore, afterId, limit }) {
+      // A range of accounts_tenant_plan_expires; the other conditions filter within it.
+      let q = db
+        .selectFrom("accounts")
+        .select("id")
+        .where("tenant_id", "=", tenantId)
+        .where("plan_expires_at", "is not", null)
+        .where("plan_expires_at", "<=", endsBy);
+      if (notBefore !== undefined) q = q.where("plan_expires_at", ">", notBefore);
+      if (kind === "expiry") {
+        q = q
+          .where("plan_status", "!=", SubscriptionStatus.EXPIRED)
+          .where("plan_status", "!=", SubscriptionStatus.NONE)
+          .where((eb) => eb.or([eb("plan_status", "=", SubscriptionStatus.TRIALING), eb("plan_renews", "=", 0)]));
+      } else {
+        q = q
+          .where("plan_status", "=", SubscriptionStatus.ACTIVE)
+          .where("plan_renews", "=", 1)
+          .where((eb) => eb.or([eb("plan_reminded_for", "is", null), eb("plan_reminded_for", "!=", eb.ref("plan_expires_at"))]));
+      }
+      if (afterId !== undefined) q = q.where("id", ">", afterId);
+      const rows = await q.orderBy("id").limit(limit).execute();
+      return rows.map((r) => r.id);
     },
 
     async eraseAccount({ tenantId, accountId, at, check }) {

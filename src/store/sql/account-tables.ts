@@ -13,6 +13,7 @@ export const ACCOUNT_TABLES = [
   { table: "consents", column: "account_id" },
   { table: "second_factors", column: "account_id" },
   { table: "recovery_codes", column: "account_id" },
+  { table: "subscription_changes", column: "account_id" },
   // Wrapped keys as the main database held them before the key store could be a
   // database of its own (and still does when KEYSTORE_MYSQL_URL is unset).
   { table: "account_keys", column: "account_id" },

@@ -16,6 +16,7 @@ import { identityModel } from "./migrations/0010_identity_model.ts";
 import { signingKeys } from "./migrations/0011_signing_keys.ts";
 import { secondFactors } from "./migrations/0011_second_factors.ts";
 import { socialProviders } from "./migrations/0012_social_providers.ts";
+import { subscriptions } from "./migrations/0010_subscriptions.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -33,6 +34,7 @@ const migrations: Record<string, Migration> = {
   "0011_signing_keys": signingKeys,
   "0011_second_factors": secondFactors,
   "0012_social_providers": socialProviders,
+  "0010_subscriptions": subscriptions,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -24,6 +24,10 @@ export interface AccountsTable {
   password_hash: string | null;
   plan: string;
   plan_expires_at: number | null;
+  plan_status: Generated<number>;
+  plan_renews: Generated<number>;
+  plan_reminded_for: number | null;
+  temporary_password_until: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -200,6 +204,14 @@ export interface SocialProvidersTable {
   updated_at: number;
 }
 
+/** Idempotency keys of subscription changes (hashed), so a retried billing webhook applies once. */
+export interface SubscriptionChangesTable {
+  tenant_id: string;
+  key_hash: string;
+  account_id: string;
+  created_at: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   accounts: AccountsTable;
@@ -216,6 +228,7 @@ export interface Database {
   second_factors: SecondFactorsTable;
   recovery_codes: RecoveryCodesTable;
   social_providers: SocialProvidersTable;
+  subscription_changes: SubscriptionChangesTable;
 }
 
 /**

@@ -4,7 +4,7 @@ import { type AccountStore, DuplicateIdentityError, type StoredAccount, type Sto
 import type { KeyStore } from "../../domain/ports/keys.ts";
 import type { DurableStores } from "../../domain/ports/stores.ts";
 import type { TenantStore } from "../../domain/ports/tenants.ts";
-import { AccountState, IdentityKind, type Role, type Tenant } from "../../domain/types.ts";
+import { AccountState, IdentityKind, type Role, type SubscriptionStatus, type Tenant } from "../../domain/types.ts";
 import { accountAdminMethods } from "./account-admin-store.ts";
 import { deleteAccountRows, presentAccountIds } from "./account-tables.ts";
 import { createApiKeyStore } from "./api-key-store.ts";
@@ -33,6 +33,10 @@ function toAccount(row: Selectable<AccountsTable>): StoredAccount {
     passwordHash: row.password_hash,
     plan: row.plan,
     planExpiresAt: row.plan_expires_at === null ? null : Number(row.plan_expires_at),
+    planStatus: Number(row.plan_status) as SubscriptionStatus,
+    planRenews: Number(row.plan_renews) === 1,
+    planRemindedFor: row.plan_reminded_for === null ? null : Number(row.plan_reminded_for),
+    temporaryPasswordUntil: row.temporary_password_until === null ? null : Number(row.temporary_password_until),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
@@ -152,6 +156,10 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
               password_hash: account.passwordHash,
               plan: account.plan,
               plan_expires_at: account.planExpiresAt,
+              plan_status: account.planStatus,
+              plan_renews: account.planRenews ? 1 : 0,
+              plan_reminded_for: account.planRemindedFor,
+              temporary_password_until: account.temporaryPasswordUntil,
               created_at: account.createdAt,
               updated_at: account.updatedAt,
             })
@@ -300,7 +308,11 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       }
       await withDeadlockRetry(() =>
         db.transaction().execute(async (trx) => {
-          await trx.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
+          await trx
+            .updateTable("accounts")
+            .set({ password_hash: passwordHash, temporary_password_until: null, updated_at: at })
+            .where("id", "=", accountId)
+            .execute();
           const row = await trx.selectFrom("accounts").select("tenant_id").where("id", "=", accountId).executeTakeFirst();
           if (row) await queueRevocation(trx, { tenantId: row.tenant_id, accountId, at, request: endSessions });
         }),
@@ -430,14 +442,14 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async changeEmail({ accountId, identityId, lookupHash, valueSealed, previousProfileSealed, profileSealed, at, messages }) {
+    async changeEmail({ accountId, identityId, lookupHash, valueSealed, previousProfileSealed, profileSealed, at, messages, verified = true }) {
       const stale = new Error("stale");
       try {
         await db.transaction().execute(async (trx) => {
           // The identity's unique index is the final arbiter of who holds an address.
           const identity = await trx
             .updateTable("identities")
-            .set({ lookup_hash: lookupHash, value: valueSealed, verified_at: at })
+            .set({ lookup_hash: lookupHash, value: valueSealed, verified_at: verified ? at : null })
             .where("id", "=", identityId)
             .where("account_id", "=", accountId)
             .executeTakeFirst();
@@ -445,7 +457,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
           // Compare-and-set on the sealed profile: a concurrent profile update is never lost.
           const account = await trx
             .updateTable("accounts")
-            .set({ profile: profileSealed, email_verified: 1, updated_at: at })
+            .set({ profile: profileSealed, email_verified: verified ? 1 : 0, updated_at: at })
             .where("id", "=", accountId)
             .where("profile", "=", previousProfileSealed)
             .executeTakeFirst();
