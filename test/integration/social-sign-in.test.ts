@@ -234,6 +234,12 @@ describe.each(BACKENDS)("social sign-in on the %s backend", (backend) => {
 
       const second = await complete((await googleSignIn(person)).back);
       expect(second.accountCreated).toBe(false);
+      const audit = await api.call(
+        AdminService.method.listAuditEvents,
+        { action: "session.social_sign_in", target: `account:${first.accountId}`, pageSize: 50 },
+        adminBearer,
+      );
+      expect(audit.events.map((e) => e.outcome)).toEqual(["ACCOUNT_CREATED", "success"]);
       expect(second.accountId).toBe(first.accountId);
       expect(second.sessionToken).not.toBe(first.sessionToken);
     });
@@ -458,6 +464,23 @@ describe.each(BACKENDS)("social sign-in on the %s backend", (backend) => {
       expect(await refused(api.call(SessionService.method.completeSocialSignIn, { state: "s", code: "c", user: "{not json" }))).toBe(
         "InvalidArgument INVALID_ARGUMENT",
       );
+    });
+  });
+
+  describe("the ID token the code redeems (web flow)", () => {
+    it.each([
+      ["another nonce", { nonce: "not-the-nonce-we-sent" }],
+      ["another audience", { audience: "com.example.someone-else" }],
+      ["already expired", { expired: true }],
+    ])("is refused when it carries %s (SOCIAL_TOKEN_INVALID), and nothing is created", async (_name, tamper) => {
+      const started = await api.call(SessionService.method.startSocialSignIn, { providerId: appleId, redirectUri: apple.redirectUri });
+      const sub = `001234.${unique()}`;
+      const code = apple.authorize(started.authorizationUrl, { sub }, tamper);
+      expect(await refused(api.call(SessionService.method.completeSocialSignIn, { state: started.state, code }))).toBe("Unauthenticated SOCIAL_TOKEN_INVALID");
+      // The same person with an untampered token: a new account (the refused attempt created none).
+      const again = await api.call(SessionService.method.startSocialSignIn, { providerId: appleId, redirectUri: apple.redirectUri });
+      const ok = await api.call(SessionService.method.completeSocialSignIn, { state: again.state, code: apple.authorize(again.authorizationUrl, { sub }) });
+      expect(ok.accountCreated).toBe(true);
     });
   });
 

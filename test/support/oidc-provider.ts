@@ -97,6 +97,7 @@ export async function startOidcProvider(options: { redirectUri?: string } = {}):
       features: { devInteractions: { enabled: false } },
       interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
       pkce: { required: () => true },
+      ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 600, IdToken: 600, Interaction: 600, Session: 600 },
       async findAccount(_ctx, sub) {
         const person = people.get(sub);
         if (!person) return undefined;
@@ -194,8 +195,15 @@ export interface TestAppleIdentity {
   /** The Sign in with Apple key (PKCS#8 PEM) the provider is configured with. */
   privateKeyPem: string;
   redirectUri: string;
-  /** Plays Apple's authorization screen: remembers who signs in for the authorization URL's state and returns the code. */
-  authorize(authorizationUrl: string, person: TestPerson & { privateRelay?: boolean }): string;
+  /**
+   * Plays Apple's authorization screen: remembers who signs in for the authorization URL's state and returns the code.
+   * `tamper` makes the ID token the code redeems wrong in one way (another nonce or audience, already expired).
+   */
+  authorize(
+    authorizationUrl: string,
+    person: TestPerson & { privateRelay?: boolean },
+    tamper?: { nonce?: string; audience?: string; expired?: boolean },
+  ): string;
   /** Every client secret the token endpoint received, with whether it verified. */
   clientSecrets: Array<{ jwt: string; valid: boolean; error?: string }>;
   close(): Promise<void>;
@@ -216,7 +224,10 @@ export async function startAppleDouble(options: { redirectUri?: string } = {}): 
   const privateKeyPem = await jose.exportPKCS8(teamKeys.privateKey);
   const signing = await jose.generateKeyPair("RS256", { extractable: true });
   const signingJwk = { ...(await jose.exportJWK(signing.publicKey)), kid: "apple-1", alg: "RS256", use: "sig" };
-  const codes = new Map<string, { person: TestPerson & { privateRelay?: boolean }; nonce: string; challenge: string; redirectUri: string }>();
+  const codes = new Map<
+    string,
+    { person: TestPerson & { privateRelay?: boolean }; nonce: string; challenge: string; redirectUri: string; audience: string; expired: boolean }
+  >();
   const clientSecrets: TestAppleIdentity["clientSecrets"] = [];
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
@@ -283,10 +294,10 @@ export async function startAppleDouble(options: { redirectUri?: string } = {}): 
     })
       .setProtectedHeader({ alg: "RS256", kid: "apple-1" })
       .setIssuer(issuer)
-      .setAudience(clientId)
+      .setAudience(grant.audience)
       .setSubject(person.sub)
-      .setIssuedAt()
-      .setExpirationTime("10m")
+      .setIssuedAt(grant.expired ? Math.floor(Date.now() / 1000) - 3600 : undefined)
+      .setExpirationTime(grant.expired ? Math.floor(Date.now() / 1000) - 600 : "10m")
       .sign(signing.privateKey);
     return [200, { access_token: randomBytes(16).toString("hex"), token_type: "Bearer", expires_in: 3600, id_token: idToken }];
   }
@@ -299,12 +310,14 @@ export async function startAppleDouble(options: { redirectUri?: string } = {}): 
     privateKeyPem,
     redirectUri,
     clientSecrets,
-    authorize(authorizationUrl, person) {
+    authorize(authorizationUrl, person, tamper = {}) {
       const url = new URL(authorizationUrl);
       const code = randomBytes(16).toString("hex");
       codes.set(code, {
         person,
-        nonce: url.searchParams.get("nonce") ?? "",
+        audience: tamper.audience ?? clientId,
+        expired: tamper.expired ?? false,
+        nonce: tamper.nonce ?? url.searchParams.get("nonce") ?? "",
         challenge: url.searchParams.get("code_challenge") ?? "",
         redirectUri: url.searchParams.get("redirect_uri") ?? "",
       });
