@@ -247,7 +247,10 @@ describe.each(BACKENDS)("social sign-in on the %s backend", (backend) => {
     it("refuses a wrong state, a replayed state and a state of another tenant", async () => {
       const person = { sub: `g-${unique()}` };
       const { back } = await googleSignIn(person);
-      expect(await refused(api.call(SessionService.method.completeSocialSignIn, { state: `x${back.get("state")!.slice(1)}`, code: back.get("code")! }))).toBe(
+      // Another state: the real one with its first character changed.
+      const state = back.get("state")!;
+      const wrongState = `${state[0] === "A" ? "B" : "A"}${state.slice(1)}`;
+      expect(await refused(api.call(SessionService.method.completeSocialSignIn, { state: wrongState, code: back.get("code")! }))).toBe(
         "Unauthenticated SOCIAL_STATE_INVALID",
       );
       const tenant = await api.call(AdminService.method.createTenant, { name: `other-${unique()}` }, adminBearer);
