@@ -84,6 +84,7 @@ const SERVICE_VARIABLES = [
   "REDIS_KEY_PREFIX",
   "DATA_DIR",
   "SMTP_URL",
+  "SMS_PROVIDER",
   "MAIL_FROM",
   "PUBLIC_URL",
   "KEY_ENCRYPTION_KEYS",
@@ -790,6 +791,8 @@ async function main(): Promise<number> {
         LOG_LEVEL: "warn",
         DATA_DIR: dataDir,
         SMTP_URL: `smtp://127.0.0.1:${inbox.port}`,
+        // The bench signs in by password: no phone codes to send.
+        SMS_PROVIDER: "none",
         MAIL_FROM: "Identity bench <bench@example.test>",
         PUBLIC_URL: "https://bench.example.test",
         // Load comes from one address; as behind a proxy, each simulated user gets its own.

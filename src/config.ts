@@ -32,6 +32,11 @@ export interface Config {
   readonly dataDir: string;
   readonly smtpUrl: string | undefined;
   readonly mailFrom: string;
+  /**
+   * Where SMS (phone codes) go: a signed webhook, Twilio, or "none" (phone codes
+   * turned off); undefined when nothing is configured (development: the log).
+   */
+  readonly sms: SmsConfig | undefined;
   /** Base URL of links in messages (the page that calls VerifyIdentity etc.). */
   readonly publicUrl: string;
   /** Key-encryption keys (32 bytes each) by id; the first wraps new data keys. */
@@ -89,6 +94,18 @@ export interface Config {
    */
   readonly outboxRetry: { readonly baseDelayMs: number; readonly maxDelayMs: number; readonly maxAgeMs: number };
 }
+
+export type SmsConfig =
+  | { readonly provider: "webhook"; readonly url: string; readonly secret: string }
+  | {
+      readonly provider: "twilio";
+      readonly accountSid: string;
+      readonly authToken: string;
+      readonly from: string | undefined;
+      readonly messagingServiceSid: string | undefined;
+      readonly apiUrl: string;
+    }
+  | { readonly provider: "none" };
 
 export class ConfigError extends Error {
   constructor(variable: string, problem: string) {
@@ -186,6 +203,14 @@ const KNOWN_VARIABLES = [
   "DATA_DIR",
   "SMTP_URL",
   "MAIL_FROM",
+  "SMS_PROVIDER",
+  "SMS_WEBHOOK_URL",
+  "SMS_WEBHOOK_SECRET",
+  "TWILIO_ACCOUNT_SID",
+  "TWILIO_AUTH_TOKEN",
+  "TWILIO_FROM",
+  "TWILIO_MESSAGING_SERVICE_SID",
+  "TWILIO_API_URL",
   "PUBLIC_URL",
   "KEY_ENCRYPTION_KEYS",
   "BLIND_INDEX_KEY",
@@ -221,6 +246,8 @@ const PRODUCTION_VARIABLES = [
   "BLIND_INDEX_KEY",
   "PASSWORD_PEPPER",
   "SMTP_URL",
+  "SMS_WEBHOOK_URL",
+  "TWILIO_ACCOUNT_SID",
   "MYSQL_TLS_CA_FILE",
   "REDIS_TLS_CA_FILE",
   "REDIS_KEY_PREFIX",
@@ -259,6 +286,67 @@ function outboxRetry(env: Env): Config["outboxRetry"] {
   const maxAgeMs = integer(env, "OUTBOX_MAX_AGE_SECONDS", 2 * 24 * 3600, 60, 30 * 24 * 3600) * 1000;
   if (maxDelayMs < baseDelayMs) throw new ConfigError("OUTBOX_RETRY_MAX_DELAY_SECONDS", "must be at least OUTBOX_RETRY_BASE_SECONDS");
   return Object.freeze({ baseDelayMs, maxDelayMs, maxAgeMs });
+}
+
+const SMS_VARIABLES = {
+  webhook: ["SMS_WEBHOOK_URL", "SMS_WEBHOOK_SECRET"],
+  twilio: ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_URL"],
+} as const;
+
+/**
+ * A provider URL: https, or plain http to this host only (a sidecar) or in
+ * development mode — the body carries a live code.
+ */
+function providerUrl(env: Env, name: string, development: boolean): string | undefined {
+  const raw = url(env, name, ["http:", "https:"]);
+  if (raw === undefined) return undefined;
+  const parsed = new URL(raw);
+  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(parsed.hostname) || /^127\./.test(parsed.hostname);
+  if (parsed.protocol === "http:" && !loopback && !development) {
+    throw new ConfigError(name, "must use https (plain http only to this host, or in development mode): the request carries a live code");
+  }
+  if (parsed.username || parsed.password) throw new ConfigError(name, "must not carry credentials (use the provider's own variables)");
+  return raw;
+}
+
+/** SMS_PROVIDER (webhook, twilio, none), or the provider whose variables are set; undefined: none configured. */
+function smsConfig(env: Env, development: boolean): SmsConfig | undefined {
+  const set = (name: string) => env[name] !== undefined && env[name] !== "";
+  const raw = env.SMS_PROVIDER || undefined;
+  if (raw !== undefined && raw !== "webhook" && raw !== "twilio" && raw !== "none") throw new ConfigError("SMS_PROVIDER", "must be webhook, twilio or none");
+  const configured = (["webhook", "twilio"] as const).filter((p) => SMS_VARIABLES[p].some(set));
+  const provider = raw ?? (configured.length > 1 ? "both" : configured[0]);
+  if (provider === "both") throw new ConfigError("SMS_PROVIDER", "must choose webhook or twilio: variables of both are set");
+  for (const other of configured.filter((p) => p !== provider)) {
+    throw new ConfigError(SMS_VARIABLES[other].find(set)!, `is set but SMS_PROVIDER is ${provider}`);
+  }
+  if (provider === undefined) return undefined;
+  if (provider === "none") return Object.freeze({ provider });
+  if (provider === "webhook") {
+    const url = providerUrl(env, "SMS_WEBHOOK_URL", development);
+    if (url === undefined) throw new ConfigError("SMS_WEBHOOK_URL", "is required for the webhook SMS provider");
+    const secret = env.SMS_WEBHOOK_SECRET ?? "";
+    if (secret.length < 32) throw new ConfigError("SMS_WEBHOOK_SECRET", "must be at least 32 characters (openssl rand -hex 32): it signs every request");
+    return Object.freeze({ provider, url, secret });
+  }
+  const accountSid = env.TWILIO_ACCOUNT_SID ?? "";
+  if (!/^AC[0-9a-fA-F]{32}$/.test(accountSid)) throw new ConfigError("TWILIO_ACCOUNT_SID", "must be a Twilio account SID (AC and 32 hex digits)");
+  const authToken = env.TWILIO_AUTH_TOKEN ?? "";
+  if (authToken === "") throw new ConfigError("TWILIO_AUTH_TOKEN", "is required for the twilio SMS provider");
+  const from = env.TWILIO_FROM || undefined;
+  const messagingServiceSid = env.TWILIO_MESSAGING_SERVICE_SID || undefined;
+  if ((from === undefined) === (messagingServiceSid === undefined)) {
+    throw new ConfigError("TWILIO_FROM", "or TWILIO_MESSAGING_SERVICE_SID is required, not both: the sender of every SMS");
+  }
+  // An E.164 number, or an alphanumeric sender id (up to 11 letters, digits and spaces, at least one letter).
+  if (from !== undefined && !/^\+[1-9][0-9]{6,14}$/.test(from) && !/^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$/.test(from)) {
+    throw new ConfigError("TWILIO_FROM", "must be an E.164 number (+15551234567) or an alphanumeric sender id of at most 11 characters");
+  }
+  if (messagingServiceSid !== undefined && !/^MG[0-9a-fA-F]{32}$/.test(messagingServiceSid)) {
+    throw new ConfigError("TWILIO_MESSAGING_SERVICE_SID", "must be a Messaging Service SID (MG and 32 hex digits)");
+  }
+  const apiUrl = (providerUrl(env, "TWILIO_API_URL", development) ?? "https://api.twilio.com").replace(/\/+$/, "");
+  return Object.freeze({ provider, accountSid, authToken, from, messagingServiceSid, apiUrl });
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -317,6 +405,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: env.DATA_DIR || "data",
     smtpUrl: url(env, "SMTP_URL", ["smtp:", "smtps:"]),
     mailFrom,
+    sms: smsConfig(env, embedded || developmentSwitch),
     publicUrl: publicUrl.replace(/\/+$/, ""),
     keyEncryptionKeys: kek,
     blindIndexKey,
@@ -373,13 +462,20 @@ export function loadConfig(env: Env = process.env): Config {
 /**
  * What serving needs beyond loadConfig (operator commands do not send mail): in
  * production, messages carry live links and codes, so they must go to an SMTP
- * server, never to the log.
+ * server and an SMS provider, never to the log. Phone sign-in needs SMS: a
+ * deployment without it says so with SMS_PROVIDER=none.
  */
 export function assertServable(config: Config): void {
   if (!config.development && config.smtpUrl === undefined) {
     throw new ConfigError(
       "SMTP_URL",
       "is required when MYSQL_URL and REDIS_URL are set (DEVELOPMENT_MODE=true writes messages to the log instead, links and codes included)",
+    );
+  }
+  if (!config.development && config.sms === undefined) {
+    throw new ConfigError(
+      "SMS_PROVIDER",
+      "is required when MYSQL_URL and REDIS_URL are set: phone codes are sent by SMS (set SMS_WEBHOOK_URL or TWILIO_ACCOUNT_SID and their variables, or SMS_PROVIDER=none to turn phone codes off; DEVELOPMENT_MODE=true writes them to the log instead)",
     );
   }
 }

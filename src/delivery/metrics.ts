@@ -12,9 +12,9 @@ export interface DeliveryMetrics {
 /**
  * identity_outbox_messages{status="pending"|"failed"}: the queue's depth, read
  * from the outbox on each scrape (every instance reports the same, shared queue);
- * identity_delivery_failures_total{kind,class}: failed attempts, permanent or
- * transient; identity_delivery_given_up_total{kind,class}: messages failed for
- * good; identity_delivery_sent_total{kind}.
+ * identity_delivery_failures_total{kind,channel,class}: failed attempts, permanent or
+ * transient; identity_delivery_given_up_total{kind,channel,class}: messages failed for
+ * good; identity_delivery_sent_total{kind,channel}. channel: "email" or "sms".
  */
 export function createDeliveryMetrics(
   depth: () => Promise<{ pending: number; failed: number }>,
@@ -37,25 +37,31 @@ export function createDeliveryMetrics(
   });
   const failures = new Counter({
     name: "identity_delivery_failures_total",
-    help: "Failed delivery attempts, by message kind and class (permanent, transient)",
-    labelNames: ["kind", "class"],
+    help: "Failed delivery attempts, by message kind, channel (email, sms) and class (permanent, transient)",
+    labelNames: ["kind", "channel", "class"],
     registers: [],
   });
   const givenUp = new Counter({
     name: "identity_delivery_given_up_total",
-    help: "Messages given up on (status failed), by message kind and the class of the last failure",
-    labelNames: ["kind", "class"],
+    help: "Messages given up on (status failed), by message kind, channel and the class of the last failure",
+    labelNames: ["kind", "channel", "class"],
     registers: [],
   });
-  const sent = new Counter({ name: "identity_delivery_sent_total", help: "Messages sent, by kind", labelNames: ["kind"], registers: [] });
+  const sent = new Counter({
+    name: "identity_delivery_sent_total",
+    help: "Messages sent, by kind and channel",
+    labelNames: ["kind", "channel"],
+    registers: [],
+  });
   return {
     attempt(outcome) {
       if (outcome.result === "sent") {
-        sent.inc({ kind: outcome.kind });
+        sent.inc({ kind: outcome.kind, channel: outcome.channel });
         return;
       }
-      failures.inc({ kind: outcome.kind, class: outcome.failure.class });
-      if (outcome.result === "failed") givenUp.inc({ kind: outcome.kind, class: outcome.failure.class });
+      const labels = { kind: outcome.kind, channel: outcome.channel, class: outcome.failure.class };
+      failures.inc(labels);
+      if (outcome.result === "failed") givenUp.inc(labels);
     },
     metrics: [queue, failures, givenUp, sent],
   };

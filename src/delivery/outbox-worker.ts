@@ -1,8 +1,11 @@
-// Delivers queued messages: lease due rows, open, render, send, then record
+// Delivers queued messages: lease due rows, open, render, send — email kinds
+// through the mail transport, SMS kinds through the SMS sender — then record
 // the outcome. Delivery is at least once: a send whose markSent is lost (crash,
 // database error) is sent again when its lease expires. A transient failure
-// (SMTP down, timeout, 4xx) is retried with backoff until the message's
-// maximum age; a permanent one (a 5xx for the recipient) fails it at once.
+// (SMTP or the SMS provider down, timeout, 4xx SMTP, 429/5xx HTTP) is retried
+// with backoff until the message's maximum age; a permanent one (a 5xx SMTP
+// reply for the recipient, a provider refusing the number) fails it at once.
+// A phone code is not sent once it has expired: it could only cost money.
 import type { ClaimedMessage, OutboxStore } from "../domain/ports/outbox.ts";
 import {
   classifySendError,
@@ -14,9 +17,10 @@ import {
   type DeliveryFailure,
   type RetryPolicy,
 } from "./retry.ts";
-import { renderMessage } from "./templates.ts";
-import type { MessagePayload } from "../domain/messages.ts";
-import type { MailTransport, RenderedMessage } from "./types.ts";
+import { classifySmsError, unconfiguredSmsSender } from "./sms-sender.ts";
+import { renderMessage, renderSms } from "./templates.ts";
+import { type MessageChannel, MessageKind, type MessagePayload, messageChannel } from "../domain/messages.ts";
+import type { MailTransport, SmsSender } from "./types.ts";
 
 export interface OutboxWorkerOptions {
   outbox: OutboxStore;
@@ -26,6 +30,8 @@ export interface OutboxWorkerOptions {
    */
   openPayload(message: ClaimedMessage): Promise<MessagePayload | null | undefined>;
   transport: MailTransport;
+  /** Where SMS kinds go (default: none configured, they stay queued). */
+  sms?: SmsSender;
   productName: string;
   now: () => number;
   owner: string; // unique per process, e.g. `${hostname}:${pid}:${random}`
@@ -49,7 +55,21 @@ export interface OutboxWorkerOptions {
   onAttempt?: (outcome: DeliveryOutcome) => void;
 }
 
-export type DeliveryOutcome = { kind: string; result: "sent" } | { kind: string; result: "retry" | "failed"; failure: DeliveryFailure };
+export type DeliveryOutcome =
+  | { kind: string; channel: MessageChannel; result: "sent" }
+  | { kind: string; channel: MessageChannel; result: "retry" | "failed"; failure: DeliveryFailure };
+
+/** The channel of a stored kind (a string in the row). */
+function channelOf(kind: string): MessageChannel {
+  return messageChannel(kind as MessageKind);
+}
+
+/** When a phone code's SMS is no use any more: its lifetime (`minutes`) after it was queued; undefined for other kinds. */
+function smsExpiresAt(payload: MessagePayload, message: ClaimedMessage): number | undefined {
+  if (payload.kind !== MessageKind.PHONE_CODE) return undefined;
+  const minutes = Number(payload.variables?.minutes);
+  return minutes > 0 ? message.createdAt + minutes * 60_000 : undefined;
+}
 
 /** A failed attempt as it may be logged: the scrubbed failure, the attempt, and what happens next. */
 export class DeliveryError extends Error {
@@ -78,6 +98,7 @@ export interface OutboxWorker {
 
 export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   const { outbox, transport, owner, now } = options;
+  const sms = options.sms ?? unconfiguredSmsSender;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const leaseMs = options.leaseMs ?? 60_000;
   const batchSize = options.batchSize ?? 20;
@@ -107,7 +128,7 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
         ? null
         : nextAttemptAt({ attempt, now: at, queuedAt: message.queuedAt, delayMs: backoffMs(attempt), maxAgeMs: retry.maxAgeMs });
     onError(new DeliveryError(failure, attempt, next), message);
-    onAttempt({ kind: message.kind, result: next === null ? "failed" : "retry", failure });
+    onAttempt({ kind: message.kind, channel: channelOf(message.kind), result: next === null ? "failed" : "retry", failure });
     await outbox.markFailed(message.id, owner, describeFailure(failure), next, { errorClass: failure.class, at, keepPayload: options.dropPayload !== true });
   }
 
@@ -129,22 +150,34 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       await fail(message, ownFailure("permanent", "PAYLOAD_GONE", "payload can no longer be opened"), { dropPayload: true });
       return false;
     }
-    let rendered: RenderedMessage;
+    const channel = messageChannel(payload.kind);
+    const expiresAt = smsExpiresAt(payload, message);
+    if (expiresAt !== undefined && now() >= expiresAt) {
+      await fail(message, ownFailure("permanent", "CODE_EXPIRED", "the code expired before it could be sent"), { dropPayload: true });
+      return false;
+    }
+    let send: () => Promise<void>;
     try {
-      rendered = renderMessage(payload, { productName: options.productName });
+      if (channel === "sms") {
+        const { text, locale } = renderSms(payload, { productName: options.productName });
+        send = () => sms.send({ to: payload.to, body: text, locale, messageId: message.id });
+      } else {
+        const rendered = renderMessage(payload, { productName: options.productName });
+        send = () => transport.send({ to: payload.to, ...rendered });
+      }
     } catch {
       // A bad kind or missing variable will not fix itself (nor will a requeue).
       await fail(message, ownFailure("permanent", "RENDER_FAILED", "message cannot be rendered"), { dropPayload: true });
       return false;
     }
     try {
-      await transport.send({ to: payload.to, ...rendered });
+      await send();
     } catch (error) {
-      await fail(message, classifySendError(error));
+      await fail(message, channel === "sms" ? classifySmsError(error) : classifySendError(error));
       return false;
     }
     await outbox.markSent(message.id, owner, now());
-    onAttempt({ kind: message.kind, result: "sent" });
+    onAttempt({ kind: message.kind, channel, result: "sent" });
     return true;
   }
 

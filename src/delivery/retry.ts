@@ -53,6 +53,8 @@ export interface DeliveryFailure {
   responseCode?: number;
   /** The SMTP command answered (RCPT TO, DATA, …). */
   command?: string;
+  /** An SMS provider's own error code (Twilio's 21211), digits only: the HTTP status is responseCode. */
+  providerCode?: string;
   /** For our own reasons only: a fixed sentence ("payload can no longer be opened"), never text from elsewhere. */
   reason?: string;
 }
@@ -98,5 +100,8 @@ export function ownFailure(failureClass: FailureClass, failureCode: string, reas
 
 /** The outbox's last_error: our own sentence, or the codes ("EENVELOPE 550 RCPT TO"); the class is stored beside it. */
 export function describeFailure(failure: DeliveryFailure): string {
-  return failure.reason ?? [failure.code, failure.originalCode, failure.responseCode, failure.command].filter((part) => part !== undefined).join(" ");
+  return (
+    failure.reason ??
+    [failure.code, failure.originalCode, failure.responseCode, failure.providerCode, failure.command].filter((part) => part !== undefined).join(" ")
+  );
 }

@@ -364,8 +364,8 @@ export function renderMessage(payload: MessagePayload, context: { productName: s
   };
 }
 
-/** The text of an SMS kind: `{code}` and its lifetime (`minutes`) as human text. */
-export function renderSms(payload: MessagePayload, context: { productName: string }): string {
+/** The text of an SMS kind — `{code}` and its lifetime (`minutes`) as human text — and the locale it is in. */
+export function renderSms(payload: MessagePayload, context: { productName: string }): { text: string; locale: Locale } {
   const locale = resolveLocale(payload.locale);
   const table = SMS_TABLES[locale];
   const template = Object.hasOwn(table, payload.kind) ? table[payload.kind as SmsMessageKind] : undefined;
@@ -382,5 +382,5 @@ export function renderSms(payload: MessagePayload, context: { productName: strin
   );
   if (text === null) throw new Error(`message "${payload.kind}" is missing a variable`);
   // One line: a value never breaks the text into what looks like another message.
-  return text.replace(/[\r\n]+/g, " ");
+  return { text: text.replace(/[\r\n]+/g, " "), locale };
 }

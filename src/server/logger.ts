@@ -20,12 +20,16 @@ export const SECRET_KEYS = [
   "email",
   "newEmail",
   "phone",
+  "phoneNumber",
+  "phone_number",
+  "msisdn",
   "displayName",
 ];
 
 /** Secrets under a name that elsewhere is harmless: redacted at these exact paths only. */
 export const SECRET_PATHS = [
   "mail.to", // the development mail transport's recipient (src/server/wiring.ts)
+  "sms.to", // the development SMS sender's recipient (src/server/wiring.ts)
   "err.command.args", // ioredis errors carry the command's keys and values
 ];
 

@@ -10,7 +10,8 @@ import { createPasswordHasher, type PasswordHasher } from "../crypto/passwords.t
 import { systemRandom } from "../crypto/random.ts";
 import { createLogTransport, createSmtpTransport } from "../delivery/mail-transport.ts";
 import { createOutboxWorker, DeliveryError, type OutboxWorker } from "../delivery/outbox-worker.ts";
-import type { MailTransport } from "../delivery/types.ts";
+import { createLogSmsSender, createTwilioSmsSender, createWebhookSmsSender, disabledSmsSender, unconfiguredSmsSender } from "../delivery/sms-sender.ts";
+import type { MailTransport, SmsSender } from "../delivery/types.ts";
 import { createAccounts } from "../domain/accounts.ts";
 import { createAdminUsers } from "../domain/admin-users.ts";
 import { createAssistedRecovery } from "../domain/assisted-recovery.ts";
@@ -22,6 +23,7 @@ import { createDataExport } from "../domain/data-export.ts";
 import { createEmailChange } from "../domain/email-change.ts";
 import { createErasure } from "../domain/erasure.ts";
 import { createFailedMessages } from "../domain/failed-messages.ts";
+import { type MessageKind, messageChannel } from "../domain/messages.ts";
 import { createIdentityFlows } from "../domain/identity.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
@@ -83,6 +85,8 @@ export interface RuntimeOptions {
   random?: Random;
   /** Overrides the mail transport built from SMTP_URL (tests). */
   mailTransport?: MailTransport;
+  /** Overrides the SMS sender built from SMS_PROVIDER and its variables (tests). */
+  smsSender?: SmsSender;
   sessionCache?: SessionCacheOptions;
   /** Run migrations and the erasure-ledger replay on open (the default); a cluster's workers skip them after the primary ran them. */
   migrate?: boolean;
@@ -116,6 +120,27 @@ const noMailTransport: MailTransport = {
   },
   async close() {},
 };
+
+/**
+ * The SMS sender of the configured provider. Without one, development mode logs
+ * the text (codes included); production keeps SMS queued, never logged (the
+ * service refuses to start so; operator commands build a runtime anyway).
+ */
+function smsSenderFor(config: Config, log: Logger): SmsSender {
+  const sms = config.sms;
+  if (sms?.provider === "webhook") return createWebhookSmsSender({ url: sms.url, secret: sms.secret });
+  if (sms?.provider === "twilio") {
+    return createTwilioSmsSender({
+      accountSid: sms.accountSid,
+      authToken: sms.authToken,
+      apiUrl: sms.apiUrl,
+      ...(sms.from !== undefined ? { from: sms.from } : {}),
+      ...(sms.messagingServiceSid !== undefined ? { messagingServiceSid: sms.messagingServiceSid } : {}),
+    });
+  }
+  if (sms?.provider === "none") return disabledSmsSender;
+  return config.development ? createLogSmsSender((line, fields) => log.info({ sms: fields }, line)) : unconfiguredSmsSender;
+}
 
 /** Development keys for the embedded mode, generated once and kept in the data directory. */
 function developmentKeys(dataDir: string): { kek: Buffer; blind: Buffer } {
@@ -229,18 +254,21 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       : config.development
         ? createLogTransport((line, fields) => log.info({ mail: fields }, line))
         : noMailTransport);
+  const smsSender = options.smsSender ?? smsSenderFor(config, log);
+  const smsLogged = config.sms === undefined;
   if (embedded) {
     // One warning, naming everything that makes this a development setup.
     log.warn(
-      { dataDir: config.dataDir, mail: config.smtpUrl ? "smtp" : "log" },
+      { dataDir: config.dataDir, mail: config.smtpUrl ? "smtp" : "log", sms: config.sms?.provider ?? "log" },
       "DEVELOPMENT MODE: embedded SQLite database and in-process session store" +
         (config.keyEncryptionKeys ? "" : ", generated keys in the data directory") +
         (config.smtpUrl ? "" : ", messages written to this log") +
-        ". Set MYSQL_URL, REDIS_URL, KEY_ENCRYPTION_KEYS, BLIND_INDEX_KEY and SMTP_URL in production.",
+        (smsLogged ? ", SMS (phone codes) written to this log" : "") +
+        ". Set MYSQL_URL, REDIS_URL, KEY_ENCRYPTION_KEYS, BLIND_INDEX_KEY, SMTP_URL and an SMS provider in production.",
     );
   } else if (config.development) {
     log.warn(
-      `DEVELOPMENT MODE (DEVELOPMENT_MODE=true) with MYSQL_URL and REDIS_URL${config.smtpUrl ? "" : ": SMTP_URL is not set, messages are written to this log instead of being sent"}`,
+      `DEVELOPMENT MODE (DEVELOPMENT_MODE=true) with MYSQL_URL and REDIS_URL${config.smtpUrl ? "" : ": SMTP_URL is not set, messages are written to this log instead of being sent"}${smsLogged ? "; no SMS provider is set, SMS (phone codes) are written to this log" : ""}`,
     );
   }
   const deliveryMetrics = createDeliveryMetrics(
@@ -268,21 +296,23 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     // Reset and resend requests become their message here, decoys nothing (src/domain/address-requests.ts).
     openPayload: (message) => addressRequests.open(message, (m) => accounts.openMessage(m)),
     transport,
+    sms: smsSender,
     productName: "Identity",
     now,
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     retry: config.outboxRetry,
     onAttempt: (outcome) => deliveryMetrics.attempt(outcome),
     onError: (error, message) => {
-      // A failed attempt is logged by its codes only: the SMTP server's text names the recipient.
+      // A failed attempt is logged by its codes only: the SMTP server's or SMS provider's text names the recipient.
       if (error instanceof DeliveryError) {
         const { failure, attempt, nextAttemptAt } = error;
-        // "errorCode": the SMTP reply code, named apart from the failure class.
+        // "errorCode": the failure's code (ESOCKET, TWILIO…), named apart from the failure class.
         const { code: errorCode, ...rest } = failure;
         const fields = {
           delivery: { ...rest, errorCode, attempt, retryAt: nextAttemptAt === null ? null : new Date(nextAttemptAt).toISOString() },
           messageId: message?.id,
           kind: message?.kind,
+          channel: message ? messageChannel(message.kind as MessageKind) : undefined,
         };
         if (nextAttemptAt === null) log.warn(fields, "message given up (failed): requeue it with `npm run outbox -- requeue`");
         else log.info(fields, "message delivery failed; retrying later");
@@ -446,6 +476,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       await revocationLoop?.stop();
       await outboxWorker.stop();
       await transport.close();
+      await smsSender.close();
       await ephemeral.close();
       await durable.close();
     },

@@ -55,7 +55,7 @@ describe.each(BACKENDS)("failed messages on the %s backend", (backend) => {
 
   it("a refused recipient fails at once; list-failed shows it without the address; requeue sends it once the server accepts", async () => {
     const email = `refused.${Date.now()}@example.test`;
-    const failuresBefore = await metric("identity_delivery_failures_total", 'kind="verify_email",class="permanent"');
+    const failuresBefore = await metric("identity_delivery_failures_total", 'kind="verify_email",channel="email",class="permanent"');
     server.smtp.refuse(550);
     let id = "";
     try {
@@ -67,8 +67,8 @@ describe.each(BACKENDS)("failed messages on the %s backend", (backend) => {
 
       // The metrics say so.
       expect(await metric("identity_outbox_messages", 'status="failed"')).toBe(1);
-      expect(await metric("identity_delivery_failures_total", 'kind="verify_email",class="permanent"')).toBe(failuresBefore + 1);
-      expect(await metric("identity_delivery_given_up_total", 'kind="verify_email",class="permanent"')).toBe(1);
+      expect(await metric("identity_delivery_failures_total", 'kind="verify_email",channel="email",class="permanent"')).toBe(failuresBefore + 1);
+      expect(await metric("identity_delivery_given_up_total", 'kind="verify_email",channel="email",class="permanent"')).toBe(1);
 
       const listed = await outbox("list-failed");
       expect(listed.code).toBe(0);

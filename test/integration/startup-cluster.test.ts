@@ -38,6 +38,7 @@ describe.skipIf(!CLUSTER_AVAILABLE || !BACKENDS.includes("mysql"))("start-up on 
       KEY_ENCRYPTION_KEYS: base64Key(),
       BLIND_INDEX_KEY: base64Key(),
       SMTP_URL: "smtp://127.0.0.1:9",
+      SMS_PROVIDER: "none",
       WORKERS: "1",
     });
     const port = await service.listening(30_000);

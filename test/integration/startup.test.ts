@@ -118,6 +118,18 @@ describe("configuration refused at start (exit 78, one line naming the variable)
     expect(service.output().trim().split("\n")).toEqual([expect.stringMatching(/^invalid configuration: SMTP_URL is required .*DEVELOPMENT_MODE=true/)]);
   });
 
+  it("production with SMTP_URL but no SMS provider: phone codes would have nowhere to go", async () => {
+    const service = startMain({
+      MYSQL_URL: "mysql://root@127.0.0.1:9/none",
+      REDIS_URL: "redis://127.0.0.1:9",
+      KEY_ENCRYPTION_KEYS: key(),
+      BLIND_INDEX_KEY: key(),
+      SMTP_URL: "smtp://127.0.0.1:25",
+    });
+    expect(await exitCode(service)).toBe(EX_CONFIG);
+    expect(service.output().trim().split("\n")).toEqual([expect.stringMatching(/^invalid configuration: SMS_PROVIDER is required .*SMS_PROVIDER=none/)]);
+  });
+
   it("a misspelled MYSQL_URL with production keys does not quietly mean development mode", async () => {
     const service = startMain({
       MYSQL_ULR: "mysql://root@127.0.0.1:3306/identity",
@@ -143,6 +155,7 @@ describe.skipIf(!BACKENDS.includes("mysql"))("backends at start", () => {
     KEY_ENCRYPTION_KEYS: key(),
     BLIND_INDEX_KEY: key(),
     SMTP_URL: "smtp://127.0.0.1:9",
+    SMS_PROVIDER: "none",
     WORKERS: "1",
     ...extra,
   });

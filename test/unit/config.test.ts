@@ -254,9 +254,111 @@ describe("assertServable", () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/^invalid configuration: SMTP_URL /);
-    expect(() => assertServable(loadConfig(server({ SMTP_URL: "smtp://mail" })))).not.toThrow();
+    expect(() => assertServable(loadConfig(server({ SMTP_URL: "smtp://mail", SMS_PROVIDER: "none" })))).not.toThrow();
     expect(() => assertServable(loadConfig(server({ DEVELOPMENT_MODE: "true" })))).not.toThrow();
     expect(() => assertServable(loadConfig({}))).not.toThrow();
+  });
+
+  it("refuses production without an SMS provider (phone codes would have nowhere to go), unless SMS_PROVIDER=none says so", () => {
+    const refusal = (env: Record<string, string>) => {
+      try {
+        assertServable(loadConfig(server({ SMTP_URL: "smtp://mail", ...env })));
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+      return undefined;
+    };
+    expect(refusal({})).toMatch(
+      /^invalid configuration: SMS_PROVIDER is required .*SMS_WEBHOOK_URL.*TWILIO_ACCOUNT_SID.*SMS_PROVIDER=none.*DEVELOPMENT_MODE=true/,
+    );
+    expect(refusal({ SMS_PROVIDER: "none" })).toBeUndefined();
+    expect(refusal({ SMS_WEBHOOK_URL: "https://sms.example.com/hook", SMS_WEBHOOK_SECRET: "x".repeat(32) })).toBeUndefined();
+    expect(refusal({ TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t", TWILIO_FROM: "+15005550006" })).toBeUndefined();
+    expect(() => assertServable(loadConfig({ DEVELOPMENT_MODE: "true" }))).not.toThrow();
+  });
+});
+
+describe("SMS provider", () => {
+  const SID = `AC${"0123456789abcdef".repeat(2)}`;
+  const secret = "s".repeat(32);
+
+  it("none by default: development mode logs SMS", () => {
+    expect(loadConfig({}).sms).toBeUndefined();
+    expect(loadConfig({ SMS_PROVIDER: "none" }).sms).toEqual({ provider: "none" });
+  });
+
+  it("the webhook, chosen by its URL or by SMS_PROVIDER", () => {
+    const env = { SMS_WEBHOOK_URL: "https://sms.example.com/hook", SMS_WEBHOOK_SECRET: secret };
+    expect(loadConfig(server(env)).sms).toEqual({ provider: "webhook", url: "https://sms.example.com/hook", secret });
+    expect(loadConfig(server({ ...env, SMS_PROVIDER: "webhook" })).sms?.provider).toBe("webhook");
+    expect(configError(server({ SMS_WEBHOOK_URL: "https://sms.example.com/hook" })).message).toMatch(
+      /^invalid configuration: SMS_WEBHOOK_SECRET must be at least 32/,
+    );
+    expect(configError(server({ ...env, SMS_WEBHOOK_SECRET: "short" })).message).toMatch(/SMS_WEBHOOK_SECRET/);
+    expect(configError(server({ SMS_PROVIDER: "webhook" })).message).toMatch(/^invalid configuration: SMS_WEBHOOK_URL is required/);
+    expect(configError(server({ ...env, SMS_WEBHOOK_URL: "ftp://x" })).message).toMatch(/^invalid configuration: SMS_WEBHOOK_URL must use http: or https:/);
+  });
+
+  it("plain http only to this host or in development mode: the request carries a live code", () => {
+    expect(configError(server({ SMS_WEBHOOK_URL: "http://sms.example.com/hook", SMS_WEBHOOK_SECRET: secret })).message).toMatch(
+      /SMS_WEBHOOK_URL must use https/,
+    );
+    expect(loadConfig(server({ SMS_WEBHOOK_URL: "http://127.0.0.1:9000/hook", SMS_WEBHOOK_SECRET: secret })).sms?.provider).toBe("webhook");
+    expect(loadConfig({ SMS_WEBHOOK_URL: "http://sms.internal/hook", SMS_WEBHOOK_SECRET: secret, DEVELOPMENT_MODE: "true" }).sms?.provider).toBe("webhook");
+    expect(configError(server({ SMS_WEBHOOK_URL: "https://user:pw@sms.example.com/", SMS_WEBHOOK_SECRET: secret })).message).toMatch(
+      /must not carry credentials/,
+    );
+  });
+
+  it("Twilio, with a From number, an alphanumeric sender or a Messaging Service", () => {
+    const base = { TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: "token" };
+    expect(loadConfig(server({ ...base, TWILIO_FROM: "+15005550006" })).sms).toEqual({
+      provider: "twilio",
+      accountSid: SID,
+      authToken: "token",
+      from: "+15005550006",
+      messagingServiceSid: undefined,
+      apiUrl: "https://api.twilio.com",
+    });
+    expect(loadConfig(server({ ...base, TWILIO_FROM: "Acme ID" })).sms).toMatchObject({ from: "Acme ID" });
+    const mg = `MG${"b".repeat(32)}`;
+    expect(loadConfig(server({ ...base, TWILIO_MESSAGING_SERVICE_SID: mg, TWILIO_API_URL: "http://127.0.0.1:4010/" })).sms).toMatchObject({
+      messagingServiceSid: mg,
+      from: undefined,
+      apiUrl: "http://127.0.0.1:4010",
+    });
+    expect(configError(server({ ...base })).message).toMatch(/^invalid configuration: TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required/);
+    expect(configError(server({ ...base, TWILIO_FROM: "+15005550006", TWILIO_MESSAGING_SERVICE_SID: mg })).message).toMatch(/TWILIO_FROM/);
+    expect(configError(server({ ...base, TWILIO_FROM: "not a sender id!" })).message).toMatch(/^invalid configuration: TWILIO_FROM must be/);
+    expect(configError(server({ ...base, TWILIO_FROM: "+1", TWILIO_ACCOUNT_SID: "AC123" })).message).toMatch(/^invalid configuration: TWILIO_ACCOUNT_SID/);
+    expect(configError(server({ ...base, TWILIO_FROM: "Acme", TWILIO_AUTH_TOKEN: "" })).message).toMatch(/^invalid configuration: TWILIO_AUTH_TOKEN/);
+    expect(configError(server({ ...base, TWILIO_MESSAGING_SERVICE_SID: "MG1" })).message).toMatch(/TWILIO_MESSAGING_SERVICE_SID/);
+    expect(configError(server({ ...base, TWILIO_FROM: "Acme", TWILIO_API_URL: "http://api.twilio.com" })).message).toMatch(/TWILIO_API_URL must use https/);
+  });
+
+  it("refuses two providers at once, or a provider's variables under another choice", () => {
+    const webhook = { SMS_WEBHOOK_URL: "https://sms.example.com/hook", SMS_WEBHOOK_SECRET: secret };
+    const twilio = { TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: "token", TWILIO_FROM: "Acme" };
+    expect(configError(server({ ...webhook, ...twilio })).message).toMatch(/^invalid configuration: SMS_PROVIDER must choose webhook or twilio/);
+    expect(configError(server({ ...webhook, ...twilio, SMS_PROVIDER: "twilio" })).message).toMatch(
+      /^invalid configuration: SMS_WEBHOOK_URL is set but SMS_PROVIDER is twilio/,
+    );
+    expect(configError(server({ ...twilio, SMS_PROVIDER: "none" })).message).toMatch(
+      /^invalid configuration: TWILIO_ACCOUNT_SID is set but SMS_PROVIDER is none/,
+    );
+    expect(configError(server({ SMS_PROVIDER: "vonage" })).message).toMatch(/^invalid configuration: SMS_PROVIDER must be webhook, twilio or none/);
+  });
+
+  it("a misspelled SMS or Twilio variable is warned about", () => {
+    expect(loadConfig({ SMS_WEBHOOK_SECRT: "x", TWILIO_ACOUNT_SID: "y" }).warnings).toEqual([
+      "unknown variable SMS_WEBHOOK_SECRT is ignored (did you mean SMS_WEBHOOK_SECRET?)",
+      "unknown variable TWILIO_ACOUNT_SID is ignored (did you mean TWILIO_ACCOUNT_SID?)",
+    ]);
+  });
+
+  it("a provider set without MYSQL_URL and REDIS_URL asks for DEVELOPMENT_MODE, like SMTP_URL", () => {
+    expect(configError({ SMS_WEBHOOK_URL: "https://sms.example.com/hook", SMS_WEBHOOK_SECRET: secret }).message).toMatch(/SMS_WEBHOOK_URL is/);
   });
 });
 

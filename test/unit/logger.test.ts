@@ -47,6 +47,17 @@ describe("redaction", () => {
     expect(JSON.parse(lines[3]!).mail).toEqual({ to: "[redacted]", subject: "Verify", text: "code 123456" });
   });
 
+  it("redacts phone numbers: the development SMS's recipient and fields that only hold a number", () => {
+    const { log, lines } = capture();
+    log.info({ sms: { to: "+33612345678", text: "482913 is your code", messageId: "m1" } }, "sms (development sender, not sent)");
+    log.info({ request: { phoneNumber: "+447400123456", msisdn: "14155552671" }, phone_number: "+14155550000" }, "numbers");
+    log.info({ delivery: { errorCode: "TWILIO", responseCode: 400, providerCode: "21211" } }, "delivery failed");
+    const text = lines.join("\n");
+    for (const number of ["612345678", "7400123456", "4155552671", "4155550000"]) expect(text).not.toContain(number);
+    expect(JSON.parse(lines[0]!).sms).toEqual({ to: "[redacted]", text: "482913 is your code", messageId: "m1" });
+    expect(JSON.parse(lines[2]!).delivery).toEqual({ errorCode: "TWILIO", responseCode: 400, providerCode: "21211" });
+  });
+
   it("redacts in the pretty format too", () => {
     const { log, lines } = capture("pretty");
     log.info({ password: "hunter2hunter2", code: 3 }, "hello");

@@ -137,7 +137,7 @@ const GSM7 = /^[@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#�
 
 describe("renderSms", () => {
   const sms = (locale: string, vars: Record<string, string>) =>
-    renderSms({ kind: MessageKind.PHONE_CODE, to: "+33612345678", locale: locale as Locale, variables: vars }, context);
+    renderSms({ kind: MessageKind.PHONE_CODE, to: "+33612345678", locale: locale as Locale, variables: vars }, context).text;
 
   it("only SMS kinds go on the sms channel", () => {
     expect(messageChannel(MessageKind.PHONE_CODE)).toBe("sms");
@@ -151,6 +151,7 @@ describe("renderSms", () => {
     const fr = sms("fr", { code: "482913", minutes: "10" });
     expect(fr).toBe("482913 est votre code Acme ID. Il expire dans 10 minutes. Ne le communiquez à personne.");
     expect(sms("fr-CA", { code: "000111", minutes: "1" })).toContain("1 minute.");
+    expect(renderSms({ kind: "phone_code", to: "+33612345678", locale: "fr-CA" as Locale, variables: { code: "1", minutes: "5" } }, context).locale).toBe("fr");
     expect(sms("de", { code: "000111", minutes: "60" })).toContain("expires in 1 hour.");
     for (const text of [en, fr]) {
       expect(text.length).toBeLessThanOrEqual(160);
@@ -168,7 +169,7 @@ describe("renderSms", () => {
 
   it("keeps the text on one line", () => {
     expect(
-      renderSms({ kind: "phone_code", to: "+33612345678", locale: "en", variables: { code: "1\n2", minutes: "5" } }, { productName: "A\r\nB" }),
+      renderSms({ kind: "phone_code", to: "+33612345678", locale: "en", variables: { code: "1\n2", minutes: "5" } }, { productName: "A\r\nB" }).text,
     ).not.toMatch(/[\r\n]/);
   });
 });
