@@ -23,7 +23,16 @@ const DAY = 24 * HOUR;
 export const ACCOUNT_SLOWDOWN_MS = [500, 1000, 2000] as const;
 
 /** What is being limited; each has its own counters. Password guesses and messages: see Limits. */
-export type LimitedAction = "sign_up_ip" | "code_ip" | "code_account" | "second_factor_challenge" | "assisted_recovery_caller" | "assisted_recovery_account";
+export type LimitedAction =
+  | "sign_up_ip"
+  | "code_ip"
+  | "code_account"
+  | "second_factor_challenge"
+  | "assisted_recovery_caller"
+  | "assisted_recovery_account"
+  | "sms_ip"
+  | "sms_tenant"
+  | "guest_ip";
 
 /** Wrong codes one second-factor challenge takes (it lives 5 minutes): then a new sign-in is needed. */
 export const SECOND_FACTOR_CHALLENGE_ATTEMPTS = 5;
@@ -63,11 +72,19 @@ function budgetFor(action: LimitedAction | "sign_in_ip" | "sign_in_account" | "m
       return { base: ASSISTED_RECOVERY_LIMITS.perCaller, windowMs: HOUR };
     case "assisted_recovery_account":
       return { base: ASSISTED_RECOVERY_LIMITS.perAccount, windowMs: HOUR };
+    case "sms_ip":
+      return { base: settings.smsPerIpLimit, windowMs: HOUR };
+    case "sms_tenant":
+      return { base: settings.smsDailyLimit, windowMs: DAY };
+    case "guest_ip":
+      return { base: settings.guestSignInPerIpLimit, windowMs: HOUR };
   }
 }
 
 /** The tiers of a budget as counters named `field`: base per window, 2× per 4 windows (at least an hour), 4× per day. */
 function tiers({ base, windowMs }: Budget, field = ""): RateCounter[] {
+  // A daily budget (the tenant's SMS) is one counter: its tiers would all be per day.
+  if (windowMs >= DAY) return [{ field, limit: base, windowMs }];
   return [
     { field, limit: base, windowMs },
     { field, limit: base * 2, windowMs: Math.max(HOUR, windowMs * 4) },
@@ -118,7 +135,9 @@ export interface PasswordGuess {
 
 export interface Limits {
   /**
-   * Counts one attempt on `key` (a client IP for the *_ip actions, see sourceKey); throws resource_exhausted with the delay when over budget.
+   * Counts one attempt on `key` (a client IP for the *_ip actions, see sourceKey; an
+   * account or phone blind index for code_account; "" for sms_tenant, the tenant's
+   * daily SMS budget); throws resource_exhausted with the delay when over budget.
    * The answer takes the attempt back (a correct code: only failures should stay counted).
    */
   consume(action: LimitedAction, scope: LimitScope, key: string): Promise<CountedAttempt>;
@@ -168,7 +187,7 @@ export function createLimits(limiter: RateLimiter, options: { sleep?: (ms: numbe
   return {
     async consume(action, scope, key) {
       // Client IPs count by source (sourceKey); accounts, challenges and admins as they are.
-      const counted = action === "code_ip" || action === "sign_up_ip" ? sourceKey(key) : key;
+      const counted = action === "code_ip" || action === "sign_up_ip" || action === "sms_ip" || action === "guest_ip" ? sourceKey(key) : key;
       const at = limiter.now();
       const [name, counters] = [group(scope, action, counted), tiers(budgetFor(action, scope.settings))];
       const retryAfterMs = retryAfter(await limiter.hit(name, counters, at));

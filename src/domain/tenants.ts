@@ -9,6 +9,7 @@
 // not stop ValidateSession. Sessions already issued keep their expiry times.
 import { assertNoViolations, DomainError, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
+import { isSupportedPhoneRegion } from "./phone.ts";
 import type { Random } from "./ports/random.ts";
 import { createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
 import type { InvalidationBus } from "./ports/invalidation.ts";
@@ -42,6 +43,12 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = Object.freeze({
   trialPlan: "",
   trialStart: "sign_up",
   renewalReminderDays: 30,
+  phoneCodeLifetimeMs: 5 * 60_000,
+  phoneDefaultRegion: "",
+  smsDailyLimit: 1000,
+  smsPerIpLimit: 10,
+  guestSignInPerIpLimit: 20,
+  guestRetentionMs: 30 * 24 * HOUR,
 });
 
 export interface TenantPage {
@@ -81,6 +88,8 @@ const MAX_LIMIT = 1_000_000;
 const NAME_MAX = 200;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 500;
+/** Out-of-band codes expire within 10 minutes (DESIGN.md). */
+const PHONE_CODE_LIFETIME_MAX_MS = 10 * 60_000;
 export const PASSWORD_MIN_LENGTH_RANGE = { min: 8, max: 64 } as const;
 
 /** The wire (snake_case) name of each setting, as in identity.v1.TenantSettings. */
@@ -107,6 +116,12 @@ export const SETTING_PATHS: Record<keyof TenantSettings, string> = {
   trialPlan: "trial_plan",
   trialStart: "trial_start",
   renewalReminderDays: "renewal_reminder_days",
+  phoneCodeLifetimeMs: "phone_code_lifetime",
+  phoneDefaultRegion: "phone_default_region",
+  smsDailyLimit: "sms_daily_limit",
+  smsPerIpLimit: "sms_per_ip_limit",
+  guestSignInPerIpLimit: "guest_sign_in_per_ip_limit",
+  guestRetentionMs: "guest_retention",
 };
 
 const LIMIT_SETTINGS = [
@@ -116,6 +131,9 @@ const LIMIT_SETTINGS = [
   "codeAttemptsPerIpLimit",
   "codeAttemptsPerAccountLimit",
   "messagesPerAddressLimit",
+  "smsDailyLimit",
+  "smsPerIpLimit",
+  "guestSignInPerIpLimit",
 ] as const satisfies ReadonlyArray<keyof TenantSettings>;
 
 const DURATION_SETTINGS = [
@@ -124,6 +142,7 @@ const DURATION_SETTINGS = [
   "unverifiedRetentionMs",
   "deliveredMessageRetentionMs",
   "auditEventRetentionMs",
+  "guestRetentionMs",
 ] as const satisfies ReadonlyArray<keyof TenantSettings>;
 
 /** What is wrong with a tenant name (nothing when it is fine); `field` is its request path. */
@@ -157,6 +176,11 @@ export function tenantSettingsViolations(settings: TenantSettings, prefix: strin
   if (!(SUPPORTED_LOCALES as readonly string[]).includes(settings.defaultLocale)) add("defaultLocale", `must be one of ${SUPPORTED_LOCALES.join(", ")}`);
   if (![0, Role.USER, Role.ADMIN, Role.SUPER_ADMIN].includes(settings.secondFactorMinRole)) add("secondFactorMinRole", "must be a role or unspecified");
   violations.push(...subscriptionSettingsViolations(settings, prefix));
+  const codeLifetime = settings.phoneCodeLifetimeMs;
+  if (!Number.isInteger(codeLifetime) || codeLifetime < 60_000 || codeLifetime > PHONE_CODE_LIFETIME_MAX_MS)
+    add("phoneCodeLifetimeMs", "must be between 1 and 10 minutes");
+  if (settings.phoneDefaultRegion !== "" && !isSupportedPhoneRegion(settings.phoneDefaultRegion))
+    add("phoneDefaultRegion", "must be empty or an ISO 3166-1 alpha-2 region code with a known number plan, e.g. FR");
   return violations;
 }
 

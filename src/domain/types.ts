@@ -99,6 +99,18 @@ export interface TenantSettings {
   trialStart: "sign_up" | "verification";
   /** Renewal reminders go this many days before a renewing subscription's period ends. */
   renewalReminderDays: number;
+  /** How long a phone code works (default 5 min, at most 10). */
+  phoneCodeLifetimeMs: number;
+  /** The region national phone numbers are read in (ISO 3166-1 alpha-2, e.g. "FR"); "" reads only international ones. */
+  phoneDefaultRegion: string;
+  /** SMS the tenant sends per day, at most (they cost money); over it, code requests are refused. */
+  smsDailyLimit: number;
+  /** SMS code requests per IP per hour (2× per 4 hours, 4× per day). */
+  smsPerIpLimit: number;
+  /** Guest sign-ins (each a new account) per IP per hour (2× per 4 hours, 4× per day). */
+  guestSignInPerIpLimit: number;
+  /** Guest accounts never upgraded (no other identity added) are deleted this long after they were created. */
+  guestRetentionMs: number;
 }
 
 export interface Tenant {

@@ -25,6 +25,7 @@ import { createErasure } from "../domain/erasure.ts";
 import { createFailedMessages } from "../domain/failed-messages.ts";
 import { type MessageKind, messageChannel } from "../domain/messages.ts";
 import { createIdentityFlows } from "../domain/identity.ts";
+import { createPhoneIdentities } from "../domain/phone-identities.ts";
 import { createLimits } from "../domain/limits.ts";
 import { createProfiles } from "../domain/profile.ts";
 import type { Random } from "../domain/ports/random.ts";
@@ -345,6 +346,18 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     random,
   });
   const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit, addressRequests, secondFactors });
+  const phones = createPhoneIdentities({
+    ...messaging,
+    accounts: durable.accounts,
+    codes: ephemeral.codes,
+    tenants,
+    keyring,
+    sessions,
+    limits,
+    now,
+    random,
+    audit,
+  });
   const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits, addressRequests });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
@@ -426,6 +439,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   return {
     app: {
       identity,
+      phones,
       recovery,
       emailChange,
       sessions,

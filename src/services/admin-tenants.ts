@@ -45,6 +45,12 @@ const PROTO_SETTINGS = {
   trialPlan: "trialPlan",
   trialStart: "trialStart",
   renewalReminderDays: "renewalReminderDays",
+  phoneCodeLifetimeMs: "phoneCodeLifetime",
+  phoneDefaultRegion: "phoneDefaultRegion",
+  smsDailyLimit: "smsDailyLimit",
+  smsPerIpLimit: "smsPerIpLimit",
+  guestSignInPerIpLimit: "guestSignInPerIpLimit",
+  guestRetentionMs: "guestRetention",
 } as const satisfies Partial<Record<keyof TenantSettings, keyof TenantSettingsMessage>>;
 
 type ProtoSetting = keyof typeof PROTO_SETTINGS;

@@ -11,6 +11,7 @@ import type { EmailChange } from "../domain/email-change.ts";
 import type { Erasure } from "../domain/erasure.ts";
 import type { FailedMessages } from "../domain/failed-messages.ts";
 import type { IdentityFlows } from "../domain/identity.ts";
+import type { PhoneIdentities } from "../domain/phone-identities.ts";
 import type { RecoveryFlows } from "../domain/recovery.ts";
 import type { RevocationFeed } from "../domain/revocation-feed.ts";
 import type { Revocations } from "../domain/revocations.ts";
@@ -24,6 +25,8 @@ import type { Tenants } from "../domain/tenants.ts";
 
 export interface App {
   identity: IdentityFlows;
+  /** Phone identities (SMS codes) and guests. */
+  phones: PhoneIdentities;
   recovery: RecoveryFlows;
   emailChange: EmailChange;
   sessions: Sessions;

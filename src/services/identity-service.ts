@@ -6,7 +6,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
-import { requestMeta, tenantOf } from "./call-context.ts";
+import { requestMeta, requireSession, tenantOf } from "./call-context.ts";
 import { emailChangeHandlers } from "./identity-email-change.ts";
 import { recoveryHandlers } from "./identity-recovery.ts";
 
@@ -23,6 +23,8 @@ export const identityAccess = {
   startEmailChange: "session",
   checkEmailChangeCode: "session",
   confirmEmailChange: "session",
+  addPhone: "session",
+  verifyPhone: "session",
 } as const satisfies AccessPolicy<typeof IdentityService>;
 
 export function identityService(app: App) {
@@ -41,6 +43,14 @@ export function identityService(app: App) {
     async verifyIdentity(req, ctx) {
       const { token, session } = await app.identity.verifyIdentity({ token: req.token, tenantId: tenantOf(ctx), meta: requestMeta(ctx) });
       return { sessionToken: token, accountId: session.accountId, expireTime: timestampFromMs(session.expiresAt) };
+    },
+    async addPhone(req, ctx) {
+      await app.phones.addPhone({ principal: requireSession(ctx).principal, phone: req.phone, locale: req.locale, meta: requestMeta(ctx) });
+      return {};
+    },
+    async verifyPhone(req, ctx) {
+      await app.phones.verifyPhone({ principal: requireSession(ctx).principal, phone: req.phone, code: req.code, meta: requestMeta(ctx) });
+      return {};
     },
     ...emailChangeHandlers(app),
     ...recoveryHandlers(app),

@@ -19,6 +19,7 @@ import { accountToProto, authenticationMethodsToProto, checkAccountReadMask, pic
 
 export const sessionAccess = {
   signIn: "anonymous",
+  sendSignInCode: "anonymous",
   // Ends the session its bearer names, live or not: idempotent, so never refused for a dead token.
   signOut: "anonymous",
   // Checked by validateSession's own caller rule (the tenant may require an API key).
@@ -69,44 +70,41 @@ export function sessionService(app: App) {
   return {
     async signIn(req, ctx) {
       const paths = profilePaths(req.profileMask?.paths ?? []);
-      switch (req.method.case) {
-        case "emailPassword": {
-          const result = await app.identity.signInWithPassword({
-            tenantId: tenantOf(ctx),
-            email: req.method.value.email,
-            password: req.method.value.password,
-            newPassword: req.method.value.newPassword,
-            meta: requestMeta(ctx),
-          });
-          if ("secondFactor" in result) return { accountId: result.account.id, secondFactorChallenge: challengeToProto(result.secondFactor) };
-          const { token, session, account } = result;
-          return {
-            sessionToken: token,
-            accountId: account.id,
-            expireTime: timestampFromMs(session.expiresAt),
-            ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(account), paths) } : {}),
-          };
+      const signedIn = async () => {
+        const meta = requestMeta(ctx);
+        switch (req.method.case) {
+          case "emailPassword": {
+            const { email, password, newPassword } = req.method.value;
+            return app.identity.signInWithPassword({ tenantId: tenantOf(ctx), email, password, newPassword, meta });
+          }
+          case "idToken": {
+            const { providerId, idToken, nonce } = req.method.value;
+            return app.social.signInWithIdToken({ tenantId: tenantOf(ctx), providerId, idToken, nonce, meta });
+          }
+          case "phoneCode":
+            return app.phones.signInWithPhoneCode({ tenantId: tenantOf(ctx), phone: req.method.value.phone, code: req.method.value.code, meta });
+          case "guest":
+            // Webcom: a guest sign-in while signed in would add a guest identity to an account, which is meaningless.
+            if (ctx.requestHeader.get("authorization") !== null)
+              throw new DomainError("failed_precondition", "GUEST_WHILE_SIGNED_IN", "a guest sign-in is refused while the call carries a bearer");
+            return app.phones.signInAsGuest({ tenantId: tenantOf(ctx), meta });
+          default:
+            throw invalidArgument("method", "a sign-in method is required (email_password, id_token, phone_code or guest)");
         }
-        case "idToken": {
-          const result = await app.social.signInWithIdToken({
-            tenantId: tenantOf(ctx),
-            providerId: req.method.value.providerId,
-            idToken: req.method.value.idToken,
-            nonce: req.method.value.nonce,
-            meta: requestMeta(ctx),
-          });
-          if ("secondFactor" in result) return { accountId: result.account.id, secondFactorChallenge: challengeToProto(result.secondFactor) };
-          const { token, session, account } = result;
-          return {
-            sessionToken: token,
-            accountId: account.id,
-            expireTime: timestampFromMs(session.expiresAt),
-            ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(account), paths) } : {}),
-          };
-        }
-        default:
-          throw invalidArgument("method", "a sign-in method is required (email_password or id_token)");
-      }
+      };
+      const result = await signedIn();
+      if ("secondFactor" in result) return { accountId: result.account.id, secondFactorChallenge: challengeToProto(result.secondFactor) };
+      const { token, session, account } = result;
+      return {
+        sessionToken: token,
+        accountId: account.id,
+        expireTime: timestampFromMs(session.expiresAt),
+        ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(account), paths) } : {}),
+      };
+    },
+    async sendSignInCode(req, ctx) {
+      await app.phones.sendSignInCode({ tenantId: tenantOf(ctx), phone: req.phone, locale: req.locale, meta: requestMeta(ctx) });
+      return {};
     },
     async completeSecondFactor(req, ctx) {
       const paths = profilePaths(req.profileMask?.paths ?? []);

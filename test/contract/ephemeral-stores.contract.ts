@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Invalidation, InvalidationSubscriber } from "../../src/domain/ports/invalidation.ts";
+import type { PendingCode } from "../../src/domain/ports/codes.ts";
 import type { EphemeralStores } from "../../src/domain/ports/stores.ts";
 import { AssuranceLevel, Role, type OneTimeToken, type SessionRecord } from "../../src/domain/types.ts";
 
@@ -247,6 +248,73 @@ export function describeEphemeralStores(name: string, open: (now: () => number) 
         const winners = results.filter((r) => r !== undefined);
         expect(winners).toStrictEqual([tok]);
         expect(await stores.tokens.peek(h1)).toBeUndefined();
+      });
+    });
+
+    describe("codes", () => {
+      const pending = (overrides: Partial<PendingCode> = {}): PendingCode => ({
+        codeHash: hash(),
+        tenantId: "tenant-1",
+        accountId: "",
+        expiresAt: t + 5 * 60_000,
+        ...overrides,
+      });
+
+      it("the right code matches once (single use); nothing pending answers none", async () => {
+        const key = `sign_in:${hash()}`;
+        const code = pending({ accountId: randomUUID() });
+        await stores.codes.put(key, code, HOUR);
+        expect(await stores.codes.attempt(key, code.codeHash, 5)).toStrictEqual({ outcome: "match", code });
+        expect(await stores.codes.attempt(key, code.codeHash, 5)).toStrictEqual({ outcome: "none" });
+        expect(await stores.codes.attempt(`sign_in:${hash()}`, code.codeHash, 5)).toStrictEqual({ outcome: "none" });
+      });
+
+      it("wrong codes count down the attempts; the last one deletes the code, even the right one then answers none", async () => {
+        const key = `sign_in:${hash()}`;
+        const code = pending();
+        await stores.codes.put(key, code, HOUR);
+        expect(await stores.codes.attempt(key, hash(), 3)).toStrictEqual({ outcome: "mismatch", attemptsLeft: 2 });
+        expect(await stores.codes.attempt(key, hash(), 3)).toStrictEqual({ outcome: "mismatch", attemptsLeft: 1 });
+        expect(await stores.codes.attempt(key, hash(), 3)).toStrictEqual({ outcome: "mismatch", attemptsLeft: 0 });
+        expect(await stores.codes.attempt(key, code.codeHash, 3)).toStrictEqual({ outcome: "none" });
+      });
+
+      it("a new code replaces the pending one and its attempt count; codes under other keys are independent", async () => {
+        const [key, other] = [`sign_in:${hash()}`, `add_phone:${hash()}`];
+        const [first, second, third] = [pending(), pending(), pending()];
+        await stores.codes.put(key, first, HOUR);
+        await stores.codes.put(other, third, HOUR);
+        expect(await stores.codes.attempt(key, hash(), 2)).toStrictEqual({ outcome: "mismatch", attemptsLeft: 1 });
+        await stores.codes.put(key, second, HOUR);
+        expect(await stores.codes.attempt(key, first.codeHash, 2)).toStrictEqual({ outcome: "mismatch", attemptsLeft: 1 });
+        expect(await stores.codes.attempt(key, second.codeHash, 2)).toStrictEqual({ outcome: "match", code: second });
+        expect(await stores.codes.attempt(other, third.codeHash, 2)).toStrictEqual({ outcome: "match", code: third });
+      });
+
+      it("of twenty concurrent attempts with the right code exactly one matches; of twenty wrong ones at most the limit count", async () => {
+        const key = `sign_in:${hash()}`;
+        const code = pending();
+        await stores.codes.put(key, code, HOUR);
+        const results = await Promise.all(Array.from({ length: 20 }, () => stores.codes.attempt(key, code.codeHash, 5)));
+        expect(results.filter((r) => r.outcome === "match")).toHaveLength(1);
+        expect(results.filter((r) => r.outcome === "none")).toHaveLength(19);
+
+        const guessed = `sign_in:${hash()}`;
+        await stores.codes.put(guessed, code, HOUR);
+        const guesses = await Promise.all(Array.from({ length: 20 }, () => stores.codes.attempt(guessed, hash(), 5)));
+        expect(guesses.filter((r) => r.outcome === "mismatch")).toHaveLength(5);
+        expect(await stores.codes.attempt(guessed, code.codeHash, 5)).toStrictEqual({ outcome: "none" });
+      });
+
+      it("disappears once its TTL passes", async () => {
+        const [short, long] = [`sign_in:${hash()}`, `sign_in:${hash()}`];
+        const [a, b] = [pending(), pending()];
+        await stores.codes.put(short, a, 300);
+        await stores.codes.put(long, b, HOUR);
+        t += 500;
+        // Polled with a wrong code (a mismatch while it lives), generous attempts so polling never uses it up.
+        expect(await eventually(async () => (await stores.codes.attempt(short, hash(), 1_000_000)).outcome === "none")).toBe(true);
+        expect(await stores.codes.attempt(long, b.codeHash, 5)).toStrictEqual({ outcome: "match", code: b });
       });
     });
 

@@ -490,6 +490,55 @@ export declare type TenantSettings = Message<"identity.v1.TenantSettings"> & {
    * @generated from field: int32 renewal_reminder_days = 17;
    */
   renewalReminderDays: number;
+
+  /**
+   * How long a code sent by SMS (SessionService.SendSignInCode,
+   * IdentityService.AddPhone) works, 1 to 10 minutes (default 5 minutes).
+   *
+   * @generated from field: google.protobuf.Duration phone_code_lifetime = 18;
+   */
+  phoneCodeLifetime?: Duration | undefined;
+
+  /**
+   * The region national phone numbers are read in, an ISO 3166-1 alpha-2 code
+   * such as "FR" (then "06 12 34 56 78" is +33612345678); empty (default)
+   * reads only international numbers (E.164, or an MSISDN without the plus).
+   *
+   * @generated from field: string phone_default_region = 19;
+   */
+  phoneDefaultRegion: string;
+
+  /**
+   * SMS the tenant sends per day at most, 1 to 1,000,000 (default 1000): SMS
+   * cost money; past it, code requests answer ResourceExhausted.
+   *
+   * @generated from field: int32 sms_daily_limit = 20;
+   */
+  smsDailyLimit: number;
+
+  /**
+   * SMS code requests allowed per source (client IP) per hour, 1 to 1,000,000
+   * (default 10); then twice it per 4 hours and four times it per day.
+   *
+   * @generated from field: int32 sms_per_ip_limit = 21;
+   */
+  smsPerIpLimit: number;
+
+  /**
+   * Guest sign-ins (each creates an account) allowed per source per hour, 1
+   * to 1,000,000 (default 20), progressive like sms_per_ip_limit.
+   *
+   * @generated from field: int32 guest_sign_in_per_ip_limit = 22;
+   */
+  guestSignInPerIpLimit: number;
+
+  /**
+   * How long a guest account that never added an email or phone is kept
+   * after its creation, positive, at most 366 days (default 30 days).
+   *
+   * @generated from field: google.protobuf.Duration guest_retention = 23;
+   */
+  guestRetention?: Duration | undefined;
 };
 
 /**

@@ -13,6 +13,89 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_identity_v1_identity_service: GenFile;
 
 /**
+ * AddPhoneRequest names the phone number to add.
+ *
+ * @generated from message identity.v1.AddPhoneRequest
+ */
+export declare type AddPhoneRequest = Message<"identity.v1.AddPhoneRequest"> & {
+  /**
+   * The phone number: E.164, an MSISDN without the plus, or a national
+   * number read in the tenant's phone_default_region.
+   *
+   * @generated from field: string phone = 1;
+   */
+  phone: string;
+
+  /**
+   * The locale of the SMS, "en" or "fr"; empty means the account's.
+   *
+   * @generated from field: string locale = 2;
+   */
+  locale: string;
+};
+
+/**
+ * Describes the message identity.v1.AddPhoneRequest.
+ * Use `create(AddPhoneRequestSchema)` to create a new message.
+ */
+export declare const AddPhoneRequestSchema: GenMessage<AddPhoneRequest>;
+
+/**
+ * AddPhoneResponse is identical whether or not a code was sent.
+ *
+ * @generated from message identity.v1.AddPhoneResponse
+ */
+export declare type AddPhoneResponse = Message<"identity.v1.AddPhoneResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.AddPhoneResponse.
+ * Use `create(AddPhoneResponseSchema)` to create a new message.
+ */
+export declare const AddPhoneResponseSchema: GenMessage<AddPhoneResponse>;
+
+/**
+ * VerifyPhoneRequest proves the phone number with its code.
+ *
+ * @generated from message identity.v1.VerifyPhoneRequest
+ */
+export declare type VerifyPhoneRequest = Message<"identity.v1.VerifyPhoneRequest"> & {
+  /**
+   * The phone number given to AddPhone (any accepted form).
+   *
+   * @generated from field: string phone = 1;
+   */
+  phone: string;
+
+  /**
+   * The 6-digit code from the SMS.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message identity.v1.VerifyPhoneRequest.
+ * Use `create(VerifyPhoneRequestSchema)` to create a new message.
+ */
+export declare const VerifyPhoneRequestSchema: GenMessage<VerifyPhoneRequest>;
+
+/**
+ * VerifyPhoneResponse confirms the phone was added.
+ *
+ * @generated from message identity.v1.VerifyPhoneResponse
+ */
+export declare type VerifyPhoneResponse = Message<"identity.v1.VerifyPhoneResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.VerifyPhoneResponse.
+ * Use `create(VerifyPhoneResponseSchema)` to create a new message.
+ */
+export declare const VerifyPhoneResponseSchema: GenMessage<VerifyPhoneResponse>;
+
+/**
  * SignUpRequest registers an email and password.
  *
  * @generated from message identity.v1.SignUpRequest
@@ -693,6 +776,38 @@ export declare const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof ConfirmEmailChangeRequestSchema;
     output: typeof ConfirmEmailChangeResponseSchema;
+  },
+  /**
+   * Sends a 6-digit code by SMS to a phone number the caller wants to add.
+   * Signed in. The answer is the same when the number already belongs to an
+   * account (this one or another): then no code is sent, and the number is
+   * never moved. Sends are capped per number, per source and per tenant per
+   * day, as for SessionService.SendSignInCode.
+   * Errors: InvalidArgument PHONE_REQUIRED or PHONE_INVALID on phone, or on
+   * locale; ResourceExhausted RATE_LIMITED.
+   *
+   * @generated from rpc identity.v1.IdentityService.AddPhone
+   */
+  addPhone: {
+    methodKind: "unary";
+    input: typeof AddPhoneRequestSchema;
+    output: typeof AddPhoneResponseSchema;
+  },
+  /**
+   * Attaches the phone number proven by the code from AddPhone to the
+   * caller's account, verified. A guest adding a phone is upgraded: the same
+   * account, its guest identity retired. Signed in.
+   * Errors: InvalidArgument CODE_INVALID on code (wrong, expired, used or
+   * past its 5 tries), PHONE_INVALID on phone; FailedPrecondition
+   * IDENTITY_TAKEN when the number was proven by another account meanwhile;
+   * ResourceExhausted RATE_LIMITED (code checks per source and per number).
+   *
+   * @generated from rpc identity.v1.IdentityService.VerifyPhone
+   */
+  verifyPhone: {
+    methodKind: "unary";
+    input: typeof VerifyPhoneRequestSchema;
+    output: typeof VerifyPhoneResponseSchema;
   },
 }>;
 

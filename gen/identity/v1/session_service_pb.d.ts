@@ -94,7 +94,7 @@ export declare const EmailPasswordSchema: GenMessage<EmailPassword>;
  */
 export declare type SignInRequest = Message<"identity.v1.SignInRequest"> & {
   /**
-   * The credential; later issues add phone OTP, guest, social and recovery codes.
+   * The credential; later issues add social sign-in and recovery codes.
    *
    * @generated from oneof identity.v1.SignInRequest.method
    */
@@ -115,6 +115,26 @@ export declare type SignInRequest = Message<"identity.v1.SignInRequest"> & {
      */
     value: IdToken;
     case: "idToken";
+  } | {
+    /**
+     * Sign in with a code from SendSignInCode. The first proven use of a
+     * number creates its account (sign-in acts as sign-up) unless the tenant
+     * is invite-only.
+     *
+     * @generated from field: identity.v1.PhoneCode phone_code = 3;
+     */
+    value: PhoneCode;
+    case: "phoneCode";
+  } | {
+    /**
+     * Sign in as a guest: a new account with a guest identity, each time.
+     * Refused (FailedPrecondition GUEST_WHILE_SIGNED_IN) when the call carries
+     * an authorization header.
+     *
+     * @generated from field: identity.v1.Guest guest = 4;
+     */
+    value: Guest;
+    case: "guest";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -132,6 +152,90 @@ export declare type SignInRequest = Message<"identity.v1.SignInRequest"> & {
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export declare const SignInRequestSchema: GenMessage<SignInRequest>;
+
+/**
+ * PhoneCode is a phone number and the code sent to it.
+ *
+ * @generated from message identity.v1.PhoneCode
+ */
+export declare type PhoneCode = Message<"identity.v1.PhoneCode"> & {
+  /**
+   * The phone number: E.164 ("+33612345678"), an MSISDN without the plus
+   * ("33612345678"), or a national number read in the tenant's
+   * phone_default_region.
+   *
+   * @generated from field: string phone = 1;
+   */
+  phone: string;
+
+  /**
+   * The 6-digit code from the SMS; single use, 5 wrong tries at most.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message identity.v1.PhoneCode.
+ * Use `create(PhoneCodeSchema)` to create a new message.
+ */
+export declare const PhoneCodeSchema: GenMessage<PhoneCode>;
+
+/**
+ * Guest asks for a new guest account.
+ *
+ * @generated from message identity.v1.Guest
+ */
+export declare type Guest = Message<"identity.v1.Guest"> & {
+};
+
+/**
+ * Describes the message identity.v1.Guest.
+ * Use `create(GuestSchema)` to create a new message.
+ */
+export declare const GuestSchema: GenMessage<Guest>;
+
+/**
+ * SendSignInCodeRequest names the phone to send a sign-in code to.
+ *
+ * @generated from message identity.v1.SendSignInCodeRequest
+ */
+export declare type SendSignInCodeRequest = Message<"identity.v1.SendSignInCodeRequest"> & {
+  /**
+   * The phone number, in any form PhoneCode.phone accepts.
+   *
+   * @generated from field: string phone = 1;
+   */
+  phone: string;
+
+  /**
+   * The locale of the SMS, "en" or "fr"; empty means the tenant's default.
+   *
+   * @generated from field: string locale = 2;
+   */
+  locale: string;
+};
+
+/**
+ * Describes the message identity.v1.SendSignInCodeRequest.
+ * Use `create(SendSignInCodeRequestSchema)` to create a new message.
+ */
+export declare const SendSignInCodeRequestSchema: GenMessage<SendSignInCodeRequest>;
+
+/**
+ * SendSignInCodeResponse is identical whether or not the phone is known.
+ *
+ * @generated from message identity.v1.SendSignInCodeResponse
+ */
+export declare type SendSignInCodeResponse = Message<"identity.v1.SendSignInCodeResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.SendSignInCodeResponse.
+ * Use `create(SendSignInCodeResponseSchema)` to create a new message.
+ */
+export declare const SendSignInCodeResponseSchema: GenMessage<SendSignInCodeResponse>;
 
 /**
  * SignInResponse carries the new session.
@@ -1052,6 +1156,11 @@ export declare const SessionService: GenService<{
    * Guesses at the account from every source only slow the answer down (at most
    * 2 s), so strangers cannot lock the owner out. Unavailable ACCOUNT_CHANGED
    * when the account changed during the sign-in (sign in again).
+   * With phone_code: Unauthenticated is never answered for a wrong code:
+   * InvalidArgument CODE_INVALID on phone_code.code (wrong, expired, used,
+   * or past its tries), InvalidArgument PHONE_INVALID on phone_code.phone.
+   * With guest: FailedPrecondition GUEST_WHILE_SIGNED_IN, SIGN_UP_CLOSED
+   * (invite-only tenant); ResourceExhausted RATE_LIMITED per source.
    *
    * @generated from rpc identity.v1.SessionService.SignIn
    */
@@ -1059,6 +1168,22 @@ export declare const SessionService: GenService<{
     methodKind: "unary";
     input: typeof SignInRequestSchema;
     output: typeof SignInResponseSchema;
+  },
+  /**
+   * Sends a 6-digit sign-in code by SMS (lifetime: the tenant's
+   * phone_code_lifetime, 5 minutes by default); a new code replaces the
+   * previous one. Answers the same whether or not the phone is known; sends
+   * are capped per number (silently), per source and per tenant per day.
+   * Errors: InvalidArgument PHONE_REQUIRED or PHONE_INVALID on phone, or on
+   * locale; ResourceExhausted RATE_LIMITED per source or when the tenant's
+   * daily SMS budget is spent.
+   *
+   * @generated from rpc identity.v1.SessionService.SendSignInCode
+   */
+  sendSignInCode: {
+    methodKind: "unary";
+    input: typeof SendSignInCodeRequestSchema;
+    output: typeof SendSignInCodeResponseSchema;
   },
   /**
    * Ends the session named by the bearer token, on every instance at once.

@@ -10,7 +10,7 @@ import { file_identity_v1_common } from "./common_pb.js";
  * Describes the file identity/v1/session_service.proto.
  */
 export const file_identity_v1_session_service = /*@__PURE__*/
-  fileDesc("CiFpZGVudGl0eS92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIj8KB0lkVG9rZW4SEwoLcHJvdmlkZXJfaWQYASABKAkSEAoIaWRfdG9rZW4YAiABKAkSDQoFbm9uY2UYAyABKAkiRgoNRW1haWxQYXNzd29yZBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkiqwEKDVNpZ25JblJlcXVlc3QSNAoOZW1haWxfcGFzc3dvcmQYASABKAsyGi5pZGVudGl0eS52MS5FbWFpbFBhc3N3b3JkSAASKAoIaWRfdG9rZW4YCCABKAsyFC5pZGVudGl0eS52MS5JZFRva2VuSAASMAoMcHJvZmlsZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IICgZtZXRob2Qi2AEKDlNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSQwoXc2Vjb25kX2ZhY3Rvcl9jaGFsbGVuZ2UYBSABKAsyIi5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JDaGFsbGVuZ2UiiQEKFVNlY29uZEZhY3RvckNoYWxsZW5nZRIRCgljaGFsbGVuZ2UYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBWtpbmRzGAMgAygOMh0uaWRlbnRpdHkudjEuU2Vjb25kRmFjdG9yS2luZCKsAQobQ29tcGxldGVTZWNvbmRGYWN0b3JSZXF1ZXN0EhEKCWNoYWxsZW5nZRgBIAEoCRITCgl0b3RwX2NvZGUYAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSAASEgoIc21zX2NvZGUYBCABKAlIABIwCgxwcm9maWxlX21hc2sYBSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgYKBGNvZGUiwwEKHENvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdwcm9maWxlGAQgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBIgChhyZWNvdmVyeV9jb2Rlc19yZW1haW5pbmcYBSABKAUiEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIi8KFlZhbGlkYXRlU2Vzc2lvblJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSKEAwoXVmFsaWRhdGVTZXNzaW9uUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmlkZW50aXR5LnYxLlJvbGUSNAoPYXNzdXJhbmNlX2xldmVsGAQgASgOMhsuaWRlbnRpdHkudjEuQXNzdXJhbmNlTGV2ZWwSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNlc3Npb25faWQYBiABKAkSQQoWYXV0aGVudGljYXRpb25fbWV0aG9kcxgHIAMoCzIhLmlkZW50aXR5LnYxLkF1dGhlbnRpY2F0aW9uTWV0aG9kEg8KB3BsYW5faWQYFCABKAkSPAoTc3Vic2NyaXB0aW9uX3N0YXR1cxgVIAEoDjIfLmlkZW50aXR5LnYxLlN1YnNjcmlwdGlvblN0YXR1cxIUCgxlbnRpdGxlbWVudHMYFiADKAkiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI+ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULmlkZW50aXR5LnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiNAobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEhUKDXJldm9rZWRfY291bnQYASABKAUiFwoVUmVmcmVzaFNlc3Npb25SZXF1ZXN0IkkKFlJlZnJlc2hTZXNzaW9uUmVzcG9uc2USLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1dhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0Is4FChhXYXRjaFJldm9jYXRpb25zUmVzcG9uc2USPAoFcmVhZHkYASABKAsyKy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuUmVhZHlIABJNCg5zZXNzaW9uc19lbmRlZBgCIAEoCzIzLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5TZXNzaW9uc0VuZGVkSAASVwoTYWNjb3VudF9pbnZhbGlkYXRlZBgDIAEoCzI4LmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5BY2NvdW50SW52YWxpZGF0ZWRIABJVChJ0ZW5hbnRfaW52YWxpZGF0ZWQYBCABKAsyNy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuVGVuYW50SW52YWxpZGF0ZWRIABI8CgVyZXNldBgFIAEoCzIrLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5SZXNldEgAEkQKCWhlYXJ0YmVhdBgGIAEoCzIvLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5IZWFydGJlYXRIABpVCgVSZWFkeRIRCgl0ZW5hbnRfaWQYASABKAkSGgoSYWNjb3VudF9kaWdlc3Rfa2V5GAIgASgMEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoBRolCg1TZXNzaW9uc0VuZGVkEhQKDHRva2VuX2hhc2hlcxgBIAMoCRosChJBY2NvdW50SW52YWxpZGF0ZWQSFgoOYWNjb3VudF9kaWdlc3QYASABKAkaJgoRVGVuYW50SW52YWxpZGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJGgcKBVJlc2V0GgsKCUhlYXJ0YmVhdEIHCgVldmVudCIZChdJc3N1ZUFjY2Vzc1Rva2VuUmVxdWVzdCJxChhJc3N1ZUFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYAyABKAkiRQoYU3RhcnRTb2NpYWxTaWduSW5SZXF1ZXN0EhMKC3Byb3ZpZGVyX2lkGAEgASgJEhQKDHJlZGlyZWN0X3VyaRgCIAEoCSJFChlTdGFydFNvY2lhbFNpZ25JblJlc3BvbnNlEhkKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJEg0KBXN0YXRlGAIgASgJIocBChtDb21wbGV0ZVNvY2lhbFNpZ25JblJlcXVlc3QSDQoFc3RhdGUYASABKAkSDAoEY29kZRgCIAEoCRIMCgR1c2VyGAMgASgJEjAKDHByb2ZpbGVfbWFzaxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSCwoDaXNzGAUgASgJIo8CChxDb21wbGV0ZVNvY2lhbFNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSFwoPYWNjb3VudF9jcmVhdGVkGAUgASgIEg4KBmxpbmtlZBgGIAEoCBJDChdzZWNvbmRfZmFjdG9yX2NoYWxsZW5nZRgHIAEoCzIiLmlkZW50aXR5LnYxLlNlY29uZEZhY3RvckNoYWxsZW5nZTKDCQoOU2Vzc2lvblNlcnZpY2USQwoGU2lnbkluEhouaWRlbnRpdHkudjEuU2lnbkluUmVxdWVzdBobLmlkZW50aXR5LnYxLlNpZ25JblJlc3BvbnNlIgASRgoHU2lnbk91dBIbLmlkZW50aXR5LnYxLlNpZ25PdXRSZXF1ZXN0GhwuaWRlbnRpdHkudjEuU2lnbk91dFJlc3BvbnNlIgASXgoPVmFsaWRhdGVTZXNzaW9uEiMuaWRlbnRpdHkudjEuVmFsaWRhdGVTZXNzaW9uUmVxdWVzdBokLmlkZW50aXR5LnYxLlZhbGlkYXRlU2Vzc2lvblJlc3BvbnNlIgASVQoMTGlzdFNlc3Npb25zEiAuaWRlbnRpdHkudjEuTGlzdFNlc3Npb25zUmVxdWVzdBohLmlkZW50aXR5LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgASWAoNUmV2b2tlU2Vzc2lvbhIhLmlkZW50aXR5LnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiIuaWRlbnRpdHkudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIgASagoTUmV2b2tlT3RoZXJTZXNzaW9ucxInLmlkZW50aXR5LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiguaWRlbnRpdHkudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIgASWwoOUmVmcmVzaFNlc3Npb24SIi5pZGVudGl0eS52MS5SZWZyZXNoU2Vzc2lvblJlcXVlc3QaIy5pZGVudGl0eS52MS5SZWZyZXNoU2Vzc2lvblJlc3BvbnNlIgASYwoQV2F0Y2hSZXZvY2F0aW9ucxIkLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiUuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlIgAwARJhChBJc3N1ZUFjY2Vzc1Rva2VuEiQuaWRlbnRpdHkudjEuSXNzdWVBY2Nlc3NUb2tlblJlcXVlc3QaJS5pZGVudGl0eS52MS5Jc3N1ZUFjY2Vzc1Rva2VuUmVzcG9uc2UiABJtChRDb21wbGV0ZVNlY29uZEZhY3RvchIoLmlkZW50aXR5LnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVxdWVzdBopLmlkZW50aXR5LnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2UiABJkChFTdGFydFNvY2lhbFNpZ25JbhIlLmlkZW50aXR5LnYxLlN0YXJ0U29jaWFsU2lnbkluUmVxdWVzdBomLmlkZW50aXR5LnYxLlN0YXJ0U29jaWFsU2lnbkluUmVzcG9uc2UiABJtChRDb21wbGV0ZVNvY2lhbFNpZ25JbhIoLmlkZW50aXR5LnYxLkNvbXBsZXRlU29jaWFsU2lnbkluUmVxdWVzdBopLmlkZW50aXR5LnYxLkNvbXBsZXRlU29jaWFsU2lnbkluUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_common]);
+  fileDesc("CiFpZGVudGl0eS92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIj8KB0lkVG9rZW4SEwoLcHJvdmlkZXJfaWQYASABKAkSEAoIaWRfdG9rZW4YAiABKAkSDQoFbm9uY2UYAyABKAkiRgoNRW1haWxQYXNzd29yZBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAki/gEKDVNpZ25JblJlcXVlc3QSNAoOZW1haWxfcGFzc3dvcmQYASABKAsyGi5pZGVudGl0eS52MS5FbWFpbFBhc3N3b3JkSAASKAoIaWRfdG9rZW4YCCABKAsyFC5pZGVudGl0eS52MS5JZFRva2VuSAASLAoKcGhvbmVfY29kZRgDIAEoCzIWLmlkZW50aXR5LnYxLlBob25lQ29kZUgAEiMKBWd1ZXN0GAQgASgLMhIuaWRlbnRpdHkudjEuR3Vlc3RIABIwCgxwcm9maWxlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQggKBm1ldGhvZCIoCglQaG9uZUNvZGUSDQoFcGhvbmUYASABKAkSDAoEY29kZRgCIAEoCSIHCgVHdWVzdCI2ChVTZW5kU2lnbkluQ29kZVJlcXVlc3QSDQoFcGhvbmUYASABKAkSDgoGbG9jYWxlGAIgASgJIhgKFlNlbmRTaWduSW5Db2RlUmVzcG9uc2Ui2AEKDlNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSQwoXc2Vjb25kX2ZhY3Rvcl9jaGFsbGVuZ2UYBSABKAsyIi5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JDaGFsbGVuZ2UiiQEKFVNlY29uZEZhY3RvckNoYWxsZW5nZRIRCgljaGFsbGVuZ2UYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBWtpbmRzGAMgAygOMh0uaWRlbnRpdHkudjEuU2Vjb25kRmFjdG9yS2luZCKsAQobQ29tcGxldGVTZWNvbmRGYWN0b3JSZXF1ZXN0EhEKCWNoYWxsZW5nZRgBIAEoCRITCgl0b3RwX2NvZGUYAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSAASEgoIc21zX2NvZGUYBCABKAlIABIwCgxwcm9maWxlX21hc2sYBSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgYKBGNvZGUiwwEKHENvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdwcm9maWxlGAQgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBIgChhyZWNvdmVyeV9jb2Rlc19yZW1haW5pbmcYBSABKAUiEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIi8KFlZhbGlkYXRlU2Vzc2lvblJlcXVlc3QSFQoNc2Vzc2lvbl90b2tlbhgBIAEoCSKEAwoXVmFsaWRhdGVTZXNzaW9uUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmlkZW50aXR5LnYxLlJvbGUSNAoPYXNzdXJhbmNlX2xldmVsGAQgASgOMhsuaWRlbnRpdHkudjEuQXNzdXJhbmNlTGV2ZWwSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNlc3Npb25faWQYBiABKAkSQQoWYXV0aGVudGljYXRpb25fbWV0aG9kcxgHIAMoCzIhLmlkZW50aXR5LnYxLkF1dGhlbnRpY2F0aW9uTWV0aG9kEg8KB3BsYW5faWQYFCABKAkSPAoTc3Vic2NyaXB0aW9uX3N0YXR1cxgVIAEoDjIfLmlkZW50aXR5LnYxLlN1YnNjcmlwdGlvblN0YXR1cxIUCgxlbnRpdGxlbWVudHMYFiADKAkiFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI+ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULmlkZW50aXR5LnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiNAobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEhUKDXJldm9rZWRfY291bnQYASABKAUiFwoVUmVmcmVzaFNlc3Npb25SZXF1ZXN0IkkKFlJlZnJlc2hTZXNzaW9uUmVzcG9uc2USLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhkKF1dhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0Is4FChhXYXRjaFJldm9jYXRpb25zUmVzcG9uc2USPAoFcmVhZHkYASABKAsyKy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuUmVhZHlIABJNCg5zZXNzaW9uc19lbmRlZBgCIAEoCzIzLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5TZXNzaW9uc0VuZGVkSAASVwoTYWNjb3VudF9pbnZhbGlkYXRlZBgDIAEoCzI4LmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5BY2NvdW50SW52YWxpZGF0ZWRIABJVChJ0ZW5hbnRfaW52YWxpZGF0ZWQYBCABKAsyNy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuVGVuYW50SW52YWxpZGF0ZWRIABI8CgVyZXNldBgFIAEoCzIrLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5SZXNldEgAEkQKCWhlYXJ0YmVhdBgGIAEoCzIvLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZS5IZWFydGJlYXRIABpVCgVSZWFkeRIRCgl0ZW5hbnRfaWQYASABKAkSGgoSYWNjb3VudF9kaWdlc3Rfa2V5GAIgASgMEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoBRolCg1TZXNzaW9uc0VuZGVkEhQKDHRva2VuX2hhc2hlcxgBIAMoCRosChJBY2NvdW50SW52YWxpZGF0ZWQSFgoOYWNjb3VudF9kaWdlc3QYASABKAkaJgoRVGVuYW50SW52YWxpZGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJGgcKBVJlc2V0GgsKCUhlYXJ0YmVhdEIHCgVldmVudCIZChdJc3N1ZUFjY2Vzc1Rva2VuUmVxdWVzdCJxChhJc3N1ZUFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYAyABKAkiRQoYU3RhcnRTb2NpYWxTaWduSW5SZXF1ZXN0EhMKC3Byb3ZpZGVyX2lkGAEgASgJEhQKDHJlZGlyZWN0X3VyaRgCIAEoCSJFChlTdGFydFNvY2lhbFNpZ25JblJlc3BvbnNlEhkKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJEg0KBXN0YXRlGAIgASgJIocBChtDb21wbGV0ZVNvY2lhbFNpZ25JblJlcXVlc3QSDQoFc3RhdGUYASABKAkSDAoEY29kZRgCIAEoCRIMCgR1c2VyGAMgASgJEjAKDHByb2ZpbGVfbWFzaxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSCwoDaXNzGAUgASgJIo8CChxDb21wbGV0ZVNvY2lhbFNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSFwoPYWNjb3VudF9jcmVhdGVkGAUgASgIEg4KBmxpbmtlZBgGIAEoCBJDChdzZWNvbmRfZmFjdG9yX2NoYWxsZW5nZRgHIAEoCzIiLmlkZW50aXR5LnYxLlNlY29uZEZhY3RvckNoYWxsZW5nZTLgCQoOU2Vzc2lvblNlcnZpY2USQwoGU2lnbkluEhouaWRlbnRpdHkudjEuU2lnbkluUmVxdWVzdBobLmlkZW50aXR5LnYxLlNpZ25JblJlc3BvbnNlIgASWwoOU2VuZFNpZ25JbkNvZGUSIi5pZGVudGl0eS52MS5TZW5kU2lnbkluQ29kZVJlcXVlc3QaIy5pZGVudGl0eS52MS5TZW5kU2lnbkluQ29kZVJlc3BvbnNlIgASRgoHU2lnbk91dBIbLmlkZW50aXR5LnYxLlNpZ25PdXRSZXF1ZXN0GhwuaWRlbnRpdHkudjEuU2lnbk91dFJlc3BvbnNlIgASXgoPVmFsaWRhdGVTZXNzaW9uEiMuaWRlbnRpdHkudjEuVmFsaWRhdGVTZXNzaW9uUmVxdWVzdBokLmlkZW50aXR5LnYxLlZhbGlkYXRlU2Vzc2lvblJlc3BvbnNlIgASVQoMTGlzdFNlc3Npb25zEiAuaWRlbnRpdHkudjEuTGlzdFNlc3Npb25zUmVxdWVzdBohLmlkZW50aXR5LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgASWAoNUmV2b2tlU2Vzc2lvbhIhLmlkZW50aXR5LnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiIuaWRlbnRpdHkudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlIgASagoTUmV2b2tlT3RoZXJTZXNzaW9ucxInLmlkZW50aXR5LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0GiguaWRlbnRpdHkudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlIgASWwoOUmVmcmVzaFNlc3Npb24SIi5pZGVudGl0eS52MS5SZWZyZXNoU2Vzc2lvblJlcXVlc3QaIy5pZGVudGl0eS52MS5SZWZyZXNoU2Vzc2lvblJlc3BvbnNlIgASYwoQV2F0Y2hSZXZvY2F0aW9ucxIkLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiUuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlIgAwARJhChBJc3N1ZUFjY2Vzc1Rva2VuEiQuaWRlbnRpdHkudjEuSXNzdWVBY2Nlc3NUb2tlblJlcXVlc3QaJS5pZGVudGl0eS52MS5Jc3N1ZUFjY2Vzc1Rva2VuUmVzcG9uc2UiABJtChRDb21wbGV0ZVNlY29uZEZhY3RvchIoLmlkZW50aXR5LnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVxdWVzdBopLmlkZW50aXR5LnYxLkNvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2UiABJkChFTdGFydFNvY2lhbFNpZ25JbhIlLmlkZW50aXR5LnYxLlN0YXJ0U29jaWFsU2lnbkluUmVxdWVzdBomLmlkZW50aXR5LnYxLlN0YXJ0U29jaWFsU2lnbkluUmVzcG9uc2UiABJtChRDb21wbGV0ZVNvY2lhbFNpZ25JbhIoLmlkZW50aXR5LnYxLkNvbXBsZXRlU29jaWFsU2lnbkluUmVxdWVzdBopLmlkZW50aXR5LnYxLkNvbXBsZXRlU29jaWFsU2lnbkluUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_common]);
 
 /**
  * Describes the message identity.v1.IdToken.
@@ -34,214 +34,242 @@ export const SignInRequestSchema = /*@__PURE__*/
   messageDesc(file_identity_v1_session_service, 2);
 
 /**
+ * Describes the message identity.v1.PhoneCode.
+ * Use `create(PhoneCodeSchema)` to create a new message.
+ */
+export const PhoneCodeSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 3);
+
+/**
+ * Describes the message identity.v1.Guest.
+ * Use `create(GuestSchema)` to create a new message.
+ */
+export const GuestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 4);
+
+/**
+ * Describes the message identity.v1.SendSignInCodeRequest.
+ * Use `create(SendSignInCodeRequestSchema)` to create a new message.
+ */
+export const SendSignInCodeRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 5);
+
+/**
+ * Describes the message identity.v1.SendSignInCodeResponse.
+ * Use `create(SendSignInCodeResponseSchema)` to create a new message.
+ */
+export const SendSignInCodeResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 6);
+
+/**
  * Describes the message identity.v1.SignInResponse.
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 3);
+  messageDesc(file_identity_v1_session_service, 7);
 
 /**
  * Describes the message identity.v1.SecondFactorChallenge.
  * Use `create(SecondFactorChallengeSchema)` to create a new message.
  */
 export const SecondFactorChallengeSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 4);
+  messageDesc(file_identity_v1_session_service, 8);
 
 /**
  * Describes the message identity.v1.CompleteSecondFactorRequest.
  * Use `create(CompleteSecondFactorRequestSchema)` to create a new message.
  */
 export const CompleteSecondFactorRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 5);
+  messageDesc(file_identity_v1_session_service, 9);
 
 /**
  * Describes the message identity.v1.CompleteSecondFactorResponse.
  * Use `create(CompleteSecondFactorResponseSchema)` to create a new message.
  */
 export const CompleteSecondFactorResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 6);
+  messageDesc(file_identity_v1_session_service, 10);
 
 /**
  * Describes the message identity.v1.SignOutRequest.
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 7);
+  messageDesc(file_identity_v1_session_service, 11);
 
 /**
  * Describes the message identity.v1.SignOutResponse.
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 8);
+  messageDesc(file_identity_v1_session_service, 12);
 
 /**
  * Describes the message identity.v1.ValidateSessionRequest.
  * Use `create(ValidateSessionRequestSchema)` to create a new message.
  */
 export const ValidateSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 9);
+  messageDesc(file_identity_v1_session_service, 13);
 
 /**
  * Describes the message identity.v1.ValidateSessionResponse.
  * Use `create(ValidateSessionResponseSchema)` to create a new message.
  */
 export const ValidateSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 10);
+  messageDesc(file_identity_v1_session_service, 14);
 
 /**
  * Describes the message identity.v1.ListSessionsRequest.
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 11);
+  messageDesc(file_identity_v1_session_service, 15);
 
 /**
  * Describes the message identity.v1.ListSessionsResponse.
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 12);
+  messageDesc(file_identity_v1_session_service, 16);
 
 /**
  * Describes the message identity.v1.RevokeSessionRequest.
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 13);
+  messageDesc(file_identity_v1_session_service, 17);
 
 /**
  * Describes the message identity.v1.RevokeSessionResponse.
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 14);
+  messageDesc(file_identity_v1_session_service, 18);
 
 /**
  * Describes the message identity.v1.RevokeOtherSessionsRequest.
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 15);
+  messageDesc(file_identity_v1_session_service, 19);
 
 /**
  * Describes the message identity.v1.RevokeOtherSessionsResponse.
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 16);
+  messageDesc(file_identity_v1_session_service, 20);
 
 /**
  * Describes the message identity.v1.RefreshSessionRequest.
  * Use `create(RefreshSessionRequestSchema)` to create a new message.
  */
 export const RefreshSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 17);
+  messageDesc(file_identity_v1_session_service, 21);
 
 /**
  * Describes the message identity.v1.RefreshSessionResponse.
  * Use `create(RefreshSessionResponseSchema)` to create a new message.
  */
 export const RefreshSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 18);
+  messageDesc(file_identity_v1_session_service, 22);
 
 /**
  * Describes the message identity.v1.WatchRevocationsRequest.
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19);
+  messageDesc(file_identity_v1_session_service, 23);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20);
+  messageDesc(file_identity_v1_session_service, 24);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Ready.
  * Use `create(WatchRevocationsResponse_ReadySchema)` to create a new message.
  */
 export const WatchRevocationsResponse_ReadySchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20, 0);
+  messageDesc(file_identity_v1_session_service, 24, 0);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.SessionsEnded.
  * Use `create(WatchRevocationsResponse_SessionsEndedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_SessionsEndedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20, 1);
+  messageDesc(file_identity_v1_session_service, 24, 1);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.AccountInvalidated.
  * Use `create(WatchRevocationsResponse_AccountInvalidatedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_AccountInvalidatedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20, 2);
+  messageDesc(file_identity_v1_session_service, 24, 2);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.TenantInvalidated.
  * Use `create(WatchRevocationsResponse_TenantInvalidatedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_TenantInvalidatedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20, 3);
+  messageDesc(file_identity_v1_session_service, 24, 3);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Reset.
  * Use `create(WatchRevocationsResponse_ResetSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_ResetSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20, 4);
+  messageDesc(file_identity_v1_session_service, 24, 4);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Heartbeat.
  * Use `create(WatchRevocationsResponse_HeartbeatSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_HeartbeatSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20, 5);
+  messageDesc(file_identity_v1_session_service, 24, 5);
 
 /**
  * Describes the message identity.v1.IssueAccessTokenRequest.
  * Use `create(IssueAccessTokenRequestSchema)` to create a new message.
  */
 export const IssueAccessTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 21);
+  messageDesc(file_identity_v1_session_service, 25);
 
 /**
  * Describes the message identity.v1.IssueAccessTokenResponse.
  * Use `create(IssueAccessTokenResponseSchema)` to create a new message.
  */
 export const IssueAccessTokenResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 22);
+  messageDesc(file_identity_v1_session_service, 26);
 
 /**
  * Describes the message identity.v1.StartSocialSignInRequest.
  * Use `create(StartSocialSignInRequestSchema)` to create a new message.
  */
 export const StartSocialSignInRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 23);
+  messageDesc(file_identity_v1_session_service, 27);
 
 /**
  * Describes the message identity.v1.StartSocialSignInResponse.
  * Use `create(StartSocialSignInResponseSchema)` to create a new message.
  */
 export const StartSocialSignInResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 24);
+  messageDesc(file_identity_v1_session_service, 28);
 
 /**
  * Describes the message identity.v1.CompleteSocialSignInRequest.
  * Use `create(CompleteSocialSignInRequestSchema)` to create a new message.
  */
 export const CompleteSocialSignInRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 25);
+  messageDesc(file_identity_v1_session_service, 29);
 
 /**
  * Describes the message identity.v1.CompleteSocialSignInResponse.
  * Use `create(CompleteSocialSignInResponseSchema)` to create a new message.
  */
 export const CompleteSocialSignInResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26);
+  messageDesc(file_identity_v1_session_service, 30);
 
 /**
  * SessionService signs people in and out and validates their sessions.

@@ -4,6 +4,7 @@
 import type { AccountStore } from "./accounts.ts";
 import type { ApiKeyStore } from "./api-keys.ts";
 import type { AuditStore } from "./audit.ts";
+import type { CodeStore } from "./codes.ts";
 import type { ConsentStore } from "./consents.ts";
 import type { KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./limits.ts";
@@ -22,6 +23,8 @@ import type { TokenStore } from "./tokens.ts";
 export interface EphemeralStores {
   sessions: SessionStore;
   tokens: TokenStore;
+  /** Pending phone codes (hashed, single use, attempt-limited). */
+  codes: CodeStore;
   rateLimiter: RateLimiter;
   invalidation: InvalidationBus;
   leases: Leases;

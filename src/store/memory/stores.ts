@@ -9,6 +9,7 @@ import type { RateLimiter } from "../../domain/ports/limits.ts";
 import type { SessionStore } from "../../domain/ports/sessions.ts";
 import type { EphemeralStores } from "../../domain/ports/stores.ts";
 import type { TokenStore } from "../../domain/ports/tokens.ts";
+import type { CodeStore, PendingCode } from "../../domain/ports/codes.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
 
 class ExpiringMap<V> {
@@ -107,6 +108,28 @@ function tokenStore(now: () => number): { store: TokenStore; sweep: () => void }
   return { store, sweep: () => tokens.sweep() };
 }
 
+function codeStore(now: () => number): { store: CodeStore; sweep: () => void } {
+  const codes = new ExpiringMap<{ code: PendingCode; failed: number }>(now);
+  const store: CodeStore = {
+    async put(key, code, ttlMs) {
+      codes.set(key, { code: structuredClone(code), failed: 0 }, ttlMs);
+    },
+    async attempt(key, codeHash, maxAttempts) {
+      const pending = codes.get(key);
+      if (!pending) return { outcome: "none" };
+      if (pending.code.codeHash === codeHash) {
+        codes.delete(key);
+        return { outcome: "match", code: structuredClone(pending.code) };
+      }
+      pending.failed += 1;
+      const attemptsLeft = Math.max(0, maxAttempts - pending.failed);
+      if (attemptsLeft === 0) codes.delete(key);
+      return { outcome: "mismatch", attemptsLeft };
+    },
+  };
+  return { store, sweep: () => codes.sweep() };
+}
+
 function rateLimiter(now: () => number): { store: RateLimiter; sweep: () => void } {
   // One map of counts per group and window, as the Redis store keeps one hash.
   const windows = new ExpiringMap<Map<string, number>>(now);
@@ -180,13 +203,15 @@ function leases(now: () => number): { store: Leases; sweep: () => void } {
 export function createMemoryStores(options: { now: () => number }): EphemeralStores {
   const sessions = sessionStore(options.now);
   const tokens = tokenStore(options.now);
+  const codes = codeStore(options.now);
   const limiter = rateLimiter(options.now);
   const leased = leases(options.now);
-  const sweeper = setInterval(() => [sessions, tokens, limiter, leased].forEach((s) => s.sweep()), 60_000);
+  const sweeper = setInterval(() => [sessions, tokens, codes, limiter, leased].forEach((s) => s.sweep()), 60_000);
   sweeper.unref();
   return {
     sessions: sessions.store,
     tokens: tokens.store,
+    codes: codes.store,
     rateLimiter: limiter.store,
     invalidation: invalidationBus(),
     leases: leased.store,

@@ -10,6 +10,7 @@ import type { RateCounter, RateLimiter } from "../../domain/ports/limits.ts";
 import type { SessionStore } from "../../domain/ports/sessions.ts";
 import type { EphemeralStores } from "../../domain/ports/stores.ts";
 import type { TokenStore } from "../../domain/ports/tokens.ts";
+import type { CodeStore, PendingCode } from "../../domain/ports/codes.ts";
 import type { OneTimeToken, SessionRecord } from "../../domain/types.ts";
 import { translatingErrors } from "../translate-errors.ts";
 import { translateRedisError } from "./errors.ts";
@@ -21,6 +22,7 @@ function keys(prefix: string) {
     sessionPrefix: (accountId: string) => `${prefix}sess:{${accountId}}:`,
     sessionIndex: (accountId: string) => `${prefix}sess:{${accountId}}`,
     token: (tokenHash: string) => `${prefix}tok:{${tokenHash}}`,
+    code: (key: string) => `${prefix}code:{${key}}`,
     /** One hash per group and window, a field per counter: the group is the hash tag, so a group's windows share a slot. */
     counters: (group: string, windowMs: number, window: number) => `${prefix}rl:{${group}}:${windowMs}:${window}`,
     lease: (name: string) => `${prefix}lease:{${name}}`,
@@ -37,6 +39,19 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], '1')
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`;
+
+// KEYS: code. ARGV: codeHash, maxAttempts. A hash: c (the code as JSON), h (its hash), n (failed attempts).
+const ATTEMPT_CODE = `
+local pending = redis.call('HMGET', KEYS[1], 'c', 'h', 'n')
+if not pending[1] then return {'none'} end
+if pending[2] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return {'match', pending[1]}
+end
+local failed = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local left = tonumber(ARGV[2]) - failed
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return {'mismatch', tostring(math.max(left, 0))}`;
 
 // KEYS: session, index. ARGV: tokenHash.
 const DELETE_SESSION = `
@@ -190,6 +205,25 @@ function tokenStore(redis: Client, k: Keys): TokenStore {
     async peek(tokenHash) {
       const raw = await redis.get(key(tokenHash));
       return raw === null ? undefined : (JSON.parse(raw) as OneTimeToken);
+    },
+  };
+}
+
+function codeStore(redis: Client, k: Keys): CodeStore {
+  return {
+    async put(key, code, ttlMs) {
+      await redis
+        .multi()
+        .del(k.code(key))
+        .hset(k.code(key), "c", JSON.stringify(code), "h", code.codeHash, "n", "0")
+        .pexpire(k.code(key), Math.max(1, Math.ceil(ttlMs)))
+        .exec();
+    },
+    async attempt(key, codeHash, maxAttempts) {
+      const [outcome, value] = (await redis.eval(ATTEMPT_CODE, 1, k.code(key), codeHash, maxAttempts)) as [string, string | undefined];
+      if (outcome === "match") return { outcome, code: JSON.parse(value!) as PendingCode };
+      if (outcome === "mismatch") return { outcome, attemptsLeft: Number(value) };
+      return { outcome: "none" };
     },
   };
 }
@@ -559,6 +593,7 @@ export function createRedisStores(
   return {
     sessions: port(sessionStore(redis, k)),
     tokens: port(tokenStore(redis, k)),
+    codes: port(codeStore(redis, k)),
     rateLimiter: port(rateLimiter(redis, k, options.now)),
     invalidation: port(invalidation.bus),
     leases: {

@@ -1,0 +1,199 @@
+// Phone identities and guests end to end (issue 10), over grpc-js and Connect,
+// on every backend (MariaDB + Redis in CI): sign-up and sign-in by SMS code;
+// codes replayed, expired, for another number or guessed past their tries are
+// refused; a guest upgraded by adding a phone keeps its account id and loses
+// its guest identity; a phone added to an email account signs in as well as
+// the address; identities removed down to the last; a number owned by another
+// account cannot be added, and the answer does not tell. The server runs
+// without delivery: each SMS is read from its outbox with the service's keys
+// (test/support/sms-outbox.ts). Each person calls from a client IP of its own.
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { IdentityKind } from "../../gen/identity/v1/common_pb.js";
+import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
+import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
+import { BACKENDS } from "../support/backends.ts";
+import { type Caller, createCaller, refusal } from "../support/clients.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { lastCode, queuedMessages, queuedSms } from "../support/sms-outbox.ts";
+
+const MINUTE = 60_000;
+const PASSWORD = "correct horse battery staple";
+let seq = 0;
+/** A French mobile number nobody else in this run uses, in E.164. */
+const newPhone = () => `+3361${String(Date.now() % 1_000_000).padStart(6, "0")}${seq++ % 10}`;
+let ipSeq = 0;
+const freshIp = () => `10.77.${(ipSeq >> 8) & 255}.${ipSeq++ & 255}`;
+
+/** The code and ErrorInfo reason of a refused call. */
+async function reasonOf(promise: Promise<unknown>): Promise<{ code: Code; reason: string | undefined }> {
+  const error = await refusal(promise);
+  return { code: error.code, reason: error.findDetails(ErrorInfoSchema)[0]?.reason };
+}
+
+describe.each(BACKENDS)("phone identities and guests on the %s backend", (backend) => {
+  let server: TestServer;
+  let offset = 0;
+  const now = () => Date.now() + offset;
+
+  beforeAll(async () => {
+    server = await startTestServer(backend, { env: { TRUSTED_PROXIES: "1" }, runtime: { now, deliver: false, purgeIntervalMs: 0 } });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  describe.each(["grpc-js", "connect-json-h1"] as const)("over %s", (protocol) => {
+    let api: Caller;
+    beforeAll(() => {
+      api = createCaller(protocol, server.baseUrl);
+    });
+    afterAll(() => api.close());
+
+    /** Calls from one client IP, with a bearer when given. */
+    function person() {
+      const ip = freshIp();
+      const headers = (token?: string) => ({ "x-forwarded-for": ip, ...(token ? { authorization: `Bearer ${token}` } : {}) });
+      const sendCode = (phone: string) => api.call(SessionService.method.sendSignInCode, { phone, locale: "fr" }, headers());
+      const signIn = (phone: string, code: string) =>
+        api.call(SessionService.method.signIn, { method: { case: "phoneCode", value: { phone, code } } }, headers());
+      const identities = async (token: string) => (await api.call(IdentityService.method.listIdentities, {}, headers(token))).identities;
+      return { headers, sendCode, signIn, identities };
+    }
+
+    it("signs up by code (the first proven use creates the account), then signs in again by code to the same account", async () => {
+      const me = person();
+      const phone = newPhone();
+      // An MSISDN without the plus, as Webcom sends them.
+      expect(await me.sendCode(phone.slice(1))).toBeDefined();
+      const [sms] = await queuedSms(server, phone);
+      expect(sms).toMatchObject({ kind: "phone_code", to: phone, locale: "fr", variables: { minutes: "5" } });
+      expect(sms!.variables.code).toMatch(/^[0-9]{6}$/);
+
+      const first = await me.signIn(phone, sms!.variables.code!);
+      const [identity] = await me.identities(first.sessionToken);
+      expect(identity).toMatchObject({ kind: IdentityKind.PHONE, value: phone, verified: true });
+      const valid = await api.call(SessionService.method.validateSession, { sessionToken: first.sessionToken });
+      expect(valid.accountId).toBe(first.accountId);
+      expect(valid.authenticationMethods.map((m) => [m.method, m.identityId])).toStrictEqual([["phone_code", identity!.id]]);
+
+      await me.sendCode(phone);
+      const again = await me.signIn(phone, await lastCode(server, phone));
+      expect(again.accountId).toBe(first.accountId);
+      expect(await me.identities(again.sessionToken)).toHaveLength(1);
+    });
+
+    it("refuses a code replayed, expired, sent to another number, or guessed past its tries", async () => {
+      const me = person();
+      const [phone, other] = [newPhone(), newPhone()];
+      const refused = { code: Code.InvalidArgument, reason: "CODE_INVALID" };
+
+      await me.sendCode(phone);
+      const code = await lastCode(server, phone);
+      await me.signIn(phone, code);
+      expect(await reasonOf(me.signIn(phone, code))).toStrictEqual(refused); // replayed
+
+      await me.sendCode(phone);
+      const expiring = await lastCode(server, phone);
+      offset += 5 * MINUTE + 1000;
+      expect(await reasonOf(me.signIn(phone, expiring))).toStrictEqual(refused); // expired
+
+      await me.sendCode(other);
+      expect(await reasonOf(me.signIn(phone, await lastCode(server, other)))).toStrictEqual(refused); // another number's
+
+      await me.sendCode(phone);
+      const right = await lastCode(server, phone);
+      const wrong = String((Number(right) + 1) % 1_000_000).padStart(6, "0");
+      for (let i = 0; i < 5; i++) expect(await reasonOf(me.signIn(phone, wrong))).toStrictEqual(refused);
+      expect(await reasonOf(me.signIn(phone, right))).toStrictEqual(refused); // the code is gone after 5 wrong tries
+      // A malformed code names its field.
+      expect(await reasonOf(me.signIn(phone, "12345"))).toMatchObject({ code: Code.InvalidArgument });
+    });
+
+    it("a guest upgraded by adding a phone keeps its account id; its guest identity is gone", async () => {
+      const me = person();
+      const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, me.headers());
+      const [guestIdentity] = await me.identities(guest.sessionToken);
+      expect(guestIdentity).toMatchObject({ kind: IdentityKind.GUEST, verified: true });
+      // Refused while the call carries a bearer (Webcom).
+      expect(await reasonOf(api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, me.headers(guest.sessionToken)))).toStrictEqual({
+        code: Code.FailedPrecondition,
+        reason: "GUEST_WHILE_SIGNED_IN",
+      });
+
+      const phone = newPhone();
+      await api.call(IdentityService.method.addPhone, { phone }, me.headers(guest.sessionToken));
+      await api.call(IdentityService.method.verifyPhone, { phone, code: await lastCode(server, phone) }, me.headers(guest.sessionToken));
+      const after = await me.identities(guest.sessionToken);
+      expect(after.map((i) => [i.kind, i.value])).toStrictEqual([[IdentityKind.PHONE, phone]]);
+
+      // Signing in by the phone reaches the same account.
+      await me.sendCode(phone);
+      expect((await me.signIn(phone, await lastCode(server, phone))).accountId).toBe(guest.accountId);
+    });
+
+    it("a phone added to an email account signs in as well as the address; identities go down to the last, which stays", async () => {
+      const me = person();
+      const email = `phone.${protocol}.${Date.now()}.${seq++}@example.test`;
+      await api.call(IdentityService.method.signUp, { email, password: PASSWORD }, me.headers());
+      const [verification] = await queuedMessages(server, "verify_email", email);
+      const token = new URL(verification!.variables.link!).searchParams.get("token")!;
+      const verified = await api.call(IdentityService.method.verifyIdentity, { token }, me.headers());
+
+      const phone = newPhone();
+      await api.call(IdentityService.method.addPhone, { phone, locale: "en" }, me.headers(verified.sessionToken));
+      const [sms] = await queuedSms(server, phone);
+      expect(sms!.locale).toBe("en");
+      await api.call(IdentityService.method.verifyPhone, { phone, code: sms!.variables.code! }, me.headers(verified.sessionToken));
+
+      await me.sendCode(phone);
+      const byPhone = await me.signIn(phone, await lastCode(server, phone));
+      const byEmail = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } }, me.headers());
+      expect(byPhone.accountId).toBe(verified.accountId);
+      expect(byEmail.accountId).toBe(verified.accountId);
+
+      const [emailIdentity, phoneIdentity] = await me.identities(byPhone.sessionToken);
+      expect([emailIdentity!.kind, phoneIdentity!.kind]).toStrictEqual([IdentityKind.EMAIL, IdentityKind.PHONE]);
+      await api.call(IdentityService.method.removeIdentity, { identityId: emailIdentity!.id }, me.headers(byPhone.sessionToken));
+      expect(
+        await reasonOf(api.call(IdentityService.method.removeIdentity, { identityId: phoneIdentity!.id }, me.headers(byPhone.sessionToken))),
+      ).toStrictEqual({
+        code: Code.FailedPrecondition,
+        reason: "LAST_IDENTITY",
+      });
+      expect((await me.identities(byPhone.sessionToken)).map((i) => i.id)).toStrictEqual([phoneIdentity!.id]);
+      // The address no longer signs in; the phone still does.
+      expect(
+        (await refusal(api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } }, me.headers()))).code,
+      ).toBe(Code.Unauthenticated);
+      await me.sendCode(phone);
+      expect((await me.signIn(phone, await lastCode(server, phone))).accountId).toBe(verified.accountId);
+    });
+
+    it("a number owned by another account cannot be added: the same answer, no code sent, never moved", async () => {
+      const owner = person();
+      const phone = newPhone();
+      await owner.sendCode(phone);
+      const ownerSession = await owner.signIn(phone, await lastCode(server, phone));
+
+      const other = person();
+      const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, other.headers());
+      const fresh = newPhone();
+      const before = (await queuedSms(server, phone)).length;
+      // The answers for a taken and a free number are the same.
+      expect(await api.call(IdentityService.method.addPhone, { phone }, other.headers(guest.sessionToken))).toStrictEqual(
+        await api.call(IdentityService.method.addPhone, { phone: fresh }, other.headers(guest.sessionToken)),
+      );
+      expect(await queuedSms(server, phone)).toHaveLength(before);
+      expect(await queuedSms(server, fresh)).toHaveLength(1);
+      // No code can be guessed into it: there is none.
+      expect(await reasonOf(api.call(IdentityService.method.verifyPhone, { phone, code: "000000" }, other.headers(guest.sessionToken)))).toStrictEqual({
+        code: Code.InvalidArgument,
+        reason: "CODE_INVALID",
+      });
+      expect((await other.identities(guest.sessionToken)).map((i) => i.kind)).toStrictEqual([IdentityKind.GUEST]);
+      expect((await owner.identities(ownerSession.sessionToken)).map((i) => i.value)).toStrictEqual([phone]);
+    });
+  });
+});
