@@ -61,7 +61,13 @@ export interface IdentityFlowDeps {
   addressRequests: Pick<AddressRequests, "queue">;
   /** After a correct password: the second-factor challenge when the account has a factor (src/domain/second-factors.ts). */
   secondFactors: {
-    challengeFor(tenant: Tenant, account: Account, identityId: string, passwordHash: string): Promise<SecondFactorNeeded["secondFactor"] | undefined>;
+    challengeFor(
+      tenant: Tenant,
+      account: Account,
+      identityId: string,
+      passwordHash: string,
+      firstMethod?: string,
+    ): Promise<SecondFactorNeeded["secondFactor"] | undefined>;
   };
 }
 

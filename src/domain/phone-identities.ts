@@ -18,7 +18,7 @@ import { sealDecoy } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
-import { assertCanSignIn, type SignInResult, stateAfterVerification } from "./identity.ts";
+import { assertCanSignIn, type IdentityFlowDeps, type SecondFactorNeeded, type SignInResult, stateAfterVerification } from "./identity.ts";
 import type { Limits } from "./limits.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { randomDigits, randomToken } from "./one-time-tokens.ts";
@@ -47,6 +47,8 @@ export interface PhoneIdentityDeps {
   tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   sessions: Pick<Sessions, "issue">;
+  /** A phone code is a first factor: an account with a second factor answers its challenge before it gets a session. */
+  secondFactors: IdentityFlowDeps["secondFactors"];
   limits: Limits;
   now: () => number;
   random: Random;
@@ -58,7 +60,7 @@ export interface PhoneIdentities {
   /** Sends a sign-in code; answers the same whether or not the number is known. */
   sendSignInCode(input: { tenantId: string; phone: string; locale: string; meta: RequestMeta }): Promise<void>;
   /** Signs in with a code (creating the account on its first proven use). */
-  signInWithPhoneCode(input: { tenantId: string; phone: string; code: string; meta: RequestMeta }): Promise<SignInResult>;
+  signInWithPhoneCode(input: { tenantId: string; phone: string; code: string; meta: RequestMeta }): Promise<SignInResult | SecondFactorNeeded>;
   /** A new account with a guest identity, signed in. */
   signInAsGuest(input: { tenantId: string; meta: RequestMeta }): Promise<SignInResult>;
   /** Sends a code to a phone the signed-in person wants to add; the same answer when the number is someone else's. */
@@ -162,7 +164,7 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
       }
     },
 
-    async signInWithPhoneCode(input: Parameters<PhoneIdentities["signInWithPhoneCode"]>[0]): Promise<SecurityAttempt<SignInResult>> {
+    async signInWithPhoneCode(input: Parameters<PhoneIdentities["signInWithPhoneCode"]>[0]): Promise<SecurityAttempt<SignInResult | SecondFactorNeeded>> {
       let subject: SecuritySubject = {};
       try {
         const tenant = await deps.tenants.get(input.tenantId);
@@ -183,6 +185,8 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
         }
         const { account, dataKey } = openAccount(keyring, stored, found.wrappedKey);
         assertCanSignIn(account);
+        const secondFactor = await deps.secondFactors.challengeFor(tenant, account, found.identity.id, stored.passwordHash ?? "", AuthMethod.PHONE_CODE);
+        if (secondFactor) return { ok: true, value: { account, secondFactor }, subject };
         const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1, dataKey, [
           { method: AuthMethod.PHONE_CODE, identityId: found.identity.id },
         ]);

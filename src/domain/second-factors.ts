@@ -214,7 +214,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         // The password (when the challenge was made, about its identity), then this factor.
         const passwordAt = Number(pending.data?.passwordAt ?? pending.expiresAt - CHALLENGE_TTL_MS);
         const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL2, dataKey, [
-          // The first proof: the password, or an external identity's ID token (social sign-in).
+          // The first proof: the password, an external identity's ID token (social sign-in) or a phone code.
           { method: pending.data?.firstMethod ?? AuthMethod.PASSWORD, identityId: pending.identityId, at: passwordAt },
           { method: code.kind === "totp" ? AuthMethod.TOTP : AuthMethod.RECOVERY_CODE, identityId: "" },
         ]);

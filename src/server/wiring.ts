@@ -353,6 +353,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     tenants,
     keyring,
     sessions,
+    secondFactors,
     limits,
     now,
     random,

@@ -10,13 +10,15 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { IdentityKind } from "../../gen/identity/v1/common_pb.js";
+import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
+import { AssuranceLevel, IdentityKind } from "../../gen/identity/v1/common_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { type Caller, createCaller, refusal } from "../support/clients.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { lastCode, queuedMessages, queuedSms } from "../support/sms-outbox.ts";
+import { appCode } from "../support/totp.ts";
 
 const MINUTE = 60_000;
 const PASSWORD = "correct horse battery staple";
@@ -82,6 +84,32 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       const again = await me.signIn(phone, await lastCode(server, phone));
       expect(again.accountId).toBe(first.accountId);
       expect(await me.identities(again.sessionToken)).toHaveLength(1);
+    });
+
+    it("a phone code is a first factor: an account with an authenticator app answers its challenge, and the session records both", async () => {
+      const me = person();
+      const phone = newPhone();
+      await me.sendCode(phone);
+      const signedUp = await me.signIn(phone, await lastCode(server, phone));
+      const started = await api.call(AccountService.method.startTotpEnrollment, {}, me.headers(signedUp.sessionToken));
+      await api.call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret, 0, now()) }, me.headers(signedUp.sessionToken));
+
+      await me.sendCode(phone);
+      const challenged = await me.signIn(phone, await lastCode(server, phone));
+      expect(challenged.sessionToken).toBe("");
+      const done = await api.call(
+        SessionService.method.completeSecondFactor,
+        { challenge: challenged.secondFactorChallenge!.challenge, code: { case: "totpCode", value: appCode(started.secret, 1, now()) } },
+        me.headers(),
+      );
+      const valid = await api.call(SessionService.method.validateSession, { sessionToken: done.sessionToken });
+      expect(valid.accountId).toBe(signedUp.accountId);
+      expect(valid.assuranceLevel).toBe(AssuranceLevel.AAL2);
+      const [phoneIdentity] = await me.identities(done.sessionToken);
+      expect(valid.authenticationMethods.map((m) => [m.method, m.identityId])).toStrictEqual([
+        ["phone_code", phoneIdentity!.id],
+        ["totp", ""],
+      ]);
     });
 
     it("refuses a code replayed, expired, sent to another number, or guessed past its tries", async () => {
