@@ -2,7 +2,7 @@
 // while the service serves; resumable. Exit 0 when every key is under the active
 // KEK, 1 otherwise, 2 bad usage, 78 bad configuration. Steps: docs/privacy.md#key-rotation.
 import { ConfigError, loadConfig } from "../config.ts";
-import { countStaleKeys, rotateDataKeys } from "../domain/key-rotation.ts";
+import { countStaleKeys, rotateDataKeys, rotateSocialProviderKeys } from "../domain/key-rotation.ts";
 import { keyringFor } from "../server/wiring.ts";
 import { openDurableStores } from "../store/sql/open.ts";
 
@@ -58,6 +58,17 @@ try {
     if (stale > failed.size) {
       code = 1;
       write(`${stale - failed.size} keys are still wrapped by an old KEK: is every instance configured with "${keyring.activeKekId}" first? Then run again`);
+    }
+    // The social sign-in providers' keys (their client secrets and Apple keys are sealed under them).
+    const providers = await rotateSocialProviderKeys({ providers: stores.socialProviders, keyring });
+    write(
+      `social providers: scanned ${providers.scanned}, rewrapped ${providers.rewrapped}, changed meanwhile ${providers.skipped}, unreadable ${providers.failed.length}`,
+    );
+    if (providers.stale > 0) {
+      code = 1;
+      write(
+        `${providers.stale} social provider keys are still wrapped by an old KEK${providers.failed.length > 0 ? ` (unreadable, e.g. provider ${providers.failed[0]}: add its KEK)` : ""}: run again`,
+      );
     }
     if (code === 0) write(`done: every data key is wrapped by "${keyring.activeKekId}"; the other KEKs can now be removed from KEY_ENCRYPTION_KEYS`);
   } finally {

@@ -79,7 +79,9 @@ export interface SocialProviders {
 export const providerNotFound = () => new DomainError("not_found", "SOCIAL_PROVIDER_NOT_FOUND", "social provider not found");
 
 const secretsContext = (id: string) => `social_provider:${id}:secrets`;
-const keyOwner = (id: string) => `social_provider:${id}`;
+/** Whose data key a provider's is, for the keyring (wrapping is bound to it). */
+export const socialProviderKeyOwner = (id: string) => `social_provider:${id}`;
+const keyOwner = socialProviderKeyOwner;
 
 /** True for an http(s) URL this service may fetch: https, or http on a loopback host when allowed (tests, development). */
 export function isFetchableUrl(raw: string, allowHttpLoopback: boolean): boolean {

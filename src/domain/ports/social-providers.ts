@@ -37,4 +37,8 @@ export interface SocialProviderStore {
   update(next: StoredSocialProvider, expectedUpdatedAt: number): Promise<boolean>;
   /** Deletes the tenant's provider; false when there was none. */
   delete(tenantId: string, id: string): Promise<boolean>;
+  /** Up to `limit` providers of every tenant with id after `afterId` ("" from the start), by id: their wrapped keys (KEK rotation). */
+  listKeys(input: { afterId: string; limit: number }): Promise<Array<{ id: string; wrappedKey: string }>>;
+  /** Replaces the provider's wrapped key while it is still `expected` (a compare-and-set); false, writing nothing, otherwise. */
+  replaceKey(input: { id: string; expected: string; wrappedKey: string }): Promise<boolean>;
 }

@@ -73,6 +73,19 @@ export function createSqlSocialProviderStore({ db }: SqlDatabase): SocialProvide
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
+    async listKeys({ afterId, limit }) {
+      const rows = await db.selectFrom("social_providers").select(["id", "wrapped_key"]).where("id", ">", afterId).orderBy("id").limit(limit).execute();
+      return rows.map((r) => ({ id: r.id, wrappedKey: r.wrapped_key }));
+    },
+    async replaceKey({ id, expected, wrappedKey }) {
+      const result = await db
+        .updateTable("social_providers")
+        .set({ wrapped_key: wrappedKey })
+        .where("id", "=", id)
+        .where("wrapped_key", "=", expected)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
     async delete(tenantId, id) {
       const result = await db.deleteFrom("social_providers").where("id", "=", id).where("tenant_id", "=", tenantId).executeTakeFirst();
       return Number(result.numDeletedRows) === 1;
