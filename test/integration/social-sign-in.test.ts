@@ -12,6 +12,7 @@
 // - Apple: the client-secret JWT, form_post's `user` name, private-relay email;
 // - export lists the linked provider without secrets; erasure removes it.
 import { randomBytes } from "node:crypto";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -318,6 +319,13 @@ describe.each(BACKENDS)("social sign-in on the %s backend", (backend) => {
       expect(identities.identities.map((i) => IdentityKind[i.kind])).toEqual(["OIDC"]);
     });
 
+    it("a deactivated account's social sign-in is refused (ACCOUNT_DEACTIVATED)", async () => {
+      const person = { sub: `g-${unique()}` };
+      const first = await complete((await googleSignIn(person)).back);
+      await api.call(AdminService.method.deactivateUser, { accountId: first.accountId, reason: "test" }, adminBearer);
+      expect(await refused(complete((await googleSignIn(person)).back))).toBe("FailedPrecondition ACCOUNT_DEACTIVATED");
+    });
+
     it("in an invite-only tenant, refuses a first sign-in (SIGN_UP_CLOSED)", async () => {
       const tenant = (await api.call(AdminService.method.createTenant, { name: `invite-${unique()}`, settings: { inviteOnly: true } }, adminBearer)).tenant!;
       const provider = await api.call(
@@ -468,6 +476,49 @@ describe.each(BACKENDS)("social sign-in on the %s backend", (backend) => {
         "InvalidArgument INVALID_ARGUMENT",
       );
     });
+  });
+
+  describe("a provider that does not answer", () => {
+    async function providerAt(issuer: string) {
+      const created = await api.call(
+        AdminService.method.createSocialProvider,
+        { provider: { kind: SocialProviderKind.OIDC, name: "down", issuer, clientId: "c", redirectUris: [google.redirectUri] }, clientSecret: "s" },
+        adminBearer,
+      );
+      return created.provider!.id;
+    }
+
+    it("closed port: Unavailable PROVIDER_UNAVAILABLE, at once", async () => {
+      const closed = await new Promise<number>((resolve) => {
+        const probe = createNetServer().listen(0, "127.0.0.1", () => {
+          const { port } = probe.address() as AddressInfo;
+          probe.close(() => resolve(port));
+        });
+      });
+      const id = await providerAt(`http://127.0.0.1:${closed}`);
+      expect(await refused(api.call(SessionService.method.startSocialSignIn, { providerId: id, redirectUri: google.redirectUri }))).toBe(
+        "Unavailable PROVIDER_UNAVAILABLE",
+      );
+    });
+
+    it("a provider that accepts and never answers: Unavailable PROVIDER_UNAVAILABLE within SOCIAL_PROVIDER_TIMEOUT_MS, never a hang", async () => {
+      const sockets: Socket[] = [];
+      const silent = createNetServer((socket) => void sockets.push(socket));
+      await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", () => resolve()));
+      try {
+        const id = await providerAt(`http://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+        const started = Date.now();
+        expect(await refused(api.call(SessionService.method.startSocialSignIn, { providerId: id, redirectUri: google.redirectUri }))).toBe(
+          "Unavailable PROVIDER_UNAVAILABLE",
+        );
+        const took = Date.now() - started;
+        expect(took).toBeGreaterThanOrEqual(server.config.timeouts.socialProviderMs - 50);
+        expect(took).toBeLessThan(server.config.timeouts.socialProviderMs + 5_000);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        silent.close();
+      }
+    }, 20_000);
   });
 
   describe("the ID token the code redeems (web flow)", () => {
