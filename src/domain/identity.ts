@@ -4,7 +4,8 @@
 import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
-import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage } from "./accounts.ts";
+import { EMAIL_INDEX, newEmailAccount, newIdentity, openAccount, sealMessage, sealProfile } from "./accounts.ts";
+import { newId } from "./ids.ts";
 import type { AddressRequests } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
@@ -27,6 +28,7 @@ import {
   Role,
   SubscriptionStatus,
   type Account,
+  type OneTimeToken,
   type Locale,
   type Tenant,
   type TenantSettings,
@@ -73,6 +75,11 @@ export interface IdentityFlowDeps {
 
 export interface SignUpInput {
   tenantId: string;
+  /**
+   * The signed-in caller's account (SignUp with a bearer, Webcom): the address is
+   * attached to it once its link is opened, instead of creating an account.
+   */
+  accountId?: string;
   email: string;
   password: string;
   locale: string;
@@ -172,6 +179,7 @@ export async function queueVerificationLink(
 }
 
 const pendingPasswordContext = (accountId: string) => `pending-password:${accountId}`;
+const linkContext = (accountId: string) => `link-email:${accountId}`;
 
 export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   const { accounts, keyring, passwords, now, random, limits } = deps;
@@ -190,6 +198,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   // (whom it concerned, as far as it got): the wrapper below records it.
   const flows = {
     async signUp(input: SignUpInput): Promise<SecurityAttempt<void>> {
+      if (input.accountId !== undefined) return linkEmail({ ...input, accountId: input.accountId });
       let subject: SecuritySubject = {};
       try {
         const tenant = await deps.tenants.get(input.tenantId);
@@ -254,6 +263,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         const taken = await takeOneTimeToken(deps, "token", tokenHash, "verify_email");
         subject = { tenantId: taken.tenantId, accountId: taken.accountId };
         const tenant = await deps.tenants.get(taken.tenantId);
+        if (taken.data?.linkEmailSealed !== undefined) return { ok: true, value: await completeLink(tenant, taken, meta), subject };
         const found = await accounts.getAccount(taken.tenantId, taken.accountId);
         if (!found) throw tokenRefused("token");
         // A link bound to an address (an admin's change) verifies that address only, never a later one.
@@ -369,6 +379,95 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       }
     },
   };
+
+  /**
+   * SignUp with a bearer: a verification link that attaches the address to the
+   * caller's account when opened (nothing is written before). The answer is the
+   * same when the address is taken, by anyone: then no link goes out, the
+   * address is never moved, and the owner of a verified address gets a notice.
+   * The password: the account's current one when it has one (checked as a sign-in
+   * guess), else a new one under the tenant's rules, set when the link is opened.
+   */
+  async function linkEmail(input: SignUpInput & { accountId: string }): Promise<SecurityAttempt<void>> {
+    const subject: SecuritySubject = { accountId: input.accountId };
+    try {
+      const tenant = await deps.tenants.get(input.tenantId);
+      const email = normalizeEmail("email", input.email);
+      const own = await accounts.getAccount(tenant.id, input.accountId);
+      if (!own) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
+      const { account, dataKey } = openAccount(keyring, own.account, own.wrappedKey);
+      const locale = parseLocale("locale", input.locale, account.locale);
+      const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
+      await limits.consume("sign_up_ip", tenant, input.meta.ip);
+      let newPasswordHash: string | undefined;
+      if (own.account.passwordHash) {
+        const given = givenPassword("password", input.password);
+        const guess = await limits.passwordGuess(tenant, `account:${own.account.id}`, input.meta.ip);
+        if (!(await passwords.verify(own.account.passwordHash, given))) throw unauthenticated("INVALID_CREDENTIALS", "the password is not the account's");
+        await guess.refund();
+      } else {
+        newPasswordHash = await passwords.hash(checkNewPassword("password", input.password, tenant.settings.passwordMinLength, [email]));
+      }
+      if (!(await limits.tryMessage(tenant, lookupHash, input.meta.ip))) return { ok: true, value: undefined, subject };
+      const holder = await accounts.findByIdentity(tenant.id, IdentityKind.EMAIL, lookupHash);
+      if (holder) {
+        // Never moved: the owner of a verified address hears of the attempt; the caller learns nothing.
+        const notice = holder.account.id !== own.account.id && holder.identity.verifiedAt !== null ? holder : undefined;
+        await deps.addressRequests.queue(tenant, MessageKind.SIGNUP_EXISTING, notice, locale);
+        return { ok: true, value: undefined, subject: { ...subject, outcome: "IDENTITY_EXISTS" } };
+      }
+      const data: Record<string, string> = { linkEmailSealed: encryptString(dataKey, email, linkContext(own.account.id)) };
+      if (newPasswordHash) data.passwordHashSealed = encryptString(dataKey, newPasswordHash, pendingPasswordContext(own.account.id));
+      const pending = { id: newId(now(), random), tenantId: tenant.id, accountId: own.account.id };
+      const { token } = await issueLinkToken(deps, "verify_email", pending, deps.verificationLinkTtlMs, data);
+      await deps.outbox.enqueue([sealMessage(dataKey, account, verificationMessage(deps, tenant, email, locale, token), now(), random)]);
+      deps.onMessageQueued();
+      return { ok: true, value: undefined, subject };
+    } catch (error) {
+      return { ok: false, error, subject };
+    }
+  }
+
+  /** The link of linkEmail opened: the address joins the account (a guest's identity retired), and the opener is signed in. */
+  async function completeLink(tenant: Tenant, taken: OneTimeToken, meta: RequestMeta): Promise<SignInResult> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const found = await accounts.getAccount(taken.tenantId, taken.accountId);
+      if (!found) throw tokenRefused("token");
+      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
+      const email = decryptString(dataKey, taken.data!.linkEmailSealed!, linkContext(account.id));
+      const at = now();
+      const identity = newIdentity(
+        dataKey,
+        account,
+        { kind: IdentityKind.EMAIL, value: email, lookupHash: keyring.blindIndex(EMAIL_INDEX, email), verifiedAt: at },
+        at,
+        random,
+      );
+      const retire = (await accounts.listIdentities(account.id)).filter((i) => i.kind === IdentityKind.GUEST).map((i) => i.id);
+      // An account without a primary email (a phone's, a guest's) takes this one.
+      const profile =
+        account.profile.email === ""
+          ? { expectedSealed: found.account.profileSealed, sealed: sealProfile(dataKey, account.id, { ...account.profile, email }), emailVerified: true }
+          : undefined;
+      let added: boolean;
+      try {
+        added = await accounts.addIdentity({ tenantId: tenant.id, accountId: account.id, identity, retire, ...(profile ? { profile } : {}), at });
+      } catch (error) {
+        if (!(error instanceof DuplicateIdentityError)) throw error;
+        throw new DomainError("failed_precondition", "IDENTITY_TAKEN", "this address was added to another account meanwhile");
+      }
+      if (!added) continue; // the profile changed meanwhile: read again
+      const passwordHash = pendingPassword(found, taken.data);
+      if (passwordHash && found.account.passwordHash === null) await accounts.setPasswordHash(account.id, passwordHash, now());
+      const current = profile ? { ...account, profile: { ...account.profile, email }, emailVerified: true } : account;
+      assertCanSignIn(current);
+      const issued = await deps.sessions.issue(current, tenant.settings, meta, AssuranceLevel.AAL1, dataKey, [
+        { method: AuthMethod.EMAIL_LINK, identityId: identity.id },
+      ]);
+      return { ...issued, account: current };
+    }
+    throw new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed meanwhile; open the link again");
+  }
 
   // Every outcome is an audit event: one write whether or not the address is known.
   const security = createSecurityEvents(deps.audit, now);

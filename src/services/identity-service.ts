@@ -6,7 +6,9 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
-import { requestMeta, requireSession, tenantOf } from "./call-context.ts";
+import { bearerToken, requestMeta, requireSession, tenantOf } from "./call-context.ts";
+import { isApiKeySecret } from "../domain/api-keys.ts";
+import { permissionDenied } from "../domain/errors.ts";
 import { emailChangeHandlers } from "./identity-email-change.ts";
 import { recoveryHandlers } from "./identity-recovery.ts";
 
@@ -30,8 +32,17 @@ export const identityAccess = {
 export function identityService(app: App) {
   return {
     async signUp(req, ctx) {
+      // With a bearer (Webcom): the address joins the caller's account, in its tenant, once verified.
+      const token = bearerToken(ctx.requestHeader);
+      let caller: { accountId: string; tenantId: string } | undefined;
+      if (token !== undefined) {
+        if (isApiKeySecret(token)) throw permissionDenied("SESSION_REQUIRED", "adding an address needs a person's session, not an API key");
+        const { session } = await app.sessions.validate(token);
+        caller = { accountId: session.accountId, tenantId: session.tenantId };
+      }
       await app.identity.signUp({
-        tenantId: tenantOf(ctx),
+        tenantId: caller?.tenantId ?? tenantOf(ctx),
+        ...(caller ? { accountId: caller.accountId } : {}),
         email: req.email,
         password: req.password,
         locale: req.locale,

@@ -161,6 +161,55 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       expect((await me.signIn(phone, await lastCode(server, phone))).accountId).toBe(guest.accountId);
     });
 
+    it("a guest upgraded by SignUp with its bearer: verified through the link, the same account id, the guest identity gone", async () => {
+      const me = person();
+      const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, me.headers());
+      const email = `upgrade.${protocol}.${Date.now()}.${seq++}@example.test`;
+      await api.call(IdentityService.method.signUp, { email, password: PASSWORD }, me.headers(guest.sessionToken));
+      // Nothing attached before the link is opened.
+      expect((await me.identities(guest.sessionToken)).map((i) => i.kind)).toStrictEqual([IdentityKind.GUEST]);
+      const [verification] = await queuedMessages(server, "verify_email", email);
+      const token = new URL(verification!.variables.link!).searchParams.get("token")!;
+      const verified = await api.call(IdentityService.method.verifyIdentity, { token }, me.headers());
+      expect(verified.accountId).toBe(guest.accountId);
+
+      const after = await me.identities(verified.sessionToken);
+      expect(after.map((i) => [i.kind, i.value, i.verified])).toStrictEqual([[IdentityKind.EMAIL, email, true]]);
+      const account = await api.call(AccountService.method.getAccount, {}, me.headers(verified.sessionToken));
+      expect([account.account?.email, account.account?.emailVerified]).toStrictEqual([email, true]);
+      // The address and the password chosen at sign-up sign in to the same account.
+      const byEmail = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } }, me.headers());
+      expect(byEmail.accountId).toBe(guest.accountId);
+      // The link is single use.
+      expect((await refusal(api.call(IdentityService.method.verifyIdentity, { token }, me.headers()))).code).toBe(Code.InvalidArgument);
+    });
+
+    it("SignUp with a bearer for an address another account holds: the same answer, no link, never moved", async () => {
+      const owner = person();
+      const email = `held.${protocol}.${Date.now()}.${seq++}@example.test`;
+      await api.call(IdentityService.method.signUp, { email, password: PASSWORD }, owner.headers());
+      const [verification] = await queuedMessages(server, "verify_email", email);
+      await api.call(IdentityService.method.verifyIdentity, { token: new URL(verification!.variables.link!).searchParams.get("token")! }, owner.headers());
+
+      const other = person();
+      const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, other.headers());
+      const free = `free.${protocol}.${Date.now()}.${seq++}@example.test`;
+      const answers = [
+        await api.call(IdentityService.method.signUp, { email, password: PASSWORD }, other.headers(guest.sessionToken)),
+        await api.call(IdentityService.method.signUp, { email: free, password: PASSWORD }, other.headers(guest.sessionToken)),
+      ];
+      expect(answers[0]).toStrictEqual(answers[1]);
+      expect(await queuedMessages(server, "verify_email", email)).toHaveLength(1); // only the owner's own, earlier
+      expect(await queuedMessages(server, "verify_email", free)).toHaveLength(1);
+      expect((await other.identities(guest.sessionToken)).map((i) => i.kind)).toStrictEqual([IdentityKind.GUEST]);
+      const byEmail = await api.call(
+        SessionService.method.signIn,
+        { method: { case: "emailPassword", value: { email, password: PASSWORD } } },
+        owner.headers(),
+      );
+      expect(byEmail.accountId).not.toBe(guest.accountId);
+    });
+
     it("a phone added to an email account signs in as well as the address; identities go down to the last, which stays", async () => {
       const me = person();
       const email = `phone.${protocol}.${Date.now()}.${seq++}@example.test`;

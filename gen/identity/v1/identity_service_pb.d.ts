@@ -618,6 +618,15 @@ export declare const IdentityService: GenService<{
    * PASSWORD_TOO_SHORT, PASSWORD_TOO_LONG, PASSWORD_COMMON, PASSWORD_WEAK),
    * locale or consents[i]; FailedPrecondition SIGN_UP_CLOSED when the tenant is
    * invite-only; ResourceExhausted RATE_LIMITED per IP.
+   * With `authorization: Bearer <session token>` (Webcom's sign-up while
+   * signed in) no account is created: the link attaches the address to the
+   * caller's account when opened (VerifyIdentity then signs in to it), and a
+   * guest is upgraded (same account, guest identity retired). `password` is
+   * then the account's current password when it has one (Unauthenticated
+   * INVALID_CREDENTIALS otherwise), else its first one; consents are not
+   * recorded. A taken address gets no link, the same answer, and is never
+   * moved; VerifyIdentity answers FailedPrecondition IDENTITY_TAKEN if it was
+   * taken meanwhile. An invalid bearer is Unauthenticated SESSION_INVALID.
    *
    * @generated from rpc identity.v1.IdentityService.SignUp
    */
