@@ -19,16 +19,20 @@ import { DomainError, invalidArgument, permissionDenied, unauthenticated } from 
 import { assertCanSignIn, type SignInResult } from "./identity.ts";
 import { newId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
-import { oneTimeTokenHash, randomToken } from "./one-time-tokens.ts";
+import { randomDigits, oneTimeTokenHash, randomToken } from "./one-time-tokens.ts";
+import { openIdentityValue, sealMessage } from "./accounts.ts";
+import { MessageKind } from "./messages.ts";
 import { passwordFingerprint } from "./recovery.ts";
 import type { AccountReader } from "./ports/accounts.ts";
 import type { Random } from "./ports/random.ts";
 import type { SecondFactorStore, StoredSecondFactor } from "./ports/second-factors.ts";
 import type { TokenStore } from "./ports/tokens.ts";
+import type { CodeStore } from "./ports/codes.ts";
+import type { OutboxWriter } from "./ports/outbox.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
-import { type Account, AssuranceLevel, AuthMethod, type OneTimeToken, SecondFactorKind, type Tenant } from "./types.ts";
+import { type Account, AssuranceLevel, AuthMethod, IdentityKind, type OneTimeToken, SecondFactorKind, type Tenant } from "./types.ts";
 
 const MINUTE = 60_000;
 /** How long a sign-in waits for its second factor. */
@@ -44,6 +48,10 @@ const RECOVERY_CODE_LENGTH = 10;
 const RECOVERY_INDEX = "recovery-code";
 
 const secretContext = (factorId: string) => `second-factor:${factorId}`;
+/** Where an SMS code answering a challenge waits (the challenge's hash names it), and its keyed-hash namespace. */
+const smsCodeKey = (tenantId: string, accountId: string, challengeHash: string) => `second_factor:${tenantId}:${accountId}:${challengeHash}`;
+const SMS_CODE_INDEX = "second_factor_sms";
+const SMS_CODE_ATTEMPTS = 5;
 
 /** A factor as its owner sees it: never the secret. */
 export interface SecondFactorView {
@@ -93,6 +101,11 @@ export interface SecondFactors {
     meta: RequestMeta;
   }): Promise<SignInResult & { recoveryCodesRemaining: number }>;
   /**
+   * Sends an SMS code for a challenge that offers SMS, to the account's oldest
+   * verified phone; returns when it expires and the number's last two digits.
+   */
+  sendSmsCode(input: { tenantId: string; challenge: string; meta: RequestMeta }): Promise<{ expiresAt: number; phoneHint: string }>;
+  /**
    * Step-up: the caller's session may do a sensitive operation. With a
    * confirmed factor the session must be AAL2; without one, `recent` asks for
    * a sign-in within STEP_UP_RECENT_MS. permission_denied STEP_UP_REQUIRED otherwise.
@@ -102,7 +115,11 @@ export interface SecondFactors {
 
 export interface SecondFactorDeps {
   store: SecondFactorStore;
-  accounts: Pick<AccountReader, "getAccount">;
+  accounts: Pick<AccountReader, "getAccount" | "listIdentities">;
+  /** SMS codes answering a challenge (the phone identities' code store). */
+  codes: CodeStore;
+  outbox: OutboxWriter;
+  onMessageQueued: () => void;
   tenants: Pick<Tenants, "get">;
   keyring: Keyring;
   tokens: TokenStore;
@@ -164,6 +181,33 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
     return totpMatchingSteps(secret, code, candidates)[0];
   }
 
+  /** The account's oldest verified phone identity, when SMS may answer a challenge whose first factor was `firstMethod`. */
+  async function smsPhone(accountId: string, firstMethod: string | undefined) {
+    if (firstMethod === AuthMethod.PHONE_CODE) return undefined; // the same phone twice is one factor
+    return (await deps.accounts.listIdentities(accountId)).find((i) => i.kind === IdentityKind.PHONE && i.verifiedAt !== null);
+  }
+
+  /** The live challenge behind `challenge` in the tenant, or CHALLENGE_INVALID. */
+  async function liveChallenge(tenantId: string, challenge: string) {
+    const tokenHash = oneTimeTokenHash(challenge);
+    const pending = await deps.tokens.peek(tokenHash);
+    if (pending?.purpose !== "second_factor" || pending.tenantId !== tenantId || pending.expiresAt <= now()) throw challengeInvalid();
+    return { tokenHash, pending };
+  }
+
+  const smsUnavailable = () =>
+    new DomainError(
+      "failed_precondition",
+      "SMS_SECOND_FACTOR_UNAVAILABLE",
+      "this sign-in cannot be completed by SMS (no verified phone, or the phone was the first factor)",
+    );
+
+  const challengeField = (challenge: string) => {
+    if (challenge === "") throw invalidArgument("challenge", "is required");
+    if (challenge.length > 100) throw invalidArgument("challenge", "is not a challenge from SignIn");
+    return challenge;
+  };
+
   const totpCodeOf = (field: string, code: string) => {
     if (!/^\d{6}$/.test(code)) throw invalidArgument(field, "must be 6 digits");
     return code;
@@ -173,26 +217,21 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
     async complete(input: Parameters<SecondFactors["complete"]>[0]): Promise<SecurityAttempt<SignInResult & { recoveryCodesRemaining: number }>> {
       let subject: SecuritySubject = {};
       try {
-        if (input.challenge === "") throw invalidArgument("challenge", "is required");
-        if (input.challenge.length > 100) throw invalidArgument("challenge", "is not a challenge from SignIn");
+        challengeField(input.challenge);
         const code = input.code;
         if (!code) throw invalidArgument("code", "one of totp_code, recovery_code or sms_code is required");
         if (code.kind === "totp") totpCodeOf("totp_code", code.code);
         const recovery = code.kind === "recovery" ? normalizeRecoveryCode(code.code) : undefined;
         if (code.kind === "recovery" && recovery === undefined) throw invalidArgument("recovery_code", "must be 10 letters and digits (xxxxx-xxxxx)");
-        if (code.kind === "sms") {
-          if (!/^\d{6}$/.test(code.code)) throw invalidArgument("sms_code", "must be 6 digits");
-          throw new DomainError("unimplemented", "SMS_SECOND_FACTOR_UNAVAILABLE", "SMS as a second factor is not available yet");
-        }
+        if (code.kind === "sms") totpCodeOf("sms_code", code.code);
         const tenant = await deps.tenants.get(input.tenantId);
         const bySource = await limits.consume("code_ip", tenant, input.meta.ip);
-        const tokenHash = oneTimeTokenHash(input.challenge);
-        const pending = await deps.tokens.peek(tokenHash);
-        if (pending?.purpose !== "second_factor" || pending.tenantId !== tenant.id || pending.expiresAt <= now()) throw challengeInvalid();
+        const { tokenHash, pending } = await liveChallenge(tenant.id, input.challenge);
         subject = { accountId: pending.accountId };
         // Counted before the check: 5 per challenge, and the account's code budget; a correct code takes them back.
         const byChallenge = await limits.consume("second_factor_challenge", tenant, tokenHash);
         const byAccount = await limits.consume("code_account", tenant, `second_factor:${pending.accountId}`);
+        let phone: { id: string } | undefined;
         const { account, dataKey, stored } = await openedAccount(tenant.id, pending.accountId).catch(() => {
           throw challengeInvalid(); // erased meanwhile
         });
@@ -205,6 +244,12 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
           if (!factor) throw new DomainError("failed_precondition", "SECOND_FACTOR_NOT_ENROLLED", "the account has no authenticator app");
           const step = acceptedStep(factor, dataKey, code.code);
           if (step === undefined || !(await store.useStep(account.id, factor.id, step, now()))) throw invalidCode();
+        } else if (code.kind === "sms") {
+          phone = await smsPhone(account.id, pending.data?.firstMethod);
+          if (!phone || !(await store.hasConfirmed(account.id))) throw smsUnavailable();
+          const key = smsCodeKey(tenant.id, account.id, tokenHash);
+          const attempt = await deps.codes.attempt(key, keyring.blindIndex(SMS_CODE_INDEX, `${key}\n${code.code}`), SMS_CODE_ATTEMPTS);
+          if (attempt.outcome !== "match" || attempt.code.expiresAt <= now()) throw invalidCode();
         } else if (!(await store.useRecoveryCode(account.id, recoveryHash(account.id, recovery!), now()))) {
           throw invalidCode();
         }
@@ -216,7 +261,9 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL2, dataKey, [
           // The first proof: the password, an external identity's ID token (social sign-in) or a phone code.
           { method: pending.data?.firstMethod ?? AuthMethod.PASSWORD, identityId: pending.identityId, at: passwordAt },
-          { method: code.kind === "totp" ? AuthMethod.TOTP : AuthMethod.RECOVERY_CODE, identityId: "" },
+          code.kind === "sms"
+            ? { method: AuthMethod.PHONE_CODE, identityId: phone!.id }
+            : { method: code.kind === "totp" ? AuthMethod.TOTP : AuthMethod.RECOVERY_CODE, identityId: "" },
         ]);
         // A deactivation or role change while the code was checked must not miss this session.
         const current = (await deps.accounts.getAccount(tenant.id, account.id))?.account;
@@ -303,6 +350,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       const factors = (await store.list(account.id)).filter((f) => f.confirmedAt !== null);
       if (factors.length === 0) return undefined;
       const kinds = [...new Set(factors.map((f) => f.kind as SecondFactorKind))];
+      if (await smsPhone(account.id, firstMethod)) kinds.push(SecondFactorKind.SMS);
       if ((await store.countRecoveryCodes(account.id)) > 0) kinds.push(SecondFactorKind.RECOVERY_CODE);
       const challenge = randomToken(random);
       const expiresAt = now() + CHALLENGE_TTL_MS;
@@ -316,6 +364,40 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       };
       await deps.tokens.put(oneTimeTokenHash(challenge), record, CHALLENGE_TTL_MS);
       return { challenge, expiresAt, kinds };
+    },
+
+    async sendSmsCode(input) {
+      challengeField(input.challenge);
+      const tenant = await deps.tenants.get(input.tenantId);
+      await limits.consume("code_ip", tenant, input.meta.ip);
+      const { tokenHash, pending } = await liveChallenge(tenant.id, input.challenge);
+      const found = await deps.accounts.getAccount(tenant.id, pending.accountId);
+      if (!found) throw challengeInvalid();
+      const phone = await smsPhone(found.account.id, pending.data?.firstMethod);
+      if (!phone || !(await store.hasConfirmed(found.account.id))) throw smsUnavailable();
+      // Counted as sign-in codes are: per IP, per number, per tenant per day.
+      await limits.consume("sms_ip", tenant, input.meta.ip);
+      await limits.consumeMessage(tenant, phone.lookupHash, input.meta.ip);
+      await limits.consume("sms_tenant", tenant, "");
+      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
+      const number = openIdentityValue(dataKey, phone.id, phone.valueSealed);
+      const code = randomDigits(random, 6);
+      const key = smsCodeKey(tenant.id, account.id, tokenHash);
+      const expiresAt = Math.min(now() + tenant.settings.phoneCodeLifetimeMs, pending.expiresAt);
+      await deps.codes.put(
+        key,
+        { codeHash: keyring.blindIndex(SMS_CODE_INDEX, `${key}\n${code}`), tenantId: tenant.id, accountId: account.id, expiresAt },
+        expiresAt - now(),
+      );
+      const message = {
+        kind: MessageKind.PHONE_CODE,
+        to: number,
+        locale: account.locale,
+        variables: { code, minutes: String(Math.max(1, Math.round((expiresAt - now()) / 60_000))) },
+      };
+      await deps.outbox.enqueue([sealMessage(dataKey, account, message, now(), random)]);
+      deps.onMessageQueued();
+      return { expiresAt, phoneHint: number.slice(-2) };
     },
 
     complete: (input) =>

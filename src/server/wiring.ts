@@ -334,6 +334,8 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   };
   const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
   const secondFactors = createSecondFactors({
+    ...messaging,
+    codes: ephemeral.codes,
     store: durable.secondFactors,
     accounts: durable.accounts,
     tenants,

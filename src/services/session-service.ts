@@ -33,6 +33,8 @@ export const sessionAccess = {
   issueAccessToken: "session",
   // The challenge is the credential (from SignIn's password check).
   completeSecondFactor: "anonymous",
+  // The challenge is the credential, as for CompleteSecondFactor.
+  sendSecondFactorCode: "anonymous",
   // Anonymous, or signed in to link: the handler reads the bearer itself.
   startSocialSignIn: "anonymous",
   // The state says everything (tenant, provider, the account to link to).
@@ -105,6 +107,10 @@ export function sessionService(app: App) {
     async sendSignInCode(req, ctx) {
       await app.phones.sendSignInCode({ tenantId: tenantOf(ctx), phone: req.phone, locale: req.locale, meta: requestMeta(ctx) });
       return {};
+    },
+    async sendSecondFactorCode(req, ctx) {
+      const { expiresAt, phoneHint } = await app.secondFactors.sendSmsCode({ tenantId: tenantOf(ctx), challenge: req.challenge, meta: requestMeta(ctx) });
+      return { expireTime: timestampFromMs(expiresAt), phoneHint };
     },
     async completeSecondFactor(req, ctx) {
       const paths = profilePaths(req.profileMask?.paths ?? []);

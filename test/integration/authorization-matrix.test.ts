@@ -88,6 +88,7 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.SessionService.IssueAccessToken": { permission: null, expect: "U A A A P P A" },
   // The challenge is the credential (SignIn's password check made it): anyone may answer one.
   "identity.v1.SessionService.CompleteSecondFactor": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.SessionService.SendSecondFactorCode": { permission: null, expect: "A A A A A A A" },
   // Social sign-in: anyone may start or finish one; signed in, a start links (a person's session: an API key is refused).
   "identity.v1.SessionService.StartSocialSignIn": {
     permission: null,

@@ -57,6 +57,7 @@ describe.each(BACKENDS)("every limited RPC on the %s backend", (backend) => {
       "CompleteSecondFactor (codes per IP)",
       (api) => api.session.completeSecondFactor({ challenge: "A".repeat(43), code: { case: "totpCode", value: "123456" } }),
     ],
+    ["SendSecondFactorCode (codes per IP)", (api) => api.session.sendSecondFactorCode({ challenge: "A".repeat(43) })],
     ["ResendVerification (codes per IP)", (api, n) => api.identity.resendVerification({ email: `nobody.${n}@example.test` })],
     ["StartPasswordReset (codes per IP)", (api, n) => api.identity.startPasswordReset({ email: `nobody.${n}@example.test` })],
     ["CheckPasswordResetCode (codes per IP)", (api) => api.identity.checkPasswordResetCode({ code: "A".repeat(43) })],

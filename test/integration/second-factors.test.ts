@@ -17,6 +17,7 @@ import { DEFAULT_TENANT_ID } from "../../src/domain/tenants.ts";
 import { BACKENDS } from "../support/backends.ts";
 import { type Caller, createCaller, type Protocol, refusal } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
+import { lastCode, queuedMessages } from "../support/sms-outbox.ts";
 import { appCode } from "../support/totp.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -230,5 +231,95 @@ describe.each(BACKENDS)("second factors on the %s backend", (backend) => {
     expect((await mine()).length).toBe(11);
     await api().call(AccountService.method.deleteAccount, {}, bearer(sessionToken));
     expect(await mine()).toEqual([]);
+  });
+});
+
+// SMS as a second factor, through the phone identity's code channel: the server
+// runs without delivery, and each SMS (and the verification mail) is read from
+// its outbox with the service's keys (test/support/sms-outbox.ts).
+describe.each(BACKENDS)("SMS as a second factor on the %s backend", (backend) => {
+  let server: TestServer;
+  let api: Caller;
+  let ipSeq = 0;
+  beforeAll(async () => {
+    server = await startTestServer(backend, { env: { TRUSTED_PROXIES: "1" }, runtime: { deliver: false, purgeIntervalMs: 0 } });
+    api = createCaller("grpc-js", server.baseUrl);
+  });
+  afterAll(async () => {
+    api?.close();
+    await server?.close();
+  });
+
+  /** A person with a verified email (password), a verified phone and an authenticator app, calling from an IP of their own. */
+  async function enrolledWithPhone(tag: string) {
+    const n = seq++;
+    const ip = `10.88.${(ipSeq >> 8) & 255}.${ipSeq++ & 255}`;
+    const headers = (token?: string) => ({ "x-forwarded-for": ip, ...(token ? bearer(token) : {}) });
+    const email = `mfa.sms.${tag}.${Date.now()}.${n}@example.test`;
+    const phone = `+3362${String(Date.now() % 1_000_000).padStart(6, "0")}${n % 10}`;
+    await api.call(IdentityService.method.signUp, { email, password: PASSWORD }, headers());
+    const [verification] = await queuedMessages(server, "verify_email", email);
+    const { sessionToken } = await api.call(IdentityService.method.verifyIdentity, { token: linkToken(verification!.variables.link!) }, headers());
+    await api.call(IdentityService.method.addPhone, { phone, locale: "en" }, headers(sessionToken));
+    await api.call(IdentityService.method.verifyPhone, { phone, code: await lastCode(server, phone) }, headers(sessionToken));
+    const started = await api.call(AccountService.method.startTotpEnrollment, {}, headers(sessionToken));
+    await api.call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret) }, headers(sessionToken));
+    const identities = (await api.call(IdentityService.method.listIdentities, {}, headers(sessionToken))).identities;
+    return { email, phone, headers, phoneIdentityId: identities.find((i) => i.value === phone)!.id };
+  }
+
+  it("password, then a code sent by SMS to the verified phone: an AAL2 session recording both; a wrong or reused code is refused", async () => {
+    const me = await enrolledWithPhone("flow");
+    const signIn = () =>
+      api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: me.email, password: PASSWORD } } }, me.headers());
+    const first = (await signIn()).secondFactorChallenge!;
+    expect(first.kinds).toEqual([SecondFactorKind.TOTP, SecondFactorKind.SMS, SecondFactorKind.RECOVERY_CODE]);
+    const sent = await api.call(SessionService.method.sendSecondFactorCode, { challenge: first.challenge }, me.headers());
+    expect(sent.phoneHint).toBe(me.phone.slice(-2));
+    const code = await lastCode(server, me.phone);
+    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, "0");
+    const complete = (challenge: string, value: string) =>
+      api.call(SessionService.method.completeSecondFactor, { challenge, code: { case: "smsCode", value } }, me.headers());
+    await expectRefused(complete(first.challenge, wrong), Code.Unauthenticated, "INVALID_SECOND_FACTOR");
+    const done = await complete(first.challenge, code);
+    const validated = await api.call(SessionService.method.validateSession, { sessionToken: done.sessionToken });
+    expect(validated.assuranceLevel).toBe(AssuranceLevel.AAL2);
+    expect(validated.authenticationMethods.map((m) => [m.method, m.identityId === me.phoneIdentityId])).toEqual([
+      ["password", false],
+      ["phone_code", true],
+    ]);
+    // The code was for that challenge only, and is used up.
+    const second = (await signIn()).secondFactorChallenge!;
+    await expectRefused(complete(second.challenge, code), Code.Unauthenticated, "INVALID_SECOND_FACTOR");
+  });
+
+  it("is not offered after a sign-in by that phone's code (one factor twice), nor without a verified phone", async () => {
+    const me = await enrolledWithPhone("phonefirst");
+    await api.call(SessionService.method.sendSignInCode, { phone: me.phone, locale: "en" }, me.headers());
+    const { secondFactorChallenge } = await api.call(
+      SessionService.method.signIn,
+      { method: { case: "phoneCode", value: { phone: me.phone, code: await lastCode(server, me.phone) } } },
+      me.headers(),
+    );
+    expect(secondFactorChallenge!.kinds).toEqual([SecondFactorKind.TOTP, SecondFactorKind.RECOVERY_CODE]);
+    await expectRefused(
+      api.call(SessionService.method.sendSecondFactorCode, { challenge: secondFactorChallenge!.challenge }, me.headers()),
+      Code.FailedPrecondition,
+      "SMS_SECOND_FACTOR_UNAVAILABLE",
+    );
+    await expectRefused(
+      api.call(
+        SessionService.method.completeSecondFactor,
+        { challenge: secondFactorChallenge!.challenge, code: { case: "smsCode", value: "123456" } },
+        me.headers(),
+      ),
+      Code.FailedPrecondition,
+      "SMS_SECOND_FACTOR_UNAVAILABLE",
+    );
+    await expectRefused(
+      api.call(SessionService.method.sendSecondFactorCode, { challenge: "A".repeat(43) }, me.headers()),
+      Code.Unauthenticated,
+      "CHALLENGE_INVALID",
+    );
   });
 });

@@ -89,7 +89,7 @@ describe("second factors, in memory", () => {
     await expectRefused(h.client(SessionService).completeSecondFactor({ challenge: second }), Code.InvalidArgument);
     await expectRefused(
       h.client(SessionService).completeSecondFactor({ challenge: second, code: { case: "smsCode", value: "123456" } }),
-      Code.Unimplemented,
+      Code.FailedPrecondition,
       "SMS_SECOND_FACTOR_UNAVAILABLE",
     );
   });

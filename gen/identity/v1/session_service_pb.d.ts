@@ -357,7 +357,7 @@ export declare type CompleteSecondFactorRequest = Message<"identity.v1.CompleteS
     case: "recoveryCode";
   } | {
     /**
-     * A code sent by SMS to the account's phone (not available yet).
+     * The 6-digit code SendSecondFactorCode sent by SMS.
      *
      * @generated from field: string sms_code = 4;
      */
@@ -426,6 +426,53 @@ export declare type CompleteSecondFactorResponse = Message<"identity.v1.Complete
  * Use `create(CompleteSecondFactorResponseSchema)` to create a new message.
  */
 export declare const CompleteSecondFactorResponseSchema: GenMessage<CompleteSecondFactorResponse>;
+
+/**
+ * SendSecondFactorCodeRequest names the challenge to send an SMS code for.
+ *
+ * @generated from message identity.v1.SendSecondFactorCodeRequest
+ */
+export declare type SendSecondFactorCodeRequest = Message<"identity.v1.SendSecondFactorCodeRequest"> & {
+  /**
+   * The challenge from SignInResponse.second_factor_challenge.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+};
+
+/**
+ * Describes the message identity.v1.SendSecondFactorCodeRequest.
+ * Use `create(SendSecondFactorCodeRequestSchema)` to create a new message.
+ */
+export declare const SendSecondFactorCodeRequestSchema: GenMessage<SendSecondFactorCodeRequest>;
+
+/**
+ * SendSecondFactorCodeResponse says until when the code works.
+ *
+ * @generated from message identity.v1.SendSecondFactorCodeResponse
+ */
+export declare type SendSecondFactorCodeResponse = Message<"identity.v1.SendSecondFactorCodeResponse"> & {
+  /**
+   * When the code sent expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 1;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The last two digits of the number it went to, for the person to recognise it.
+   *
+   * @generated from field: string phone_hint = 2;
+   */
+  phoneHint: string;
+};
+
+/**
+ * Describes the message identity.v1.SendSecondFactorCodeResponse.
+ * Use `create(SendSecondFactorCodeResponseSchema)` to create a new message.
+ */
+export declare const SendSecondFactorCodeResponseSchema: GenMessage<SendSecondFactorCodeResponse>;
 
 /**
  * SignOutRequest ends the session in the authorization header.
@@ -1304,16 +1351,17 @@ export declare const SessionService: GenService<{
   },
   /**
    * Finishes a sign-in that SignIn answered with a second_factor_challenge:
-   * one code of a second factor (a TOTP code, a recovery code) gives a new
-   * session at AAL2. A TOTP code is accepted within one 30 s step either
+   * one code of a second factor (a TOTP code, a recovery code, or an SMS code
+   * from SendSecondFactorCode) gives a new session at AAL2. A TOTP code is accepted within one 30 s step either
    * side and only once (a replayed code is refused); a recovery code works
    * once. The challenge lives 5 minutes and is used up by the first success.
    * Errors: InvalidArgument on challenge, code (none given) or the code's
    * field (totp_code: 6 digits; recovery_code: its shape); Unauthenticated
    * CHALLENGE_INVALID (unknown, expired or used challenge) or
    * INVALID_SECOND_FACTOR (a wrong, replayed or used code); FailedPrecondition
-   * SECOND_FACTOR_NOT_ENROLLED (no such factor on the account);
-   * Unimplemented SMS_SECOND_FACTOR_UNAVAILABLE for sms_code (not built yet);
+   * SECOND_FACTOR_NOT_ENROLLED (no such factor on the account), or
+   * SMS_SECOND_FACTOR_UNAVAILABLE for sms_code when the challenge does not
+   * offer SMS (a wrong, expired or used SMS code is INVALID_SECOND_FACTOR);
    * ResourceExhausted RATE_LIMITED after 5 wrong codes on one challenge, or
    * too many at the account or from the source (progressive, never a
    * permanent lockout; a correct code takes its counts back);
@@ -1326,6 +1374,26 @@ export declare const SessionService: GenService<{
     methodKind: "unary";
     input: typeof CompleteSecondFactorRequestSchema;
     output: typeof CompleteSecondFactorResponseSchema;
+  },
+  /**
+   * Sends a 6-digit code by SMS for a challenge that offers
+   * SECOND_FACTOR_KIND_SMS (an account with a confirmed second factor and a
+   * verified phone identity, signed in with something else than that
+   * phone's code), to the account's oldest verified phone; the code answers
+   * CompleteSecondFactor's sms_code (single use, 5 tries, it lives as long as
+   * the phone code lifetime and never past the challenge). A new send
+   * replaces the previous code.
+   * Errors: InvalidArgument on challenge; Unauthenticated CHALLENGE_INVALID;
+   * FailedPrecondition SMS_SECOND_FACTOR_UNAVAILABLE when the challenge does
+   * not offer SMS; ResourceExhausted RATE_LIMITED (sends per IP, per number
+   * and per tenant per day, as for sign-in codes).
+   *
+   * @generated from rpc identity.v1.SessionService.SendSecondFactorCode
+   */
+  sendSecondFactorCode: {
+    methodKind: "unary";
+    input: typeof SendSecondFactorCodeRequestSchema;
+    output: typeof SendSecondFactorCodeResponseSchema;
   },
   /**
    * Starts a sign-in with one of the tenant's social providers (Google, Apple
