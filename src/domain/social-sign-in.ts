@@ -12,7 +12,7 @@
 // sealed profile; a verified provider address becomes the new account's
 // primary email as an email identity of its own.
 import { createHash } from "node:crypto";
-import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts";
+import { decryptString, encryptString, hashSecret, type Keyring } from "../crypto/keyring.ts";
 import { EMAIL_INDEX, newAccount, newIdentity, OIDC_INDEX, oidcLookupValue, openAccount, sealIdentityProfile, sealProfile } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
@@ -23,6 +23,7 @@ import type { Limits } from "./limits.ts";
 import { oneTimeTokenHash, randomToken } from "./one-time-tokens.ts";
 import { type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "./ports/accounts.ts";
 import type { ExternalIdentity, Federation, FederationProvider } from "./ports/federation.ts";
+import type { Leases } from "./ports/leases.ts";
 import type { Random } from "./ports/random.ts";
 import type { TokenStore } from "./ports/tokens.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
@@ -34,6 +35,10 @@ import { normalizeEmail } from "./validation.ts";
 /** How long a started sign-in waits for its completion. */
 export const SOCIAL_STATE_TTL_MS = 10 * 60_000;
 const FIELD_MAX = 4096;
+/** The clock tolerance of ID token checks (src/federation/oidc.ts): a token is remembered this much past its expiry. */
+const CLOCK_TOLERANCE_MS = 30_000;
+/** Longest a used ID token is remembered (a token living longer is refused as used for this long). */
+const ID_TOKEN_MEMORY_MAX_MS = 24 * 3_600_000;
 
 /** What an OIDC identity's sealed profile holds: what the provider said (its value is the subject, its issuer in clear). */
 export interface ExternalIdentityProfile {
@@ -125,6 +130,8 @@ export function createSocialSignIn(deps: {
   /** After the ID token: the second-factor challenge when the account has a factor (src/domain/second-factors.ts). */
   secondFactors: Pick<SecondFactors, "challengeFor">;
   limits: Limits;
+  /** SET NX with a TTL: remembers used ID tokens across instances (./ports/leases.ts). */
+  leases: Leases;
   audit: AuditLog;
   now: () => number;
   random: Random;
@@ -326,6 +333,11 @@ export function createSocialSignIn(deps: {
         // Apple's native flow puts the SHA-256 (hex) of the app's nonce in the token.
         const nonces = [nonce, createHash("sha256").update(nonce).digest("hex")];
         const external = await deps.federation.verifyIdToken(federationProvider(source), { idToken, nonces });
+        // Each ID token signs in once: a copy of one (a log, a proxy, a stolen device backup) replays nothing.
+        // Remembered until it expires (plus the clock tolerance), through a lease nobody releases.
+        const remember = Math.min(Math.max(external.expiresAt + CLOCK_TOLERANCE_MS - now(), 1000), ID_TOKEN_MEMORY_MAX_MS);
+        if (!(await deps.leases.acquire(`social-id-token:${hashSecret(idToken)}`, remember)))
+          throw unauthenticated("SOCIAL_TOKEN_INVALID", "this ID token was used already");
         const value = await settle(tenant, source, external, { name: "", linkAccountId: "", meta: input.meta }, subject);
         return { ok: true, value, subject };
       } catch (error) {

@@ -148,6 +148,7 @@ export function createOidcFederation(options: OidcFederationOptions): Federation
       emailVerified: flag("email_verified"),
       privateRelayEmail: flag("is_private_email"),
       name: claim("name").slice(0, 200),
+      expiresAt: (payload.exp ?? 0) * 1000,
     };
   }
 

@@ -390,6 +390,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     sessions,
     secondFactors,
     limits,
+    leases: ephemeral.leases,
     audit,
     now,
     random,

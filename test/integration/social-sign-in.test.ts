@@ -392,6 +392,8 @@ describe.each(BACKENDS)("social sign-in on the %s backend", (backend) => {
       const token = await google.signIdToken({ sub: person.sub, aud: google.clientId, nonce });
       const native = await signIn(token, nonce);
       expect(native.accountId).toBe(web.accountId);
+      // Each ID token signs in once: a copy of it replays nothing.
+      expect(await refused(signIn(token, nonce))).toBe("Unauthenticated SOCIAL_TOKEN_INVALID");
       expect((await api.call(SessionService.method.validateSession, { sessionToken: native.sessionToken })).accountId).toBe(web.accountId);
     });
 

@@ -29,6 +29,7 @@ export declare type IdToken = Message<"identity.v1.IdToken"> & {
   /**
    * The ID token (a signed JWT), verified against the provider's published
    * keys: signature, issuer, audience (the provider's client id), expiry.
+   * Each token signs in once (a replayed one is SOCIAL_TOKEN_INVALID).
    *
    * @generated from field: string id_token = 2;
    */

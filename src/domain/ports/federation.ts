@@ -33,6 +33,8 @@ export interface ExternalIdentity {
   privateRelayEmail: boolean;
   /** "" when the token carries none. */
   name: string;
+  /** The ID token's expiry (its exp claim), epoch milliseconds. */
+  expiresAt: number;
 }
 
 export interface Federation {
