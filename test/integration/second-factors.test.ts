@@ -216,6 +216,11 @@ describe.each(BACKENDS)("second factors on the %s backend", (backend) => {
         ["account.second_factor.remove", "success"],
       ]),
     );
+    // The sign-in completed above with the app is a security event of the account too.
+    const signIns = (await server.rawRows("audit_events")).filter(
+      (e) => e.target === `account:${person.accountId}` && String(e.action).startsWith("session.second_factor"),
+    );
+    expect(signIns.map((e) => e.outcome)).toContain("success");
     // The audit rows name the action, never the secret or a code.
     const audit = JSON.stringify(await server.rawRows("audit_events"));
     expect(audit).not.toContain(person.secret);
