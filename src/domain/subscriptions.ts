@@ -101,7 +101,6 @@ export interface SubscriptionCache {
 }
 
 const NONE: SubscriptionView = Object.freeze({ plan: "", status: SubscriptionStatus.NONE });
-const accountKey = (accountId: string) => `sub:${accountId}`;
 
 export function createSubscriptionCache(deps: {
   accounts: Pick<AccountReader, "getAccount">;
@@ -118,7 +117,8 @@ export function createSubscriptionCache(deps: {
       const epoch = cache.epoch();
       const found = await deps.accounts.getAccount(tenantId, accountId);
       const view = found ? { plan: found.account.plan, status: found.account.planStatus } : NONE;
-      cache.set(accountId, view, epoch, [accountKey(accountId)]);
+      // Keyed by account, no group: an account's invalidation deletes the key itself.
+      cache.set(accountId, view, epoch);
       return view;
     },
     async changed(accountId) {
