@@ -12,7 +12,8 @@ import { SignJWT } from "jose";
 import type { Keyring } from "../crypto/keyring.ts";
 import { roleName } from "./authorization.ts";
 import type { SigningKeyStore, StoredSigningKey } from "./ports/signing-keys.ts";
-import type { SessionRecord } from "./types.ts";
+import type { PlanAnswer } from "./subscriptions.ts";
+import { SUBSCRIPTION_STATUS_NAMES, type SessionRecord } from "./types.ts";
 
 export const ACCESS_TOKEN_ALGORITHM = "EdDSA";
 /** Verifiers' clock skew the overlap allows for. */
@@ -47,8 +48,8 @@ export interface PublicJwk {
 }
 
 export interface AccessTokens {
-  /** A token for the live session `session` (the caller checked it). */
-  issue(session: SessionRecord): Promise<IssuedAccessToken>;
+  /** A token for the live session `session` (the caller checked it), with the account's plan as ValidateSession answers it. */
+  issue(session: SessionRecord, plan: PlanAnswer): Promise<IssuedAccessToken>;
   /** The public keys a verifier needs: the signing one, the next one, and retired ones whose tokens may still be live. */
   jwks(): Promise<{ keys: PublicJwk[] }>;
   /** Starts a new signing key now (published at once, signing after publishLeadMs); returns its kid. */
@@ -136,7 +137,7 @@ export function createAccessTokens(deps: {
   }
 
   return {
-    async issue(session) {
+    async issue(session, plan) {
       const key = await signer();
       const at = deps.now();
       const expiresAt = at + options.ttlMs;
@@ -145,6 +146,10 @@ export function createAccessTokens(deps: {
         sid: session.sessionId,
         role: roleName(session.role),
         aal: session.assurance,
+        // The plan claims: what ValidateSession answers (plan_id, subscription_status, entitlements), frozen for the token's lifetime.
+        plan: plan.planId,
+        plan_status: SUBSCRIPTION_STATUS_NAMES[plan.status],
+        entitlements: [...plan.entitlements],
       })
         .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: "at+jwt" })
         .setIssuer(options.issuer)

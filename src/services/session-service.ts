@@ -172,7 +172,8 @@ export function sessionService(app: App) {
     watchRevocations: (_req, ctx) => watchRevocations(app.revocationFeed, ctx),
     async issueAccessToken(_req, ctx) {
       const { session } = requireSession(ctx);
-      const issued = await app.accessTokens.issue(session);
+      const [tenant, subscription] = await Promise.all([app.tenants.get(session.tenantId), app.subscriptionCache.get(session.tenantId, session.accountId)]);
+      const issued = await app.accessTokens.issue(session, planAnswer(tenant, subscription));
       return { accessToken: issued.token, expireTime: timestampFromMs(issued.expiresAt), keyId: issued.kid };
     },
     async startSocialSignIn(req, ctx) {

@@ -47,6 +47,8 @@ describe.each(BACKENDS)("signed access tokens (%s)", (backend) => {
       const { payload, protectedHeader } = await verify(issued.accessToken, createRemoteJWKSet(jwksUrl()));
       expect(protectedHeader).toMatchObject({ alg: "EdDSA", typ: "at+jwt", kid: issued.keyId });
       expect(payload).toMatchObject({ sub: valid.accountId, aud: "default", tenant: "default", sid: valid.sessionId, role: "USER", aal: 1 });
+      // The plan as ValidateSession answers it (no subscription here: the tenant's free plan, none set: "").
+      expect([payload.plan, payload.plan_status, payload.entitlements]).toEqual([valid.planId, "none", [...valid.entitlements]]);
       expect(payload.exp! - payload.iat!).toBe(300);
       expect(BigInt(payload.exp!)).toBe(issued.expireTime!.seconds);
       // Another tenant's services (another audience) refuse it.

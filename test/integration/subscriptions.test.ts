@@ -8,6 +8,7 @@
 // applies once. On MariaDB + Redis, two instances running the job at once never
 // send anything twice.
 import { Code } from "@connectrpc/connect";
+import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
@@ -135,6 +136,14 @@ describe.each(BACKENDS)("subscriptions on the %s backend", (backend) => {
     const person = await signUp("trial", "fr");
     let answer = await validate(person.token);
     expect([answer.planId, answer.subscriptionStatus, answer.entitlements]).toEqual(["pro", Status.TRIALING, ["notes.read", "notes.write", "exports"]]);
+    // A signed access token carries the same plan, verified as a third-party service would.
+    const { accessToken } = await api.call(SessionService.method.issueAccessToken, {}, bearer(person.token));
+    const { payload } = await jwtVerify(accessToken, createRemoteJWKSet(new URL(`${server.baseUrl}/.well-known/jwks.json`)), {
+      issuer: server.config.accessTokenIssuer,
+      audience: "default",
+      currentDate: new Date(now()),
+    });
+    expect([payload.plan, payload.plan_status, payload.entitlements]).toEqual(["pro", "trialing", ["notes.read", "notes.write", "exports"]]);
 
     // Day 15: signed in again (the clock moved past the idle timeout), validated twice so the answer is cached.
     offset = 15 * DAY;

@@ -9,7 +9,9 @@ import { describe, expect, it } from "vitest";
 import { createKeyring } from "../../src/crypto/keyring.ts";
 import { createAccessTokens } from "../../src/domain/access-tokens.ts";
 import type { SigningKeyStore, StoredSigningKey } from "../../src/domain/ports/signing-keys.ts";
-import { AssuranceLevel, Role, type SessionRecord } from "../../src/domain/types.ts";
+import { AssuranceLevel, Role, type SessionRecord, SubscriptionStatus } from "../../src/domain/types.ts";
+
+const PLAN = { planId: "pro", status: SubscriptionStatus.TRIALING, entitlements: ["notes.read", "exports"] };
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -66,9 +68,10 @@ const verify = async (token: string, jwks: JSONWebKeySet, at: number) =>
 describe("access tokens", () => {
   it("carry the session's claims, verify with the published keys, and fail once tampered with", async () => {
     const { tokens, now } = setup();
-    const { token, expiresAt } = await tokens.issue(session);
+    const { token, expiresAt } = await tokens.issue(session, PLAN);
     const claims = await verify(token, await tokens.jwks(), now());
     expect(claims).toMatchObject({ sub: session.accountId, aud: "default", tenant: "default", sid: "s1", role: "ADMIN", aal: 1 });
+    expect([claims.plan, claims.plan_status, claims.entitlements]).toEqual(["pro", "trialing", ["notes.read", "exports"]]);
     expect(claims.exp! * 1000).toBe(expiresAt);
     expect(claims.exp! - claims.iat!).toBe(300);
     const [h, , s] = token.split(".") as [string, string, string];
@@ -79,12 +82,12 @@ describe("access tokens", () => {
 
   it("rotate with overlap: the next key is published before it signs, the old one until its tokens expired", async () => {
     const { tokens, store, advance, now } = setup();
-    const old = await tokens.issue(session);
+    const old = await tokens.issue(session, PLAN);
     const next = await tokens.rotate();
     expect(await kids(tokens)).toStrictEqual([old.kid, next]); // published at once…
-    expect((await tokens.issue(session)).kid).toBe(old.kid); // …but not signing yet
+    expect((await tokens.issue(session, PLAN)).kid).toBe(old.kid); // …but not signing yet
     advance(MINUTE);
-    const fresh = await tokens.issue(session);
+    const fresh = await tokens.issue(session, PLAN);
     expect(fresh.kid).toBe(next);
     // During the overlap both verify against one fetch of the keys.
     const published = await tokens.jwks();
@@ -102,24 +105,24 @@ describe("access tokens", () => {
   it("rotates a key that grew old, and one sealed under a KEK no longer active; private halves are sealed", async () => {
     const k1 = { id: "k1", key: randomBytes(32) };
     const { tokens, store, advance, make } = setup([k1]);
-    const first = await tokens.issue(session);
+    const first = await tokens.issue(session, PLAN);
     expect(store.rows[0]!.sealedPrivateKey.startsWith("k1.")).toBe(true);
     expect(JSON.parse(store.rows[0]!.publicJwk)).toStrictEqual({ kty: "OKP", crv: "Ed25519", x: expect.any(String) });
 
     advance(30 * DAY);
-    expect((await tokens.issue(session)).kid).toBe(first.kid); // starts the rotation, still signs with the old key
+    expect((await tokens.issue(session, PLAN)).kid).toBe(first.kid); // starts the rotation, still signs with the old key
     await new Promise((r) => setTimeout(r, 10));
     expect(store.rows).toHaveLength(2);
     advance(MINUTE);
-    const second = await tokens.issue(session);
+    const second = await tokens.issue(session, PLAN);
     expect(second.kid).not.toBe(first.kid);
 
     // A new KEK put first (KEK rotation): the current key is replaced by one sealed under it.
     const rotatedKek = make([{ id: "k2", key: randomBytes(32) }, k1]);
-    expect((await rotatedKek.issue(session)).kid).toBe(second.kid);
+    expect((await rotatedKek.issue(session, PLAN)).kid).toBe(second.kid);
     await new Promise((r) => setTimeout(r, 10));
     advance(MINUTE);
-    const third = await rotatedKek.issue(session);
+    const third = await rotatedKek.issue(session, PLAN);
     expect(third.kid).not.toBe(second.kid);
     expect(store.rows.find((r) => r.kid === third.kid)!.sealedPrivateKey.startsWith("k2.")).toBe(true);
   });
