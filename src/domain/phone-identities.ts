@@ -13,7 +13,8 @@
 // CODE_ATTEMPTS wrong tries per code, and code checks counted per IP and per
 // phone; sends counted per IP, per phone (silently) and per tenant per day.
 import type { Keyring } from "../crypto/keyring.ts";
-import { GUEST_INDEX, newAccount, newIdentity, openAccount, PHONE_INDEX, sealMessage } from "./accounts.ts";
+import { GUEST_INDEX, newAccount, newIdentity, openAccount, openIdentityProfile, PHONE_INDEX, sealIdentityProfile, sealMessage } from "./accounts.ts";
+import { checkCustomAttributes } from "./profile.ts";
 import { sealDecoy } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
@@ -30,7 +31,7 @@ import type { Random } from "./ports/random.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
-import { AccountState, AssuranceLevel, AuthMethod, IdentityKind, type Locale, Role, type Tenant } from "./types.ts";
+import { AccountState, AssuranceLevel, AuthMethod, IdentityKind, type Locale, Role, type SessionRecord, type Tenant } from "./types.ts";
 import { parseLocale } from "./validation.ts";
 
 /** Wrong tries one code survives; the next send replaces it. */
@@ -67,6 +68,25 @@ export interface PhoneIdentities {
   addPhone(input: { principal: SessionPrincipal; phone: string; locale: string; meta: RequestMeta }): Promise<void>;
   /** Attaches the phone proven by the code to the signed-in account (retiring a guest identity). */
   verifyPhone(input: { principal: SessionPrincipal; phone: string; code: string; meta: RequestMeta }): Promise<void>;
+  /** The profile of the identity the session signed in with (Webcom's identity profile). */
+  getIdentityProfile(session: SessionRecord): Promise<{ identityId: string; profile: Record<string, unknown> }>;
+  /** Replaces that profile (a JSON object within the custom attributes' limits). */
+  updateIdentityProfile(
+    session: SessionRecord,
+    profile: Record<string, unknown> | undefined,
+  ): Promise<{ identityId: string; profile: Record<string, unknown> }>;
+}
+
+/**
+ * The identity a session signed in with: its first proof about an identity;
+ * failed_precondition NO_SIGN_IN_IDENTITY for a session older than the
+ * recorded proofs, or one opened otherwise.
+ */
+export function signInIdentityOf(session: SessionRecord): string {
+  const identityId = session.methods.find((m) => m.identityId !== "")?.identityId;
+  if (!identityId)
+    throw new DomainError("failed_precondition", "NO_SIGN_IN_IDENTITY", "this session does not name the identity it signed in with; sign in again");
+  return identityId;
 }
 
 /** Where a pending code is kept: by purpose, tenant, account (adding a phone) and the phone's blind index. */
@@ -114,6 +134,15 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
   async function enqueueFor(stored: StoredAccount, wrappedKey: string, message: MessagePayload) {
     const dataKey = keyring.unwrapDataKey(stored.id, wrappedKey);
     await deps.outbox.enqueue([sealMessage(dataKey, stored, message, now(), random)]);
+  }
+
+  /** The session's sign-in identity, still the account's; not_found IDENTITY_NOT_FOUND once removed. */
+  async function signInIdentity(session: SessionRecord) {
+    const identityId = signInIdentityOf(session);
+    const found = await accounts.getAccount(session.tenantId, session.accountId);
+    const identity = found && (await accounts.listIdentities(session.accountId)).find((i) => i.id === identityId);
+    if (!found || !identity) throw new DomainError("not_found", "IDENTITY_NOT_FOUND", "the identity this session signed in with is gone");
+    return { identity, dataKey: keyring.unwrapDataKey(found.account.id, found.wrappedKey) };
   }
 
   const flows = {
@@ -290,6 +319,18 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
   // Every outcome is an audit event, as for email sign-ups and sign-ins.
   const security = createSecurityEvents(deps.audit, now);
   return {
+    async getIdentityProfile(session) {
+      const { identity, dataKey } = await signInIdentity(session);
+      return { identityId: identity.id, profile: openIdentityProfile(dataKey, identity) };
+    },
+    async updateIdentityProfile(session, raw) {
+      const profile = checkCustomAttributes(raw, "profile");
+      const { identity, dataKey } = await signInIdentity(session);
+      const sealed = sealIdentityProfile(dataKey, identity.id, profile);
+      if (!(await accounts.setIdentityProfile({ accountId: session.accountId, identityId: identity.id, profileSealed: sealed, at: now() })))
+        throw new DomainError("not_found", "IDENTITY_NOT_FOUND", "the identity this session signed in with is gone");
+      return { identityId: identity.id, profile };
+    },
     sendSignInCode: (input) =>
       security.run(input.tenantId, input.meta, { action: "session.send_sign_in_code", rateLimited: "session.rate_limited" }, () => flows.sendSignInCode(input)),
     signInWithPhoneCode: (input) =>

@@ -102,9 +102,8 @@ export function profileText(field: string, raw: string, maxLength: number): stri
   return text;
 }
 
-/** Checks tenant-defined attributes against PROFILE_LIMITS; every failure names account.custom_attributes. */
-export function checkCustomAttributes(value: Record<string, unknown> | undefined): Record<string, unknown> {
-  const field = "account.custom_attributes";
+/** Checks tenant-defined attributes (or an identity's profile) against PROFILE_LIMITS; every failure names `field`. */
+export function checkCustomAttributes(value: Record<string, unknown> | undefined, field = "account.custom_attributes"): Record<string, unknown> {
   const limits = PROFILE_LIMITS;
   if (value === undefined) return {};
   const keyCount = Object.keys(value).length;

@@ -15,6 +15,8 @@ const PURGE_BATCH = 100;
 
 export interface RetentionRun {
   unverifiedAccounts: number;
+  /** Guest accounts never upgraded, past their tenant's guest_retention. */
+  guestAccounts: number;
   deliveredMessages: number;
   auditEvents: number;
 }
@@ -28,7 +30,7 @@ export interface Retention {
 
 export function createRetention(deps: {
   tenants: TenantReader;
-  accounts: Pick<AccountEraser, "purgeUnverified">;
+  accounts: Pick<AccountEraser, "purgeUnverified" | "purgeGuests">;
   outbox: Pick<OutboxHistory, "purgeDelivered">;
   audit: AuditPruner;
 }): Retention {
@@ -39,6 +41,16 @@ export function createRetention(deps: {
       const deleted = await step();
       total += deleted;
       if (deleted < BATCH) return total;
+    }
+  }
+
+  /** Repeats an account purge until a batch comes back short. */
+  async function drainAccounts(step: () => Promise<string[]>): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const deleted = (await step()).length;
+      total += deleted;
+      if (deleted < PURGE_BATCH) return total;
     }
   }
 
@@ -58,8 +70,12 @@ export function createRetention(deps: {
   return {
     purgeUnverified,
     async run(at) {
-      const result: RetentionRun = { unverifiedAccounts: await purgeUnverified(at), deliveredMessages: 0, auditEvents: 0 };
+      const result: RetentionRun = { unverifiedAccounts: await purgeUnverified(at), guestAccounts: 0, deliveredMessages: 0, auditEvents: 0 };
       await forEachTenant(deps.tenants, async ({ id: tenantId, settings }) => {
+        if (settings.guestRetentionMs > 0)
+          result.guestAccounts += await drainAccounts(() =>
+            deps.accounts.purgeGuests({ tenantId, createdBefore: at - settings.guestRetentionMs, limit: PURGE_BATCH, at }),
+          );
         result.deliveredMessages += await drain(() =>
           deps.outbox.purgeDelivered({ tenantId, createdBefore: at - settings.deliveredMessageRetentionMs, limit: BATCH }),
         );

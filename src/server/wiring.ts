@@ -433,7 +433,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
           now,
           lease: ephemeral.leases,
           onRun: (deleted) => {
-            if (deleted.unverifiedAccounts + deleted.deliveredMessages + deleted.auditEvents > 0)
+            if (deleted.unverifiedAccounts + deleted.guestAccounts + deleted.deliveredMessages + deleted.auditEvents > 0)
               log.info({ deleted }, "retention: deleted what is past its tenant's retention");
           },
           onError: (err) => log.warn({ err }, "retention run failed"),

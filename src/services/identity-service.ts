@@ -3,6 +3,7 @@
 // composed into one complete implementation.
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { JsonObject } from "@bufbuild/protobuf";
 import type { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import type { AccessPolicy } from "./access.ts";
 import type { App } from "./app.ts";
@@ -27,6 +28,8 @@ export const identityAccess = {
   confirmEmailChange: "session",
   addPhone: "session",
   verifyPhone: "session",
+  getIdentityProfile: "session",
+  updateIdentityProfile: "session",
 } as const satisfies AccessPolicy<typeof IdentityService>;
 
 export function identityService(app: App) {
@@ -62,6 +65,14 @@ export function identityService(app: App) {
     async verifyPhone(req, ctx) {
       await app.phones.verifyPhone({ principal: requireSession(ctx).principal, phone: req.phone, code: req.code, meta: requestMeta(ctx) });
       return {};
+    },
+    async getIdentityProfile(_req, ctx) {
+      const { identityId, profile } = await app.phones.getIdentityProfile(requireSession(ctx).session);
+      return { identityId, profile: profile as JsonObject };
+    },
+    async updateIdentityProfile(req, ctx) {
+      const { identityId, profile } = await app.phones.updateIdentityProfile(requireSession(ctx).session, req.profile);
+      return { identityId, profile: profile as JsonObject };
     },
     ...emailChangeHandlers(app),
     ...recoveryHandlers(app),

@@ -698,10 +698,15 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           await addIdentity(upgraded, T0 + 3);
 
           const [oldest, second, third] = [old[1]!, old[2]!, old[0]!];
-          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 2 })).toStrictEqual([oldest.account.id, second.account.id]);
-          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 5 })).toStrictEqual([third.account.id]);
-          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 5 })).toStrictEqual([]);
+          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 2, at: T0 + 9_000 })).toStrictEqual([
+            oldest.account.id,
+            second.account.id,
+          ]);
+          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 5, at: T0 + 9_000 })).toStrictEqual([third.account.id]);
+          expect(await h.stores.accounts.purgeGuests({ tenantId, createdBefore: cutoff, limit: 5, at: T0 + 9_000 })).toStrictEqual([]);
           for (const x of old) expect(await rowsOf(x.account.id)).toStrictEqual({ accounts: 0, keys: 0, identities: 0 });
+          // Their sessions' revocation is owed, one per purged guest.
+          for (const x of old) expect(await count("pending_revocations", "account_id", x.account.id)).toBe(1);
           expect(await rowsOf(recent.account.id)).toStrictEqual({ accounts: 1, keys: 1, identities: 1 });
           expect(await rowsOf(upgraded.account.id)).toStrictEqual({ accounts: 1, keys: 1, identities: 2 });
           expect(await rowsOf(otherTenant.account.id)).toStrictEqual({ accounts: 1, keys: 1, identities: 1 });
@@ -711,7 +716,9 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
         it("run by several instances at once, deletes each guest exactly once", async () => {
           const old = Array.from({ length: 6 }, (_, i) => guestAt(T0 + i));
           for (const x of old) await h.stores.accounts.createAccount(x);
-          const runs = await Promise.all(Array.from({ length: 4 }, () => h.stores.accounts.purgeGuests({ tenantId, createdBefore: T0 + 1_000, limit: 10 })));
+          const runs = await Promise.all(
+            Array.from({ length: 4 }, () => h.stores.accounts.purgeGuests({ tenantId, createdBefore: T0 + 1_000, limit: 10, at: T0 + 9_000 })),
+          );
           expect(runs.flat()).toHaveLength(6);
           expect(new Set(runs.flat())).toStrictEqual(new Set(old.map((x) => x.account.id)));
         });

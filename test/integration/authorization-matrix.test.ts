@@ -73,6 +73,8 @@ const MATRIX: Record<string, Row> = {
   "identity.v1.IdentityService.ConfirmEmailChange": { permission: null, expect: "U A A A P P A" },
   "identity.v1.IdentityService.AddPhone": { permission: null, expect: "U A A A P P A" },
   "identity.v1.IdentityService.VerifyPhone": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.GetIdentityProfile": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.IdentityService.UpdateIdentityProfile": { permission: null, expect: "U A A A P P A" },
   // SessionService: ValidateSession is open unless the session's tenant requires a key (the default tenant does not).
   "identity.v1.SessionService.SignIn": { permission: null, expect: "A A A A A A A" },
   "identity.v1.SessionService.SendSignInCode": { permission: null, expect: "A A A A A A A" },

@@ -9,7 +9,7 @@
 // (test/support/sms-outbox.ts). Each person calls from a client IP of its own.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { AssuranceLevel, IdentityKind } from "../../gen/identity/v1/common_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
@@ -84,6 +84,33 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       const again = await me.signIn(phone, await lastCode(server, phone));
       expect(again.accountId).toBe(first.accountId);
       expect(await me.identities(again.sessionToken)).toHaveLength(1);
+    });
+
+    it("each identity has its own profile, read and replaced through a session signed in with it", async () => {
+      const me = person();
+      const phone = newPhone();
+      await me.sendCode(phone);
+      const byPhone = await me.signIn(phone, await lastCode(server, phone));
+      expect(await api.call(IdentityService.method.getIdentityProfile, {}, me.headers(byPhone.sessionToken))).toMatchObject({ profile: {} });
+      const updated = await api.call(
+        IdentityService.method.updateIdentityProfile,
+        { profile: { age: 42, zipcode: "22300" } },
+        me.headers(byPhone.sessionToken),
+      );
+      const [phoneIdentity] = await me.identities(byPhone.sessionToken);
+      expect(updated).toMatchObject({ identityId: phoneIdentity!.id, profile: { age: 42, zipcode: "22300" } });
+      expect((await api.call(IdentityService.method.getIdentityProfile, {}, me.headers(byPhone.sessionToken))).profile).toStrictEqual({
+        age: 42,
+        zipcode: "22300",
+      });
+      // A guest's session has its own identity, with its own (empty) profile.
+      const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, me.headers());
+      expect((await api.call(IdentityService.method.getIdentityProfile, {}, me.headers(guest.sessionToken))).profile).toStrictEqual({});
+      // Bad profiles name the field.
+      const tooMany = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, i]));
+      const refused = await refusal(api.call(IdentityService.method.updateIdentityProfile, { profile: tooMany }, me.headers(byPhone.sessionToken)));
+      expect(refused.code).toBe(Code.InvalidArgument);
+      expect(refused.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toStrictEqual(["profile"]);
     });
 
     it("a phone code is a first factor: an account with an authenticator app answers its challenge, and the session records both", async () => {
@@ -272,5 +299,25 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       expect((await other.identities(guest.sessionToken)).map((i) => i.kind)).toStrictEqual([IdentityKind.GUEST]);
       expect((await owner.identities(ownerSession.sessionToken)).map((i) => i.value)).toStrictEqual([phone]);
     });
+  });
+
+  // Last: it moves the clock a month ahead.
+  it("retention deletes guests never upgraded after the tenant's guest_retention (30 days), keeping upgraded ones", async () => {
+    const api = createCaller("connect-json-h1", server.baseUrl);
+    const headers = (token?: string) => ({ "x-forwarded-for": freshIp(), ...(token ? { authorization: `Bearer ${token}` } : {}) });
+    const unused = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, headers());
+    const upgraded = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, headers());
+    const phone = newPhone();
+    await api.call(IdentityService.method.addPhone, { phone }, headers(upgraded.sessionToken));
+    await api.call(IdentityService.method.verifyPhone, { phone, code: await lastCode(server, phone) }, headers(upgraded.sessionToken));
+    const accountRows = async (id: string) => (await server.rawRows("accounts")).filter((r) => r.id === id).length;
+
+    offset += 29 * 24 * 60 * MINUTE;
+    await server.runtime.retention.run(now());
+    expect([await accountRows(unused.accountId), await accountRows(upgraded.accountId)]).toStrictEqual([1, 1]);
+    offset += 2 * 24 * 60 * MINUTE;
+    expect((await server.runtime.retention.run(now())).guestAccounts).toBeGreaterThanOrEqual(1);
+    expect([await accountRows(unused.accountId), await accountRows(upgraded.accountId)]).toStrictEqual([0, 1]);
+    api.close();
   });
 });

@@ -3,7 +3,7 @@
 /* eslint-disable */
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { ConsentGrant, Identity } from "./common_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -11,6 +11,94 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file identity/v1/identity_service.proto.
  */
 export declare const file_identity_v1_identity_service: GenFile;
+
+/**
+ * GetIdentityProfileRequest reads the sign-in identity's profile.
+ *
+ * @generated from message identity.v1.GetIdentityProfileRequest
+ */
+export declare type GetIdentityProfileRequest = Message<"identity.v1.GetIdentityProfileRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.GetIdentityProfileRequest.
+ * Use `create(GetIdentityProfileRequestSchema)` to create a new message.
+ */
+export declare const GetIdentityProfileRequestSchema: GenMessage<GetIdentityProfileRequest>;
+
+/**
+ * GetIdentityProfileResponse holds the profile.
+ *
+ * @generated from message identity.v1.GetIdentityProfileResponse
+ */
+export declare type GetIdentityProfileResponse = Message<"identity.v1.GetIdentityProfileResponse"> & {
+  /**
+   * The identity the session signed in with.
+   *
+   * @generated from field: string identity_id = 1;
+   */
+  identityId: string;
+
+  /**
+   * Its profile.
+   *
+   * @generated from field: google.protobuf.Struct profile = 2;
+   */
+  profile?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message identity.v1.GetIdentityProfileResponse.
+ * Use `create(GetIdentityProfileResponseSchema)` to create a new message.
+ */
+export declare const GetIdentityProfileResponseSchema: GenMessage<GetIdentityProfileResponse>;
+
+/**
+ * UpdateIdentityProfileRequest replaces the sign-in identity's profile.
+ *
+ * @generated from message identity.v1.UpdateIdentityProfileRequest
+ */
+export declare type UpdateIdentityProfileRequest = Message<"identity.v1.UpdateIdentityProfileRequest"> & {
+  /**
+   * The new profile, replacing the whole of the old one.
+   *
+   * @generated from field: google.protobuf.Struct profile = 1;
+   */
+  profile?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message identity.v1.UpdateIdentityProfileRequest.
+ * Use `create(UpdateIdentityProfileRequestSchema)` to create a new message.
+ */
+export declare const UpdateIdentityProfileRequestSchema: GenMessage<UpdateIdentityProfileRequest>;
+
+/**
+ * UpdateIdentityProfileResponse holds the profile as stored.
+ *
+ * @generated from message identity.v1.UpdateIdentityProfileResponse
+ */
+export declare type UpdateIdentityProfileResponse = Message<"identity.v1.UpdateIdentityProfileResponse"> & {
+  /**
+   * The identity the session signed in with.
+   *
+   * @generated from field: string identity_id = 1;
+   */
+  identityId: string;
+
+  /**
+   * Its profile.
+   *
+   * @generated from field: google.protobuf.Struct profile = 2;
+   */
+  profile?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message identity.v1.UpdateIdentityProfileResponse.
+ * Use `create(UpdateIdentityProfileResponseSchema)` to create a new message.
+ */
+export declare const UpdateIdentityProfileResponseSchema: GenMessage<UpdateIdentityProfileResponse>;
 
 /**
  * AddPhoneRequest names the phone number to add.
@@ -817,6 +905,34 @@ export declare const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof VerifyPhoneRequestSchema;
     output: typeof VerifyPhoneResponseSchema;
+  },
+  /**
+   * Reads the JSON profile of the identity the caller's session signed in
+   * with (Webcom's identity profile); {} until set. Signed in.
+   * Errors: FailedPrecondition NO_SIGN_IN_IDENTITY for a session that does
+   * not name one (sign in again); NotFound IDENTITY_NOT_FOUND once it was
+   * removed.
+   *
+   * @generated from rpc identity.v1.IdentityService.GetIdentityProfile
+   */
+  getIdentityProfile: {
+    methodKind: "unary";
+    input: typeof GetIdentityProfileRequestSchema;
+    output: typeof GetIdentityProfileResponseSchema;
+  },
+  /**
+   * Replaces the JSON profile of the identity the caller's session signed in
+   * with: at most 50 keys (each 1 to 64 printable characters), 8 KB as JSON
+   * and 5 levels deep. Stored encrypted under the account's data key.
+   * Signed in.
+   * Errors: InvalidArgument on profile; the errors of GetIdentityProfile.
+   *
+   * @generated from rpc identity.v1.IdentityService.UpdateIdentityProfile
+   */
+  updateIdentityProfile: {
+    methodKind: "unary";
+    input: typeof UpdateIdentityProfileRequestSchema;
+    output: typeof UpdateIdentityProfileResponseSchema;
   },
 }>;
 

@@ -3,210 +3,238 @@
 /* eslint-disable */
 
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_identity_v1_common } from "./common_pb.js";
 
 /**
  * Describes the file identity/v1/identity_service.proto.
  */
 export const file_identity_v1_identity_service = /*@__PURE__*/
-  fileDesc("CiJpZGVudGl0eS92MS9pZGVudGl0eV9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSIwCg9BZGRQaG9uZVJlcXVlc3QSDQoFcGhvbmUYASABKAkSDgoGbG9jYWxlGAIgASgJIhIKEEFkZFBob25lUmVzcG9uc2UiMQoSVmVyaWZ5UGhvbmVSZXF1ZXN0Eg0KBXBob25lGAEgASgJEgwKBGNvZGUYAiABKAkiFQoTVmVyaWZ5UGhvbmVSZXNwb25zZSJtCg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEg4KBmxvY2FsZRgDIAEoCRIrCghjb25zZW50cxgEIAMoCzIZLmlkZW50aXR5LnYxLkNvbnNlbnRHcmFudCIQCg5TaWduVXBSZXNwb25zZSImChVWZXJpZnlJZGVudGl0eVJlcXVlc3QSDQoFdG9rZW4YASABKAkidAoWVmVyaWZ5SWRlbnRpdHlSZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjoKGVJlc2VuZFZlcmlmaWNhdGlvblJlcXVlc3QSDQoFZW1haWwYASABKAkSDgoGbG9jYWxlGAIgASgJIhwKGlJlc2VuZFZlcmlmaWNhdGlvblJlc3BvbnNlIhcKFUxpc3RJZGVudGl0aWVzUmVxdWVzdCJDChZMaXN0SWRlbnRpdGllc1Jlc3BvbnNlEikKCmlkZW50aXRpZXMYASADKAsyFS5pZGVudGl0eS52MS5JZGVudGl0eSIsChVSZW1vdmVJZGVudGl0eVJlcXVlc3QSEwoLaWRlbnRpdHlfaWQYASABKAkiGAoWUmVtb3ZlSWRlbnRpdHlSZXNwb25zZSJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiGAoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSI6ChlTdGFydFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg4KBmxvY2FsZRgCIAEoCSIcChpTdGFydFBhc3N3b3JkUmVzZXRSZXNwb25zZSItCh1DaGVja1Bhc3N3b3JkUmVzZXRDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJIlEKHkNoZWNrUGFzc3dvcmRSZXNldENvZGVSZXNwb25zZRIvCgtleHBpcmVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgocQ29tcGxldGVQYXNzd29yZFJlc2V0UmVxdWVzdBIMCgRjb2RlGAEgASgJEhQKDG5ld19wYXNzd29yZBgCIAEoCSIfCh1Db21wbGV0ZVBhc3N3b3JkUmVzZXRSZXNwb25zZSIsChdTdGFydEVtYWlsQ2hhbmdlUmVxdWVzdBIRCgluZXdfZW1haWwYASABKAkiGgoYU3RhcnRFbWFpbENoYW5nZVJlc3BvbnNlIisKG0NoZWNrRW1haWxDaGFuZ2VDb2RlUmVxdWVzdBIMCgRjb2RlGAEgASgJIk8KHENoZWNrRW1haWxDaGFuZ2VDb2RlUmVzcG9uc2USLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIikKGUNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QSDAoEY29kZRgBIAEoCSIcChpDb25maXJtRW1haWxDaGFuZ2VSZXNwb25zZTLdCgoPSWRlbnRpdHlTZXJ2aWNlEkMKBlNpZ25VcBIaLmlkZW50aXR5LnYxLlNpZ25VcFJlcXVlc3QaGy5pZGVudGl0eS52MS5TaWduVXBSZXNwb25zZSIAElsKDlZlcmlmeUlkZW50aXR5EiIuaWRlbnRpdHkudjEuVmVyaWZ5SWRlbnRpdHlSZXF1ZXN0GiMuaWRlbnRpdHkudjEuVmVyaWZ5SWRlbnRpdHlSZXNwb25zZSIAEmcKElJlc2VuZFZlcmlmaWNhdGlvbhImLmlkZW50aXR5LnYxLlJlc2VuZFZlcmlmaWNhdGlvblJlcXVlc3QaJy5pZGVudGl0eS52MS5SZXNlbmRWZXJpZmljYXRpb25SZXNwb25zZSIAElsKDkxpc3RJZGVudGl0aWVzEiIuaWRlbnRpdHkudjEuTGlzdElkZW50aXRpZXNSZXF1ZXN0GiMuaWRlbnRpdHkudjEuTGlzdElkZW50aXRpZXNSZXNwb25zZSIAElsKDlJlbW92ZUlkZW50aXR5EiIuaWRlbnRpdHkudjEuUmVtb3ZlSWRlbnRpdHlSZXF1ZXN0GiMuaWRlbnRpdHkudjEuUmVtb3ZlSWRlbnRpdHlSZXNwb25zZSIAElsKDkNoYW5nZVBhc3N3b3JkEiIuaWRlbnRpdHkudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiMuaWRlbnRpdHkudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZSIAEmcKElN0YXJ0UGFzc3dvcmRSZXNldBImLmlkZW50aXR5LnYxLlN0YXJ0UGFzc3dvcmRSZXNldFJlcXVlc3QaJy5pZGVudGl0eS52MS5TdGFydFBhc3N3b3JkUmVzZXRSZXNwb25zZSIAEnMKFkNoZWNrUGFzc3dvcmRSZXNldENvZGUSKi5pZGVudGl0eS52MS5DaGVja1Bhc3N3b3JkUmVzZXRDb2RlUmVxdWVzdBorLmlkZW50aXR5LnYxLkNoZWNrUGFzc3dvcmRSZXNldENvZGVSZXNwb25zZSIAEnAKFUNvbXBsZXRlUGFzc3dvcmRSZXNldBIpLmlkZW50aXR5LnYxLkNvbXBsZXRlUGFzc3dvcmRSZXNldFJlcXVlc3QaKi5pZGVudGl0eS52MS5Db21wbGV0ZVBhc3N3b3JkUmVzZXRSZXNwb25zZSIAEmEKEFN0YXJ0RW1haWxDaGFuZ2USJC5pZGVudGl0eS52MS5TdGFydEVtYWlsQ2hhbmdlUmVxdWVzdBolLmlkZW50aXR5LnYxLlN0YXJ0RW1haWxDaGFuZ2VSZXNwb25zZSIAEm0KFENoZWNrRW1haWxDaGFuZ2VDb2RlEiguaWRlbnRpdHkudjEuQ2hlY2tFbWFpbENoYW5nZUNvZGVSZXF1ZXN0GikuaWRlbnRpdHkudjEuQ2hlY2tFbWFpbENoYW5nZUNvZGVSZXNwb25zZSIAEmcKEkNvbmZpcm1FbWFpbENoYW5nZRImLmlkZW50aXR5LnYxLkNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QaJy5pZGVudGl0eS52MS5Db25maXJtRW1haWxDaGFuZ2VSZXNwb25zZSIAEkkKCEFkZFBob25lEhwuaWRlbnRpdHkudjEuQWRkUGhvbmVSZXF1ZXN0Gh0uaWRlbnRpdHkudjEuQWRkUGhvbmVSZXNwb25zZSIAElIKC1ZlcmlmeVBob25lEh8uaWRlbnRpdHkudjEuVmVyaWZ5UGhvbmVSZXF1ZXN0GiAuaWRlbnRpdHkudjEuVmVyaWZ5UGhvbmVSZXNwb25zZSIAYgZwcm90bzM", [file_google_protobuf_timestamp, file_identity_v1_common]);
+  fileDesc("CiJpZGVudGl0eS92MS9pZGVudGl0eV9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSIbChlHZXRJZGVudGl0eVByb2ZpbGVSZXF1ZXN0IlsKGkdldElkZW50aXR5UHJvZmlsZVJlc3BvbnNlEhMKC2lkZW50aXR5X2lkGAEgASgJEigKB3Byb2ZpbGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkgKHFVwZGF0ZUlkZW50aXR5UHJvZmlsZVJlcXVlc3QSKAoHcHJvZmlsZRgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiXgodVXBkYXRlSWRlbnRpdHlQcm9maWxlUmVzcG9uc2USEwoLaWRlbnRpdHlfaWQYASABKAkSKAoHcHJvZmlsZRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiMAoPQWRkUGhvbmVSZXF1ZXN0Eg0KBXBob25lGAEgASgJEg4KBmxvY2FsZRgCIAEoCSISChBBZGRQaG9uZVJlc3BvbnNlIjEKElZlcmlmeVBob25lUmVxdWVzdBINCgVwaG9uZRgBIAEoCRIMCgRjb2RlGAIgASgJIhUKE1ZlcmlmeVBob25lUmVzcG9uc2UibQoNU2lnblVwUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIOCgZsb2NhbGUYAyABKAkSKwoIY29uc2VudHMYBCADKAsyGS5pZGVudGl0eS52MS5Db25zZW50R3JhbnQiEAoOU2lnblVwUmVzcG9uc2UiJgoVVmVyaWZ5SWRlbnRpdHlSZXF1ZXN0Eg0KBXRva2VuGAEgASgJInQKFlZlcmlmeUlkZW50aXR5UmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI6ChlSZXNlbmRWZXJpZmljYXRpb25SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEg4KBmxvY2FsZRgCIAEoCSIcChpSZXNlbmRWZXJpZmljYXRpb25SZXNwb25zZSIXChVMaXN0SWRlbnRpdGllc1JlcXVlc3QiQwoWTGlzdElkZW50aXRpZXNSZXNwb25zZRIpCgppZGVudGl0aWVzGAEgAygLMhUuaWRlbnRpdHkudjEuSWRlbnRpdHkiLAoVUmVtb3ZlSWRlbnRpdHlSZXF1ZXN0EhMKC2lkZW50aXR5X2lkGAEgASgJIhgKFlJlbW92ZUlkZW50aXR5UmVzcG9uc2UiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIhgKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiOgoZU3RhcnRQYXNzd29yZFJlc2V0UmVxdWVzdBINCgVlbWFpbBgBIAEoCRIOCgZsb2NhbGUYAiABKAkiHAoaU3RhcnRQYXNzd29yZFJlc2V0UmVzcG9uc2UiLQodQ2hlY2tQYXNzd29yZFJlc2V0Q29kZVJlcXVlc3QSDAoEY29kZRgBIAEoCSJRCh5DaGVja1Bhc3N3b3JkUmVzZXRDb2RlUmVzcG9uc2USLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKHENvbXBsZXRlUGFzc3dvcmRSZXNldFJlcXVlc3QSDAoEY29kZRgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiHwodQ29tcGxldGVQYXNzd29yZFJlc2V0UmVzcG9uc2UiLAoXU3RhcnRFbWFpbENoYW5nZVJlcXVlc3QSEQoJbmV3X2VtYWlsGAEgASgJIhoKGFN0YXJ0RW1haWxDaGFuZ2VSZXNwb25zZSIrChtDaGVja0VtYWlsQ2hhbmdlQ29kZVJlcXVlc3QSDAoEY29kZRgBIAEoCSJPChxDaGVja0VtYWlsQ2hhbmdlQ29kZVJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpChlDb25maXJtRW1haWxDaGFuZ2VSZXF1ZXN0EgwKBGNvZGUYASABKAkiHAoaQ29uZmlybUVtYWlsQ2hhbmdlUmVzcG9uc2UyuAwKD0lkZW50aXR5U2VydmljZRJDCgZTaWduVXASGi5pZGVudGl0eS52MS5TaWduVXBSZXF1ZXN0GhsuaWRlbnRpdHkudjEuU2lnblVwUmVzcG9uc2UiABJbCg5WZXJpZnlJZGVudGl0eRIiLmlkZW50aXR5LnYxLlZlcmlmeUlkZW50aXR5UmVxdWVzdBojLmlkZW50aXR5LnYxLlZlcmlmeUlkZW50aXR5UmVzcG9uc2UiABJnChJSZXNlbmRWZXJpZmljYXRpb24SJi5pZGVudGl0eS52MS5SZXNlbmRWZXJpZmljYXRpb25SZXF1ZXN0GicuaWRlbnRpdHkudjEuUmVzZW5kVmVyaWZpY2F0aW9uUmVzcG9uc2UiABJbCg5MaXN0SWRlbnRpdGllcxIiLmlkZW50aXR5LnYxLkxpc3RJZGVudGl0aWVzUmVxdWVzdBojLmlkZW50aXR5LnYxLkxpc3RJZGVudGl0aWVzUmVzcG9uc2UiABJbCg5SZW1vdmVJZGVudGl0eRIiLmlkZW50aXR5LnYxLlJlbW92ZUlkZW50aXR5UmVxdWVzdBojLmlkZW50aXR5LnYxLlJlbW92ZUlkZW50aXR5UmVzcG9uc2UiABJbCg5DaGFuZ2VQYXNzd29yZBIiLmlkZW50aXR5LnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBojLmlkZW50aXR5LnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiABJnChJTdGFydFBhc3N3b3JkUmVzZXQSJi5pZGVudGl0eS52MS5TdGFydFBhc3N3b3JkUmVzZXRSZXF1ZXN0GicuaWRlbnRpdHkudjEuU3RhcnRQYXNzd29yZFJlc2V0UmVzcG9uc2UiABJzChZDaGVja1Bhc3N3b3JkUmVzZXRDb2RlEiouaWRlbnRpdHkudjEuQ2hlY2tQYXNzd29yZFJlc2V0Q29kZVJlcXVlc3QaKy5pZGVudGl0eS52MS5DaGVja1Bhc3N3b3JkUmVzZXRDb2RlUmVzcG9uc2UiABJwChVDb21wbGV0ZVBhc3N3b3JkUmVzZXQSKS5pZGVudGl0eS52MS5Db21wbGV0ZVBhc3N3b3JkUmVzZXRSZXF1ZXN0GiouaWRlbnRpdHkudjEuQ29tcGxldGVQYXNzd29yZFJlc2V0UmVzcG9uc2UiABJhChBTdGFydEVtYWlsQ2hhbmdlEiQuaWRlbnRpdHkudjEuU3RhcnRFbWFpbENoYW5nZVJlcXVlc3QaJS5pZGVudGl0eS52MS5TdGFydEVtYWlsQ2hhbmdlUmVzcG9uc2UiABJtChRDaGVja0VtYWlsQ2hhbmdlQ29kZRIoLmlkZW50aXR5LnYxLkNoZWNrRW1haWxDaGFuZ2VDb2RlUmVxdWVzdBopLmlkZW50aXR5LnYxLkNoZWNrRW1haWxDaGFuZ2VDb2RlUmVzcG9uc2UiABJnChJDb25maXJtRW1haWxDaGFuZ2USJi5pZGVudGl0eS52MS5Db25maXJtRW1haWxDaGFuZ2VSZXF1ZXN0GicuaWRlbnRpdHkudjEuQ29uZmlybUVtYWlsQ2hhbmdlUmVzcG9uc2UiABJJCghBZGRQaG9uZRIcLmlkZW50aXR5LnYxLkFkZFBob25lUmVxdWVzdBodLmlkZW50aXR5LnYxLkFkZFBob25lUmVzcG9uc2UiABJSCgtWZXJpZnlQaG9uZRIfLmlkZW50aXR5LnYxLlZlcmlmeVBob25lUmVxdWVzdBogLmlkZW50aXR5LnYxLlZlcmlmeVBob25lUmVzcG9uc2UiABJnChJHZXRJZGVudGl0eVByb2ZpbGUSJi5pZGVudGl0eS52MS5HZXRJZGVudGl0eVByb2ZpbGVSZXF1ZXN0GicuaWRlbnRpdHkudjEuR2V0SWRlbnRpdHlQcm9maWxlUmVzcG9uc2UiABJwChVVcGRhdGVJZGVudGl0eVByb2ZpbGUSKS5pZGVudGl0eS52MS5VcGRhdGVJZGVudGl0eVByb2ZpbGVSZXF1ZXN0GiouaWRlbnRpdHkudjEuVXBkYXRlSWRlbnRpdHlQcm9maWxlUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_identity_v1_common]);
+
+/**
+ * Describes the message identity.v1.GetIdentityProfileRequest.
+ * Use `create(GetIdentityProfileRequestSchema)` to create a new message.
+ */
+export const GetIdentityProfileRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_identity_service, 0);
+
+/**
+ * Describes the message identity.v1.GetIdentityProfileResponse.
+ * Use `create(GetIdentityProfileResponseSchema)` to create a new message.
+ */
+export const GetIdentityProfileResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_identity_service, 1);
+
+/**
+ * Describes the message identity.v1.UpdateIdentityProfileRequest.
+ * Use `create(UpdateIdentityProfileRequestSchema)` to create a new message.
+ */
+export const UpdateIdentityProfileRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_identity_service, 2);
+
+/**
+ * Describes the message identity.v1.UpdateIdentityProfileResponse.
+ * Use `create(UpdateIdentityProfileResponseSchema)` to create a new message.
+ */
+export const UpdateIdentityProfileResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_identity_service, 3);
 
 /**
  * Describes the message identity.v1.AddPhoneRequest.
  * Use `create(AddPhoneRequestSchema)` to create a new message.
  */
 export const AddPhoneRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 0);
+  messageDesc(file_identity_v1_identity_service, 4);
 
 /**
  * Describes the message identity.v1.AddPhoneResponse.
  * Use `create(AddPhoneResponseSchema)` to create a new message.
  */
 export const AddPhoneResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 1);
+  messageDesc(file_identity_v1_identity_service, 5);
 
 /**
  * Describes the message identity.v1.VerifyPhoneRequest.
  * Use `create(VerifyPhoneRequestSchema)` to create a new message.
  */
 export const VerifyPhoneRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 2);
+  messageDesc(file_identity_v1_identity_service, 6);
 
 /**
  * Describes the message identity.v1.VerifyPhoneResponse.
  * Use `create(VerifyPhoneResponseSchema)` to create a new message.
  */
 export const VerifyPhoneResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 3);
+  messageDesc(file_identity_v1_identity_service, 7);
 
 /**
  * Describes the message identity.v1.SignUpRequest.
  * Use `create(SignUpRequestSchema)` to create a new message.
  */
 export const SignUpRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 4);
+  messageDesc(file_identity_v1_identity_service, 8);
 
 /**
  * Describes the message identity.v1.SignUpResponse.
  * Use `create(SignUpResponseSchema)` to create a new message.
  */
 export const SignUpResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 5);
+  messageDesc(file_identity_v1_identity_service, 9);
 
 /**
  * Describes the message identity.v1.VerifyIdentityRequest.
  * Use `create(VerifyIdentityRequestSchema)` to create a new message.
  */
 export const VerifyIdentityRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 6);
+  messageDesc(file_identity_v1_identity_service, 10);
 
 /**
  * Describes the message identity.v1.VerifyIdentityResponse.
  * Use `create(VerifyIdentityResponseSchema)` to create a new message.
  */
 export const VerifyIdentityResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 7);
+  messageDesc(file_identity_v1_identity_service, 11);
 
 /**
  * Describes the message identity.v1.ResendVerificationRequest.
  * Use `create(ResendVerificationRequestSchema)` to create a new message.
  */
 export const ResendVerificationRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 8);
+  messageDesc(file_identity_v1_identity_service, 12);
 
 /**
  * Describes the message identity.v1.ResendVerificationResponse.
  * Use `create(ResendVerificationResponseSchema)` to create a new message.
  */
 export const ResendVerificationResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 9);
+  messageDesc(file_identity_v1_identity_service, 13);
 
 /**
  * Describes the message identity.v1.ListIdentitiesRequest.
  * Use `create(ListIdentitiesRequestSchema)` to create a new message.
  */
 export const ListIdentitiesRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 10);
+  messageDesc(file_identity_v1_identity_service, 14);
 
 /**
  * Describes the message identity.v1.ListIdentitiesResponse.
  * Use `create(ListIdentitiesResponseSchema)` to create a new message.
  */
 export const ListIdentitiesResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 11);
+  messageDesc(file_identity_v1_identity_service, 15);
 
 /**
  * Describes the message identity.v1.RemoveIdentityRequest.
  * Use `create(RemoveIdentityRequestSchema)` to create a new message.
  */
 export const RemoveIdentityRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 12);
+  messageDesc(file_identity_v1_identity_service, 16);
 
 /**
  * Describes the message identity.v1.RemoveIdentityResponse.
  * Use `create(RemoveIdentityResponseSchema)` to create a new message.
  */
 export const RemoveIdentityResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 13);
+  messageDesc(file_identity_v1_identity_service, 17);
 
 /**
  * Describes the message identity.v1.ChangePasswordRequest.
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 14);
+  messageDesc(file_identity_v1_identity_service, 18);
 
 /**
  * Describes the message identity.v1.ChangePasswordResponse.
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 15);
+  messageDesc(file_identity_v1_identity_service, 19);
 
 /**
  * Describes the message identity.v1.StartPasswordResetRequest.
  * Use `create(StartPasswordResetRequestSchema)` to create a new message.
  */
 export const StartPasswordResetRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 16);
+  messageDesc(file_identity_v1_identity_service, 20);
 
 /**
  * Describes the message identity.v1.StartPasswordResetResponse.
  * Use `create(StartPasswordResetResponseSchema)` to create a new message.
  */
 export const StartPasswordResetResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 17);
+  messageDesc(file_identity_v1_identity_service, 21);
 
 /**
  * Describes the message identity.v1.CheckPasswordResetCodeRequest.
  * Use `create(CheckPasswordResetCodeRequestSchema)` to create a new message.
  */
 export const CheckPasswordResetCodeRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 18);
+  messageDesc(file_identity_v1_identity_service, 22);
 
 /**
  * Describes the message identity.v1.CheckPasswordResetCodeResponse.
  * Use `create(CheckPasswordResetCodeResponseSchema)` to create a new message.
  */
 export const CheckPasswordResetCodeResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 19);
+  messageDesc(file_identity_v1_identity_service, 23);
 
 /**
  * Describes the message identity.v1.CompletePasswordResetRequest.
  * Use `create(CompletePasswordResetRequestSchema)` to create a new message.
  */
 export const CompletePasswordResetRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 20);
+  messageDesc(file_identity_v1_identity_service, 24);
 
 /**
  * Describes the message identity.v1.CompletePasswordResetResponse.
  * Use `create(CompletePasswordResetResponseSchema)` to create a new message.
  */
 export const CompletePasswordResetResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 21);
+  messageDesc(file_identity_v1_identity_service, 25);
 
 /**
  * Describes the message identity.v1.StartEmailChangeRequest.
  * Use `create(StartEmailChangeRequestSchema)` to create a new message.
  */
 export const StartEmailChangeRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 22);
+  messageDesc(file_identity_v1_identity_service, 26);
 
 /**
  * Describes the message identity.v1.StartEmailChangeResponse.
  * Use `create(StartEmailChangeResponseSchema)` to create a new message.
  */
 export const StartEmailChangeResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 23);
+  messageDesc(file_identity_v1_identity_service, 27);
 
 /**
  * Describes the message identity.v1.CheckEmailChangeCodeRequest.
  * Use `create(CheckEmailChangeCodeRequestSchema)` to create a new message.
  */
 export const CheckEmailChangeCodeRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 24);
+  messageDesc(file_identity_v1_identity_service, 28);
 
 /**
  * Describes the message identity.v1.CheckEmailChangeCodeResponse.
  * Use `create(CheckEmailChangeCodeResponseSchema)` to create a new message.
  */
 export const CheckEmailChangeCodeResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 25);
+  messageDesc(file_identity_v1_identity_service, 29);
 
 /**
  * Describes the message identity.v1.ConfirmEmailChangeRequest.
  * Use `create(ConfirmEmailChangeRequestSchema)` to create a new message.
  */
 export const ConfirmEmailChangeRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 26);
+  messageDesc(file_identity_v1_identity_service, 30);
 
 /**
  * Describes the message identity.v1.ConfirmEmailChangeResponse.
  * Use `create(ConfirmEmailChangeResponseSchema)` to create a new message.
  */
 export const ConfirmEmailChangeResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_identity_service, 27);
+  messageDesc(file_identity_v1_identity_service, 31);
 
 /**
  * IdentityService manages the ways to sign in to an account: sign-up,

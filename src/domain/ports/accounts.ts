@@ -285,9 +285,11 @@ export interface AccountEraser {
    * created before `createdBefore` and that hold no other identity (never
    * upgraded), oldest first, each with its data key and every row about it in
    * one transaction. An account that gained another identity meanwhile is kept;
-   * one another run deleted first is skipped. Returns the ids it deleted.
+   * one another run deleted first is skipped. A guest has sessions: their
+   * revocation (reason "erased", at `at`) is queued in the same transaction.
+   * Returns the ids it deleted.
    */
-  purgeGuests(input: { tenantId: string; createdBefore: number; limit: number }): Promise<string[]>;
+  purgeGuests(input: { tenantId: string; createdBefore: number; limit: number; at: number }): Promise<string[]>;
   /**
    * Erases the account, in one main-database transaction: locks it (after the
    * default tenant's super admins, as updateAccount does), calls `check` (which

@@ -379,7 +379,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       return deleted;
     },
 
-    async purgeGuests({ tenantId, createdBefore, limit }) {
+    async purgeGuests({ tenantId, createdBefore, limit, at }) {
       // Served by identities_kind_created (0010): a range over the tenant's old guest identities.
       // Only guest-only accounts (the other identities found through identities_account), so that
       // fewer than `limit` means nothing more is due.
@@ -416,6 +416,8 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
           if (others.length > 0) return false;
           await trx.deleteFrom("accounts").where("id", "=", id).execute();
           await deleteAccountRows(trx, id);
+          // Its sessions end everywhere, as an erasure's do (src/domain/revocations.ts).
+          await queueRevocation(trx, { tenantId, accountId: id, at, request: { reason: "erased" } });
           return true;
         });
         if (gone) deleted.push(id);
