@@ -5,7 +5,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { UntypedDatabase } from "../../src/store/sql/schema.ts";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "../../src/domain/ports/accounts.ts";
+import { type AccountUpdate, DuplicateIdentityError, type StoredAccount, type StoredIdentity } from "../../src/domain/ports/accounts.ts";
 import type { OutboxMessage } from "../../src/domain/ports/outbox.ts";
 import type { DurableStores } from "../../src/domain/ports/stores.ts";
 import { AccountState, IdentityKind, Role, type Tenant } from "../../src/domain/types.ts";
@@ -889,6 +889,77 @@ export function describeDurableStores(name: string, open: () => Promise<DurableH
           const winner = (await h.stores.accounts.findByIdentity(tenantId, IdentityKind.EMAIL, hash))!.account.id;
           expect(await count("outbox", "account_id", winner)).toBe(1);
           expect(await count("outbox", "account_id", winner === a.account.id ? b.account.id : a.account.id)).toBe(0);
+        });
+      });
+
+      describe("subscriptions (updateAccount's onceKey, listSubscriptionsDue)", () => {
+        const DAY = 86_400_000;
+        async function subscribed(at: number, fields: AccountUpdate) {
+          const s = signUp(tenantId, lookupHash());
+          await h.stores.accounts.createAccount(s);
+          await h.stores.accounts.updateAccount({ tenantId, accountId: s.account.id, at, change: () => fields });
+          return s.account.id;
+        }
+
+        it("applies a change once per key, even when the same key is retried concurrently; queues its messages with it", async () => {
+          const accountId = await subscribed(T0, {});
+          const onceKey = lookupHash();
+          const attempt = (plan: string) =>
+            h.stores.accounts.updateAccount({
+              tenantId,
+              accountId,
+              at: T0 + 1,
+              onceKey,
+              change: () => ({ plan, planStatus: 2, messages: [message(T0 + 1, { tenantId, accountId, kind: "renewal_reminder" })] }),
+            });
+          const results = await Promise.all([attempt("basic"), attempt("pro"), attempt("team")]);
+          expect(results.filter((r) => r?.replayed === true)).toHaveLength(2);
+          const applied = results.find((r) => r?.replayed !== true)!.account.plan;
+          expect((await h.stores.accounts.getAccount(tenantId, accountId))!.account).toMatchObject({ plan: applied, planStatus: 2 });
+          expect(await count("outbox", "account_id", accountId)).toBe(2); // the sign-up's message and one change's
+          // Another key applies.
+          const other = await h.stores.accounts.updateAccount({ tenantId, accountId, at: T0 + 2, onceKey: lookupHash(), change: () => ({ plan: "free" }) });
+          expect(other?.replayed).toBeUndefined();
+          expect(other?.account.plan).toBe("free");
+        });
+
+        it("lists what is due: ended trials and non-renewing periods; renewing active periods ending soon and not reminded for that end", async () => {
+          const at = T0 + 100 * DAY;
+          const ids = {
+            trialEnded: await subscribed(T0, { plan: "pro", planStatus: 1, planExpiresAt: at - 1 }),
+            canceledEnded: await subscribed(T0, { plan: "pro", planStatus: 4, planExpiresAt: at, planRenews: false }),
+            renewingEnded: await subscribed(T0, { plan: "pro", planStatus: 2, planExpiresAt: at - 1, planRenews: true }),
+            trialLater: await subscribed(T0, { plan: "pro", planStatus: 1, planExpiresAt: at + 1 }),
+            expired: await subscribed(T0, { plan: "free", planStatus: 5, planExpiresAt: at - 5 }),
+            soon: await subscribed(T0, { plan: "pro", planStatus: 2, planExpiresAt: at + 10 * DAY, planRenews: true }),
+            remindedSoon: await subscribed(T0, { plan: "pro", planStatus: 2, planExpiresAt: at + 11 * DAY, planRenews: true, planRemindedFor: at + 11 * DAY }),
+            remindedEarlierPeriod: await subscribed(T0, {
+              plan: "pro",
+              planStatus: 2,
+              planExpiresAt: at + 12 * DAY,
+              planRenews: true,
+              planRemindedFor: at - 20 * DAY,
+            }),
+            far: await subscribed(T0, { plan: "pro", planStatus: 2, planExpiresAt: at + 40 * DAY, planRenews: true }),
+            pastDueSoon: await subscribed(T0, { plan: "pro", planStatus: 3, planExpiresAt: at + 10 * DAY, planRenews: true }),
+          };
+          const due = async (kind: "expiry" | "reminder") =>
+            new Set(
+              await h.stores.accounts.listSubscriptionsDue({
+                tenantId,
+                kind,
+                endsBy: kind === "expiry" ? at : at + 30 * DAY,
+                ...(kind === "reminder" && { notBefore: at }),
+                limit: 100,
+              }),
+            );
+          expect(await due("expiry")).toEqual(new Set([ids.trialEnded, ids.canceledEnded]));
+          expect(await due("reminder")).toEqual(new Set([ids.soon, ids.remindedEarlierPeriod]));
+          // Paging by id: every due account exactly once.
+          const first = await h.stores.accounts.listSubscriptionsDue({ tenantId, kind: "expiry", endsBy: at, limit: 1 });
+          const rest = await h.stores.accounts.listSubscriptionsDue({ tenantId, kind: "expiry", endsBy: at, afterId: first[0]!, limit: 10 });
+          expect(new Set([...first, ...rest])).toEqual(new Set([ids.trialEnded, ids.canceledEnded]));
+          expect(first.length + rest.length).toBe(2);
         });
       });
 
