@@ -59,7 +59,8 @@ const ACCOUNT = { accountId: UNKNOWN_ID, reason: "authorization matrix" };
 //                                                           anon user admin super keyWith keyNo other
 const MATRIX: Record<string, Row> = {
   // IdentityService: anyone may start a flow (the flows are enumeration-safe); the caller's identities need a session.
-  "identity.v1.IdentityService.SignUp": { permission: null, expect: "A A A A A A A" },
+  // SignUp with a bearer attaches the address to the caller's account: a person's session, never an API key.
+  "identity.v1.IdentityService.SignUp": { permission: null, expect: "A A A A P P A" },
   "identity.v1.IdentityService.VerifyIdentity": { permission: null, expect: "A A A A A A A" },
   "identity.v1.IdentityService.ResendVerification": { permission: null, expect: "A A A A A A A" },
   "identity.v1.IdentityService.ListIdentities": { permission: null, expect: "U A A A P P A" },
