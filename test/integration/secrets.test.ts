@@ -9,6 +9,7 @@ import { Redis } from "ioredis";
 import { BACKENDS, REDIS_URL } from "../support/backends.ts";
 import { createCaller, type Caller } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
+import { appCode } from "../support/totp.ts";
 
 const PASSWORD = "correct horse battery staple";
 
@@ -46,6 +47,33 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
     for (const secret of [PASSWORD, "wrong password entirely", email, token, sessionToken.split(".")[1]!, signedIn.sessionToken.split(".")[1]!]) {
       expect(logs).not.toContain(secret);
     }
+  });
+
+  it("logs no TOTP secret, otpauth URI, recovery code, challenge or second-factor code, even at trace level", async () => {
+    const email = `logs.mfa.${Date.now()}@example.test`;
+    const { sessionToken } = await verifiedAccount(email);
+    const auth = { authorization: `Bearer ${sessionToken}` };
+    const started = await api.call(AccountService.method.startTotpEnrollment, {}, auth);
+    const confirmCode = appCode(started.secret);
+    const { recoveryCodes } = await api.call(AccountService.method.confirmTotpEnrollment, { code: confirmCode }, auth);
+    const challenge = async () =>
+      (await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } })).secondFactorChallenge!
+        .challenge;
+    const first = await challenge();
+    const signInCode = appCode(started.secret, 1);
+    await api.call(SessionService.method.completeSecondFactor, { challenge: first, code: { case: "totpCode", value: signInCode } });
+    const second = await challenge();
+    await api.call(SessionService.method.completeSecondFactor, { challenge: second, code: { case: "recoveryCode", value: recoveryCodes[0]! } });
+    // A wrong code too: refusals go through the error interceptor, which logs what is unexpected.
+    await api
+      .call(SessionService.method.completeSecondFactor, { challenge: await challenge(), code: { case: "recoveryCode", value: recoveryCodes[0]! } })
+      .catch(() => {});
+    const logs = logLines.join("\n");
+    expect(logLines.length).toBeGreaterThan(0);
+    const secrets = [started.secret, started.otpauthUri, first, second, ...recoveryCodes, ...recoveryCodes.map((c) => c.replace("-", ""))];
+    for (const secret of secrets) expect(logs).not.toContain(secret);
+    // 6-digit codes could appear by chance in ids or times: only as a JSON value would they be the code itself.
+    for (const code of [confirmCode, signInCode]) expect(logs).not.toContain(`"${code}"`);
   });
 
   /** Waits until an outbox row satisfies `done` (read from the database directly). */
