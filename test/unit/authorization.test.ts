@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   assertAllowed,
   assertKeepsASuperAdmin,
+  assertSecondFactorForAdmin,
   effectiveRole,
   isPlatformSuperAdmin,
   mayGrantRole,
@@ -136,5 +137,30 @@ describe("the last active super admin", () => {
     expect(removesLastSuperAdmin(last, { kind: "set_role", role: Role.SUPER_ADMIN }, 0)).toBe(false);
     expect(removesLastSuperAdmin({ ...last, state: AccountState.DEACTIVATED }, { kind: "delete" }, 0)).toBe(false);
     expect(removesLastSuperAdmin({ ...last, role: Role.ADMIN }, { kind: "delete" }, 0)).toBe(false);
+  });
+});
+
+describe("a second factor required per role (second_factor_min_role)", () => {
+  const admin: Need = { permission: "users.read", minRole: Role.ADMIN };
+  const own: Need = { permission: null, minRole: Role.USER };
+  const refused = (principal: Principal, need: Need, minRole: 0 | Role) => {
+    try {
+      assertSecondFactorForAdmin(principal, need, { secondFactorMinRole: minRole });
+      return "allowed";
+    } catch (error) {
+      return error instanceof DomainError ? `${error.kind} ${error.reason}` : "other";
+    }
+  };
+  const aal2 = (role: Role): SessionPrincipal => ({ ...person(role), assurance: AssuranceLevel.AAL2 });
+
+  it("refuses admin calls of covered roles below AAL2 with STEP_UP_REQUIRED, and nothing else", () => {
+    expect(refused(person(Role.ADMIN), admin, Role.ADMIN)).toBe("permission_denied STEP_UP_REQUIRED");
+    expect(refused(person(Role.SUPER_ADMIN), admin, Role.ADMIN)).toBe("permission_denied STEP_UP_REQUIRED");
+    expect(refused(aal2(Role.ADMIN), admin, Role.ADMIN)).toBe("allowed");
+    expect(refused(person(Role.ADMIN), admin, 0)).toBe("allowed"); // nobody required
+    expect(refused(person(Role.ADMIN), admin, Role.SUPER_ADMIN)).toBe("allowed"); // only super admins required
+    expect(refused(person(Role.SUPER_ADMIN), admin, Role.SUPER_ADMIN)).toBe("permission_denied STEP_UP_REQUIRED");
+    expect(refused(person(Role.ADMIN), own, Role.USER)).toBe("allowed"); // a person's own calls are not admin actions
+    expect(refused(key(["users.read"]), admin, Role.USER)).toBe("allowed"); // API keys have no second factor
   });
 });
