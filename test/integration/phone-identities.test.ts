@@ -17,6 +17,7 @@ import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { type Caller, createCaller, refusal } from "../support/clients.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { redisDump } from "../support/redis-dump.ts";
 import { lastCode, queuedMessages, queuedSms } from "../support/sms-outbox.ts";
 import { appCode } from "../support/totp.ts";
 
@@ -299,6 +300,33 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       expect((await other.identities(guest.sessionToken)).map((i) => i.kind)).toStrictEqual([IdentityKind.GUEST]);
       expect((await owner.identities(ownerSession.sessionToken)).map((i) => i.value)).toStrictEqual([phone]);
     });
+  });
+
+  it("keeps no phone number, SMS code, identity profile or guest id in clear in any table, key-store table or Redis key", async () => {
+    const api = createCaller("connect-json-h1", server.baseUrl);
+    const headers = (token?: string) => ({ "x-forwarded-for": freshIp(), ...(token ? { authorization: `Bearer ${token}` } : {}) });
+    const phone = newPhone();
+    await api.call(SessionService.method.sendSignInCode, { phone }, headers());
+    const code = await lastCode(server, phone);
+    const signedIn = await api.call(SessionService.method.signIn, { method: { case: "phoneCode", value: { phone, code } } }, headers());
+    const marker = `ProfileMarker${Date.now()}`;
+    await api.call(IdentityService.method.updateIdentityProfile, { profile: { nickname: marker } }, headers(signedIn.sessionToken));
+    // A code left pending in the ephemeral store, and a guest.
+    await api.call(SessionService.method.sendSignInCode, { phone }, headers());
+    const pendingCode = await lastCode(server, phone);
+    const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, headers());
+    const [guestIdentity] = (await api.call(IdentityService.method.listIdentities, {}, headers(guest.sessionToken))).identities;
+    api.close();
+
+    const forms = [phone, phone.slice(1), phone.slice(3), marker, guestIdentity!.value];
+    let dump = "";
+    for (const table of await server.rawTables()) dump += JSON.stringify(await server.rawRows(table));
+    for (const table of ["account_keys", "erasure_ledger"]) dump += JSON.stringify(await server.rawKeyRows(table).catch(() => []));
+    if (backend === "mysql") dump += await redisDump(server.config.redisKeyPrefix);
+    expect(dump).toContain(signedIn.accountId); // the dump is real
+    for (const secret of forms) expect(dump).not.toContain(secret);
+    // The codes: only as HMACs (a 6-digit string may occur by chance elsewhere, so look for it as a value).
+    for (const c of [code, pendingCode]) expect(dump).not.toMatch(new RegExp(`"${c}"`));
   });
 
   // Last: it moves the clock a month ahead.

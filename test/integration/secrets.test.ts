@@ -8,6 +8,7 @@ import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { Redis } from "ioredis";
 import { BACKENDS, REDIS_URL } from "../support/backends.ts";
 import { createCaller, type Caller } from "../support/clients.ts";
+import { redisDump } from "../support/redis-dump.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 import { appCode } from "../support/totp.ts";
 
@@ -155,38 +156,6 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
     expect((await api.call(AccountService.method.getAccount, {}, { authorization: `Bearer ${sessionToken}` })).account?.id).toBe(accountId);
   });
 
-  /** Every key of this server's Redis prefix with its value (strings, hashes, sets), as one text. */
-  async function redisDump(): Promise<string> {
-    const redis = new Redis(REDIS_URL);
-    try {
-      let dump = "";
-      let cursor = "0";
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${server.config.redisKeyPrefix}*`, "COUNT", 500);
-        cursor = next;
-        for (const key of keys) {
-          const type = await redis.type(key);
-          const value =
-            type === "string"
-              ? await redis.get(key)
-              : type === "hash"
-                ? await redis.hgetall(key)
-                : type === "set"
-                  ? await redis.smembers(key)
-                  : type === "zset"
-                    ? await redis.zrange(key, 0, -1)
-                    : type === "list"
-                      ? await redis.lrange(key, 0, -1)
-                      : `(${type})`;
-          dump += `${key} ${JSON.stringify(value)}\n`;
-        }
-      } while (cursor !== "0");
-      return dump;
-    } finally {
-      redis.disconnect();
-    }
-  }
-
   it.runIf(backend === "mysql")("keeps no password hash, address, IP address or user agent in clear in any Redis key", async () => {
     const marker = `UaMarker${Date.now()}`;
     const agent = createCaller("connect-json-h1", server.baseUrl, { userAgent: `Mozilla/5.0 ${marker}` });
@@ -205,7 +174,7 @@ describe.each(BACKENDS)("secrets on the %s backend", (backend) => {
         (m) => m.text.includes("verify-email?token=") && server.inbox.filter((n) => n.envelopeTo.includes(pending)).length >= 2,
       );
 
-      const dump = await redisDump();
+      const dump = await redisDump(server.config.redisKeyPrefix);
       expect(dump).toContain(`${server.config.redisKeyPrefix}sess:`); // the sessions are there ...
       expect(dump).toContain(`${server.config.redisKeyPrefix}tok:`); // ... and the links
       expect(dump).not.toContain("$argon2");
