@@ -8,7 +8,7 @@ import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts
 import { assertNoViolations, DomainError, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { Random } from "./ports/random.ts";
-import type { SocialProviderStore, StoredSocialProvider } from "./ports/social-providers.ts";
+import type { SocialProviderSettings, SocialProviderStore, StoredSocialProvider } from "./ports/social-providers.ts";
 
 export const SocialProviderKind = { GOOGLE: 1, APPLE: 2, OIDC: 3 } as const;
 export type SocialProviderKind = (typeof SocialProviderKind)[keyof typeof SocialProviderKind];
@@ -35,17 +35,7 @@ const SECRET_MAX = 4096;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,100}$/; // RFC 6749 §3.3
 const APPLE_ID = /^[A-Z0-9]{10}$/;
 
-/** The settings an admin gives (field paths as in identity.v1.SocialProvider). */
-export interface SocialProviderSettings {
-  kind: number;
-  name: string;
-  issuer: string;
-  clientId: string;
-  scopes: string[];
-  redirectUris: string[];
-  appleTeamId: string;
-  appleKeyId: string;
-}
+export type { SocialProviderSettings } from "./ports/social-providers.ts";
 
 export interface SocialProviderSecrets {
   clientSecret: string;

@@ -1,9 +1,7 @@
 // Social sign-in providers of a tenant: their settings in clear, their secrets
 // sealed under a data key of the provider's own (wrapped by the KEK).
-/** A provider as stored. */
-export interface StoredSocialProvider {
-  id: string;
-  tenantId: string;
+/** The settings an admin gives (field paths as in identity.v1.SocialProvider), stored in clear. */
+export interface SocialProviderSettings {
   /** SocialProviderKind (src/domain/social-providers.ts). */
   kind: number;
   name: string;
@@ -13,6 +11,12 @@ export interface StoredSocialProvider {
   redirectUris: string[];
   appleTeamId: string;
   appleKeyId: string;
+}
+
+/** A provider as stored. */
+export interface StoredSocialProvider extends SocialProviderSettings {
+  id: string;
+  tenantId: string;
   /** The provider's data key, wrapped by the KEK. */
   wrappedKey: string;
   /** JSON of the secrets (client secret, Apple private key), sealed under that key. */
