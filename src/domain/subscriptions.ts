@@ -111,23 +111,31 @@ export function createSubscriptionCache(deps: {
 }): SubscriptionCache {
   // Same bounds as the session cache: a missed invalidation lasts at most maxAgeMs.
   const cache = createInvalidatedCache<SubscriptionView>({ maxEntries: deps.maxEntries ?? 100_000, maxAgeMs: deps.maxAgeMs ?? 30_000 }, deps.now);
+  /** Counts account changes (here and announced): a read that overlapped one is not cached. */
+  let changes = 0;
   return {
     getCached: (accountId) => cache.get(accountId),
     async get(tenantId, accountId) {
       const epoch = cache.epoch();
+      const seen = changes;
       const found = await deps.accounts.getAccount(tenantId, accountId);
       const view = found ? { plan: found.account.plan, status: found.account.planStatus } : NONE;
+      // Not cached when any account changed while this read was out: it may predate the change
+      // (an answer read before a commit and cached after its invalidation would outlive it).
       // Keyed by account, no group: an account's invalidation deletes the key itself.
-      cache.set(accountId, view, epoch);
+      if (seen === changes) cache.set(accountId, view, epoch);
       return view;
     },
     async changed(accountId) {
+      changes++;
       cache.delete(accountId);
       await deps.invalidation.publish([{ kind: "account", accountId }]);
     },
     listen: () =>
       listenForInvalidations(deps.invalidation, cache, (message) => {
-        if (message.kind === "account") cache.delete(message.accountId);
+        if (message.kind !== "account") return;
+        changes++;
+        cache.delete(message.accountId);
       }),
   };
 }
