@@ -232,8 +232,9 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         const byChallenge = await limits.consume("second_factor_challenge", tenant, tokenHash);
         const byAccount = await limits.consume("code_account", tenant, `second_factor:${pending.accountId}`);
         let phone: { id: string } | undefined;
-        const { account, dataKey, stored } = await openedAccount(tenant.id, pending.accountId).catch(() => {
-          throw challengeInvalid(); // erased meanwhile
+        const { account, dataKey, stored } = await openedAccount(tenant.id, pending.accountId).catch((error: unknown) => {
+          // Erased meanwhile: the challenge is gone with the account (a backend error stays what it is).
+          throw error instanceof DomainError && error.reason === "SESSION_INVALID" ? challengeInvalid() : error;
         });
         // A password changed or reset since the challenge was made ends it.
         if (passwordFingerprint(stored) !== pending.data?.password) throw challengeInvalid();

@@ -105,6 +105,18 @@ describe("second factors, in memory", () => {
     );
   });
 
+  it("ends a pending challenge with its account's erasure", async () => {
+    const person = await enrolled("erased");
+    const { challenge } = (await signIn(person.email)).secondFactorChallenge!;
+    await h.runtime.app.erasure.erase({ tenantId: DEFAULT_TENANT_ID, accountId: person.accountId, actor: "system", reason: "test" });
+    await expectRefused(
+      h.client(SessionService).completeSecondFactor({ challenge, code: { case: "totpCode", value: appCode(person.secret, 1) } }),
+      Code.Unauthenticated,
+      "CHALLENGE_INVALID",
+    );
+    expect(await h.runtime.durable.secondFactors.list(person.accountId)).toEqual([]);
+  });
+
   it("takes a recovery code once, and at most 5 wrong codes per challenge", async () => {
     const person = await enrolled("recovery");
     const challenge = async () => (await signIn(person.email)).secondFactorChallenge!.challenge;
