@@ -11,7 +11,7 @@ export interface FoundIdentity {
   wrappedKey: string;
 }
 
-/** The base of the links in a tenant's messages: its link base URL, else PUBLIC_URL. */
+/** The base of the links in a tenant's messages: its link base URL, else the hosted pages at PUBLIC_URL/ui (docs/hosted-pages.md). */
 export function linkBase(tenant: Tenant, publicUrl: string): string {
-  return (tenant.settings.linkBaseUrl || publicUrl).replace(/\/+$/, "");
+  return tenant.settings.linkBaseUrl ? tenant.settings.linkBaseUrl.replace(/\/+$/, "") : `${publicUrl.replace(/\/+$/, "")}/ui`;
 }

@@ -23,6 +23,7 @@ import { installFastPath, READ_MAX_BYTES } from "./fast-path.ts";
 import { registerHealth } from "./health.ts";
 import type { Logger } from "./logger.ts";
 import { registerReflection } from "./reflection.ts";
+import { serveUi, UI_PREFIX } from "./ui.ts";
 import type { Runtime } from "./wiring.ts";
 
 export const SERVED_FILES = [
@@ -89,7 +90,7 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
   let shuttingDown = false;
   const onRequest = (req: AnyRequest, res: AnyResponse) => {
     if (handleCors(req, res)) return;
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
     if (req.method === "GET" && path === "/healthz") return plain(res, 200, "ok\n");
     if (req.method === "GET" && path === "/readyz") {
       if (shuttingDown) return plain(res, 503, "shutting down\n");
@@ -109,6 +110,19 @@ export function createHttpServer(deps: { config: Config; runtime: Runtime; log: 
           plain(res, 503, "signing keys unavailable\n");
         },
       );
+      return;
+    }
+    if ((req.method === "GET" || req.method === "HEAD") && (path === "/ui" || path.startsWith(UI_PREFIX))) {
+      if (path === "/ui") {
+        (res as ServerResponse).writeHead(308, { location: UI_PREFIX });
+        res.end();
+        return;
+      }
+      void serveUi(path).then((answer) => {
+        (res as ServerResponse).writeHead(answer.status, answer.headers);
+        if (req.method === "HEAD") res.end();
+        else res.end(answer.body);
+      });
       return;
     }
     if (req.method === "GET" && path === "/metrics") {

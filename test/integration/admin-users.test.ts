@@ -106,7 +106,7 @@ describe.each(BACKENDS)("user management on the %s backend", (backend) => {
       email,
       displayName: "Ada Lovelace",
     });
-    expect(mail.text).toContain(`https://app.example.test/accept-invitation?token=${token}`);
+    expect(mail.text).toContain(`https://app.example.test/ui/accept-invitation?token=${token}`);
     expect(mail.text).toContain("7 days");
     expect(token.length).toBeGreaterThanOrEqual(43); // 256 bits
     // No password yet: nothing to sign in with.

@@ -49,7 +49,7 @@ describe.each(BACKENDS)("the first path on the %s backend", (backend) => {
       const email = uniqueEmail(protocol);
       const { mail, verified } = await signUpAndVerify(api, email);
       expect(mail.subject.length).toBeGreaterThan(0);
-      expect(mail.text).toContain("https://app.example.test/verify-email?token=");
+      expect(mail.text).toContain("https://app.example.test/ui/verify-email?token=");
       expect(verified.accountId).toMatch(/^[0-9a-f-]{36}$/);
       expect(verified.sessionToken.startsWith(`${verified.accountId}.`)).toBe(true);
       secretsSeen.push(verified.sessionToken);

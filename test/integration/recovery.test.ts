@@ -129,8 +129,8 @@ describe.each(BACKENDS)("recovery flows on the %s backend", (backend) => {
 
       expect(await p.startReset(email.toUpperCase(), "fr")).toEqual(await p.startReset(uniqueEmail("nobody")));
       const [mail] = await expectMails(email, isReset, 1);
-      expect(mail!.text).toContain("Pour choisir un nouveau mot de passe, ouvrez ce lien : https://app.example.test/reset-password?token=");
-      expect(mail!.text).toContain("https://app.example.test/reset-password?token=");
+      expect(mail!.text).toContain("Pour choisir un nouveau mot de passe, ouvrez ce lien : https://app.example.test/ui/reset-password?token=");
+      expect(mail!.text).toContain("https://app.example.test/ui/reset-password?token=");
       expect(mail!.text).toContain("10 minutes");
       const code = linkToken(mail!.text);
       expect(code.length).toBeGreaterThanOrEqual(43); // 256 random bits, base64url
