@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import type { Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
-import { EMAIL_INDEX, newEmailAccount, openAccount, sealMessage, sealProfile } from "./accounts.ts";
+import { EMAIL_INDEX, identityView, type IdentityView, newEmailAccount, openAccount, sealMessage, sealProfile } from "./accounts.ts";
 import { assertKeepsASuperAdmin, assertMayGrantRole, assertMayManageAccount } from "./authorization.ts";
 import type { Erasure } from "./erasure.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
@@ -120,6 +120,8 @@ export interface AdminUsers {
   create(input: CreateUserInput): Promise<Account>;
   /** invalid_argument (REASON_REQUIRED) without a reason; not_found outside the tenant. */
   get(target: UserTarget & { reason: string }): Promise<Account>;
+  /** The user's identities of every kind, values opened (read under the same stated reason as get). */
+  identities(target: UserTarget): Promise<IdentityView[]>;
   list(filter: UserListFilter): Promise<UserPage>;
   update(target: UserTarget, paths: readonly string[], values: ProfileValues): Promise<Account>;
   setRole(target: UserTarget, role: number): Promise<Account>;
@@ -307,6 +309,12 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
     async get(target) {
       statedReason(target.reason);
       return open(await load(target));
+    },
+
+    async identities(target) {
+      const found = await load(target);
+      const dataKey = keyring.unwrapDataKey(found.account.id, found.wrappedKey);
+      return (await accounts.listIdentities(found.account.id)).map((i) => identityView(dataKey, i));
     },
 
     async list(filter) {

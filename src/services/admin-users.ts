@@ -12,7 +12,7 @@ import { timestampToEpochMs } from "./admin-audit.ts";
 import type { App } from "./app.ts";
 import { audited, authorize } from "./authorize.ts";
 import { requestMeta } from "./call-context.ts";
-import { accountToProto } from "./convert.ts";
+import { identityToProto, accountToProto } from "./convert.ts";
 
 const USERS_READ: Need = { permission: "users.read", minRole: Role.ADMIN };
 const USERS_WRITE: Need = { permission: "users.write", minRole: Role.ADMIN };
@@ -76,8 +76,10 @@ export function userHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, U
     },
 
     async getUser(req, ctx) {
-      const account = await onAccount(ctx, USERS_READ, "user.get", req, (target) => app.users.get({ ...target, reason: req.reason }));
-      return { account: accountToProto(account) };
+      const [account, identities] = await onAccount(ctx, USERS_READ, "user.get", req, (target) =>
+        Promise.all([app.users.get({ ...target, reason: req.reason }), app.users.identities(target)]),
+      );
+      return { account: accountToProto(account), identities: identities.map(identityToProto) };
     },
 
     async listUsers(req, ctx) {

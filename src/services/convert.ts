@@ -1,5 +1,6 @@
 // Domain → proto translation, shared by every service. Responses are built
 // from explicit fields only: hashes, keys and ciphertexts never reach the wire.
+import type { IdentityView } from "../domain/accounts.ts";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -131,3 +132,16 @@ export const ACCOUNT_FIELD_PATHS = [
   "create_time",
   "update_time",
 ] as const;
+
+/** An identity as its owner and admins see it (ListIdentities, GetUser). */
+export function identityToProto(i: IdentityView) {
+  return {
+    id: i.id,
+    kind: i.kind,
+    value: i.value,
+    verified: i.verifiedAt !== null,
+    createTime: timestampFromMs(i.createdAt),
+    ...(i.verifiedAt === null ? {} : { verifyTime: timestampFromMs(i.verifiedAt) }),
+    issuer: i.issuer,
+  };
+}

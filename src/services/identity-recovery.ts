@@ -6,6 +6,7 @@ import type { IdentityService } from "../../gen/identity/v1/identity_service_pb.
 import type { App } from "./app.ts";
 import { selfAudited } from "./authorize.ts";
 import { requestMeta, requireSession, tenantOf } from "./call-context.ts";
+import { identityToProto } from "./convert.ts";
 
 export type RecoveryRpcs =
   | "resendVerification"
@@ -46,15 +47,7 @@ export function recoveryHandlers(app: App): Pick<ServiceImpl<typeof IdentityServ
       const { principal } = requireSession(ctx);
       const identities = await app.recovery.listIdentities(principal);
       return {
-        identities: identities.map((i) => ({
-          id: i.id,
-          kind: i.kind,
-          value: i.value,
-          verified: i.verifiedAt !== null,
-          createTime: timestampFromMs(i.createdAt),
-          ...(i.verifiedAt === null ? {} : { verifyTime: timestampFromMs(i.verifiedAt) }),
-          issuer: i.issuer,
-        })),
+        identities: identities.map(identityToProto),
       };
     },
     async removeIdentity(req, ctx) {

@@ -11,6 +11,9 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
+import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { AssuranceLevel, IdentityKind } from "../../gen/identity/v1/common_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
@@ -300,6 +303,58 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       expect((await other.identities(guest.sessionToken)).map((i) => i.kind)).toStrictEqual([IdentityKind.GUEST]);
       expect((await owner.identities(ownerSession.sessionToken)).map((i) => i.value)).toStrictEqual([phone]);
     });
+  });
+
+  it("admins see every kind of identity in GetUser (audited); the audit trail records phone sign-ins; the export holds the phone and its profile; erasure frees the number", async () => {
+    const api = createCaller("connect-json-h1", server.baseUrl);
+    const ip = freshIp();
+    const headers = (token?: string) => ({ "x-forwarded-for": ip, ...(token ? { authorization: `Bearer ${token}` } : {}) });
+    const rootEmail = `root.${Date.now()}@example.test`;
+    await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: PASSWORD, promote: false });
+    const root = await api.call(
+      SessionService.method.signIn,
+      { method: { case: "emailPassword", value: { email: rootEmail, password: PASSWORD } } },
+      headers(),
+    );
+    const phone = newPhone();
+    await api.call(SessionService.method.sendSignInCode, { phone }, headers());
+    const person = await api.call(
+      SessionService.method.signIn,
+      { method: { case: "phoneCode", value: { phone, code: await lastCode(server, phone) } } },
+      headers(),
+    );
+    await api.call(IdentityService.method.updateIdentityProfile, { profile: { zipcode: "22300" } }, headers(person.sessionToken));
+
+    const got = await api.call(AdminService.method.getUser, { accountId: person.accountId, reason: "support ticket 10" }, headers(root.sessionToken));
+    expect(got.identities.map((i) => [i.kind, i.value, i.verified])).toStrictEqual([[IdentityKind.PHONE, phone, true]]);
+    const { events } = await api.call(
+      AdminService.method.listAuditEvents,
+      { pageSize: 500, target: `account:${person.accountId}` },
+      headers(root.sessionToken),
+    );
+    const actions = events.map((e) => `${e.action}:${e.outcome}`);
+    expect(actions).toEqual(expect.arrayContaining(["session.send_sign_in_code:success", "session.sign_in_phone:success", "user.get:success"]));
+
+    const parts: Array<Record<string, unknown>> = [];
+    for await (const part of createClient(AccountService, createConnectTransport({ baseUrl: server.baseUrl, httpVersion: "1.1" })).exportAccountData(
+      {},
+      { headers: headers(person.sessionToken) },
+    ))
+      parts.push(JSON.parse(part.json) as Record<string, unknown>);
+    const identities = parts.filter((p) => p.section === "identities").flatMap((p) => p.records as Array<Record<string, unknown>>);
+    expect(identities).toEqual([expect.objectContaining({ kind: "PHONE", value: phone, verified: true, profile: { zipcode: "22300" } })]);
+
+    // Erasure takes the phone identity with the account: the number is free again, and signs up a new account.
+    await api.call(AdminService.method.deleteUser, { accountId: person.accountId, reason: "erasure request 10" }, headers(root.sessionToken));
+    expect((await server.rawRows("identities")).filter((r) => r.account_id === person.accountId)).toStrictEqual([]);
+    await api.call(SessionService.method.sendSignInCode, { phone }, headers());
+    const again = await api.call(
+      SessionService.method.signIn,
+      { method: { case: "phoneCode", value: { phone, code: await lastCode(server, phone) } } },
+      headers(),
+    );
+    expect(again.accountId).not.toBe(person.accountId);
+    api.close();
   });
 
   it("keeps no phone number, SMS code, identity profile or guest id in clear in any table, key-store table or Redis key", async () => {

@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Account, AccountState, Consent, Plan, Role, Subscription, SubscriptionStatus } from "./common_pb.js";
+import type { Account, AccountState, Consent, Identity, Plan, Role, Subscription, SubscriptionStatus } from "./common_pb.js";
 import type { ExportAccountDataResponse } from "./account_service_pb.js";
 
 /**
@@ -851,6 +851,14 @@ export declare type GetUserResponse = Message<"identity.v1.GetUserResponse"> & {
    * @generated from field: identity.v1.Account account = 1;
    */
   account?: Account | undefined;
+
+  /**
+   * Its identities of every kind (email, phone, guest, external), oldest
+   * first, values decrypted.
+   *
+   * @generated from field: repeated identity.v1.Identity identities = 2;
+   */
+  identities: Identity[];
 };
 
 /**
