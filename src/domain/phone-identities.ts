@@ -24,7 +24,7 @@ import type { Limits } from "./limits.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { randomDigits, randomToken } from "./one-time-tokens.ts";
 import { normalizePhone } from "./phone.ts";
-import { type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount } from "./ports/accounts.ts";
+import { type AccountEraser, type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount } from "./ports/accounts.ts";
 import type { CodeStore } from "./ports/codes.ts";
 import type { OutboxWriter } from "./ports/outbox.ts";
 import type { Random } from "./ports/random.ts";
@@ -42,7 +42,8 @@ const CODE_SHAPE = /^[0-9]{6}$/;
 const CODE_INDEX = "phone_code";
 
 export interface PhoneIdentityDeps {
-  accounts: AccountReader & AccountWriter;
+  /** Erasing: only a pending sign-up's never-proven account, when its number is proven by someone signed in. */
+  accounts: AccountReader & AccountWriter & Pick<AccountEraser, "eraseAccount">;
   outbox: OutboxWriter;
   codes: CodeStore;
   tenants: Pick<Tenants, "get">;
@@ -305,7 +306,22 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
               return { ok: true, value: undefined, subject };
           } catch (error) {
             if (!(error instanceof DuplicateIdentityError)) throw error;
-            // Proven meanwhile by another account (or a pending sign-up holds it unproven): never moved.
+            // A sign-in code asked for and never used left a pending account holding the number unproven:
+            // the code just proved it is this caller's, so that never-used account goes (once) and the add is retried.
+            const holder = await accounts.findByIdentity(tenant.id, IdentityKind.PHONE, lookupHash);
+            if (attempt === 0 && holder && holder.identity.verifiedAt === null && holder.account.state === AccountState.PENDING_VERIFICATION) {
+              await accounts.eraseAccount({
+                tenantId: tenant.id,
+                accountId: holder.account.id,
+                at,
+                check: (current) => {
+                  if (current.state !== AccountState.PENDING_VERIFICATION)
+                    throw new DomainError("failed_precondition", "IDENTITY_TAKEN", "this phone number cannot be added to this account");
+                },
+              });
+              continue;
+            }
+            // Proven by another account: never moved.
             throw new DomainError("failed_precondition", "IDENTITY_TAKEN", "this phone number cannot be added to this account");
           }
         }

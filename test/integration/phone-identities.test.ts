@@ -279,6 +279,19 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       expect((await me.signIn(phone, await lastCode(server, phone))).accountId).toBe(verified.accountId);
     });
 
+    it("a sign-in code asked for and never used reserves nothing: a signed-in person who proves the number gets it", async () => {
+      const stranger = person();
+      const phone = newPhone();
+      await stranger.sendCode(phone); // a pending sign-up now holds the number, unproven
+      const me = person();
+      const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, me.headers());
+      await api.call(IdentityService.method.addPhone, { phone }, me.headers(guest.sessionToken));
+      await api.call(IdentityService.method.verifyPhone, { phone, code: await lastCode(server, phone) }, me.headers(guest.sessionToken));
+      expect((await me.identities(guest.sessionToken)).map((i) => i.value)).toStrictEqual([phone]);
+      await me.sendCode(phone);
+      expect((await me.signIn(phone, await lastCode(server, phone))).accountId).toBe(guest.accountId);
+    });
+
     it("a number owned by another account cannot be added: the same answer, no code sent, never moved", async () => {
       const owner = person();
       const phone = newPhone();
