@@ -1,11 +1,12 @@
 // The audit trail over Kysely (MySQL/MariaDB/TiDB and SQLite). Appends serialize
-// on the tenant's audit_heads row so the chain never forks; a busy tenant's
-// appends share one transaction (group commit), and each caller resolves only
-// once its own event is committed, so no acknowledged event can be lost.
-import type { Selectable } from "kysely";
+// on the tenant's audit_heads row, locked by an append's first statement, so the
+// chain never forks; a busy tenant's appends share one transaction (group commit),
+// and each caller resolves only once its own event is committed, so no
+// acknowledged event can be lost.
+import type { Selectable, Transaction } from "kysely";
 import { AUDIT_GENESIS_HASH, type AuditHead, type AuditStore, type StoredAuditEvent } from "../../domain/ports/audit.ts";
-import { isUniqueViolation, type SqlDatabase } from "./database.ts";
-import type { AuditEventsTable } from "./schema.ts";
+import { isUniqueViolation, type SqlDatabase, type SqlDialectName } from "./database.ts";
+import type { AuditEventsTable, Database } from "./schema.ts";
 
 /** MySQL deadlock (1213) or lock wait timeout (1205): the transaction was rolled back and can be retried. */
 function isRetryableLockError(error: unknown): boolean {
@@ -58,7 +59,28 @@ function toRow(event: StoredAuditEvent) {
   };
 }
 
-export function createSqlAuditStore({ db }: SqlDatabase): AuditStore {
+/**
+ * Locks the tenant's chain head for the transaction and reads it; undefined when the
+ * tenant has no chain yet. MySQL: one locking read (SELECT … FOR UPDATE reads the latest
+ * committed head and holds its row lock until commit). SQLite has no FOR UPDATE: a write
+ * first takes the database's write lock, then the head is read.
+ */
+async function lockHead(trx: Transaction<Database>, dialect: SqlDialectName, tenantId: string): Promise<AuditHead | undefined> {
+  if (dialect === "mysql") {
+    const row = await trx.selectFrom("audit_heads").select(["sequence", "hash"]).where("tenant_id", "=", tenantId).forUpdate().executeTakeFirst();
+    return row && { sequence: Number(row.sequence), hash: row.hash };
+  }
+  const bumped = await trx
+    .updateTable("audit_heads")
+    .set((eb) => ({ sequence: eb("sequence", "+", 1) }))
+    .where("tenant_id", "=", tenantId)
+    .executeTakeFirst();
+  if (Number(bumped.numUpdatedRows) === 0) return undefined;
+  const row = await trx.selectFrom("audit_heads").select(["sequence", "hash"]).where("tenant_id", "=", tenantId).executeTakeFirstOrThrow();
+  return { sequence: Number(row.sequence) - 1, hash: row.hash };
+}
+
+export function createSqlAuditStore({ db, dialect }: SqlDatabase): AuditStore {
   /** Appends waiting for the tenant's transaction in flight, by tenant. */
   const waiting = new Map<string, PendingAppend[]>();
 
@@ -73,15 +95,9 @@ export function createSqlAuditStore({ db }: SqlDatabase): AuditStore {
       try {
         const appended = await db.transaction().execute(async (trx) => {
           outcomes = [];
-          // Write first: this takes the lock before anything is read.
-          const bumped = await trx
-            .updateTable("audit_heads")
-            .set((eb) => ({ sequence: eb("sequence", "+", 1) }))
-            .where("tenant_id", "=", tenantId)
-            .executeTakeFirst();
-          if (Number(bumped.numUpdatedRows) === 0) return false; // no chain yet
-          const locked = await trx.selectFrom("audit_heads").select(["sequence", "hash"]).where("tenant_id", "=", tenantId).executeTakeFirstOrThrow();
-          let head: AuditHead = { sequence: Number(locked.sequence) - 1, hash: locked.hash };
+          const locked = await lockHead(trx, dialect, tenantId);
+          if (!locked) return false; // no chain yet
+          let head = locked;
           const events: StoredAuditEvent[] = [];
           for (const pending of batch) {
             try {
