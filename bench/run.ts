@@ -15,10 +15,10 @@ import { Redis } from "ioredis";
 import { createConnection, type Connection } from "mysql2/promise";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ValidateSessionRequestSchema, ValidateSessionResponseSchema } from "../gen/identity/v1/session_service_pb.js";
 import { ARGON2_PARAMS } from "../src/crypto/passwords.ts";
@@ -53,7 +53,21 @@ const SMALL_ACCOUNTS = 1000;
 const SKIP_VALIDATE = process.env.BENCH_SKIP_VALIDATE === "1";
 /** Sign-outs timed on their way to two session validators (the published client's). */
 const REVOCATION_SAMPLES = 50;
+/**
+ * BENCH_SERVICE_DIR: the checkout whose `src/main.ts` is benchmarked (default: this one), so
+ * an earlier commit, checked out elsewhere with its own `npm ci`, runs under this bench's
+ * load, baselines and accounting: a before/after comparison in the same terms.
+ */
+const SERVICE_DIR = process.env.BENCH_SERVICE_DIR ? resolve(process.env.BENCH_SERVICE_DIR) : ROOT;
+/**
+ * BENCH_CPU_PROF=dir: the service's processes (primary and workers) write V8 CPU profiles
+ * there when they exit (`node bench/profile-top.ts dir`). Not NODE_OPTIONS: npm's own Node
+ * refuses --cpu-prof there, and the bench process and baselines would be profiled too.
+ */
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 
+/** CLOCK_MONOTONIC in µs: the clock of a V8 CPU profile's timestamps. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 const say = (line = "") => process.stdout.write(`${line}\n`);
 const fmt = (n: number, digits = 0) =>
   Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "n/a";
@@ -105,8 +119,8 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function startProcess(script: string, env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [script], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+function startProcess(script: string, env: NodeJS.ProcessEnv, options: { cwd?: string; nodeFlags?: string[] } = {}): Proc {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), script], { cwd: options.cwd ?? ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
   const logged = new Map<string, { level: string; count: number }>();
   const onLine = (line: string) => {
@@ -212,14 +226,35 @@ function descendants(pid: number): number[] {
   return out;
 }
 
+/** CPU seconds (user + system) in a /proc stat file (a process's or one thread's). */
+function statCpuSeconds(path: string): number {
+  const stat = readFileSync(path, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+}
+
 /** CPU seconds (user + system) of a process and its descendants, by pid. */
 function cpuByPid(root: number): Map<number, number> {
   const result = new Map<number, number>();
   for (const pid of [root, ...descendants(root)]) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      result.set(pid, (Number(fields[11]) + Number(fields[12])) / 100); // USER_HZ is 100 on Linux
+      result.set(pid, statCpuSeconds(`/proc/${pid}/stat`));
+    } catch {
+      // exited
+    }
+  }
+  return result;
+}
+
+/**
+ * CPU seconds of each process's main thread (the JavaScript thread), by pid: the rest
+ * of a process's CPU is its threads (argon2 on the libuv threadpool, V8's GC helpers).
+ */
+function mainThreadCpuByPid(root: number): Map<number, number> {
+  const result = new Map<number, number>();
+  for (const pid of [root, ...descendants(root)]) {
+    try {
+      result.set(pid, statCpuSeconds(`/proc/${pid}/task/${pid}/stat`));
     } catch {
       // exited
     }
@@ -257,6 +292,7 @@ interface CpuWindow {
   /** Server CPU seconds per process over the window (primary first). */
   perProcess: number[];
   serverCores: number; // server CPU seconds per wall second
+  serverMainThreadCores: number; // of which on the processes' main (JavaScript) threads
   clientCores: number; // this bench and its load generator
   otherCores: number; // everything else on the machine: MariaDB, Redis, and anyone else's work
   machineBusy: number; // fraction of all cores
@@ -270,22 +306,26 @@ const sum = (values: Iterable<number>) => {
 
 /** Samples CPU from `startAfterMs` from now until end() for a server process tree. */
 function cpuWindow(root: number, startAfterMs: number) {
-  let before: { server: Map<number, number>; bench: number; machine: { busy: number; total: number }; at: number } | undefined;
+  let before:
+    | { server: Map<number, number>; mainThreads: Map<number, number>; bench: number; machine: { busy: number; total: number }; at: number }
+    | undefined;
   const timer = setTimeout(() => {
-    before = { server: cpuByPid(root), bench: benchCpu(), machine: machineCpu(), at: performance.now() };
+    before = { server: cpuByPid(root), mainThreads: mainThreadCpuByPid(root), bench: benchCpu(), machine: machineCpu(), at: performance.now() };
   }, startAfterMs);
   return {
     end(): CpuWindow | undefined {
       clearTimeout(timer);
       if (!before || !existsSync("/proc/stat")) return undefined;
       const server = cpuByPid(root);
+      const mainThreads = mainThreadCpuByPid(root);
       const bench = benchCpu() - before.bench; // includes the servers, children of this process
       const machine = machineCpu();
       const wall = (performance.now() - before.at) / 1000;
       const perProcess = [...server].map(([pid, s]) => s - (before!.server.get(pid) ?? 0));
       const serverCores = sum(perProcess) / wall;
+      const serverMainThreadCores = sum([...mainThreads].map(([pid, s]) => s - (before!.mainThreads.get(pid) ?? 0))) / wall;
       const machineBusy = (machine.busy - before.machine.busy) / (machine.total - before.machine.total);
-      return { perProcess, serverCores, clientCores: bench / wall - serverCores, otherCores: Math.max(0, machineBusy * CORES - bench / wall), machineBusy };
+      return { perProcess, serverCores, serverMainThreadCores, clientCores: bench / wall - serverCores, otherCores: Math.max(0, machineBusy * CORES - bench / wall), machineBusy };
     },
   };
 }
@@ -658,6 +698,8 @@ interface Report {
   serviceWorkers?: number;
   signIn?: SignInResult;
   validator?: ValidatorBench;
+  /** The service's CPU over the sign-in load's window. */
+  signInCpu?: CpuWindow | undefined;
   scale?: ScaleRow[];
   checks: string[];
 }
@@ -799,6 +841,7 @@ async function main(): Promise<number> {
         TRUSTED_PROXIES: "1",
         ...(process.env.BENCH_WORKERS ? { WORKERS: process.env.BENCH_WORKERS } : {}),
       }),
+      { cwd: SERVICE_DIR, nodeFlags: CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF_DIR}`] : [] },
     );
     cleanups.push(() => service.stop());
     const listening = await waitForLine(service, /identity service listening on \S+(?: \((\d+) workers\))?/, 60_000);
@@ -813,7 +856,7 @@ async function main(): Promise<number> {
       if (Date.now() > deadline || service.child.exitCode !== null) throw new Error(`service not ready:\n${service.tail.slice(-20).join("\n")}`);
       await sleep(100);
     }
-    say(`service: node src/main.ts on ${base}, ${report.serviceWorkers} worker(s), MariaDB ${database}, Redis prefix ${redisPrefix}`);
+    say(`service: node src/main.ts${SERVICE_DIR === ROOT ? "" : ` of ${SERVICE_DIR}`} on ${base}, ${report.serviceWorkers} worker(s), MariaDB ${database}, Redis prefix ${redisPrefix}`);
 
     // Accounts: one for the validated session, and enough for SignIn at the argon2
     // limit within each account's sign-in budget (tenant default, 15 min window).
@@ -914,8 +957,15 @@ async function main(): Promise<number> {
       `SignIn under load (Connect JSON over HTTP/1.1, ${SIGN_IN_CLIENTS} clients, ${SIGN_IN_WARM_UP_S} s warm-up + ${LOAD_S} s; ${signInPool.length} accounts × ≤${perAccount} sign-ins each, one client address per account)`,
     );
     const signInCpu = cpuWindow(service.child.pid!, SIGN_IN_WARM_UP_S * 1000);
+    const profileFrom = monotonicUs() + SIGN_IN_WARM_UP_S * 1e6;
     report.signIn = await signInLoad(base, signInPool, password, perAccount);
     const cpu = signInCpu.end();
+    report.signInCpu = cpu;
+    // The profiles cover the whole run (setup's sign-ups too): profile-top.ts reads this window.
+    if (CPU_PROF_DIR) {
+      mkdirSync(CPU_PROF_DIR, { recursive: true });
+      writeFileSync(join(CPU_PROF_DIR, "window.json"), `${JSON.stringify({ phase: "SignIn under load", fromUs: profileFrom, toUs: monotonicUs() })}\n`);
+    }
     const s = report.signIn;
     say(
       `  ${fmt(s.perS, 1)} sign-ins/s (${s.ok} OK in ${s.windowS.toFixed(1)} s), mean ${ms(s.meanMs)}, p99 ${ms(s.p99Ms)}${s.ranOut ? " — stopped early: the accounts' sign-in budget ran out" : ""}`,
@@ -929,7 +979,7 @@ async function main(): Promise<number> {
           .map((c) => c.toFixed(2))
           .join(
             " + ",
-          )}] = ${ms((cpu.serverCores * 1000) / s.perS)} per sign-in (one hash alone: ${ms(report.argon2.oneMs)}); client ${cpu.clientCores.toFixed(2)}; other (MariaDB, Redis, …) ${cpu.otherCores.toFixed(2)}; machine ${pct(cpu.machineBusy)} busy`,
+          )}] = ${ms((cpu.serverCores * 1000) / s.perS)} per sign-in (one hash alone: ${ms(report.argon2.oneMs)}; main threads ${ms((cpu.serverMainThreadCores * 1000) / s.perS)}, other threads ${ms(((cpu.serverCores - cpu.serverMainThreadCores) * 1000) / s.perS)}); client ${cpu.clientCores.toFixed(2)}; other (MariaDB, Redis, …) ${cpu.otherCores.toFixed(2)}; machine ${pct(cpu.machineBusy)} busy`,
       );
     if (cpu) noteForeign("SignIn", cpu.otherCores - 0.15);
 
@@ -1030,6 +1080,27 @@ async function main(): Promise<number> {
         "",
         "",
       ],
+      // The figure least moved by other work on the machine: what one sign-in costs the service.
+      ...(report.signInCpu
+        ? [
+            [
+              "  SignIn per server CPU-second",
+              fmt(s.perS / report.signInCpu.serverCores, 1),
+              `${ms((report.signInCpu.serverCores * 1000) / s.perS)} per sign-in`,
+              `one hash ${ms(report.argon2.oneMs)}`,
+              "",
+              "",
+            ],
+            [
+              "    of which on main threads (argon2 runs on others)",
+              ms((report.signInCpu.serverMainThreadCores * 1000) / s.perS),
+              "",
+              "",
+              "",
+              "",
+            ],
+          ]
+        : []),
     ];
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     say();

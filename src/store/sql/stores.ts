@@ -176,21 +176,38 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
     },
 
     async findByIdentity(tenantId, kind, lookupHash) {
-      const identity = await db
+      // The identity and its account in one read (one database), then the key (the key store's).
+      const row = await db
         .selectFrom("identities")
-        .selectAll()
-        .where("tenant_id", "=", tenantId)
-        .where("kind", "=", kind)
-        .where("lookup_hash", "=", lookupHash)
+        .innerJoin("accounts", (join) => join.onRef("accounts.id", "=", "identities.account_id").onRef("accounts.tenant_id", "=", "identities.tenant_id"))
+        .selectAll("accounts")
+        .select([
+          "identities.id as identity_id",
+          "identities.value as identity_value",
+          "identities.verified_at as identity_verified_at",
+          "identities.created_at as identity_created_at",
+        ])
+        .where("identities.tenant_id", "=", tenantId)
+        .where("identities.kind", "=", kind)
+        .where("identities.lookup_hash", "=", lookupHash)
         .executeTakeFirst();
-      if (!identity) {
-        // The same reads as for a known address (the account and its key, in two stores): the
-        // time of a lookup must not tell whether an address exists (no enumeration by timing).
-        await this.getAccount(tenantId, "");
-        return undefined;
-      }
-      const found = await this.getAccount(tenantId, identity.account_id);
-      return found && { identity: toIdentity(identity), ...found };
+      // An unknown address reads a key too: the same two reads as a known one, so the time
+      // of a lookup does not tell whether an address exists (no enumeration by timing).
+      const wrappedKey = await keys.get(row?.id ?? "");
+      // No key, no account: an erased account's rows (a restored backup, an erasure under way) are gone.
+      if (!row || wrappedKey === undefined) return undefined;
+      const { identity_id, identity_value, identity_verified_at, identity_created_at, ...account } = row;
+      const identity = toIdentity({
+        id: identity_id,
+        tenant_id: account.tenant_id,
+        account_id: account.id,
+        kind,
+        lookup_hash: lookupHash,
+        value: identity_value,
+        verified_at: identity_verified_at,
+        created_at: identity_created_at,
+      });
+      return { identity, account: toAccount(account), wrappedKey };
     },
 
     async getAccount(tenantId, accountId) {
