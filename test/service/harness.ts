@@ -13,7 +13,7 @@ import type { OutgoingMail } from "../../src/delivery/types.ts";
 import { createMetrics } from "../../src/interceptors/metrics.ts";
 import { routerOptions } from "../../src/interceptors/stack.ts";
 import { createLogger } from "../../src/server/logger.ts";
-import { createRuntime, type Runtime } from "../../src/server/wiring.ts";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/server/wiring.ts";
 import { registerIdentityServices } from "../../src/services/routes.ts";
 import { IN_MEMORY } from "../../src/store/sql/open.ts";
 
@@ -51,7 +51,7 @@ export interface ServiceHarness {
   close(): Promise<void>;
 }
 
-export async function createServiceHarness(): Promise<ServiceHarness> {
+export async function createServiceHarness(options: Pick<RuntimeOptions, "wrapEphemeral"> = {}): Promise<ServiceHarness> {
   const config = loadConfig({
     DATA_DIR: IN_MEMORY,
     DEVELOPMENT_MODE: "true", // the embedded backend, with keys given
@@ -67,6 +67,7 @@ export async function createServiceHarness(): Promise<ServiceHarness> {
     mailTransport: { send: async (mail) => void sent.push(mail), close: async () => {} },
     deliver: false,
     purgeIntervalMs: 0,
+    ...options,
   });
   const transport = createRouterTransport((router) => registerIdentityServices(router, runtime.app), {
     router: routerOptions({ app: runtime.app, metrics: createMetrics(), log }),

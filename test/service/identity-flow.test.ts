@@ -5,6 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
+import { backendUnavailable } from "../../src/domain/ports/errors.ts";
 import { linkToken } from "../support/server.ts";
 import { createServiceHarness, type ServiceHarness } from "./harness.ts";
 import { expectRefused, PASSWORD, uniqueEmail } from "./support.ts";
@@ -73,5 +74,49 @@ describe("the identity flow, in memory", () => {
       Code.Unauthenticated,
     );
     expect(wrong.rawMessage).toBe(unknown.rawMessage);
+  });
+});
+
+describe("a sign-in whose guess cannot be refunded", () => {
+  // The refund of a correct password's guess and the new session go to the session
+  // store together: when the refund fails, the sign-in fails, and the session made
+  // beside it is taken back — none is left behind that no one was given.
+  let refundFails = false;
+  let h: ServiceHarness;
+  beforeAll(async () => {
+    h = await createServiceHarness({
+      wrapEphemeral: (stores) => ({
+        ...stores,
+        rateLimiter: {
+          ...stores.rateLimiter,
+          hit: (...args) => stores.rateLimiter.hit(...args),
+          refund: async (...args) => {
+            if (refundFails) throw backendUnavailable(new Error("refund lost"));
+            return stores.rateLimiter.refund(...args);
+          },
+        },
+      }),
+    });
+  });
+  afterAll(() => h?.close());
+
+  it("fails Unavailable and leaves the account no new session", async () => {
+    const email = uniqueEmail("refund");
+    await h.client(IdentityService).signUp({ email, password: PASSWORD });
+    const { sessionToken } = await h.client(IdentityService).verifyIdentity({ token: linkToken((await h.lastMailTo(email)).text) });
+    const before = await h.client(SessionService, sessionToken).listSessions({});
+    expect(before.sessions).toHaveLength(1);
+    refundFails = true;
+    await expectRefused(
+      h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email, password: PASSWORD } } }),
+      Code.Unavailable,
+      "BACKEND_UNAVAILABLE",
+    );
+    refundFails = false;
+    const after = await h.client(SessionService, sessionToken).listSessions({});
+    expect(after.sessions.map((s) => s.id)).toEqual(before.sessions.map((s) => s.id));
+    // And once the store answers again, the same password signs in.
+    const signedIn = await h.client(SessionService).signIn({ method: { case: "emailPassword", value: { email, password: PASSWORD } } });
+    expect(signedIn.sessionToken).not.toBe("");
   });
 });
