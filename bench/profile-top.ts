@@ -73,11 +73,7 @@ for (const file of files) {
       if (hit < 0) return;
       // Node's own frames (streams, sockets) left out above the match: the paths name who called.
       const outer = stack.slice(hit + 1).filter((name) => !/ node:/.test(name) && !name.startsWith("("));
-      keys = [
-        [stack[hit]!, ...outer.slice(0, 6)]
-          .map((name) => name.replace(/ \S+$/, (where) => (/(src|bench)\//.test(where) ? where : "")))
-          .join(" ← "),
-      ];
+      keys = [[stack[hit]!, ...outer.slice(0, 6)].map((name) => name.replace(/ \S+$/, (where) => (/(src|bench)\//.test(where) ? where : ""))).join(" ← ")];
     } else keys = inclusive ? [...new Set(stack)] : [leaf];
     for (const key of keys) timeUs.set(key, (timeUs.get(key) ?? 0) + delta);
   });
@@ -86,8 +82,6 @@ const busyUs = totalUs - idleUs;
 process.stdout.write(
   `${files.length} profile(s), ${(totalUs / 1e6).toFixed(1)} s sampled, ${(busyUs / 1e6).toFixed(1)} s not idle; ${inclusive ? "inclusive" : callersOf !== undefined ? `paths to "${callersOf}"` : "self"} time\n`,
 );
-for (const [key, us] of [...timeUs]
-  .sort((a, b) => b[1] - a[1])
-  .slice(0, top)) {
+for (const [key, us] of [...timeUs].sort((a, b) => b[1] - a[1]).slice(0, top)) {
   process.stdout.write(`${((100 * us) / busyUs).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(7)} ms  ${key}\n`);
 }

@@ -325,7 +325,14 @@ function cpuWindow(root: number, startAfterMs: number) {
       const serverCores = sum(perProcess) / wall;
       const serverMainThreadCores = sum([...mainThreads].map(([pid, s]) => s - (before!.mainThreads.get(pid) ?? 0))) / wall;
       const machineBusy = (machine.busy - before.machine.busy) / (machine.total - before.machine.total);
-      return { perProcess, serverCores, serverMainThreadCores, clientCores: bench / wall - serverCores, otherCores: Math.max(0, machineBusy * CORES - bench / wall), machineBusy };
+      return {
+        perProcess,
+        serverCores,
+        serverMainThreadCores,
+        clientCores: bench / wall - serverCores,
+        otherCores: Math.max(0, machineBusy * CORES - bench / wall),
+        machineBusy,
+      };
     },
   };
 }
@@ -856,7 +863,9 @@ async function main(): Promise<number> {
       if (Date.now() > deadline || service.child.exitCode !== null) throw new Error(`service not ready:\n${service.tail.slice(-20).join("\n")}`);
       await sleep(100);
     }
-    say(`service: node src/main.ts${SERVICE_DIR === ROOT ? "" : ` of ${SERVICE_DIR}`} on ${base}, ${report.serviceWorkers} worker(s), MariaDB ${database}, Redis prefix ${redisPrefix}`);
+    say(
+      `service: node src/main.ts${SERVICE_DIR === ROOT ? "" : ` of ${SERVICE_DIR}`} on ${base}, ${report.serviceWorkers} worker(s), MariaDB ${database}, Redis prefix ${redisPrefix}`,
+    );
 
     // Accounts: one for the validated session, and enough for SignIn at the argon2
     // limit within each account's sign-in budget (tenant default, 15 min window).
@@ -1091,14 +1100,7 @@ async function main(): Promise<number> {
               "",
               "",
             ],
-            [
-              "    of which on main threads (argon2 runs on others)",
-              ms((report.signInCpu.serverMainThreadCores * 1000) / s.perS),
-              "",
-              "",
-              "",
-              "",
-            ],
+            ["    of which on main threads (argon2 runs on others)", ms((report.signInCpu.serverMainThreadCores * 1000) / s.perS), "", "", "", ""],
           ]
         : []),
     ];
