@@ -36,9 +36,11 @@ export async function createSeeder(options: {
   runId: string;
   /** created_at of the oldest seeded account; later ones are 1 ms apart. */
   startAt: number;
+  /** The stored hash of the password (default: argon2 with the service's parameters). */
+  passwordHash?: string;
 }): Promise<Seeder> {
   const keyring = createKeyring([options.kek], options.blindIndexKey);
-  const passwordHash = await argon2.hash(options.password, { ...ARGON2_PARAMS });
+  const passwordHash = options.passwordHash ?? (await argon2.hash(options.password, { ...ARGON2_PARAMS }));
   const ids: string[] = [];
   const email = (i: number) => `seed${i}.${options.runId}@example.test`;
 

@@ -8,12 +8,13 @@
 //   2. SignIn/s under load against the argon2 limit (cores ÷ one hash's time).
 // It reports, it does not gate: the exit code is 0 whenever it could measure.
 // Environment (all optional): BENCH_MYSQL_URL, BENCH_REDIS_URL, BENCH_SECONDS
-// (each load phase, default 10), BENCH_CLIENT=node (skip h2load), BENCH_WORKERS.
+// (each load phase, default 10), BENCH_CLIENT=node (skip h2load), BENCH_WORKERS,
+// BENCH_SERVICE_DIR (benchmark another checkout's service), BENCH_CPU_PROF (profile it).
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import argon2 from "argon2";
 import { Redis } from "ioredis";
 import { createConnection, type Connection } from "mysql2/promise";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
@@ -65,6 +66,16 @@ const SERVICE_DIR = process.env.BENCH_SERVICE_DIR ? resolve(process.env.BENCH_SE
  * refuses --cpu-prof there, and the bench process and baselines would be profiled too.
  */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+
+/** The commit checked out in `dir` (and "+ changes" when its tree differs), for the report. */
+function commitOf(dir: string): string {
+  try {
+    const run = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    return `${run("rev-parse", "--short", "HEAD")}${run("status", "--porcelain", "--untracked-files=no", "--", "src") ? " + uncommitted changes in src/" : ""}`;
+  } catch {
+    return "not a git checkout";
+  }
+}
 
 /** CLOCK_MONOTONIC in µs: the clock of a V8 CPU profile's timestamps. */
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -864,7 +875,7 @@ async function main(): Promise<number> {
       await sleep(100);
     }
     say(
-      `service: node src/main.ts${SERVICE_DIR === ROOT ? "" : ` of ${SERVICE_DIR}`} on ${base}, ${report.serviceWorkers} worker(s), MariaDB ${database}, Redis prefix ${redisPrefix}`,
+      `service: node src/main.ts of ${SERVICE_DIR === ROOT ? "this checkout" : SERVICE_DIR} (${commitOf(SERVICE_DIR)}) on ${base}, ${report.serviceWorkers} worker(s), MariaDB ${database}, Redis prefix ${redisPrefix}`,
     );
 
     // Accounts: one for the validated session, and enough for SignIn at the argon2
