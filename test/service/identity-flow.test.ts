@@ -78,9 +78,8 @@ describe("the identity flow, in memory", () => {
 });
 
 describe("a sign-in whose guess cannot be refunded", () => {
-  // The refund of a correct password's guess and the new session go to the session
-  // store together: when the refund fails, the sign-in fails, and the session made
-  // beside it is taken back — none is left behind that no one was given.
+  // A correct password's guess is refunded (only failures count): when the refund
+  // fails, the sign-in fails, and no session is left behind that no one was given.
   let refundFails = false;
   let h: ServiceHarness;
   beforeAll(async () => {
