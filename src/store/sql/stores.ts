@@ -186,6 +186,8 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
           "identities.value as identity_value",
           "identities.verified_at as identity_verified_at",
           "identities.created_at as identity_created_at",
+          "identities.issuer as identity_issuer",
+          "identities.profile as identity_profile",
         ])
         .where("identities.tenant_id", "=", tenantId)
         .where("identities.kind", "=", kind)
@@ -196,7 +198,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       const wrappedKey = await keys.get(row?.id ?? "");
       // No key, no account: an erased account's rows (a restored backup, an erasure under way) are gone.
       if (!row || wrappedKey === undefined) return undefined;
-      const { identity_id, identity_value, identity_verified_at, identity_created_at, ...account } = row;
+      const { identity_id, identity_value, identity_verified_at, identity_created_at, identity_issuer, identity_profile, ...account } = row;
       const identity = toIdentity({
         id: identity_id,
         tenant_id: account.tenant_id,
@@ -206,6 +208,8 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
         value: identity_value,
         verified_at: identity_verified_at,
         created_at: identity_created_at,
+        issuer: identity_issuer,
+        profile: identity_profile,
       });
       return { identity, account: toAccount(account), wrappedKey };
     },
