@@ -18,7 +18,8 @@ import {
   type RetryPolicy,
 } from "./retry.ts";
 import { classifySmsError, unconfiguredSmsSender } from "./sms-sender.ts";
-import { renderMessage, renderSms } from "./templates.ts";
+import { createPollingLoop, type PollingLoop } from "./polling-loop.ts";
+import { renderMessage, renderSms, type TenantTemplate } from "./templates.ts";
 import { type MessageChannel, MessageKind, type MessagePayload, messageChannel } from "../domain/messages.ts";
 import type { MailTransport, SmsSender } from "./types.ts";
 
@@ -33,6 +34,8 @@ export interface OutboxWorkerOptions {
   /** Where SMS kinds go (default: none configured, they stay queued). */
   sms?: SmsSender;
   productName: string;
+  /** The tenant's own template for the message, if any (src/domain/message-templates.ts); none: the built-in one. */
+  tenantTemplate?: (message: ClaimedMessage, payload: MessagePayload) => Promise<TenantTemplate | undefined>;
   now: () => number;
   owner: string; // unique per process, e.g. `${hostname}:${pid}:${random}`
   pollIntervalMs?: number; // default 1000
@@ -87,14 +90,8 @@ export class DeliveryError extends Error {
   }
 }
 
-export interface OutboxWorker {
-  start(): void;
-  /** Runs one claim-and-send pass now; resolves with how many were sent. */
-  runOnce(): Promise<number>;
-  /** Wakes the loop early (called after a message is enqueued). */
-  nudge(): void;
-  stop(): Promise<void>;
-}
+/** runOnce resolves with how many were sent; nudge is called after a message is enqueued. */
+export type OutboxWorker = PollingLoop;
 
 export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   const { outbox, transport, owner, now } = options;
@@ -108,13 +105,6 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
   const backoffMs = options.backoffMs ?? ((attempt: number) => retryDelayMs(attempt, retry, random));
   const onError = options.onError ?? (() => {});
   const onAttempt = options.onAttempt ?? (() => {});
-
-  let running = false;
-  let timer: NodeJS.Timeout | undefined;
-  let ticking = false;
-  let wakeAgain = false;
-  // Every pass (timer or runOnce) is chained on this, so passes never overlap.
-  let chain: Promise<unknown> = Promise.resolve();
 
   /**
    * Records a failed attempt: retried later when transient and the message is
@@ -156,13 +146,21 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
       await fail(message, ownFailure("permanent", "CODE_EXPIRED", "the code expired before it could be sent"), { dropPayload: true });
       return false;
     }
+    let template: TenantTemplate | undefined;
+    try {
+      template = await options.tenantTemplate?.(message, payload);
+    } catch (error) {
+      // The database is briefly unreachable: try again later rather than send the built-in one.
+      await fail(message, { ...classifySendError(error), class: "transient" });
+      return false;
+    }
     let send: () => Promise<void>;
     try {
       if (channel === "sms") {
-        const { text, locale } = renderSms(payload, { productName: options.productName });
+        const { text, locale } = renderSms(payload, { productName: options.productName }, template);
         send = () => sms.send({ to: payload.to, body: text, locale, messageId: message.id });
       } else {
-        const rendered = renderMessage(payload, { productName: options.productName });
+        const rendered = renderMessage(payload, { productName: options.productName }, template);
         send = () => transport.send({ to: payload.to, ...rendered });
       }
     } catch {
@@ -197,50 +195,6 @@ export function createOutboxWorker(options: OutboxWorkerOptions): OutboxWorker {
     return sent;
   }
 
-  function runOnce(): Promise<number> {
-    const result = chain.then(pass);
-    chain = result.catch(() => {});
-    return result;
-  }
-
-  function schedule(delayMs: number): void {
-    if (!running) return;
-    clearTimeout(timer);
-    timer = setTimeout(tick, delayMs);
-    timer.unref(); // never keeps the process alive on its own
-  }
-
-  async function tick(): Promise<void> {
-    timer = undefined;
-    ticking = true;
-    wakeAgain = false;
-    let sent = 0;
-    try {
-      sent = await runOnce();
-    } catch (error) {
-      onError(error); // e.g. the database is down; try again next poll
-    }
-    ticking = false;
-    // A full batch suggests more is due: go again at once.
-    schedule(wakeAgain || sent >= batchSize ? 0 : pollIntervalMs);
-  }
-
-  return {
-    start() {
-      if (running) return;
-      running = true;
-      schedule(0);
-    },
-    runOnce,
-    nudge() {
-      if (ticking) wakeAgain = true;
-      else schedule(0);
-    },
-    async stop() {
-      running = false;
-      clearTimeout(timer);
-      timer = undefined;
-      await chain;
-    },
-  };
+  // A full batch suggests more is due: go again at once.
+  return createPollingLoop({ pass, pollIntervalMs, again: (sent) => sent >= batchSize, onError: (error) => onError(error) });
 }

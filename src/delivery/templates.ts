@@ -2,27 +2,14 @@
 // email kind is a subject and paragraphs with {placeholders}; the same table
 // yields the plain text and a small HTML version in which every value is
 // escaped. Each SMS kind is one short line of text (no link).
-import type { EmailMessageKind, MessagePayload, SmsMessageKind } from "../domain/messages.ts";
+import { type EmailMessageKind, type MessagePayload, messageChannel, type SmsMessageKind } from "../domain/messages.ts";
+import type { LocaleStrings, SmsTable, Table } from "./locale-strings.ts";
+import { parseTemplate } from "../domain/message-templates.ts";
+import type { MessageRenderer, StoredTemplate } from "../domain/ports/templates.ts";
 import type { Locale } from "../domain/types.ts";
+import { de } from "./locales/de.ts";
+import { es } from "./locales/es.ts";
 import type { RenderedMessage } from "./types.ts";
-
-interface Template {
-  subject: string;
-  /** Paragraphs; a paragraph whose placeholder has no value is left out. */
-  paragraphs: string[];
-  /** Variables the message is useless without; "a|b" means either. */
-  required: string[];
-}
-
-type Table = Record<EmailMessageKind, Template>;
-
-interface SmsTemplate {
-  /** One short text; only GSM-7 characters so one SMS holds 160 of them. */
-  text: string;
-  required: string[];
-}
-
-type SmsTable = Record<SmsMessageKind, SmsTemplate>;
 
 const smsEn: SmsTable = {
   phone_code: { text: "{code} is your {product} code. It expires in {expiresIn}. Do not share it with anyone.", required: ["code", "minutes"] },
@@ -34,8 +21,6 @@ const smsFr: SmsTable = {
     required: ["code", "minutes"],
   },
 };
-
-const SMS_TABLES: Record<Locale, SmsTable> = { en: smsEn, fr: smsFr };
 
 const en: Table = {
   verify_email: {
@@ -251,32 +236,44 @@ const fr: Table = {
   },
 };
 
-const TABLES: Record<Locale, Table> = { en, fr };
-
-// [unit in minutes, singular, plural]; days only from 2 days, so a day reads "24 hours".
-const UNITS: Record<Locale, Array<[size: number, one: string, many: string]>> = {
-  en: [
-    [1440, "day", "days"],
-    [60, "hour", "hours"],
-    [1, "minute", "minutes"],
-  ],
-  fr: [
-    [1440, "jour", "jours"],
-    [60, "heure", "heures"],
-    [1, "minute", "minutes"],
-  ],
+/**
+ * The built-in locales. Adding one is data: a file in ./locales/ (see de.ts),
+ * a line here, and its code in SUPPORTED_LOCALES (src/domain/types.ts).
+ */
+const LOCALES: Record<Locale, LocaleStrings> = {
+  en: {
+    email: en,
+    sms: smsEn,
+    units: [
+      [1440, "day", "days"],
+      [60, "hour", "hours"],
+      [1, "minute", "minutes"],
+    ],
+  },
+  fr: {
+    email: fr,
+    sms: smsFr,
+    units: [
+      [1440, "jour", "jours"],
+      [60, "heure", "heures"],
+      [1, "minute", "minutes"],
+    ],
+  },
+  de,
+  es,
 };
 
 /** "24 hours" / "24 heures": the largest unit that divides the duration exactly. */
 function humanDuration(minutes: number, locale: Locale): string {
   const whole = Math.ceil(minutes);
-  for (const [size, one, many] of UNITS[locale]) {
+  const units = LOCALES[locale].units;
+  for (const [size, one, many] of units) {
     if (whole % size === 0 && whole >= (size === 1440 ? 2 * size : size)) {
       const n = whole / size;
       return `${n} ${n === 1 ? one : many}`;
     }
   }
-  return `${whole} ${UNITS[locale][2]![2]}`;
+  return `${whole} ${units[2]![2]}`;
 }
 
 /** j***@example.com: enough for the owner to recognise, little for anyone else. */
@@ -296,7 +293,7 @@ function resolveLocale(locale: string): Locale {
     String(locale ?? "")
       .toLowerCase()
       .split(/[-_]/)[0] ?? "";
-  return Object.hasOwn(TABLES, base) ? (base as Locale) : "en";
+  return Object.hasOwn(LOCALES, base) ? (base as Locale) : "en";
 }
 
 const PLACEHOLDER = /\{(\w+)\}/g;
@@ -335,19 +332,55 @@ function checkRequired(payload: MessagePayload, required: string[]): Record<stri
   return vars;
 }
 
-export function renderMessage(payload: MessagePayload, context: { productName: string }): RenderedMessage {
-  const locale = resolveLocale(payload.locale);
-  const table = TABLES[locale];
-  const template = Object.hasOwn(table, payload.kind) ? table[payload.kind as EmailMessageKind] : undefined;
-  if (!template) throw new Error(`no template for message kind "${payload.kind}"`);
-  const vars = checkRequired(payload, template.required);
-  const minutes = Number(vars.expiresInMinutes);
-  const values: Record<string, string | undefined> = {
+/** The values a template may name: the payload's variables and what is derived from them. */
+function templateValues(payload: Pick<MessagePayload, "variables">, locale: Locale, productName: string): Record<string, string | undefined> {
+  const vars = payload.variables ?? {};
+  const minutes = Number(vars.expiresInMinutes || vars.minutes);
+  return {
     ...vars,
-    product: context.productName,
+    product: productName,
     expiresIn: vars.expiresIn || (minutes > 0 ? humanDuration(minutes, locale) : undefined),
     email: vars.maskedEmail || (vars.newEmail ? maskEmail(vars.newEmail) : undefined),
   };
+}
+
+/** A tenant's own template (src/domain/message-templates.ts): checked when saved, so it always parses. */
+export type TenantTemplate = Pick<StoredTemplate, "subject" | "textBody" | "htmlBody">;
+
+function fillTenant(source: string, values: Record<string, string | undefined>, value: (v: string) => string): string {
+  return parseTemplate(source)
+    .map((part) => ("variable" in part ? value(values[part.variable] ?? "") : part.text))
+    .join("");
+}
+
+/** Renders a tenant's template: values as they are in the subject and text, HTML-escaped in the HTML. */
+function renderTenantTemplate(template: TenantTemplate, values: Record<string, string | undefined>, locale: Locale): RenderedMessage {
+  const raw = (v: string) => v;
+  const subject = fillTenant(template.subject, values, raw).replace(/[\r\n]+/g, " ");
+  const text = fillTenant(template.textBody, values, raw);
+  const html =
+    template.htmlBody !== ""
+      ? fillTenant(template.htmlBody, values, escapeHtml)
+      : `<!doctype html><html lang="${locale}"><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>` +
+        `<body style="font-family:sans-serif;line-height:1.5">${text
+          .split(/\n\s*\n/)
+          .map((p) => `<p>${escapeHtml(p.trim()).replace(/\n/g, "<br>")}</p>`)
+          .join("")}</body></html>`;
+  return { subject, text, html };
+}
+
+/**
+ * Renders an email: with `template` (a tenant's own, for this locale or one of
+ * its fallbacks), else the built-in one of the payload's locale.
+ */
+export function renderMessage(payload: MessagePayload, context: { productName: string }, tenantTemplate?: TenantTemplate): RenderedMessage {
+  const locale = resolveLocale(payload.locale);
+  if (tenantTemplate) return renderTenantTemplate(tenantTemplate, templateValues(payload, locale, context.productName), locale);
+  const table = LOCALES[locale].email;
+  const template = Object.hasOwn(table, payload.kind) ? table[payload.kind as EmailMessageKind] : undefined;
+  if (!template) throw new Error(`no template for message kind "${payload.kind}"`);
+  checkRequired(payload, template.required);
+  const values = templateValues(payload, locale, context.productName);
   const same = (s: string) => s;
   const raw = (_name: string, value: string) => value;
   // A subject is one header line: never let a value break it.
@@ -364,10 +397,14 @@ export function renderMessage(payload: MessagePayload, context: { productName: s
   };
 }
 
-/** The text of an SMS kind — `{code}` and its lifetime (`minutes`) as human text — and the locale it is in. */
-export function renderSms(payload: MessagePayload, context: { productName: string }): { text: string; locale: Locale } {
+/** The text of an SMS kind — `{code}` and its lifetime (`minutes`) as human text, or the tenant's own text — and the locale it is in. */
+export function renderSms(payload: MessagePayload, context: { productName: string }, tenantTemplate?: TenantTemplate): { text: string; locale: Locale } {
   const locale = resolveLocale(payload.locale);
-  const table = SMS_TABLES[locale];
+  if (tenantTemplate) {
+    const text = renderTenantTemplate(tenantTemplate, templateValues(payload, locale, context.productName), locale).text;
+    return { text: text.replace(/[\r\n]+/g, " "), locale };
+  }
+  const table = LOCALES[locale].sms;
   const template = Object.hasOwn(table, payload.kind) ? table[payload.kind as SmsMessageKind] : undefined;
   if (!template) throw new Error(`no SMS template for message kind "${payload.kind}"`);
   const vars = checkRequired(payload, template.required);
@@ -383,4 +420,15 @@ export function renderSms(payload: MessagePayload, context: { productName: strin
   if (text === null) throw new Error(`message "${payload.kind}" is missing a variable`);
   // One line: a value never breaks the text into what looks like another message.
   return { text: text.replace(/[\r\n]+/g, " "), locale };
+}
+
+/** The renderer the domain's template previews use (src/domain/message-templates.ts). */
+export function createMessageRenderer(context: { productName: string }): MessageRenderer {
+  return {
+    render(payload, template) {
+      const message = { ...payload, to: "", locale: payload.locale as Locale } as MessagePayload;
+      if (messageChannel(message.kind) === "sms") return { subject: "", text: renderSms(message, context, template).text, html: "" };
+      return renderMessage(message, context, template);
+    },
+  };
 }

@@ -10,6 +10,7 @@ import { EMAIL_INDEX, identityView, type IdentityView, newEmailAccount, openAcco
 import { assertKeepsASuperAdmin, assertMayGrantRole, assertMayManageAccount } from "./authorization.ts";
 import type { Erasure } from "./erasure.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
+import { accountChangeEvents, accountEvent, EventType } from "./events.ts";
 import { linkBase } from "./identity.ts";
 import { isId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
@@ -226,14 +227,16 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
    */
   async function change(target: UserTarget, decide: (current: StoredAccount, otherActiveSuperAdmins: number) => AccountUpdate) {
     let before: StoredAccount | undefined;
+    const at = now();
     const written = await accounts.updateAccount({
       tenantId: target.tenantId,
       accountId: accountIdOf(target),
-      at: now(),
+      at,
       change: (current, others) => {
         assertMayManageAccount(target.principal, current);
         before = current;
-        return decide(current, others);
+        const update = decide(current, others);
+        return { ...update, events: accountChangeEvents(current, update, at, random) };
       },
     });
     if (!written || !before) throw notFound();
@@ -295,7 +298,8 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
       const issued = input.sendWelcome ? await issueInvitation(account, rows.identity) : undefined;
       const messages = issued ? [sealMessage(rows.dataKey, account, invitation(tenant, email, locale, issued.token), at, random)] : [];
       try {
-        await accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages });
+        const events = [accountEvent(EventType.ACCOUNT_CREATED, account, at, { identity_id: rows.identity.id, identity_kind: "email" }, random)];
+        await accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity: rows.identity, messages, events });
       } catch (error) {
         if (issued) await discardLinkToken(deps, issued.token); // never usable: its account was not created
         if (error instanceof DuplicateIdentityError)

@@ -5,6 +5,7 @@
 // the caller is a super admin (assertMayManageAccount), are rate limited per
 // admin and per account, and end every session of the account.
 // See docs/administration.md#customer-service.
+import { accountEvent, EventType } from "./events.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import type { PasswordHasher } from "../crypto/passwords.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
@@ -178,7 +179,8 @@ export function createAssistedRecovery(deps: {
             at,
             deps.random,
           );
-          return { passwordHash, temporaryPasswordUntil: expiresAt, endSessions: "password_reset", messages: [notice] };
+          const events = [accountEvent(EventType.PASSWORD_RESET, current, at, { temporary: true }, deps.random)];
+          return { passwordHash, temporaryPasswordUntil: expiresAt, endSessions: "password_reset", messages: [notice], events };
         },
       });
       if (!written) throw notFound();

@@ -4,6 +4,7 @@
 // the current state of a purpose is its newest decision. The person records and
 // reads their own (AccountService, and the sign-up form); admins read them
 // (AdminService.ListUserConsents, audited in the service).
+import { accountEvent, EventType } from "./events.ts";
 import { assertNoViolations, invalidArgument, type FieldViolation } from "./errors.ts";
 import { newId } from "./ids.ts";
 import type { ConsentCursor, ConsentStore, StoredConsent } from "./ports/consents.ts";
@@ -124,7 +125,10 @@ export function createConsents(deps: { store: ConsentStore; now: () => number; r
     async record(account, grants, client) {
       const checked = checkConsentGrants("consents", grants);
       if (checked.length === 0) throw invalidArgument("consents", "must hold at least one decision");
-      await store.append(consentRows(account, checked, consentClient(client), deps.now(), deps.random));
+      const at = deps.now();
+      const about = { tenantId: account.tenantId, id: account.accountId };
+      const events = checked.map((g) => accountEvent(EventType.CONSENT_CHANGED, about, at, { purpose: g.purpose, granted: g.granted }, deps.random));
+      await store.append(consentRows(account, checked, consentClient(client), at, deps.random), events);
       return (await store.current(account.tenantId, account.accountId)).map(toConsent);
     },
 

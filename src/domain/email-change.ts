@@ -7,6 +7,7 @@ import { decryptString, encryptString, hashSecret, type Keyring } from "../crypt
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, openAccount, sealIdentityValue, sealMessage, sealProfile } from "./accounts.ts";
 import { sealDecoy } from "./address-requests.ts";
+import { accountEvent, EventType } from "./events.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import type { Limits } from "./limits.ts";
 import { randomDigits, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
@@ -200,6 +201,10 @@ export function createEmailChange(deps: EmailChangeDeps): EmailChange {
             profileSealed: sealProfile(dataKey, account.id, { ...account.profile, email: newEmail }),
             at,
             messages: [notice],
+            events: [
+              accountEvent(EventType.IDENTITY_VERIFIED, account, at, { identity_id: taken.identityId, identity_kind: "email" }, random),
+              accountEvent(EventType.ACCOUNT_UPDATED, account, at, {}, random),
+            ],
           });
         } catch (error) {
           if (!(error instanceof DuplicateIdentityError)) throw error;

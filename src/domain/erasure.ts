@@ -7,6 +7,7 @@ import type { PasswordHasher } from "../crypto/passwords.ts";
 import { EMAIL_INDEX, openAccount } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { assertKeepsASuperAdmin } from "./authorization.ts";
+import { accountEvent, EventType } from "./events.ts";
 import { DomainError, unauthenticated } from "./errors.ts";
 import { givenPassword } from "./identity.ts";
 import type { Limits } from "./limits.ts";
@@ -95,7 +96,10 @@ export function createErasure(deps: ErasureDeps): Erasure {
   const { accounts } = deps;
   const erasure: Erasure = {
     async erase({ tenantId, accountId, actor, reason, meta, check }) {
-      const erased = await accounts.eraseAccount({ tenantId, accountId, at: deps.now(), ...(check ? { check } : {}) });
+      const at = deps.now();
+      // Pseudonymous: the account's id is all the event keeps (its other events go with its rows).
+      const events = [accountEvent(EventType.ACCOUNT_DELETED, { tenantId, id: accountId }, at)];
+      const erased = await accounts.eraseAccount({ tenantId, accountId, at, events, ...(check ? { check } : {}) });
       if (!erased) {
         // Erased already (a retry after a failure)? Whatever it still owes is settled.
         await deps.revocations.settle(tenantId, accountId);

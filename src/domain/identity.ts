@@ -11,6 +11,8 @@ import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
+import { accountChangeEvents, accountEvent, EventType } from "./events.ts";
+import type { BlockingHooks } from "./hooks.ts";
 import type { Limits } from "./limits.ts";
 import { issueLinkToken, peekOneTimeToken, takeOneTimeToken, tokenRefused } from "./one-time-tokens.ts";
 import { type AccountReader, type AccountWriter, DuplicateIdentityError, type StoredAccount } from "./ports/accounts.ts";
@@ -71,6 +73,8 @@ export interface IdentityFlowDeps {
       firstMethod?: string,
     ): Promise<SecondFactorNeeded["secondFactor"] | undefined>;
   };
+  /** The tenant's blocking hooks (before_sign_up); none: no hook is asked. */
+  hooks?: Pick<BlockingHooks, "check">;
 }
 
 export interface SignUpInput {
@@ -209,6 +213,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
         if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
         const lookupHash = keyring.blindIndex(EMAIL_INDEX, email);
         await limits.consume("sign_up_ip", tenant, input.meta.ip);
+        // The tenant's hook may refuse (its reason reaches the client); it never learns the address.
+        await deps.hooks?.check("before_sign_up", { tenantId: tenant.id, identityKind: IdentityKind.EMAIL, meta: input.meta });
 
         // Hash before looking up, so both outcomes cost one argon2 computation.
         const passwordHash = await passwords.hash(password);
@@ -237,6 +243,10 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
             ...rows,
             messages,
             consents: consentRows({ tenantId: tenant.id, accountId }, grants, consentClient(input.meta.userAgent), at, random),
+            events: [
+              accountEvent(EventType.ACCOUNT_CREATED, account, at, { identity_id: rows.identity.id, identity_kind: "email" }, random),
+              ...grants.map((g) => accountEvent(EventType.CONSENT_CHANGED, account, at, { purpose: g.purpose, granted: g.granted }, random)),
+            ],
           });
           subject = { accountId };
         } catch (error) {
@@ -279,7 +289,11 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           await accounts.setPasswordHash(found.account.id, pendingPasswordHash, now());
         }
         const nextState = stateAfterVerification(tenant.settings, found.account.state);
-        if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at: now(), state: nextState })))
+        const at = now();
+        const verifiedIdentity = { identity_id: taken.identityId, identity_kind: "email" };
+        const events = [accountEvent(EventType.IDENTITY_VERIFIED, found.account, at, verifiedIdentity, random)];
+        if (!found.account.emailVerified) events.push(accountEvent(EventType.ACCOUNT_VERIFIED, found.account, at, {}, random));
+        if (!(await accounts.markIdentityVerified({ identityId: taken.identityId, accountId: taken.accountId, at, state: nextState, events })))
           throw tokenRefused("token");
         let verified: StoredAccount = { ...found.account, state: nextState, emailVerified: true };
         // A trial the tenant starts at verification begins at the first one (an account never subscribed).
@@ -289,7 +303,10 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
             tenantId: taken.tenantId,
             accountId: taken.accountId,
             at: now(),
-            change: (current) => (current.planStatus === SubscriptionStatus.NONE && current.plan === "" ? trial : {}),
+            change: (current) =>
+              current.planStatus === SubscriptionStatus.NONE && current.plan === ""
+                ? { ...trial, events: accountChangeEvents(current, trial, at, random) }
+                : {},
           });
           if (written) verified = written.account;
         }
@@ -348,7 +365,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
             at: now(),
             change: (current) => {
               if (current.passwordHash !== replaced) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");
-              return { passwordHash: newHash, temporaryPasswordUntil: null };
+              return { passwordHash: newHash, temporaryPasswordUntil: null, events: [accountEvent(EventType.PASSWORD_CHANGED, current, now(), {}, random)] };
             },
           });
           if (!written) throw unauthenticated("INVALID_CREDENTIALS", "email or password is incorrect");

@@ -3,7 +3,7 @@
 // the domain, which decides what it may do.
 import type { AssuranceLevel, Role } from "./types.ts";
 
-export const PERMISSIONS = ["sessions.validate", "users.read", "users.write", "audit.read", "subscriptions.write"] as const;
+export const PERMISSIONS = ["sessions.validate", "users.read", "users.write", "audit.read", "subscriptions.write", "events.read"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export interface SessionPrincipal {

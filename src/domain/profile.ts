@@ -5,6 +5,7 @@
 // devices registering tokens at once do not lose one another's.
 import type { Keyring } from "../crypto/keyring.ts";
 import { openAccount, sealProfile } from "./accounts.ts";
+import { accountEvent, EventType } from "./events.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
 import type { AccountReader, AccountWriter } from "./ports/accounts.ts";
 import type { Tenants } from "./tenants.ts";
@@ -179,6 +180,7 @@ export function createProfiles(deps: {
         profileSealed: sealProfile(dataKey, accountId, profile),
         locale,
         at,
+        events: [accountEvent(EventType.ACCOUNT_UPDATED, { tenantId, id: accountId }, at)],
       });
       if (written) return { ...account, profile, locale, updatedAt: at };
     }

@@ -9,6 +9,7 @@
 import { hashSecret } from "../crypto/keyring.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
 import { EMAIL_INDEX, identityView, type IdentityView, openAccount, sealMessage, sealProfile } from "./accounts.ts";
+import { accountEvent, EventType, identityKindName } from "./events.ts";
 import { DomainError, unauthenticated } from "./errors.ts";
 import type { AddressRequests } from "./address-requests.ts";
 import { givenPassword, stateAfterVerification, type FoundIdentity, type IdentityFlowDeps } from "./identity.ts";
@@ -157,14 +158,21 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       const at = now();
       // The revocation commits with the new password (src/domain/revocations.ts): the code is
       // used up, so the sessions must end without anyone retrying.
-      await accounts.setPasswordHash(account.id, passwordHash, at, { reason: "password_reset" });
+      await accounts.setPasswordHash(account.id, passwordHash, at, { reason: "password_reset" }, [
+        accountEvent(EventType.PASSWORD_RESET, account, at, {}, deps.random),
+      ]);
       // Opening the link proved the address, as VerifyIdentity does.
       if (identity.verifiedAt === null) {
+        const events = [
+          accountEvent(EventType.IDENTITY_VERIFIED, account, at, { identity_id: identity.id, identity_kind: identityKindName(identity.kind) }, deps.random),
+        ];
+        if (!found.account.emailVerified) events.push(accountEvent(EventType.ACCOUNT_VERIFIED, account, at, {}, deps.random));
         await accounts.markIdentityVerified({
           identityId: identity.id,
           accountId: account.id,
           at,
           state: stateAfterVerification(tenant.settings, found.account.state),
+          events,
         });
       }
       await deps.revocations.settle(token.tenantId, account.id);
@@ -185,7 +193,10 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       const matches = stored.passwordHash ? await passwords.verify(stored.passwordHash, current) : (await passwords.verifyDummy(current), false);
       if (!matches) throw unauthenticated("INVALID_CREDENTIALS", "the current password is incorrect");
       await guess.refund();
-      await accounts.setPasswordHash(account.id, await passwords.hash(password), now(), { reason: "password_changed", keepTokenHash: principal.tokenHash });
+      const at = now();
+      await accounts.setPasswordHash(account.id, await passwords.hash(password), at, { reason: "password_changed", keepTokenHash: principal.tokenHash }, [
+        accountEvent(EventType.PASSWORD_CHANGED, account, at, {}, deps.random),
+      ]);
       await deps.revocations.settle(principal.tenantId, account.id);
       await queue(dataKey, account, passwordChangedNotice(account));
     },
@@ -199,11 +210,20 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
       requireNonEmpty("identity_id", identityId, 64);
       let result: Awaited<ReturnType<typeof accounts.removeIdentity>> = "stale";
       for (let attempt = 0; attempt < 5 && result === "stale"; attempt++) {
+        const at = now();
+        const removed = accountEvent(
+          EventType.IDENTITY_REMOVED,
+          { tenantId: principal.tenantId, id: principal.accountId },
+          at,
+          { identity_id: identityId },
+          deps.random,
+        );
         result = await accounts.removeIdentity({
           accountId: principal.accountId,
           identityId,
-          at: now(),
+          at,
           profile: await primaryEmailAfter(principal, identityId),
+          events: [removed],
         });
       }
       if (result === "stale") throw new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed during the removal; try again");

@@ -11,6 +11,8 @@ import { isId, newId } from "./ids.ts";
 import { randomToken } from "./one-time-tokens.ts";
 import type { Random } from "./ports/random.ts";
 import { accountGroup, createInvalidatedCache, listenForInvalidations, tenantGroup } from "./invalidated-cache.ts";
+import { domainEvent, EventType } from "./events.ts";
+import type { EventStore } from "./ports/events.ts";
 import type { InvalidationBus } from "./ports/invalidation.ts";
 import type { PendingRevocation } from "./ports/revocations.ts";
 import type { SessionStore } from "./ports/sessions.ts";
@@ -61,6 +63,7 @@ export interface Sessions {
    * `dataKey`: the account's, which seals where the session was opened;
    * `methods`: the proofs it is opened with (recorded, shown by ListSessions and ValidateSession);
    * one without `at` was completed now (the session's creation time).
+   * The tenant's blocking hook (before_session) is asked first and may refuse.
    */
   issue(
     account: Account,
@@ -132,6 +135,10 @@ export function createSessions(deps: {
   cache?: SessionCacheOptions;
   /** The account's data key, to list its sessions; undefined when it is gone. */
   dataKey: (tenantId: string, accountId: string) => Promise<Buffer | undefined>;
+  /** Where session.created and session.revoked go (src/domain/events.ts); none: not recorded. */
+  events?: Pick<EventStore, "append">;
+  /** Asked before any session is issued (the tenant's blocking hook, src/domain/hooks.ts); throws to refuse. */
+  beforeIssue?: (account: Account, meta: RequestMeta, methods: ReadonlyArray<Pick<AuthenticationMethod, "method">>) => Promise<void>;
 }): Sessions {
   const random = deps.random ?? systemRandom;
   // token hash → session; grouped by account and tenant for account- and tenant-wide invalidation.
@@ -141,6 +148,11 @@ export function createSessions(deps: {
   let revoked = new Map<string, PendingRevocation[]>();
   const isRevoked = (tokenHash: string, session: SessionRecord) =>
     revoked.size > 0 && (revoked.get(session.accountId)?.some((r) => session.createdAt <= r.createdAt && tokenHash !== r.keepTokenHash) ?? false);
+
+  /** A session's event: its id and assurance, never where it was opened. */
+  async function recordEvent(type: EventType, session: SessionRecord, at: number): Promise<void> {
+    await deps.events?.append([domainEvent(type, { tenantId: session.tenantId, accountId: session.accountId, at, random }, { session_id: session.sessionId })]);
+  }
 
   const live = (session: SessionRecord, at: number) => session.expiresAt > at && session.absoluteExpiresAt > at;
   const invalid = () => unauthenticated("SESSION_INVALID", "session is invalid or expired");
@@ -181,6 +193,7 @@ export function createSessions(deps: {
 
   return {
     async issue(account, settings, meta, assurance, dataKey, methods) {
+      await deps.beforeIssue?.(account, meta, methods);
       const at = deps.now();
       const absoluteExpiresAt = at + settings.sessionAbsoluteLifetimeMs;
       const sessionId = newId(at, random);
@@ -199,6 +212,7 @@ export function createSessions(deps: {
       };
       const token = `${account.id}.${randomToken(random, 32)}`;
       await deps.store.create(hashSecret(token), session, session.expiresAt - at);
+      await recordEvent(EventType.SESSION_CREATED, session, at);
       return { token, session };
     },
 
@@ -216,7 +230,10 @@ export function createSessions(deps: {
 
     async end(token) {
       const parsed = parseToken(token);
-      if (parsed) await endOne(parsed.accountId, parsed.tokenHash);
+      if (!parsed) return;
+      // Read first only to name the session in its event (sign-out is no hot path).
+      const session = deps.events ? await deps.store.get(parsed.accountId, parsed.tokenHash) : undefined;
+      if ((await endOne(parsed.accountId, parsed.tokenHash)) && session) await recordEvent(EventType.SESSION_REVOKED, session, deps.now());
     },
 
     async endAll(accountId, keepTokenHash) {
@@ -266,7 +283,10 @@ export function createSessions(deps: {
 
     async revoke(accountId, sessionId) {
       const target = (await listLive(accountId)).find(({ session }) => session.sessionId === sessionId);
-      if (target !== undefined && (await endOne(accountId, target.tokenHash))) return true;
+      if (target !== undefined && (await endOne(accountId, target.tokenHash))) {
+        await recordEvent(EventType.SESSION_REVOKED, target.session, deps.now());
+        return true;
+      }
       // Not found may be a retry after an attempt that deleted the session and then failed to
       // announce it (its token hash is gone with it): announce the caller's whole account, so the
       // retry ends it in every instance's cache too.

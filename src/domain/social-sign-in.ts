@@ -17,6 +17,8 @@ import { EMAIL_INDEX, newAccount, newIdentity, OIDC_INDEX, oidcLookupValue, open
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
+import { accountEvent, EventType, identityKindName } from "./events.ts";
+import type { BlockingHooks } from "./hooks.ts";
 import { assertCanSignIn, type SecondFactorNeeded, stateAfterVerification } from "./identity.ts";
 import type { SecondFactors } from "./second-factors.ts";
 import type { Limits } from "./limits.ts";
@@ -135,6 +137,8 @@ export function createSocialSignIn(deps: {
   audit: AuditLog;
   now: () => number;
   random: Random;
+  /** The tenant's blocking hooks (before_sign_up, for a first social sign-in); none: no hook is asked. */
+  hooks?: Pick<BlockingHooks, "check">;
 }): SocialSignIn {
   const { keyring, now, random, accounts } = deps;
 
@@ -187,7 +191,16 @@ export function createSocialSignIn(deps: {
       const dataKey = keyring.unwrapDataKey(target.account.id, target.wrappedKey);
       const linkedIdentity = identityFor(target.account, dataKey);
       try {
-        const added = await accounts.addIdentity({ tenantId: tenant.id, accountId: target.account.id, identity: linkedIdentity, at });
+        const events = [
+          accountEvent(
+            EventType.IDENTITY_ADDED,
+            target.account,
+            at,
+            { identity_id: linkedIdentity.id, identity_kind: identityKindName(IdentityKind.OIDC) },
+            random,
+          ),
+        ];
+        const added = await accounts.addIdentity({ tenantId: tenant.id, accountId: target.account.id, identity: linkedIdentity, at, events });
         if (!added) throw stateRefused();
       } catch (error) {
         throw error instanceof DuplicateIdentityError ? taken() : error;
@@ -220,6 +233,7 @@ export function createSocialSignIn(deps: {
       }
     }
     if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
+    await deps.hooks?.check("before_sign_up", { tenantId: tenant.id, identityKind: IdentityKind.OIDC, meta: extras.meta });
 
     const { dataKey, ...rows } = newAccount(keyring, {
       tenantId: tenant.id,
@@ -235,7 +249,10 @@ export function createSocialSignIn(deps: {
     let account: StoredAccount = { ...rows.account, profileSealed: sealProfile(dataKey, rows.account.id, profile) };
     const identity = identityFor(account, dataKey);
     try {
-      await accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity, messages: [] });
+      const events = [
+        accountEvent(EventType.ACCOUNT_CREATED, account, at, { identity_id: identity.id, identity_kind: identityKindName(IdentityKind.OIDC) }, random),
+      ];
+      await accounts.createAccount({ account, wrappedKey: rows.wrappedKey, identity, messages: [], events });
     } catch (error) {
       if (!(error instanceof DuplicateIdentityError)) throw error;
       // A concurrent first sign-in of the same person created it: sign in there.
@@ -264,6 +281,7 @@ export function createSocialSignIn(deps: {
           identity: emailIdentity,
           profile: { expectedSealed: account.profileSealed, sealed, emailVerified: true },
           at,
+          events: [accountEvent(EventType.IDENTITY_ADDED, account, at, { identity_id: emailIdentity.id, identity_kind: "email" }, random)],
         });
         if (added) account = { ...account, profileSealed: sealed, emailVerified: true };
       } catch (error) {

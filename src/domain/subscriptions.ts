@@ -8,6 +8,7 @@
 // ValidateSession answers each account's plan from an in-process cache that a
 // change drops on every instance (an "account" invalidation, as deactivation
 // sends). See docs/subscriptions.md.
+import { accountChangeEvents } from "./events.ts";
 import { createHash } from "node:crypto";
 import type { Keyring } from "../crypto/keyring.ts";
 import { openAccount, sealMessage } from "./accounts.ts";
@@ -197,15 +198,17 @@ export function createSubscriptions(deps: {
       }
       const onceKey =
         input.idempotencyKey === "" ? undefined : createHash("sha256").update(`subscription\0${input.tenantId}\0${input.idempotencyKey}`).digest("hex");
+      const at = deps.now();
       const written = await deps.accounts.updateAccount({
         tenantId: input.tenantId,
         accountId: input.accountId,
-        at: deps.now(),
+        at,
         ...(onceKey !== undefined && { onceKey }),
         change: (current) => {
           assertMayManageAccount(input.principal, current);
           // A new period (or a new end) may earn its own reminder.
-          return update.planExpiresAt !== undefined && update.planExpiresAt !== current.planExpiresAt ? { ...update, planRemindedFor: null } : update;
+          const next = update.planExpiresAt !== undefined && update.planExpiresAt !== current.planExpiresAt ? { ...update, planRemindedFor: null } : update;
+          return { ...next, events: accountChangeEvents(current, next, at) };
         },
       });
       if (!written) throw notFound();
@@ -301,7 +304,7 @@ export function createSubscriptionJob(deps: {
           change: (current, _others, wrappedKey) => {
             const update = decide(current, wrappedKey);
             acted = Object.keys(update).length > 0;
-            return update;
+            return acted ? { ...update, events: accountChangeEvents(current, update, at) } : update;
           },
         });
         if (!written || !acted) continue;

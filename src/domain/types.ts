@@ -42,7 +42,7 @@ export interface Plan {
   free: boolean;
 }
 
-export const SUPPORTED_LOCALES = ["en", "fr"] as const;
+export const SUPPORTED_LOCALES = ["en", "fr", "de", "es"] as const;
 export type Locale = (typeof SUPPORTED_LOCALES)[number];
 
 /** The personal fields of an account, stored encrypted under its data key. */

@@ -12,6 +12,14 @@ import { createLogTransport, createSmtpTransport } from "../delivery/mail-transp
 import { createOutboxWorker, DeliveryError, type OutboxWorker } from "../delivery/outbox-worker.ts";
 import { createLogSmsSender, createTwilioSmsSender, createWebhookSmsSender, disabledSmsSender, unconfiguredSmsSender } from "../delivery/sms-sender.ts";
 import type { MailTransport, SmsSender } from "../delivery/types.ts";
+import { createWebhookWorker, WebhookDeliveryError, type WebhookWorker } from "../delivery/webhook-worker.ts";
+import type { RetryPolicy } from "../delivery/retry.ts";
+import { newId } from "../domain/ids.ts";
+import { createWebhooks, webhookSecretContext } from "../domain/webhooks.ts";
+import { createBlockingHooks, identityKindOfMethods } from "../domain/hooks.ts";
+import { createMessageTemplates } from "../domain/message-templates.ts";
+import { createMessageRenderer } from "../delivery/templates.ts";
+import { createHookCaller } from "../delivery/hook-caller.ts";
 import { createAccounts } from "../domain/accounts.ts";
 import { createAdminUsers } from "../domain/admin-users.ts";
 import { createAssistedRecovery } from "../domain/assisted-recovery.ts";
@@ -61,6 +69,8 @@ export interface Runtime {
   durable: DurableStores;
   ephemeral: EphemeralStores;
   outboxWorker: OutboxWorker;
+  /** Numbers domain events and delivers them to webhooks (src/delivery/webhook-worker.ts). */
+  webhookWorker: WebhookWorker;
   /** Metrics of the runtime's own work (delivery), for the HTTP server's /metrics. */
   metrics: Metric[];
   /** Retention (src/domain/retention.ts): run by a background job; tests call run() with their clock. */
@@ -93,6 +103,12 @@ export interface RuntimeOptions {
   migrate?: boolean;
   /** Start the outbox worker loop (default true). */
   deliver?: boolean;
+  /** Webhook retries (default: 30 s doubling to 1 h, for a day); tests shorten them. */
+  webhookRetry?: RetryPolicy;
+  /** How often the webhook worker looks for new events and due deliveries (default 1 s). */
+  webhookPollMs?: number;
+  /** How long one webhook POST may take (default 10 s). */
+  webhookTimeoutMs?: number;
   /**
    * How often retention runs — expired unverified sign-ups, delivered messages, old
    * audit events (default 15 minutes; 0: never, tests call runtime.retention.run).
@@ -194,6 +210,18 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   await tenants.listen();
   await tenants.ensureDefault(now());
 
+  const hooks = createBlockingHooks({
+    store: durable.hooks,
+    caller: createHookCaller(),
+    keyring,
+    tenants,
+    invalidation: ephemeral.invalidation,
+    allowHttp: config.development,
+    now,
+    random,
+    onFailure: (failure) => log.warn({ hook: failure }, `blocking hook failed; ${failure.failOpen ? "let through (fail open)" : "refused (fail closed)"}`),
+  });
+  await hooks.listen();
   const sessions = createSessions({
     store: ephemeral.sessions,
     invalidation: ephemeral.invalidation,
@@ -205,6 +233,9 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       const found = await durable.accounts.getAccount(tenantId, accountId);
       return found && keyring.unwrapDataKey(found.account.id, found.wrappedKey);
     },
+    events: durable.events,
+    beforeIssue: (account, meta, methods) =>
+      hooks.check("before_session", { tenantId: account.tenantId, accountId: account.id, identityKind: identityKindOfMethods(methods), meta }),
   });
   await sessions.listen();
   const revocationFeed = createRevocationFeed(ephemeral.invalidation);
@@ -292,6 +323,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     },
     passwordFingerprint,
   );
+  const templates = createMessageTemplates({ store: durable.templates, tenants, renderer: createMessageRenderer({ productName: "Identity" }), now });
   const outboxWorker = createOutboxWorker({
     outbox: durable.outbox,
     // Reset and resend requests become their message here, decoys nothing (src/domain/address-requests.ts).
@@ -299,6 +331,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     transport,
     sms: smsSender,
     productName: "Identity",
+    tenantTemplate: (message, payload) => templates.find(message.tenantId, payload.kind, payload.locale),
     now,
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     retry: config.outboxRetry,
@@ -323,6 +356,44 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     },
   });
   if (options.deliver !== false) outboxWorker.start();
+  const webhookWorker = createWebhookWorker({
+    events: durable.events,
+    webhooks: durable.webhooks,
+    leases: ephemeral.leases,
+    openSecret: (webhookId, sealed) => keyring.openSecret(webhookSecretContext(webhookId), sealed).toString("utf8"),
+    now,
+    owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    newId: () => newId(now(), random),
+    ...(options.webhookRetry ? { retry: options.webhookRetry } : {}),
+    ...(options.webhookPollMs ? { pollIntervalMs: options.webhookPollMs } : {}),
+    ...(options.webhookTimeoutMs ? { timeoutMs: options.webhookTimeoutMs } : {}),
+    onError: (error, delivery) => {
+      // Codes only: an endpoint's answer is not logged.
+      if (error instanceof WebhookDeliveryError) {
+        const fields = {
+          webhookId: delivery?.webhookId,
+          deliveryId: delivery?.id,
+          eventType: delivery?.eventType,
+          code: error.code,
+          retryAt: error.nextAttemptAt,
+        };
+        if (error.nextAttemptAt === null) log.warn(fields, "webhook delivery given up (failed): requeue it with AdminService/RequeueWebhookDelivery");
+        else log.info(fields, "webhook delivery failed; retrying later");
+        return;
+      }
+      log.warn({ err: error, deliveryId: delivery?.id }, "webhook pass failed");
+    },
+  });
+  if (options.deliver !== false) webhookWorker.start();
+  const webhooks = createWebhooks({
+    webhooks: durable.webhooks,
+    events: durable.events,
+    tenants,
+    keyring,
+    allowHttp: config.development,
+    now,
+    random,
+  });
   const failedMessages = createFailedMessages({ outbox: durable.outbox, now, onRequeued: () => outboxWorker.nudge() });
 
   const limits = createLimits(ephemeral.rateLimiter);
@@ -347,7 +418,18 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     now,
     random,
   });
-  const identity = createIdentityFlows({ ...links, accounts: durable.accounts, tenants, passwords, sessions, limits, audit, addressRequests, secondFactors });
+  const identity = createIdentityFlows({
+    ...links,
+    accounts: durable.accounts,
+    tenants,
+    passwords,
+    sessions,
+    limits,
+    audit,
+    addressRequests,
+    secondFactors,
+    hooks,
+  });
   const phones = createPhoneIdentities({
     ...messaging,
     accounts: durable.accounts,
@@ -394,6 +476,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     audit,
     now,
     random,
+    hooks,
   });
   const dataExport = createDataExport({
     accounts: durable.accounts,
@@ -477,11 +560,15 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
         },
       }),
       secondFactors,
+      webhooks,
+      hooks,
+      templates,
     },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,
     ephemeral,
     outboxWorker,
+    webhookWorker,
     metrics: deliveryMetrics.metrics,
     retention,
     subscriptionJob,
@@ -493,6 +580,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       await purge?.stop();
       await revocationLoop?.stop();
       await outboxWorker.stop();
+      await webhookWorker.stop();
       await transport.close();
       await smsSender.close();
       await ephemeral.close();

@@ -12,7 +12,10 @@ import { socialProviderHandlers } from "./admin-social.ts";
 import { tenantHandlers } from "./admin-tenants.ts";
 import { recoveryHandlers } from "./admin-recovery.ts";
 import { subscriptionHandlers } from "./admin-subscriptions.ts";
+import { hookHandlers } from "./admin-hooks.ts";
+import { templateHandlers } from "./admin-templates.ts";
 import { userHandlers } from "./admin-users.ts";
+import { webhookHandlers } from "./admin-webhooks.ts";
 import type { App } from "./app.ts";
 
 export const adminAccess: AccessPolicy<typeof AdminService> = "principal";
@@ -27,5 +30,8 @@ export function adminService(app: App): ServiceImpl<typeof AdminService> {
     ...recoveryHandlers(app),
     ...outboxHandlers(app),
     ...socialProviderHandlers(app),
+    ...webhookHandlers(app),
+    ...hookHandlers(app),
+    ...templateHandlers(app),
   } satisfies ServiceImpl<typeof AdminService>;
 }

@@ -22,6 +22,9 @@ import type { SocialSignIn } from "../domain/social-sign-in.ts";
 import type { SocialProviders } from "../domain/social-providers.ts";
 import type { SubscriptionCache, Subscriptions } from "../domain/subscriptions.ts";
 import type { Tenants } from "../domain/tenants.ts";
+import type { Webhooks } from "../domain/webhooks.ts";
+import type { BlockingHooks } from "../domain/hooks.ts";
+import type { MessageTemplates } from "../domain/message-templates.ts";
 
 export interface App {
   identity: IdentityFlows;
@@ -55,4 +58,10 @@ export interface App {
   revocationFeed: RevocationFeed;
   /** TOTP enrollment, recovery codes, sign-in challenges and step-up. */
   secondFactors: SecondFactors;
+  /** Tenants' webhooks and the pull stream of their events. */
+  webhooks: Webhooks;
+  /** Tenants' blocking hooks (before sign-up, before a session). */
+  hooks: BlockingHooks;
+  /** Tenants' own message templates. */
+  templates: MessageTemplates;
 }

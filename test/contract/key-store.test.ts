@@ -6,6 +6,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeyring } from "../../src/crypto/keyring.ts";
 import { newEmailAccount } from "../../src/domain/accounts.ts";
+import { accountEvent, EventType } from "../../src/domain/events.ts";
+import { newId } from "../../src/domain/ids.ts";
 import { AccountState, Role } from "../../src/domain/types.ts";
 import { ACCOUNT_TABLES } from "../../src/store/sql/account-tables.ts";
 import { moveKeysFromMainDatabase } from "../../src/store/sql/key-store.ts";
@@ -50,15 +52,29 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
       at: T0,
     });
     const accountId = rows.account.id;
+    // A webhook of the tenant, so the account's event gets a delivery row too.
+    if (!(await h.stores.webhooks.list(tenantId)).length) {
+      await h.stores.webhooks.create({
+        id: newId(T0),
+        tenantId,
+        url: "https://hooks.example.test/",
+        eventTypes: [],
+        secretSealed: "sealed",
+        createdAt: T0,
+        updatedAt: T0,
+      });
+    }
     await h.stores.accounts.createAccount({
       account: rows.account,
       wrappedKey: rows.wrappedKey,
       identity: rows.identity,
       messages: [{ id: randomUUID(), tenantId, accountId, kind: "verify_email", payloadSealed: "sealed", createdAt: T0 }],
       consents: [{ id: randomUUID(), tenantId, accountId, purpose: "terms", version: "1", granted: true, client: "test", recordedAt: T0 }],
+      events: [accountEvent(EventType.ACCOUNT_CREATED, rows.account, T0)],
     });
     // A subscription change made under an idempotency key (a billing webhook's): its key is a row about the account too.
     await h.stores.accounts.updateAccount({ tenantId, accountId, at: T0, onceKey: randomBytes(32).toString("hex"), change: () => ({ plan: "pro" }) });
+    await h.stores.events.sequence({ limit: 1000, now: T0, newId: () => newId(T0) });
     return { ...rows, accountId };
   }
 

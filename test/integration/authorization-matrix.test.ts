@@ -166,6 +166,29 @@ const MATRIX: Record<string, Row> = {
     request: { provider: { id: UNKNOWN_ID }, updateMask: { paths: ["name"] } },
   },
   "identity.v1.AdminService.DeleteSocialProvider": { permission: null, expect: "U P A A P P P", request: { providerId: UNKNOWN_ID } },
+  // AdminService, webhooks: ADMIN of the tenant or a super admin; no API key (a webhook's secret signs what receivers trust).
+  "identity.v1.AdminService.CreateWebhook": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.ListWebhooks": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.UpdateWebhook": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.DeleteWebhook": { permission: null, expect: "U P A A P P P", request: { webhookId: UNKNOWN_ID } },
+  "identity.v1.AdminService.ListWebhookDeliveries": { permission: null, expect: "U P A A P P P", request: { webhookId: UNKNOWN_ID } },
+  "identity.v1.AdminService.RequeueWebhookDelivery": {
+    permission: null,
+    expect: "U P A A P P P",
+    request: { webhookId: UNKNOWN_ID, deliveryId: UNKNOWN_ID },
+  },
+  // AdminService, blocking hooks: ADMIN of the tenant or a super admin; no API key.
+  "identity.v1.AdminService.SetBlockingHook": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.ListBlockingHooks": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.DeleteBlockingHook": { permission: null, expect: "U P A A P P P", request: { point: "before_session" } },
+  // AdminService, message templates: ADMIN of the tenant or a super admin; no API key.
+  "identity.v1.AdminService.SetMessageTemplate": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.GetMessageTemplate": { permission: null, expect: "U P A A P P P", request: { kind: "verify_email", locale: "en" } },
+  "identity.v1.AdminService.ListMessageTemplates": { permission: null, expect: "U P A A P P P" },
+  "identity.v1.AdminService.DeleteMessageTemplate": { permission: null, expect: "U P A A P P P", request: { kind: "verify_email", locale: "en" } },
+  "identity.v1.AdminService.PreviewMessageTemplate": { permission: null, expect: "U P A A P P P", request: { kind: "verify_email", locale: "en" } },
+  // The event stream: admins or a key with events.read (a malformed cursor ends an allowed call at once).
+  "identity.v1.AdminService.StreamEvents": { permission: "events.read", expect: "U P A A A P P", request: { cursor: "not-a-cursor" } },
 };
 
 const keyOf = (method: DescMethod) => `${method.parent.typeName}.${method.name}`;

@@ -246,10 +246,12 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
     expect(linkRefused.code).toBe(Code.InvalidArgument);
     expect(linkRefused.rawMessage).toContain("invalid, expired or already used");
 
-    // Nothing in the main database names the person but the pseudonymous audit trail.
+    // Nothing in the main database names the person but the pseudonymous audit trail and
+    // the erasure's own event (account.deleted: the id, for subscribers to erase theirs).
     const left = await rowsNaming(server, person.accountId);
-    expect(Object.keys(left)).toEqual(["audit_events"]);
-    for (const { table } of ACCOUNT_TABLES) expect(left[table], table).toBeUndefined();
+    expect(Object.keys(left).sort()).toEqual(["audit_events", "events"]);
+    expect((left.events as Array<{ type: string; data: string }>).map((e) => [e.type, e.data])).toEqual([["account.deleted", "{}"]]);
+    for (const { table } of ACCOUNT_TABLES) if (table !== "events") expect(left[table], table).toBeUndefined();
     // The key is gone and the erasure ledgered, in the key store.
     expect((await server.rawKeyRows("account_keys")).filter((r) => r.account_id === person.accountId)).toEqual([]);
     const ledger = (await server.rawKeyRows("erasure_ledger")).filter((r) => r.account_id === person.accountId);

@@ -35,6 +35,11 @@ export interface TestServer {
   rawTables(): Promise<string[]>;
   /** Every row of a key-store table (account_keys, erasure_ledger), read directly from the key store's database. */
   rawKeyRows(table: string): Promise<Array<Record<string, unknown>>>;
+  /**
+   * Stops the service (HTTP server and runtime) and starts it again on the same
+   * databases and configuration, on a new port: baseUrl, port and runtime change.
+   */
+  restart(): Promise<void>;
   /** Resolves with the first received message to `address` matching `filter`, waiting up to 10 s. */
   waitForMail(address: string, filter?: (mail: Received) => boolean): Promise<Received>;
   close(): Promise<void>;
@@ -83,11 +88,15 @@ export async function startTestServer(
   });
   const logLines = options.logLines;
   const log = createLogger(config.logLevel, logLines ? { write: (line: string) => void logLines.push(line) } : undefined);
-  const runtime = await createRuntime(config, log, { ...options.runtime, ...(options.tracer ? { tracer: options.tracer } : {}) });
-  const metrics = createMetrics();
-  const server = createHttpServer({ config, runtime, log, metrics, ...(options.tracer ? { tracer: options.tracer } : {}) });
-  const port = await server.listen();
-  return {
+  const start = async () => {
+    const runtime = await createRuntime(config, log, { ...options.runtime, ...(options.tracer ? { tracer: options.tracer } : {}) });
+    const metrics = createMetrics();
+    const server = createHttpServer({ config, runtime, log, metrics, ...(options.tracer ? { tracer: options.tracer } : {}) });
+    const port = await server.listen();
+    return { runtime, metrics, server, port };
+  };
+  let { runtime, metrics, server, port } = await start();
+  const testServer: TestServer = {
     baseUrl: `http://127.0.0.1:${port}`,
     port,
     config,
@@ -119,6 +128,12 @@ export async function startTestServer(
         await new Promise((r) => setTimeout(r, 25));
       }
     },
+    async restart() {
+      await server.close(1000);
+      await runtime.close();
+      ({ runtime, metrics, server, port } = await start());
+      Object.assign(testServer, { runtime, metrics, port, baseUrl: `http://127.0.0.1:${port}` });
+    },
     async close() {
       await server.close(1000);
       await runtime.close();
@@ -127,6 +142,7 @@ export async function startTestServer(
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return testServer;
 }
 
 async function rawQuery(config: Config, query: string, store: "main" | "keys" = "main"): Promise<Array<Record<string, unknown>>> {

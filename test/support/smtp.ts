@@ -6,8 +6,23 @@ import { SMTPServer } from "smtp-server";
 export interface Received {
   envelopeTo: string[];
   to: string;
+  /** Decoded (RFC 2047 encoded words, as nodemailer writes non-ASCII subjects). */
   subject: string;
   text: string;
+  /** The text/html part, decoded; empty when there is none. */
+  html: string;
+}
+
+/** Decodes RFC 2047 encoded words (=?UTF-8?Q?…?= and =?UTF-8?B?…?=). */
+function decodeWords(value: string): string {
+  return value.replace(/\?=\s+=\?/g, "?==?").replace(/=\?utf-8\?([QB])\?([^?]*)\?=/gi, (_m, encoding: string, text: string) =>
+    encoding.toUpperCase() === "B"
+      ? Buffer.from(text, "base64").toString("utf8")
+      : Buffer.from(
+          text.replace(/_/g, " ").replace(/=([0-9A-F]{2})/gi, (_h, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
+          "latin1",
+        ).toString("utf8"),
+  );
 }
 
 /** Enough MIME for nodemailer's output: headers, multipart/alternative, QP/base64 parts. */
@@ -42,7 +57,13 @@ export function parseMail(raw: string): Omit<Received, "envelopeTo"> {
         .map((p) => split(p.replace(/^\r\n/, "")))
     : [top];
   const plain = parts.find((p) => (p.headers.get("content-type") ?? "text/plain").startsWith("text/plain"));
-  return { to: top.headers.get("to") ?? "", subject: top.headers.get("subject") ?? "", text: plain ? decode(plain) : "" };
+  const html = parts.find((p) => (p.headers.get("content-type") ?? "").startsWith("text/html"));
+  return {
+    to: top.headers.get("to") ?? "",
+    subject: decodeWords(top.headers.get("subject") ?? ""),
+    text: plain ? decode(plain) : "",
+    html: html ? decode(html) : "",
+  };
 }
 
 export interface Smtp {

@@ -104,7 +104,7 @@ describe("renderMessage", () => {
 
   it("falls back to English for an unknown locale, and uses the base language of a regional one", () => {
     const en = renderMessage(payload("verify_email", "en"), context);
-    expect(renderMessage(payload("verify_email", "de"), context)).toEqual(en);
+    expect(renderMessage(payload("verify_email", "it"), context)).toEqual(en);
     expect(renderMessage(payload("verify_email", ""), context)).toEqual(en);
     expect(renderMessage(payload("verify_email", "fr-CA"), context)).toEqual(renderMessage(payload("verify_email", "fr"), context));
   });
@@ -152,7 +152,7 @@ describe("renderSms", () => {
     expect(fr).toBe("482913 est votre code Acme ID. Il expire dans 10 minutes. Ne le communiquez à personne.");
     expect(sms("fr-CA", { code: "000111", minutes: "1" })).toContain("1 minute.");
     expect(renderSms({ kind: "phone_code", to: "+33612345678", locale: "fr-CA" as Locale, variables: { code: "1", minutes: "5" } }, context).locale).toBe("fr");
-    expect(sms("de", { code: "000111", minutes: "60" })).toContain("expires in 1 hour.");
+    expect(sms("it", { code: "000111", minutes: "60" })).toContain("expires in 1 hour.");
     for (const text of [en, fr]) {
       expect(text.length).toBeLessThanOrEqual(160);
       expect(text).toMatch(GSM7);
@@ -171,5 +171,27 @@ describe("renderSms", () => {
     expect(
       renderSms({ kind: "phone_code", to: "+33612345678", locale: "en", variables: { code: "1\n2", minutes: "5" } }, { productName: "A\r\nB" }).text,
     ).not.toMatch(/[\r\n]/);
+  });
+});
+
+describe("a tenant's own template", () => {
+  const tenant = { subject: "Hi {{product}}\r\nBcc: x@y.z", textBody: "Open {{link}}", htmlBody: '<p><a href="{{link}}">{{link}}</a></p>' };
+
+  it("escapes values in the HTML, keeps the template's markup, and keeps the subject on one line", () => {
+    const m = renderMessage(payload("verify_email", "fr", { link: 'https://x.test/?a=1&b="<script>' }), context, tenant);
+    expect(m.html).toBe('<p><a href="https://x.test/?a=1&#38;b=&#34;&#60;script&#62;">https://x.test/?a=1&#38;b=&#34;&#60;script&#62;</a></p>');
+    expect(m.text).toBe('Open https://x.test/?a=1&b="<script>');
+    expect(m.subject).toBe("Hi Acme ID Bcc: x@y.z");
+  });
+
+  it("makes the HTML from the text when it has none", () => {
+    const m = renderMessage(payload("verify_email", "en"), context, { subject: "S", textBody: "One <b>\n\nTwo {{expiresIn}}", htmlBody: "" });
+    expect(m.html).toContain("<p>One &#60;b&#62;</p><p>Two 24 hours</p>");
+  });
+
+  it("renders an SMS text from the tenant's template, on one line", () => {
+    expect(
+      renderSms(payload("phone_code", "de", { code: "123456", minutes: "10" }), context, { subject: "", textBody: "{{code}}\n{{expiresIn}}", htmlBody: "" }),
+    ).toBe("123456 10 Minuten");
   });
 });

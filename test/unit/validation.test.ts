@@ -110,7 +110,7 @@ describe("parseLocale", () => {
   });
 
   it("refuses unsupported locales, naming the field", () => {
-    invalid("locale", () => parseLocale("locale", "de", "en"));
+    invalid("locale", () => parseLocale("locale", "it", "en"));
     invalid("profile.locale", () => parseLocale("profile.locale", "english", "en"));
   });
 });

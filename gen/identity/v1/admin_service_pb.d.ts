@@ -7,6 +7,8 @@ import type { Message } from "@bufbuild/protobuf";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Account, AccountState, Consent, Identity, Plan, Role, Subscription, SubscriptionStatus } from "./common_pb.js";
 import type { ExportAccountDataResponse } from "./account_service_pb.js";
+import type { CreateWebhookRequestSchema, CreateWebhookResponseSchema, DeleteBlockingHookRequestSchema, DeleteBlockingHookResponseSchema, DeleteWebhookRequestSchema, DeleteWebhookResponseSchema, ListBlockingHooksRequestSchema, ListBlockingHooksResponseSchema, ListWebhookDeliveriesRequestSchema, ListWebhookDeliveriesResponseSchema, ListWebhooksRequestSchema, ListWebhooksResponseSchema, RequeueWebhookDeliveryRequestSchema, RequeueWebhookDeliveryResponseSchema, SetBlockingHookRequestSchema, SetBlockingHookResponseSchema, StreamEventsRequestSchema, StreamEventsResponseSchema, UpdateWebhookRequestSchema, UpdateWebhookResponseSchema } from "./webhooks_pb.js";
+import type { DeleteMessageTemplateRequestSchema, DeleteMessageTemplateResponseSchema, GetMessageTemplateRequestSchema, GetMessageTemplateResponseSchema, ListMessageTemplatesRequestSchema, ListMessageTemplatesResponseSchema, PreviewMessageTemplateRequestSchema, PreviewMessageTemplateResponseSchema, SetMessageTemplateRequestSchema, SetMessageTemplateResponseSchema } from "./templates_pb.js";
 
 /**
  * Describes the file identity/v1/admin_service.proto.
@@ -2832,6 +2834,205 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Registers a webhook: the tenant's events of the types named are POSTed to
+   * the url as JSON `{ "type", "timestamp", "data": { "account_id",
+   * "tenant_id", … } }`, signed per Standard Webhooks (webhook-id,
+   * webhook-timestamp, webhook-signature), retried with exponential backoff
+   * for a day, in order per account (docs/webhooks.md). The secret is
+   * returned once. Admins of the tenant and super admins; audited
+   * (webhook.create).
+   * Errors: InvalidArgument on url (not https outside development mode) or
+   * event_types[i]; NotFound TENANT_NOT_FOUND; FailedPrecondition
+   * WEBHOOK_LIMIT (20 per tenant).
+   *
+   * @generated from rpc identity.v1.AdminService.CreateWebhook
+   */
+  createWebhook: {
+    methodKind: "unary";
+    input: typeof CreateWebhookRequestSchema;
+    output: typeof CreateWebhookResponseSchema;
+  },
+  /**
+   * Lists the tenant's webhooks, never their secrets. Same callers; audited
+   * (webhook.list).
+   *
+   * @generated from rpc identity.v1.AdminService.ListWebhooks
+   */
+  listWebhooks: {
+    methodKind: "unary";
+    input: typeof ListWebhooksRequestSchema;
+    output: typeof ListWebhooksResponseSchema;
+  },
+  /**
+   * Changes a webhook's url or event types. Same callers; audited
+   * (webhook.update).
+   * Errors: InvalidArgument on update_mask, webhook.url or
+   * webhook.event_types[i]; NotFound WEBHOOK_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.UpdateWebhook
+   */
+  updateWebhook: {
+    methodKind: "unary";
+    input: typeof UpdateWebhookRequestSchema;
+    output: typeof UpdateWebhookResponseSchema;
+  },
+  /**
+   * Deletes a webhook and its deliveries. Same callers; audited
+   * (webhook.delete).
+   * Errors: NotFound WEBHOOK_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.DeleteWebhook
+   */
+  deleteWebhook: {
+    methodKind: "unary";
+    input: typeof DeleteWebhookRequestSchema;
+    output: typeof DeleteWebhookResponseSchema;
+  },
+  /**
+   * Lists a webhook's deliveries, newest first, with each one's attempts and
+   * last failure. Same callers; audited (webhook.list_deliveries).
+   * Errors: InvalidArgument on status, page_size or page_token; NotFound
+   * WEBHOOK_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * Sends a delivery again, as new (its day of retries starts over). Same
+   * callers; audited (webhook.requeue).
+   * Errors: NotFound WEBHOOK_NOT_FOUND or DELIVERY_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.RequeueWebhookDelivery
+   */
+  requeueWebhookDelivery: {
+    methodKind: "unary";
+    input: typeof RequeueWebhookDeliveryRequestSchema;
+    output: typeof RequeueWebhookDeliveryResponseSchema;
+  },
+  /**
+   * Follows the tenant's events from a cursor, as they happen, until the
+   * caller cancels: each event once, in order; resuming with the last cursor
+   * received (after a restart of either side) loses and repeats nothing.
+   * API keys with events.read, admins of the tenant and super admins;
+   * audited when it starts (events.stream).
+   * Errors: InvalidArgument CURSOR_INVALID on cursor, or on event_types[i].
+   *
+   * @generated from rpc identity.v1.AdminService.StreamEvents
+   */
+  streamEvents: {
+    methodKind: "server_streaming";
+    input: typeof StreamEventsRequestSchema;
+    output: typeof StreamEventsResponseSchema;
+  },
+  /**
+   * Sets the tenant's blocking hook at a point ("before_sign_up",
+   * "before_session"): the service POSTs `{ "type": <point>, "timestamp",
+   * "data": { "tenant_id", "identity_kind", "account_id" (before a session),
+   * "ip", "user_agent" } }`, signed like webhooks, and waits up to timeout_ms
+   * for `{"decision":"allow"}` or `{"decision":"deny","reason":"UPPER_SNAKE",
+   * "message":"…"}`; a denial reaches the client as PermissionDenied with that
+   * reason and message (docs/webhooks.md#blocking-hooks). Returns a new
+   * secret, once. Admins of the tenant and super admins; audited
+   * (hook.set).
+   * Errors: InvalidArgument on point, url or timeout_ms; NotFound
+   * TENANT_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.SetBlockingHook
+   */
+  setBlockingHook: {
+    methodKind: "unary";
+    input: typeof SetBlockingHookRequestSchema;
+    output: typeof SetBlockingHookResponseSchema;
+  },
+  /**
+   * Lists the tenant's blocking hooks. Same callers; audited (hook.list).
+   *
+   * @generated from rpc identity.v1.AdminService.ListBlockingHooks
+   */
+  listBlockingHooks: {
+    methodKind: "unary";
+    input: typeof ListBlockingHooksRequestSchema;
+    output: typeof ListBlockingHooksResponseSchema;
+  },
+  /**
+   * Removes the tenant's hook at a point. Same callers; audited
+   * (hook.delete).
+   * Errors: InvalidArgument on point; NotFound HOOK_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.DeleteBlockingHook
+   */
+  deleteBlockingHook: {
+    methodKind: "unary";
+    input: typeof DeleteBlockingHookRequestSchema;
+    output: typeof DeleteBlockingHookResponseSchema;
+  },
+  /**
+   * Sets the tenant's own template for a message kind and locale, used
+   * instead of the built-in one (docs/templates.md). Checked when saved.
+   * Admins of the tenant and super admins; audited (template.set).
+   * Errors: InvalidArgument on kind, locale, subject, text_body or html_body
+   * (a broken template, an unknown variable, a missing {{link}} or
+   * {{code}}); NotFound TENANT_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.SetMessageTemplate
+   */
+  setMessageTemplate: {
+    methodKind: "unary";
+    input: typeof SetMessageTemplateRequestSchema;
+    output: typeof SetMessageTemplateResponseSchema;
+  },
+  /**
+   * Reads one of the tenant's templates. Same callers; audited
+   * (template.get).
+   * Errors: InvalidArgument on kind or locale; NotFound TEMPLATE_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.GetMessageTemplate
+   */
+  getMessageTemplate: {
+    methodKind: "unary";
+    input: typeof GetMessageTemplateRequestSchema;
+    output: typeof GetMessageTemplateResponseSchema;
+  },
+  /**
+   * Lists the tenant's templates. Same callers; audited (template.list).
+   *
+   * @generated from rpc identity.v1.AdminService.ListMessageTemplates
+   */
+  listMessageTemplates: {
+    methodKind: "unary";
+    input: typeof ListMessageTemplatesRequestSchema;
+    output: typeof ListMessageTemplatesResponseSchema;
+  },
+  /**
+   * Removes one of the tenant's templates: the built-in one is used again.
+   * Same callers; audited (template.delete).
+   * Errors: InvalidArgument on kind or locale; NotFound TEMPLATE_NOT_FOUND.
+   *
+   * @generated from rpc identity.v1.AdminService.DeleteMessageTemplate
+   */
+  deleteMessageTemplate: {
+    methodKind: "unary";
+    input: typeof DeleteMessageTemplateRequestSchema;
+    output: typeof DeleteMessageTemplateResponseSchema;
+  },
+  /**
+   * Renders a message with sample values: a draft, or what would be sent for
+   * the kind and locale (the tenant's template along the locale chain, else
+   * the built-in one). Same callers; not audited (it reads no person's data).
+   * Errors: InvalidArgument on kind, locale or the draft's fields.
+   *
+   * @generated from rpc identity.v1.AdminService.PreviewMessageTemplate
+   */
+  previewMessageTemplate: {
+    methodKind: "unary";
+    input: typeof PreviewMessageTemplateRequestSchema;
+    output: typeof PreviewMessageTemplateResponseSchema;
   },
   /**
    * Lists the tenant's messages the outbox gave up on (a permanent refusal, or

@@ -3,6 +3,7 @@
 // destroy data and keys. A factory takes only the part it uses.
 import type { AccountState, Role, SubscriptionStatus } from "../types.ts";
 import type { StoredConsent } from "./consents.ts";
+import type { DomainEvent } from "../events.ts";
 import type { OutboxMessage } from "./outbox.ts";
 import type { RevocationReason, RevocationRequest } from "./revocations.ts";
 
@@ -92,7 +93,12 @@ export interface AccountUpdate {
    * (./revocations.ts), even when nothing else changes: a retried call owes it too.
    */
   endSessions?: RevocationReason;
+  /** Events of the change (src/domain/events.ts), written in its transaction. */
+  events?: DomainEvent[];
 }
+
+/** Every write below takes `events`: domain events of the change, written in its own transaction (src/domain/events.ts). */
+type WithEvents = { events?: readonly DomainEvent[] };
 
 /** An account with its wrapped data key (from the key store). */
 export interface KeyedAccount {
@@ -139,15 +145,17 @@ export interface AccountWriter {
    * The key goes to the key store first: a key without an account is harmless
    * (and removed when the transaction fails), an account without a key is not.
    */
-  createAccount(input: {
-    account: StoredAccount;
-    wrappedKey: string;
-    identity: StoredIdentity;
-    messages: OutboxMessage[];
-    consents?: StoredConsent[];
-  }): Promise<void>;
+  createAccount(
+    input: {
+      account: StoredAccount;
+      wrappedKey: string;
+      identity: StoredIdentity;
+      messages: OutboxMessage[];
+      consents?: StoredConsent[];
+    } & WithEvents,
+  ): Promise<void>;
   /** Sets the account's role and update time; false (writing nothing) when the account is not in the tenant. */
-  setRole(input: { tenantId: string; accountId: string; role: Role; at: number }): Promise<boolean>;
+  setRole(input: { tenantId: string; accountId: string; role: Role; at: number } & WithEvents): Promise<boolean>;
   /**
    * Changes the account's role, state or subscription in one transaction: locks it
    * (after the default tenant's super admins, so last-super-admin checks never
@@ -189,7 +197,7 @@ export interface AccountWriter {
    * identity, email_verified), atomically. Returns false (writing nothing) when the
    * identity does not exist.
    */
-  markIdentityVerified(input: { identityId: string; accountId: string; at: number; state: AccountState }): Promise<boolean>;
+  markIdentityVerified(input: { identityId: string; accountId: string; at: number; state: AccountState } & WithEvents): Promise<boolean>;
   /**
    * Attaches a new identity to an existing account of the tenant, in one
    * transaction with: the deletion of the account's identities named in `retire`
@@ -201,15 +209,17 @@ export interface AccountWriter {
    * DuplicateIdentityError, writing nothing, when the (tenant, kind, lookup) is
    * taken — by any account, this one included: an identity is never moved.
    */
-  addIdentity(input: {
-    tenantId: string;
-    accountId: string;
-    identity: StoredIdentity;
-    retire?: readonly string[];
-    profile?: { expectedSealed: string; sealed: string; emailVerified: boolean };
-    messages?: OutboxMessage[];
-    at: number;
-  }): Promise<boolean>;
+  addIdentity(
+    input: {
+      tenantId: string;
+      accountId: string;
+      identity: StoredIdentity;
+      retire?: readonly string[];
+      profile?: { expectedSealed: string; sealed: string; emailVerified: boolean };
+      messages?: OutboxMessage[];
+      at: number;
+    } & WithEvents,
+  ): Promise<boolean>;
   /** Replaces the sealed profile of one of the account's identities; false (writing nothing) when it is not the account's. */
   setIdentityProfile(input: { accountId: string; identityId: string; profileSealed: string; at: number }): Promise<boolean>;
   /**
@@ -217,7 +227,7 @@ export interface AccountWriter {
    * With `endSessions` (a new password set by its owner), queues the revocation of the
    * account's sessions in the same transaction and ends any temporary password.
    */
-  setPasswordHash(accountId: string, passwordHash: string, at: number, endSessions?: RevocationRequest): Promise<void>;
+  setPasswordHash(accountId: string, passwordHash: string, at: number, endSessions?: RevocationRequest, events?: readonly DomainEvent[]): Promise<void>;
   /**
    * Deletes one of the account's identities, never its last verified one: the
    * check and the delete happen in one transaction under the account row's lock,
@@ -228,26 +238,30 @@ export interface AccountWriter {
    * transaction while it is still `profile.expectedSealed` (the primary email
    * moving to another address, or to none), else "stale", changing nothing.
    */
-  removeIdentity(input: {
-    accountId: string;
-    identityId: string;
-    at: number;
-    profile?: { expectedSealed: string; sealed: string; emailVerified: boolean };
-  }): Promise<"removed" | "not_found" | "last_verified" | "stale">;
+  removeIdentity(
+    input: {
+      accountId: string;
+      identityId: string;
+      at: number;
+      profile?: { expectedSealed: string; sealed: string; emailVerified: boolean };
+    } & WithEvents,
+  ): Promise<"removed" | "not_found" | "last_verified" | "stale">;
   /**
    * Replaces the sealed profile and the locale and sets updated_at to `at`, only
    * while the stored profile is still `expectedProfileSealed` (a sealed profile
    * never repeats — fresh IV — so it versions the row). Returns false, writing
    * nothing, when it changed since it was read or the account is not in the tenant.
    */
-  updateProfile(input: {
-    tenantId: string;
-    accountId: string;
-    expectedProfileSealed: string;
-    profileSealed: string;
-    locale: string;
-    at: number;
-  }): Promise<boolean>;
+  updateProfile(
+    input: {
+      tenantId: string;
+      accountId: string;
+      expectedProfileSealed: string;
+      profileSealed: string;
+      locale: string;
+      at: number;
+    } & WithEvents,
+  ): Promise<boolean>;
   /**
    * Points the account's email identity at a new address (lookup hash, sealed value,
    * verified at `at`), stores the profile sealed with the new address (and
@@ -256,18 +270,20 @@ export interface AccountWriter {
    * `previousProfileSealed` (changed meanwhile: re-read and retry). Throws
    * DuplicateIdentityError, writing nothing, when another identity has the lookup hash.
    */
-  changeEmail(input: {
-    accountId: string;
-    identityId: string;
-    lookupHash: string;
-    valueSealed: string;
-    previousProfileSealed: string;
-    profileSealed: string;
-    at: number;
-    messages: OutboxMessage[];
-    /** Whether the new address is verified (default true); false: verified_at null and email_verified false until VerifyIdentity. */
-    verified?: boolean;
-  }): Promise<boolean>;
+  changeEmail(
+    input: {
+      accountId: string;
+      identityId: string;
+      lookupHash: string;
+      valueSealed: string;
+      previousProfileSealed: string;
+      profileSealed: string;
+      at: number;
+      messages: OutboxMessage[];
+      /** Whether the new address is verified (default true); false: verified_at null and email_verified false until VerifyIdentity. */
+      verified?: boolean;
+    } & WithEvents,
+  ): Promise<boolean>;
 }
 
 /** Destroying accounts: erasure, the ledger replay and the purge of unverified sign-ups. */
@@ -304,12 +320,14 @@ export interface AccountEraser {
    * KeyStore.erase) is erased already: its rows are deleted and the revocation queued,
    * and it answers undefined too.
    */
-  eraseAccount(input: {
-    tenantId: string;
-    accountId: string;
-    at: number;
-    check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void;
-  }): Promise<StoredAccount | undefined>;
+  eraseAccount(
+    input: {
+      tenantId: string;
+      accountId: string;
+      at: number;
+      check?: (current: StoredAccount, otherActiveSuperAdmins: number) => void;
+    } & WithEvents,
+  ): Promise<StoredAccount | undefined>;
   /** Deletes every row about these accounts (the ledger replay); returns the ids that had rows. Idempotent. */
   deleteAccountRows(accountIds: string[]): Promise<string[]>;
 }

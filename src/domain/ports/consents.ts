@@ -1,4 +1,5 @@
 // Consent decisions: append-only, one row per decision.
+import type { DomainEvent } from "../events.ts";
 
 /** One consent decision as recorded. */
 export interface StoredConsent {
@@ -25,7 +26,7 @@ export interface ConsentCursor {
 /** Consent decisions (see ./errors.ts for the errors every method may throw). */
 export interface ConsentStore {
   /** Records the decisions, all or none (one transaction); a repeated id throws already_exists, writing nothing. */
-  append(consents: StoredConsent[]): Promise<void>;
+  append(consents: StoredConsent[], events?: readonly DomainEvent[]): Promise<void>;
   /**
    * Up to `limit` of the account's decisions, newest first (by recordedAt, then
    * id), strictly older than `before` when given. Only rows of `tenantId`.

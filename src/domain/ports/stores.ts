@@ -6,6 +6,9 @@ import type { ApiKeyStore } from "./api-keys.ts";
 import type { AuditStore } from "./audit.ts";
 import type { CodeStore } from "./codes.ts";
 import type { ConsentStore } from "./consents.ts";
+import type { EventStore, WebhookStore } from "./events.ts";
+import type { BlockingHookStore } from "./hooks.ts";
+import type { TemplateStore } from "./templates.ts";
 import type { KeyStore } from "./keys.ts";
 import type { RateLimiter } from "./limits.ts";
 import type { OutboxStore } from "./outbox.ts";
@@ -42,6 +45,14 @@ export interface DurableStores {
   outbox: OutboxStore;
   audit: AuditStore;
   consents: ConsentStore;
+  /** Domain events (written by the account changes themselves) and the stream of them. */
+  events: EventStore;
+  /** Tenants' webhook endpoints and their deliveries. */
+  webhooks: WebhookStore;
+  /** Tenants' blocking hooks (before sign-up, before a session). */
+  hooks: BlockingHookStore;
+  /** Tenants' own message templates. */
+  templates: TemplateStore;
   /** Revocations committed changes still owe. */
   revocations: RevocationStore;
   /** Keys that sign access tokens. */

@@ -15,6 +15,7 @@ import { DEFAULT_TENANT_ID } from "../../domain/tenants.ts";
 import { AccountState, Role, SubscriptionStatus } from "../../domain/types.ts";
 import { insertMessages } from "./outbox-store.ts";
 import { deleteAccountRows } from "./account-tables.ts";
+import { insertEvents } from "./event-store.ts";
 import { queueRevocation } from "./revocation-store.ts";
 import type { AccountsTable, Database } from "./schema.ts";
 
@@ -113,9 +114,10 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
             if (seen) return { account: locked.account, wrappedKey: locked.wrappedKey, replayed: true };
             await trx.insertInto("subscription_changes").values({ tenant_id: tenantId, key_hash: onceKey, account_id: accountId, created_at: at }).execute();
           }
-          const { endSessions, messages, ...update } = change(locked.account, locked.otherActiveSuperAdmins, locked.wrappedKey);
+          const { endSessions, messages, events, ...update } = change(locked.account, locked.otherActiveSuperAdmins, locked.wrappedKey);
           if (endSessions) await queueRevocation(trx, { tenantId, accountId, at, request: { reason: endSessions } });
           if (messages && messages.length > 0) await insertMessages(trx, messages);
+          await insertEvents(trx, events);
           const set = {
             ...(update.role !== undefined && { role: update.role }),
             ...(update.state !== undefined && { state: update.state }),
@@ -164,7 +166,7 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
       return rows.map((r) => r.id);
     },
 
-    async eraseAccount({ tenantId, accountId, at, check }) {
+    async eraseAccount({ tenantId, accountId, at, check, events }) {
       return db.transaction().execute(async (trx) => {
         const locked = await lockForChange(trx, keys, tenantId, accountId, toAccount);
         if (!locked) return undefined;
@@ -181,6 +183,8 @@ export function accountAdminMethods(db: Kysely<Database>, toAccount: (row: Selec
         await keys.erase({ accountId, tenantId, erasedAt: at });
         await deleteAccountRows(trx, accountId);
         await queueRevocation(trx, { tenantId, accountId, at, request: { reason: "erased" } });
+        // After the rows (events and deliveries about the person went with them): only the id is left.
+        await insertEvents(trx, events);
         return locked.account;
       });
     },

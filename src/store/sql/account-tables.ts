@@ -14,6 +14,9 @@ export const ACCOUNT_TABLES = [
   { table: "second_factors", column: "account_id" },
   { table: "recovery_codes", column: "account_id" },
   { table: "subscription_changes", column: "account_id" },
+  // Events about the person and their webhook deliveries (erasure then writes account.deleted).
+  { table: "webhook_deliveries", column: "account_id" },
+  { table: "events", column: "account_id" },
   // Wrapped keys as the main database held them before the key store could be a
   // database of its own (and still does when KEYSTORE_MYSQL_URL is unset).
   { table: "account_keys", column: "account_id" },
@@ -38,6 +41,10 @@ export const SHARED_TABLES = [
   "signing_keys",
   // A tenant's sign-in providers: no personal data (their secrets are the tenant's, sealed).
   "social_providers",
+  // A tenant's endpoints: no person in them.
+  "webhooks",
+  "blocking_hooks",
+  "message_templates",
   "kysely_migration",
   "kysely_migration_lock",
   "keystore_migration",

@@ -1,5 +1,6 @@
 // Consent decisions over Kysely (MySQL/MariaDB/TiDB and SQLite). Rows are only
 // ever inserted; reads go through the (account_id, recorded_at, id) index.
+import { insertEvents } from "./event-store.ts";
 import { sql, type Selectable, type Transaction } from "kysely";
 import type { ConsentStore, StoredConsent } from "../../domain/ports/consents.ts";
 import type { SqlDatabase } from "./database.ts";
@@ -40,9 +41,12 @@ export async function insertConsents(db: Transaction<Database> | SqlDatabase["db
 
 export function createSqlConsentStore({ db }: SqlDatabase): ConsentStore {
   return {
-    async append(consents) {
+    async append(consents, events) {
       if (consents.length === 0) return;
-      await db.transaction().execute((trx) => insertConsents(trx, consents));
+      await db.transaction().execute(async (trx) => {
+        await insertConsents(trx, consents);
+        await insertEvents(trx, events);
+      });
     },
 
     async history({ tenantId, accountId, limit, before }) {

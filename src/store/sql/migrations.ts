@@ -17,6 +17,9 @@ import { signingKeys } from "./migrations/0011_signing_keys.ts";
 import { secondFactors } from "./migrations/0011_second_factors.ts";
 import { socialProviders } from "./migrations/0012_social_providers.ts";
 import { subscriptions } from "./migrations/0010_subscriptions.ts";
+import { webhooks } from "./migrations/0010_webhooks.ts";
+import { blockingHooks } from "./migrations/0011_blocking_hooks.ts";
+import { messageTemplates } from "./migrations/0012_message_templates.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -35,6 +38,9 @@ const migrations: Record<string, Migration> = {
   "0011_second_factors": secondFactors,
   "0012_social_providers": socialProviders,
   "0010_subscriptions": subscriptions,
+  "0010_webhooks": webhooks,
+  "0011_blocking_hooks": blockingHooks,
+  "0012_message_templates": messageTemplates,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

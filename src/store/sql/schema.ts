@@ -204,12 +204,78 @@ export interface SocialProvidersTable {
   updated_at: number;
 }
 
+/** Domain events (0010): ids and kinds only; `sequence` given after commit by the dispatcher. */
+export interface EventsTable {
+  id: string;
+  tenant_id: string;
+  account_id: string | null;
+  type: string;
+  /** JSON of the event's data (ids, kinds). */
+  data: string;
+  sequence: number | null;
+  created_at: number;
+}
+
+/** A tenant's webhook endpoints (0010); `secret` sealed under the KEK. */
+export interface WebhooksTable {
+  id: string;
+  tenant_id: string;
+  url: string;
+  /** JSON array of event kinds; empty: every kind. */
+  event_types: string;
+  secret: string;
+  created_at: number;
+  updated_at: number;
+}
+
 /** Idempotency keys of subscription changes (hashed), so a retried billing webhook applies once. */
 export interface SubscriptionChangesTable {
   tenant_id: string;
   key_hash: string;
   account_id: string;
   created_at: number;
+}
+
+/** One row per (webhook, event) (0010), leased by delivery workers. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  webhook_id: string;
+  event_id: string;
+  account_id: string | null;
+  sequence: number;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  locked_until: number;
+  lock_owner: string | null;
+  last_error: string | null;
+  created_at: number;
+  delivered_at: number | null;
+  queued_at: number;
+}
+
+/** A tenant's blocking hooks (0011), one per point; `secret` sealed under the KEK. */
+export interface BlockingHooksTable {
+  tenant_id: string;
+  point: string;
+  url: string;
+  secret: string;
+  timeout_ms: number;
+  fail_open: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A tenant's own message templates (0012), one per (kind, locale). */
+export interface MessageTemplatesTable {
+  tenant_id: string;
+  kind: string;
+  locale: string;
+  subject: string;
+  text_body: string;
+  html_body: string;
+  updated_at: number;
 }
 
 export interface Database {
@@ -229,6 +295,11 @@ export interface Database {
   recovery_codes: RecoveryCodesTable;
   social_providers: SocialProvidersTable;
   subscription_changes: SubscriptionChangesTable;
+  events: EventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  blocking_hooks: BlockingHooksTable;
+  message_templates: MessageTemplatesTable;
 }
 
 /**

@@ -19,6 +19,9 @@ import { createSqlRevocationStore, queueRevocation } from "./revocation-store.ts
 import { createSqlSigningKeyStore } from "./signing-key-store.ts";
 import { translatingErrors } from "../translate-errors.ts";
 import { createSqlOutboxStore, insertMessages } from "./outbox-store.ts";
+import { createSqlEventStore, createSqlWebhookStore, insertEvents } from "./event-store.ts";
+import { createSqlHookStore } from "./hook-store.ts";
+import { createSqlTemplateStore } from "./template-store.ts";
 import type { AccountsTable, IdentitiesTable, TenantsTable } from "./schema.ts";
 
 function toAccount(row: Selectable<AccountsTable>): StoredAccount {
@@ -136,7 +139,7 @@ function tenantStore({ db }: SqlDatabase): TenantStore {
 function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
   return {
     ...accountAdminMethods(db, toAccount, keys),
-    async createAccount({ account, wrappedKey, identity, messages, consents = [] }) {
+    async createAccount({ account, wrappedKey, identity, messages, consents = [], events }) {
       // The key first: a key without an account is harmless, an account without a key is not.
       await keys.put({ accountId: account.id, tenantId: account.tenantId, wrappedKey, createdAt: account.createdAt });
       try {
@@ -166,6 +169,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
             .execute();
           await insertMessages(trx, messages);
           await insertConsents(trx, consents);
+          await insertEvents(trx, events);
         });
       } catch (error) {
         // No account: drop its key (best effort; an orphan key is harmless).
@@ -230,14 +234,18 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       return rows.map(toIdentity);
     },
 
-    async setRole({ tenantId, accountId, role, at }) {
-      const result = await db
-        .updateTable("accounts")
-        .set({ role, updated_at: at })
-        .where("id", "=", accountId)
-        .where("tenant_id", "=", tenantId)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+    async setRole({ tenantId, accountId, role, at, events }) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable("accounts")
+          .set({ role, updated_at: at })
+          .where("id", "=", accountId)
+          .where("tenant_id", "=", tenantId)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        await insertEvents(trx, events);
+        return true;
+      });
     },
 
     async countAccounts({ tenantId, role, state }) {
@@ -250,7 +258,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       return Number((await query.executeTakeFirstOrThrow()).n);
     },
 
-    async markIdentityVerified({ identityId, accountId, at, state }) {
+    async markIdentityVerified({ identityId, accountId, at, state, events }) {
       const unknownIdentity = new Error("unknown identity: roll back");
       try {
         return await db.transaction().execute(async (trx) => {
@@ -267,6 +275,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
           // Only an email identity's proof says the account's email is verified.
           const identity = await trx.selectFrom("identities").select("kind").where("id", "=", identityId).executeTakeFirstOrThrow();
           if (Number(identity.kind) === IdentityKind.EMAIL) await trx.updateTable("accounts").set({ email_verified: 1 }).where("id", "=", accountId).execute();
+          await insertEvents(trx, events);
           return true;
         });
       } catch (error) {
@@ -275,7 +284,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       }
     },
 
-    async addIdentity({ tenantId, accountId, identity, retire = [], profile, messages = [], at }) {
+    async addIdentity({ tenantId, accountId, identity, retire = [], profile, messages = [], at, events }) {
       const refused = new Error("refused: roll back");
       try {
         return await db.transaction().execute(async (trx) => {
@@ -299,6 +308,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
               .where("id", "in", [...retire])
               .execute();
           await insertMessages(trx, messages);
+          await insertEvents(trx, events);
           return true;
         });
       } catch (error) {
@@ -322,8 +332,8 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       });
     },
 
-    async setPasswordHash(accountId, passwordHash, at, endSessions) {
-      if (!endSessions) {
+    async setPasswordHash(accountId, passwordHash, at, endSessions, events) {
+      if (!endSessions && !events?.length) {
         await db.updateTable("accounts").set({ password_hash: passwordHash, updated_at: at }).where("id", "=", accountId).execute();
         return;
       }
@@ -335,12 +345,13 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
             .where("id", "=", accountId)
             .execute();
           const row = await trx.selectFrom("accounts").select("tenant_id").where("id", "=", accountId).executeTakeFirst();
-          if (row) await queueRevocation(trx, { tenantId: row.tenant_id, accountId, at, request: endSessions });
+          if (row && endSessions) await queueRevocation(trx, { tenantId: row.tenant_id, accountId, at, request: endSessions });
+          if (row) await insertEvents(trx, events);
         }),
       );
     },
 
-    async removeIdentity({ accountId, identityId, at, profile }) {
+    async removeIdentity({ accountId, identityId, at, profile, events }) {
       return db.transaction().execute(async (trx) => {
         // A no-op update takes the account row's lock (MySQL; SQLite serializes writers):
         // concurrent removals from one account queue here, so each sees the other's result.
@@ -364,6 +375,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
         }
         await trx.deleteFrom("identities").where("id", "=", identityId).where("account_id", "=", accountId).execute();
         await trx.updateTable("accounts").set({ updated_at: at }).where("id", "=", accountId).execute();
+        await insertEvents(trx, events);
         return "removed";
       });
     },
@@ -454,18 +466,22 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
       return present;
     },
 
-    async updateProfile({ tenantId, accountId, expectedProfileSealed, profileSealed, locale, at }) {
-      const result = await db
-        .updateTable("accounts")
-        .set({ profile: profileSealed, locale, updated_at: at })
-        .where("id", "=", accountId)
-        .where("tenant_id", "=", tenantId)
-        .where("profile", "=", expectedProfileSealed)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+    async updateProfile({ tenantId, accountId, expectedProfileSealed, profileSealed, locale, at, events }) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable("accounts")
+          .set({ profile: profileSealed, locale, updated_at: at })
+          .where("id", "=", accountId)
+          .where("tenant_id", "=", tenantId)
+          .where("profile", "=", expectedProfileSealed)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        await insertEvents(trx, events);
+        return true;
+      });
     },
 
-    async changeEmail({ accountId, identityId, lookupHash, valueSealed, previousProfileSealed, profileSealed, at, messages, verified = true }) {
+    async changeEmail({ accountId, identityId, lookupHash, valueSealed, previousProfileSealed, profileSealed, at, messages, verified = true, events }) {
       const stale = new Error("stale");
       try {
         await db.transaction().execute(async (trx) => {
@@ -486,6 +502,7 @@ function accountStore({ db }: SqlDatabase, keys: KeyStore): AccountStore {
             .executeTakeFirst();
           if (Number(account.numUpdatedRows) === 0) throw stale;
           await insertMessages(trx, messages);
+          await insertEvents(trx, events);
         });
         return true;
       } catch (error) {
@@ -519,6 +536,10 @@ export function createSqlStores(database: SqlDatabase, keyDatabase: SqlDatabase)
     revocations: ported(createSqlRevocationStore(database.db)),
     signingKeys: ported(createSqlSigningKeyStore(database.db)),
     secondFactors: ported(createSqlSecondFactorStore(database)),
+    events: ported(createSqlEventStore(database.db)),
+    webhooks: ported(createSqlWebhookStore(database.db)),
+    hooks: ported(createSqlHookStore(database.db)),
+    templates: ported(createSqlTemplateStore(database.db)),
     async ping() {
       const [main, keyStore] = await Promise.all([database.ping(), keyDatabase.ping()]);
       return main && keyStore;
