@@ -10,7 +10,8 @@ import { EMAIL_INDEX, identityView, type IdentityView, newEmailAccount, openAcco
 import { assertKeepsASuperAdmin, assertMayGrantRole, assertMayManageAccount } from "./authorization.ts";
 import type { Erasure } from "./erasure.ts";
 import { DomainError, invalidArgument } from "./errors.ts";
-import { accountChangeEvents, accountEvent, EventType } from "./events.ts";
+import { accountChangeEvents } from "./account-events.ts";
+import { accountEvent, EventType } from "./events.ts";
 import { linkBase } from "./identity.ts";
 import { isId } from "./ids.ts";
 import type { Limits } from "./limits.ts";

@@ -7,10 +7,7 @@
 //
 // Adding a kind is one line in EventType (and one `domainEvent(...)` where the
 // change is written); subscribers name kinds by these strings.
-import { roleName } from "./authorization.ts";
 import { newId } from "./ids.ts";
-import type { AccountUpdate, StoredAccount } from "./ports/accounts.ts";
-import { AccountState, SUBSCRIPTION_STATUS_NAMES } from "./types.ts";
 import type { Random } from "./ports/random.ts";
 
 export const EventType = {
@@ -102,37 +99,4 @@ export function identityKindName(kind: number): string {
 /** An event about an account (`{ tenantId, id }` of an Account or StoredAccount). */
 export function accountEvent(type: EventType, account: { tenantId: string; id: string }, at: number, data: EventData = {}, random?: Random): DomainEvent {
   return domainEvent(type, { tenantId: account.tenantId, accountId: account.id, at, ...(random ? { random } : {}) }, data);
-}
-
-/** The events of a change to an account (AccountWriter.updateAccount): one per thing that really changes (a retry that changes nothing emits none). */
-export function accountChangeEvents(current: StoredAccount, update: AccountUpdate, at: number, random?: Random): DomainEvent[] {
-  const events: DomainEvent[] = [];
-  if (update.role !== undefined && update.role !== current.role)
-    events.push(accountEvent(EventType.ACCOUNT_ROLE_CHANGED, current, at, { role: roleName(update.role), previous_role: roleName(current.role) }, random));
-  if (update.state !== undefined && update.state !== current.state) {
-    const type = update.state === AccountState.DEACTIVATED ? EventType.ACCOUNT_DEACTIVATED : EventType.ACCOUNT_ACTIVATED;
-    events.push(accountEvent(type, current, at, {}, random));
-  }
-  if (
-    (update.plan !== undefined && update.plan !== current.plan) ||
-    (update.planStatus !== undefined && update.planStatus !== current.planStatus) ||
-    (update.planExpiresAt !== undefined && update.planExpiresAt !== current.planExpiresAt)
-  ) {
-    const expiresAt = update.planExpiresAt !== undefined ? update.planExpiresAt : current.planExpiresAt;
-    const status = update.planStatus ?? current.planStatus;
-    events.push(
-      accountEvent(
-        EventType.ACCOUNT_SUBSCRIPTION_CHANGED,
-        current,
-        at,
-        {
-          plan: update.plan ?? current.plan,
-          status: SUBSCRIPTION_STATUS_NAMES[status] ?? "none",
-          expire_time: expiresAt === null ? null : new Date(expiresAt).toISOString(),
-        },
-        random,
-      ),
-    );
-  }
-  return events;
 }

@@ -8,7 +8,7 @@
 // ValidateSession answers each account's plan from an in-process cache that a
 // change drops on every instance (an "account" invalidation, as deactivation
 // sends). See docs/subscriptions.md.
-import { accountChangeEvents } from "./events.ts";
+import { accountChangeEvents } from "./account-events.ts";
 import { createHash } from "node:crypto";
 import type { Keyring } from "../crypto/keyring.ts";
 import { openAccount, sealMessage } from "./accounts.ts";
