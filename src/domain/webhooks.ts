@@ -43,6 +43,8 @@ export interface Webhooks {
     tenantId: string;
     cursor: string;
     eventTypes: readonly string[];
+    /** False: end once caught up. */
+    live: boolean;
     signal: AbortSignal;
   }): AsyncIterable<{ event: SequencedEvent; cursor: string }>;
 }
@@ -185,7 +187,7 @@ export function createWebhooks(deps: {
         throw new DomainError("not_found", "DELIVERY_NOT_FOUND", "no such delivery of this webhook");
     },
 
-    follow({ tenantId, cursor, eventTypes, signal }) {
+    follow({ tenantId, cursor, eventTypes, live, signal }) {
       const violations: FieldViolation[] = [];
       const types = checkEventTypes("event_types", eventTypes, violations);
       assertNoViolations(violations);
@@ -198,7 +200,10 @@ export function createWebhooks(deps: {
               after = event.sequence;
               yield { event, cursor: String(event.sequence) };
             }
-            if (batch.length < 100) await sleep(followPollMs, signal);
+            if (batch.length < 100) {
+              if (!live) return;
+              await sleep(followPollMs, signal);
+            }
           }
         },
       };

@@ -146,7 +146,7 @@ export function webhookHandlers(app: App): Pick<ServiceImpl<typeof AdminService>
     async *streamEvents(req, ctx) {
       const { principal, tenantId } = await authorize(app, ctx, { ...EVENT_READER, tenantId: req.tenantId });
       const events = await audited(app, ctx, principal, { tenantId, action: "events.stream", target: "" }, async () =>
-        app.webhooks.follow({ tenantId, cursor: req.cursor, eventTypes: req.eventTypes, signal: ctx.signal }),
+        app.webhooks.follow({ tenantId, cursor: req.cursor, eventTypes: req.eventTypes, live: req.follow, signal: ctx.signal }),
       );
       for await (const { event, cursor } of events) yield { event: eventToProto(event), cursor };
     },

@@ -2916,8 +2916,8 @@ export declare const AdminService: GenService<{
     output: typeof RequeueWebhookDeliveryResponseSchema;
   },
   /**
-   * Follows the tenant's events from a cursor, as they happen, until the
-   * caller cancels: each event once, in order; resuming with the last cursor
+   * Reads the tenant's events after a cursor — and with follow, the new ones
+   * as they happen, until the caller cancels: each event once, in order; resuming with the last cursor
    * received (after a restart of either side) loses and repeats nothing.
    * API keys with events.read, admins of the tenant and super admins;
    * audited when it starts (events.stream).

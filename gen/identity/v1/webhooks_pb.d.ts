@@ -568,6 +568,15 @@ export declare type StreamEventsRequest = Message<"identity.v1.StreamEventsReque
    * @generated from field: string tenant_id = 3;
    */
   tenantId: string;
+
+  /**
+   * True: stay open and send new events as they happen, until the caller
+   * cancels. False: send the events after the cursor and end (a catch-up
+   * read).
+   *
+   * @generated from field: bool follow = 4;
+   */
+  follow: boolean;
 };
 
 /**
