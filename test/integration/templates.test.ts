@@ -62,7 +62,7 @@ describe.each(BACKENDS)("message templates on the %s backend", (backend) => {
     const token = linkToken(mail.text);
     expect(mail.text).toContain("Bonjour !");
     expect(mail.text).toContain("Le lien expire dans 24 heures.");
-    expect(mail.html).toContain(`<a href="https://app.example.test/verify-email?token=${token}">Confirmer mon adresse</a>`);
+    expect(mail.html).toMatch(new RegExp(`<a href="https://app\\.example\\.test/[a-z/]*verify-email\\?token=${token}">Confirmer mon adresse</a>`));
     // The link works: the template carried the real one.
     await api.call(IdentityService.method.verifyIdentity, { token }, { "x-tenant-id": shop });
 

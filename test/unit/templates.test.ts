@@ -192,6 +192,6 @@ describe("a tenant's own template", () => {
   it("renders an SMS text from the tenant's template, on one line", () => {
     expect(
       renderSms(payload("phone_code", "de", { code: "123456", minutes: "10" }), context, { subject: "", textBody: "{{code}}\n{{expiresIn}}", htmlBody: "" }),
-    ).toBe("123456 10 Minuten");
+    ).toEqual({ text: "123456 10 Minuten", locale: "de" });
   });
 });
