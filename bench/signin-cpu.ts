@@ -16,6 +16,7 @@ import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { Redis } from "ioredis";
 import { createConnection } from "mysql2/promise";
 import { createSeeder } from "./accounts.ts";
 
@@ -84,6 +85,8 @@ if (!isMainThread) {
 
   const mysqlUrl = new URL(process.env.BENCH_MYSQL_URL || "mysql://root@127.0.0.1:3306");
   const runId = randomBytes(4).toString("hex");
+  const redisUrl = process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379";
+  const redisPrefix = `identity-signin-cpu-${runId}:`;
   const database = `identity_signin_cpu_${runId}`;
   const admin = await createConnection({ uri: mysqlUrl.toString() });
   await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
@@ -98,8 +101,8 @@ if (!isMainThread) {
     DATA_DIR: dataDir,
     LOG_LEVEL: "warn",
     MYSQL_URL: serviceUrl.toString(),
-    REDIS_URL: process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379",
-    REDIS_KEY_PREFIX: `identity-signin-cpu-${runId}:`,
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: redisPrefix,
     KEY_ENCRYPTION_KEYS: `${kek.id}:${kek.key.toString("base64")}`,
     BLIND_INDEX_KEY: blindIndexKey.toString("base64"),
     PUBLIC_URL: "https://bench.example.test",
@@ -185,5 +188,13 @@ if (!isMainThread) {
     await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
     await admin.end();
     rmSync(dataDir, { recursive: true, force: true });
+    // The sessions and counters this run left in the shared Redis, by its prefix only.
+    const redis = new Redis(redisUrl);
+    for (let cursor = "0", first = true; first || cursor !== "0"; first = false) {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${redisPrefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    }
+    redis.disconnect();
   }
 }
