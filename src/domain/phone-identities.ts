@@ -15,7 +15,7 @@
 import type { Keyring } from "../crypto/keyring.ts";
 import { GUEST_INDEX, newAccount, newIdentity, openAccount, openIdentityProfile, PHONE_INDEX, sealIdentityProfile, sealMessage } from "./accounts.ts";
 import { checkCustomAttributes } from "./profile.ts";
-import { sealDecoy } from "./address-requests.ts";
+import { type AddressRequests, sealDecoy } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
@@ -56,6 +56,8 @@ export interface PhoneIdentityDeps {
   random: Random;
   onMessageQueued: () => void;
   audit: AuditLog;
+  /** How the owner of a number someone else tried to add hears of it: one request row (a decoy when there is nobody to tell). */
+  addressRequests: Pick<AddressRequests, "queue">;
 }
 
 export interface PhoneIdentities {
@@ -272,7 +274,11 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
         // A number proven by someone (another account, or this one already) is never moved and gets no code:
         // the same answer, a decoy row for the same write. A pending sign-up's unproven number is free to prove.
         if (holder && (holder.identity.verifiedAt !== null || holder.account.id === principal.accountId)) {
-          await deps.outbox.enqueue([sealDecoy(keyring, tenant.id, MessageKind.PHONE_CODE, now(), random)]);
+          // Another account's owner is told by mail, as for a taken address (a phone-only owner has no address:
+          // a decoy row then, the same write); the caller's own number needs no notice.
+          const other = holder.account.id !== principal.accountId ? holder : undefined;
+          const tell = other && openAccount(keyring, other.account, other.wrappedKey).account.profile.email !== "" ? other : undefined;
+          await deps.addressRequests.queue(tenant, MessageKind.SIGNUP_EXISTING, tell, undefined);
           return { ok: true, value: undefined, subject: { ...subject, outcome: "IDENTITY_EXISTS" } };
         }
         const message = await newCode(tenant, codeKey("add_phone", tenant.id, principal.accountId, lookupHash), principal.accountId, phone, locale);

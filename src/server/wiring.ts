@@ -434,6 +434,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     ...messaging,
     accounts: durable.accounts,
     codes: ephemeral.codes,
+    addressRequests,
     tenants,
     keyring,
     sessions,

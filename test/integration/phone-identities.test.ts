@@ -255,6 +255,14 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       expect(sms!.locale).toBe("en");
       await api.call(IdentityService.method.verifyPhone, { phone, code: sms!.variables.code! }, me.headers(verified.sessionToken));
 
+      // Someone else trying to add the number: no code, the owner told by mail (a request row under the owner's account).
+      const other = person();
+      const otherGuest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, other.headers());
+      const smsBefore = (await queuedSms(server, phone)).length;
+      await api.call(IdentityService.method.addPhone, { phone }, other.headers(otherGuest.sessionToken));
+      expect(await queuedSms(server, phone)).toHaveLength(smsBefore);
+      expect((await server.rawRows("outbox")).filter((r) => r.kind === "signup_existing" && r.account_id === verified.accountId)).toHaveLength(1);
+
       await me.sendCode(phone);
       const byPhone = await me.signIn(phone, await lastCode(server, phone));
       const byEmail = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email, password: PASSWORD } } }, me.headers());

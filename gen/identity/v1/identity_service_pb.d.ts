@@ -878,8 +878,9 @@ export declare const IdentityService: GenService<{
    * Sends a 6-digit code by SMS to a phone number the caller wants to add.
    * Signed in. The answer is the same when the number already belongs to an
    * account (this one or another): then no code is sent, and the number is
-   * never moved. Sends are capped per number, per source and per tenant per
-   * day, as for SessionService.SendSignInCode.
+   * never moved; another account's owner is told by mail when the account
+   * has an address. Sends are capped per number, per source and per tenant
+   * per day, as for SessionService.SendSignInCode.
    * Errors: InvalidArgument PHONE_REQUIRED or PHONE_INVALID on phone, or on
    * locale; ResourceExhausted RATE_LIMITED.
    *
