@@ -469,7 +469,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           : undefined;
       let added: boolean;
       try {
-        added = await accounts.addIdentity({ tenantId: tenant.id, accountId: account.id, identity, retire, ...(profile ? { profile } : {}), at });
+        const events = [accountEvent(EventType.IDENTITY_ADDED, account, at, { identity_id: identity.id, identity_kind: "email" }, random)];
+        added = await accounts.addIdentity({ tenantId: tenant.id, accountId: account.id, identity, retire, ...(profile ? { profile } : {}), at, events });
       } catch (error) {
         if (!(error instanceof DuplicateIdentityError)) throw error;
         throw new DomainError("failed_precondition", "IDENTITY_TAKEN", "this address was added to another account meanwhile");

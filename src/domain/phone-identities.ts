@@ -18,6 +18,7 @@ import { checkCustomAttributes } from "./profile.ts";
 import { type AddressRequests, sealDecoy } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
+import { accountEvent, EventType } from "./events.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import { assertCanSignIn, type IdentityFlowDeps, type SecondFactorNeeded, type SignInResult, stateAfterVerification } from "./identity.ts";
 import type { Limits } from "./limits.ts";
@@ -180,7 +181,8 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
             random,
           });
           try {
-            await accounts.createAccount({ ...rows, messages: [sealMessage(dataKey, rows.account, message, at, random)] });
+            const events = [accountEvent(EventType.ACCOUNT_CREATED, rows.account, at, { identity_id: rows.identity.id, identity_kind: "phone" }, random)];
+            await accounts.createAccount({ ...rows, messages: [sealMessage(dataKey, rows.account, message, at, random)], events });
             subject = { accountId: rows.account.id };
           } catch (error) {
             if (!(error instanceof DuplicateIdentityError)) throw error;
@@ -211,7 +213,11 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
         if (found.identity.verifiedAt === null) {
           // The first proven use: the pending account becomes the person's (sign-in acts as sign-up).
           const state = stateAfterVerification(tenant.settings, stored.state);
-          if (!(await accounts.markIdentityVerified({ identityId: found.identity.id, accountId: stored.id, at: now(), state })))
+          const at = now();
+          const verified = { identity_id: found.identity.id, identity_kind: "phone" };
+          const events = [accountEvent(EventType.IDENTITY_VERIFIED, stored, at, verified, random)];
+          if (stored.state === AccountState.PENDING_VERIFICATION) events.push(accountEvent(EventType.ACCOUNT_VERIFIED, stored, at, {}, random));
+          if (!(await accounts.markIdentityVerified({ identityId: found.identity.id, accountId: stored.id, at, state, events })))
             throw codeRefused("phone_code.code");
           stored = { ...stored, state };
         }
@@ -247,7 +253,8 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
           at,
           random,
         });
-        await accounts.createAccount({ ...rows, messages: [] });
+        const events = [accountEvent(EventType.ACCOUNT_CREATED, rows.account, at, { identity_id: rows.identity.id, identity_kind: "guest" }, random)];
+        await accounts.createAccount({ ...rows, messages: [], events });
         subject = { accountId: rows.account.id };
         const { account } = openAccount(keyring, rows.account, rows.wrappedKey);
         const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL1, dataKey, [
@@ -308,7 +315,8 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
           // A guest adding a phone is upgraded: same account, its guest identity retired.
           const retire = (await accounts.listIdentities(own.account.id)).filter((i) => i.kind === IdentityKind.GUEST).map((i) => i.id);
           try {
-            if (await accounts.addIdentity({ tenantId: tenant.id, accountId: own.account.id, identity, retire, at }))
+            const events = [accountEvent(EventType.IDENTITY_ADDED, own.account, at, { identity_id: identity.id, identity_kind: "phone" }, random)];
+            if (await accounts.addIdentity({ tenantId: tenant.id, accountId: own.account.id, identity, retire, at, events }))
               return { ok: true, value: undefined, subject };
           } catch (error) {
             if (!(error instanceof DuplicateIdentityError)) throw error;
