@@ -378,6 +378,40 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
     api.close();
   });
 
+  it("in an invite-only tenant, a code sign-in never creates an account and guests are refused; national numbers read in its default region", async () => {
+    const api = createCaller("grpc-js", server.baseUrl);
+    const ip = freshIp();
+    const rootEmail = `root.invite.${Date.now()}@example.test`;
+    await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: PASSWORD, promote: false });
+    const root = await api.call(
+      SessionService.method.signIn,
+      { method: { case: "emailPassword", value: { email: rootEmail, password: PASSWORD } } },
+      { "x-forwarded-for": ip },
+    );
+    const { tenant } = await api.call(
+      AdminService.method.createTenant,
+      { name: "Invite only", settings: { inviteOnly: true, phoneDefaultRegion: "FR" } },
+      { "x-forwarded-for": ip, authorization: `Bearer ${root.sessionToken}` },
+    );
+    const headers = { "x-forwarded-for": ip, "x-tenant-id": tenant!.id };
+    const phone = newPhone();
+    const national = `0${phone.slice(3)}`; // "06…", read as +33 in the tenant's region
+    expect(await api.call(SessionService.method.sendSignInCode, { phone: national }, headers)).toBeDefined();
+    expect(await queuedSms(server, phone)).toStrictEqual([]); // nobody to send to: a decoy row
+    expect(
+      await reasonOf(api.call(SessionService.method.signIn, { method: { case: "phoneCode", value: { phone: national, code: "123456" } } }, headers)),
+    ).toStrictEqual({
+      code: Code.InvalidArgument,
+      reason: "CODE_INVALID",
+    });
+    expect(await reasonOf(api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, headers))).toStrictEqual({
+      code: Code.FailedPrecondition,
+      reason: "SIGN_UP_CLOSED",
+    });
+    expect((await server.rawRows("identities")).filter((r) => r.tenant_id === tenant!.id)).toStrictEqual([]);
+    api.close();
+  });
+
   it("keeps no phone number, SMS code, identity profile or guest id in clear in any table, key-store table or Redis key", async () => {
     const api = createCaller("connect-json-h1", server.baseUrl);
     const headers = (token?: string) => ({ "x-forwarded-for": freshIp(), ...(token ? { authorization: `Bearer ${token}` } : {}) });
