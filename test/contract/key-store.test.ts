@@ -75,6 +75,20 @@ describe.each(VARIANTS)("KeyStore and erasure contract: $name", ({ backend, sepa
     // A subscription change made under an idempotency key (a billing webhook's): its key is a row about the account too.
     await h.stores.accounts.updateAccount({ tenantId, accountId, at: T0, onceKey: randomBytes(32).toString("hex"), change: () => ({ plan: "pro" }) });
     await h.stores.events.sequence({ limit: 1000, now: T0, newId: () => newId(T0) });
+    // A confirmed second factor and its recovery codes: rows about the account too.
+    const factorId = newId(T0);
+    await h.stores.secondFactors.putPending({
+      id: factorId,
+      tenantId,
+      accountId,
+      kind: 1,
+      secretSealed: "sealed",
+      createdAt: T0,
+      confirmedAt: null,
+      lastUsedStep: null,
+      lastUsedAt: null,
+    });
+    await h.stores.secondFactors.confirm({ accountId, factorId, at: T0, step: 1, recoveryCodeHashes: [randomBytes(32).toString("hex")] });
     return { ...rows, accountId };
   }
 
