@@ -283,7 +283,7 @@ describe.each(BACKENDS.flatMap((backend) => (["webhook", "twilio"] as const).map
   },
 );
 
-describe("without an SMS provider", () => {
+describe("the test server's SMS provider, and none", () => {
   async function queueCode(server: TestServer, c: string): Promise<void> {
     const { accountId } = await server.runtime.bootstrap.createSuperAdmin({ email: `nosms.${Date.now()}@example.test`, password: PASSWORD, promote: false });
     const found = await server.runtime.durable.accounts.getAccount(DEFAULT_TENANT_ID, accountId);
@@ -300,9 +300,18 @@ describe("without an SMS provider", () => {
     }
   }
 
+  it("a test server has its own signed-webhook provider, so flows under test can read their SMS", async () => {
+    const server = await startTestServer("embedded");
+    cleanup.push(() => server.close());
+    expect(server.config.sms?.provider).toBe("webhook");
+    await queueCode(server, "924612");
+    expect((await server.waitForSms("+33612345678")).body).toMatch(/^924612 is your Identity code/);
+    expect(server.sms!.requests.every((r) => /^sha256=[0-9a-f]{64}$/.test(String(r.headers["x-signature"])))).toBe(true);
+  });
+
   it("development mode writes the code to the log (the number redacted) instead of sending it", async () => {
     const logLines: string[] = [];
-    const server = await startTestServer("embedded", { env: { LOG_LEVEL: "info" }, logLines });
+    const server = await startTestServer("embedded", { env: { LOG_LEVEL: "info" }, logLines, sms: false });
     cleanup.push(() => server.close());
     expect(server.config.sms).toBeUndefined();
     expect(logLines.join("\n")).toContain("SMS (phone codes) written to this log");
@@ -319,6 +328,7 @@ describe("without an SMS provider", () => {
     const server = await startTestServer("mysql", {
       env: { LOG_LEVEL: "trace", OUTBOX_RETRY_BASE_SECONDS: "1", OUTBOX_RETRY_MAX_DELAY_SECONDS: "1" },
       logLines,
+      sms: false,
     });
     cleanup.push(() => server.close());
     expect(server.config.development).toBe(false);

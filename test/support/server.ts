@@ -1,6 +1,7 @@
 // A real identity server on a free port, wired exactly as in production
 // (createRuntime + createHttpServer), on the chosen backend, with a real SMTP
-// server capturing what it sends.
+// server capturing what it sends and a local SMS webhook provider (it checks
+// every request's signature) receiving its SMS.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -17,6 +18,7 @@ import { createRuntime, type Runtime, type RuntimeOptions } from "../../src/serv
 import { createMysqlDatabase, REDIS_URL, redisPrefix, type BackendName } from "./backends.ts";
 import { viaProxy, type TcpProxy } from "./proxy.ts";
 import { startSmtp, type Received, type Smtp } from "./smtp.ts";
+import { type ReceivedSms, type SmsProvider, startSmsProvider } from "./sms-provider.ts";
 
 export interface TestServer {
   baseUrl: string;
@@ -29,6 +31,14 @@ export interface TestServer {
   inbox: Received[];
   /** The SMTP server the service sends to (make it refuse recipients with smtp.refuse). */
   smtp: Smtp;
+  /**
+   * The SMS webhook provider the service sends to (sms.delivered; sms.answerNext to
+   * make it fail, sms.stop/start to take it down); undefined with `sms: false` or
+   * when the test's env names its own SMS provider.
+   */
+  sms: SmsProvider | undefined;
+  /** Resolves with the first SMS delivered to `phone` (E.164) matching `filter`, waiting up to 10 s. */
+  waitForSms(phone: string, filter?: (sms: ReceivedSms) => boolean): Promise<ReceivedSms>;
   /** Every row of a table, read directly from the database (not through the service). */
   rawRows(table: string): Promise<Array<Record<string, unknown>>>;
   /** Names of every table in the database. */
@@ -57,10 +67,15 @@ export async function startTestServer(
     tracer?: Tracer;
     /** REDIS_CLUSTER_NODES of a Redis Cluster (test/support/redis-cluster.ts) to use instead of the shared Redis. */
     redisCluster?: string;
+    /** false: no SMS provider (development logs SMS; production keeps them queued). */
+    sms?: false;
   } = {},
 ): Promise<TestServer> {
   const inbox: Received[] = [];
   const smtp = await startSmtp(inbox);
+  const ownSmsProvider = Object.keys(options.env ?? {}).some((name) => /^(SMS_|TWILIO_)/.test(name));
+  const smsSecret = randomBytes(32).toString("hex");
+  const sms = options.sms === false || ownSmsProvider ? undefined : await startSmsProvider({ kind: "webhook", secret: smsSecret, dedupe: true });
   const dataDir = mkdtempSync(join(tmpdir(), "identity-test-"));
   const mysql = backend === "mysql" ? await createMysqlDatabase() : undefined;
   const config = loadConfig({
@@ -74,6 +89,7 @@ export async function startTestServer(
     KEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
     BLIND_INDEX_KEY: randomBytes(32).toString("base64"),
     SHUTDOWN_GRACE_SECONDS: "2",
+    ...(sms ? { SMS_WEBHOOK_URL: `${sms.url}/sms`, SMS_WEBHOOK_SECRET: smsSecret } : {}),
     ...(mysql
       ? {
           MYSQL_URL: options.via?.mysql ? viaProxy(mysql.url, options.via.mysql) : mysql.url,
@@ -104,6 +120,17 @@ export async function startTestServer(
     metrics,
     inbox,
     smtp,
+    sms,
+    async waitForSms(phone, filter = () => true) {
+      if (!sms) throw new Error("this test server has no SMS provider");
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const found = sms.delivered.find((m) => m.to === phone && filter(m));
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no SMS to ${phone} within 10 s (${sms.delivered.length} delivered to others)`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
     async rawRows(table) {
       if (!/^[a-z_]+$/.test(table)) throw new Error(`bad table name ${table}`);
       return rawQuery(config, `SELECT * FROM ${table}`);
@@ -138,6 +165,7 @@ export async function startTestServer(
       await server.close(1000);
       await runtime.close();
       await smtp.close();
+      await sms?.close();
       await mysql?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
