@@ -54,6 +54,24 @@ describe("limits", () => {
     expect(slept).toEqual(Array(30).fill(ACCOUNT_SLOWDOWN_MS.at(-1)));
   });
 
+  it("the tenant's daily SMS budget is one counter per day, whatever the source; SMS and guest budgets per source count IPv6 by /64", async () => {
+    const { limits, advance } = setup();
+    const scope: LimitScope = { id: "t1", settings: { ...tenant.settings, smsDailyLimit: 3, smsPerIpLimit: 2, guestSignInPerIpLimit: 1 } };
+    const sends = [];
+    for (let i = 0; i < 4; i++) sends.push(await refusedCode(limits.consume("sms_tenant", scope, "")));
+    expect(sends).toEqual(["allowed", "allowed", "allowed", "resource_exhausted"]);
+    advance(24 * 3_600_000);
+    expect(await refusedCode(limits.consume("sms_tenant", scope, ""))).toBe("allowed"); // a new day
+    // Another tenant's budget is its own.
+    expect(await refusedCode(limits.consume("sms_tenant", { ...scope, id: "t2" }, ""))).toBe("allowed");
+    expect(await refusedCode(limits.consume("sms_ip", scope, "2001:db8:1:2::1"))).toBe("allowed");
+    expect(await refusedCode(limits.consume("sms_ip", scope, "2001:db8:1:2::99"))).toBe("allowed");
+    expect(await refusedCode(limits.consume("sms_ip", scope, "2001:db8:1:2:ffff::7"))).toBe("resource_exhausted");
+    expect(await refusedCode(limits.consume("guest_ip", scope, "192.0.2.7"))).toBe("allowed");
+    expect(await refusedCode(limits.consume("guest_ip", scope, "192.0.2.7"))).toBe("resource_exhausted");
+    expect(await refusedCode(limits.consume("guest_ip", scope, "192.0.2.8"))).toBe("allowed");
+  });
+
   it("slows by how many account-wide tiers are exceeded", async () => {
     const { limits, slept } = setup();
     for (let i = 0; i < 41; i++) await limits.passwordGuess(tenant, "lookup-b", `198.51.100.${i}`);
