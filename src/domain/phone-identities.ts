@@ -19,6 +19,7 @@ import { type AddressRequests, sealDecoy } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { accountEvent, EventType } from "./events.ts";
+import type { BlockingHooks } from "./hooks.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import { assertCanSignIn, type IdentityFlowDeps, type SecondFactorNeeded, type SignInResult, stateAfterVerification } from "./identity.ts";
 import type { Limits } from "./limits.ts";
@@ -57,6 +58,8 @@ export interface PhoneIdentityDeps {
   random: Random;
   onMessageQueued: () => void;
   audit: AuditLog;
+  /** The tenant's blocking hooks (before_sign_up, for a guest); none: no hook is asked. */
+  hooks?: Pick<BlockingHooks, "check">;
   /** How the owner of a number someone else tried to add hears of it: one request row (a decoy when there is nobody to tell). */
   addressRequests: Pick<AddressRequests, "queue">;
 }
@@ -240,6 +243,8 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
         const tenant = await deps.tenants.get(input.tenantId);
         if (tenant.settings.inviteOnly) throw new DomainError("failed_precondition", "SIGN_UP_CLOSED", "sign-up is by invitation only");
         await limits.consume("guest_ip", tenant, input.meta.ip);
+        // A guest is always a new account: the tenant's before_sign_up hook may refuse it.
+        await deps.hooks?.check("before_sign_up", { tenantId: tenant.id, identityKind: IdentityKind.GUEST, meta: input.meta });
         const at = now();
         // The guest's value: a random id nobody can type (a guest never signs in again; its session is its only way in).
         const value = `guest_${randomToken(random, 16)}`;

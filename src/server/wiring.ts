@@ -443,6 +443,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     now,
     random,
     audit,
+    hooks,
   });
   const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits, addressRequests });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });

@@ -112,6 +112,12 @@ describe.each(BACKENDS)("blocking hooks on the %s backend", (backend) => {
     expect(payload).toMatchObject({ type: "before_sign_up", data: { tenant_id: shop, identity_kind: "email", ip: "127.0.0.1", user_agent: "hook-test/1" } });
     expect(asked[0]!.body).not.toContain(email);
 
+    // A guest is a sign-up too: refused the same way, the hook told it is a guest.
+    const guest = await refusal(api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, { "x-tenant-id": shop }));
+    expect(guest.code).toBe(Code.PermissionDenied);
+    expect(guest.findDetails(ErrorInfoSchema)[0]?.reason).toBe("NETWORK_BLOCKED");
+    expect(JSON.parse(hook.asked.filter((a) => a.path === "/deny").at(-1)!.body).data.identity_kind).toBe("guest");
+
     // Allowed, the same sign-up goes through.
     hook.answers.set("/deny", { json: { decision: "allow" } });
     await signUp(shop, email);
