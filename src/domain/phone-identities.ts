@@ -126,7 +126,7 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
     const code = randomDigits(random, PHONE_CODE_DIGITS);
     const lifetime = tenant.settings.phoneCodeLifetimeMs;
     await deps.codes.put(key, { codeHash: codeHash(key, code), tenantId: tenant.id, accountId, expiresAt: now() + lifetime }, lifetime);
-    return { kind: MessageKind.PHONE_CODE, to: phone, locale, variables: { code, minutes: String(Math.round(lifetime / 60_000)) } };
+    return { kind: MessageKind.PHONE_CODE, to: phone, locale, variables: { code, minutes: String(Math.ceil(lifetime / 60_000)) } };
   }
 
   /** One attempt at the code under `key`, counted per IP and per phone first; the code refused alike whatever went wrong. */

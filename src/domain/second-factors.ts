@@ -394,7 +394,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         kind: MessageKind.PHONE_CODE,
         to: number,
         locale: account.locale,
-        variables: { code, minutes: String(Math.max(1, Math.round((expiresAt - now()) / 60_000))) },
+        variables: { code, minutes: String(Math.max(1, Math.ceil((expiresAt - now()) / 60_000))) },
       };
       await deps.outbox.enqueue([sealMessage(dataKey, account, message, now(), random)]);
       deps.onMessageQueued();
