@@ -28,6 +28,12 @@ export const EventType = {
   PASSWORD_CHANGED: "password.changed",
   PASSWORD_RESET: "password.reset",
   CONSENT_CHANGED: "consent.changed",
+  /** A second factor was confirmed (data: factor_id, kind). */
+  SECOND_FACTOR_ENROLLED: "second_factor.enrolled",
+  /** A second factor was removed (data: factor_id). */
+  SECOND_FACTOR_REMOVED: "second_factor.removed",
+  /** The account's recovery codes were replaced by new ones. */
+  RECOVERY_CODES_REGENERATED: "recovery_codes.regenerated",
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

@@ -17,6 +17,7 @@ import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "./errors.ts";
 import { assertCanSignIn, type SignInResult } from "./identity.ts";
+import { accountEvent, EventType } from "./events.ts";
 import { newId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
 import { randomDigits, oneTimeTokenHash, randomToken } from "./one-time-tokens.ts";
@@ -321,7 +322,14 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       if (step === undefined) throw invalidCode();
       const { codes, hashes } = await newRecoveryCodes(principal.accountId);
       const at = now();
-      if (!(await store.confirm({ accountId: principal.accountId, factorId: pending.id, at, step, recoveryCodeHashes: hashes })))
+      const enrolled = accountEvent(
+        EventType.SECOND_FACTOR_ENROLLED,
+        { tenantId: principal.tenantId, id: principal.accountId },
+        at,
+        { factor_id: pending.id, kind: "totp" },
+        random,
+      );
+      if (!(await store.confirm({ accountId: principal.accountId, factorId: pending.id, at, step, recoveryCodeHashes: hashes, events: [enrolled] })))
         throw new DomainError("failed_precondition", "ENROLLMENT_NOT_STARTED", "no enrollment is pending (start one)");
       return { factor: viewOf({ ...pending, confirmedAt: at, lastUsedAt: at }), recoveryCodes: codes };
     },
@@ -335,7 +343,15 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       if (factorId === "") throw invalidArgument("factor_id", "is required");
       if (factorId.length > 64) throw invalidArgument("factor_id", "is not a factor id");
       await api.requireStepUp(principal);
-      if (!(await store.remove(principal.accountId, factorId))) throw new DomainError("not_found", "SECOND_FACTOR_NOT_FOUND", "no such second factor");
+      const removed = accountEvent(
+        EventType.SECOND_FACTOR_REMOVED,
+        { tenantId: principal.tenantId, id: principal.accountId },
+        now(),
+        { factor_id: factorId },
+        random,
+      );
+      if (!(await store.remove(principal.accountId, factorId, [removed])))
+        throw new DomainError("not_found", "SECOND_FACTOR_NOT_FOUND", "no such second factor");
     },
 
     async regenerateRecoveryCodes(principal) {
@@ -343,7 +359,9 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       if (!(await store.hasConfirmed(principal.accountId)))
         throw new DomainError("failed_precondition", "SECOND_FACTOR_NOT_ENROLLED", "recovery codes come with a second factor: enroll one first");
       const { codes, hashes } = await newRecoveryCodes(principal.accountId);
-      await store.replaceRecoveryCodes(principal.accountId, hashes, now());
+      const at = now();
+      const regenerated = accountEvent(EventType.RECOVERY_CODES_REGENERATED, { tenantId: principal.tenantId, id: principal.accountId }, at, {}, random);
+      await store.replaceRecoveryCodes(principal.accountId, hashes, at, [regenerated]);
       return codes;
     },
 

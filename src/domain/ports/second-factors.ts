@@ -1,3 +1,4 @@
+import type { DomainEvent } from "../events.ts";
 // Second factors of an account and its recovery codes. A factor row holds its
 // secret sealed under the account's data key; recovery codes only as keyed
 // hashes. Erasure deletes both with the account (src/store/sql/account-tables.ts).
@@ -31,16 +32,23 @@ export interface SecondFactorStore {
    * recovery codes, in one transaction; false (nothing written) when the
    * factor is not pending any more (confirmed meanwhile, or replaced).
    */
-  confirm(input: { accountId: string; factorId: string; at: number; step: number; recoveryCodeHashes: readonly string[] }): Promise<boolean>;
+  confirm(input: {
+    accountId: string;
+    factorId: string;
+    at: number;
+    step: number;
+    recoveryCodeHashes: readonly string[];
+    events?: readonly DomainEvent[];
+  }): Promise<boolean>;
   /** Records `step` as the factor's last used, only if it is later than the last one (compare-and-set); false otherwise. */
   useStep(accountId: string, factorId: string, step: number, at: number): Promise<boolean>;
   /**
    * Deletes a confirmed factor; when it was the account's last one, the
    * recovery codes go too (same transaction). False when there was none.
    */
-  remove(accountId: string, factorId: string): Promise<boolean>;
+  remove(accountId: string, factorId: string, events?: readonly DomainEvent[]): Promise<boolean>;
   /** Replaces every recovery code of the account. */
-  replaceRecoveryCodes(accountId: string, hashes: readonly string[], at: number): Promise<void>;
+  replaceRecoveryCodes(accountId: string, hashes: readonly string[], at: number, events?: readonly DomainEvent[]): Promise<void>;
   /** Marks an unused code as used (compare-and-set); false when there is none unused with this hash. */
   useRecoveryCode(accountId: string, hash: string, at: number): Promise<boolean>;
   /** How many unused recovery codes the account has. */

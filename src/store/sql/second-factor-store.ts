@@ -4,6 +4,7 @@
 import type { Selectable } from "kysely";
 import type { SecondFactorStore, StoredSecondFactor } from "../../domain/ports/second-factors.ts";
 import type { SqlDatabase } from "./database.ts";
+import { insertEvents } from "./event-store.ts";
 import type { SecondFactorsTable } from "./schema.ts";
 
 const num = (value: number | string | bigint | null) => (value === null ? null : Number(value));
@@ -60,7 +61,7 @@ export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorSto
       });
     },
 
-    async confirm({ accountId, factorId, at, step, recoveryCodeHashes }) {
+    async confirm({ accountId, factorId, at, step, recoveryCodeHashes, events }) {
       return db.transaction().execute(async (trx) => {
         const confirmed = await trx
           .updateTable("second_factors")
@@ -76,6 +77,7 @@ export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorSto
             .insertInto("recovery_codes")
             .values(recoveryCodeHashes.map((code_hash) => ({ account_id: accountId, code_hash, created_at: at, used_at: null })))
             .execute();
+        await insertEvents(trx, events);
         return true;
       });
     },
@@ -92,7 +94,7 @@ export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorSto
       return Number(result.numUpdatedRows) === 1;
     },
 
-    async remove(accountId, factorId) {
+    async remove(accountId, factorId, events) {
       return db.transaction().execute(async (trx) => {
         const deleted = await trx
           .deleteFrom("second_factors")
@@ -109,11 +111,12 @@ export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorSto
           .limit(1)
           .executeTakeFirst();
         if (!left) await trx.deleteFrom("recovery_codes").where("account_id", "=", accountId).execute();
+        await insertEvents(trx, events);
         return true;
       });
     },
 
-    async replaceRecoveryCodes(accountId, hashes, at) {
+    async replaceRecoveryCodes(accountId, hashes, at, events) {
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom("recovery_codes").where("account_id", "=", accountId).execute();
         if (hashes.length > 0)
@@ -121,6 +124,7 @@ export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorSto
             .insertInto("recovery_codes")
             .values(hashes.map((code_hash) => ({ account_id: accountId, code_hash, created_at: at, used_at: null })))
             .execute();
+        await insertEvents(trx, events);
       });
     },
 
