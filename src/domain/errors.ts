@@ -65,3 +65,8 @@ export function permissionDenied(reason = "PERMISSION_DENIED", message = "permis
 export function rateLimited(retryAfterMs: number): DomainError {
   return new DomainError("resource_exhausted", "RATE_LIMITED", "too many attempts; retry later", { retryAfterMs });
 }
+
+/** An SMS code asked for where the deployment sends none (SMS_PROVIDER=none): nothing is queued. */
+export function smsDisabled(): DomainError {
+  return new DomainError("failed_precondition", "SMS_DISABLED", "this service does not send SMS: phone codes are turned off");
+}

@@ -20,7 +20,7 @@ import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { accountEvent, EventType } from "./events.ts";
 import type { BlockingHooks } from "./hooks.ts";
-import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
+import { DomainError, invalidArgument, smsDisabled, unauthenticated } from "./errors.ts";
 import { assertCanSignIn, type IdentityFlowDeps, type SecondFactorNeeded, type SignInResult, stateAfterVerification } from "./identity.ts";
 import type { Limits } from "./limits.ts";
 import { MessageKind, type MessagePayload } from "./messages.ts";
@@ -62,6 +62,8 @@ export interface PhoneIdentityDeps {
   hooks?: Pick<BlockingHooks, "check">;
   /** How the owner of a number someone else tried to add hears of it: one request row (a decoy when there is nobody to tell). */
   addressRequests: Pick<AddressRequests, "queue">;
+  /** false when the deployment turned SMS off (SMS_PROVIDER=none): no code is queued, failed_precondition SMS_DISABLED. */
+  smsEnabled: boolean;
 }
 
 export interface PhoneIdentities {
@@ -160,6 +162,7 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
         const phone = phoneOf(tenant, input.phone, "phone");
         const locale = parseLocale("locale", input.locale, tenant.settings.defaultLocale);
         const lookupHash = lookupOf(phone);
+        if (!deps.smsEnabled) throw smsDisabled();
         if (!(await countSend(tenant, lookupHash, input.meta.ip))) return { ok: true, value: undefined, subject };
         const key = codeKey("sign_in", tenant.id, "", lookupHash);
         const message = await newCode(tenant, key, "", phone, locale);
@@ -281,6 +284,7 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
         const own = await accounts.getAccount(tenant.id, principal.accountId);
         if (!own) throw unauthenticated("SESSION_INVALID", "session is invalid or expired");
         const locale = parseLocale("locale", input.locale, own.account.locale as Locale);
+        if (!deps.smsEnabled) throw smsDisabled();
         if (!(await countSend(tenant, lookupHash, input.meta.ip))) return { ok: true, value: undefined, subject };
         const holder = await accounts.findByIdentity(tenant.id, IdentityKind.PHONE, lookupHash);
         // A number proven by someone (another account, or this one already) is never moved and gets no code:

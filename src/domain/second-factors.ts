@@ -15,7 +15,7 @@ import { qrCodeSvg, TOTP_SECRET_BYTES, totpMatchingSteps, totpSecretBase32, totp
 import { openAccount } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
-import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "./errors.ts";
+import { DomainError, invalidArgument, permissionDenied, smsDisabled, unauthenticated } from "./errors.ts";
 import { assertCanSignIn, type SignInResult } from "./identity.ts";
 import { accountEvent, EventType } from "./events.ts";
 import { newId } from "./ids.ts";
@@ -129,6 +129,8 @@ export interface SecondFactorDeps {
   audit: AuditLog;
   now: () => number;
   random: Random;
+  /** false when the deployment turned SMS off (SMS_PROVIDER=none): SMS is never offered, SendSecondFactorCode answers SMS_DISABLED. */
+  smsEnabled: boolean;
 }
 
 export const stepUpRequired = () =>
@@ -369,7 +371,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       const factors = (await store.list(account.id)).filter((f) => f.confirmedAt !== null);
       if (factors.length === 0) return undefined;
       const kinds = [...new Set(factors.map((f) => f.kind as SecondFactorKind))];
-      if (await smsPhone(account.id, firstMethod)) kinds.push(SecondFactorKind.SMS);
+      if (deps.smsEnabled && (await smsPhone(account.id, firstMethod))) kinds.push(SecondFactorKind.SMS);
       if ((await store.countRecoveryCodes(account.id)) > 0) kinds.push(SecondFactorKind.RECOVERY_CODE);
       const challenge = randomToken(random);
       const expiresAt = now() + CHALLENGE_TTL_MS;
@@ -388,6 +390,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
     async sendSmsCode(input) {
       challengeField(input.challenge);
       const tenant = await deps.tenants.get(input.tenantId);
+      if (!deps.smsEnabled) throw smsDisabled();
       await limits.consume("code_ip", tenant, input.meta.ip);
       const { tokenHash, pending } = await liveChallenge(tenant.id, input.challenge);
       const found = await deps.accounts.getAccount(tenant.id, pending.accountId);

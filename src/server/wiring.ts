@@ -404,8 +404,11 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     onMessageQueued: () => outboxWorker.nudge(),
   };
   const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
+  // SMS_PROVIDER=none: the flows refuse to queue codes nobody would deliver.
+  const smsEnabled = config.sms?.provider !== "none";
   const secondFactors = createSecondFactors({
     ...messaging,
+    smsEnabled,
     codes: ephemeral.codes,
     store: durable.secondFactors,
     accounts: durable.accounts,
@@ -432,6 +435,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   });
   const phones = createPhoneIdentities({
     ...messaging,
+    smsEnabled,
     accounts: durable.accounts,
     codes: ephemeral.codes,
     addressRequests,
