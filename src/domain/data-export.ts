@@ -9,6 +9,7 @@ import type { Consent, Consents } from "./consents.ts";
 import { DomainError } from "./errors.ts";
 import type { AccountReader } from "./ports/accounts.ts";
 import type { AuditReader, StoredAuditEvent } from "./ports/audit.ts";
+import type { EventStore } from "./ports/events.ts";
 import type { OutboxHistory } from "./ports/outbox.ts";
 import type { Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID } from "./tenants.ts";
@@ -27,6 +28,7 @@ export const EXPORT_SECTIONS = [
   "consents",
   "subscription",
   "messages",
+  "events",
   "audit_events_about_me",
   "audit_events_by_me",
 ] as const;
@@ -54,6 +56,8 @@ export interface DataExportDeps {
   secondFactors: Pick<SecondFactors, "list">;
   consents: Pick<Consents, "current" | "historyPages">;
   outbox: Pick<OutboxHistory, "listForAccount">;
+  /** Domain events about the person (what webhooks and the event stream carry). */
+  events: Pick<EventStore, "listForAccount">;
   audit: Pick<AuditReader, "list" | "nextChain">;
   now: () => number;
 }
@@ -120,6 +124,13 @@ export function createDataExport(deps: DataExportDeps): DataExport {
     keysetBatches(
       (afterId: string | undefined) =>
         deps.outbox.listForAccount({ tenantId, accountId, limit: EXPORT_PART_RECORDS, ...(afterId !== undefined ? { afterId } : {}) }),
+      (last) => last.id,
+    );
+
+  const eventBatches = (tenantId: string, accountId: string) =>
+    keysetBatches(
+      (afterId: string | undefined) =>
+        deps.events.listForAccount({ tenantId, accountId, limit: EXPORT_PART_RECORDS, ...(afterId !== undefined ? { afterId } : {}) }),
       (last) => last.id,
     );
 
@@ -230,6 +241,8 @@ export function createDataExport(deps: DataExportDeps): DataExport {
         createTime: iso(m.createdAt),
         sentTime: iso(m.sentAt),
       }));
+
+      yield* section("events", eventBatches(tenantId, accountId), (e) => ({ id: e.id, type: e.type, eventTime: iso(e.createdAt), data: e.data }));
 
       const toExport = (e: StoredAuditEvent) => auditEventForExport(e, accountId);
       yield* section("audit_events_about_me", auditBatches(tenantId, { target: `account:${accountId}` }), toExport);

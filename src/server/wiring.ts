@@ -491,6 +491,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     secondFactors,
     consents,
     outbox: durable.outbox,
+    events: durable.events,
     audit: durable.audit,
     now,
   });

@@ -352,6 +352,7 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
         "consents",
         "subscription",
         "messages",
+        "events",
         "audit_events_about_me",
         "audit_events_by_me",
         "summary",
@@ -419,6 +420,17 @@ describe.each(BACKENDS)("consents and data export on the %s backend", (backend) 
       expect(records(parts, "messages").map((m) => [m.kind, Object.keys(m).sort()])).toEqual(
         ["verify_email", "signup_existing"].map((kind) => [kind, ["attempts", "createTime", "id", "kind", "sentTime", "status"]]),
       );
+
+      // Her domain events (what webhooks carry): type, time and ids, oldest first; none of Bob's.
+      const events = records(parts, "events");
+      expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(["account.created", "identity.verified", "session.created", "account.updated"]));
+      expect(events[0]).toMatchObject({ type: "account.created", data: { identity_kind: "email" } });
+      for (const e of events) {
+        expect(Object.keys(e).sort()).toEqual(["data", "eventTime", "id", "type"]);
+        expect(Date.parse(String(e.eventTime))).not.toBeNaN();
+      }
+      expect(JSON.stringify(events)).not.toContain(bob.accountId);
+      expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
 
       const about = records(parts, "audit_events_about_me");
       const signUpEvent = about.find((e) => e.action === "identity.sign_up" && e.outcome === "success");

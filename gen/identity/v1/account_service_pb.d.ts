@@ -278,7 +278,8 @@ export declare type ExportAccountDataResponse = Message<"identity.v1.ExportAccou
   /**
    * The kind of records in this part, in this order: "account", "identities",
    * "sessions", "second_factors" (never a secret; recovery codes only
-   * counted), "consents", "subscription", "messages",
+   * counted), "consents", "subscription", "messages", "events" (the domain
+   * events about the person: type, time, ids and kinds),
    * "audit_events_about_me", "audit_events_by_me", "summary". A long section
    * arrives as several parts.
    *

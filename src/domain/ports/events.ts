@@ -57,6 +57,8 @@ export interface EventStore {
   readAfter(input: { tenantId: string; afterSequence: number; types?: readonly string[]; limit: number }): Promise<SequencedEvent[]>;
   /** The highest number given in the tenant so far (0 for none): where a stream starts "from now". */
   lastSequence(tenantId: string): Promise<number>;
+  /** Up to `limit` events about the account in the tenant, oldest first (by id), after `afterId` when given: the data export. */
+  listForAccount(input: { tenantId: string; accountId: string; afterId?: string; limit: number }): Promise<DomainEvent[]>;
 }
 
 export interface WebhookStore {

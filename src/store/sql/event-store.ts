@@ -73,6 +73,12 @@ export function createSqlEventStore(db: Kysely<Database>): EventStore {
   return {
     append: (events) => insertEvents(db, events),
 
+    async listForAccount({ tenantId, accountId, afterId, limit }) {
+      let query = db.selectFrom("events").selectAll().where("account_id", "=", accountId).where("tenant_id", "=", tenantId);
+      if (afterId !== undefined) query = query.where("id", ">", afterId);
+      return (await query.orderBy("id").limit(limit).execute()).map(toEvent);
+    },
+
     async sequence({ limit, now, newId }) {
       return db.transaction().execute(async (trx) => {
         const due = await trx.selectFrom("events").selectAll().where("sequence", "is", null).orderBy("id").limit(limit).execute();
