@@ -280,15 +280,16 @@ export type SecurityAttempt<T> = { ok: true; value: T; subject: SecuritySubject 
 
 export interface SecurityEvents {
   /**
-   * Runs a credential flow and records its outcome as an anonymous security
-   * event: success, a refusal (unauthenticated, failed precondition, permission
+   * Runs a credential flow and records its outcome as a security event by
+   * `actor` ("anonymous" unless the caller is signed in: "account:<id>", see
+   * actorOf): success, a refusal (unauthenticated, failed precondition, permission
    * denied, an invalid token — outcome is the error's reason) or a rate-limit
    * hit, about the subject the flow returned. Malformed input and unknown
    * tenants are not recorded. Unknown addresses are recorded with target "" —
    * one write either way, so the answer and its timing reveal nothing. Returns
    * the flow's value, or throws its error.
    */
-  run<T>(tenantId: string, meta: RequestMeta, names: SecurityEventNames, flow: () => Promise<SecurityAttempt<T>>): Promise<T>;
+  run<T>(tenantId: string, meta: RequestMeta, names: SecurityEventNames, flow: () => Promise<SecurityAttempt<T>>, actor?: string): Promise<T>;
 }
 
 /** How long one (tenant, event, ip, target) rate-limit hit is remembered: repeats within it are not re-recorded. */
@@ -313,14 +314,14 @@ export function createSecurityEvents(audit: AuditLog, now: () => number): Securi
   }
 
   return {
-    async run(tenantId, meta, names, flow) {
+    async run(tenantId, meta, names, flow, actor = "anonymous") {
       const attempt = await flow();
       const subjectTenant = attempt.subject.tenantId ?? tenantId;
       const accountId = attempt.subject.accountId ?? "";
       const record = (action: string, outcome: string) =>
         audit.record({
           tenantId: subjectTenant,
-          actor: "anonymous",
+          actor,
           action,
           target: accountId ? `account:${accountId}` : "",
           reason: "",
@@ -352,7 +353,8 @@ function isRefusal(error: DomainError): boolean {
     case "failed_precondition":
       return true;
     case "invalid_argument":
-      return error.reason === "TOKEN_INVALID";
+      // A link or an SMS code refused: a guess worth recording, as a wrong password is.
+      return error.reason === "TOKEN_INVALID" || error.reason === "CODE_INVALID";
     default:
       return false;
   }

@@ -10,6 +10,7 @@ import type { AddressRequests } from "./address-requests.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from "./audit.ts";
 import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
+import { accountActor } from "./principal.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import { accountChangeEvents } from "./account-events.ts";
 import { accountEvent, EventType } from "./events.ts";
@@ -492,7 +493,14 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
   const security = createSecurityEvents(deps.audit, now);
   return {
     signUp: (input) =>
-      security.run(input.tenantId, input.meta, { action: "identity.sign_up", rateLimited: "identity.rate_limited" }, () => flows.signUp(input)),
+      security.run(
+        input.tenantId,
+        input.meta,
+        { action: "identity.sign_up", rateLimited: "identity.rate_limited" },
+        () => flows.signUp(input),
+        // SignUp with a bearer: the signed-in account acts.
+        input.accountId !== undefined ? accountActor(input.accountId) : undefined,
+      ),
     verifyIdentity: (input) =>
       security.run(DEFAULT_TENANT_ID, input.meta, { action: "identity.verify", rateLimited: "identity.rate_limited" }, () => flows.verifyIdentity(input)),
     signInWithPassword: (input) =>

@@ -30,7 +30,7 @@ import { type AccountEraser, type AccountReader, type AccountWriter, DuplicateId
 import type { CodeStore } from "./ports/codes.ts";
 import type { OutboxWriter } from "./ports/outbox.ts";
 import type { Random } from "./ports/random.ts";
-import type { SessionPrincipal } from "./principal.ts";
+import { actorOf, type SessionPrincipal } from "./principal.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
 import { AccountState, AssuranceLevel, AuthMethod, IdentityKind, type Locale, Role, type SessionRecord, type Tenant } from "./types.ts";
@@ -379,10 +379,20 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
     signInAsGuest: (input) =>
       security.run(input.tenantId, input.meta, { action: "session.sign_in_guest", rateLimited: "session.rate_limited" }, () => flows.signInAsGuest(input)),
     addPhone: (input) =>
-      security.run(input.principal.tenantId, input.meta, { action: "identity.add_phone", rateLimited: "identity.rate_limited" }, () => flows.addPhone(input)),
+      security.run(
+        input.principal.tenantId,
+        input.meta,
+        { action: "identity.add_phone", rateLimited: "identity.rate_limited" },
+        () => flows.addPhone(input),
+        actorOf(input.principal),
+      ),
     verifyPhone: (input) =>
-      security.run(input.principal.tenantId, input.meta, { action: "identity.verify_phone", rateLimited: "identity.rate_limited" }, () =>
-        flows.verifyPhone(input),
+      security.run(
+        input.principal.tenantId,
+        input.meta,
+        { action: "identity.verify_phone", rateLimited: "identity.rate_limited" },
+        () => flows.verifyPhone(input),
+        actorOf(input.principal),
       ),
   };
 }

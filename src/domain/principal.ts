@@ -30,5 +30,10 @@ export type Principal = SessionPrincipal | ApiKeyPrincipal;
 /** How the audit trail names an actor: "account:<id>" or "api_key:<id>". */
 export function actorOf(principal: Principal | undefined): string {
   if (!principal) return "anonymous";
-  return principal.kind === "session" ? `account:${principal.accountId}` : `api_key:${principal.apiKeyId}`;
+  return principal.kind === "session" ? accountActor(principal.accountId) : `api_key:${principal.apiKeyId}`;
+}
+
+/** How the audit trail names a signed-in account acting: "account:<id>". */
+export function accountActor(accountId: string): string {
+  return `account:${accountId}`;
 }

@@ -277,4 +277,32 @@ describe.each(BACKENDS)("the audit trail on the %s backend", (backend) => {
     // The service keeps appending after its chain end whatever was done to the middle.
     expect(await codeOf(signIn(uniqueEmail("after")))).toBe(Code.Unauthenticated);
   });
+
+  it("records a signed-in caller adding a phone or an address as that account, not as anonymous", async () => {
+    const dave = (await signUpAndVerify(uniqueEmail("dave"))).accountId;
+    const daveAddress = (await api.call(AdminService.method.getUser, { accountId: dave, reason: "audit actor test" }, admin)).account!.email;
+    const session = bearer((await signIn(daveAddress)).sessionToken);
+    const phone = `+3365${String(Date.now() % 10_000_000).padStart(7, "0")}`;
+    await api.call(IdentityService.method.addPhone, { phone, locale: "en" }, session);
+    const code = /^([0-9]{6}) /.exec((await server.waitForSms(phone)).body)?.[1] ?? "";
+    const wrong = code === "000000" ? "111111" : "000000";
+    expect(await codeOf(api.call(IdentityService.method.verifyPhone, { phone, code: wrong }, session))).toBe(Code.InvalidArgument);
+    await api.call(IdentityService.method.verifyPhone, { phone, code }, session);
+    await api.call(IdentityService.method.signUp, { email: uniqueEmail("dave.second"), password: PASSWORD, locale: "en" }, session);
+
+    const actorOf = async (action: string) => (await listAll({ target: `account:${dave}`, action })).map((e) => ({ actor: e.actor, outcome: e.outcome }));
+    const asDave = `account:${dave}`;
+    expect(await actorOf("identity.add_phone")).toEqual([{ actor: asDave, outcome: "success" }]);
+    expect(await actorOf("identity.verify_phone_failed")).toEqual([{ actor: asDave, outcome: "CODE_INVALID" }]);
+    expect(await actorOf("identity.verify_phone")).toEqual([{ actor: asDave, outcome: "success" }]);
+    // Dave's own sign-up was anonymous; the address added while signed in is his.
+    expect(await actorOf("identity.sign_up")).toEqual([
+      { actor: "anonymous", outcome: "success" },
+      { actor: asDave, outcome: "success" },
+    ]);
+    // Filtering by actor finds them.
+    expect((await listAll({ actor: asDave })).map((e) => e.action)).toEqual(
+      expect.arrayContaining(["identity.add_phone", "identity.verify_phone_failed", "identity.verify_phone", "identity.sign_up"]),
+    );
+  });
 });
