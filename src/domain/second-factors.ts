@@ -25,6 +25,7 @@ import { openIdentityValue, sealMessage } from "./accounts.ts";
 import { MessageKind } from "./messages.ts";
 import { passwordFingerprint } from "./recovery.ts";
 import type { AccountReader } from "./ports/accounts.ts";
+import { PASSKEY_METHOD, type Passkeys } from "./passkeys.ts";
 import type { Random } from "./ports/random.ts";
 import type { SecondFactorStore, StoredSecondFactor } from "./ports/second-factors.ts";
 import type { TokenStore } from "./ports/tokens.ts";
@@ -73,9 +74,15 @@ export interface SecondFactorChallenge {
   challenge: string;
   expiresAt: number;
   kinds: SecondFactorKind[];
+  /** WebAuthn request options allowing the account's passkeys, when it has one (src/domain/passkeys.ts). */
+  passkeyOptionsJson?: string;
 }
 
-export type SecondFactorCode = { kind: "totp"; code: string } | { kind: "recovery"; code: string } | { kind: "sms"; code: string };
+export type SecondFactorCode =
+  | { kind: "totp"; code: string }
+  | { kind: "recovery"; code: string }
+  | { kind: "sms"; code: string }
+  | { kind: "passkey"; code: string };
 
 export interface SecondFactors {
   /** A new pending TOTP secret (replacing a pending one). failed_precondition TOTP_ALREADY_ENROLLED when one is confirmed. */
@@ -131,6 +138,7 @@ export interface SecondFactorDeps {
   random: Random;
   /** false when the deployment turned SMS off (SMS_PROVIDER=none): SMS is never offered, SendSecondFactorCode answers SMS_DISABLED. */
   smsEnabled: boolean;
+  passkeys: Pick<Passkeys, "challengeOptions" | "verifySecondFactor">;
 }
 
 export const stepUpRequired = () =>
@@ -141,6 +149,12 @@ export function normalizeRecoveryCode(raw: string): string | undefined {
   const code = raw.toLowerCase().replace(/[\s-]/g, "");
   if (code.length !== RECOVERY_CODE_LENGTH || ![...code].every((c) => RECOVERY_ALPHABET.includes(c))) return undefined;
   return code;
+}
+
+/** A new set of recovery codes for the account, and their keyed hashes (what is stored). */
+export function recoveryCodeSet(keyring: Pick<Keyring, "blindIndex">, random: Random, accountId: string): { codes: string[]; hashes: string[] } {
+  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode(random));
+  return { codes, hashes: codes.map((c) => keyring.blindIndex(RECOVERY_INDEX, `${accountId}:${normalizeRecoveryCode(c)!}`)) };
 }
 
 function newRecoveryCode(random: Random): string {
@@ -166,8 +180,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
   const recoveryHash = (accountId: string, normalized: string) => keyring.blindIndex(RECOVERY_INDEX, `${accountId}:${normalized}`);
 
   async function newRecoveryCodes(accountId: string): Promise<{ codes: string[]; hashes: string[] }> {
-    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode(random));
-    return { codes, hashes: codes.map((c) => recoveryHash(accountId, normalizeRecoveryCode(c)!)) };
+    return recoveryCodeSet(keyring, random, accountId);
   }
 
   async function openedAccount(tenantId: string, accountId: string) {
@@ -222,7 +235,8 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       try {
         challengeField(input.challenge);
         const code = input.code;
-        if (!code) throw invalidArgument("code", "one of totp_code, recovery_code or sms_code is required");
+        if (!code) throw invalidArgument("code", "one of totp_code, recovery_code, sms_code or passkey_response_json is required");
+        if (code.kind === "passkey" && code.code === "") throw invalidArgument("passkey_response_json", "is required");
         if (code.kind === "totp") totpCodeOf("totp_code", code.code);
         const recovery = code.kind === "recovery" ? normalizeRecoveryCode(code.code) : undefined;
         if (code.kind === "recovery" && recovery === undefined) throw invalidArgument("recovery_code", "must be 10 letters and digits (xxxxx-xxxxx)");
@@ -254,6 +268,11 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
           const key = smsCodeKey(tenant.id, account.id, tokenHash);
           const attempt = await deps.codes.attempt(key, keyring.blindIndex(SMS_CODE_INDEX, `${key}\n${code.code}`), SMS_CODE_ATTEMPTS);
           if (attempt.outcome !== "match" || attempt.code.expiresAt <= now()) throw invalidCode();
+        } else if (code.kind === "passkey") {
+          const factors = await store.list(account.id);
+          if (!factors.some((f) => f.kind === SecondFactorKind.PASSKEY && f.confirmedAt !== null))
+            throw new DomainError("failed_precondition", "SECOND_FACTOR_NOT_ENROLLED", "the account has no passkey");
+          await deps.passkeys.verifySecondFactor(tenant, factors, dataKey, code.code, pending.data?.webauthn ?? "");
         } else if (!(await store.useRecoveryCode(account.id, recoveryHash(account.id, recovery!), now()))) {
           throw invalidCode();
         }
@@ -267,7 +286,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
           { method: pending.data?.firstMethod ?? AuthMethod.PASSWORD, identityId: pending.identityId, at: passwordAt },
           code.kind === "sms"
             ? { method: AuthMethod.PHONE_CODE, identityId: phone!.id }
-            : { method: code.kind === "totp" ? AuthMethod.TOTP : AuthMethod.RECOVERY_CODE, identityId: "" },
+            : { method: code.kind === "totp" ? AuthMethod.TOTP : code.kind === "passkey" ? PASSKEY_METHOD : AuthMethod.RECOVERY_CODE, identityId: "" },
         ]);
         // A deactivation or role change while the code was checked must not miss this session.
         const current = (await deps.accounts.getAccount(tenant.id, account.id))?.account;
@@ -373,6 +392,9 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       const kinds = [...new Set(factors.map((f) => f.kind as SecondFactorKind))];
       if (deps.smsEnabled && (await smsPhone(account.id, firstMethod))) kinds.push(SecondFactorKind.SMS);
       if ((await store.countRecoveryCodes(account.id)) > 0) kinds.push(SecondFactorKind.RECOVERY_CODE);
+      const passkey = kinds.includes(SecondFactorKind.PASSKEY)
+        ? await deps.passkeys.challengeOptions(tenant, factors, (await openedAccount(tenant.id, account.id)).dataKey)
+        : undefined;
       const challenge = randomToken(random);
       const expiresAt = now() + CHALLENGE_TTL_MS;
       const record: OneTimeToken = {
@@ -381,10 +403,10 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         accountId: account.id,
         identityId,
         expiresAt,
-        data: { passwordAt: String(now()), password: passwordFingerprint({ passwordHash }), firstMethod },
+        data: { passwordAt: String(now()), password: passwordFingerprint({ passwordHash }), firstMethod, ...(passkey ? { webauthn: passkey.challenge } : {}) },
       };
       await deps.tokens.put(oneTimeTokenHash(challenge), record, CHALLENGE_TTL_MS);
-      return { challenge, expiresAt, kinds };
+      return { challenge, expiresAt, kinds, ...(passkey ? { passkeyOptionsJson: passkey.optionsJson } : {}) };
     },
 
     async sendSmsCode(input) {

@@ -27,6 +27,8 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = Object.freeze({
   sessionIdleTimeoutMs: 24 * HOUR,
   sessionAbsoluteLifetimeMs: 30 * 24 * HOUR,
   linkBaseUrl: "",
+  passkeyRpId: "",
+  passkeyOrigins: [],
   defaultLocale: "en",
   validateRequiresApiKey: false,
   signInPerIpLimit: 100,
@@ -100,6 +102,8 @@ export const SETTING_PATHS: Record<keyof TenantSettings, string> = {
   sessionIdleTimeoutMs: "session_idle_timeout",
   sessionAbsoluteLifetimeMs: "session_absolute_lifetime",
   linkBaseUrl: "link_base_url",
+  passkeyRpId: "passkey_rp_id",
+  passkeyOrigins: "passkey_origins",
   defaultLocale: "default_locale",
   validateRequiresApiKey: "validate_requires_api_key",
   signInPerIpLimit: "sign_in_per_ip_limit",
@@ -173,6 +177,7 @@ export function tenantSettingsViolations(settings: TenantSettings, prefix: strin
   }
   if (settings.linkBaseUrl !== "" && !isHttpUrl(settings.linkBaseUrl))
     add("linkBaseUrl", "must be an http or https URL without credentials, query or fragment");
+  violations.push(...passkeySettingsViolations(settings, prefix));
   if (!(SUPPORTED_LOCALES as readonly string[]).includes(settings.defaultLocale)) add("defaultLocale", `must be one of ${SUPPORTED_LOCALES.join(", ")}`);
   if (![0, Role.USER, Role.ADMIN, Role.SUPER_ADMIN].includes(settings.secondFactorMinRole)) add("secondFactorMinRole", "must be a role or unspecified");
   violations.push(...subscriptionSettingsViolations(settings, prefix));
@@ -182,6 +187,33 @@ export function tenantSettingsViolations(settings: TenantSettings, prefix: strin
   if (settings.phoneDefaultRegion !== "" && !isSupportedPhoneRegion(settings.phoneDefaultRegion))
     add("phoneDefaultRegion", "must be empty or an ISO 3166-1 alpha-2 region code with a known number plan, e.g. FR");
   return violations;
+}
+
+/** WebAuthn's rule: the relying party id is each origin's host or a parent domain of it. */
+function passkeySettingsViolations(settings: TenantSettings, prefix: string): FieldViolation[] {
+  const v: FieldViolation[] = [];
+  const rpId = settings.passkeyRpId;
+  if (typeof rpId !== "string" || (rpId !== "" && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(rpId)))
+    v.push({ field: `${prefix}passkey_rp_id`, description: "must be empty or a lower-case host name, e.g. example.com" });
+  const origins = Array.isArray(settings.passkeyOrigins) ? settings.passkeyOrigins : [];
+  if (!Array.isArray(settings.passkeyOrigins) || origins.length > 20) v.push({ field: `${prefix}passkey_origins`, description: "must be at most 20 origins" });
+  for (const origin of origins) {
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || url.origin !== origin) {
+      v.push({ field: `${prefix}passkey_origins`, description: "each must be an http(s) origin (scheme, host and port only), e.g. https://app.example.com" });
+      break;
+    }
+    if (rpId !== "" && url.hostname !== rpId && !url.hostname.endsWith(`.${rpId}`)) {
+      v.push({ field: `${prefix}passkey_origins`, description: "each origin's host must be passkey_rp_id or one of its subdomains" });
+      break;
+    }
+  }
+  return v;
 }
 
 function isHttpUrl(value: string): boolean {

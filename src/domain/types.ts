@@ -13,7 +13,7 @@ export const AssuranceLevel = { AAL1: 1, AAL2: 2 } as const;
 export type AssuranceLevel = (typeof AssuranceLevel)[keyof typeof AssuranceLevel];
 
 /** Second factors; RECOVERY_CODE is a way to answer a challenge, never a stored factor of its own. */
-export const SecondFactorKind = { TOTP: 1, SMS: 2, RECOVERY_CODE: 3 } as const;
+export const SecondFactorKind = { TOTP: 1, SMS: 2, RECOVERY_CODE: 3, PASSKEY: 4 } as const;
 export type SecondFactorKind = (typeof SecondFactorKind)[keyof typeof SecondFactorKind];
 /** Where an account stands on its plan (identity.v1.SubscriptionStatus); NONE: no subscription (the tenant's free plan applies). */
 export const SubscriptionStatus = { NONE: 0, TRIALING: 1, ACTIVE: 2, PAST_DUE: 3, CANCELED: 4, EXPIRED: 5 } as const;
@@ -60,6 +60,10 @@ export interface TenantSettings {
   passwordMinLength: number;
   sessionIdleTimeoutMs: number;
   sessionAbsoluteLifetimeMs: number;
+  /** The passkeys' relying party id (a host name); "" → the host of linkBaseUrl, else of PUBLIC_URL (src/domain/passkeys.ts). */
+  passkeyRpId: string;
+  /** The origins passkey ceremonies may run on; empty → the origin of linkBaseUrl, else of PUBLIC_URL. */
+  passkeyOrigins: string[];
   linkBaseUrl: string;
   defaultLocale: Locale;
   validateRequiresApiKey: boolean;
@@ -191,7 +195,15 @@ export interface SessionRecord {
 }
 
 /** Purposes of single-use out-of-band tokens; a token only works for its own purpose. */
-export type TokenPurpose = "verify_email" | "reset_password" | "change_email" | "invitation" | "second_factor" | "social_state";
+export type TokenPurpose =
+  | "verify_email"
+  | "reset_password"
+  | "change_email"
+  | "invitation"
+  | "second_factor"
+  | "social_state"
+  | "passkey_registration"
+  | "passkey_sign_in";
 
 export interface OneTimeToken {
   purpose: TokenPurpose;

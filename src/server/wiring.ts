@@ -44,6 +44,7 @@ import { createRetention, startRetention, type Retention } from "../domain/reten
 import { type AccessTokenOptions, createAccessTokens } from "../domain/access-tokens.ts";
 import { createRevocationFeed } from "../domain/revocation-feed.ts";
 import { createRevocations, startRevocationLoop, type Revocations } from "../domain/revocations.ts";
+import { createPasskeys } from "../domain/passkeys.ts";
 import { createSecondFactors } from "../domain/second-factors.ts";
 import { createSessions, type SessionCacheOptions } from "../domain/sessions.ts";
 import { createSubscriptionCache, createSubscriptionJob, createSubscriptions, type SubscriptionRun } from "../domain/subscriptions.ts";
@@ -406,9 +407,22 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const links = { ...messaging, keyring, now, random, publicUrl: config.publicUrl, verificationLinkTtlMs: config.verificationLinkTtlMs };
   // SMS_PROVIDER=none: the flows refuse to queue codes nobody would deliver.
   const smsEnabled = config.sms?.provider !== "none";
+  const passkeys = createPasskeys({
+    store: durable.secondFactors,
+    accounts: durable.accounts,
+    tenants,
+    keyring,
+    tokens: ephemeral.tokens,
+    sessions,
+    limits,
+    now,
+    random,
+    publicUrl: config.publicUrl,
+  });
   const secondFactors = createSecondFactors({
     ...messaging,
     smsEnabled,
+    passkeys,
     codes: ephemeral.codes,
     store: durable.secondFactors,
     accounts: durable.accounts,
@@ -570,6 +584,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
       webhooks,
       hooks,
       templates,
+      passkeys,
     },
     bootstrap: createBootstrap({ accounts: durable.accounts, tenants, keyring, passwords, revocations, now, random }),
     durable,

@@ -12,7 +12,14 @@ import type { App } from "./app.ts";
 import { selfAudited } from "./authorize.ts";
 import { requestMeta, requireSession } from "./call-context.ts";
 
-export type AccountSecondFactorRpcs = "startTotpEnrollment" | "confirmTotpEnrollment" | "listSecondFactors" | "removeSecondFactor" | "regenerateRecoveryCodes";
+export type AccountSecondFactorRpcs =
+  | "startTotpEnrollment"
+  | "confirmTotpEnrollment"
+  | "listSecondFactors"
+  | "removeSecondFactor"
+  | "regenerateRecoveryCodes"
+  | "startPasskeyRegistration"
+  | "finishPasskeyRegistration";
 
 export function secondFactorToProto(factor: SecondFactorView): SecondFactorMessage {
   return create(SecondFactorSchema, {
@@ -50,6 +57,19 @@ export function accountSecondFactorHandlers(app: App): Pick<ServiceImpl<typeof A
         app.secondFactors.remove(principal, req.factorId),
       );
       return {};
+    },
+
+    async startPasskeyRegistration(_req, ctx) {
+      const { principal } = requireSession(ctx);
+      return { optionsJson: await app.passkeys.startRegistration(principal) };
+    },
+
+    async finishPasskeyRegistration(req, ctx) {
+      const { principal } = requireSession(ctx);
+      const { factor, recoveryCodes } = await selfAudited(app, ctx, principal, "account.second_factor.enroll", "kind: passkey", () =>
+        app.passkeys.finishRegistration(principal, req.responseJson),
+      );
+      return { factor: secondFactorToProto(factor), recoveryCodes };
     },
 
     async regenerateRecoveryCodes(_req, ctx) {

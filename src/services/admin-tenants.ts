@@ -34,6 +34,8 @@ const PROTO_SETTINGS = {
   sessionIdleTimeoutMs: "sessionIdleTimeout",
   sessionAbsoluteLifetimeMs: "sessionAbsoluteLifetime",
   linkBaseUrl: "linkBaseUrl",
+  passkeyRpId: "passkeyRpId",
+  passkeyOrigins: "passkeyOrigins",
   defaultLocale: "defaultLocale",
   validateRequiresApiKey: "validateRequiresApiKey",
   signInPerIpLimit: "signInPerIpLimit",
@@ -76,7 +78,7 @@ function readSetting(message: TenantSettingsMessage, key: ProtoSetting): TenantS
 /** Whether the message sets the field (proto3: a zero value means unset). */
 function isSet(message: TenantSettingsMessage, key: ProtoSetting): boolean {
   const value = message[PROTO_SETTINGS[key]];
-  return value !== undefined && value !== 0 && value !== "" && value !== false;
+  return value !== undefined && value !== 0 && value !== "" && value !== false && !(Array.isArray(value) && value.length === 0);
 }
 
 function withSetting(settings: TenantSettings, key: ProtoSetting, value: TenantSettings[ProtoSetting]): TenantSettings {

@@ -16,6 +16,7 @@ import type { RecoveryFlows } from "../domain/recovery.ts";
 import type { RevocationFeed } from "../domain/revocation-feed.ts";
 import type { Revocations } from "../domain/revocations.ts";
 import type { Profiles } from "../domain/profile.ts";
+import type { Passkeys } from "../domain/passkeys.ts";
 import type { SecondFactors } from "../domain/second-factors.ts";
 import type { Sessions } from "../domain/sessions.ts";
 import type { SocialSignIn } from "../domain/social-sign-in.ts";
@@ -64,4 +65,6 @@ export interface App {
   hooks: BlockingHooks;
   /** Tenants' own message templates. */
   templates: MessageTemplates;
+  /** Passkeys (WebAuthn): registration, passwordless sign-in, second-factor answers. */
+  passkeys: Passkeys;
 }

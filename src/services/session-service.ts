@@ -35,6 +35,8 @@ export const sessionAccess = {
   completeSecondFactor: "anonymous",
   // The challenge is the credential, as for CompleteSecondFactor.
   sendSecondFactorCode: "anonymous",
+  // Anonymous: the ceremony's challenge; rate limited per IP.
+  startPasskeySignIn: "anonymous",
   // Anonymous, or signed in to link: the handler reads the bearer itself.
   startSocialSignIn: "anonymous",
   // The state says everything (tenant, provider, the account to link to).
@@ -64,8 +66,18 @@ function profilePaths(paths: readonly string[]): readonly string[] {
 }
 
 /** SignIn's (and social sign-in's) second_factor_challenge. */
-function challengeToProto({ challenge, expiresAt, kinds }: { challenge: string; expiresAt: number; kinds: number[] }) {
-  return { challenge, expireTime: timestampFromMs(expiresAt), kinds };
+function challengeToProto({
+  challenge,
+  expiresAt,
+  kinds,
+  passkeyOptionsJson,
+}: {
+  challenge: string;
+  expiresAt: number;
+  kinds: number[];
+  passkeyOptionsJson?: string;
+}) {
+  return { challenge, expireTime: timestampFromMs(expiresAt), kinds, passkeyOptionsJson: passkeyOptionsJson ?? "" };
 }
 
 export function sessionService(app: App) {
@@ -85,13 +97,15 @@ export function sessionService(app: App) {
           }
           case "phoneCode":
             return app.phones.signInWithPhoneCode({ tenantId: tenantOf(ctx), phone: req.method.value.phone, code: req.method.value.code, meta });
+          case "passkey":
+            return app.passkeys.signIn({ tenantId: tenantOf(ctx), responseJson: req.method.value.responseJson, meta });
           case "guest":
             // Webcom: a guest sign-in while signed in would add a guest identity to an account, which is meaningless.
             if (ctx.requestHeader.get("authorization") !== null)
               throw new DomainError("failed_precondition", "GUEST_WHILE_SIGNED_IN", "a guest sign-in is refused while the call carries a bearer");
             return app.phones.signInAsGuest({ tenantId: tenantOf(ctx), meta });
           default:
-            throw invalidArgument("method", "a sign-in method is required (email_password, id_token, phone_code or guest)");
+            throw invalidArgument("method", "a sign-in method is required (email_password, id_token, phone_code, passkey or guest)");
         }
       };
       const result = await signedIn();
@@ -103,6 +117,9 @@ export function sessionService(app: App) {
         expireTime: timestampFromMs(session.expiresAt),
         ...(paths.length > 0 ? { profile: pickAccountFields(accountToProto(account), paths) } : {}),
       };
+    },
+    async startPasskeySignIn(_req, ctx) {
+      return { optionsJson: await app.passkeys.startSignIn(tenantOf(ctx), requestMeta(ctx)) };
     },
     async sendSignInCode(req, ctx) {
       await app.phones.sendSignInCode({ tenantId: tenantOf(ctx), phone: req.phone, locale: req.locale, meta: requestMeta(ctx) });
@@ -121,7 +138,9 @@ export function sessionService(app: App) {
             ? { kind: "recovery", code: req.code.value }
             : req.code.case === "smsCode"
               ? { kind: "sms", code: req.code.value }
-              : undefined;
+              : req.code.case === "passkeyResponseJson"
+                ? { kind: "passkey", code: req.code.value }
+                : undefined;
       const { token, session, account, recoveryCodesRemaining } = await app.secondFactors.complete({
         tenantId: tenantOf(ctx),
         challenge: req.challenge,

@@ -92,6 +92,7 @@ const MATRIX: Record<string, Row> = {
   // The challenge is the credential (SignIn's password check made it): anyone may answer one.
   "identity.v1.SessionService.CompleteSecondFactor": { permission: null, expect: "A A A A A A A" },
   "identity.v1.SessionService.SendSecondFactorCode": { permission: null, expect: "A A A A A A A" },
+  "identity.v1.SessionService.StartPasskeySignIn": { permission: null, expect: "A A A A A A A" },
   // Social sign-in: anyone may start or finish one; signed in, a start links (a person's session: an API key is refused).
   "identity.v1.SessionService.StartSocialSignIn": {
     permission: null,
@@ -111,6 +112,8 @@ const MATRIX: Record<string, Row> = {
   // The caller's own second factors; removing one and new recovery codes need AAL2 once a factor exists (test/integration/second-factors.test.ts).
   "identity.v1.AccountService.StartTotpEnrollment": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.ConfirmTotpEnrollment": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.StartPasskeyRegistration": { permission: null, expect: "U A A A P P A" },
+  "identity.v1.AccountService.FinishPasskeyRegistration": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.ListSecondFactors": { permission: null, expect: "U A A A P P A" },
   "identity.v1.AccountService.RemoveSecondFactor": { permission: null, expect: "U A A A P P A", request: { factorId: UNKNOWN_ID } },
   "identity.v1.AccountService.RegenerateRecoveryCodes": { permission: null, expect: "U A A A P P A" },

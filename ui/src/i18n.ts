@@ -70,6 +70,11 @@ const en = {
   loading: "Loading…",
   error: "Something went wrong. Try again.",
   noAccount: "No account yet?",
+  usePasskey: "Use a passkey",
+  signInPasskey: "Sign in with a passkey",
+  addPasskey: "Add a passkey",
+  passkeyAdded: "Passkey added.",
+  recoveryCodes: "Your new recovery codes (keep them safe, shown once)",
   haveAccount: "Already have an account?",
 };
 export type Key = keyof typeof en;
@@ -142,6 +147,11 @@ const fr: Record<Key, string> = {
   loading: "Chargement…",
   error: "Une erreur est survenue. Réessayez.",
   noAccount: "Pas encore de compte ?",
+  usePasskey: "Utiliser une clé d'accès",
+  signInPasskey: "Se connecter avec une clé d'accès",
+  addPasskey: "Ajouter une clé d'accès",
+  passkeyAdded: "Clé d'accès ajoutée.",
+  recoveryCodes: "Vos nouveaux codes de récupération (à garder en lieu sûr, affichés une fois)",
   haveAccount: "Déjà un compte ?",
 };
 

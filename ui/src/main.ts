@@ -88,6 +88,20 @@ function signedIn(answer: { sessionToken: string }) {
   go("account");
 }
 
+// ---- passkeys (WebAuthn): the service sends options as JSON, the browser parses them and answers with toJSON() ----
+async function createPasskey(optionsJson: string): Promise<string> {
+  const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(JSON.parse(optionsJson) as PublicKeyCredentialCreationOptionsJSON);
+  const credential = (await navigator.credentials.create({ publicKey })) as PublicKeyCredential | null;
+  if (!credential) throw new Error("no passkey was created");
+  return JSON.stringify(credential.toJSON());
+}
+async function usePasskey(optionsJson: string): Promise<string> {
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(JSON.parse(optionsJson) as PublicKeyCredentialRequestOptionsJSON);
+  const credential = (await navigator.credentials.get({ publicKey })) as PublicKeyCredential | null;
+  if (!credential) throw new Error("no passkey was used");
+  return JSON.stringify(credential.toJSON());
+}
+
 // ---- pages ----
 function signUpPage() {
   page(
@@ -126,6 +140,13 @@ function secondFactorStep(challenge: SecondFactorChallenge) {
   const kinds = new Set(challenge.kinds);
   page(
     "secondFactorTitle",
+    kinds.has(SecondFactorKind.PASSKEY) &&
+      form([button(t("usePasskey"))], async () => {
+        const answer = await usePasskey(challenge.passkeyOptionsJson);
+        handleSignIn(
+          await clients.sessions.completeSecondFactor({ challenge: challenge.challenge, code: { case: "passkeyResponseJson", value: answer } }, opts()),
+        );
+      }),
     kinds.has(SecondFactorKind.TOTP) &&
       form([field(t("totpCode"), "code", "text", { inputmode: "numeric", autocomplete: "one-time-code", required: true }), button(t("submit"))], (v) =>
         complete({ case: "totpCode", value: v.code! })(),
@@ -176,6 +197,11 @@ function signInPage() {
         ),
     ),
     h("p", {}, link(t("forgot"), "forgot-password"), " · ", t("noAccount"), " ", link(t("signUp"), "sign-up")),
+    form([button(t("signInPasskey"))], async () => {
+      const { optionsJson } = await clients.sessions.startPasskeySignIn({}, opts());
+      const answer = await usePasskey(optionsJson);
+      handleSignIn(await clients.sessions.signIn({ method: { case: "passkey", value: { responseJson: answer } } }, opts()));
+    }),
     h("h2", {}, t("phone")),
     form([field(t("phone"), "phone", "tel", { autocomplete: "tel" }), button(t("sendCode"))], async (v) => {
       phone = v.phone!;
@@ -296,7 +322,7 @@ async function accountPage() {
   const factorItems = factors.factors.map((f) =>
     h(
       "li",
-      {},
+      { "data-factor": f.id },
       `${SecondFactorKind[f.kind]?.toLowerCase() ?? ""} — ${date(f.createTime)} `,
       form([button(t("remove"))], async () => {
         await clients.accounts.removeSecondFactor({ factorId: f.id });
@@ -348,7 +374,16 @@ async function accountPage() {
     section("profile", profile, h("p", {}, link(t("changeEmail"), "email-change"))),
     section("sessions", h("ul", { id: "sessions" }, ...sessionItems)),
     section("identities", h("ul", {}, ...identityItems)),
-    section("secondFactors", factorItems.length ? h("ul", {}, ...factorItems) : h("p", {}, t("none"))),
+    section(
+      "secondFactors",
+      factorItems.length ? h("ul", { id: "factors" }, ...factorItems) : h("p", {}, t("none")),
+      form([button(t("addPasskey"))], async () => {
+        const { optionsJson } = await clients.accounts.startPasskeyRegistration({});
+        const { recoveryCodes } = await clients.accounts.finishPasskeyRegistration({ responseJson: await createPasskey(optionsJson) });
+        await accountPage();
+        say(`${t("passkeyAdded")} ${t("recoveryCodes")}: ${recoveryCodes.join(" ")}`);
+      }),
+    ),
     section("consents", consentItems.length ? h("ul", {}, ...consentItems) : h("p", {}, t("none"))),
     section("exportTitle", exportForm),
     section("deleteTitle", deleteForm),

@@ -4,13 +4,94 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import type { Account, Consent, ConsentGrant, PushToken, SecondFactor } from "./common_pb.js";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file identity/v1/account_service.proto.
  */
 export declare const file_identity_v1_account_service: GenFile;
+
+/**
+ * StartPasskeyRegistrationRequest starts registering a passkey for the caller.
+ *
+ * @generated from message identity.v1.StartPasskeyRegistrationRequest
+ */
+export declare type StartPasskeyRegistrationRequest = Message<"identity.v1.StartPasskeyRegistrationRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.StartPasskeyRegistrationRequest.
+ * Use `create(StartPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export declare const StartPasskeyRegistrationRequestSchema: GenMessage<StartPasskeyRegistrationRequest>;
+
+/**
+ * StartPasskeyRegistrationResponse carries the WebAuthn creation options.
+ *
+ * @generated from message identity.v1.StartPasskeyRegistrationResponse
+ */
+export declare type StartPasskeyRegistrationResponse = Message<"identity.v1.StartPasskeyRegistrationResponse"> & {
+  /**
+   * PublicKeyCredentialCreationOptionsJSON (for PublicKeyCredential.parseCreationOptionsFromJSON).
+   *
+   * @generated from field: string options_json = 1;
+   */
+  optionsJson: string;
+};
+
+/**
+ * Describes the message identity.v1.StartPasskeyRegistrationResponse.
+ * Use `create(StartPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export declare const StartPasskeyRegistrationResponseSchema: GenMessage<StartPasskeyRegistrationResponse>;
+
+/**
+ * FinishPasskeyRegistrationRequest carries the authenticator's answer.
+ *
+ * @generated from message identity.v1.FinishPasskeyRegistrationRequest
+ */
+export declare type FinishPasskeyRegistrationRequest = Message<"identity.v1.FinishPasskeyRegistrationRequest"> & {
+  /**
+   * RegistrationResponseJSON (the created credential's toJSON()).
+   *
+   * @generated from field: string response_json = 1;
+   */
+  responseJson: string;
+};
+
+/**
+ * Describes the message identity.v1.FinishPasskeyRegistrationRequest.
+ * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export declare const FinishPasskeyRegistrationRequestSchema: GenMessage<FinishPasskeyRegistrationRequest>;
+
+/**
+ * FinishPasskeyRegistrationResponse is the registered passkey.
+ *
+ * @generated from message identity.v1.FinishPasskeyRegistrationResponse
+ */
+export declare type FinishPasskeyRegistrationResponse = Message<"identity.v1.FinishPasskeyRegistrationResponse"> & {
+  /**
+   * The passkey as a second factor.
+   *
+   * @generated from field: identity.v1.SecondFactor factor = 1;
+   */
+  factor?: SecondFactor | undefined;
+
+  /**
+   * New recovery codes when this is the account's first second factor, else empty.
+   *
+   * @generated from field: repeated string recovery_codes = 2;
+   */
+  recoveryCodes: string[];
+};
+
+/**
+ * Describes the message identity.v1.FinishPasskeyRegistrationResponse.
+ * Use `create(FinishPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export declare const FinishPasskeyRegistrationResponseSchema: GenMessage<FinishPasskeyRegistrationResponse>;
 
 /**
  * GetAccountRequest reads the caller's account.
@@ -729,6 +810,41 @@ export declare const AccountService: GenService<{
     methodKind: "unary";
     input: typeof RegenerateRecoveryCodesRequestSchema;
     output: typeof RegenerateRecoveryCodesResponseSchema;
+  },
+  /**
+   * Starts registering a passkey (WebAuthn) for the caller: the options to
+   * pass to navigator.credentials.create (PublicKeyCredentialCreationOptions
+   * as JSON), for the tenant's relying party (its passkey_rp_id, else the host
+   * of its link_base_url, else of PUBLIC_URL), a resident key with user
+   * verification. Its challenge
+   * is single use and lives 5 minutes. Signed in.
+   * Errors: ResourceExhausted RATE_LIMITED.
+   *
+   * @generated from rpc identity.v1.AccountService.StartPasskeyRegistration
+   */
+  startPasskeyRegistration: {
+    methodKind: "unary";
+    input: typeof StartPasskeyRegistrationRequestSchema;
+    output: typeof StartPasskeyRegistrationResponseSchema;
+  },
+  /**
+   * Finishes the registration with the browser's answer (the credential's
+   * toJSON()): the passkey becomes a second factor (listed and removed like
+   * the others) that also signs in without a password. Its public key, sign
+   * counter and backup flags are stored. The first second factor of an
+   * account comes with 10 recovery codes, shown only here.
+   * Errors: InvalidArgument on response_json (not a registration answer);
+   * Unauthenticated INVALID_SECOND_FACTOR (a challenge not ours, used or
+   * expired, another origin or relying party, no user verification);
+   * FailedPrecondition PASSKEY_ALREADY_REGISTERED for a credential the
+   * account has.
+   *
+   * @generated from rpc identity.v1.AccountService.FinishPasskeyRegistration
+   */
+  finishPasskeyRegistration: {
+    methodKind: "unary";
+    input: typeof FinishPasskeyRegistrationRequestSchema;
+    output: typeof FinishPasskeyRegistrationResponseSchema;
   },
 }>;
 

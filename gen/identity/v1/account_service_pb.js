@@ -10,189 +10,217 @@ import { file_identity_v1_common } from "./common_pb.js";
  * Describes the file identity/v1/account_service.proto.
  */
 export const file_identity_v1_account_service = /*@__PURE__*/
-  fileDesc("CiFpZGVudGl0eS92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIkIKEUdldEFjY291bnRSZXF1ZXN0Ei0KCXJlYWRfbWFzaxgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOwoSR2V0QWNjb3VudFJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50Im4KFFVwZGF0ZUFjY291bnRSZXF1ZXN0EiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChVVcGRhdGVBY2NvdW50UmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQiQQoTQWRkUHVzaFRva2VuUmVxdWVzdBIqCgpwdXNoX3Rva2VuGAEgASgLMhYuaWRlbnRpdHkudjEuUHVzaFRva2VuIhYKFEFkZFB1c2hUb2tlblJlc3BvbnNlIisKFlJlbW92ZVB1c2hUb2tlblJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJIhkKF1JlbW92ZVB1c2hUb2tlblJlc3BvbnNlIhUKE0xpc3RDb25zZW50c1JlcXVlc3QiZQoUTGlzdENvbnNlbnRzUmVzcG9uc2USJgoIY29uc2VudHMYASADKAsyFC5pZGVudGl0eS52MS5Db25zZW50EiUKB2hpc3RvcnkYAiADKAsyFC5pZGVudGl0eS52MS5Db25zZW50IkQKFVVwZGF0ZUNvbnNlbnRzUmVxdWVzdBIrCghjb25zZW50cxgBIAMoCzIZLmlkZW50aXR5LnYxLkNvbnNlbnRHcmFudCJAChZVcGRhdGVDb25zZW50c1Jlc3BvbnNlEiYKCGNvbnNlbnRzGAEgAygLMhQuaWRlbnRpdHkudjEuQ29uc2VudCIaChhFeHBvcnRBY2NvdW50RGF0YVJlcXVlc3QiOgoZRXhwb3J0QWNjb3VudERhdGFSZXNwb25zZRIPCgdzZWN0aW9uGAEgASgJEgwKBGpzb24YAiABKAkiKAoURGVsZXRlQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVRGVsZXRlQWNjb3VudFJlc3BvbnNlIhwKGlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0IlcKG1N0YXJ0VG90cEVucm9sbG1lbnRSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSEwoLb3RwYXV0aF91cmkYAiABKAkSEwoLcXJfY29kZV9zdmcYAyABKAkiLAocQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBIMCgRjb2RlGAEgASgJImIKHUNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlEikKBmZhY3RvchgBIAEoCzIZLmlkZW50aXR5LnYxLlNlY29uZEZhY3RvchIWCg5yZWNvdmVyeV9jb2RlcxgCIAMoCSIaChhMaXN0U2Vjb25kRmFjdG9yc1JlcXVlc3QiaQoZTGlzdFNlY29uZEZhY3RvcnNSZXNwb25zZRIqCgdmYWN0b3JzGAEgAygLMhkuaWRlbnRpdHkudjEuU2Vjb25kRmFjdG9yEiAKGHJlY292ZXJ5X2NvZGVzX3JlbWFpbmluZxgCIAEoBSIuChlSZW1vdmVTZWNvbmRGYWN0b3JSZXF1ZXN0EhEKCWZhY3Rvcl9pZBgBIAEoCSIcChpSZW1vdmVTZWNvbmRGYWN0b3JSZXNwb25zZSIgCh5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QiOQofUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRIWCg5yZWNvdmVyeV9jb2RlcxgBIAMoCTKNCgoOQWNjb3VudFNlcnZpY2USTwoKR2V0QWNjb3VudBIeLmlkZW50aXR5LnYxLkdldEFjY291bnRSZXF1ZXN0Gh8uaWRlbnRpdHkudjEuR2V0QWNjb3VudFJlc3BvbnNlIgASWAoNVXBkYXRlQWNjb3VudBIhLmlkZW50aXR5LnYxLlVwZGF0ZUFjY291bnRSZXF1ZXN0GiIuaWRlbnRpdHkudjEuVXBkYXRlQWNjb3VudFJlc3BvbnNlIgASVQoMQWRkUHVzaFRva2VuEiAuaWRlbnRpdHkudjEuQWRkUHVzaFRva2VuUmVxdWVzdBohLmlkZW50aXR5LnYxLkFkZFB1c2hUb2tlblJlc3BvbnNlIgASXgoPUmVtb3ZlUHVzaFRva2VuEiMuaWRlbnRpdHkudjEuUmVtb3ZlUHVzaFRva2VuUmVxdWVzdBokLmlkZW50aXR5LnYxLlJlbW92ZVB1c2hUb2tlblJlc3BvbnNlIgASVQoMTGlzdENvbnNlbnRzEiAuaWRlbnRpdHkudjEuTGlzdENvbnNlbnRzUmVxdWVzdBohLmlkZW50aXR5LnYxLkxpc3RDb25zZW50c1Jlc3BvbnNlIgASWwoOVXBkYXRlQ29uc2VudHMSIi5pZGVudGl0eS52MS5VcGRhdGVDb25zZW50c1JlcXVlc3QaIy5pZGVudGl0eS52MS5VcGRhdGVDb25zZW50c1Jlc3BvbnNlIgASZgoRRXhwb3J0QWNjb3VudERhdGESJS5pZGVudGl0eS52MS5FeHBvcnRBY2NvdW50RGF0YVJlcXVlc3QaJi5pZGVudGl0eS52MS5FeHBvcnRBY2NvdW50RGF0YVJlc3BvbnNlIgAwARJYCg1EZWxldGVBY2NvdW50EiEuaWRlbnRpdHkudjEuRGVsZXRlQWNjb3VudFJlcXVlc3QaIi5pZGVudGl0eS52MS5EZWxldGVBY2NvdW50UmVzcG9uc2UiABJqChNTdGFydFRvdHBFbnJvbGxtZW50EicuaWRlbnRpdHkudjEuU3RhcnRUb3RwRW5yb2xsbWVudFJlcXVlc3QaKC5pZGVudGl0eS52MS5TdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2UiABJwChVDb25maXJtVG90cEVucm9sbG1lbnQSKS5pZGVudGl0eS52MS5Db25maXJtVG90cEVucm9sbG1lbnRSZXF1ZXN0GiouaWRlbnRpdHkudjEuQ29uZmlybVRvdHBFbnJvbGxtZW50UmVzcG9uc2UiABJkChFMaXN0U2Vjb25kRmFjdG9ycxIlLmlkZW50aXR5LnYxLkxpc3RTZWNvbmRGYWN0b3JzUmVxdWVzdBomLmlkZW50aXR5LnYxLkxpc3RTZWNvbmRGYWN0b3JzUmVzcG9uc2UiABJnChJSZW1vdmVTZWNvbmRGYWN0b3ISJi5pZGVudGl0eS52MS5SZW1vdmVTZWNvbmRGYWN0b3JSZXF1ZXN0GicuaWRlbnRpdHkudjEuUmVtb3ZlU2Vjb25kRmFjdG9yUmVzcG9uc2UiABJ2ChdSZWdlbmVyYXRlUmVjb3ZlcnlDb2RlcxIrLmlkZW50aXR5LnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBosLmlkZW50aXR5LnYxLlJlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2UiAGIGcHJvdG8z", [file_google_protobuf_field_mask, file_identity_v1_common]);
+  fileDesc("CiFpZGVudGl0eS92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIiEKH1N0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlcXVlc3QiOAogU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVzcG9uc2USFAoMb3B0aW9uc19qc29uGAEgASgJIjkKIEZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0EhUKDXJlc3BvbnNlX2pzb24YASABKAkiZgohRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlEikKBmZhY3RvchgBIAEoCzIZLmlkZW50aXR5LnYxLlNlY29uZEZhY3RvchIWCg5yZWNvdmVyeV9jb2RlcxgCIAMoCSJCChFHZXRBY2NvdW50UmVxdWVzdBItCglyZWFkX21hc2sYASABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjsKEkdldEFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudCJuChRVcGRhdGVBY2NvdW50UmVxdWVzdBIlCgdhY2NvdW50GAEgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlQWNjb3VudFJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50IkEKE0FkZFB1c2hUb2tlblJlcXVlc3QSKgoKcHVzaF90b2tlbhgBIAEoCzIWLmlkZW50aXR5LnYxLlB1c2hUb2tlbiIWChRBZGRQdXNoVG9rZW5SZXNwb25zZSIrChZSZW1vdmVQdXNoVG9rZW5SZXF1ZXN0EhEKCWRldmljZV9pZBgBIAEoCSIZChdSZW1vdmVQdXNoVG9rZW5SZXNwb25zZSIVChNMaXN0Q29uc2VudHNSZXF1ZXN0ImUKFExpc3RDb25zZW50c1Jlc3BvbnNlEiYKCGNvbnNlbnRzGAEgAygLMhQuaWRlbnRpdHkudjEuQ29uc2VudBIlCgdoaXN0b3J5GAIgAygLMhQuaWRlbnRpdHkudjEuQ29uc2VudCJEChVVcGRhdGVDb25zZW50c1JlcXVlc3QSKwoIY29uc2VudHMYASADKAsyGS5pZGVudGl0eS52MS5Db25zZW50R3JhbnQiQAoWVXBkYXRlQ29uc2VudHNSZXNwb25zZRImCghjb25zZW50cxgBIAMoCzIULmlkZW50aXR5LnYxLkNvbnNlbnQiGgoYRXhwb3J0QWNjb3VudERhdGFSZXF1ZXN0IjoKGUV4cG9ydEFjY291bnREYXRhUmVzcG9uc2USDwoHc2VjdGlvbhgBIAEoCRIMCgRqc29uGAIgASgJIigKFERlbGV0ZUFjY291bnRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIhcKFURlbGV0ZUFjY291bnRSZXNwb25zZSIcChpTdGFydFRvdHBFbnJvbGxtZW50UmVxdWVzdCJXChtTdGFydFRvdHBFbnJvbGxtZW50UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEhMKC290cGF1dGhfdXJpGAIgASgJEhMKC3FyX2NvZGVfc3ZnGAMgASgJIiwKHENvbmZpcm1Ub3RwRW5yb2xsbWVudFJlcXVlc3QSDAoEY29kZRgBIAEoCSJiCh1Db25maXJtVG90cEVucm9sbG1lbnRSZXNwb25zZRIpCgZmYWN0b3IYASABKAsyGS5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3ISFgoOcmVjb3ZlcnlfY29kZXMYAiADKAkiGgoYTGlzdFNlY29uZEZhY3RvcnNSZXF1ZXN0ImkKGUxpc3RTZWNvbmRGYWN0b3JzUmVzcG9uc2USKgoHZmFjdG9ycxgBIAMoCzIZLmlkZW50aXR5LnYxLlNlY29uZEZhY3RvchIgChhyZWNvdmVyeV9jb2Rlc19yZW1haW5pbmcYAiABKAUiLgoZUmVtb3ZlU2Vjb25kRmFjdG9yUmVxdWVzdBIRCglmYWN0b3JfaWQYASABKAkiHAoaUmVtb3ZlU2Vjb25kRmFjdG9yUmVzcG9uc2UiIAoeUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0IjkKH1JlZ2VuZXJhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USFgoOcmVjb3ZlcnlfY29kZXMYASADKAkyhgwKDkFjY291bnRTZXJ2aWNlEk8KCkdldEFjY291bnQSHi5pZGVudGl0eS52MS5HZXRBY2NvdW50UmVxdWVzdBofLmlkZW50aXR5LnYxLkdldEFjY291bnRSZXNwb25zZSIAElgKDVVwZGF0ZUFjY291bnQSIS5pZGVudGl0eS52MS5VcGRhdGVBY2NvdW50UmVxdWVzdBoiLmlkZW50aXR5LnYxLlVwZGF0ZUFjY291bnRSZXNwb25zZSIAElUKDEFkZFB1c2hUb2tlbhIgLmlkZW50aXR5LnYxLkFkZFB1c2hUb2tlblJlcXVlc3QaIS5pZGVudGl0eS52MS5BZGRQdXNoVG9rZW5SZXNwb25zZSIAEl4KD1JlbW92ZVB1c2hUb2tlbhIjLmlkZW50aXR5LnYxLlJlbW92ZVB1c2hUb2tlblJlcXVlc3QaJC5pZGVudGl0eS52MS5SZW1vdmVQdXNoVG9rZW5SZXNwb25zZSIAElUKDExpc3RDb25zZW50cxIgLmlkZW50aXR5LnYxLkxpc3RDb25zZW50c1JlcXVlc3QaIS5pZGVudGl0eS52MS5MaXN0Q29uc2VudHNSZXNwb25zZSIAElsKDlVwZGF0ZUNvbnNlbnRzEiIuaWRlbnRpdHkudjEuVXBkYXRlQ29uc2VudHNSZXF1ZXN0GiMuaWRlbnRpdHkudjEuVXBkYXRlQ29uc2VudHNSZXNwb25zZSIAEmYKEUV4cG9ydEFjY291bnREYXRhEiUuaWRlbnRpdHkudjEuRXhwb3J0QWNjb3VudERhdGFSZXF1ZXN0GiYuaWRlbnRpdHkudjEuRXhwb3J0QWNjb3VudERhdGFSZXNwb25zZSIAMAESWAoNRGVsZXRlQWNjb3VudBIhLmlkZW50aXR5LnYxLkRlbGV0ZUFjY291bnRSZXF1ZXN0GiIuaWRlbnRpdHkudjEuRGVsZXRlQWNjb3VudFJlc3BvbnNlIgASagoTU3RhcnRUb3RwRW5yb2xsbWVudBInLmlkZW50aXR5LnYxLlN0YXJ0VG90cEVucm9sbG1lbnRSZXF1ZXN0GiguaWRlbnRpdHkudjEuU3RhcnRUb3RwRW5yb2xsbWVudFJlc3BvbnNlIgAScAoVQ29uZmlybVRvdHBFbnJvbGxtZW50EikuaWRlbnRpdHkudjEuQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBoqLmlkZW50aXR5LnYxLkNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlIgASZAoRTGlzdFNlY29uZEZhY3RvcnMSJS5pZGVudGl0eS52MS5MaXN0U2Vjb25kRmFjdG9yc1JlcXVlc3QaJi5pZGVudGl0eS52MS5MaXN0U2Vjb25kRmFjdG9yc1Jlc3BvbnNlIgASZwoSUmVtb3ZlU2Vjb25kRmFjdG9yEiYuaWRlbnRpdHkudjEuUmVtb3ZlU2Vjb25kRmFjdG9yUmVxdWVzdBonLmlkZW50aXR5LnYxLlJlbW92ZVNlY29uZEZhY3RvclJlc3BvbnNlIgASdgoXUmVnZW5lcmF0ZVJlY292ZXJ5Q29kZXMSKy5pZGVudGl0eS52MS5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QaLC5pZGVudGl0eS52MS5SZWdlbmVyYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlIgASeQoYU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uEiwuaWRlbnRpdHkudjEuU3RhcnRQYXNza2V5UmVnaXN0cmF0aW9uUmVxdWVzdBotLmlkZW50aXR5LnYxLlN0YXJ0UGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlIgASfAoZRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvbhItLmlkZW50aXR5LnYxLkZpbmlzaFBhc3NrZXlSZWdpc3RyYXRpb25SZXF1ZXN0Gi4uaWRlbnRpdHkudjEuRmluaXNoUGFzc2tleVJlZ2lzdHJhdGlvblJlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_field_mask, file_identity_v1_common]);
+
+/**
+ * Describes the message identity.v1.StartPasskeyRegistrationRequest.
+ * Use `create(StartPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export const StartPasskeyRegistrationRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_account_service, 0);
+
+/**
+ * Describes the message identity.v1.StartPasskeyRegistrationResponse.
+ * Use `create(StartPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export const StartPasskeyRegistrationResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_account_service, 1);
+
+/**
+ * Describes the message identity.v1.FinishPasskeyRegistrationRequest.
+ * Use `create(FinishPasskeyRegistrationRequestSchema)` to create a new message.
+ */
+export const FinishPasskeyRegistrationRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_account_service, 2);
+
+/**
+ * Describes the message identity.v1.FinishPasskeyRegistrationResponse.
+ * Use `create(FinishPasskeyRegistrationResponseSchema)` to create a new message.
+ */
+export const FinishPasskeyRegistrationResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_account_service, 3);
 
 /**
  * Describes the message identity.v1.GetAccountRequest.
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 0);
+  messageDesc(file_identity_v1_account_service, 4);
 
 /**
  * Describes the message identity.v1.GetAccountResponse.
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 1);
+  messageDesc(file_identity_v1_account_service, 5);
 
 /**
  * Describes the message identity.v1.UpdateAccountRequest.
  * Use `create(UpdateAccountRequestSchema)` to create a new message.
  */
 export const UpdateAccountRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 2);
+  messageDesc(file_identity_v1_account_service, 6);
 
 /**
  * Describes the message identity.v1.UpdateAccountResponse.
  * Use `create(UpdateAccountResponseSchema)` to create a new message.
  */
 export const UpdateAccountResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 3);
+  messageDesc(file_identity_v1_account_service, 7);
 
 /**
  * Describes the message identity.v1.AddPushTokenRequest.
  * Use `create(AddPushTokenRequestSchema)` to create a new message.
  */
 export const AddPushTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 4);
+  messageDesc(file_identity_v1_account_service, 8);
 
 /**
  * Describes the message identity.v1.AddPushTokenResponse.
  * Use `create(AddPushTokenResponseSchema)` to create a new message.
  */
 export const AddPushTokenResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 5);
+  messageDesc(file_identity_v1_account_service, 9);
 
 /**
  * Describes the message identity.v1.RemovePushTokenRequest.
  * Use `create(RemovePushTokenRequestSchema)` to create a new message.
  */
 export const RemovePushTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 6);
+  messageDesc(file_identity_v1_account_service, 10);
 
 /**
  * Describes the message identity.v1.RemovePushTokenResponse.
  * Use `create(RemovePushTokenResponseSchema)` to create a new message.
  */
 export const RemovePushTokenResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 7);
+  messageDesc(file_identity_v1_account_service, 11);
 
 /**
  * Describes the message identity.v1.ListConsentsRequest.
  * Use `create(ListConsentsRequestSchema)` to create a new message.
  */
 export const ListConsentsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 8);
+  messageDesc(file_identity_v1_account_service, 12);
 
 /**
  * Describes the message identity.v1.ListConsentsResponse.
  * Use `create(ListConsentsResponseSchema)` to create a new message.
  */
 export const ListConsentsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 9);
+  messageDesc(file_identity_v1_account_service, 13);
 
 /**
  * Describes the message identity.v1.UpdateConsentsRequest.
  * Use `create(UpdateConsentsRequestSchema)` to create a new message.
  */
 export const UpdateConsentsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 10);
+  messageDesc(file_identity_v1_account_service, 14);
 
 /**
  * Describes the message identity.v1.UpdateConsentsResponse.
  * Use `create(UpdateConsentsResponseSchema)` to create a new message.
  */
 export const UpdateConsentsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 11);
+  messageDesc(file_identity_v1_account_service, 15);
 
 /**
  * Describes the message identity.v1.ExportAccountDataRequest.
  * Use `create(ExportAccountDataRequestSchema)` to create a new message.
  */
 export const ExportAccountDataRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 12);
+  messageDesc(file_identity_v1_account_service, 16);
 
 /**
  * Describes the message identity.v1.ExportAccountDataResponse.
  * Use `create(ExportAccountDataResponseSchema)` to create a new message.
  */
 export const ExportAccountDataResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 13);
+  messageDesc(file_identity_v1_account_service, 17);
 
 /**
  * Describes the message identity.v1.DeleteAccountRequest.
  * Use `create(DeleteAccountRequestSchema)` to create a new message.
  */
 export const DeleteAccountRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 14);
+  messageDesc(file_identity_v1_account_service, 18);
 
 /**
  * Describes the message identity.v1.DeleteAccountResponse.
  * Use `create(DeleteAccountResponseSchema)` to create a new message.
  */
 export const DeleteAccountResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 15);
+  messageDesc(file_identity_v1_account_service, 19);
 
 /**
  * Describes the message identity.v1.StartTotpEnrollmentRequest.
  * Use `create(StartTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const StartTotpEnrollmentRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 16);
+  messageDesc(file_identity_v1_account_service, 20);
 
 /**
  * Describes the message identity.v1.StartTotpEnrollmentResponse.
  * Use `create(StartTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const StartTotpEnrollmentResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 17);
+  messageDesc(file_identity_v1_account_service, 21);
 
 /**
  * Describes the message identity.v1.ConfirmTotpEnrollmentRequest.
  * Use `create(ConfirmTotpEnrollmentRequestSchema)` to create a new message.
  */
 export const ConfirmTotpEnrollmentRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 18);
+  messageDesc(file_identity_v1_account_service, 22);
 
 /**
  * Describes the message identity.v1.ConfirmTotpEnrollmentResponse.
  * Use `create(ConfirmTotpEnrollmentResponseSchema)` to create a new message.
  */
 export const ConfirmTotpEnrollmentResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 19);
+  messageDesc(file_identity_v1_account_service, 23);
 
 /**
  * Describes the message identity.v1.ListSecondFactorsRequest.
  * Use `create(ListSecondFactorsRequestSchema)` to create a new message.
  */
 export const ListSecondFactorsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 20);
+  messageDesc(file_identity_v1_account_service, 24);
 
 /**
  * Describes the message identity.v1.ListSecondFactorsResponse.
  * Use `create(ListSecondFactorsResponseSchema)` to create a new message.
  */
 export const ListSecondFactorsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 21);
+  messageDesc(file_identity_v1_account_service, 25);
 
 /**
  * Describes the message identity.v1.RemoveSecondFactorRequest.
  * Use `create(RemoveSecondFactorRequestSchema)` to create a new message.
  */
 export const RemoveSecondFactorRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 22);
+  messageDesc(file_identity_v1_account_service, 26);
 
 /**
  * Describes the message identity.v1.RemoveSecondFactorResponse.
  * Use `create(RemoveSecondFactorResponseSchema)` to create a new message.
  */
 export const RemoveSecondFactorResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 23);
+  messageDesc(file_identity_v1_account_service, 27);
 
 /**
  * Describes the message identity.v1.RegenerateRecoveryCodesRequest.
  * Use `create(RegenerateRecoveryCodesRequestSchema)` to create a new message.
  */
 export const RegenerateRecoveryCodesRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 24);
+  messageDesc(file_identity_v1_account_service, 28);
 
 /**
  * Describes the message identity.v1.RegenerateRecoveryCodesResponse.
  * Use `create(RegenerateRecoveryCodesResponseSchema)` to create a new message.
  */
 export const RegenerateRecoveryCodesResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_account_service, 25);
+  messageDesc(file_identity_v1_account_service, 29);
 
 /**
  * AccountService is the signed-in person's own account: profile, consents,

@@ -541,6 +541,24 @@ export declare type TenantSettings = Message<"identity.v1.TenantSettings"> & {
    * @generated from field: google.protobuf.Duration guest_retention = 23;
    */
   guestRetention?: Duration | undefined;
+
+  /**
+   * The relying party id of passkeys (a host name, e.g. "example.com"):
+   * empty means the host of link_base_url, else of PUBLIC_URL. Changing it
+   * makes the passkeys registered under the old id unusable.
+   *
+   * @generated from field: string passkey_rp_id = 24;
+   */
+  passkeyRpId: string;
+
+  /**
+   * The origins passkey ceremonies may run on (e.g. "https://app.example.com"),
+   * each on passkey_rp_id or one of its subdomains; empty means the origin of
+   * link_base_url, else of PUBLIC_URL. At most 20.
+   *
+   * @generated from field: repeated string passkey_origins = 25;
+   */
+  passkeyOrigins: string[];
 };
 
 /**

@@ -723,6 +723,13 @@ export enum SecondFactorKind {
    * @generated from enum value: SECOND_FACTOR_KIND_RECOVERY_CODE = 3;
    */
   RECOVERY_CODE = 3,
+
+  /**
+   * A passkey (WebAuthn credential) registered with StartPasskeyRegistration.
+   *
+   * @generated from enum value: SECOND_FACTOR_KIND_PASSKEY = 4;
+   */
+  PASSKEY = 4,
 }
 
 /**

@@ -128,6 +128,15 @@ export declare type SignInRequest = Message<"identity.v1.SignInRequest"> & {
     case: "phoneCode";
   } | {
     /**
+     * Sign in with a passkey: the answer to StartPasskeySignIn's options. A
+     * passkey with user verification is two factors: the session is AAL2.
+     *
+     * @generated from field: identity.v1.Passkey passkey = 9;
+     */
+    value: Passkey;
+    case: "passkey";
+  } | {
+    /**
      * Sign in as a guest: a new account with a guest identity, each time.
      * Refused (FailedPrecondition GUEST_WHILE_SIGNED_IN) when the call carries
      * an authorization header.
@@ -182,6 +191,62 @@ export declare type PhoneCode = Message<"identity.v1.PhoneCode"> & {
  * Use `create(PhoneCodeSchema)` to create a new message.
  */
 export declare const PhoneCodeSchema: GenMessage<PhoneCode>;
+
+/**
+ * Passkey is a WebAuthn assertion.
+ *
+ * @generated from message identity.v1.Passkey
+ */
+export declare type Passkey = Message<"identity.v1.Passkey"> & {
+  /**
+   * AuthenticationResponseJSON (the credential's toJSON()); unknown or
+   * removed credentials, other origins and used challenges are
+   * Unauthenticated INVALID_CREDENTIALS.
+   *
+   * @generated from field: string response_json = 1;
+   */
+  responseJson: string;
+};
+
+/**
+ * Describes the message identity.v1.Passkey.
+ * Use `create(PasskeySchema)` to create a new message.
+ */
+export declare const PasskeySchema: GenMessage<Passkey>;
+
+/**
+ * StartPasskeySignInRequest starts a passkey sign-in.
+ *
+ * @generated from message identity.v1.StartPasskeySignInRequest
+ */
+export declare type StartPasskeySignInRequest = Message<"identity.v1.StartPasskeySignInRequest"> & {
+};
+
+/**
+ * Describes the message identity.v1.StartPasskeySignInRequest.
+ * Use `create(StartPasskeySignInRequestSchema)` to create a new message.
+ */
+export declare const StartPasskeySignInRequestSchema: GenMessage<StartPasskeySignInRequest>;
+
+/**
+ * StartPasskeySignInResponse carries the WebAuthn request options.
+ *
+ * @generated from message identity.v1.StartPasskeySignInResponse
+ */
+export declare type StartPasskeySignInResponse = Message<"identity.v1.StartPasskeySignInResponse"> & {
+  /**
+   * PublicKeyCredentialRequestOptionsJSON (for PublicKeyCredential.parseRequestOptionsFromJSON).
+   *
+   * @generated from field: string options_json = 1;
+   */
+  optionsJson: string;
+};
+
+/**
+ * Describes the message identity.v1.StartPasskeySignInResponse.
+ * Use `create(StartPasskeySignInResponseSchema)` to create a new message.
+ */
+export declare const StartPasskeySignInResponseSchema: GenMessage<StartPasskeySignInResponse>;
 
 /**
  * Guest asks for a new guest account.
@@ -314,6 +379,15 @@ export declare type SecondFactorChallenge = Message<"identity.v1.SecondFactorCha
    * @generated from field: repeated identity.v1.SecondFactorKind kinds = 3;
    */
   kinds: SecondFactorKind[];
+
+  /**
+   * When kinds has SECOND_FACTOR_KIND_PASSKEY: the options for
+   * navigator.credentials.get (PublicKeyCredentialRequestOptions as JSON,
+   * allowing the account's passkeys); answer with passkey_response_json.
+   *
+   * @generated from field: string passkey_options_json = 4;
+   */
+  passkeyOptionsJson: string;
 };
 
 /**
@@ -364,6 +438,14 @@ export declare type CompleteSecondFactorRequest = Message<"identity.v1.CompleteS
      */
     value: string;
     case: "smsCode";
+  } | {
+    /**
+     * The answer to passkey_options_json (AuthenticationResponseJSON) from one of the account's passkeys.
+     *
+     * @generated from field: string passkey_response_json = 6;
+     */
+    value: string;
+    case: "passkeyResponseJson";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -1395,6 +1477,21 @@ export declare const SessionService: GenService<{
     methodKind: "unary";
     input: typeof SendSecondFactorCodeRequestSchema;
     output: typeof SendSecondFactorCodeResponseSchema;
+  },
+  /**
+   * Starts a sign-in with a passkey, without a password: the options to pass
+   * to navigator.credentials.get (PublicKeyCredentialRequestOptions as JSON,
+   * no allowed credentials: the authenticator offers its discoverable ones).
+   * The challenge is single use and lives 5 minutes; the answer goes to
+   * SignIn's passkey method. Anonymous (the tenant from X-Tenant-Id).
+   * Errors: ResourceExhausted RATE_LIMITED (per IP).
+   *
+   * @generated from rpc identity.v1.SessionService.StartPasskeySignIn
+   */
+  startPasskeySignIn: {
+    methodKind: "unary";
+    input: typeof StartPasskeySignInRequestSchema;
+    output: typeof StartPasskeySignInResponseSchema;
   },
   /**
    * Starts a sign-in with one of the tenant's social providers (Google, Apple

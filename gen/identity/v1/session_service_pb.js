@@ -10,7 +10,7 @@ import { file_identity_v1_common } from "./common_pb.js";
  * Describes the file identity/v1/session_service.proto.
  */
 export const file_identity_v1_session_service = /*@__PURE__*/
-  fileDesc("CiFpZGVudGl0eS92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIj8KB0lkVG9rZW4SEwoLcHJvdmlkZXJfaWQYASABKAkSEAoIaWRfdG9rZW4YAiABKAkSDQoFbm9uY2UYAyABKAkiRgoNRW1haWxQYXNzd29yZBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAki/gEKDVNpZ25JblJlcXVlc3QSNAoOZW1haWxfcGFzc3dvcmQYASABKAsyGi5pZGVudGl0eS52MS5FbWFpbFBhc3N3b3JkSAASKAoIaWRfdG9rZW4YCCABKAsyFC5pZGVudGl0eS52MS5JZFRva2VuSAASLAoKcGhvbmVfY29kZRgDIAEoCzIWLmlkZW50aXR5LnYxLlBob25lQ29kZUgAEiMKBWd1ZXN0GAQgASgLMhIuaWRlbnRpdHkudjEuR3Vlc3RIABIwCgxwcm9maWxlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQggKBm1ldGhvZCIoCglQaG9uZUNvZGUSDQoFcGhvbmUYASABKAkSDAoEY29kZRgCIAEoCSIHCgVHdWVzdCI2ChVTZW5kU2lnbkluQ29kZVJlcXVlc3QSDQoFcGhvbmUYASABKAkSDgoGbG9jYWxlGAIgASgJIhgKFlNlbmRTaWduSW5Db2RlUmVzcG9uc2Ui2AEKDlNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSQwoXc2Vjb25kX2ZhY3Rvcl9jaGFsbGVuZ2UYBSABKAsyIi5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JDaGFsbGVuZ2UiiQEKFVNlY29uZEZhY3RvckNoYWxsZW5nZRIRCgljaGFsbGVuZ2UYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBWtpbmRzGAMgAygOMh0uaWRlbnRpdHkudjEuU2Vjb25kRmFjdG9yS2luZCKsAQobQ29tcGxldGVTZWNvbmRGYWN0b3JSZXF1ZXN0EhEKCWNoYWxsZW5nZRgBIAEoCRITCgl0b3RwX2NvZGUYAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSAASEgoIc21zX2NvZGUYBCABKAlIABIwCgxwcm9maWxlX21hc2sYBSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgYKBGNvZGUiwwEKHENvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdwcm9maWxlGAQgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBIgChhyZWNvdmVyeV9jb2Rlc19yZW1haW5pbmcYBSABKAUiMAobU2VuZFNlY29uZEZhY3RvckNvZGVSZXF1ZXN0EhEKCWNoYWxsZW5nZRgBIAEoCSJjChxTZW5kU2Vjb25kRmFjdG9yQ29kZVJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpwaG9uZV9oaW50GAIgASgJIhAKDlNpZ25PdXRSZXF1ZXN0IhEKD1NpZ25PdXRSZXNwb25zZSIvChZWYWxpZGF0ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkihAMKF1ZhbGlkYXRlU2Vzc2lvblJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEh8KBHJvbGUYAyABKA4yES5pZGVudGl0eS52MS5Sb2xlEjQKD2Fzc3VyYW5jZV9sZXZlbBgEIAEoDjIbLmlkZW50aXR5LnYxLkFzc3VyYW5jZUxldmVsEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAYgASgJEkEKFmF1dGhlbnRpY2F0aW9uX21ldGhvZHMYByADKAsyIS5pZGVudGl0eS52MS5BdXRoZW50aWNhdGlvbk1ldGhvZBIPCgdwbGFuX2lkGBQgASgJEjwKE3N1YnNjcmlwdGlvbl9zdGF0dXMYFSABKA4yHy5pZGVudGl0eS52MS5TdWJzY3JpcHRpb25TdGF0dXMSFAoMZW50aXRsZW1lbnRzGBYgAygJIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPgoUTGlzdFNlc3Npb25zUmVzcG9uc2USJgoIc2Vzc2lvbnMYASADKAsyFC5pZGVudGl0eS52MS5TZXNzaW9uIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhwKGlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0IjQKG1Jldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZRIVCg1yZXZva2VkX2NvdW50GAEgASgFIhcKFVJlZnJlc2hTZXNzaW9uUmVxdWVzdCJJChZSZWZyZXNoU2Vzc2lvblJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIZChdXYXRjaFJldm9jYXRpb25zUmVxdWVzdCLOBQoYV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlEjwKBXJlYWR5GAEgASgLMisuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlLlJlYWR5SAASTQoOc2Vzc2lvbnNfZW5kZWQYAiABKAsyMy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuU2Vzc2lvbnNFbmRlZEgAElcKE2FjY291bnRfaW52YWxpZGF0ZWQYAyABKAsyOC5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuQWNjb3VudEludmFsaWRhdGVkSAASVQoSdGVuYW50X2ludmFsaWRhdGVkGAQgASgLMjcuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlLlRlbmFudEludmFsaWRhdGVkSAASPAoFcmVzZXQYBSABKAsyKy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuUmVzZXRIABJECgloZWFydGJlYXQYBiABKAsyLy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuSGVhcnRiZWF0SAAaVQoFUmVhZHkSEQoJdGVuYW50X2lkGAEgASgJEhoKEmFjY291bnRfZGlnZXN0X2tleRgCIAEoDBIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAyABKAUaJQoNU2Vzc2lvbnNFbmRlZBIUCgx0b2tlbl9oYXNoZXMYASADKAkaLAoSQWNjb3VudEludmFsaWRhdGVkEhYKDmFjY291bnRfZGlnZXN0GAEgASgJGiYKEVRlbmFudEludmFsaWRhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRoHCgVSZXNldBoLCglIZWFydGJlYXRCBwoFZXZlbnQiGQoXSXNzdWVBY2Nlc3NUb2tlblJlcXVlc3QicQoYSXNzdWVBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAMgASgJIkUKGFN0YXJ0U29jaWFsU2lnbkluUmVxdWVzdBITCgtwcm92aWRlcl9pZBgBIAEoCRIUCgxyZWRpcmVjdF91cmkYAiABKAkiRQoZU3RhcnRTb2NpYWxTaWduSW5SZXNwb25zZRIZChFhdXRob3JpemF0aW9uX3VybBgBIAEoCRINCgVzdGF0ZRgCIAEoCSKHAQobQ29tcGxldGVTb2NpYWxTaWduSW5SZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEgwKBGNvZGUYAiABKAkSDAoEdXNlchgDIAEoCRIwCgxwcm9maWxlX21hc2sYBCABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEgsKA2lzcxgFIAEoCSKPAgocQ29tcGxldGVTb2NpYWxTaWduSW5SZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKB3Byb2ZpbGUYBCABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50EhcKD2FjY291bnRfY3JlYXRlZBgFIAEoCBIOCgZsaW5rZWQYBiABKAgSQwoXc2Vjb25kX2ZhY3Rvcl9jaGFsbGVuZ2UYByABKAsyIi5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JDaGFsbGVuZ2UyzwoKDlNlc3Npb25TZXJ2aWNlEkMKBlNpZ25JbhIaLmlkZW50aXR5LnYxLlNpZ25JblJlcXVlc3QaGy5pZGVudGl0eS52MS5TaWduSW5SZXNwb25zZSIAElsKDlNlbmRTaWduSW5Db2RlEiIuaWRlbnRpdHkudjEuU2VuZFNpZ25JbkNvZGVSZXF1ZXN0GiMuaWRlbnRpdHkudjEuU2VuZFNpZ25JbkNvZGVSZXNwb25zZSIAEkYKB1NpZ25PdXQSGy5pZGVudGl0eS52MS5TaWduT3V0UmVxdWVzdBocLmlkZW50aXR5LnYxLlNpZ25PdXRSZXNwb25zZSIAEl4KD1ZhbGlkYXRlU2Vzc2lvbhIjLmlkZW50aXR5LnYxLlZhbGlkYXRlU2Vzc2lvblJlcXVlc3QaJC5pZGVudGl0eS52MS5WYWxpZGF0ZVNlc3Npb25SZXNwb25zZSIAElUKDExpc3RTZXNzaW9ucxIgLmlkZW50aXR5LnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIS5pZGVudGl0eS52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIAElgKDVJldm9rZVNlc3Npb24SIS5pZGVudGl0eS52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBoiLmlkZW50aXR5LnYxLlJldm9rZVNlc3Npb25SZXNwb25zZSIAEmoKE1Jldm9rZU90aGVyU2Vzc2lvbnMSJy5pZGVudGl0eS52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBooLmlkZW50aXR5LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZSIAElsKDlJlZnJlc2hTZXNzaW9uEiIuaWRlbnRpdHkudjEuUmVmcmVzaFNlc3Npb25SZXF1ZXN0GiMuaWRlbnRpdHkudjEuUmVmcmVzaFNlc3Npb25SZXNwb25zZSIAEmMKEFdhdGNoUmV2b2NhdGlvbnMSJC5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVxdWVzdBolLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZSIAMAESYQoQSXNzdWVBY2Nlc3NUb2tlbhIkLmlkZW50aXR5LnYxLklzc3VlQWNjZXNzVG9rZW5SZXF1ZXN0GiUuaWRlbnRpdHkudjEuSXNzdWVBY2Nlc3NUb2tlblJlc3BvbnNlIgASbQoUQ29tcGxldGVTZWNvbmRGYWN0b3ISKC5pZGVudGl0eS52MS5Db21wbGV0ZVNlY29uZEZhY3RvclJlcXVlc3QaKS5pZGVudGl0eS52MS5Db21wbGV0ZVNlY29uZEZhY3RvclJlc3BvbnNlIgASbQoUU2VuZFNlY29uZEZhY3RvckNvZGUSKC5pZGVudGl0eS52MS5TZW5kU2Vjb25kRmFjdG9yQ29kZVJlcXVlc3QaKS5pZGVudGl0eS52MS5TZW5kU2Vjb25kRmFjdG9yQ29kZVJlc3BvbnNlIgASZAoRU3RhcnRTb2NpYWxTaWduSW4SJS5pZGVudGl0eS52MS5TdGFydFNvY2lhbFNpZ25JblJlcXVlc3QaJi5pZGVudGl0eS52MS5TdGFydFNvY2lhbFNpZ25JblJlc3BvbnNlIgASbQoUQ29tcGxldGVTb2NpYWxTaWduSW4SKC5pZGVudGl0eS52MS5Db21wbGV0ZVNvY2lhbFNpZ25JblJlcXVlc3QaKS5pZGVudGl0eS52MS5Db21wbGV0ZVNvY2lhbFNpZ25JblJlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_common]);
+  fileDesc("CiFpZGVudGl0eS92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIj8KB0lkVG9rZW4SEwoLcHJvdmlkZXJfaWQYASABKAkSEAoIaWRfdG9rZW4YAiABKAkSDQoFbm9uY2UYAyABKAkiRgoNRW1haWxQYXNzd29yZBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxuZXdfcGFzc3dvcmQYAyABKAkipwIKDVNpZ25JblJlcXVlc3QSNAoOZW1haWxfcGFzc3dvcmQYASABKAsyGi5pZGVudGl0eS52MS5FbWFpbFBhc3N3b3JkSAASKAoIaWRfdG9rZW4YCCABKAsyFC5pZGVudGl0eS52MS5JZFRva2VuSAASLAoKcGhvbmVfY29kZRgDIAEoCzIWLmlkZW50aXR5LnYxLlBob25lQ29kZUgAEicKB3Bhc3NrZXkYCSABKAsyFC5pZGVudGl0eS52MS5QYXNza2V5SAASIwoFZ3Vlc3QYBCABKAsyEi5pZGVudGl0eS52MS5HdWVzdEgAEjAKDHByb2ZpbGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCCAoGbWV0aG9kIigKCVBob25lQ29kZRINCgVwaG9uZRgBIAEoCRIMCgRjb2RlGAIgASgJIiAKB1Bhc3NrZXkSFQoNcmVzcG9uc2VfanNvbhgBIAEoCSIbChlTdGFydFBhc3NrZXlTaWduSW5SZXF1ZXN0IjIKGlN0YXJ0UGFzc2tleVNpZ25JblJlc3BvbnNlEhQKDG9wdGlvbnNfanNvbhgBIAEoCSIHCgVHdWVzdCI2ChVTZW5kU2lnbkluQ29kZVJlcXVlc3QSDQoFcGhvbmUYASABKAkSDgoGbG9jYWxlGAIgASgJIhgKFlNlbmRTaWduSW5Db2RlUmVzcG9uc2Ui2AEKDlNpZ25JblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoHcHJvZmlsZRgEIAEoCzIULmlkZW50aXR5LnYxLkFjY291bnQSQwoXc2Vjb25kX2ZhY3Rvcl9jaGFsbGVuZ2UYBSABKAsyIi5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JDaGFsbGVuZ2UipwEKFVNlY29uZEZhY3RvckNoYWxsZW5nZRIRCgljaGFsbGVuZ2UYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBWtpbmRzGAMgAygOMh0uaWRlbnRpdHkudjEuU2Vjb25kRmFjdG9yS2luZBIcChRwYXNza2V5X29wdGlvbnNfanNvbhgEIAEoCSLNAQobQ29tcGxldGVTZWNvbmRGYWN0b3JSZXF1ZXN0EhEKCWNoYWxsZW5nZRgBIAEoCRITCgl0b3RwX2NvZGUYAiABKAlIABIXCg1yZWNvdmVyeV9jb2RlGAMgASgJSAASEgoIc21zX2NvZGUYBCABKAlIABIfChVwYXNza2V5X3Jlc3BvbnNlX2pzb24YBiABKAlIABIwCgxwcm9maWxlX21hc2sYBSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQgYKBGNvZGUiwwEKHENvbXBsZXRlU2Vjb25kRmFjdG9yUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdwcm9maWxlGAQgASgLMhQuaWRlbnRpdHkudjEuQWNjb3VudBIgChhyZWNvdmVyeV9jb2Rlc19yZW1haW5pbmcYBSABKAUiMAobU2VuZFNlY29uZEZhY3RvckNvZGVSZXF1ZXN0EhEKCWNoYWxsZW5nZRgBIAEoCSJjChxTZW5kU2Vjb25kRmFjdG9yQ29kZVJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpwaG9uZV9oaW50GAIgASgJIhAKDlNpZ25PdXRSZXF1ZXN0IhEKD1NpZ25PdXRSZXNwb25zZSIvChZWYWxpZGF0ZVNlc3Npb25SZXF1ZXN0EhUKDXNlc3Npb25fdG9rZW4YASABKAkihAMKF1ZhbGlkYXRlU2Vzc2lvblJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEh8KBHJvbGUYAyABKA4yES5pZGVudGl0eS52MS5Sb2xlEjQKD2Fzc3VyYW5jZV9sZXZlbBgEIAEoDjIbLmlkZW50aXR5LnYxLkFzc3VyYW5jZUxldmVsEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAYgASgJEkEKFmF1dGhlbnRpY2F0aW9uX21ldGhvZHMYByADKAsyIS5pZGVudGl0eS52MS5BdXRoZW50aWNhdGlvbk1ldGhvZBIPCgdwbGFuX2lkGBQgASgJEjwKE3N1YnNjcmlwdGlvbl9zdGF0dXMYFSABKA4yHy5pZGVudGl0eS52MS5TdWJzY3JpcHRpb25TdGF0dXMSFAoMZW50aXRsZW1lbnRzGBYgAygJIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPgoUTGlzdFNlc3Npb25zUmVzcG9uc2USJgoIc2Vzc2lvbnMYASADKAsyFC5pZGVudGl0eS52MS5TZXNzaW9uIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhwKGlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0IjQKG1Jldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZRIVCg1yZXZva2VkX2NvdW50GAEgASgFIhcKFVJlZnJlc2hTZXNzaW9uUmVxdWVzdCJJChZSZWZyZXNoU2Vzc2lvblJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIZChdXYXRjaFJldm9jYXRpb25zUmVxdWVzdCLOBQoYV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlEjwKBXJlYWR5GAEgASgLMisuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlLlJlYWR5SAASTQoOc2Vzc2lvbnNfZW5kZWQYAiABKAsyMy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuU2Vzc2lvbnNFbmRlZEgAElcKE2FjY291bnRfaW52YWxpZGF0ZWQYAyABKAsyOC5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuQWNjb3VudEludmFsaWRhdGVkSAASVQoSdGVuYW50X2ludmFsaWRhdGVkGAQgASgLMjcuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlLlRlbmFudEludmFsaWRhdGVkSAASPAoFcmVzZXQYBSABKAsyKy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuUmVzZXRIABJECgloZWFydGJlYXQYBiABKAsyLy5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UuSGVhcnRiZWF0SAAaVQoFUmVhZHkSEQoJdGVuYW50X2lkGAEgASgJEhoKEmFjY291bnRfZGlnZXN0X2tleRgCIAEoDBIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAyABKAUaJQoNU2Vzc2lvbnNFbmRlZBIUCgx0b2tlbl9oYXNoZXMYASADKAkaLAoSQWNjb3VudEludmFsaWRhdGVkEhYKDmFjY291bnRfZGlnZXN0GAEgASgJGiYKEVRlbmFudEludmFsaWRhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRoHCgVSZXNldBoLCglIZWFydGJlYXRCBwoFZXZlbnQiGQoXSXNzdWVBY2Nlc3NUb2tlblJlcXVlc3QicQoYSXNzdWVBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAMgASgJIkUKGFN0YXJ0U29jaWFsU2lnbkluUmVxdWVzdBITCgtwcm92aWRlcl9pZBgBIAEoCRIUCgxyZWRpcmVjdF91cmkYAiABKAkiRQoZU3RhcnRTb2NpYWxTaWduSW5SZXNwb25zZRIZChFhdXRob3JpemF0aW9uX3VybBgBIAEoCRINCgVzdGF0ZRgCIAEoCSKHAQobQ29tcGxldGVTb2NpYWxTaWduSW5SZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEgwKBGNvZGUYAiABKAkSDAoEdXNlchgDIAEoCRIwCgxwcm9maWxlX21hc2sYBCABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEgsKA2lzcxgFIAEoCSKPAgocQ29tcGxldGVTb2NpYWxTaWduSW5SZXNwb25zZRIVCg1zZXNzaW9uX3Rva2VuGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKB3Byb2ZpbGUYBCABKAsyFC5pZGVudGl0eS52MS5BY2NvdW50EhcKD2FjY291bnRfY3JlYXRlZBgFIAEoCBIOCgZsaW5rZWQYBiABKAgSQwoXc2Vjb25kX2ZhY3Rvcl9jaGFsbGVuZ2UYByABKAsyIi5pZGVudGl0eS52MS5TZWNvbmRGYWN0b3JDaGFsbGVuZ2UyuAsKDlNlc3Npb25TZXJ2aWNlEkMKBlNpZ25JbhIaLmlkZW50aXR5LnYxLlNpZ25JblJlcXVlc3QaGy5pZGVudGl0eS52MS5TaWduSW5SZXNwb25zZSIAElsKDlNlbmRTaWduSW5Db2RlEiIuaWRlbnRpdHkudjEuU2VuZFNpZ25JbkNvZGVSZXF1ZXN0GiMuaWRlbnRpdHkudjEuU2VuZFNpZ25JbkNvZGVSZXNwb25zZSIAEkYKB1NpZ25PdXQSGy5pZGVudGl0eS52MS5TaWduT3V0UmVxdWVzdBocLmlkZW50aXR5LnYxLlNpZ25PdXRSZXNwb25zZSIAEl4KD1ZhbGlkYXRlU2Vzc2lvbhIjLmlkZW50aXR5LnYxLlZhbGlkYXRlU2Vzc2lvblJlcXVlc3QaJC5pZGVudGl0eS52MS5WYWxpZGF0ZVNlc3Npb25SZXNwb25zZSIAElUKDExpc3RTZXNzaW9ucxIgLmlkZW50aXR5LnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIS5pZGVudGl0eS52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIAElgKDVJldm9rZVNlc3Npb24SIS5pZGVudGl0eS52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBoiLmlkZW50aXR5LnYxLlJldm9rZVNlc3Npb25SZXNwb25zZSIAEmoKE1Jldm9rZU90aGVyU2Vzc2lvbnMSJy5pZGVudGl0eS52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBooLmlkZW50aXR5LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZSIAElsKDlJlZnJlc2hTZXNzaW9uEiIuaWRlbnRpdHkudjEuUmVmcmVzaFNlc3Npb25SZXF1ZXN0GiMuaWRlbnRpdHkudjEuUmVmcmVzaFNlc3Npb25SZXNwb25zZSIAEmMKEFdhdGNoUmV2b2NhdGlvbnMSJC5pZGVudGl0eS52MS5XYXRjaFJldm9jYXRpb25zUmVxdWVzdBolLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXNwb25zZSIAMAESYQoQSXNzdWVBY2Nlc3NUb2tlbhIkLmlkZW50aXR5LnYxLklzc3VlQWNjZXNzVG9rZW5SZXF1ZXN0GiUuaWRlbnRpdHkudjEuSXNzdWVBY2Nlc3NUb2tlblJlc3BvbnNlIgASbQoUQ29tcGxldGVTZWNvbmRGYWN0b3ISKC5pZGVudGl0eS52MS5Db21wbGV0ZVNlY29uZEZhY3RvclJlcXVlc3QaKS5pZGVudGl0eS52MS5Db21wbGV0ZVNlY29uZEZhY3RvclJlc3BvbnNlIgASbQoUU2VuZFNlY29uZEZhY3RvckNvZGUSKC5pZGVudGl0eS52MS5TZW5kU2Vjb25kRmFjdG9yQ29kZVJlcXVlc3QaKS5pZGVudGl0eS52MS5TZW5kU2Vjb25kRmFjdG9yQ29kZVJlc3BvbnNlIgASZwoSU3RhcnRQYXNza2V5U2lnbkluEiYuaWRlbnRpdHkudjEuU3RhcnRQYXNza2V5U2lnbkluUmVxdWVzdBonLmlkZW50aXR5LnYxLlN0YXJ0UGFzc2tleVNpZ25JblJlc3BvbnNlIgASZAoRU3RhcnRTb2NpYWxTaWduSW4SJS5pZGVudGl0eS52MS5TdGFydFNvY2lhbFNpZ25JblJlcXVlc3QaJi5pZGVudGl0eS52MS5TdGFydFNvY2lhbFNpZ25JblJlc3BvbnNlIgASbQoUQ29tcGxldGVTb2NpYWxTaWduSW4SKC5pZGVudGl0eS52MS5Db21wbGV0ZVNvY2lhbFNpZ25JblJlcXVlc3QaKS5pZGVudGl0eS52MS5Db21wbGV0ZVNvY2lhbFNpZ25JblJlc3BvbnNlIgBiBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_common]);
 
 /**
  * Describes the message identity.v1.IdToken.
@@ -41,249 +41,270 @@ export const PhoneCodeSchema = /*@__PURE__*/
   messageDesc(file_identity_v1_session_service, 3);
 
 /**
+ * Describes the message identity.v1.Passkey.
+ * Use `create(PasskeySchema)` to create a new message.
+ */
+export const PasskeySchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 4);
+
+/**
+ * Describes the message identity.v1.StartPasskeySignInRequest.
+ * Use `create(StartPasskeySignInRequestSchema)` to create a new message.
+ */
+export const StartPasskeySignInRequestSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 5);
+
+/**
+ * Describes the message identity.v1.StartPasskeySignInResponse.
+ * Use `create(StartPasskeySignInResponseSchema)` to create a new message.
+ */
+export const StartPasskeySignInResponseSchema = /*@__PURE__*/
+  messageDesc(file_identity_v1_session_service, 6);
+
+/**
  * Describes the message identity.v1.Guest.
  * Use `create(GuestSchema)` to create a new message.
  */
 export const GuestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 4);
+  messageDesc(file_identity_v1_session_service, 7);
 
 /**
  * Describes the message identity.v1.SendSignInCodeRequest.
  * Use `create(SendSignInCodeRequestSchema)` to create a new message.
  */
 export const SendSignInCodeRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 5);
+  messageDesc(file_identity_v1_session_service, 8);
 
 /**
  * Describes the message identity.v1.SendSignInCodeResponse.
  * Use `create(SendSignInCodeResponseSchema)` to create a new message.
  */
 export const SendSignInCodeResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 6);
+  messageDesc(file_identity_v1_session_service, 9);
 
 /**
  * Describes the message identity.v1.SignInResponse.
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 7);
+  messageDesc(file_identity_v1_session_service, 10);
 
 /**
  * Describes the message identity.v1.SecondFactorChallenge.
  * Use `create(SecondFactorChallengeSchema)` to create a new message.
  */
 export const SecondFactorChallengeSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 8);
+  messageDesc(file_identity_v1_session_service, 11);
 
 /**
  * Describes the message identity.v1.CompleteSecondFactorRequest.
  * Use `create(CompleteSecondFactorRequestSchema)` to create a new message.
  */
 export const CompleteSecondFactorRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 9);
+  messageDesc(file_identity_v1_session_service, 12);
 
 /**
  * Describes the message identity.v1.CompleteSecondFactorResponse.
  * Use `create(CompleteSecondFactorResponseSchema)` to create a new message.
  */
 export const CompleteSecondFactorResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 10);
+  messageDesc(file_identity_v1_session_service, 13);
 
 /**
  * Describes the message identity.v1.SendSecondFactorCodeRequest.
  * Use `create(SendSecondFactorCodeRequestSchema)` to create a new message.
  */
 export const SendSecondFactorCodeRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 11);
+  messageDesc(file_identity_v1_session_service, 14);
 
 /**
  * Describes the message identity.v1.SendSecondFactorCodeResponse.
  * Use `create(SendSecondFactorCodeResponseSchema)` to create a new message.
  */
 export const SendSecondFactorCodeResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 12);
+  messageDesc(file_identity_v1_session_service, 15);
 
 /**
  * Describes the message identity.v1.SignOutRequest.
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 13);
+  messageDesc(file_identity_v1_session_service, 16);
 
 /**
  * Describes the message identity.v1.SignOutResponse.
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 14);
+  messageDesc(file_identity_v1_session_service, 17);
 
 /**
  * Describes the message identity.v1.ValidateSessionRequest.
  * Use `create(ValidateSessionRequestSchema)` to create a new message.
  */
 export const ValidateSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 15);
+  messageDesc(file_identity_v1_session_service, 18);
 
 /**
  * Describes the message identity.v1.ValidateSessionResponse.
  * Use `create(ValidateSessionResponseSchema)` to create a new message.
  */
 export const ValidateSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 16);
+  messageDesc(file_identity_v1_session_service, 19);
 
 /**
  * Describes the message identity.v1.ListSessionsRequest.
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 17);
+  messageDesc(file_identity_v1_session_service, 20);
 
 /**
  * Describes the message identity.v1.ListSessionsResponse.
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 18);
+  messageDesc(file_identity_v1_session_service, 21);
 
 /**
  * Describes the message identity.v1.RevokeSessionRequest.
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 19);
+  messageDesc(file_identity_v1_session_service, 22);
 
 /**
  * Describes the message identity.v1.RevokeSessionResponse.
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 20);
+  messageDesc(file_identity_v1_session_service, 23);
 
 /**
  * Describes the message identity.v1.RevokeOtherSessionsRequest.
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 21);
+  messageDesc(file_identity_v1_session_service, 24);
 
 /**
  * Describes the message identity.v1.RevokeOtherSessionsResponse.
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 22);
+  messageDesc(file_identity_v1_session_service, 25);
 
 /**
  * Describes the message identity.v1.RefreshSessionRequest.
  * Use `create(RefreshSessionRequestSchema)` to create a new message.
  */
 export const RefreshSessionRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 23);
+  messageDesc(file_identity_v1_session_service, 26);
 
 /**
  * Describes the message identity.v1.RefreshSessionResponse.
  * Use `create(RefreshSessionResponseSchema)` to create a new message.
  */
 export const RefreshSessionResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 24);
+  messageDesc(file_identity_v1_session_service, 27);
 
 /**
  * Describes the message identity.v1.WatchRevocationsRequest.
  * Use `create(WatchRevocationsRequestSchema)` to create a new message.
  */
 export const WatchRevocationsRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 25);
+  messageDesc(file_identity_v1_session_service, 28);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.
  * Use `create(WatchRevocationsResponseSchema)` to create a new message.
  */
 export const WatchRevocationsResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26);
+  messageDesc(file_identity_v1_session_service, 29);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Ready.
  * Use `create(WatchRevocationsResponse_ReadySchema)` to create a new message.
  */
 export const WatchRevocationsResponse_ReadySchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26, 0);
+  messageDesc(file_identity_v1_session_service, 29, 0);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.SessionsEnded.
  * Use `create(WatchRevocationsResponse_SessionsEndedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_SessionsEndedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26, 1);
+  messageDesc(file_identity_v1_session_service, 29, 1);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.AccountInvalidated.
  * Use `create(WatchRevocationsResponse_AccountInvalidatedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_AccountInvalidatedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26, 2);
+  messageDesc(file_identity_v1_session_service, 29, 2);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.TenantInvalidated.
  * Use `create(WatchRevocationsResponse_TenantInvalidatedSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_TenantInvalidatedSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26, 3);
+  messageDesc(file_identity_v1_session_service, 29, 3);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Reset.
  * Use `create(WatchRevocationsResponse_ResetSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_ResetSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26, 4);
+  messageDesc(file_identity_v1_session_service, 29, 4);
 
 /**
  * Describes the message identity.v1.WatchRevocationsResponse.Heartbeat.
  * Use `create(WatchRevocationsResponse_HeartbeatSchema)` to create a new message.
  */
 export const WatchRevocationsResponse_HeartbeatSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 26, 5);
+  messageDesc(file_identity_v1_session_service, 29, 5);
 
 /**
  * Describes the message identity.v1.IssueAccessTokenRequest.
  * Use `create(IssueAccessTokenRequestSchema)` to create a new message.
  */
 export const IssueAccessTokenRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 27);
+  messageDesc(file_identity_v1_session_service, 30);
 
 /**
  * Describes the message identity.v1.IssueAccessTokenResponse.
  * Use `create(IssueAccessTokenResponseSchema)` to create a new message.
  */
 export const IssueAccessTokenResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 28);
+  messageDesc(file_identity_v1_session_service, 31);
 
 /**
  * Describes the message identity.v1.StartSocialSignInRequest.
  * Use `create(StartSocialSignInRequestSchema)` to create a new message.
  */
 export const StartSocialSignInRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 29);
+  messageDesc(file_identity_v1_session_service, 32);
 
 /**
  * Describes the message identity.v1.StartSocialSignInResponse.
  * Use `create(StartSocialSignInResponseSchema)` to create a new message.
  */
 export const StartSocialSignInResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 30);
+  messageDesc(file_identity_v1_session_service, 33);
 
 /**
  * Describes the message identity.v1.CompleteSocialSignInRequest.
  * Use `create(CompleteSocialSignInRequestSchema)` to create a new message.
  */
 export const CompleteSocialSignInRequestSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 31);
+  messageDesc(file_identity_v1_session_service, 34);
 
 /**
  * Describes the message identity.v1.CompleteSocialSignInResponse.
  * Use `create(CompleteSocialSignInResponseSchema)` to create a new message.
  */
 export const CompleteSocialSignInResponseSchema = /*@__PURE__*/
-  messageDesc(file_identity_v1_session_service, 32);
+  messageDesc(file_identity_v1_session_service, 35);
 
 /**
  * SessionService signs people in and out and validates their sessions.
