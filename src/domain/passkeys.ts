@@ -26,7 +26,7 @@ import { assertCanSignIn, type SignInResult } from "./identity.ts";
 import { newId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
 import { oneTimeTokenHash } from "./one-time-tokens.ts";
-import { recoveryCodeSet } from "./second-factors.ts";
+import { recoveryCodeSet, type SecondFactorPasskeys } from "./second-factors.ts";
 import type { AccountReader } from "./ports/accounts.ts";
 import type { Random } from "./ports/random.ts";
 import type { SecondFactorStore, StoredSecondFactor } from "./ports/second-factors.ts";
@@ -34,11 +34,9 @@ import type { TokenStore } from "./ports/tokens.ts";
 import type { SessionPrincipal } from "./principal.ts";
 import type { RequestMeta, Sessions } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
-import { AssuranceLevel, SecondFactorKind, type Tenant } from "./types.ts";
+import { AssuranceLevel, AuthMethod, SecondFactorKind, type Tenant } from "./types.ts";
 
 export const PASSKEY_CEREMONY_TTL_MS = 5 * 60_000;
-/** The method recorded on a session proven by a passkey. */
-export const PASSKEY_METHOD = "passkey";
 const MAX_RESPONSE_CHARS = 64 * 1024;
 
 /** What is sealed in a passkey factor's secret. */
@@ -114,7 +112,7 @@ export interface PasskeyDeps {
   publicUrl: string;
 }
 
-export interface Passkeys {
+export interface Passkeys extends SecondFactorPasskeys {
   startRegistration(principal: SessionPrincipal): Promise<string>;
   finishRegistration(
     principal: SessionPrincipal,
@@ -122,10 +120,6 @@ export interface Passkeys {
   ): Promise<{ factor: { id: string; kind: SecondFactorKind; createdAt: number; lastUsedAt: number | null }; recoveryCodes: string[] }>;
   startSignIn(tenantId: string, meta: RequestMeta): Promise<string>;
   signIn(input: { tenantId: string; responseJson: string; meta: RequestMeta }): Promise<SignInResult>;
-  /** Options for a second-factor challenge (allowing the account's passkeys), and the WebAuthn challenge to keep with it; undefined without passkeys. */
-  challengeOptions(tenant: Tenant, factors: StoredSecondFactor[], dataKey: Buffer): Promise<{ optionsJson: string; challenge: string } | undefined>;
-  /** Checks a second-factor answer against the account's passkeys and the challenge kept with the sign-in; INVALID_SECOND_FACTOR otherwise. */
-  verifySecondFactor(tenant: Tenant, factors: StoredSecondFactor[], dataKey: Buffer, responseJson: string, expectedChallenge: string): Promise<void>;
 }
 
 export function createPasskeys(deps: PasskeyDeps): Passkeys {
@@ -290,7 +284,7 @@ export function createPasskeys(deps: PasskeyDeps): Passkeys {
       await bySource.refund();
       // A passkey with user verification is something owned and something known or been: two factors.
       const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL2, dataKey, [
-        { method: PASSKEY_METHOD, identityId: "", at: now() },
+        { method: AuthMethod.PASSKEY, identityId: "", at: now() },
       ]);
       return { ...issued, account };
     },

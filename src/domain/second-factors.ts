@@ -25,7 +25,6 @@ import { openIdentityValue, sealMessage } from "./accounts.ts";
 import { MessageKind } from "./messages.ts";
 import { passwordFingerprint } from "./recovery.ts";
 import type { AccountReader } from "./ports/accounts.ts";
-import { PASSKEY_METHOD, type Passkeys } from "./passkeys.ts";
 import type { Random } from "./ports/random.ts";
 import type { SecondFactorStore, StoredSecondFactor } from "./ports/second-factors.ts";
 import type { TokenStore } from "./ports/tokens.ts";
@@ -138,7 +137,15 @@ export interface SecondFactorDeps {
   random: Random;
   /** false when the deployment turned SMS off (SMS_PROVIDER=none): SMS is never offered, SendSecondFactorCode answers SMS_DISABLED. */
   smsEnabled: boolean;
-  passkeys: Pick<Passkeys, "challengeOptions" | "verifySecondFactor">;
+  passkeys: SecondFactorPasskeys;
+}
+
+/** What a challenge needs of passkeys (src/domain/passkeys.ts implements it). */
+export interface SecondFactorPasskeys {
+  /** Options for a second-factor challenge (allowing the account's passkeys), and the WebAuthn challenge to keep with it; undefined without passkeys. */
+  challengeOptions(tenant: Tenant, factors: StoredSecondFactor[], dataKey: Buffer): Promise<{ optionsJson: string; challenge: string } | undefined>;
+  /** Checks a second-factor answer against the account's passkeys and the challenge kept with the sign-in; INVALID_SECOND_FACTOR otherwise. */
+  verifySecondFactor(tenant: Tenant, factors: StoredSecondFactor[], dataKey: Buffer, responseJson: string, expectedChallenge: string): Promise<void>;
 }
 
 export const stepUpRequired = () =>
@@ -286,7 +293,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
           { method: pending.data?.firstMethod ?? AuthMethod.PASSWORD, identityId: pending.identityId, at: passwordAt },
           code.kind === "sms"
             ? { method: AuthMethod.PHONE_CODE, identityId: phone!.id }
-            : { method: code.kind === "totp" ? AuthMethod.TOTP : code.kind === "passkey" ? PASSKEY_METHOD : AuthMethod.RECOVERY_CODE, identityId: "" },
+            : { method: code.kind === "totp" ? AuthMethod.TOTP : code.kind === "passkey" ? AuthMethod.PASSKEY : AuthMethod.RECOVERY_CODE, identityId: "" },
         ]);
         // A deactivation or role change while the code was checked must not miss this session.
         const current = (await deps.accounts.getAccount(tenant.id, account.id))?.account;

@@ -160,6 +160,8 @@ export const AuthMethod = {
   TOTP: "totp",
   /** One of the account's recovery codes, as a second factor. */
   RECOVERY_CODE: "recovery_code",
+  /** A passkey (WebAuthn) with user verification: alone, or as a second factor (src/domain/passkeys.ts). */
+  PASSKEY: "passkey",
   /** An ID token of a social / OpenID Connect provider (the web or the native flow). */
   OIDC: "oidc",
 } as const;

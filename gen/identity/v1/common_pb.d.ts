@@ -457,7 +457,7 @@ export declare type AuthenticationMethod = Message<"identity.v1.AuthenticationMe
    * The proof: "password" (an email and the password), "email_link" (a
    * verification link), "phone_code" (an SMS code), "guest" (a guest
    * sign-in); second factors and external identities add their own names
-   * ("totp", "recovery_code", "oidc").
+   * ("totp", "recovery_code", "oidc", "passkey").
    *
    * @generated from field: string method = 1;
    */
