@@ -21,6 +21,8 @@ import {
 } from "@simplewebauthn/server";
 import { decryptString, encryptString, type Keyring } from "../crypto/keyring.ts";
 import { openAccount } from "./accounts.ts";
+import type { AuditLog } from "./audit-log.ts";
+import { createSecurityEvents, type SecuritySubject } from "./audit.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
 import { assertCanSignIn, type SignInResult } from "./identity.ts";
 import { newId } from "./ids.ts";
@@ -110,6 +112,7 @@ export interface PasskeyDeps {
   now: () => number;
   random: Random;
   publicUrl: string;
+  audit: AuditLog;
 }
 
 export interface Passkeys extends SecondFactorPasskeys {
@@ -160,6 +163,33 @@ export function createPasskeys(deps: PasskeyDeps): Passkeys {
     if (counter === 0 && (match.factor.lastUsedStep ?? 0) === 0) return true;
     return store.useStep(accountId, match.factor.id, counter, now());
   }
+
+  async function passwordlessSignIn(input: { tenantId: string; responseJson: string; meta: RequestMeta }, subject: SecuritySubject): Promise<SignInResult> {
+    const response = parseResponse<AuthenticationResponseJSON>("passkey.response_json", input.responseJson);
+    const challenge = challengeOf(response);
+    if (!challenge) throw invalidArgument("passkey.response_json", "is not a WebAuthn answer");
+    const tenant = await deps.tenants.get(input.tenantId);
+    const bySource = await deps.limits.consume("code_ip", tenant, input.meta.ip);
+    const pending = await deps.tokens.take(oneTimeTokenHash(challenge));
+    if (pending?.purpose !== "passkey_sign_in" || pending.tenantId !== tenant.id || pending.expiresAt <= now()) throw invalidCredentials();
+    const handle = typeof response.response.userHandle === "string" ? Buffer.from(response.response.userHandle, "base64url").toString("utf8") : "";
+    if (handle === "" || handle.length > 64) throw invalidCredentials();
+    const opened = await openedAccount(tenant.id, handle);
+    if (!opened) throw invalidCredentials();
+    const { account, dataKey } = opened;
+    subject.accountId = account.id;
+    const passkeys = passkeysOf(await store.list(account.id), dataKey);
+    if (!(await verifyAssertion(account.id, relyingParty(tenant, deps.publicUrl), passkeys, response, challenge))) throw invalidCredentials();
+    assertCanSignIn(account);
+    await bySource.refund();
+    // A passkey with user verification is something owned and something known or been: two factors.
+    const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL2, dataKey, [
+      { method: AuthMethod.PASSKEY, identityId: "", at: now() },
+    ]);
+    return { ...issued, account };
+  }
+
+  const security = createSecurityEvents(deps.audit, now);
 
   return {
     async startRegistration(principal) {
@@ -265,29 +295,16 @@ export function createPasskeys(deps: PasskeyDeps): Passkeys {
       return JSON.stringify(options);
     },
 
-    async signIn(input) {
-      const response = parseResponse<AuthenticationResponseJSON>("passkey.response_json", input.responseJson);
-      const challenge = challengeOf(response);
-      if (!challenge) throw invalidArgument("passkey.response_json", "is not a WebAuthn answer");
-      const tenant = await deps.tenants.get(input.tenantId);
-      const bySource = await deps.limits.consume("code_ip", tenant, input.meta.ip);
-      const pending = await deps.tokens.take(oneTimeTokenHash(challenge));
-      if (pending?.purpose !== "passkey_sign_in" || pending.tenantId !== tenant.id || pending.expiresAt <= now()) throw invalidCredentials();
-      const handle = typeof response.response.userHandle === "string" ? Buffer.from(response.response.userHandle, "base64url").toString("utf8") : "";
-      if (handle === "" || handle.length > 64) throw invalidCredentials();
-      const opened = await openedAccount(tenant.id, handle);
-      if (!opened) throw invalidCredentials();
-      const { account, dataKey } = opened;
-      const passkeys = passkeysOf(await store.list(account.id), dataKey);
-      if (!(await verifyAssertion(account.id, relyingParty(tenant, deps.publicUrl), passkeys, response, challenge))) throw invalidCredentials();
-      assertCanSignIn(account);
-      await bySource.refund();
-      // A passkey with user verification is something owned and something known or been: two factors.
-      const issued = await deps.sessions.issue(account, tenant.settings, input.meta, AssuranceLevel.AAL2, dataKey, [
-        { method: AuthMethod.PASSKEY, identityId: "", at: now() },
-      ]);
-      return { ...issued, account };
-    },
+    // Recorded as every sign-in is (session.sign_in_passkey): success or the refusal's reason, about the account once known.
+    signIn: (input) =>
+      security.run(input.tenantId, input.meta, { action: "session.sign_in_passkey", rateLimited: "session.rate_limited" }, async () => {
+        const subject: SecuritySubject = {};
+        try {
+          return { ok: true, value: await passwordlessSignIn(input, subject), subject };
+        } catch (error) {
+          return { ok: false, error, subject };
+        }
+      }),
 
     async challengeOptions(tenant, factors, dataKey) {
       const passkeys = passkeysOf(factors, dataKey);

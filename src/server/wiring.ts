@@ -418,6 +418,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     now,
     random,
     publicUrl: config.publicUrl,
+    audit,
   });
   const secondFactors = createSecondFactors({
     ...messaging,

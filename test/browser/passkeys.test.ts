@@ -101,6 +101,13 @@ describe("passkeys in Chromium with a virtual authenticator", () => {
       expect(passkeySession.assuranceLevel).toBe(2);
       expect(passkeySession.authenticationMethods.map((m) => m.method)).toEqual(["passkey"]);
       expect(passkeySession.accountId).toBe(verified.accountId);
+      // Recorded as a sign-in.
+      const signIns = async () =>
+        (await server.runtime.app.audit.list({ tenantId: "default", action: "session.sign_in_passkey", pageSize: 10, pageToken: "" })).events.map((e) => [
+          e.outcome,
+          e.target,
+        ]);
+      await expect.poll(signIns).toEqual([["success", expect.stringContaining(verified.accountId)]]);
 
       // The same answer again: its challenge is used up.
       expect(signInBody).toContain("passkey");

@@ -70,6 +70,12 @@ describe.each(BACKENDS)("passkey RPCs (%s)", (backend) => {
     expect(await field(signIn(JSON.stringify({ id: "x", response: {} })))).toBe("passkey.response_json");
     expect(await reason(signIn(forged("never-issued", "0197a1b2-0000-7000-8000-000000000000")))).toBe("Unauthenticated INVALID_CREDENTIALS");
     expect(await reason(signIn(forged(first.challenge, "0197a1b2-0000-7000-8000-000000000000")))).toBe("Unauthenticated INVALID_CREDENTIALS");
+    // Refusals are recorded as failed sign-ins (malformed input is not).
+    const outcomes = async () =>
+      (await server.runtime.app.audit.list({ tenantId: "default", action: "session.sign_in_passkey_failed", pageSize: 10, pageToken: "" })).events.map(
+        (e) => e.outcome,
+      );
+    await expect.poll(outcomes).toEqual(["INVALID_CREDENTIALS", "INVALID_CREDENTIALS"]);
   });
 
   it("registration needs a session; bad answers name response_json; an answer to no registration of ours is refused", async () => {
