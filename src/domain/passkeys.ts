@@ -24,6 +24,7 @@ import { openAccount } from "./accounts.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { createSecurityEvents, type SecuritySubject } from "./audit.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
+import { accountEvent, EventType } from "./events.ts";
 import { assertCanSignIn, type SignInResult } from "./identity.ts";
 import { newId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
@@ -272,7 +273,23 @@ export function createPasskeys(deps: PasskeyDeps): Passkeys {
       });
       // As a TOTP enrollment does: a new set of recovery codes, shown once, replacing the old set.
       const { codes, hashes } = recoveryCodeSet(keyring, random, principal.accountId);
-      if (!(await store.confirm({ accountId: principal.accountId, factorId: id, at, step: info.credential.counter, recoveryCodeHashes: hashes })))
+      const enrolled = accountEvent(
+        EventType.SECOND_FACTOR_ENROLLED,
+        { tenantId: tenant.id, id: principal.accountId },
+        at,
+        { factor_id: id, kind: "passkey" },
+        random,
+      );
+      if (
+        !(await store.confirm({
+          accountId: principal.accountId,
+          factorId: id,
+          at,
+          step: info.credential.counter,
+          recoveryCodeHashes: hashes,
+          events: [enrolled],
+        }))
+      )
         throw invalidPasskey();
       return { factor: { id, kind: SecondFactorKind.PASSKEY, createdAt: at, lastUsedAt: at }, recoveryCodes: codes };
     },

@@ -81,6 +81,8 @@ describe("passkeys in Chromium with a virtual authenticator", () => {
       const [row] = (await server.rawRows("second_factors")).filter((r) => r.id === factors[0]!.id);
       expect(row).toMatchObject({ kind: 4 });
       expect(row!.confirmed_at).not.toBeNull();
+      // The enrollment is an event of the account, as a TOTP enrollment is.
+      expect((await server.rawRows("events")).filter((e) => e.account_id === verified.accountId).map((e) => e.type)).toContain("second_factor.enrolled");
 
       // Removal at AAL1 (the verification's session) needs step-up.
       expect((await refusal(api.call(AccountService.method.removeSecondFactor, { factorId: factors[0]!.id }, bearer(aal1Token)))).code).toBe(
