@@ -78,6 +78,8 @@ export interface Config {
   };
   /** Accept http:// issuers on loopback hosts for social providers (local test providers); never in production. */
   readonly socialAllowHttpLoopback: boolean;
+  /** Webhooks and blocking hooks may reach loopback, private and link-local addresses (always so in development mode). */
+  readonly webhookAllowPrivateNetworks: boolean;
   /**
    * OpenTelemetry tracing to an OTLP/HTTP collector; undefined (the default) when
    * off. On with OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint, unless
@@ -228,6 +230,7 @@ const KNOWN_VARIABLES = [
   "DEVELOPMENT_MODE",
   "SOCIAL_PROVIDER_TIMEOUT_MS",
   "SOCIAL_ALLOW_HTTP_LOOPBACK",
+  "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
   "OUTBOX_RETRY_BASE_SECONDS",
   "OUTBOX_RETRY_MAX_DELAY_SECONDS",
   "OUTBOX_MAX_AGE_SECONDS",
@@ -432,6 +435,7 @@ export function loadConfig(env: Env = process.env): Config {
       socialProviderMs: integer(env, "SOCIAL_PROVIDER_TIMEOUT_MS", 5000, 100, 60_000),
     }),
     socialAllowHttpLoopback: flag(env, "SOCIAL_ALLOW_HTTP_LOOPBACK"),
+    webhookAllowPrivateNetworks: flag(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS"),
     tracing: tracing(env),
     warnings: unknown.map((name) => `unknown variable ${name} is ignored${suggestion(name)}`),
     outboxRetry: outboxRetry(env),

@@ -10,6 +10,7 @@ import type { ClaimedDelivery, EventStore, WebhookStore } from "../domain/ports/
 import type { Leases } from "../domain/ports/leases.ts";
 import { eventBody } from "../domain/events.ts";
 import { signedHeaders } from "../crypto/webhook-signature.ts";
+import type { GuardedPost } from "./guarded-http.ts";
 import { createPollingLoop, type PollingLoop } from "./polling-loop.ts";
 import { nextAttemptAt, retryDelayMs, type RetryPolicy } from "./retry.ts";
 
@@ -20,6 +21,8 @@ export interface WebhookWorkerOptions {
   events: EventStore;
   webhooks: WebhookStore;
   leases: Leases;
+  /** The POST, guarded against private addresses (./guarded-http.ts). */
+  post: GuardedPost;
   /** The webhook's signing secret from its sealed form. */
   openSecret(webhookId: string, sealed: string): string;
   now: () => number;
@@ -62,7 +65,7 @@ function failureCode(error: unknown): string {
 export type WebhookWorker = PollingLoop;
 
 export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorker {
-  const { events, webhooks, leases, now, owner } = options;
+  const { events, webhooks, leases, now, owner, post } = options;
   const leaseMs = options.leaseMs ?? 60_000;
   const batchSize = options.batchSize ?? 50;
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -92,14 +95,13 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
     let code: string | undefined;
     try {
       const secret = options.openSecret(delivery.webhook.id, delivery.webhook.secretSealed);
-      const response = await fetch(delivery.webhook.url, {
-        method: "POST",
-        headers: { "content-type": "application/json", "user-agent": "identity-webhooks/1", ...signedHeaders(secret, delivery.eventId, now(), body) },
+      const response = await post({
+        url: delivery.webhook.url,
+        headers: { "user-agent": "identity-webhooks/1", ...signedHeaders(secret, delivery.eventId, now(), body) },
         body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(timeoutMs),
+        timeoutMs,
+        bodyMax: 0,
       });
-      await response.body?.cancel().catch(() => {});
       if (response.status < 200 || response.status >= 300) code = `HTTP_${response.status}`;
     } catch (error) {
       code = failureCode(error);

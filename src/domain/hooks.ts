@@ -19,7 +19,7 @@ import type { InvalidationBus } from "./ports/invalidation.ts";
 import type { Random } from "./ports/random.ts";
 import type { Tenants } from "./tenants.ts";
 import { AuthMethod, IdentityKind } from "./types.ts";
-import { checkWebhookUrl } from "./webhooks.ts";
+import { checkWebhookUrl, type EndpointPolicy } from "./webhooks.ts";
 
 export const HOOK_POINTS: readonly HookPoint[] = ["before_sign_up", "before_session"];
 export const HOOK_TIMEOUT_DEFAULT_MS = 2000;
@@ -100,7 +100,8 @@ export function createBlockingHooks(deps: {
   keyring: Pick<Keyring, "sealSecret" | "openSecret">;
   tenants: Pick<Tenants, "get">;
   invalidation?: InvalidationBus;
-  allowHttp: boolean;
+  /** http:// hooks (development mode only) and private addresses (development mode or WEBHOOK_ALLOW_PRIVATE_NETWORKS). */
+  endpoints: EndpointPolicy;
   now: () => number;
   random?: Random;
   /** A hook that failed (codes only), for the log. */
@@ -128,7 +129,7 @@ export function createBlockingHooks(deps: {
     async set({ tenantId, point: rawPoint, url, timeoutMs, failOpen }) {
       const violations: FieldViolation[] = [];
       const point = checkPoint("point", rawPoint, violations);
-      const checkedUrl = checkWebhookUrl(url, deps.allowHttp, violations);
+      const checkedUrl = checkWebhookUrl(url, deps.endpoints, violations);
       const timeout = timeoutMs === 0 ? HOOK_TIMEOUT_DEFAULT_MS : timeoutMs;
       if (timeout < HOOK_TIMEOUT_MIN_MS || timeout > HOOK_TIMEOUT_MAX_MS)
         violations.push({
@@ -191,8 +192,14 @@ export function createBlockingHooks(deps: {
         code = response.status >= 200 && response.status < 300 ? "BAD_ANSWER" : `HTTP_${response.status}`;
       } catch (error) {
         if (error instanceof DomainError) throw error;
-        const e = error as { name?: string; cause?: { code?: unknown } };
-        code = e?.name === "TimeoutError" || e?.name === "AbortError" ? "TIMEOUT" : typeof e?.cause?.code === "string" ? e.cause.code : "NETWORK_ERROR";
+        const e = error as { name?: string; code?: unknown; cause?: { code?: unknown } };
+        const errorCode = e?.cause?.code ?? e?.code;
+        code =
+          e?.name === "TimeoutError" || e?.name === "AbortError"
+            ? "TIMEOUT"
+            : typeof errorCode === "string" && /^[A-Z][A-Z0-9_]{1,31}$/.test(errorCode)
+              ? errorCode
+              : "NETWORK_ERROR";
       }
       deps.onFailure?.({ tenantId: hook.tenantId, point, code, failOpen: hook.failOpen });
       if (hook.failOpen) return;

@@ -2,6 +2,7 @@
 // Secrets are Standard Webhooks' `whsec_` base64 secrets, shown once at
 // creation and kept sealed under the key-encryption key; delivery
 // (src/delivery/webhook-worker.ts) opens them to sign.
+import { isIpLiteral, isPrivateHostName, isPublicAddress } from "./network-address.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import { newWebhookSecret } from "../crypto/webhook-signature.ts";
 import { assertNoViolations, DomainError, invalidArgument, type FieldViolation } from "./errors.ts";
@@ -51,8 +52,21 @@ export interface Webhooks {
 
 const notFound = () => new DomainError("not_found", "WEBHOOK_NOT_FOUND", "no such webhook in this tenant");
 
-/** An endpoint's URL (webhooks, blocking hooks): absolute, https (http too when allowed), no credentials. */
-export function checkWebhookUrl(raw: string, allowHttp: boolean, violations: FieldViolation[]): string {
+/** Where an endpoint may be: http allowed (development mode); private networks allowed (development mode or WEBHOOK_ALLOW_PRIVATE_NETWORKS). */
+export interface EndpointPolicy {
+  allowHttp: boolean;
+  allowPrivateNetworks: boolean;
+}
+
+/**
+ * An endpoint's URL (webhooks, blocking hooks): absolute, https (http too when
+ * allowed), no credentials, and — unless private networks are allowed — not a
+ * loopback, private, link-local or metadata address nor a name that always means
+ * one (localhost, *.internal). A name is resolved again at every call and
+ * refused then if any of its addresses is private (src/delivery/guarded-http.ts).
+ */
+export function checkWebhookUrl(raw: string, policy: EndpointPolicy, violations: FieldViolation[]): string {
+  const { allowHttp } = policy;
   const url = raw.trim();
   let parsed: URL | undefined;
   try {
@@ -65,6 +79,11 @@ export function checkWebhookUrl(raw: string, allowHttp: boolean, violations: Fie
   else if (parsed.protocol !== "https:" && !(allowHttp && parsed.protocol === "http:"))
     violations.push({ field: "url", description: allowHttp ? "must be an http or https URL" : "must be an https URL (http only in development mode)" });
   else if (parsed.username || parsed.password) violations.push({ field: "url", description: "must not carry credentials" });
+  else if (!policy.allowPrivateNetworks && (isPrivateHostName(parsed.hostname) || (isIpLiteral(parsed.hostname) && !isPublicAddress(parsed.hostname))))
+    violations.push({
+      field: "url",
+      description: "must not point at a loopback, private or link-local address (set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true to deliver to internal hosts)",
+    });
   return url;
 }
 
@@ -101,8 +120,8 @@ export function createWebhooks(deps: {
   events: Pick<EventStore, "readAfter">;
   tenants: Pick<Tenants, "get">;
   keyring: Pick<Keyring, "sealSecret">;
-  /** http:// endpoints are accepted (development mode only). */
-  allowHttp: boolean;
+  /** http:// endpoints (development mode only) and private addresses (development mode or WEBHOOK_ALLOW_PRIVATE_NETWORKS). */
+  endpoints: EndpointPolicy;
   now: () => number;
   random?: Random;
   /** How often a follower with nothing new looks again (default 250 ms). */
@@ -121,7 +140,7 @@ export function createWebhooks(deps: {
   return {
     async create({ tenantId, url, eventTypes }) {
       const violations: FieldViolation[] = [];
-      const checkedUrl = checkWebhookUrl(url, deps.allowHttp, violations);
+      const checkedUrl = checkWebhookUrl(url, deps.endpoints, violations);
       const types = checkEventTypes("event_types", eventTypes, violations);
       assertNoViolations(violations);
       await deps.tenants.get(tenantId); // not_found TENANT_NOT_FOUND
@@ -147,7 +166,7 @@ export function createWebhooks(deps: {
 
     async update({ tenantId, id, url, eventTypes }) {
       const violations: FieldViolation[] = [];
-      const checkedUrl = url === undefined ? undefined : checkWebhookUrl(url, deps.allowHttp, violations);
+      const checkedUrl = url === undefined ? undefined : checkWebhookUrl(url, deps.endpoints, violations);
       const types = eventTypes === undefined ? undefined : checkEventTypes("webhook.event_types", eventTypes, violations);
       for (const v of violations) if (v.field === "url") Object.assign(v, { field: "webhook.url" });
       assertNoViolations(violations);

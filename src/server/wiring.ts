@@ -20,6 +20,7 @@ import { createBlockingHooks, identityKindOfMethods } from "../domain/hooks.ts";
 import { createMessageTemplates } from "../domain/message-templates.ts";
 import { createMessageRenderer } from "../delivery/templates.ts";
 import { createHookCaller } from "../delivery/hook-caller.ts";
+import { createGuardedPost, type Resolver } from "../delivery/guarded-http.ts";
 import { createAccounts } from "../domain/accounts.ts";
 import { createAdminUsers } from "../domain/admin-users.ts";
 import { createAssistedRecovery } from "../domain/assisted-recovery.ts";
@@ -106,6 +107,8 @@ export interface RuntimeOptions {
   deliver?: boolean;
   /** Webhook retries (default: 30 s doubling to 1 h, for a day); tests shorten them. */
   webhookRetry?: RetryPolicy;
+  /** How webhooks and blocking hooks resolve host names (default: the system's; tests play DNS with it). */
+  webhookResolver?: Resolver;
   /** How often the webhook worker looks for new events and due deliveries (default 1 s). */
   webhookPollMs?: number;
   /** How long one webhook POST may take (default 10 s). */
@@ -211,13 +214,19 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   await tenants.listen();
   await tenants.ensureDefault(now());
 
+  // Webhooks and blocking hooks: https and public addresses only, outside development mode (SSRF).
+  const endpoints = { allowHttp: config.development, allowPrivateNetworks: config.development || config.webhookAllowPrivateNetworks };
+  const guardedPost = createGuardedPost({
+    allowPrivateNetworks: endpoints.allowPrivateNetworks,
+    ...(options.webhookResolver ? { resolver: options.webhookResolver } : {}),
+  });
   const hooks = createBlockingHooks({
     store: durable.hooks,
-    caller: createHookCaller(),
+    caller: createHookCaller(guardedPost),
     keyring,
     tenants,
     invalidation: ephemeral.invalidation,
-    allowHttp: config.development,
+    endpoints,
     now,
     random,
     onFailure: (failure) => log.warn({ hook: failure }, `blocking hook failed; ${failure.failOpen ? "let through (fail open)" : "refused (fail closed)"}`),
@@ -361,6 +370,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     events: durable.events,
     webhooks: durable.webhooks,
     leases: ephemeral.leases,
+    post: guardedPost,
     openSecret: (webhookId, sealed) => keyring.openSecret(webhookSecretContext(webhookId), sealed).toString("utf8"),
     now,
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
@@ -391,7 +401,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     events: durable.events,
     tenants,
     keyring,
-    allowHttp: config.development,
+    endpoints,
     now,
     random,
   });
