@@ -33,6 +33,15 @@ const en: Table = {
     ],
     required: ["link"],
   },
+  phone_existing: {
+    subject: "Someone tried to add your phone number to another {product} account",
+    paragraphs: [
+      "Someone signed in to {product} tried to add a phone number that belongs to your account to their own account. It was not added: the number stays yours.",
+      "If it was you, signed in with another account, sign in with this one instead.",
+      "If it was not you, you can ignore this email: your account has not changed.",
+    ],
+    required: [],
+  },
   signup_existing: {
     subject: "Someone tried to create a {product} account with your address",
     paragraphs: [
@@ -139,6 +148,15 @@ const fr: Table = {
       "Si vous n’avez pas créé de compte, vous pouvez ignorer ce message.",
     ],
     required: ["link"],
+  },
+  phone_existing: {
+    subject: "Quelqu’un a tenté d’ajouter votre numéro de téléphone à un autre compte {product}",
+    paragraphs: [
+      "Quelqu’un connecté à {product} a tenté d’ajouter à son compte un numéro de téléphone qui appartient au vôtre. Il n’a pas été ajouté : ce numéro reste le vôtre.",
+      "Si c’était vous, avec un autre compte, connectez-vous plutôt avec celui-ci.",
+      "Si ce n’était pas vous, vous pouvez ignorer ce message : votre compte n’a pas changé.",
+    ],
+    required: [],
   },
   signup_existing: {
     subject: "Quelqu’un a tenté de créer un compte {product} avec votre adresse",

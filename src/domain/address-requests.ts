@@ -22,7 +22,7 @@ import type { Locale, Tenant } from "./types.ts";
 
 const MINUTE = 60_000;
 
-/** What a queued request (kind PASSWORD_RESET, VERIFY_EMAIL or SIGNUP_EXISTING) carries until the worker opens it. */
+/** What a queued request (kind PASSWORD_RESET, VERIFY_EMAIL, SIGNUP_EXISTING or PHONE_EXISTING) carries until the worker opens it. */
 export interface QueuedRequest {
   identityId: string;
   /** Token data (a second sign-up's password hash rides on its verification link). */
@@ -34,7 +34,11 @@ export interface RequestPayload extends MessagePayload {
   request: QueuedRequest;
 }
 
-export type RequestKind = typeof MessageKind.PASSWORD_RESET | typeof MessageKind.VERIFY_EMAIL | typeof MessageKind.SIGNUP_EXISTING;
+export type RequestKind =
+  | typeof MessageKind.PASSWORD_RESET
+  | typeof MessageKind.VERIFY_EMAIL
+  | typeof MessageKind.SIGNUP_EXISTING
+  | typeof MessageKind.PHONE_EXISTING;
 
 export interface AddressRequestDeps {
   accounts: AccountReader & AccountWriter;
@@ -125,8 +129,8 @@ export function createAddressRequests(deps: AddressRequestDeps, fingerprint: (ac
           variables: { link: `${base}/reset-password?token=${token}`, expiresInMinutes: String(RESET_CODE_TTL_MS / MINUTE) },
         };
       }
-      if (payload.kind === MessageKind.SIGNUP_EXISTING) {
-        // A sign-up with a taken address: its owner hears of it (in the account's locale first).
+      if (payload.kind === MessageKind.SIGNUP_EXISTING || payload.kind === MessageKind.PHONE_EXISTING) {
+        // A sign-up with a taken address, or a taken phone number added: its owner hears of it by mail (in the account's locale first).
         return {
           kind: payload.kind,
           to: account.profile.email,

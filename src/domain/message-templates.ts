@@ -17,6 +17,7 @@ import { SUPPORTED_LOCALES, type Locale } from "./types.ts";
 export const TEMPLATE_VARIABLES: Record<MessageKind, { variables: readonly string[]; required: readonly string[] }> = {
   verify_email: { variables: ["product", "link", "expiresIn"], required: ["link"] },
   signup_existing: { variables: ["product"], required: [] },
+  phone_existing: { variables: ["product"], required: [] },
   password_reset: { variables: ["product", "link", "code", "expiresIn"], required: ["link"] },
   email_change_code: { variables: ["product", "code", "expiresIn"], required: ["code"] },
   email_change_requested: { variables: ["product", "email"], required: [] },

@@ -6,6 +6,8 @@ import type { Locale } from "./types.ts";
 export const MessageKind = {
   VERIFY_EMAIL: "verify_email",
   SIGNUP_EXISTING: "signup_existing",
+  /** To the owner's email address: someone signed in tried to add a phone number the owner already holds. */
+  PHONE_EXISTING: "phone_existing",
   PASSWORD_RESET: "password_reset",
   EMAIL_CHANGE_CODE: "email_change_code",
   EMAIL_CHANGE_REQUESTED: "email_change_requested",

@@ -294,7 +294,7 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
           // a decoy row then, the same write); the caller's own number needs no notice.
           const other = holder.account.id !== principal.accountId ? holder : undefined;
           const tell = other && openAccount(keyring, other.account, other.wrappedKey).account.profile.email !== "" ? other : undefined;
-          await deps.addressRequests.queue(tenant, MessageKind.SIGNUP_EXISTING, tell, undefined);
+          await deps.addressRequests.queue(tenant, MessageKind.PHONE_EXISTING, tell, undefined);
           return { ok: true, value: undefined, subject: { ...subject, outcome: "IDENTITY_EXISTS" } };
         }
         const message = await newCode(tenant, codeKey("add_phone", tenant.id, principal.accountId, lookupHash), principal.accountId, phone, locale);

@@ -261,7 +261,7 @@ describe.each(BACKENDS)("phone identities and guests on the %s backend", (backen
       const smsBefore = (await queuedSms(server, phone)).length;
       await api.call(IdentityService.method.addPhone, { phone }, other.headers(otherGuest.sessionToken));
       expect(await queuedSms(server, phone)).toHaveLength(smsBefore);
-      expect((await server.rawRows("outbox")).filter((r) => r.kind === "signup_existing" && r.account_id === verified.accountId)).toHaveLength(1);
+      expect((await server.rawRows("outbox")).filter((r) => r.kind === "phone_existing" && r.account_id === verified.accountId)).toHaveLength(1);
 
       await me.sendCode(phone);
       const byPhone = await me.signIn(phone, await lastCode(server, phone));

@@ -5,10 +5,11 @@
 // down, then refusing with 503/429, then back, every code requested meanwhile
 // is delivered exactly once and still signs in; the codes never reach the log.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { type Caller, createCaller } from "../support/clients.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
 
 let seq = 0;
 /** A French mobile number nobody else in this run uses, in E.164. */
@@ -55,6 +56,35 @@ describe.each(BACKENDS)("phone sign-in through the SMS provider on the %s backen
       expect(request.headers["x-signature"]).toMatch(/^sha256=[0-9a-f]{64}$/);
       const session = await signIn(phone, codeOf(sms.body));
       expect(session.sessionToken).not.toBe("");
+      expect(server.sms!.delivered.filter((s) => s.to === phone)).toHaveLength(1);
+    });
+
+    it("the owner of a number someone else tries to add is told by a mail about the phone number, in the account's language", async () => {
+      const locale = protocol === "grpc-js" ? "en" : "fr";
+      const email = `phone.owner.${Date.now()}.${seq++}@example.test`;
+      const from = headers();
+      await api.call(IdentityService.method.signUp, { email, password: "correct horse battery staple", locale }, from);
+      const link = await server.waitForMail(email, (m) => m.text.includes("token="));
+      const owner = await api.call(IdentityService.method.verifyIdentity, { token: linkToken(link.text) }, from);
+      const ownerCall = { ...headers(), authorization: `Bearer ${owner.sessionToken}` };
+      const phone = newPhone();
+      await api.call(IdentityService.method.addPhone, { phone, locale }, ownerCall);
+      await api.call(IdentityService.method.verifyPhone, { phone, code: codeOf((await server.waitForSms(phone)).body) }, ownerCall);
+
+      const guest = await api.call(SessionService.method.signIn, { method: { case: "guest", value: {} } }, headers());
+      await api.call(IdentityService.method.addPhone, { phone, locale: "en" }, { ...headers(), authorization: `Bearer ${guest.sessionToken}` });
+      const notice = await server.waitForMail(email, (m) => !m.text.includes("token="));
+      if (locale === "en") {
+        expect(notice.subject).toBe("Someone tried to add your phone number to another Identity account");
+        expect(notice.text).toContain("tried to add a phone number that belongs to your account to their own account. It was not added");
+      } else {
+        expect(notice.subject).toBe("Quelqu’un a tenté d’ajouter votre numéro de téléphone à un autre compte Identity");
+        expect(notice.text).toContain("a tenté d’ajouter à son compte un numéro de téléphone qui appartient au vôtre. Il n’a pas été ajouté");
+      }
+      // Not the taken-address mail: nothing about an email address or creating an account.
+      expect(notice.text).not.toMatch(/email address|create an account|adresse e-mail|créer un compte/i);
+      // The number itself is not in the mail (a mail may be read by someone else than the phone's holder).
+      expect(notice.text).not.toContain(phone.slice(4));
       expect(server.sms!.delivered.filter((s) => s.to === phone)).toHaveLength(1);
     });
 

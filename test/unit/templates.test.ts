@@ -23,6 +23,7 @@ const context = { productName: "Acme ID" };
 const expected: Record<EmailMessageKind, string[]> = {
   verify_email: [variables.link],
   signup_existing: [],
+  phone_existing: [],
   password_reset: [variables.link, variables.code],
   email_change_code: [variables.code],
   email_change_requested: ["j***@example.org"],

@@ -27,7 +27,7 @@ export declare type MessageTemplate = Message<"identity.v1.MessageTemplate"> & {
   tenantId: string;
 
   /**
-   * The message kind: verify_email, signup_existing, password_reset,
+   * The message kind: verify_email, signup_existing, phone_existing, password_reset,
    * email_change_code, email_change_requested, email_changed_notice,
    * password_changed_notice, invitation, phone_code (SMS).
    *

@@ -15,6 +15,15 @@ export const de: LocaleStrings = {
       ],
       required: ["link"],
     },
+    phone_existing: {
+      subject: "Jemand wollte Ihre Telefonnummer zu einem anderen {product}-Konto hinzufügen",
+      paragraphs: [
+        "Jemand, der bei {product} angemeldet ist, wollte seinem Konto eine Telefonnummer hinzufügen, die zu Ihrem Konto gehört. Sie wurde nicht hinzugefügt: Die Nummer bleibt Ihre.",
+        "Wenn Sie das mit einem anderen Konto waren, melden Sie sich stattdessen mit diesem an.",
+        "Wenn nicht, können Sie diese E-Mail ignorieren: Ihr Konto ist unverändert.",
+      ],
+      required: [],
+    },
     signup_existing: {
       subject: "Jemand wollte mit Ihrer Adresse ein {product}-Konto anlegen",
       paragraphs: [

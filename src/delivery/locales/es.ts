@@ -13,6 +13,15 @@ export const es: LocaleStrings = {
       ],
       required: ["link"],
     },
+    phone_existing: {
+      subject: "Alguien intentó añadir tu número de teléfono a otra cuenta de {product}",
+      paragraphs: [
+        "Alguien con sesión iniciada en {product} intentó añadir a su cuenta un número de teléfono que pertenece a la tuya. No se añadió: el número sigue siendo tuyo.",
+        "Si fuiste tú, con otra cuenta, inicia sesión con esta.",
+        "Si no fuiste tú, puedes ignorar este correo: tu cuenta no ha cambiado.",
+      ],
+      required: [],
+    },
     signup_existing: {
       subject: "Alguien intentó crear una cuenta de {product} con tu dirección",
       paragraphs: [
