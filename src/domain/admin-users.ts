@@ -36,6 +36,7 @@ import type { RequestMeta, Sessions } from "./sessions.ts";
 import { pageSizeOf, type Tenants } from "./tenants.ts";
 import { AccountState, IdentityKind, Role, SubscriptionStatus, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale } from "./validation.ts";
+import { trialAtCreation } from "./subscriptions.ts";
 
 const MINUTE = 60_000;
 /** How long an invitation link stays valid: 7 days, the same for every tenant. */
@@ -295,6 +296,8 @@ export function createAdminUsers(deps: AdminUserDeps): AdminUsers {
       const account = {
         ...rows.account,
         profileSealed: sealProfile(rows.dataKey, rows.account.id, { email, displayName, pronouns: "", customAttributes: {}, pushTokens: [] }),
+        // The tenant's trial rule for a new account (src/domain/subscriptions.ts); an invitation's starts when accepted.
+        ...trialAtCreation(tenant.settings, rows.identity, at),
       };
       const issued = input.sendWelcome ? await issueInvitation(account, rows.identity) : undefined;
       const messages = issued ? [sealMessage(rows.dataKey, account, invitation(tenant, email, locale, issued.token), at, random)] : [];

@@ -12,7 +12,6 @@ import { createSecurityEvents, type SecurityAttempt, type SecuritySubject } from
 import { checkConsentGrants, consentClient, consentRows, type ConsentGrant } from "./consents.ts";
 import { accountActor } from "./principal.ts";
 import { DomainError, invalidArgument, unauthenticated } from "./errors.ts";
-import { accountChangeEvents } from "./account-events.ts";
 import { accountEvent, EventType } from "./events.ts";
 import type { BlockingHooks } from "./hooks.ts";
 import type { Limits } from "./limits.ts";
@@ -23,14 +22,13 @@ import type { Random } from "./ports/random.ts";
 import type { TokenStore } from "./ports/tokens.ts";
 import type { IssuedSession, RequestMeta, Sessions } from "./sessions.ts";
 import { DEFAULT_TENANT_ID, type Tenants } from "./tenants.ts";
-import { trialSubscription } from "./subscriptions.ts";
+import { type SubscriptionCache, startTrialAt, subscriptionOf, trialAtCreation } from "./subscriptions.ts";
 import {
   AccountState,
   AssuranceLevel,
   AuthMethod,
   IdentityKind,
   Role,
-  SubscriptionStatus,
   type Account,
   type OneTimeToken,
   type Locale,
@@ -46,6 +44,8 @@ const MINUTE = 60_000;
 export interface IdentityFlowDeps {
   /** Reads and ordinary writes; sign-up, verification and sign-in never erase. */
   accounts: AccountReader & AccountWriter;
+  /** Told when a trial starts after the account exists (at verification, at a guest's upgrade). */
+  subscriptionCache: Pick<SubscriptionCache, "changed">;
   outbox: OutboxWriter;
   /** Where verification links are kept (by hash) until used. */
   tokens: TokenStore;
@@ -233,8 +233,8 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           at,
           random,
         });
-        // A trial the tenant starts at sign-up begins with the account.
-        rows.account = { ...rows.account, ...trialSubscription(tenant.settings, "sign_up", at) };
+        // The tenant's trial rule for a new account (src/domain/subscriptions.ts).
+        rows.account = { ...rows.account, ...trialAtCreation(tenant.settings, rows.identity, at) };
         const accountId = rows.account.id;
         const account = { id: accountId, tenantId: tenant.id };
         const { token } = await issueLinkToken(deps, "verify_email", rows.identity, deps.verificationLinkTtlMs);
@@ -299,19 +299,7 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
           throw tokenRefused("token");
         let verified: StoredAccount = { ...found.account, state: nextState, emailVerified: true };
         // A trial the tenant starts at verification begins at the first one (an account never subscribed).
-        const trial = trialSubscription(tenant.settings, "verification", now());
-        if (trial && found.account.planStatus === SubscriptionStatus.NONE && found.account.plan === "") {
-          const written = await accounts.updateAccount({
-            tenantId: taken.tenantId,
-            accountId: taken.accountId,
-            at: now(),
-            change: (current) =>
-              current.planStatus === SubscriptionStatus.NONE && current.plan === ""
-                ? { ...trial, events: accountChangeEvents(current, trial, at, random) }
-                : {},
-          });
-          if (written) verified = written.account;
-        }
+        verified = (await startTrialAt(deps, tenant.settings, verified, "verification", at)) ?? verified;
         const { account, dataKey } = openAccount(keyring, verified, found.wrappedKey);
         assertCanSignIn(account);
         const issued = await deps.sessions.issue(account, tenant.settings, meta, AssuranceLevel.AAL1, dataKey, [
@@ -479,7 +467,10 @@ export function createIdentityFlows(deps: IdentityFlowDeps): IdentityFlows {
       if (!added) continue; // the profile changed meanwhile: read again
       const passwordHash = pendingPassword(found, taken.data);
       if (passwordHash && found.account.passwordHash === null) await accounts.setPasswordHash(account.id, passwordHash, now());
-      const current = profile ? { ...account, profile: { ...account.profile, email }, emailVerified: true } : account;
+      let current = profile ? { ...account, profile: { ...account.profile, email }, emailVerified: true } : account;
+      // A guest becoming a person starts the tenant's trial now (guests start none).
+      const trial = retire.length > 0 ? await startTrialAt(deps, tenant.settings, account, "upgrade", at) : undefined;
+      if (trial) current = { ...current, ...subscriptionOf(trial) };
       assertCanSignIn(current);
       const issued = await deps.sessions.issue(current, tenant.settings, meta, AssuranceLevel.AAL1, dataKey, [
         { method: AuthMethod.EMAIL_LINK, identityId: identity.id },

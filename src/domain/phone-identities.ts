@@ -35,6 +35,7 @@ import type { RequestMeta, Sessions } from "./sessions.ts";
 import type { Tenants } from "./tenants.ts";
 import { AccountState, AssuranceLevel, AuthMethod, IdentityKind, type Locale, Role, type SessionRecord, type Tenant } from "./types.ts";
 import { parseLocale } from "./validation.ts";
+import { startTrialAt, trialAtCreation } from "./subscriptions.ts";
 
 /** Wrong tries one code survives; the next send replaces it. */
 export const CODE_ATTEMPTS = 5;
@@ -53,6 +54,8 @@ export interface PhoneIdentityDeps {
   sessions: Pick<Sessions, "issue">;
   /** A phone code is a first factor: an account with a second factor answers its challenge before it gets a session. */
   secondFactors: IdentityFlowDeps["secondFactors"];
+  /** Told when a trial starts after the account exists (at the first proof, at a guest's upgrade). */
+  subscriptionCache: IdentityFlowDeps["subscriptionCache"];
   limits: Limits;
   now: () => number;
   random: Random;
@@ -186,6 +189,7 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
             at,
             random,
           });
+          rows.account = { ...rows.account, ...trialAtCreation(tenant.settings, rows.identity, at) };
           try {
             const events = [accountEvent(EventType.ACCOUNT_CREATED, rows.account, at, { identity_id: rows.identity.id, identity_kind: "phone" }, random)];
             await accounts.createAccount({ ...rows, messages: [sealMessage(dataKey, rows.account, message, at, random)], events });
@@ -226,6 +230,8 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
           if (!(await accounts.markIdentityVerified({ identityId: found.identity.id, accountId: stored.id, at, state, events })))
             throw codeRefused("phone_code.code");
           stored = { ...stored, state };
+          // A trial the tenant starts at verification begins at this first proof.
+          stored = (await startTrialAt(deps, tenant.settings, stored, "verification", at)) ?? stored;
         }
         const { account, dataKey } = openAccount(keyring, stored, found.wrappedKey);
         assertCanSignIn(account);
@@ -325,8 +331,11 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
           const retire = (await accounts.listIdentities(own.account.id)).filter((i) => i.kind === IdentityKind.GUEST).map((i) => i.id);
           try {
             const events = [accountEvent(EventType.IDENTITY_ADDED, own.account, at, { identity_id: identity.id, identity_kind: "phone" }, random)];
-            if (await accounts.addIdentity({ tenantId: tenant.id, accountId: own.account.id, identity, retire, at, events }))
+            if (await accounts.addIdentity({ tenantId: tenant.id, accountId: own.account.id, identity, retire, at, events })) {
+              // A guest becoming a person starts the tenant's trial now (guests start none).
+              if (retire.length > 0) await startTrialAt(deps, tenant.settings, own.account, "upgrade", at);
               return { ok: true, value: undefined, subject };
+            }
           } catch (error) {
             if (!(error instanceof DuplicateIdentityError)) throw error;
             // A sign-in code asked for and never used left a pending account holding the number unproven:

@@ -20,6 +20,7 @@ import type { Revocations } from "./revocations.ts";
 import type { RequestMeta } from "./sessions.ts";
 import { IdentityKind, type Account, type Locale, type Tenant } from "./types.ts";
 import { checkNewPassword, normalizeEmail, parseLocale, requireNonEmpty } from "./validation.ts";
+import { startTrialAt } from "./subscriptions.ts";
 
 export { RESET_CODE_TTL_MS } from "./address-requests.ts";
 /** Tokens CompletePasswordReset accepts: reset links, and invitations (which set the first password). */
@@ -174,6 +175,8 @@ export function createRecoveryFlows(deps: RecoveryDeps): RecoveryFlows {
           state: stateAfterVerification(tenant.settings, found.account.state),
           events,
         });
+        // A trial the tenant starts at verification begins at this first proof (an accepted invitation's).
+        await startTrialAt(deps, tenant.settings, account, "verification", at);
       }
       await deps.revocations.settle(token.tenantId, account.id);
       // Proving the mailbox ends whatever guessing slowed or refused sign-ins to the account's addresses.

@@ -33,6 +33,7 @@ import { type OpenedSocialProvider, SocialProviderKind, type SocialProviders } f
 import type { Tenants } from "./tenants.ts";
 import { AccountState, AssuranceLevel, AuthMethod, IdentityKind, Role, type Account, type Profile, type Tenant } from "./types.ts";
 import { normalizeEmail } from "./validation.ts";
+import { trialAtCreation } from "./subscriptions.ts";
 
 /** How long a started sign-in waits for its completion. */
 export const SOCIAL_STATE_TTL_MS = 10 * 60_000;
@@ -246,7 +247,12 @@ export function createSocialSignIn(deps: {
       random,
     });
     const profile: Profile = { email: "", displayName: name, pronouns: "", customAttributes: {}, pushTokens: [] };
-    let account: StoredAccount = { ...rows.account, profileSealed: sealProfile(dataKey, rows.account.id, profile) };
+    let account: StoredAccount = {
+      ...rows.account,
+      profileSealed: sealProfile(dataKey, rows.account.id, profile),
+      // The tenant's trial rule for a new account (src/domain/subscriptions.ts): the provider's sign-in proves the identity.
+      ...trialAtCreation(tenant.settings, rows.identity, at),
+    };
     const identity = identityFor(account, dataKey);
     try {
       const events = [

@@ -24,7 +24,7 @@ import type { Random } from "./ports/random.ts";
 import type { TenantReader } from "./ports/tenants.ts";
 import type { Principal } from "./principal.ts";
 import { forEachTenant, type Tenants } from "./tenants.ts";
-import { SubscriptionStatus, type Account, type Plan, type Tenant, type TenantSettings } from "./types.ts";
+import { IdentityKind, SubscriptionStatus, type Account, type Plan, type Tenant, type TenantSettings } from "./types.ts";
 
 const DAY = 86_400_000;
 export const PLAN_ID_SHAPE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -61,12 +61,61 @@ export const freePlanOf = (settings: Pick<TenantSettings, "plans">): Plan | unde
 
 type SubscriptionFields = Pick<StoredAccount, "plan" | "planStatus" | "planExpiresAt" | "planRenews" | "planRemindedFor">;
 
-/** The subscription fields of a new account of the tenant when its trial starts at `when` (undefined otherwise). */
-export function trialSubscription(settings: TenantSettings, when: "sign_up" | "verification", at: number): SubscriptionFields | undefined {
-  if (settings.trialPlan === "" || settings.trialStart !== when) return undefined;
+/**
+ * The subscription fields of a new account of the tenant when its trial starts at `when` (undefined otherwise).
+ * "upgrade" (a guest becoming a person) is sign-up and verification at once: the trial starts whatever `trial_start` says.
+ */
+export function trialSubscription(settings: TenantSettings, when: "sign_up" | "verification" | "upgrade", at: number): SubscriptionFields | undefined {
+  if (settings.trialPlan === "" || (when !== "upgrade" && settings.trialStart !== when)) return undefined;
   const plan = settings.plans.find((p) => p.id === settings.trialPlan);
   if (!plan || plan.trialDays <= 0) return undefined;
   return { plan: plan.id, planStatus: SubscriptionStatus.TRIALING, planExpiresAt: at + plan.trialDays * DAY, planRenews: false, planRemindedFor: null };
+}
+
+/**
+ * The one rule for the trial of an account coming to exist, however it does (email, phone, social
+ * sign-up, an admin's CreateUser or invitation): with `trial_start` "sign_up" it starts now; with
+ * "verification" it starts now only when the account's first identity is created verified (an admin
+ * vouching with a password, a provider's sign-in), else at that identity's first proof
+ * (startTrialAtVerification). A guest starts none: its trial starts when it is upgraded.
+ */
+export function trialAtCreation(settings: TenantSettings, identity: { kind: number; verifiedAt: number | null }, at: number): SubscriptionFields | undefined {
+  if (identity.kind === IdentityKind.GUEST) return undefined;
+  return trialSubscription(settings, identity.verifiedAt === null ? "sign_up" : settings.trialStart, at);
+}
+
+/** The subscription fields of a stored account, to refresh an opened one. */
+export const subscriptionOf = (stored: StoredAccount): Pick<Account, "plan" | "planStatus" | "planExpiresAt" | "planRenews"> => ({
+  plan: stored.plan,
+  planStatus: stored.planStatus,
+  planExpiresAt: stored.planExpiresAt,
+  planRenews: stored.planRenews,
+});
+
+/**
+ * Starts the tenant's trial for an account at its first proof ("verification") or a guest's upgrade
+ * ("upgrade"), if the account never had a subscription: re-checked under the account's lock, so a
+ * repeated proof, or a subscription set meanwhile, starts nothing. The account as it stands after.
+ */
+export async function startTrialAt(
+  deps: { accounts: Pick<AccountWriter, "updateAccount">; subscriptionCache: Pick<SubscriptionCache, "changed">; random?: Random },
+  settings: TenantSettings,
+  account: { tenantId: string; id: string },
+  when: "verification" | "upgrade",
+  at: number,
+): Promise<StoredAccount | undefined> {
+  const trial = trialSubscription(settings, when, at);
+  if (!trial) return undefined;
+  const written = await deps.accounts.updateAccount({
+    tenantId: account.tenantId,
+    accountId: account.id,
+    at,
+    change: (current) =>
+      current.planStatus === SubscriptionStatus.NONE && current.plan === "" ? { ...trial, events: accountChangeEvents(current, trial, at, deps.random) } : {},
+  });
+  // A guest's session may have cached its former (none) subscription: dropped everywhere.
+  if (written) await deps.subscriptionCache.changed(account.id);
+  return written?.account;
 }
 
 /** An account's subscription as ValidateSession needs it (one object per change: the fast path compares identity). */
@@ -327,9 +376,11 @@ export function createSubscriptionJob(deps: {
     }
   }
 
-  function message(current: StoredAccount, wrappedKey: string, kind: MessageKind, variables: Record<string, string>, at: number) {
+  /** The account's notice, by mail; none for an account without an address (a phone's, a provider's without email). */
+  function messages(current: StoredAccount, wrappedKey: string, kind: MessageKind, variables: Record<string, string>, at: number) {
     const { account, dataKey } = openAccount(deps.keyring, current, wrappedKey);
-    return sealMessage(dataKey, account, { kind, to: account.profile.email, locale: account.locale, variables }, at, deps.random);
+    if (account.profile.email === "") return [];
+    return [sealMessage(dataKey, account, { kind, to: account.profile.email, locale: account.locale, variables }, at, deps.random)];
   }
 
   return {
@@ -353,7 +404,7 @@ export function createSubscriptionJob(deps: {
             planStatus: SubscriptionStatus.EXPIRED,
             planExpiresAt: null,
             planRenews: false,
-            messages: [message(current, wrappedKey, kind, variables, at)],
+            messages: messages(current, wrappedKey, kind, variables, at),
           };
         });
         result.reminded += await each(tenant, "reminder", at, (current, wrappedKey) => {
@@ -367,7 +418,7 @@ export function createSubscriptionJob(deps: {
             current.planRemindedFor !== end;
           if (!due) return {};
           const variables = { plan: planName(current.plan), date: isoDay(end) };
-          return { planRemindedFor: end, messages: [message(current, wrappedKey, MessageKind.RENEWAL_REMINDER, variables, at)] };
+          return { planRemindedFor: end, messages: messages(current, wrappedKey, MessageKind.RENEWAL_REMINDER, variables, at) };
         });
       });
       return result;

@@ -456,6 +456,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     audit,
     addressRequests,
     secondFactors,
+    subscriptionCache,
     hooks,
   });
   const phones = createPhoneIdentities({
@@ -468,13 +469,14 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     keyring,
     sessions,
     secondFactors,
+    subscriptionCache,
     limits,
     now,
     random,
     audit,
     hooks,
   });
-  const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits, addressRequests });
+  const recovery = createRecoveryFlows({ ...links, accounts: durable.accounts, tenants, passwords, revocations, limits, addressRequests, subscriptionCache });
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
   const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, revocations, limits, recovery, profiles, erasure });
