@@ -205,8 +205,8 @@ export interface SubscriptionChange {
 }
 
 export interface Subscriptions {
-  /** The account after the change (or as it stands, when the key was used before). */
-  set(change: SubscriptionChange): Promise<Account>;
+  /** The account after the change (or as it stands, with `replayed`, when the key was used before). */
+  set(change: SubscriptionChange): Promise<{ account: Account; replayed: boolean }>;
   listPlans(tenantId: string): Promise<Plan[]>;
   setPlan(tenantId: string, plan: Plan): Promise<Plan>;
   deletePlan(tenantId: string, planId: string): Promise<void>;
@@ -262,7 +262,7 @@ export function createSubscriptions(deps: {
       });
       if (!written) throw notFound();
       if (!written.replayed) await deps.cache.changed(input.accountId);
-      return openAccount(deps.keyring, written.account, written.wrappedKey).account;
+      return { account: openAccount(deps.keyring, written.account, written.wrappedKey).account, replayed: written.replayed === true };
     },
 
     async listPlans(tenantId) {

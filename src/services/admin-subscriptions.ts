@@ -40,18 +40,26 @@ export function subscriptionHandlers(app: App): Pick<ServiceImpl<typeof AdminSer
   return {
     async setSubscription(req, ctx) {
       const subscription = req.subscription;
-      const account = await onAccount(ctx, SUBSCRIPTIONS_WRITE, "user.set_subscription", req, async (target) => {
-        // An empty subscription ({}) clears the plan; a missing one is a mistake.
-        if (!subscription) throw invalidArgument("subscription", "is required (send an empty one to clear the plan)");
-        return app.subscriptions.set({
-          ...target,
-          plan: subscription.plan,
-          status: subscription.status,
-          periodEnd: timestampToEpochMs("subscription.expire_time", subscription.expireTime) ?? null,
-          renews: subscription.renews,
-          idempotencyKey: req.idempotencyKey,
-        });
-      });
+      // A retry under a key already used changed nothing: its audit event says "replayed".
+      const { account } = await onAccount(
+        ctx,
+        SUBSCRIPTIONS_WRITE,
+        "user.set_subscription",
+        req,
+        async (target) => {
+          // An empty subscription ({}) clears the plan; a missing one is a mistake.
+          if (!subscription) throw invalidArgument("subscription", "is required (send an empty one to clear the plan)");
+          return app.subscriptions.set({
+            ...target,
+            plan: subscription.plan,
+            status: subscription.status,
+            periodEnd: timestampToEpochMs("subscription.expire_time", subscription.expireTime) ?? null,
+            renews: subscription.renews,
+            idempotencyKey: req.idempotencyKey,
+          });
+        },
+        (result) => (result.replayed ? "replayed" : "success"),
+      );
       return { account: accountToProto(account) };
     },
 

@@ -40,10 +40,18 @@ export function accountAction(app: App) {
     action: string,
     req: { accountId: string; reason: string },
     run: (target: UserTarget) => Promise<T>,
+    /** The audited outcome of a success, when not "success". */
+    outcomeOf?: (result: T) => string,
   ): Promise<T> {
     const { principal, tenantId } = await authorize(app, ctx, need);
-    return audited(app, ctx, principal, { tenantId, action, target: targetOf(req.accountId), reason: req.reason }, () =>
-      run({ principal, tenantId, accountId: req.accountId }),
+    return audited(
+      app,
+      ctx,
+      principal,
+      { tenantId, action, target: targetOf(req.accountId), reason: req.reason },
+      () => run({ principal, tenantId, accountId: req.accountId }),
+      undefined,
+      outcomeOf,
     );
   };
 }

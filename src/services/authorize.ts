@@ -70,7 +70,9 @@ export async function audited<T>(
   event: { tenantId: string; action: string; target: string; reason?: string },
   action: () => Promise<T>,
   /** The tenant and target known only once the action succeeded (a new tenant's id). */
-  after?: (result: T) => { tenantId: string; target: string },
+  after?: ((result: T) => { tenantId: string; target: string }) | undefined,
+  /** The outcome of a success when it is not plainly "success" (an idempotent retry: "replayed"). */
+  outcomeOf?: (result: T) => string,
 ): Promise<T> {
   const meta = requestMeta(ctx);
   const record = (outcome: string, where: { tenantId: string; target: string }) =>
@@ -91,7 +93,7 @@ export async function audited<T>(
     if (error instanceof DomainError) await record(error.reason, error.reason === "TENANT_NOT_FOUND" ? { ...event, tenantId: principal.tenantId } : event);
     throw error;
   }
-  await record("success", after ? after(result) : event);
+  await record(outcomeOf?.(result) ?? "success", after ? after(result) : event);
   return result;
 }
 

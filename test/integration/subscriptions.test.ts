@@ -191,6 +191,13 @@ describe.each(BACKENDS)("subscriptions on the %s backend", (backend) => {
     const retried = await set("evt_1", { plan: "pro", status: Status.PAST_DUE, expireTime: timestamp(periodEnd), renews: true });
     expect(retried.account?.subscription).toMatchObject({ plan: "basic", status: Status.ACTIVE });
     expect((await validate(person.token)).planId).toBe("basic");
+    // The audit trail tells the applied call from its retry.
+    const trail = await api.call(
+      AdminService.method.listAuditEvents,
+      { action: "user.set_subscription", target: `account:${person.accountId}`, pageSize: 10 },
+      await asRoot(),
+    );
+    expect(trail.events.map((e) => e.outcome)).toEqual(["success", "replayed"]);
 
     // The key can do nothing else (asked over Connect, whose errors carry the reason).
     expect(await reasonOf(api.call(AdminService.method.getUser, { accountId: person.accountId, reason: "r" }, billing))).toBe(

@@ -728,7 +728,9 @@ export declare type AuditEvent = Message<"identity.v1.AuditEvent"> & {
   userAgent: string;
 
   /**
-   * "success", or the refusal's reason (for example "LAST_SUPER_ADMIN").
+   * "success"; "replayed" for a retry under an idempotency key already used,
+   * which changed nothing (SetSubscription); or the refusal's reason (for
+   * example "LAST_SUPER_ADMIN").
    *
    * @generated from field: string outcome = 9;
    */
