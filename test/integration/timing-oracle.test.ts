@@ -1,4 +1,5 @@
-// No timing oracle: StartPasswordReset and ResendVerification must not answer
+// No timing oracle: StartPasswordReset and ResendVerification (and SignUp, with
+// or without a bearer, StartEmailChange, SendSignInCode and AddPhone) must not answer
 // measurably slower for a known address than for an unknown one (issue 9: a
 // token write and an outbox insert made the known path ~3 ms slower, which 50
 // samples detect). Measured over interleaved pairs (load slows both sides of a
@@ -136,4 +137,70 @@ describe.each(BACKENDS)("timing of address flows on the %s backend", (backend) =
       ),
     );
   }, 180_000);
+
+  /** Guest sessions, one per pair of calls: no account's budget runs out. */
+  async function guests(): Promise<string[]> {
+    const tokens: string[] = [];
+    for (let i = 0; i < SAMPLES + WARM_UP; i++) {
+      tokens.push((await session.signIn({ method: { case: "guest", value: {} } }, { headers: { "x-forwarded-for": nextIp() } })).sessionToken);
+    }
+    return tokens;
+  }
+
+  it("SignUp with a bearer answers a taken address as fast as a free one", async () => {
+    const tokens = await guests();
+    let next = 0;
+    expectNoOracle(
+      await compare((email, ip) =>
+        identity.signUp({ email, password: PASSWORD }, { headers: { "x-forwarded-for": ip, authorization: `Bearer ${tokens[next++ >> 1]}` } }),
+      ),
+    );
+  }, 180_000);
+
+  // Phone flows: compare() hands each call an "address"; here a phone number stands in for it.
+  let phoneSeq = 0;
+  const newPhone = () => `+3366${String(Date.now() % 100_000).padStart(5, "0")}${String(phoneSeq++ % 100).padStart(2, "0")}`;
+
+  /** Numbers held by accounts: pending ones (a code asked for), or proven ones (signed in with it). */
+  async function heldPhones(proven: boolean): Promise<string[]> {
+    const phones: string[] = [];
+    for (let i = 0; i < SAMPLES + WARM_UP; i++) {
+      const phone = newPhone();
+      await session.sendSignInCode({ phone }, { headers: { "x-forwarded-for": nextIp() } });
+      if (proven) {
+        const code = /^([0-9]{6}) /.exec((await server.waitForSms(phone)).body)?.[1] ?? "";
+        await session.signIn({ method: { case: "phoneCode", value: { phone, code } } }, { headers: { "x-forwarded-for": nextIp() } });
+      }
+      phones.push(phone);
+    }
+    return phones;
+  }
+
+  /** compare() over phone numbers: the known side takes the held numbers in order, the unknown side fresh ones. */
+  async function comparePhones(held: string[], call: (phone: string, ip: string, pair: number) => Promise<unknown>) {
+    const byAddress = new Map<string, string>();
+    let pair = 0;
+    held.forEach((phone, i) => byAddress.set(`held${i}`, phone));
+    const saved = known.splice(0, known.length, ...held.map((_, i) => `held${i}`));
+    try {
+      return await compare((address, ip) => call(byAddress.get(address) ?? newPhone(), ip, pair++ >> 1));
+    } finally {
+      known.splice(0, known.length, ...saved);
+    }
+  }
+
+  it("SendSignInCode answers a known number as fast as an unknown one", async () => {
+    const held = await heldPhones(false);
+    expectNoOracle(await comparePhones(held, (phone, ip) => session.sendSignInCode({ phone }, { headers: { "x-forwarded-for": ip } })));
+  }, 180_000);
+
+  it("AddPhone answers a number proven by another account as fast as a free one", async () => {
+    const held = await heldPhones(true);
+    const tokens = await guests();
+    expectNoOracle(
+      await comparePhones(held, (phone, ip, pair) =>
+        identity.addPhone({ phone }, { headers: { "x-forwarded-for": ip, authorization: `Bearer ${tokens[pair]}` } }),
+      ),
+    );
+  }, 240_000);
 });
