@@ -307,6 +307,46 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         return { ok: false, error, subject };
       }
     },
+    async sendSmsCode(input: Parameters<SecondFactors["sendSmsCode"]>[0]): Promise<SecurityAttempt<{ expiresAt: number; phoneHint: string }>> {
+      let subject: SecuritySubject = {};
+      try {
+        challengeField(input.challenge);
+        const tenant = await deps.tenants.get(input.tenantId);
+        if (!deps.smsEnabled) throw smsDisabled();
+        await limits.consume("code_ip", tenant, input.meta.ip);
+        const { tokenHash, pending } = await liveChallenge(tenant.id, input.challenge);
+        subject = { accountId: pending.accountId };
+        const found = await deps.accounts.getAccount(tenant.id, pending.accountId);
+        if (!found) throw challengeInvalid();
+        const phone = await smsPhone(found.account.id, pending.data?.firstMethod);
+        if (!phone || !(await store.hasConfirmed(found.account.id))) throw smsUnavailable();
+        // Counted as sign-in codes are: per IP, per number, per tenant per day.
+        await limits.consume("sms_ip", tenant, input.meta.ip);
+        await limits.consumeMessage(tenant, phone.lookupHash, input.meta.ip);
+        await limits.consume("sms_tenant", tenant, "");
+        const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
+        const number = openIdentityValue(dataKey, phone.id, phone.valueSealed);
+        const code = randomDigits(random, 6);
+        const key = smsCodeKey(tenant.id, account.id, tokenHash);
+        const expiresAt = Math.min(now() + tenant.settings.phoneCodeLifetimeMs, pending.expiresAt);
+        await deps.codes.put(
+          key,
+          { codeHash: keyring.blindIndex(SMS_CODE_INDEX, `${key}\n${code}`), tenantId: tenant.id, accountId: account.id, expiresAt },
+          expiresAt - now(),
+        );
+        const message = {
+          kind: MessageKind.PHONE_CODE,
+          to: number,
+          locale: account.locale,
+          variables: { code, minutes: String(Math.max(1, Math.ceil((expiresAt - now()) / 60_000))) },
+        };
+        await deps.outbox.enqueue([sealMessage(dataKey, account, message, now(), random)]);
+        deps.onMessageQueued();
+        return { ok: true, value: { expiresAt, phoneHint: number.slice(-2) }, subject };
+      } catch (error) {
+        return { ok: false, error, subject };
+      }
+    },
   };
   const security = createSecurityEvents(deps.audit, now);
 
@@ -416,40 +456,10 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       return { challenge, expiresAt, kinds, ...(passkey ? { passkeyOptionsJson: passkey.optionsJson } : {}) };
     },
 
-    async sendSmsCode(input) {
-      challengeField(input.challenge);
-      const tenant = await deps.tenants.get(input.tenantId);
-      if (!deps.smsEnabled) throw smsDisabled();
-      await limits.consume("code_ip", tenant, input.meta.ip);
-      const { tokenHash, pending } = await liveChallenge(tenant.id, input.challenge);
-      const found = await deps.accounts.getAccount(tenant.id, pending.accountId);
-      if (!found) throw challengeInvalid();
-      const phone = await smsPhone(found.account.id, pending.data?.firstMethod);
-      if (!phone || !(await store.hasConfirmed(found.account.id))) throw smsUnavailable();
-      // Counted as sign-in codes are: per IP, per number, per tenant per day.
-      await limits.consume("sms_ip", tenant, input.meta.ip);
-      await limits.consumeMessage(tenant, phone.lookupHash, input.meta.ip);
-      await limits.consume("sms_tenant", tenant, "");
-      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
-      const number = openIdentityValue(dataKey, phone.id, phone.valueSealed);
-      const code = randomDigits(random, 6);
-      const key = smsCodeKey(tenant.id, account.id, tokenHash);
-      const expiresAt = Math.min(now() + tenant.settings.phoneCodeLifetimeMs, pending.expiresAt);
-      await deps.codes.put(
-        key,
-        { codeHash: keyring.blindIndex(SMS_CODE_INDEX, `${key}\n${code}`), tenantId: tenant.id, accountId: account.id, expiresAt },
-        expiresAt - now(),
-      );
-      const message = {
-        kind: MessageKind.PHONE_CODE,
-        to: number,
-        locale: account.locale,
-        variables: { code, minutes: String(Math.max(1, Math.ceil((expiresAt - now()) / 60_000))) },
-      };
-      await deps.outbox.enqueue([sealMessage(dataKey, account, message, now(), random)]);
-      deps.onMessageQueued();
-      return { expiresAt, phoneHint: number.slice(-2) };
-    },
+    sendSmsCode: (input) =>
+      security.run(input.tenantId, input.meta, { action: "session.send_second_factor_code", rateLimited: "session.rate_limited" }, () =>
+        flows.sendSmsCode(input),
+      ),
 
     complete: (input) =>
       security.run(input.tenantId, input.meta, { action: "session.second_factor", rateLimited: "session.rate_limited" }, () => flows.complete(input)),

@@ -270,7 +270,8 @@ describe.each(BACKENDS)("SMS as a second factor on the %s backend", (backend) =>
     const started = await api.call(AccountService.method.startTotpEnrollment, {}, headers(sessionToken));
     await api.call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret) }, headers(sessionToken));
     const identities = (await api.call(IdentityService.method.listIdentities, {}, headers(sessionToken))).identities;
-    return { email, phone, headers, phoneIdentityId: identities.find((i) => i.value === phone)!.id };
+    const { accountId } = await api.call(AccountService.method.getAccount, {}, headers(sessionToken)).then((r) => ({ accountId: r.account!.id }));
+    return { email, phone, headers, accountId, phoneIdentityId: identities.find((i) => i.value === phone)!.id };
   }
 
   it("password, then a code sent by SMS to the verified phone: an AAL2 session recording both; a wrong or reused code is refused", async () => {
@@ -282,6 +283,12 @@ describe.each(BACKENDS)("SMS as a second factor on the %s backend", (backend) =>
     const sent = await api.call(SessionService.method.sendSecondFactorCode, { challenge: first.challenge }, me.headers());
     expect(sent.phoneHint).toBe(me.phone.slice(-2));
     const code = await lastCode(server, me.phone);
+    // Sending the code is a security event of the account (as the sign-in code is), never with the code.
+    const sends = (await server.rawRows("audit_events")).filter(
+      (e) => e.target === `account:${me.accountId}` && e.action === "session.send_second_factor_code",
+    );
+    expect(sends.map((e) => e.outcome)).toEqual(["success"]);
+    expect(JSON.stringify(sends)).not.toContain(code);
     const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, "0");
     const complete = (challenge: string, value: string) =>
       api.call(SessionService.method.completeSecondFactor, { challenge, code: { case: "smsCode", value } }, me.headers());
@@ -312,6 +319,10 @@ describe.each(BACKENDS)("SMS as a second factor on the %s backend", (backend) =>
       Code.FailedPrecondition,
       "SMS_SECOND_FACTOR_UNAVAILABLE",
     );
+    const refused = (await server.rawRows("audit_events")).filter(
+      (e) => e.target === `account:${me.accountId}` && String(e.action).startsWith("session.send_second_factor_code"),
+    );
+    expect(refused.map((e) => [e.action, e.outcome])).toEqual([["session.send_second_factor_code_failed", "SMS_SECOND_FACTOR_UNAVAILABLE"]]);
     await expectRefused(
       api.call(
         SessionService.method.completeSecondFactor,
