@@ -136,6 +136,33 @@ const en: Table = {
     ],
     required: ["plan", "date"],
   },
+  second_factor_added: {
+    subject: "A second factor was added to your {product} account",
+    paragraphs: [
+      "A second factor (an authenticator app or a passkey) was just added to your {product} account. Signing in now asks for it.",
+      "If you made this change, there is nothing else to do.",
+      "If you did not, reset your password right away and contact support.",
+    ],
+    required: [],
+  },
+  second_factor_removed: {
+    subject: "A second factor was removed from your {product} account",
+    paragraphs: [
+      "A second factor (an authenticator app or a passkey) was just removed from your {product} account.",
+      "If you made this change, or asked support to remove it, there is nothing else to do.",
+      "If you did not, reset your password right away and contact support.",
+    ],
+    required: [],
+  },
+  recovery_code_used: {
+    subject: "A recovery code was used to sign in to {product}",
+    paragraphs: [
+      "One of your recovery codes was just used to sign in to your {product} account. Each code works only once.",
+      "If this was you, consider making new recovery codes in your account settings.",
+      "If it was not, reset your password right away and contact support.",
+    ],
+    required: [],
+  },
 };
 
 const fr: Table = {
@@ -251,6 +278,33 @@ const fr: Table = {
       "Vous n’avez rien à faire pour le garder. Pour le modifier ou le résilier, rendez-vous dans votre compte avant cette date.",
     ],
     required: ["plan", "date"],
+  },
+  second_factor_added: {
+    subject: "Un second facteur a été ajouté à votre compte {product}",
+    paragraphs: [
+      "Un second facteur (une application d’authentification ou une clé d’accès) vient d’être ajouté à votre compte {product}. Il vous sera demandé à la connexion.",
+      "Si c’est vous, vous n’avez rien d’autre à faire.",
+      "Sinon, réinitialisez votre mot de passe immédiatement et contactez le support.",
+    ],
+    required: [],
+  },
+  second_factor_removed: {
+    subject: "Un second facteur a été retiré de votre compte {product}",
+    paragraphs: [
+      "Un second facteur (une application d’authentification ou une clé d’accès) vient d’être retiré de votre compte {product}.",
+      "Si c’est vous, ou si vous l’avez demandé au support, vous n’avez rien d’autre à faire.",
+      "Sinon, réinitialisez votre mot de passe immédiatement et contactez le support.",
+    ],
+    required: [],
+  },
+  recovery_code_used: {
+    subject: "Un code de secours a servi à vous connecter à {product}",
+    paragraphs: [
+      "Un de vos codes de secours vient de servir à vous connecter à votre compte {product}. Chaque code ne fonctionne qu’une fois.",
+      "Si c’est vous, pensez à générer de nouveaux codes de secours dans les paramètres de votre compte.",
+      "Sinon, réinitialisez votre mot de passe immédiatement et contactez le support.",
+    ],
+    required: [],
   },
 };
 

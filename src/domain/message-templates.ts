@@ -28,6 +28,9 @@ export const TEMPLATE_VARIABLES: Record<MessageKind, { variables: readonly strin
   subscription_expired: { variables: ["product", "plan", "freePlan"], required: ["plan"] },
   renewal_reminder: { variables: ["product", "plan", "date"], required: ["plan", "date"] },
   phone_code: { variables: ["product", "code", "expiresIn"], required: ["code"] },
+  second_factor_added: { variables: ["product"], required: [] },
+  second_factor_removed: { variables: ["product"], required: [] },
+  recovery_code_used: { variables: ["product"], required: [] },
 };
 
 /** What a preview fills the variables with. */

@@ -19,6 +19,10 @@ export const MessageKind = {
   TRIAL_ENDED: "trial_ended",
   SUBSCRIPTION_EXPIRED: "subscription_expired",
   RENEWAL_REMINDER: "renewal_reminder",
+  /** Notices of the account's second factors: one added, one (or all, by customer service) removed, a recovery code used to sign in. */
+  SECOND_FACTOR_ADDED: "second_factor_added",
+  SECOND_FACTOR_REMOVED: "second_factor_removed",
+  RECOVERY_CODE_USED: "recovery_code_used",
 } as const;
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
 

@@ -29,7 +29,9 @@ import { assertCanSignIn, type SignInResult } from "./identity.ts";
 import { newId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
 import { oneTimeTokenHash } from "./one-time-tokens.ts";
-import { recoveryCodeSet, type SecondFactorPasskeys } from "./second-factors.ts";
+import { queueSecondFactorNotice, recoveryCodeSet, type SecondFactorPasskeys } from "./second-factors.ts";
+import { MessageKind } from "./messages.ts";
+import type { OutboxWriter } from "./ports/outbox.ts";
 import type { AccountReader } from "./ports/accounts.ts";
 import type { Random } from "./ports/random.ts";
 import type { SecondFactorStore, StoredSecondFactor } from "./ports/second-factors.ts";
@@ -114,6 +116,9 @@ export interface PasskeyDeps {
   random: Random;
   publicUrl: string;
   audit: AuditLog;
+  /** The second-factor-added notice goes through the outbox. */
+  outbox: OutboxWriter;
+  onMessageQueued: () => void;
 }
 
 export interface Passkeys extends SecondFactorPasskeys {
@@ -291,6 +296,7 @@ export function createPasskeys(deps: PasskeyDeps): Passkeys {
         }))
       )
         throw invalidPasskey();
+      await queueSecondFactorNotice(deps, opened.dataKey, opened.account, MessageKind.SECOND_FACTOR_ADDED);
       return { factor: { id, kind: SecondFactorKind.PASSKEY, createdAt: at, lastUsedAt: at }, recoveryCodes: codes };
     },
 

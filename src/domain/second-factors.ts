@@ -171,6 +171,25 @@ function newRecoveryCode(random: Random): string {
   return `${code.slice(0, 5)}-${code.slice(5)}`;
 }
 
+/** The mails telling the account's owner its second factors changed (never a code or a secret). */
+export type SecondFactorNotice = typeof MessageKind.SECOND_FACTOR_ADDED | typeof MessageKind.SECOND_FACTOR_REMOVED | typeof MessageKind.RECOVERY_CODE_USED;
+
+/**
+ * Queues `kind` to the account's email address through the outbox (as the password-changed
+ * notice is): if the owner did not do it, they hear of it. An account without an address gets none.
+ */
+export async function queueSecondFactorNotice(
+  deps: Pick<SecondFactorDeps, "outbox" | "onMessageQueued" | "now" | "random">,
+  dataKey: Buffer,
+  account: Account,
+  kind: SecondFactorNotice,
+): Promise<void> {
+  if (account.profile.email === "") return;
+  const message = { kind, to: account.profile.email, locale: account.locale, variables: {} };
+  await deps.outbox.enqueue([sealMessage(dataKey, account, message, deps.now(), deps.random)]);
+  deps.onMessageQueued();
+}
+
 const viewOf = (factor: StoredSecondFactor): SecondFactorView => ({
   id: factor.id,
   kind: factor.kind as SecondFactorKind,
@@ -302,6 +321,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
           if (current) assertCanSignIn({ ...account, state: current.state });
           throw new DomainError("unavailable", "ACCOUNT_CHANGED", "the account changed during sign-in; sign in again");
         }
+        if (code.kind === "recovery") await queueSecondFactorNotice(deps, dataKey, account, MessageKind.RECOVERY_CODE_USED);
         return { ok: true, value: { ...issued, account, recoveryCodesRemaining: await store.countRecoveryCodes(account.id) }, subject };
       } catch (error) {
         return { ok: false, error, subject };
@@ -385,7 +405,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         throw new DomainError("failed_precondition", "TOTP_ALREADY_ENROLLED", "an authenticator app is enrolled already");
       const pending = factors.find((f) => f.kind === SecondFactorKind.TOTP && f.confirmedAt === null && f.createdAt + ENROLLMENT_TTL_MS > now());
       if (!pending) throw new DomainError("failed_precondition", "ENROLLMENT_NOT_STARTED", "no enrollment is pending (start one)");
-      const { dataKey } = await openedAccount(principal.tenantId, principal.accountId);
+      const { account, dataKey } = await openedAccount(principal.tenantId, principal.accountId);
       const step = acceptedStep(pending, dataKey, code);
       if (step === undefined) throw invalidCode();
       const { codes, hashes } = await newRecoveryCodes(principal.accountId);
@@ -399,6 +419,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       );
       if (!(await store.confirm({ accountId: principal.accountId, factorId: pending.id, at, step, recoveryCodeHashes: hashes, events: [enrolled] })))
         throw new DomainError("failed_precondition", "ENROLLMENT_NOT_STARTED", "no enrollment is pending (start one)");
+      await queueSecondFactorNotice(deps, dataKey, account, MessageKind.SECOND_FACTOR_ADDED);
       return { factor: viewOf({ ...pending, confirmedAt: at, lastUsedAt: at }), recoveryCodes: codes };
     },
 
@@ -420,6 +441,8 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       );
       if (!(await store.remove(principal.accountId, factorId, [removed])))
         throw new DomainError("not_found", "SECOND_FACTOR_NOT_FOUND", "no such second factor");
+      const { account, dataKey } = await openedAccount(principal.tenantId, principal.accountId);
+      await queueSecondFactorNotice(deps, dataKey, account, MessageKind.SECOND_FACTOR_REMOVED);
     },
 
     async regenerateRecoveryCodes(principal) {

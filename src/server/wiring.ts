@@ -418,6 +418,7 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   // SMS_PROVIDER=none: the flows refuse to queue codes nobody would deliver.
   const smsEnabled = config.sms?.provider !== "none";
   const passkeys = createPasskeys({
+    ...messaging,
     store: durable.secondFactors,
     accounts: durable.accounts,
     tenants,

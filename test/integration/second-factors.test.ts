@@ -124,6 +124,33 @@ describe.each(BACKENDS)("second factors on the %s backend", (backend) => {
     expect((await api().call(AccountService.method.listSecondFactors, {}, bearer(done.sessionToken))).recoveryCodesRemaining).toBe(9);
   });
 
+  it.each([
+    ["en", "A second factor was added", "A recovery code was used", "A second factor was removed"],
+    ["fr", "Un second facteur a été ajouté", "Un code de secours a servi", "Un second facteur a été retiré"],
+  ])(
+    "mails the person in %s when a factor is added, a recovery code signs in and a factor is removed, never with a secret or code",
+    async (locale, added, used, removed) => {
+      const email = `mfa.notice.${locale}.${Date.now()}.${seq++}@example.test`;
+      await api().call(IdentityService.method.signUp, { email, password: PASSWORD, locale });
+      const verified = await api().call(IdentityService.method.verifyIdentity, { token: linkToken((await server.waitForMail(email)).text) });
+      const started = await api().call(AccountService.method.startTotpEnrollment, {}, bearer(verified.sessionToken));
+      const confirmed = await api().call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret) }, bearer(verified.sessionToken));
+      const addedMail = await server.waitForMail(email, (m) => m.subject.startsWith(added));
+      expect(`${addedMail.text}${addedMail.html}`).not.toContain(started.secret);
+
+      const { secondFactorChallenge } = await signIn(email);
+      const done = await api().call(SessionService.method.completeSecondFactor, {
+        challenge: secondFactorChallenge!.challenge,
+        code: { case: "recoveryCode", value: confirmed.recoveryCodes[0]! },
+      });
+      const usedMail = await server.waitForMail(email, (m) => m.subject.startsWith(used));
+      expect(`${usedMail.text}${usedMail.html}`).not.toContain(confirmed.recoveryCodes[0]!);
+
+      await api().call(AccountService.method.removeSecondFactor, { factorId: confirmed.factor!.id }, bearer(done.sessionToken));
+      await server.waitForMail(email, (m) => m.subject.startsWith(removed));
+    },
+  );
+
   it("step-up: refused at AAL1 (PermissionDenied STEP_UP_REQUIRED), allowed at AAL2", async () => {
     const person = await enrolled("stepup");
     const aal1 = bearer(person.token);

@@ -33,6 +33,9 @@ const expected: Record<EmailMessageKind, string[]> = {
   trial_ended: ["Pro", "Free"],
   subscription_expired: ["Pro", "Free"],
   renewal_reminder: ["Pro", "2027-01-31"],
+  second_factor_added: [],
+  second_factor_removed: [],
+  recovery_code_used: [],
 };
 
 const emailKinds = Object.values(MessageKind).filter((kind): kind is EmailMessageKind => messageChannel(kind) === "email");

@@ -118,6 +118,33 @@ export const de: LocaleStrings = {
       ],
       required: ["plan", "date"],
     },
+    second_factor_added: {
+      subject: "Ihrem {product}-Konto wurde ein zweiter Faktor hinzugefügt",
+      paragraphs: [
+        "Ihrem {product}-Konto wurde soeben ein zweiter Faktor (eine Authenticator-App oder ein Passkey) hinzugefügt. Bei der Anmeldung wird er nun abgefragt.",
+        "Wenn Sie das waren, ist nichts weiter zu tun.",
+        "Wenn nicht, setzen Sie sofort Ihr Passwort zurück und wenden Sie sich an den Support.",
+      ],
+      required: [],
+    },
+    second_factor_removed: {
+      subject: "Ein zweiter Faktor wurde von Ihrem {product}-Konto entfernt",
+      paragraphs: [
+        "Von Ihrem {product}-Konto wurde soeben ein zweiter Faktor (eine Authenticator-App oder ein Passkey) entfernt.",
+        "Wenn Sie das waren oder den Support darum gebeten haben, ist nichts weiter zu tun.",
+        "Wenn nicht, setzen Sie sofort Ihr Passwort zurück und wenden Sie sich an den Support.",
+      ],
+      required: [],
+    },
+    recovery_code_used: {
+      subject: "Ein Wiederherstellungscode wurde für die Anmeldung bei {product} verwendet",
+      paragraphs: [
+        "Einer Ihrer Wiederherstellungscodes wurde soeben für die Anmeldung bei Ihrem {product}-Konto verwendet. Jeder Code funktioniert nur einmal.",
+        "Wenn Sie das waren, erstellen Sie am besten neue Wiederherstellungscodes in Ihren Kontoeinstellungen.",
+        "Wenn nicht, setzen Sie sofort Ihr Passwort zurück und wenden Sie sich an den Support.",
+      ],
+      required: [],
+    },
   },
   sms: {
     phone_code: { text: "{code} ist Ihr {product}-Code. Er läuft in {expiresIn} ab. Geben Sie ihn nicht weiter.", required: ["code", "minutes"] },

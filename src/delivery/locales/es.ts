@@ -116,6 +116,33 @@ export const es: LocaleStrings = {
       ],
       required: ["plan", "date"],
     },
+    second_factor_added: {
+      subject: "Se ha añadido un segundo factor a tu cuenta de {product}",
+      paragraphs: [
+        "Se acaba de añadir un segundo factor (una aplicación de autenticación o una llave de acceso) a tu cuenta de {product}. Se te pedirá al iniciar sesión.",
+        "Si has sido tú, no tienes que hacer nada más.",
+        "Si no, restablece tu contraseña de inmediato y contacta con el soporte.",
+      ],
+      required: [],
+    },
+    second_factor_removed: {
+      subject: "Se ha quitado un segundo factor de tu cuenta de {product}",
+      paragraphs: [
+        "Se acaba de quitar un segundo factor (una aplicación de autenticación o una llave de acceso) de tu cuenta de {product}.",
+        "Si has sido tú, o se lo pediste al soporte, no tienes que hacer nada más.",
+        "Si no, restablece tu contraseña de inmediato y contacta con el soporte.",
+      ],
+      required: [],
+    },
+    recovery_code_used: {
+      subject: "Se ha usado un código de recuperación para entrar en {product}",
+      paragraphs: [
+        "Se acaba de usar uno de tus códigos de recuperación para iniciar sesión en tu cuenta de {product}. Cada código funciona una sola vez.",
+        "Si has sido tú, conviene generar nuevos códigos de recuperación en los ajustes de tu cuenta.",
+        "Si no, restablece tu contraseña de inmediato y contacta con el soporte.",
+      ],
+      required: [],
+    },
   },
   sms: {
     phone_code: { text: "{code} es tu codigo de {product}. Caduca en {expiresIn}. No lo compartas con nadie.", required: ["code", "minutes"] },
