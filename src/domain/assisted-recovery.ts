@@ -1,6 +1,7 @@
 // Customer service: an admin who identified a person by phone sets a new email
-// address for them, or issues a one-time temporary password that must be
-// changed at the first sign-in. Both need a stated reason (audited by the
+// address for them, issues a one-time temporary password that must be
+// changed at the first sign-in, or removes the second factors of someone who
+// lost their device. All need a stated reason (audited by the
 // service layer with it), are refused against admins and super admins unless
 // the caller is a super admin (assertMayManageAccount), are rate limited per
 // admin and per account, and end every session of the account.
@@ -15,6 +16,9 @@ import { linkBase } from "./found-identity.ts";
 import { isId } from "./ids.ts";
 import type { Limits } from "./limits.ts";
 import { MessageKind } from "./messages.ts";
+import type { OutboxWriter } from "./ports/outbox.ts";
+import type { SecondFactorStore } from "./ports/second-factors.ts";
+import { queueSecondFactorNotice } from "./second-factors.ts";
 import { discardLinkToken, issueLinkToken } from "./one-time-tokens.ts";
 import { type AccountReader, type AccountWriter, DuplicateIdentityError } from "./ports/accounts.ts";
 import type { Random } from "./ports/random.ts";
@@ -48,6 +52,11 @@ export interface AssistedRecovery {
   changeEmail(input: AssistedTarget & { newEmail: string; attested: boolean }): Promise<Account>;
   /** A new random password, usable once until `expiresAt`: SignIn then requires a new one (PASSWORD_CHANGE_REQUIRED). Every session ends. */
   issueTemporaryPassword(input: AssistedTarget): Promise<{ password: string; expiresAt: number; account: Account }>;
+  /**
+   * Lost device: removes every confirmed second factor (each a second_factor.removed event)
+   * and the recovery codes; the person is told by mail; every session ends. Returns how many factors went.
+   */
+  resetSecondFactors(input: AssistedTarget): Promise<{ removedFactors: number }>;
 }
 
 /** `length` characters drawn uniformly from ALPHABET (rejection sampling: no character likelier than another). */
@@ -74,7 +83,9 @@ export function createAssistedRecovery(deps: {
   random: Random;
   publicUrl: string;
   verificationLinkTtlMs: number;
+  outbox: OutboxWriter;
   onMessageQueued: () => void;
+  secondFactors: SecondFactorStore;
 }): AssistedRecovery {
   const { accounts, keyring } = deps;
   const notFound = () => new DomainError("not_found", "ACCOUNT_NOT_FOUND", "account not found");
@@ -187,6 +198,25 @@ export function createAssistedRecovery(deps: {
       deps.onMessageQueued();
       await deps.revocations.settle(input.tenantId, input.accountId);
       return { password, expiresAt, account: openAccount(keyring, written.account, written.wrappedKey).account };
+    },
+
+    async resetSecondFactors(input) {
+      const { found } = await prepare(input);
+      const { account, dataKey } = openAccount(keyring, found.account, found.wrappedKey);
+      const at = deps.now();
+      let removedFactors = 0;
+      for (const factor of await deps.secondFactors.list(account.id)) {
+        if (factor.confirmedAt === null) continue;
+        const removed = accountEvent(EventType.SECOND_FACTOR_REMOVED, found.account, at, { factor_id: factor.id, by: "admin" }, deps.random);
+        // Removing the last factor deletes the recovery codes in the same transaction.
+        if (await deps.secondFactors.remove(account.id, factor.id, [removed])) removedFactors++;
+      }
+      // Codes left without any factor (none should be) go too: the reset leaves nothing to answer with.
+      await deps.secondFactors.replaceRecoveryCodes(account.id, [], at);
+      if (removedFactors > 0) await queueSecondFactorNotice(deps, dataKey, account, MessageKind.SECOND_FACTOR_REMOVED);
+      // Whoever holds a session (perhaps the one who has the device) holds none now.
+      await deps.revocations.revokeAll(input.tenantId, account.id, "sessions_revoked");
+      return { removedFactors };
     },
   };
 }

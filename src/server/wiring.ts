@@ -481,7 +481,15 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
   const profiles = createProfiles({ accounts: durable.accounts, keyring, tenants, now });
   const erasure = createErasure({ accounts: durable.accounts, keys: durable.keys, revocations, audit, now, tenants, keyring, passwords, limits });
   const users = createAdminUsers({ ...links, accounts: durable.accounts, tenants, passwords, sessions, revocations, limits, recovery, profiles, erasure });
-  const assistedRecovery = createAssistedRecovery({ ...links, accounts: durable.accounts, tenants, passwords, limits, revocations });
+  const assistedRecovery = createAssistedRecovery({
+    ...links,
+    accounts: durable.accounts,
+    tenants,
+    passwords,
+    limits,
+    revocations,
+    secondFactors: durable.secondFactors,
+  });
   const emailChange = createEmailChange({ ...messaging, accounts: durable.accounts, tenants, keyring, limits, now, random });
   const socialProviders = createSocialProviders({
     store: durable.socialProviders,

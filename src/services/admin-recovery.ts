@@ -12,7 +12,7 @@ import { accountToProto } from "./convert.ts";
 
 const ASSISTED_RECOVERY: Need = { permission: null, minRole: Role.ADMIN };
 
-export type RecoveryRpcs = "changeUserEmail" | "issueTemporaryPassword";
+export type RecoveryRpcs = "changeUserEmail" | "issueTemporaryPassword" | "resetSecondFactors";
 
 export function recoveryHandlers(app: App): Pick<ServiceImpl<typeof AdminService>, RecoveryRpcs> {
   const onAccount = accountAction(app);
@@ -29,6 +29,13 @@ export function recoveryHandlers(app: App): Pick<ServiceImpl<typeof AdminService
         app.assistedRecovery.issueTemporaryPassword({ ...target, reason: req.reason }),
       );
       return { temporaryPassword: issued.password, expireTime: timestampFromMs(issued.expiresAt) };
+    },
+
+    async resetSecondFactors(req, ctx) {
+      const { removedFactors } = await onAccount(ctx, ASSISTED_RECOVERY, "user.reset_second_factors", req, (target) =>
+        app.assistedRecovery.resetSecondFactors({ ...target, reason: req.reason }),
+      );
+      return { removedFactorCount: removedFactors };
     },
   };
 }

@@ -3,10 +3,12 @@
 // address is told, the new one must verify unless attested, every session ends)
 // or issues a one-time temporary password that SignIn accepts only together with
 // a new one — each with the mails received and the audit trail entries, refused
-// against admins unless the caller is a super admin, and rate limited.
+// against admins unless the caller is a super admin, and rate limited — or
+// removes the second factors of someone who lost their device.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
@@ -14,6 +16,7 @@ import { Role } from "../../src/domain/types.ts";
 import { BACKENDS } from "../support/backends.ts";
 import { codeOf, createCaller, refusal, type Caller } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
+import { appCode } from "../support/totp.ts";
 
 const PASSWORD = "correct horse battery staple";
 const ROOT_PASSWORD = "operator's own long passphrase 42";
@@ -154,5 +157,53 @@ describe.each(BACKENDS)("admin-assisted recovery on the %s backend", (backend) =
     expect(await reasonOf(api.call(AdminService.method.issueTemporaryPassword, { accountId: carol.accountId, reason: "attempt 4" }, admin))).toBe(
       "ResourceExhausted RATE_LIMITED",
     );
+  });
+
+  it("lost device: removes every second factor and the recovery codes, ends every session, tells the person; same rules as the others", async () => {
+    const dan = await person("dan");
+    const started = await api.call(AccountService.method.startTotpEnrollment, {}, bearer(dan.token));
+    const confirmed = await api.call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret) }, bearer(dan.token));
+    expect((await signIn(dan.email, PASSWORD)).secondFactorChallenge).toBeDefined();
+    const reset = (reason: string, caller = admin, accountId = dan.accountId) =>
+      api.call(AdminService.method.resetSecondFactors, { accountId, reason }, caller);
+
+    expect(await reasonOf(reset(" "))).toBe("InvalidArgument REASON_REQUIRED");
+    expect((await reset("ticket 4413: phone lost, identified by date of birth")).removedFactorCount).toBe(1);
+
+    // Every session ended; the password alone signs in now; no factor or code is left.
+    expect(await codeOf(validate(dan.token))).toBe(Code.Unauthenticated);
+    const plain = await signIn(dan.email, PASSWORD);
+    expect(plain.secondFactorChallenge).toBeUndefined();
+    expect((await validate(plain.sessionToken)).accountId).toBe(dan.accountId);
+    const listed = await api.call(AccountService.method.listSecondFactors, {}, bearer(plain.sessionToken));
+    expect([listed.factors, listed.recoveryCodesRemaining]).toEqual([[], 0]);
+    expect((await server.rawRows("recovery_codes")).filter((r) => r.account_id === dan.accountId)).toEqual([]);
+    expect((await server.rawRows("second_factors")).filter((r) => r.account_id === dan.accountId)).toEqual([]);
+    // The removal is an event (webhooks), the person is told by mail, the audit trail keeps the reason.
+    const events = (await server.rawRows("events")).filter((e) => e.account_id === dan.accountId).map((e) => e.type);
+    expect(events.filter((t) => t === "second_factor.removed")).toHaveLength(1);
+    const notice = await server.waitForMail(dan.email, (m) => /second factor was removed/.test(m.subject));
+    for (const code of confirmed.recoveryCodes) expect(notice.text).not.toContain(code);
+    const audit = await server.runtime.app.audit.list({
+      tenantId: "default",
+      target: `account:${dan.accountId}`,
+      action: "user.reset_second_factors",
+      pageSize: 10,
+      pageToken: "",
+    });
+    expect(audit.events.map((e) => [e.actor, e.outcome, e.reason])).toEqual([
+      [`account:${adminId}`, "REASON_REQUIRED", " "],
+      [`account:${adminId}`, "success", "ticket 4413: phone lost, identified by date of birth"],
+    ]);
+
+    // An admin's factors: a super admin's call only.
+    const other = uniqueEmail("mfa-admin");
+    const otherId = (await api.call(AdminService.method.createUser, { email: other, password: PASSWORD, role: Role.ADMIN }, root)).account!.id;
+    expect(await reasonOf(reset("identified by phone", admin, otherId))).toBe("PermissionDenied ACCOUNT_ROLE_TOO_HIGH");
+    expect((await reset("identified by phone", root, otherId)).removedFactorCount).toBe(0);
+    // Counted with the other customer-service actions: 3 per account per hour.
+    await reset("again 2");
+    await reset("again 3");
+    expect(await reasonOf(reset("again 4"))).toBe("ResourceExhausted RATE_LIMITED");
   });
 });

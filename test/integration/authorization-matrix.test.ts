@@ -140,6 +140,7 @@ const MATRIX: Record<string, Row> = {
   // Customer service: a person's session (ADMIN of the tenant), never an API key.
   "identity.v1.AdminService.ChangeUserEmail": { permission: null, expect: "U P A A P P P", request: { ...ACCOUNT, newEmail: "new@example.test" } },
   "identity.v1.AdminService.IssueTemporaryPassword": { permission: null, expect: "U P A A P P P", request: ACCOUNT },
+  "identity.v1.AdminService.ResetSecondFactors": { permission: null, expect: "U P A A P P P", request: ACCOUNT },
   // Plans: the tenant's admins; a billing key may read them, never change them.
   "identity.v1.AdminService.ListPlans": { permission: "subscriptions.write", expect: "U P A A A P P" },
   "identity.v1.AdminService.SetPlan": { permission: null, expect: "U P A A P P P", request: { plan: { id: "" }, reason: "authorization matrix" } },

@@ -1515,6 +1515,54 @@ export declare type IssueTemporaryPasswordResponse = Message<"identity.v1.IssueT
 export declare const IssueTemporaryPasswordResponseSchema: GenMessage<IssueTemporaryPasswordResponse>;
 
 /**
+ * ResetSecondFactorsRequest names the user.
+ *
+ * @generated from message identity.v1.ResetSecondFactorsRequest
+ */
+export declare type ResetSecondFactorsRequest = Message<"identity.v1.ResetSecondFactorsRequest"> & {
+  /**
+   * The account's id.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Why, and how the person was identified; required, recorded in the audit
+   * trail.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message identity.v1.ResetSecondFactorsRequest.
+ * Use `create(ResetSecondFactorsRequestSchema)` to create a new message.
+ */
+export declare const ResetSecondFactorsRequestSchema: GenMessage<ResetSecondFactorsRequest>;
+
+/**
+ * ResetSecondFactorsResponse says what was removed.
+ *
+ * @generated from message identity.v1.ResetSecondFactorsResponse
+ */
+export declare type ResetSecondFactorsResponse = Message<"identity.v1.ResetSecondFactorsResponse"> & {
+  /**
+   * How many second factors were removed (0 when the user had none).
+   *
+   * @generated from field: int32 removed_factor_count = 1;
+   */
+  removedFactorCount: number;
+};
+
+/**
+ * Describes the message identity.v1.ResetSecondFactorsResponse.
+ * Use `create(ResetSecondFactorsResponseSchema)` to create a new message.
+ */
+export declare const ResetSecondFactorsResponseSchema: GenMessage<ResetSecondFactorsResponse>;
+
+/**
  * ListPlansRequest lists the tenant's plans.
  *
  * @generated from message identity.v1.ListPlansRequest
@@ -2680,6 +2728,22 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof IssueTemporaryPasswordRequestSchema;
     output: typeof IssueTemporaryPasswordResponseSchema;
+  },
+  /**
+   * Customer service, for a person who lost their device: removes every
+   * second factor of the user (authenticator apps, passkeys) and their
+   * recovery codes, so the next sign-in needs the password only; each factor
+   * removed is a second_factor.removed event, every session of the user ends
+   * and the person is told by mail. Same callers, reason and limits as
+   * ChangeUserEmail; audited (user.reset_second_factors).
+   * Errors: as ChangeUserEmail, without new_email and EMAIL_TAKEN.
+   *
+   * @generated from rpc identity.v1.AdminService.ResetSecondFactors
+   */
+  resetSecondFactors: {
+    methodKind: "unary";
+    input: typeof ResetSecondFactorsRequestSchema;
+    output: typeof ResetSecondFactorsResponseSchema;
   },
   /**
    * Lists the tenant's plans, by rank. ADMIN of the tenant or an API key with
