@@ -60,6 +60,8 @@ export interface Config {
   readonly accessTokenTtlMs: number;
   /** Age at which the access-token signing key is replaced. */
   readonly signingKeyRotationMs: number;
+  /** How long domain events are kept once no delivery needs them (0: forever). */
+  readonly eventRetentionMs: number;
   readonly shutdownGraceMs: number;
   /**
    * Development mode: the embedded backends and generated keys are allowed, and
@@ -226,6 +228,7 @@ const KNOWN_VARIABLES = [
   "ACCESS_TOKEN_TTL_SECONDS",
   "ACCESS_TOKEN_ISSUER",
   "SIGNING_KEY_ROTATION_DAYS",
+  "EVENT_RETENTION_DAYS",
   "SHUTDOWN_GRACE_SECONDS",
   "DEVELOPMENT_MODE",
   "SOCIAL_PROVIDER_TIMEOUT_MS",
@@ -425,6 +428,7 @@ export function loadConfig(env: Env = process.env): Config {
     accessTokenIssuer: env.ACCESS_TOKEN_ISSUER?.trim() || publicUrl.replace(/\/+$/, ""),
     accessTokenTtlMs: integer(env, "ACCESS_TOKEN_TTL_SECONDS", 300, 30, 3600) * 1000,
     signingKeyRotationMs: integer(env, "SIGNING_KEY_ROTATION_DAYS", 30, 1, 365) * 24 * 3600 * 1000,
+    eventRetentionMs: integer(env, "EVENT_RETENTION_DAYS", 30, 0, 3650) * 24 * 3600 * 1000,
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_SECONDS", 10, 0, 600) * 1000,
     development: embedded || developmentSwitch,
     timeouts: Object.freeze({

@@ -1,8 +1,9 @@
 // Retention: what each tenant's settings say may be kept, and no longer —
 // unverified sign-ups, delivered messages, audit events (as a chain prefix with
-// a checkpoint). One leased, idempotent, batched job; see docs/privacy.md#retention.
+// a checkpoint), domain events (as a stream prefix with a watermark). One leased, idempotent, batched job; see docs/privacy.md#retention.
 import type { AccountEraser } from "./ports/accounts.ts";
 import type { AuditPruner } from "./ports/audit.ts";
+import type { EventStore } from "./ports/events.ts";
 import type { Leases } from "./ports/leases.ts";
 import type { OutboxHistory } from "./ports/outbox.ts";
 import type { TenantReader } from "./ports/tenants.ts";
@@ -19,6 +20,8 @@ export interface RetentionRun {
   guestAccounts: number;
   deliveredMessages: number;
   auditEvents: number;
+  /** Domain events past EVENT_RETENTION_DAYS that no delivery needs any more. */
+  events: number;
 }
 
 export interface Retention {
@@ -33,6 +36,9 @@ export function createRetention(deps: {
   accounts: Pick<AccountEraser, "purgeUnverified" | "purgeGuests">;
   outbox: Pick<OutboxHistory, "purgeDelivered">;
   audit: AuditPruner;
+  events: Pick<EventStore, "purgeDelivered">;
+  /** How long domain events are kept (EVENT_RETENTION_DAYS; 0: forever). */
+  eventRetentionMs: number;
 }): Retention {
   /** Repeats a batch delete until a batch comes back short. */
   async function drain(step: () => Promise<number>): Promise<number> {
@@ -70,7 +76,7 @@ export function createRetention(deps: {
   return {
     purgeUnverified,
     async run(at) {
-      const result: RetentionRun = { unverifiedAccounts: await purgeUnverified(at), guestAccounts: 0, deliveredMessages: 0, auditEvents: 0 };
+      const result: RetentionRun = { unverifiedAccounts: await purgeUnverified(at), guestAccounts: 0, deliveredMessages: 0, auditEvents: 0, events: 0 };
       await forEachTenant(deps.tenants, async ({ id: tenantId, settings }) => {
         if (settings.guestRetentionMs > 0)
           result.guestAccounts += await drainAccounts(() =>
@@ -80,6 +86,8 @@ export function createRetention(deps: {
           deps.outbox.purgeDelivered({ tenantId, createdBefore: at - settings.deliveredMessageRetentionMs, limit: BATCH }),
         );
         result.auditEvents += await drain(() => deps.audit.prune({ tenantId, before: at - settings.auditEventRetentionMs, limit: BATCH }));
+        if (deps.eventRetentionMs > 0)
+          result.events += await drain(() => deps.events.purgeDelivered({ tenantId, createdBefore: at - deps.eventRetentionMs, limit: BATCH }));
       });
       return result;
     },

@@ -117,7 +117,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 export function createWebhooks(deps: {
   webhooks: WebhookStore;
-  events: Pick<EventStore, "readAfter">;
+  events: Pick<EventStore, "readAfter" | "purgedThrough">;
   tenants: Pick<Tenants, "get">;
   keyring: Pick<Keyring, "sealSecret">;
   /** http:// endpoints (development mode only) and private addresses (development mode or WEBHOOK_ALLOW_PRIVATE_NETWORKS). */
@@ -213,6 +213,13 @@ export function createWebhooks(deps: {
       let after = parseCursor(cursor);
       return {
         async *[Symbol.asyncIterator]() {
+          // A cursor older than retention lost events: say so rather than skip them silently.
+          if (cursor !== "" && after < (await deps.events.purgedThrough(tenantId)))
+            throw new DomainError(
+              "failed_precondition",
+              "CURSOR_EXPIRED",
+              "events after this cursor were deleted by retention (EVENT_RETENTION_DAYS): resynchronize, then follow from an empty cursor",
+            );
           while (!signal.aborted) {
             const batch = await deps.events.readAfter({ tenantId, afterSequence: after, ...(types.length ? { types } : {}), limit: 100 });
             for (const event of batch) {

@@ -542,7 +542,14 @@ export async function createRuntime(config: Config, log: Logger, options: Runtim
     onMessageQueued: () => outboxWorker.nudge(),
   });
   const purgeIntervalMs = options.purgeIntervalMs ?? 15 * 60_000;
-  const retention = createRetention({ tenants: durable.tenants, accounts: durable.accounts, outbox: durable.outbox, audit: durable.audit });
+  const retention = createRetention({
+    tenants: durable.tenants,
+    accounts: durable.accounts,
+    outbox: durable.outbox,
+    audit: durable.audit,
+    events: durable.events,
+    eventRetentionMs: config.eventRetentionMs,
+  });
   // One background job under retention's lease: retention, then the subscriptions' dates.
   const background = {
     async run(at: number) {

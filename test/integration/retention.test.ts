@@ -47,7 +47,7 @@ describe.each(BACKENDS)("retention on the %s backend", (backend) => {
 
     // Day 8: only the unverified sign-up (7 days) is due.
     clockOffset = 8 * DAY;
-    expect(await server.runtime.retention.run(now())).toEqual({ unverifiedAccounts: 1, guestAccounts: 0, deliveredMessages: 0, auditEvents: 0 });
+    expect(await server.runtime.retention.run(now())).toEqual({ unverifiedAccounts: 1, guestAccounts: 0, deliveredMessages: 0, auditEvents: 0, events: 0 });
     expect((await server.rawRows("accounts")).some((r) => r.id === verified.accountId)).toBe(true);
 
     // A message still pending (the worker is stopped) is never deleted, however old.
@@ -74,7 +74,7 @@ describe.each(BACKENDS)("retention on the %s backend", (backend) => {
     expect(left.events.every((e) => e.at >= Date.now() + 31 * DAY - 60_000)).toBe(true);
     expect(await server.runtime.app.audit.verify("default")).toMatchObject({ intact: true, broken: [] });
     // Nothing more is due: a second run deletes nothing.
-    expect(await server.runtime.retention.run(now())).toEqual({ unverifiedAccounts: 0, guestAccounts: 0, deliveredMessages: 0, auditEvents: 0 });
+    expect(await server.runtime.retention.run(now())).toEqual({ unverifiedAccounts: 0, guestAccounts: 0, deliveredMessages: 0, auditEvents: 0, events: 0 });
     // The person is untouched by all of it.
     const late = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: verifiedEmail, password: PASSWORD } } });
     const { account } = await api.call(AccountService.method.getAccount, {}, { authorization: `Bearer ${late.sessionToken}` });

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { startRetention, type RetentionRun } from "../../src/domain/retention.ts";
 import { createMemoryStores } from "../../src/store/memory/stores.ts";
 
-const deleted = (n: number): RetentionRun => ({ unverifiedAccounts: n, guestAccounts: 0, deliveredMessages: 0, auditEvents: 0 });
+const deleted = (n: number): RetentionRun => ({ unverifiedAccounts: n, guestAccounts: 0, deliveredMessages: 0, auditEvents: 0, events: 0 });
 
 describe("startRetention", () => {
   beforeEach(() => {

@@ -57,6 +57,16 @@ export interface EventStore {
   readAfter(input: { tenantId: string; afterSequence: number; types?: readonly string[]; limit: number }): Promise<SequencedEvent[]>;
   /** The highest number given in the tenant so far (0 for none): where a stream starts "from now". */
   lastSequence(tenantId: string): Promise<number>;
+  /**
+   * Retention: deletes up to `limit` of the tenant's oldest numbered events made
+   * before `createdBefore`, as a prefix of its stream — stopping at the first event
+   * that is newer or that a delivery still needs (pending or failed, which may be
+   * requeued) — with their delivered deliveries, and raises the tenant's
+   * purgedThrough. Returns how many it deleted.
+   */
+  purgeDelivered(input: { tenantId: string; createdBefore: number; limit: number }): Promise<number>;
+  /** The highest event number retention deleted in the tenant (0 for none): a cursor below it lost events. */
+  purgedThrough(tenantId: string): Promise<number>;
   /** Up to `limit` events about the account in the tenant, oldest first (by id), after `afterId` when given: the data export. */
   listForAccount(input: { tenantId: string; accountId: string; afterId?: string; limit: number }): Promise<DomainEvent[]>;
 }

@@ -45,6 +45,8 @@ export const SHARED_TABLES = [
   "webhooks",
   "blocking_hooks",
   "message_templates",
+  // How far retention deleted each tenant's event stream: a number per tenant.
+  "event_watermarks",
   "kysely_migration",
   "kysely_migration_lock",
   "keystore_migration",

@@ -73,6 +73,54 @@ export function createSqlEventStore(db: Kysely<Database>): EventStore {
   return {
     append: (events) => insertEvents(db, events),
 
+    async purgeDelivered({ tenantId, createdBefore, limit }) {
+      return db.transaction().execute(async (trx) => {
+        // The first event of the stream that must stay: too new, or still needed by a delivery.
+        const blocker = await trx
+          .selectFrom("events")
+          .select((eb) => eb.fn.min("sequence").as("first"))
+          .where("tenant_id", "=", tenantId)
+          .where("sequence", "is not", null)
+          .where((eb) =>
+            eb.or([
+              eb("created_at", ">=", createdBefore),
+              eb("id", "in", eb.selectFrom("webhook_deliveries").select("event_id").where("tenant_id", "=", tenantId).where("status", "!=", "delivered")),
+            ]),
+          )
+          .executeTakeFirst();
+        const first = blocker?.first === null || blocker?.first === undefined ? undefined : Number(blocker.first);
+        let query = trx
+          .selectFrom("events")
+          .select(["id", "sequence"])
+          .where("tenant_id", "=", tenantId)
+          .where("sequence", "is not", null)
+          .where("created_at", "<", createdBefore);
+        if (first !== undefined) query = query.where("sequence", "<", first);
+        const due = await query.orderBy("sequence").limit(limit).execute();
+        if (due.length === 0) return 0;
+        const ids = due.map((e) => e.id);
+        await trx.deleteFrom("webhook_deliveries").where("event_id", "in", ids).execute();
+        await trx.deleteFrom("events").where("id", "in", ids).execute();
+        const through = Number(due[due.length - 1]!.sequence);
+        const updated = await trx
+          .updateTable("event_watermarks")
+          .set({ purged_through: through })
+          .where("tenant_id", "=", tenantId)
+          .where("purged_through", "<", through)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) === 0) {
+          const existing = await trx.selectFrom("event_watermarks").select("tenant_id").where("tenant_id", "=", tenantId).executeTakeFirst();
+          if (!existing) await trx.insertInto("event_watermarks").values({ tenant_id: tenantId, purged_through: through }).execute();
+        }
+        return due.length;
+      });
+    },
+
+    async purgedThrough(tenantId) {
+      const row = await db.selectFrom("event_watermarks").select("purged_through").where("tenant_id", "=", tenantId).executeTakeFirst();
+      return row ? Number(row.purged_through) : 0;
+    },
+
     async listForAccount({ tenantId, accountId, afterId, limit }) {
       let query = db.selectFrom("events").selectAll().where("account_id", "=", accountId).where("tenant_id", "=", tenantId);
       if (afterId !== undefined) query = query.where("id", ">", afterId);

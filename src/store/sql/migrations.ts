@@ -20,6 +20,7 @@ import { subscriptions } from "./migrations/0010_subscriptions.ts";
 import { webhooks } from "./migrations/0010_webhooks.ts";
 import { blockingHooks } from "./migrations/0011_blocking_hooks.ts";
 import { messageTemplates } from "./migrations/0012_message_templates.ts";
+import { eventRetention } from "./migrations/0013_event_retention.ts";
 
 // Each migration lives in its own file under migrations/; list it here under a
 // name that sorts after the previous one.
@@ -41,6 +42,7 @@ const migrations: Record<string, Migration> = {
   "0010_webhooks": webhooks,
   "0011_blocking_hooks": blockingHooks,
   "0012_message_templates": messageTemplates,
+  "0013_event_retention": eventRetention,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

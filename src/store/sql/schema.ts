@@ -216,6 +216,12 @@ export interface EventsTable {
   created_at: number;
 }
 
+/** The highest event number retention deleted, per tenant (0013). */
+export interface EventWatermarksTable {
+  tenant_id: string;
+  purged_through: number;
+}
+
 /** A tenant's webhook endpoints (0010); `secret` sealed under the KEK. */
 export interface WebhooksTable {
   id: string;
@@ -296,6 +302,7 @@ export interface Database {
   social_providers: SocialProvidersTable;
   subscription_changes: SubscriptionChangesTable;
   events: EventsTable;
+  event_watermarks: EventWatermarksTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
   blocking_hooks: BlockingHooksTable;
