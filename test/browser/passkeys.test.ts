@@ -83,6 +83,8 @@ describe("passkeys in Chromium with a virtual authenticator", () => {
       expect(row!.confirmed_at).not.toBeNull();
       // The enrollment is an event of the account, as a TOTP enrollment is.
       expect((await server.rawRows("events")).filter((e) => e.account_id === verified.accountId).map((e) => e.type)).toContain("second_factor.enrolled");
+      // And the person is told by mail, as for an authenticator app.
+      await server.waitForMail(email, (m) => /second factor was added/.test(m.subject));
 
       // Removal at AAL1 (the verification's session) needs step-up.
       expect((await refusal(api.call(AccountService.method.removeSecondFactor, { factorId: factors[0]!.id }, bearer(aal1Token)))).code).toBe(

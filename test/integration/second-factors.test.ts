@@ -196,12 +196,17 @@ describe.each(BACKENDS)("second factors on the %s backend", (backend) => {
       // A person (USER) is not concerned.
       const person = await verifiedPerson("plain");
       expect((await signIn(person.email)).sessionToken).not.toBe("");
+      // Customer service too: resetting someone's factors needs the caller's own.
+      const reset = (headers: Record<string, string>) =>
+        api().call(AdminService.method.resetSecondFactors, { accountId: person.accountId, reason: "lost phone, identified by phone" }, headers);
+      await expectRefused(reset(root), Code.PermissionDenied, "STEP_UP_REQUIRED");
       // The admin enrolls at AAL1, signs in with the factor, and may act.
       const started = await api().call(AccountService.method.startTotpEnrollment, {}, root);
       await api().call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret) }, root);
       const { sessionToken } = await aal2({ email: rootEmail, secret: started.secret });
       const { users } = await api().call(AdminService.method.listUsers, { reason: "audit" }, bearer(sessionToken));
       expect(users.map((u) => u.id)).toContain(person.accountId);
+      expect((await reset(bearer(sessionToken))).removedFactorCount).toBe(0);
       await setMinRole(bearer(sessionToken), Role.UNSPECIFIED);
     } finally {
       await server.runtime.app.tenants.update(DEFAULT_TENANT_ID, (t) => ({ name: t.name, settings: { ...t.settings, secondFactorMinRole: 0 } }));
