@@ -6,12 +6,14 @@
 // renders with sample values.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { createCaller, refusal, type Caller } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
+import { appCode } from "../support/totp.ts";
 
 const PASSWORD = "correct horse battery staple";
 let seq = 0;
@@ -74,6 +76,24 @@ describe.each(BACKENDS)("message templates on the %s backend", (backend) => {
     expect(listed.templates.map((t) => [t.kind, t.locale])).toEqual([["verify_email", "fr"]]);
     const audit = await server.runtime.app.audit.list({ tenantId: shop, pageSize: 100, pageToken: "", action: "template.set" });
     expect(audit.events.map((e) => e.target)).toEqual(["template:verify_email/fr"]);
+  });
+
+  it("a tenant's own second-factor notice replaces the built-in one", async () => {
+    const shop = await tenant("Atelier");
+    const own = { kind: "second_factor_added", locale: "fr", subject: "{{product}} : nouveau facteur", textBody: "Un facteur a été ajouté sur {{product}}." };
+    await api.call(AdminService.method.setMessageTemplate, { ...own, tenantId: shop }, root);
+    const email = uniqueEmail("mfa-notice");
+    await api.call(IdentityService.method.signUp, { email, password: PASSWORD, locale: "fr" }, { "x-tenant-id": shop });
+    const { sessionToken } = await api.call(
+      IdentityService.method.verifyIdentity,
+      { token: linkToken((await server.waitForMail(email)).text) },
+      { "x-tenant-id": shop },
+    );
+    const auth = { ...bearer(sessionToken), "x-tenant-id": shop };
+    const started = await api.call(AccountService.method.startTotpEnrollment, {}, auth);
+    await api.call(AccountService.method.confirmTotpEnrollment, { code: appCode(started.secret) }, auth);
+    const mail = await server.waitForMail(email, (m) => m.subject === "Identity : nouveau facteur");
+    expect(mail.text).toContain("Un facteur a été ajouté sur Identity.");
   });
 
   it("follows the locale chain: the message's locale, the tenant's default, English, then the built-in (de and es ship)", async () => {
