@@ -194,6 +194,10 @@ export function createPhoneIdentities(deps: PhoneIdentityDeps): PhoneIdentities 
             const events = [accountEvent(EventType.ACCOUNT_CREATED, rows.account, at, { identity_id: rows.identity.id, identity_kind: "phone" }, random)];
             await accounts.createAccount({ ...rows, messages: [sealMessage(dataKey, rows.account, message, at, random)], events });
             subject = { accountId: rows.account.id };
+            // A known number's path looks its holder up and queues a row after the refused insert: the same
+            // lookup and a decoy row here, so the answer takes as long (test/integration/timing-oracle.test.ts).
+            await accounts.findByIdentity(tenant.id, IdentityKind.PHONE, lookupHash);
+            await deps.outbox.enqueue([sealDecoy(keyring, tenant.id, MessageKind.PHONE_CODE, at, random)]);
           } catch (error) {
             if (!(error instanceof DuplicateIdentityError)) throw error;
             const found = await accounts.findByIdentity(tenant.id, IdentityKind.PHONE, lookupHash);
