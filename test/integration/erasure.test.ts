@@ -16,7 +16,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Code } from "@connectrpc/connect";
-import { Redis } from "ioredis";
 import { createConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountService } from "../../gen/identity/v1/account_service_pb.js";
@@ -30,8 +29,9 @@ import type { StoredAccount } from "../../src/domain/ports/accounts.ts";
 import { keyringFor } from "../../src/server/wiring.ts";
 import { ACCOUNT_TABLES } from "../../src/store/sql/account-tables.ts";
 import { openDurableStores } from "../../src/store/sql/open.ts";
-import { BACKENDS, createMysqlDatabase, REDIS_URL, type BackendName } from "../support/backends.ts";
+import { BACKENDS, createMysqlDatabase, type BackendName } from "../support/backends.ts";
 import { codeOf, createCaller, type Caller, refusal } from "../support/clients.ts";
+import { redisEntries } from "../support/redis-dump.ts";
 import { cliEnv, linkToken, runCli, startTestServer, type TestServer } from "../support/server.ts";
 import { appCode } from "../support/totp.ts";
 
@@ -363,33 +363,9 @@ describe.each(BACKENDS)("erasure on the %s backend", (backend: BackendName) => {
     for (const table of ["account_keys", "erasure_ledger"])
       haystacks.push({ where: `key store ${table}`, text: JSON.stringify(await server.rawKeyRows(table)) });
     if (server.config.redisUrl) {
-      const redis = new Redis(REDIS_URL);
-      try {
-        let cursor = "0";
-        let keys = 0;
-        do {
-          const [next, batch] = await redis.scan(cursor, "MATCH", `${server.config.redisKeyPrefix}*`, "COUNT", 500);
-          cursor = next;
-          for (const key of batch) {
-            keys++;
-            const type = await redis.type(key);
-            const value =
-              type === "string"
-                ? await redis.get(key)
-                : type === "hash"
-                  ? await redis.hgetall(key)
-                  : type === "set"
-                    ? await redis.smembers(key)
-                    : type === "zset"
-                      ? await redis.zrange(key, 0, -1)
-                      : await redis.lrange(key, 0, -1);
-            haystacks.push({ where: `redis ${key}`, text: `${key} ${JSON.stringify(value)}` });
-          }
-        } while (cursor !== "0");
-        expect(keys).toBeGreaterThan(0); // sessions and limits are there to scan
-      } finally {
-        await redis.quit();
-      }
+      const entries = await redisEntries(server.config.redisKeyPrefix);
+      expect(entries.length).toBeGreaterThan(0); // sessions and limits are there to scan
+      for (const { key, text } of entries) haystacks.push({ where: `redis ${key}`, text });
     }
     expect(haystacks.length).toBeGreaterThan(5);
     const leaks = haystacks.flatMap(({ where, text }) => needles.filter((n) => text.toLowerCase().includes(n.toLowerCase())).map((n) => `${where}: ${n}`));

@@ -4,9 +4,14 @@ import { REDIS_URL } from "./backends.ts";
 
 /** Every key under `prefix` (a test server's) with its value (strings, hashes, sets, lists), as one text. */
 export async function redisDump(prefix: string): Promise<string> {
+  return (await redisEntries(prefix)).map(({ text }) => `${text}\n`).join("");
+}
+
+/** Every key under `prefix` with its value, one entry a key (a scan can then say where it found something). */
+export async function redisEntries(prefix: string): Promise<{ key: string; text: string }[]> {
   const redis = new Redis(REDIS_URL);
   try {
-    let dump = "";
+    const entries: { key: string; text: string }[] = [];
     let cursor = "0";
     do {
       const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
@@ -25,10 +30,10 @@ export async function redisDump(prefix: string): Promise<string> {
                   : type === "list"
                     ? await redis.lrange(key, 0, -1)
                     : `(${type})`;
-        dump += `${key} ${JSON.stringify(value)}\n`;
+        entries.push({ key, text: `${key} ${JSON.stringify(value)}` });
       }
     } while (cursor !== "0");
-    return dump;
+    return entries;
   } finally {
     redis.disconnect();
   }
