@@ -24,7 +24,7 @@ import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { createCaller, refusal, type Caller } from "../support/clients.ts";
-import { startAppleDouble, startOidcProvider, type TestAppleIdentity, type TestOidcProvider } from "../support/oidc-provider.ts";
+import { startAppleDouble, registerAsGoogle, startOidcProvider, type TestAppleIdentity, type TestOidcProvider } from "../support/oidc-provider.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { appCode } from "../support/totp.ts";
 
@@ -57,22 +57,7 @@ describe.each(BACKENDS)("social sign-in on the %s backend", (backend) => {
     await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: PASSWORD, promote: false });
     const root = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: PASSWORD } } });
     adminBearer = { authorization: `Bearer ${root.sessionToken}` };
-    googleId = (
-      await api.call(
-        AdminService.method.createSocialProvider,
-        {
-          provider: {
-            kind: SocialProviderKind.GOOGLE,
-            name: "Google (test)",
-            issuer: google.issuer,
-            clientId: google.clientId,
-            redirectUris: [google.redirectUri],
-          },
-          clientSecret: google.clientSecret,
-        },
-        adminBearer,
-      )
-    ).provider!.id;
+    googleId = await registerAsGoogle(api, google, adminBearer);
     appleId = (
       await api.call(
         AdminService.method.createSocialProvider,

@@ -8,13 +8,13 @@
 // codes and invitations are read from its outbox (test/support/sms-outbox.ts).
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AdminService, SocialProviderKind } from "../../gen/identity/v1/admin_service_pb.js";
+import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { SubscriptionStatus as Status } from "../../gen/identity/v1/common_pb.js";
 import { IdentityService } from "../../gen/identity/v1/identity_service_pb.js";
 import { SessionService } from "../../gen/identity/v1/session_service_pb.js";
 import { BACKENDS } from "../support/backends.ts";
 import { createCaller, type Caller } from "../support/clients.ts";
-import { startOidcProvider, type TestOidcProvider } from "../support/oidc-provider.ts";
+import { registerAsGoogle, startOidcProvider, type TestOidcProvider } from "../support/oidc-provider.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { lastCode, queuedMessages } from "../support/sms-outbox.ts";
 
@@ -44,22 +44,7 @@ describe.each(BACKENDS)("trials for every kind of account on the %s backend", (b
     await server.runtime.bootstrap.createSuperAdmin({ email: rootEmail, password: PASSWORD, promote: false });
     const signedIn = await api.call(SessionService.method.signIn, { method: { case: "emailPassword", value: { email: rootEmail, password: PASSWORD } } });
     root = { authorization: `Bearer ${signedIn.sessionToken}` };
-    googleId = (
-      await api.call(
-        AdminService.method.createSocialProvider,
-        {
-          provider: {
-            kind: SocialProviderKind.GOOGLE,
-            name: "Google (test)",
-            issuer: google.issuer,
-            clientId: google.clientId,
-            redirectUris: [google.redirectUri],
-          },
-          clientSecret: google.clientSecret,
-        },
-        root,
-      )
-    ).provider!.id;
+    googleId = await registerAsGoogle(api, google, root);
     const plans = [
       { id: "free", name: "Free", rank: 0, entitlements: [], free: true },
       { id: "pro", name: "Pro", rank: 20, entitlements: ["exports"], trialDays: 14 },

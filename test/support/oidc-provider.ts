@@ -12,6 +12,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import * as jose from "jose";
 import Provider, { type Configuration } from "oidc-provider";
+import { AdminService, SocialProviderKind } from "../../gen/identity/v1/admin_service_pb.js";
+import type { Caller } from "./clients.ts";
 
 export interface TestPerson {
   sub: string;
@@ -325,4 +327,23 @@ export async function startAppleDouble(options: { redirectUri?: string } = {}): 
     },
     close: () => close(server),
   };
+}
+
+/** Registers `google` as the tenant's GOOGLE provider through AdminService (as `bearer`, an admin); its provider id. */
+export async function registerAsGoogle(api: Caller, google: TestOidcProvider, bearer: Record<string, string>): Promise<string> {
+  const { provider } = await api.call(
+    AdminService.method.createSocialProvider,
+    {
+      provider: {
+        kind: SocialProviderKind.GOOGLE,
+        name: "Google (test)",
+        issuer: google.issuer,
+        clientId: google.clientId,
+        redirectUris: [google.redirectUri],
+      },
+      clientSecret: google.clientSecret,
+    },
+    bearer,
+  );
+  return provider!.id;
 }
