@@ -7,7 +7,6 @@
 //   server, which has TLS disabled, it refuses to connect instead of falling back
 //   to plaintext (a server with TLS would be verified against the CA).
 // - The configuration checks the variables.
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,10 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { openSqlDatabase } from "../../src/store/sql/database.ts";
 import { createRedisStores } from "../../src/store/redis/stores.ts";
+import { selfSignedCertificate } from "../support/tls.ts";
 import { BACKENDS, MYSQL_ADMIN_URL, REDIS_URL, redisPrefix } from "../support/backends.ts";
-
-const exec = (command: string, args: string[]) =>
-  new Promise<void>((resolve, reject) => execFile(command, args, (error) => (error ? reject(error) : resolve())));
 
 describe.runIf(BACKENDS.includes("mysql"))("TLS to the backends", () => {
   let dir: string;
@@ -33,24 +30,7 @@ describe.runIf(BACKENDS.includes("mysql"))("TLS to the backends", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "backend-tls-"));
-    const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
-    await exec("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-days",
-      "1",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]);
+    const { key, cert } = await selfSignedCertificate(dir);
     ca = readFileSync(cert, "utf8");
     caFile = cert;
     const redis = new URL(REDIS_URL);

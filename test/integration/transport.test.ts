@@ -27,6 +27,7 @@ import { createMetrics } from "../../src/interceptors/metrics.ts";
 import { BACKENDS } from "../support/backends.ts";
 import { codeOf, createCaller, PROTOCOLS, refusal } from "../support/clients.ts";
 import { linkToken, startTestServer, type TestServer } from "../support/server.ts";
+import { selfSignedCertificate } from "../support/tls.ts";
 
 const exec = promisify(execFile);
 const BUF = join(import.meta.dirname, "../../node_modules/.bin/buf");
@@ -304,24 +305,7 @@ describe.each(BACKENDS)("transport on the %s backend", (backend) => {
 
     beforeAll(async () => {
       const dir = mkdtempSync(join(scratch, "tls-"));
-      const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
-      await exec("openssl", [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-days",
-        "1",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-      ]);
+      const { key, cert } = await selfSignedCertificate(dir);
       ca = readFileSync(cert);
       tlsServer = await startTestServer(backend, { env: { TLS_CERT_FILE: cert, TLS_KEY_FILE: key } });
       base = `https://localhost:${tlsServer.port}`;
