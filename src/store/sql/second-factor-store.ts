@@ -1,11 +1,11 @@
 // Second factors and recovery codes over Kysely (MySQL/MariaDB/TiDB and SQLite).
 // Single use is a compare-and-set in the UPDATE's WHERE clause: two concurrent
 // uses of one code or one TOTP step never both succeed.
-import type { Selectable } from "kysely";
+import type { Kysely, Selectable } from "kysely";
 import type { SecondFactorStore, StoredSecondFactor } from "../../domain/ports/second-factors.ts";
 import type { SqlDatabase } from "./database.ts";
 import { insertEvents } from "./event-store.ts";
-import type { SecondFactorsTable } from "./schema.ts";
+import type { Database, SecondFactorsTable } from "./schema.ts";
 
 const num = (value: number | string | bigint | null) => (value === null ? null : Number(value));
 
@@ -23,6 +23,18 @@ function toFactor(row: Selectable<SecondFactorsTable>): StoredSecondFactor {
   };
 }
 
+/** Whether the account has a confirmed factor (in `db`, or in a transaction's view). */
+async function hasConfirmedFactor(db: Kysely<Database>, accountId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("second_factors")
+    .select("id")
+    .where("account_id", "=", accountId)
+    .where("confirmed_at", "is not", null)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorStore {
   return {
     async list(accountId) {
@@ -30,15 +42,8 @@ export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorSto
       return rows.map(toFactor);
     },
 
-    async hasConfirmed(accountId) {
-      const row = await db
-        .selectFrom("second_factors")
-        .select("id")
-        .where("account_id", "=", accountId)
-        .where("confirmed_at", "is not", null)
-        .limit(1)
-        .executeTakeFirst();
-      return row !== undefined;
+    hasConfirmed(accountId) {
+      return hasConfirmedFactor(db, accountId);
     },
 
     async putPending(factor) {
@@ -103,14 +108,7 @@ export function createSqlSecondFactorStore({ db }: SqlDatabase): SecondFactorSto
           .where("confirmed_at", "is not", null)
           .executeTakeFirst();
         if (Number(deleted.numDeletedRows) === 0) return false;
-        const left = await trx
-          .selectFrom("second_factors")
-          .select("id")
-          .where("account_id", "=", accountId)
-          .where("confirmed_at", "is not", null)
-          .limit(1)
-          .executeTakeFirst();
-        if (!left) await trx.deleteFrom("recovery_codes").where("account_id", "=", accountId).execute();
+        if (!(await hasConfirmedFactor(trx, accountId))) await trx.deleteFrom("recovery_codes").where("account_id", "=", accountId).execute();
         await insertEvents(trx, events);
         return true;
       });
